@@ -1,0 +1,81 @@
+"""etcd's client-visible errors: exact message text and gRPC status code.
+
+clientv3 maps a received status back to its typed error by the message text, so every string here
+is byte-identical to etcd's (shared/reference/etcd-api.md, section 2). Any layer may raise these;
+the gRPC layer turns them into grpc-status / grpc-message trailers unchanged.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class StatusCode(enum.IntEnum):
+    """gRPC status codes (the numbers travel in the grpc-status trailer)."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class EtcdError(Exception):
+    """An error a client sees as a gRPC status. Instances below are shared; raise them as they are."""
+
+    def __init__(self, code: StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"EtcdError({self.code.name}, {self.message!r})"
+
+
+def _e(code: StatusCode, message: str) -> EtcdError:
+    return EtcdError(code, message)
+
+
+C = StatusCode
+
+ERR_EMPTY_KEY = _e(C.INVALID_ARGUMENT, "etcdserver: key is not provided")
+ERR_KEY_NOT_FOUND = _e(C.INVALID_ARGUMENT, "etcdserver: key not found")
+ERR_VALUE_PROVIDED = _e(C.INVALID_ARGUMENT, "etcdserver: value is provided")
+ERR_LEASE_PROVIDED = _e(C.INVALID_ARGUMENT, "etcdserver: lease is provided")
+ERR_TOO_MANY_OPS = _e(C.INVALID_ARGUMENT, "etcdserver: too many operations in txn request")
+ERR_DUPLICATE_KEY = _e(C.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request")
+ERR_COMPACTED = _e(C.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted")
+ERR_FUTURE_REV = _e(C.OUT_OF_RANGE, "etcdserver: mvcc: required revision is a future revision")
+ERR_NO_SPACE = _e(C.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded")
+ERR_LEASE_NOT_FOUND = _e(C.NOT_FOUND, "etcdserver: requested lease not found")
+ERR_LEASE_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: lease already exists")
+ERR_LEASE_TTL_TOO_LARGE = _e(C.OUT_OF_RANGE, "etcdserver: too large lease TTL")
+ERR_WATCH_CANCELED = _e(C.CANCELLED, "etcdserver: watch canceled")
+ERR_REQUEST_TOO_LARGE = _e(C.INVALID_ARGUMENT, "etcdserver: request is too large")
+ERR_TOO_MANY_REQUESTS = _e(C.UNKNOWN, "etcdserver: too many requests")
+ERR_NO_LEADER = _e(C.UNAVAILABLE, "etcdserver: no leader")
+ERR_NOT_LEADER = _e(C.FAILED_PRECONDITION, "etcdserver: not leader")
+ERR_LEADER_CHANGED = _e(C.UNAVAILABLE, "etcdserver: leader changed")
+ERR_STOPPED = _e(C.UNAVAILABLE, "etcdserver: server stopped")
+ERR_TIMEOUT = _e(C.UNAVAILABLE, "etcdserver: request timed out")
+ERR_CORRUPT = _e(C.DATA_LOSS, "etcdserver: corrupt cluster")
+ERR_PERMISSION_DENIED = _e(C.PERMISSION_DENIED, "etcdserver: permission denied")
+ERR_INVALID_AUTH_TOKEN = _e(C.UNAUTHENTICATED, "etcdserver: invalid auth token")
+ERR_USER_EMPTY = _e(C.INVALID_ARGUMENT, "etcdserver: user name is empty")
+
+
+def message_too_large(got: int, limit: int) -> EtcdError:
+    """grpc-go's text when a received message exceeds the server's receive limit."""
+    return _e(C.RESOURCE_EXHAUSTED, f"grpc: received message larger than max ({got} vs. {limit})")
