@@ -1,0 +1,25 @@
+"""Maps gRPC paths to the service handlers; unknown paths get grpc-go's UNIMPLEMENTED texts."""
+
+from __future__ import annotations
+
+from etcdx.api.grpc.cluster import ClusterService
+from etcdx.api.grpc.health import HealthService
+from etcdx.api.grpc.kv import KVService
+from etcdx.api.grpc.maintenance import MaintenanceService
+from etcdx.net.grpc_server import Resolver
+from etcdx.server.server import EtcdServer
+
+
+def build_routes(server: EtcdServer) -> dict:
+    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range"."""
+    routes: dict = {}
+    for service in (KVService(server), MaintenanceService(server), ClusterService(server), HealthService()):
+        routes.update(service.methods())
+    return routes
+
+
+def build_resolver(server: EtcdServer) -> tuple[Resolver, frozenset[str]]:
+    """The resolver for the transport and the set of known service names (for its error texts)."""
+    routes = build_routes(server)
+    services = frozenset(path.split("/")[1] for path in routes)
+    return routes.get, services

@@ -1,0 +1,56 @@
+"""The HTTP/1.1 side of the client port: /health, /version, /metrics, as etcd 3.5 serves them."""
+
+from __future__ import annotations
+
+import json
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from etcdx.net.http1 import HttpRequest, HttpResponse
+from etcdx.server import metrics
+from etcdx.server.server import EtcdServer
+from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
+
+_CORS = [
+    ("access-control-allow-headers", "accept, content-type, authorization"),
+    ("access-control-allow-methods", "POST, GET, OPTIONS, PUT, DELETE"),
+    ("access-control-allow-origin", "*"),
+]
+_TEXT = ("content-type", "text/plain; charset=utf-8")
+_VERSION_BODY = json.dumps({"etcdserver": SERVER_VERSION, "etcdcluster": CLUSTER_VERSION}, separators=(",", ":"))
+
+
+def _response(status: int, body: bytes, content_type: tuple[str, str] = _TEXT, extra=()) -> HttpResponse:
+    return HttpResponse(status=status, headers=[*_CORS, content_type, *extra], body=body)
+
+
+_METHOD_NOT_ALLOWED = _response(405, b"Method Not Allowed\n", extra=[("allow", "GET"), ("x-content-type-options", "nosniff")])
+_NOT_FOUND = _response(404, b"404 page not found\n", extra=[("x-content-type-options", "nosniff")])
+
+
+class HttpEndpoints:
+    """An HttpHandler for the client port."""
+
+    def __init__(self, server: EtcdServer) -> None:
+        self._server = server
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.target.split("?", 1)[0]
+        handler = {"/health": self._health, "/version": self._version, "/metrics": self._metrics}.get(path)
+        if handler is None:
+            return _NOT_FOUND
+        if request.method != "GET":
+            return _METHOD_NOT_ALLOWED
+        return handler()
+
+    def _health(self) -> HttpResponse:
+        return _response(200, b'{"health":"true","reason":""}')
+
+    def _version(self) -> HttpResponse:
+        return _response(200, _VERSION_BODY.encode(), ("content-type", "application/json"))
+
+    def _metrics(self) -> HttpResponse:
+        backend = self._server.backend
+        metrics.DB_TOTAL_SIZE.set(backend.size_bytes)
+        metrics.QUOTA_BACKEND_BYTES.set(self._server.settings.quota_backend_bytes)
+        return _response(200, generate_latest(), ("content-type", CONTENT_TYPE_LATEST))

@@ -1,0 +1,41 @@
+"""Runs the client listeners: gRPC and HTTP/1.1 on every --listen-client-urls address."""
+
+from __future__ import annotations
+
+import trio
+
+from etcdx.api.grpc.router import build_resolver
+from etcdx.api.http.endpoints import HttpEndpoints
+from etcdx.net.listener import serve_client_port
+from etcdx.server.server import EtcdServer
+
+# grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
+GRPC_OVERHEAD_BYTES = 512 * 1024
+
+
+async def serve_clients(
+    server: EtcdServer,
+    addresses: list[tuple[str, int]],
+    *,
+    task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serves every (host, port) until cancelled; reports the bound ports once all listen."""
+    resolve, services = build_resolver(server)
+    http_handler = HttpEndpoints(server)
+    max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
+    async with trio.open_nursery() as nursery:
+        ports = []
+        for host, port in addresses:
+            bound = await nursery.start(
+                lambda task_status, host=host, port=port: serve_client_port(
+                    host,
+                    port,
+                    resolve=resolve,
+                    known_services=services,
+                    http_handler=http_handler,
+                    max_recv_message_bytes=max_recv,
+                    task_status=task_status,
+                )
+            )
+            ports.append(bound)
+        task_status.started(ports)

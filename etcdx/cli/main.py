@@ -1,0 +1,88 @@
+"""The `etcdx` command: etcd's flags -> Config -> the server core and the client API in one nursery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import trio
+
+from etcdx.api.serve import serve_clients
+from etcdx import log as logging_setup
+from etcdx.config import Config, ConfigError, parse_config, usage
+from etcdx.log import get_logger
+from etcdx.net.peer_listener import hold_peer_port
+from etcdx.server.server import EtcdServer
+from etcdx.server.settings import ServerSettings
+from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
+
+log = get_logger("etcdx.cli")
+
+
+def settings_from_config(config: Config) -> ServerSettings:
+    return ServerSettings(
+        name=config.name,
+        data_dir=config.data_dir,
+        wal_dir=config.wal_dir,
+        member_id=config.member_id,
+        cluster_id=config.cluster_id,
+        peer_urls=tuple(config.initial_advertise_peer_urls_str),
+        client_urls=tuple(config.advertise_client_urls_str),
+        max_request_bytes=config.max_request_bytes,
+        max_txn_ops=config.max_txn_ops,
+        quota_backend_bytes=config.effective_quota_backend_bytes,
+    )
+
+
+def version_text() -> str:
+    return (
+        f"etcd Version: {SERVER_VERSION}\n"
+        f"Git SHA: etcdx\n"
+        f"Go Version: python{sys.version_info.major}.{sys.version_info.minor}\n"
+        f"Go OS/Arch: {sys.platform}/{os.uname().machine}\n"
+        f"etcdx Version: {ETCDX_VERSION} (etcd API {API_VERSION})\n"
+    )
+
+
+async def run(config: Config) -> None:
+    """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed)."""
+    server = EtcdServer(settings_from_config(config))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+        await nursery.start(server.run)
+        for host, port in config.listen_peer_addresses:
+            await nursery.start(hold_peer_port, host, port)
+        client_ports = await nursery.start(serve_clients, server, list(config.listen_client_addresses))
+        log.info(
+            "ready to serve client requests",
+            name=config.name,
+            data_dir=config.data_dir,
+            listen_client_urls=[f"{host}:{port}" for (host, _), port in zip(config.listen_client_addresses, client_ports, strict=True)],
+            listen_peer_urls=[f"{host}:{port}" for host, port in config.listen_peer_addresses],
+        )
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received signal; shutting down", signal=signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if config.show_help:
+        sys.stdout.write(usage())
+        return 0
+    if config.show_version:
+        sys.stdout.write(version_text())
+        return 0
+    logging_setup.configure(config.log_level, config.log_outputs)
+    trio.run(run, config)
+    return 0

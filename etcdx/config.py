@@ -1,0 +1,431 @@
+"""etcd's flags, ETCD_* environment variables and YAML config file -> one frozen Config.
+
+Rules (as etcd 3.5): Go flag syntax (`--flag=v`, `--flag v`, `-flag v`, bare booleans); every flag
+may come from ETCD_<FLAG_NAME> when it is not on the command line (both set is fatal); with
+--config-file (or ETCD_CONFIG_FILE) only the YAML file counts. Every flag etcd has is recognised; one
+that etcdx does not implement yet fails loudly when set to anything but its default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import yaml
+
+from etcdx.log import get_logger
+
+log = get_logger("etcdx.config")
+
+
+class ConfigError(Exception):
+    """A configuration the server refuses to start with; the message is printed as it is."""
+
+
+# name -> (kind, default). Kinds: str, int, bool, urls (comma-separated list).
+IMPLEMENTED: dict[str, tuple[str, object]] = {
+    "name": ("str", "default"),
+    "data-dir": ("str", ""),
+    "wal-dir": ("str", ""),
+    "snapshot-count": ("int", 100000),
+    "heartbeat-interval": ("int", 100),
+    "election-timeout": ("int", 1000),
+    "listen-peer-urls": ("urls", "http://localhost:2380"),
+    "listen-client-urls": ("urls", "http://localhost:2379"),
+    "initial-advertise-peer-urls": ("urls", "http://localhost:2380"),
+    "initial-cluster": ("str", ""),
+    "initial-cluster-state": ("str", "new"),
+    "initial-cluster-token": ("str", "etcd-cluster"),
+    "advertise-client-urls": ("urls", "http://localhost:2379"),
+    "quota-backend-bytes": ("int", 0),
+    "max-txn-ops": ("int", 128),
+    "max-request-bytes": ("int", 1572864),
+    "logger": ("str", "zap"),
+    "log-outputs": ("str", "default"),
+    "log-level": ("str", "info"),
+    "enable-grpc-gateway": ("bool", True),
+    "config-file": ("str", ""),
+    "version": ("bool", False),
+    "help": ("bool", False),
+}
+
+# Flags etcd 3.5 has that etcdx does not honour yet: accepted only at their default value.
+NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
+    "initial-election-tick-advance": ("bool", True),
+    "max-snapshots": ("int", 5),
+    "max-wals": ("int", 5),
+    "backend-bbolt-freelist-type": ("str", "map"),
+    "backend-batch-interval": ("str", ""),
+    "backend-batch-limit": ("int", 0),
+    "grpc-keepalive-min-time": ("str", "5s"),
+    "grpc-keepalive-interval": ("str", "2h"),
+    "grpc-keepalive-timeout": ("str", "20s"),
+    "socket-reuse-port": ("bool", False),
+    "socket-reuse-address": ("bool", False),
+    "discovery": ("str", ""),
+    "discovery-fallback": ("str", "proxy"),
+    "discovery-proxy": ("str", ""),
+    "discovery-srv": ("str", ""),
+    "discovery-srv-name": ("str", ""),
+    "strict-reconfig-check": ("bool", True),
+    "pre-vote": ("bool", True),
+    "auto-compaction-retention": ("str", "0"),
+    "auto-compaction-mode": ("str", "periodic"),
+    "enable-v2": ("bool", False),
+    "v2-deprecation": ("str", "not-yet"),
+    "cert-file": ("str", ""),
+    "key-file": ("str", ""),
+    "client-cert-auth": ("bool", False),
+    "client-crl-file": ("str", ""),
+    "client-cert-allowed-hostname": ("str", ""),
+    "trusted-ca-file": ("str", ""),
+    "auto-tls": ("bool", False),
+    "peer-cert-file": ("str", ""),
+    "peer-key-file": ("str", ""),
+    "peer-client-cert-auth": ("bool", False),
+    "peer-trusted-ca-file": ("str", ""),
+    "peer-cert-allowed-cn": ("str", ""),
+    "peer-cert-allowed-hostname": ("str", ""),
+    "peer-auto-tls": ("bool", False),
+    "self-signed-cert-validity": ("int", 1),
+    "peer-crl-file": ("str", ""),
+    "cipher-suites": ("str", ""),
+    "cors": ("str", "*"),
+    "host-whitelist": ("str", "*"),
+    "auth-token": ("str", "simple"),
+    "bcrypt-cost": ("int", 10),
+    "auth-token-ttl": ("int", 300),
+    "enable-pprof": ("bool", False),
+    "metrics": ("str", "basic"),
+    "listen-metrics-urls": ("str", ""),
+    "enable-log-rotation": ("bool", False),
+    "log-rotation-config-json": ("str", '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}'),
+    "experimental-enable-distributed-tracing": ("bool", False),
+    "experimental-distributed-tracing-address": ("str", "localhost:4317"),
+    "experimental-distributed-tracing-service-name": ("str", "etcd"),
+    "experimental-distributed-tracing-instance-id": ("str", ""),
+    "proxy": ("str", "off"),
+    "proxy-failure-wait": ("int", 5000),
+    "proxy-refresh-interval": ("int", 30000),
+    "proxy-dial-timeout": ("int", 1000),
+    "proxy-write-timeout": ("int", 5000),
+    "proxy-read-timeout": ("int", 0),
+    "experimental-initial-corrupt-check": ("bool", False),
+    "experimental-corrupt-check-time": ("str", "0s"),
+    "experimental-enable-v2v3": ("str", ""),
+    "experimental-enable-lease-checkpoint": ("bool", False),
+    "experimental-enable-lease-checkpoint-persist": ("bool", False),
+    "experimental-compaction-batch-limit": ("int", 1000),
+    "experimental-peer-skip-client-san-verification": ("bool", False),
+    "experimental-watch-progress-notify-interval": ("str", "10m"),
+    "experimental-warning-apply-duration": ("str", "100ms"),
+    "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
+    "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
+    "experimental-memory-mlock": ("bool", False),
+    "force-new-cluster": ("bool", False),
+    "unsafe-no-fsync": ("bool", False),
+}
+
+# Accepted and ignored with a warning, as etcd does.
+OBSOLETE = frozenset(
+    "cluster-active-size cluster-remove-delay cluster-sync-interval config force max-result-buffer "
+    "max-retry-attempts peer-heartbeat-interval peer-election-timeout retry-interval snapshot v vv".split()
+)
+
+FLAGS = {**IMPLEMENTED, **NOT_IMPLEMENTED}
+DEFAULT_QUOTA_BYTES = 2 * 1024**3
+_TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
+@dataclass(frozen=True)
+class Url:
+    scheme: str
+    host: str
+    port: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    data_dir: str
+    wal_dir: str
+    snapshot_count: int
+    heartbeat_interval: int
+    election_timeout: int
+    listen_peer_urls: tuple[Url, ...]
+    listen_client_urls: tuple[Url, ...]
+    initial_advertise_peer_urls: tuple[Url, ...]
+    initial_cluster: dict[str, tuple[str, ...]]
+    initial_cluster_state: str
+    initial_cluster_token: str
+    advertise_client_urls: tuple[Url, ...]
+    quota_backend_bytes: int
+    max_txn_ops: int
+    max_request_bytes: int
+    logger: str
+    log_outputs: tuple[str, ...]
+    log_level: str
+    enable_grpc_gateway: bool
+    show_version: bool
+    show_help: bool
+
+    @property
+    def effective_quota_backend_bytes(self) -> int:
+        """0 means etcd's default of 2 GiB; a negative quota disables the check (returned as 0)."""
+        if self.quota_backend_bytes == 0:
+            return DEFAULT_QUOTA_BYTES
+        return max(self.quota_backend_bytes, 0)
+
+    @property
+    def listen_client_addresses(self) -> tuple[tuple[str, int], ...]:
+        return tuple((u.host, u.port) for u in self.listen_client_urls)
+
+    @property
+    def listen_peer_addresses(self) -> tuple[tuple[str, int], ...]:
+        return tuple((u.host, u.port) for u in self.listen_peer_urls)
+
+    @property
+    def initial_advertise_peer_urls_str(self) -> tuple[str, ...]:
+        return tuple(u.text for u in self.initial_advertise_peer_urls)
+
+    @property
+    def advertise_client_urls_str(self) -> tuple[str, ...]:
+        return tuple(u.text for u in self.advertise_client_urls)
+
+    @property
+    def member_id(self) -> int:
+        return member_id(self.initial_cluster[self.name], self.initial_cluster_token)
+
+    @property
+    def cluster_id(self) -> int:
+        ids = [member_id(urls, self.initial_cluster_token) for urls in self.initial_cluster.values()]
+        return cluster_id(ids)
+
+
+def member_id(peer_urls: tuple[str, ...] | list[str], token: str) -> int:
+    """etcd's member ID: SHA-1 over the sorted peer URLs concatenated, then the cluster token."""
+    digest = hashlib.sha1(("".join(sorted(peer_urls)) + token).encode()).digest()
+    return struct.unpack(">Q", digest[:8])[0]
+
+
+def cluster_id(member_ids: list[int]) -> int:
+    """etcd's cluster ID: SHA-1 over the sorted member IDs as 8-byte big-endian numbers."""
+    digest = hashlib.sha1(b"".join(struct.pack(">Q", m) for m in sorted(member_ids))).digest()
+    return struct.unpack(">Q", digest[:8])[0]
+
+
+def usage() -> str:
+    lines = ["Usage:", "", "  etcdx [flags]", "", "Flags (etcd's; those marked * are not implemented yet):"]
+    for name, (_, default) in sorted(FLAGS.items()):
+        star = " *" if name in NOT_IMPLEMENTED else ""
+        lines.append(f"  --{name} '{_show(default)}'{star}")
+    return "\n".join(lines) + "\n"
+
+
+def _show(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _parse_argv(argv: list[str]) -> dict[str, str]:
+    """Go's flag package syntax. Values stay strings; a bare boolean flag means "true"."""
+    given: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise ConfigError(f"'{arg}' is not a valid flag")
+        body = arg.lstrip("-")
+        name, eq, value = body.partition("=")
+        if name in ("h",):
+            name = "help"
+        if name not in FLAGS and name not in OBSOLETE:
+            raise ConfigError(f"flag provided but not defined: -{name}")
+        kind = FLAGS[name][0] if name in FLAGS else "str"
+        if not eq:
+            if kind == "bool":
+                value = "true"
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                raise ConfigError(f"flag needs an argument: -{name}")
+        given[name] = value
+    return given
+
+
+def _from_env(environ: Mapping[str, str], on_command_line: dict[str, str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    known = {"ETCD_" + n.upper().replace("-", "_"): n for n in [*FLAGS, *OBSOLETE]}
+    for var, value in environ.items():
+        if not var.startswith("ETCD_"):
+            continue
+        name = known.get(var)
+        if name is None:
+            log.warning("unrecognized environment variable", environment_variable=f"{var}={value}")
+            continue
+        if name in on_command_line:
+            raise ConfigError(
+                "conflicting environment variable is shadowed by corresponding command-line flag "
+                f"(either unset environment variable or disable flag)): {var}"
+            )
+        values[name] = value
+    return values
+
+
+def _from_yaml(path: str) -> dict[str, str]:
+    try:
+        with open(path) as f:
+            document = yaml.safe_load(f) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot load config file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"error parsing config file {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"error parsing config file {path}: not a mapping")
+    values: dict[str, str] = {}
+    for key, value in document.items():
+        if key in ("client-transport-security", "peer-transport-security"):
+            if isinstance(value, dict) and any(v not in (None, "", False) for v in value.values()):
+                raise ConfigError(f"etcdx: {key} (TLS) is not implemented yet")
+            continue
+        if key not in FLAGS:
+            raise ConfigError(f"error unmarshaling config file {path}: unknown field {key!r}")
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        values[key] = _show(value)
+    return values
+
+
+def _convert(name: str, raw: str) -> object:
+    kind = FLAGS[name][0]
+    if kind == "bool":
+        if raw in _TRUE:
+            return True
+        if raw in _FALSE:
+            return False
+        raise ConfigError(f'invalid boolean value "{raw}" for -{name}: parse error')
+    if kind == "int":
+        try:
+            return int(raw, 0)
+        except ValueError:
+            raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+    return raw
+
+
+def _urls(name: str, raw: str) -> tuple[Url, ...]:
+    urls = []
+    for text in raw.split(","):
+        text = text.strip()
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.scheme not in ("http", "https", "unix", "unixs") or not parsed.netloc:
+            raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL scheme must be http, https, unix, or unixs: {text}')
+        if parsed.scheme != "http":
+            raise ConfigError(f"etcdx: --{name} with scheme {parsed.scheme} (TLS or unix sockets) is not implemented yet")
+        if parsed.path not in ("", "/"):
+            raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL must not contain a path: {text}')
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if port is None or parsed.hostname is None:
+            raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL address does not have the form "host:port": {text}')
+        urls.append(Url(parsed.scheme, parsed.hostname, port, text))
+    return tuple(urls)
+
+
+def _initial_cluster(raw: str) -> dict[str, tuple[str, ...]]:
+    cluster: dict[str, list[str]] = {}
+    for item in raw.split(","):
+        name, eq, url = item.partition("=")
+        if not eq or not name or not url:
+            raise ConfigError(f"--initial-cluster has an invalid entry {item!r} (want name=peer-url)")
+        _urls("initial-cluster", url)
+        cluster.setdefault(name, []).append(url)
+    return {name: tuple(urls) for name, urls in cluster.items()}
+
+
+def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
+    given = _parse_argv(argv)
+    env_values = _from_env(environ, given)
+    config_file = given.get("config-file") or env_values.get("config-file", "")
+    values = _from_yaml(config_file) if config_file else {**env_values, **given}
+    if config_file:
+        values.setdefault("config-file", config_file)
+    for name in OBSOLETE & values.keys():
+        log.warning("flag is obsolete and ignored", flag=f"--{name}")
+        del values[name]
+    typed = {name: _convert(name, raw) for name, raw in values.items()}
+    for name, value in typed.items():
+        if name in NOT_IMPLEMENTED and value != NOT_IMPLEMENTED[name][1]:
+            raise ConfigError(f"etcdx: --{name} is not implemented yet")
+
+    def get(name: str) -> object:
+        return typed.get(name, IMPLEMENTED[name][1])
+
+    if "listen-client-urls" in typed and "advertise-client-urls" not in typed:
+        raise ConfigError("--advertise-client-urls is required when --listen-client-urls is set explicitly")
+    heartbeat, election = get("heartbeat-interval"), get("election-timeout")
+    if heartbeat <= 0 or election <= 0:
+        raise ConfigError("--heartbeat-interval and --election-timeout must be > 0")
+    if 5 * heartbeat > election:
+        raise ConfigError(
+            f"--election-timeout[{election}ms] should be at least as 5 times as --heartbeat-interval[{heartbeat}ms]"
+        )
+    if election > 50000:
+        raise ConfigError(f"--election-timeout[{election}ms] is too long, and should be set less than 50000ms")
+    if get("log-level") not in ("debug", "info", "warn", "error", "dpanic", "panic", "fatal"):
+        raise ConfigError(f'unknown level "{get("log-level")}"')
+    state = get("initial-cluster-state")
+    if state not in ("new", "existing"):
+        raise ConfigError(f'invalid value "{state}" for flag -initial-cluster-state: valid values are "new", "existing"')
+    if state == "existing":
+        raise ConfigError("etcdx: --initial-cluster-state existing is not implemented yet (joining needs Raft)")
+
+    name = get("name")
+    peer_urls = _urls("initial-advertise-peer-urls", get("initial-advertise-peer-urls"))
+    initial_cluster = _initial_cluster(get("initial-cluster") or f"{name}=" + ",".join(u.text for u in peer_urls))
+    if name not in initial_cluster:
+        raise ConfigError(
+            f"couldn't find local name \"{name}\" in the initial cluster configuration"
+        )
+    if sorted(initial_cluster[name]) != sorted(u.text for u in peer_urls):
+        raise ConfigError(
+            f"--initial-cluster has {name}={','.join(initial_cluster[name])} but missing from "
+            f"--initial-advertise-peer-urls={','.join(u.text for u in peer_urls)}"
+        )
+    if len(initial_cluster) > 1:
+        raise ConfigError("etcdx: a cluster of more than one member is not implemented yet (needs Raft)")
+
+    return Config(
+        name=name,
+        # etcd's default is "<name>.etcd"; etcdx keeps its own data beside it as "<name>.etcdx".
+        data_dir=get("data-dir") or f"{name}.etcdx",
+        wal_dir=get("wal-dir"),
+        snapshot_count=get("snapshot-count"),
+        heartbeat_interval=heartbeat,
+        election_timeout=election,
+        listen_peer_urls=_urls("listen-peer-urls", get("listen-peer-urls")),
+        listen_client_urls=_urls("listen-client-urls", get("listen-client-urls")),
+        initial_advertise_peer_urls=peer_urls,
+        initial_cluster=initial_cluster,
+        initial_cluster_state=state,
+        initial_cluster_token=get("initial-cluster-token"),
+        advertise_client_urls=_urls("advertise-client-urls", get("advertise-client-urls")),
+        quota_backend_bytes=get("quota-backend-bytes"),
+        max_txn_ops=get("max-txn-ops"),
+        max_request_bytes=get("max-request-bytes"),
+        logger=get("logger"),
+        log_outputs=tuple(get("log-outputs").split(",")),
+        log_level=get("log-level"),
+        enable_grpc_gateway=get("enable-grpc-gateway"),
+        show_version=get("version"),
+        show_help=get("help"),
+    )
