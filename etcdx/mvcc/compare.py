@@ -1,0 +1,44 @@
+"""Txn compares, evaluated as etcd 3.5 does (pure)."""
+
+from __future__ import annotations
+
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.pb.mvccpb import kv_pb2
+
+Compare = rpc_pb2.Compare
+
+# The oneof field a target reads; a compare whose target_union holds another field compares against 0.
+_UNION_FIELD = {
+    Compare.VERSION: "version",
+    Compare.CREATE: "create_revision",
+    Compare.MOD: "mod_revision",
+    Compare.VALUE: "value",
+    Compare.LEASE: "lease",
+}
+_EMPTY_KV = kv_pb2.KeyValue()
+
+
+def compare_kv(c: rpc_pb2.Compare, kv: kv_pb2.KeyValue) -> bool:
+    field = _UNION_FIELD.get(c.target)
+    result = 0  # an unknown target compares equal, as in etcd
+    if field is not None:
+        wanted = getattr(c, field) if c.WhichOneof("target_union") == field else (b"" if field == "value" else 0)
+        have = getattr(kv, field)
+        result = (have > wanted) - (have < wanted)
+    if c.result == Compare.EQUAL:
+        return result == 0
+    if c.result == Compare.NOT_EQUAL:
+        return result != 0
+    if c.result == Compare.GREATER:
+        return result > 0
+    if c.result == Compare.LESS:
+        return result < 0
+    return True
+
+
+def compare_range(c: rpc_pb2.Compare, kvs: list[kv_pb2.KeyValue]) -> bool:
+    """Every key in the compare's range must satisfy it; with no key, VALUE fails and the others
+    compare against a zero KeyValue (so create_revision == 0 tests for absence)."""
+    if not kvs:
+        return c.target != Compare.VALUE and compare_kv(c, _EMPTY_KV)
+    return all(compare_kv(c, kv) for kv in kvs)

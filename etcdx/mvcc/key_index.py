@@ -1,0 +1,165 @@
+"""The key index (etcd's treeIndex): key -> generations of revisions, in an ordered B+tree map.
+
+A generation is the life of a key from its creation to its deletion: the revisions of its puts, and
+for every generation but the current one a final tombstone revision. A key whose current generation
+is empty does not exist now.
+
+Pure: no I/O. Revisions are packed ints (see revision.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from etcdx._native import load
+from etcdx.mvcc.revision import last_of_main, main_of
+
+SortedMap = load("btree").SortedMap
+
+
+class Generation:
+    """Invariant: revs ascending; ``version`` is the version of revs[-1] (a tombstone counts, as in etcd);
+    ``created`` is the main revision that created the key in this generation."""
+
+    __slots__ = ("created", "version", "revs")
+
+    def __init__(self, created: int = 0, version: int = 0) -> None:
+        self.created = created
+        self.version = version
+        self.revs: list[int] = []
+
+    def version_at(self, position: int) -> int:
+        return self.version - (len(self.revs) - 1 - position)
+
+
+class KeyHistory:
+    """Invariant: ``generations`` is never empty; only the last generation lacks a tombstone."""
+
+    __slots__ = ("generations",)
+
+    def __init__(self) -> None:
+        self.generations = [Generation()]
+
+    def put(self, rev: int) -> tuple[int, int]:
+        """Records a put at ``rev``; returns (create main revision, version) of the new value."""
+        gen = self.generations[-1]
+        if not gen.revs:
+            gen.created = main_of(rev)
+        gen.revs.append(rev)
+        gen.version += 1
+        return gen.created, gen.version
+
+    def restore(self, rev: int, created: int, version: int) -> None:
+        """Rebuilds from the backend: a value read back with its stored create revision and version."""
+        gen = self.generations[-1]
+        if not gen.revs:
+            gen.created = created
+        gen.revs.append(rev)
+        gen.version = version
+
+    def tombstone(self, rev: int) -> None:
+        """Ends the current generation at ``rev``. Caller guarantees the key exists now."""
+        gen = self.generations[-1]
+        gen.revs.append(rev)
+        gen.version += 1
+        self.generations.append(Generation())
+
+    def is_live(self) -> bool:
+        return bool(self.generations[-1].revs)
+
+    def find(self, at_main: int) -> tuple[int, int, int] | None:
+        """(revision, create main revision, version) of the value visible at ``at_main``, or None."""
+        bound = last_of_main(at_main)
+        generations = self.generations
+        for g in range(len(generations) - 1, -1, -1):
+            gen = generations[g]
+            revs = gen.revs
+            if not revs or revs[0] > bound:
+                continue
+            i = bisect.bisect_right(revs, bound) - 1
+            if g != len(generations) - 1 and i == len(revs) - 1:
+                return None  # the visible revision is this generation's tombstone
+            return revs[i], gen.created, gen.version_at(i)
+        return None
+
+    def compact(self, at_main: int, keep: set[int]) -> bool:
+        """Drops history older than ``at_main`` (etcd's rules); adds surviving revisions <= at_main to
+        ``keep``. Returns True when nothing is left (the key can leave the index)."""
+        bound = last_of_main(at_main)
+        generations = self.generations
+        g = 0
+        while g < len(generations) - 1 and generations[g].revs[-1] <= bound:
+            g += 1
+        gen = generations[g]
+        i = bisect.bisect_right(gen.revs, bound) - 1
+        if i >= 0:
+            keep.add(gen.revs[i])
+            del gen.revs[:i]
+            if len(gen.revs) == 1 and g != len(generations) - 1:
+                keep.discard(gen.revs[0])  # only the tombstone survived: the generation goes
+                g += 1
+        del generations[:g]
+        return len(generations) == 1 and not generations[0].revs
+
+
+class KeyIndex:
+    def __init__(self) -> None:
+        self._tree = SortedMap()
+
+    def put(self, key: bytes, rev: int) -> tuple[int, int]:
+        history = self._tree.get(key)
+        if history is None:
+            history = self._tree[key] = KeyHistory()
+        return history.put(rev)
+
+    def restore(self, key: bytes, rev: int, created: int, version: int) -> None:
+        history = self._tree.get(key)
+        if history is None:
+            history = self._tree[key] = KeyHistory()
+        history.restore(rev, created, version)
+
+    def tombstone(self, key: bytes, rev: int) -> None:
+        self._tree[key].tombstone(rev)
+
+    def restore_tombstone(self, key: bytes, rev: int) -> None:
+        history = self._tree.get(key)
+        if history is None:
+            # Only the tombstone survived a compaction: nothing of the key is visible at any revision.
+            return
+        history.tombstone(rev)
+
+    def get(self, key: bytes, at_main: int) -> tuple[int, int, int] | None:
+        history = self._tree.get(key)
+        return None if history is None else history.find(at_main)
+
+    def range(self, key: bytes, end: bytes | None, at_main: int) -> list[tuple[bytes, int]]:
+        """(key, revision) of every key in [key, end) visible at ``at_main``, ascending by key.
+
+        ``end`` None means the single key ``key``; b"" means no upper bound."""
+        if end is None:
+            found = self.get(key, at_main)
+            return [] if found is None else [(key, found[0])]
+        result = []
+        for k, history in self._tree.irange(key, end or None):
+            found = history.find(at_main)
+            if found is not None:
+                result.append((k, found[0]))
+        return result
+
+    def live_keys(self, key: bytes, end: bytes | None) -> list[bytes]:
+        """Keys in [key, end) that exist now (same ``end`` convention as ``range``)."""
+        if end is None:
+            history = self._tree.get(key)
+            return [key] if history is not None and history.is_live() else []
+        return [k for k, history in self._tree.irange(key, end or None) if history.is_live()]
+
+    def compact(self, at_main: int) -> set[int]:
+        """Compacts every key at ``at_main``; returns the revisions <= at_main that must stay."""
+        keep: set[int] = set()
+        emptied = [key for key, history in self._tree.items() if history.compact(at_main, keep)]
+        for key in emptied:
+            del self._tree[key]
+        return keep
+
+    def __len__(self) -> int:
+        return len(self._tree)

@@ -1,0 +1,107 @@
+"""Txn application with etcd 3.5's order of events (pure logic over a WriteTxn).
+
+1. Every compare, at every nesting level of the chosen branches, is evaluated against the state
+   before the txn (the "txn path": one bool per txn, pre-order).
+2. Checks against that same state, before anything is written: puts first (ignore_value /
+   ignore_lease need the key; the lease must exist) unless the txn cannot write, then ranges
+   (revision future or compacted). Any failure fails the whole txn.
+3. The chosen ops run in order; reads see the txn's earlier writes; one revision for all changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from etcdx import errors
+from etcdx.mvcc.compare import compare_range
+from etcdx.mvcc.write_txn import WriteTxn, range_end
+from etcdx.pb.etcdserverpb import rpc_pb2
+
+if TYPE_CHECKING:
+    from etcdx.mvcc.kvstore import KVStore
+
+
+def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+    txn = store.begin_write()
+    path: list[bool] = []
+    _compare_path(txn, request, path)
+    if not is_read_only(request):
+        _check(txn, request, path, 0, lambda op: _check_put(store, txn, op))
+    _check(txn, request, path, 0, lambda op: _check_range(store, txn, op))
+    response = rpc_pb2.TxnResponse()
+    _execute(txn, request, path, 0, response)
+    response.header.revision = store.end_write(txn)
+    return response
+
+
+def is_read_only(request: rpc_pb2.TxnRequest) -> bool:
+    """True when no op in either branch, at any depth, is a put or a delete."""
+    for op in (*request.success, *request.failure):
+        kind = op.WhichOneof("request")
+        if kind in ("request_put", "request_delete_range"):
+            return False
+        if kind == "request_txn" and not is_read_only(op.request_txn):
+            return False
+    return True
+
+
+def _compare_path(view: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool]) -> None:
+    succeeded = all(compare_range(c, view.kvs(c.key, range_end(c.range_end))[0]) for c in request.compare)
+    path.append(succeeded)
+    for op in request.success if succeeded else request.failure:
+        if op.WhichOneof("request") == "request_txn":
+            _compare_path(view, op.request_txn, path)
+
+
+def _check(view: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, check_op) -> int:
+    """Runs ``check_op`` on every non-txn op of the chosen branches; returns the next path position."""
+    ops = request.success if path[pos] else request.failure
+    pos += 1
+    for op in ops:
+        if op.WhichOneof("request") == "request_txn":
+            pos = _check(view, op.request_txn, path, pos, check_op)
+        else:
+            check_op(op)
+    return pos
+
+
+def _check_put(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
+    if op.WhichOneof("request") != "request_put":
+        return
+    put = op.request_put
+    if (put.ignore_value or put.ignore_lease) and not view.kvs(put.key, None)[0]:
+        raise errors.ERR_KEY_NOT_FOUND
+    if put.lease and not store.lease_exists(put.lease):
+        raise errors.ERR_LEASE_NOT_FOUND
+
+
+def _check_range(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
+    if op.WhichOneof("request") != "request_range":
+        return
+    rev = op.request_range.revision
+    if rev == 0:
+        return
+    if rev > view.current_rev:
+        raise errors.ERR_FUTURE_REV
+    if rev < store.compact_revision:
+        raise errors.ERR_COMPACTED
+
+
+def _execute(txn: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, response) -> int:
+    succeeded = path[pos]
+    response.succeeded = succeeded
+    pos += 1
+    for op in request.success if succeeded else request.failure:
+        kind = op.WhichOneof("request")
+        out = response.responses.add()
+        if kind == "request_range":
+            out.response_range.CopyFrom(txn.range(op.request_range))
+        elif kind == "request_put":
+            out.response_put.CopyFrom(txn.put_request(op.request_put))
+        elif kind == "request_delete_range":
+            out.response_delete_range.CopyFrom(txn.delete_range_request(op.request_delete_range))
+        elif kind == "request_txn":
+            nested = out.response_txn
+            nested.header.SetInParent()  # etcd sends an empty header on nested txn responses
+            pos = _execute(txn, op.request_txn, path, pos, nested)
+    return pos
