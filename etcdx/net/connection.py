@@ -1,0 +1,40 @@
+"""One client connection: HTTP/2 (gRPC) or HTTP/1.1, told apart by the connection preface."""
+
+from __future__ import annotations
+
+import trio
+
+from etcdx.log import get_logger
+from etcdx.net.grpc_server import GrpcConnection, Resolver
+from etcdx.net.http1 import HttpHandler, serve_http1
+
+log = get_logger("etcdx.net")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+async def serve_connection(
+    stream: trio.abc.Stream,
+    *,
+    resolve: Resolver,
+    known_services: frozenset[str],
+    http_handler: HttpHandler,
+    max_recv_message_bytes: int,
+) -> None:
+    """Serves ``stream`` until the peer goes; never raises for anything the peer did."""
+    try:
+        async with stream:
+            head = b""
+            while len(head) < len(PREFACE) and PREFACE.startswith(head):
+                data = await stream.receive_some(64 * 1024)
+                if not data:
+                    return
+                head += data
+            if head.startswith(PREFACE):
+                await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes).run(head)
+            else:
+                await serve_http1(stream, head, http_handler)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    except Exception:
+        log.exception("connection failed")

@@ -1,0 +1,364 @@
+"""gRPC over the HTTP/2 driver, with grpc-go's server behaviour (what etcd runs).
+
+Per connection: one reader loop feeds the driver and dispatches events; one writer task sends
+whatever the driver has produced (so everything produced while handling one read goes out in one
+write); one task per call runs its handler. Message framing: 1 byte compressed flag + 4 byte
+big-endian length. A call ends with trailers grpc-status / grpc-message.
+
+Back-pressure: for streaming calls, received bytes are acknowledged to the peer only when the handler
+consumes the message, so the HTTP/2 window bounds what one call can buffer here.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from etcdx import errors
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.log import get_logger
+from etcdx.net import http2
+from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
+
+log = get_logger("etcdx.net.grpc")
+
+_PREFIX = struct.Struct(">BI")
+_RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: received compressed message but no grpc-encoding is supported")
+_TRANSPORT_HEADERS = frozenset(
+    [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
+)
+
+
+@dataclass(slots=True)
+class RpcContext:
+    path: str
+    metadata: dict[str, str]
+    deadline: float | None
+
+
+Send = Callable[[bytes], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class UnaryMethod:
+    handler: Callable[[bytes, RpcContext], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class ServerStreamMethod:
+    handler: Callable[[bytes, RpcContext, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BidiStreamMethod:
+    handler: Callable[[AsyncIterator[bytes], RpcContext, Send], Awaitable[None]]
+
+
+Method = UnaryMethod | ServerStreamMethod | BidiStreamMethod
+Resolver = Callable[[str], Method | None]
+
+
+class _Call:
+    __slots__ = ("stream_id", "method", "ctx", "buffer", "messages", "inbox", "scope", "headers_sent", "closed",
+                 "window", "half_closed", "failed")
+
+    def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
+        self.stream_id = stream_id
+        self.method = method
+        self.ctx = ctx
+        self.buffer = bytearray()
+        self.messages: list[bytes] = []  # unary: the complete request messages
+        self.inbox: trio.MemorySendChannel | None = None  # streaming: messages to the handler
+        self.scope: trio.CancelScope | None = None
+        self.headers_sent = False
+        self.closed = False  # the call's response is finished or the stream was reset
+        self.window = trio.Event()
+        self.half_closed = False
+        self.failed = False
+
+
+class GrpcConnection:
+    def __init__(self, stream: trio.abc.Stream, resolve: Resolver, known_services: frozenset[str],
+                 max_recv_message_bytes: int) -> None:
+        self._stream = stream
+        self._resolve = resolve
+        self._known_services = known_services
+        self._max_recv = max_recv_message_bytes
+        self._h2 = http2.ServerConnection()
+        self._calls: dict[int, _Call] = {}
+        self._wake_writer = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._closing = False
+
+    async def run(self, initial: bytes) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._writer)
+            try:
+                self._feed(initial)
+                while not self._closing:
+                    data = await self._stream.receive_some(256 * 1024)
+                    if not data:
+                        break
+                    self._feed(data)
+            except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                self._closing = True
+                nursery.cancel_scope.cancel()
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _flush_soon(self) -> None:
+        self._wake_writer.set()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                await self._wake_writer.wait()
+                self._wake_writer = trio.Event()
+                data = self._h2.bytes_to_send()
+                if data:
+                    await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._closing = True
+            self._nursery.cancel_scope.cancel()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        for event in self._h2.receive(data):
+            if isinstance(event, http2.Data):
+                self._on_data(event)
+            elif isinstance(event, http2.RequestHeaders):
+                self._on_request(event)
+            elif isinstance(event, http2.StreamEnded):
+                self._on_end(event.stream_id)
+            elif isinstance(event, http2.WindowOpened):
+                self._on_window(event.stream_id)
+            elif isinstance(event, http2.StreamReset):
+                self._on_reset(event.stream_id)
+            elif isinstance(event, http2.ConnectionEnded):
+                self._closing = True
+        self._flush_soon()
+
+    def _on_request(self, event: http2.RequestHeaders) -> None:
+        path = ""
+        metadata: dict[str, str] = {}
+        timeout = None
+        for name, value in event.headers:
+            if name == b":path":
+                path = value.decode("utf-8", "replace")
+            elif name == b"grpc-timeout":
+                timeout = parse_grpc_timeout(value)
+            elif not name.startswith(b":") and name not in _TRANSPORT_HEADERS:
+                metadata[name.decode("latin-1")] = value.decode("latin-1")
+        method = self._resolve(path)
+        if method is None:
+            self._send_status(event.stream_id, *self._unimplemented(path))
+            return
+        deadline = trio.current_time() + timeout if timeout is not None else None
+        call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline))
+        self._calls[event.stream_id] = call
+        if not isinstance(method, UnaryMethod):
+            send, receive = trio.open_memory_channel(math.inf)
+            call.inbox = send
+            self._nursery.start_soon(self._run_streaming, call, receive)
+        if event.end_stream:
+            self._on_end(event.stream_id)
+
+    def _unimplemented(self, path: str) -> tuple[int, str]:
+        service, _, method = path.lstrip("/").partition("/")
+        if service in self._known_services:
+            return StatusCode.UNIMPLEMENTED, f"unknown method {method} for service {service}"
+        return StatusCode.UNIMPLEMENTED, f"unknown service {service}"
+
+    def _on_data(self, event: http2.Data) -> None:
+        """Frames messages out of DATA. Unary calls acknowledge bytes on receipt (a message is bounded
+        by max_recv); streaming calls acknowledge each message when the handler takes it."""
+        sid = event.stream_id
+        call = self._calls.get(sid)
+        streaming = call is not None and call.inbox is not None and not call.failed
+        self._h2.acknowledge(sid, event.flow_controlled_length - (len(event.data) if streaming else 0))
+        if call is not None and not call.failed:
+            call.buffer += event.data
+            while len(call.buffer) >= 5:
+                flag, length = _PREFIX.unpack_from(call.buffer)
+                if length > self._max_recv:
+                    self._fail(call, errors.message_too_large(length, self._max_recv))
+                    break
+                if flag != 0:
+                    self._fail(call, _COMPRESSED)
+                    break
+                if len(call.buffer) < 5 + length:
+                    break
+                message = bytes(call.buffer[5 : 5 + length])
+                del call.buffer[: 5 + length]
+                if call.inbox is not None:
+                    call.inbox.send_nowait(message)
+                else:
+                    call.messages.append(message)
+        if event.end_stream:
+            self._on_end(sid)
+
+    def _on_end(self, stream_id: int) -> None:
+        call = self._calls.get(stream_id)
+        if call is None or call.half_closed:
+            return
+        call.half_closed = True
+        if call.failed:
+            return
+        if call.inbox is not None:
+            call.inbox.close()
+        elif len(call.messages) == 1 and not call.buffer:
+            self._nursery.start_soon(self._run_unary, call, call.messages[0])
+        else:
+            text = "grpc: error while marshaling: expected exactly one request message"
+            self._fail(call, EtcdError(StatusCode.INTERNAL, text))
+
+    def _on_window(self, stream_id: int) -> None:
+        calls = self._calls.values() if stream_id == 0 else filter(None, [self._calls.get(stream_id)])
+        for call in calls:
+            call.window.set()
+
+    def _on_reset(self, stream_id: int) -> None:
+        call = self._calls.pop(stream_id, None)
+        if call is not None:
+            call.closed = True
+            if call.scope is not None:
+                call.scope.cancel()
+            if call.inbox is not None:
+                call.inbox.close()
+            call.window.set()
+
+    def _fail(self, call: _Call, error: EtcdError) -> None:
+        """Ends a call early (before its handler ran or while it runs) with ``error``."""
+        call.failed = True
+        if call.scope is not None:
+            call.scope.cancel()
+        if call.inbox is not None:
+            call.inbox.close()
+        self._finish(call, error.code, error.message)
+        self._h2.reset(call.stream_id, 0)
+
+    # -- running handlers --------------------------------------------------------------------
+
+    async def _run_unary(self, call: _Call, message: bytes) -> None:
+        code, text, reply = StatusCode.OK, "", None
+        with trio.CancelScope(deadline=call.ctx.deadline if call.ctx.deadline is not None else math.inf) as scope:
+            call.scope = scope
+            try:
+                reply = await call.method.handler(message, call.ctx)
+            except _StreamGone:
+                return
+            except EtcdError as exc:
+                code, text = exc.code, exc.message
+            except Exception as exc:
+                log.exception("handler failed", method=call.ctx.path)
+                code, text = StatusCode.UNKNOWN, str(exc)
+        if scope.cancelled_caught:
+            if call.closed:
+                return
+            code, text, reply = StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded", None
+        if reply is not None:
+            await self._send_message(call, reply)
+        self._finish(call, code, text)
+
+    async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
+        code, text = StatusCode.OK, ""
+        with trio.CancelScope(deadline=call.ctx.deadline if call.ctx.deadline is not None else math.inf) as scope:
+            call.scope = scope
+            try:
+                if isinstance(call.method, ServerStreamMethod):
+                    first = await self._first_message(call, receive)
+                    if first is not None:
+                        await call.method.handler(first, call.ctx, lambda data: self._send_message(call, data))
+                else:
+                    await call.method.handler(self._messages(call, receive), call.ctx,
+                                              lambda data: self._send_message(call, data))
+            except _StreamGone:
+                return
+            except EtcdError as exc:
+                code, text = exc.code, exc.message
+            except Exception as exc:
+                log.exception("handler failed", method=call.ctx.path)
+                code, text = StatusCode.UNKNOWN, str(exc)
+        if scope.cancelled_caught:
+            if call.closed or call.failed:
+                return
+            code, text = StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded"
+        if not call.failed:
+            self._finish(call, code, text)
+
+    async def _first_message(self, call: _Call, receive: trio.MemoryReceiveChannel) -> bytes | None:
+        async for message in receive:
+            self._consumed(call, message)
+            return message
+        self._fail(call, EtcdError(StatusCode.INTERNAL, "grpc: error while reading request: EOF"))
+        return None
+
+    async def _messages(self, call: _Call, receive: trio.MemoryReceiveChannel) -> AsyncIterator[bytes]:
+        async for message in receive:
+            self._consumed(call, message)
+            yield message
+
+    def _consumed(self, call: _Call, message: bytes) -> None:
+        if not call.closed:
+            self._h2.acknowledge(call.stream_id, 5 + len(message))
+            self._flush_soon()
+
+    async def _send_message(self, call: _Call, message: bytes) -> None:
+        """Sends one length-prefixed message, waiting for send window as needed."""
+        if call.closed:
+            raise _StreamGone()
+        h2c = self._h2
+        sid = call.stream_id
+        if not call.headers_sent:
+            h2c.send_headers(sid, _RESPONSE_HEADERS)
+            call.headers_sent = True
+        data = _PREFIX.pack(0, len(message)) + message
+        view = memoryview(data)
+        while view:
+            if call.closed:
+                raise _StreamGone()
+            size = min(h2c.send_window(sid), h2c.max_frame_size, len(view))
+            if size <= 0:
+                call.window = trio.Event()
+                self._flush_soon()
+                await call.window.wait()
+                continue
+            h2c.send_data(sid, bytes(view[:size]))
+            view = view[size:]
+        self._flush_soon()
+
+    def _finish(self, call: _Call, code: int, text: str) -> None:
+        """Sends the trailers (or a trailers-only response) and forgets the call."""
+        if call.closed:
+            return
+        call.closed = True
+        self._calls.pop(call.stream_id, None)
+        if call.headers_sent:
+            trailers = [(b"grpc-status", str(int(code)).encode())]
+        else:
+            trailers = [*_RESPONSE_HEADERS, (b"grpc-status", str(int(code)).encode())]
+        if text:
+            trailers.append((b"grpc-message", encode_grpc_message(text)))
+        try:
+            self._h2.send_headers(call.stream_id, trailers, end_stream=True)
+        except (http2.StreamClosedError, http2.ProtocolError):
+            pass
+        self._flush_soon()
+
+    def _send_status(self, stream_id: int, code: int, text: str) -> None:
+        trailers = [*_RESPONSE_HEADERS, (b"grpc-status", str(int(code)).encode()),
+                    (b"grpc-message", encode_grpc_message(text))]
+        self._h2.send_headers(stream_id, trailers, end_stream=True)
+
+
+class _StreamGone(Exception):
+    """The peer reset the stream while a response was being sent."""

@@ -1,0 +1,108 @@
+"""HTTP/1.1 on the client port (h11): keep-alive, Content-Length or chunked bodies, streamed responses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h11
+import trio
+
+from etcdx.log import get_logger
+
+log = get_logger("etcdx.net.http1")
+
+MAX_REQUEST_BODY = 32 * 1024 * 1024
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | AsyncIterator[bytes] = b""
+
+
+HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+async def serve_http1(stream: trio.abc.Stream, initial: bytes, handler: HttpHandler) -> None:
+    """Serves requests on ``stream`` until the client closes, an error, or a response that must close."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+    conn.receive_data(initial)
+    try:
+        while True:
+            request = await _read_request(stream, conn)
+            if request is None:
+                return
+            await _respond(stream, conn, await _call(handler, request))
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = b"400 Bad Request"
+            headers = [("content-type", "text/plain; charset=utf-8"), ("connection", "close"),
+                       ("content-length", str(len(body)))]
+            try:
+                await stream.send_all(conn.send(h11.Response(status_code=400, headers=headers)) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+            except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+
+async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:
+    request = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(64 * 1024)
+            conn.receive_data(data)
+            continue
+        if isinstance(event, h11.Request):
+            request = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+            if len(body) > MAX_REQUEST_BODY:
+                raise h11.RemoteProtocolError("request body too large", error_status_hint=413)
+        elif isinstance(event, h11.EndOfMessage):
+            return HttpRequest(
+                method=request.method.decode(),
+                target=request.target.decode("latin-1"),
+                headers=[(n.decode("latin-1"), v.decode("latin-1")) for n, v in request.headers],
+                body=bytes(body),
+            )
+        elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+            return None
+
+
+async def _call(handler: HttpHandler, request: HttpRequest) -> HttpResponse:
+    try:
+        return await handler(request)
+    except Exception:
+        log.exception("http handler failed", target=request.target)
+        return HttpResponse(500, [("content-type", "text/plain; charset=utf-8")], b"Internal Server Error\n")
+
+
+async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: HttpResponse) -> None:
+    headers = list(response.headers)
+    if isinstance(response.body, bytes):
+        headers.append(("content-length", str(len(response.body))))
+        out = conn.send(h11.Response(status_code=response.status, headers=headers))
+        if response.body:
+            out += conn.send(h11.Data(data=response.body))
+        await stream.send_all(out + conn.send(h11.EndOfMessage()))
+        return
+    headers.append(("transfer-encoding", "chunked"))
+    await stream.send_all(conn.send(h11.Response(status_code=response.status, headers=headers)))
+    async for chunk in response.body:
+        if chunk:
+            await stream.send_all(conn.send(h11.Data(data=chunk)))
+    await stream.send_all(conn.send(h11.EndOfMessage()))
