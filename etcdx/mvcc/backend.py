@@ -25,7 +25,7 @@ class Backend:
         os.makedirs(path, exist_ok=True)
         self.path = path
         self.env = lmdb.open(
-            path, map_size=map_size, max_dbs=4, sync=False, metasync=False, readahead=False, lock=True
+            path, map_size=map_size, max_dbs=4, max_readers=1024, sync=False, metasync=False, readahead=False, lock=True
         )
         self.key_db = self.env.open_db(b"key")
         self.meta_db = self.env.open_db(b"meta")

@@ -73,8 +73,17 @@ class KVStore:
         """Serves a Range at the current revision (or the one requested); raises EtcdError."""
         if self._wtxn is not None:
             return self._view(self._wtxn, self._current_rev).range(request)
+        # py-lmdb leaks a reader slot when an exception is raised while a read txn is open, so the
+        # revision errors are raised here, before the txn exists.
+        self._check_read_revision(request.revision)
         with self.backend.begin_read() as txn:
             return self._view(txn, self._current_rev).range(request)
+
+    def _check_read_revision(self, rev: int) -> None:
+        if rev > self._current_rev:
+            raise errors.ERR_FUTURE_REV
+        if 0 < rev < self._compact_rev:
+            raise errors.ERR_COMPACTED
 
     def _view(self, txn, rev: int) -> ReadView:
         return ReadView(self, txn, rev)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etcdx import errors
+from etcdx.mvcc.gosort import go_sort
 from etcdx.mvcc.revision import backend_key, pack
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.mvccpb import kv_pb2
@@ -80,7 +81,7 @@ class ReadView:
         if order != RangeRequest.NONE:
             sort_key = _SORT_KEYS.get(r.sort_target)
             if sort_key is not None:
-                kvs.sort(key=sort_key, reverse=order == RangeRequest.DESCEND)
+                go_sort(kvs, [sort_key(kv) for kv in kvs], descending=order == RangeRequest.DESCEND)
         if r.limit > 0 and len(kvs) > r.limit:
             del kvs[r.limit :]
             response.more = True

