@@ -26,11 +26,14 @@ class Ready:
 
 
 class LocalLog:
-    """A log with a single voter: term bumps once per start (its own election), as Raft's would."""
+    """A log with a single voter: term bumps once per start (its own election), as Raft's would.
+
+    A fresh member starts at term 2, as etcd's does (term 1 is its bootstrap, term 2 its first election).
+    """
 
     def __init__(self, hard_state: HardState | None, last_index: int, last_term: int) -> None:
         previous_term = hard_state.term if hard_state is not None else 0
-        self.term = max(previous_term, last_term) + 1
+        self.term = max(previous_term, last_term, 1) + 1
         self.last_index = last_index
         self.commit = last_index
         self._applied = last_index
