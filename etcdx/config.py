@@ -25,6 +25,8 @@ class ConfigError(Exception):
     """A configuration the server refuses to start with; the message is printed as it is."""
 
 
+_LOG_ROTATION_DEFAULT = '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}'
+
 # name -> (kind, default). Kinds: str, int, bool, urls (comma-separated list).
 IMPLEMENTED: dict[str, tuple[str, object]] = {
     "name": ("str", "default"),
@@ -102,7 +104,7 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "metrics": ("str", "basic"),
     "listen-metrics-urls": ("str", ""),
     "enable-log-rotation": ("bool", False),
-    "log-rotation-config-json": ("str", '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}'),
+    "log-rotation-config-json": ("str", _LOG_ROTATION_DEFAULT),
     "experimental-enable-distributed-tracing": ("bool", False),
     "experimental-distributed-tracing-address": ("str", "localhost:4317"),
     "experimental-distributed-tracing-service-name": ("str", "etcd"),
@@ -131,8 +133,21 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
 
 # Accepted and ignored with a warning, as etcd does.
 OBSOLETE = frozenset(
-    "cluster-active-size cluster-remove-delay cluster-sync-interval config force max-result-buffer "
-    "max-retry-attempts peer-heartbeat-interval peer-election-timeout retry-interval snapshot v vv".split()
+    [
+        "cluster-active-size",
+        "cluster-remove-delay",
+        "cluster-sync-interval",
+        "config",
+        "force",
+        "max-result-buffer",
+        "max-retry-attempts",
+        "peer-heartbeat-interval",
+        "peer-election-timeout",
+        "retry-interval",
+        "snapshot",
+        "v",
+        "vv",
+    ]
 )
 
 FLAGS = {**IMPLEMENTED, **NOT_IMPLEMENTED}
@@ -326,9 +341,13 @@ def _urls(name: str, raw: str) -> tuple[Url, ...]:
         text = text.strip()
         parsed = urllib.parse.urlsplit(text)
         if parsed.scheme not in ("http", "https", "unix", "unixs") or not parsed.netloc:
-            raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL scheme must be http, https, unix, or unixs: {text}')
+            raise ConfigError(
+                f'invalid value "{raw}" for flag -{name}: URL scheme must be http, https, unix, or unixs: {text}'
+            )
         if parsed.scheme != "http":
-            raise ConfigError(f"etcdx: --{name} with scheme {parsed.scheme} (TLS or unix sockets) is not implemented yet")
+            raise ConfigError(
+                f"etcdx: --{name} with scheme {parsed.scheme} (TLS or unix sockets) is not implemented yet"
+            )
         if parsed.path not in ("", "/"):
             raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL must not contain a path: {text}')
         try:
@@ -336,7 +355,9 @@ def _urls(name: str, raw: str) -> tuple[Url, ...]:
         except ValueError:
             port = None
         if port is None or parsed.hostname is None:
-            raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL address does not have the form "host:port": {text}')
+            raise ConfigError(
+                f'invalid value "{raw}" for flag -{name}: URL address does not have the form "host:port": {text}'
+            )
         urls.append(Url(parsed.scheme, parsed.hostname, port, text))
     return tuple(urls)
 
@@ -385,7 +406,9 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         raise ConfigError(f'unknown level "{get("log-level")}"')
     state = get("initial-cluster-state")
     if state not in ("new", "existing"):
-        raise ConfigError(f'invalid value "{state}" for flag -initial-cluster-state: valid values are "new", "existing"')
+        raise ConfigError(
+            f'invalid value "{state}" for flag -initial-cluster-state: valid values are "new", "existing"'
+        )
     if state == "existing":
         raise ConfigError("etcdx: --initial-cluster-state existing is not implemented yet (joining needs Raft)")
 
@@ -393,9 +416,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     peer_urls = _urls("initial-advertise-peer-urls", get("initial-advertise-peer-urls"))
     initial_cluster = _initial_cluster(get("initial-cluster") or f"{name}=" + ",".join(u.text for u in peer_urls))
     if name not in initial_cluster:
-        raise ConfigError(
-            f"couldn't find local name \"{name}\" in the initial cluster configuration"
-        )
+        raise ConfigError(f'couldn\'t find local name "{name}" in the initial cluster configuration')
     if sorted(initial_cluster[name]) != sorted(u.text for u in peer_urls):
         raise ConfigError(
             f"--initial-cluster has {name}={','.join(initial_cluster[name])} but missing from "

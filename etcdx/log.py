@@ -23,13 +23,18 @@ _LEVELS = {
 _NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
 
 
+def _short_path(path: str) -> str:
+    """The file's package directory and name, as zap's short caller: "server/server.py"."""
+    return f"{os.path.basename(os.path.dirname(path))}/{os.path.basename(path)}"
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
         line: dict[str, Any] = {
             "level": _NAMES.get(record.levelno, "fatal"),
             "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z",
-            "caller": f"{os.path.basename(os.path.dirname(record.pathname))}/{os.path.basename(record.pathname)}:{record.lineno}",
+            "caller": f"{_short_path(record.pathname)}:{record.lineno}",
             "msg": record.getMessage(),
         }
         line.update(getattr(record, "fields", {}))

@@ -8,8 +8,8 @@ import sys
 
 import trio
 
-from etcdx.api.serve import serve_clients
 from etcdx import log as logging_setup
+from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.peer_listener import hold_peer_port
@@ -58,7 +58,9 @@ async def run(config: Config) -> None:
             "ready to serve client requests",
             name=config.name,
             data_dir=config.data_dir,
-            listen_client_urls=[f"{host}:{port}" for (host, _), port in zip(config.listen_client_addresses, client_ports, strict=True)],
+            listen_client_urls=[
+                f"{host}:{port}" for (host, _), port in zip(config.listen_client_addresses, client_ports, strict=True)
+            ],
             listen_peer_urls=[f"{host}:{port}" for host, port in config.listen_peer_addresses],
         )
 

@@ -14,10 +14,9 @@ from collections.abc import Iterator
 
 import lmdb
 
+from etcdx.mvcc import schema
+
 _U64 = struct.Struct(">Q")
-META_CONSISTENT_INDEX = b"consistent_index"
-META_SCHEDULED_COMPACT = b"scheduledCompactRev"
-META_FINISHED_COMPACT = b"finishedCompactRev"
 
 
 class Backend:
@@ -27,8 +26,8 @@ class Backend:
         self.env = lmdb.open(
             path, map_size=map_size, max_dbs=4, max_readers=1024, sync=False, metasync=False, readahead=False, lock=True
         )
-        self.key_db = self.env.open_db(b"key")
-        self.meta_db = self.env.open_db(b"meta")
+        self.key_db = self.env.open_db(schema.KEY_DB)
+        self.meta_db = self.env.open_db(schema.META_DB)
 
     def close(self) -> None:
         self.env.sync(True)

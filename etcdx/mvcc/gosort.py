@@ -14,9 +14,11 @@ from __future__ import annotations
 
 def go_sort(items: list, keys: list, descending: bool = False) -> None:
     if descending:
+
         def less(i: int, j: int) -> bool:
             return keys[j] < keys[i]
     else:
+
         def less(i: int, j: int) -> bool:
             return keys[i] < keys[j]
 

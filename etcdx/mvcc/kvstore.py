@@ -1,5 +1,7 @@
 """KVStore: etcd 3.5's revisioned key-value semantics over the key index and the LMDB backend.
 
+Pure logic: the backend object passed in is the only thing that touches the disk.
+
 The server applies committed log entries with ``apply`` inside ``apply_batch`` (one LMDB write txn
 per batch) and serves reads with ``range`` between batches. Every rule here was checked against
 etcd 3.5.1 by the differential tests (tests/compat).
@@ -9,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
 from etcdx import errors
-from etcdx.mvcc import backend as meta
-from etcdx.mvcc.backend import Backend
+from etcdx.mvcc import schema as meta
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
 from etcdx.mvcc.txn import apply_txn
@@ -22,6 +24,9 @@ from etcdx.mvcc.write_txn import ReadView, WriteTxn
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
+
+if TYPE_CHECKING:
+    from etcdx.mvcc.backend import Backend
 
 
 class KVStore:

@@ -134,8 +134,11 @@ class WriteTxn(ReadView):
         for k in keys:
             rev = self._touch()
             self.store.index.tombstone(k, rev)
-            self.txn.put(backend_key(rev, tombstone=True), kv_pb2.KeyValue(key=k).SerializeToString(),
-                         db=self.store.backend.key_db)
+            self.txn.put(
+                backend_key(rev, tombstone=True),
+                kv_pb2.KeyValue(key=k).SerializeToString(),
+                db=self.store.backend.key_db,
+            )
         return len(keys)
 
     def put_request(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:

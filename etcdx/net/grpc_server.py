@@ -11,6 +11,7 @@ consumes the message, so the HTTP/2 window bounds what one call can buffer here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,8 +65,20 @@ Resolver = Callable[[str], Method | None]
 
 
 class _Call:
-    __slots__ = ("stream_id", "method", "ctx", "buffer", "messages", "inbox", "scope", "headers_sent", "closed",
-                 "window", "half_closed", "failed")
+    __slots__ = (
+        "stream_id",
+        "method",
+        "ctx",
+        "buffer",
+        "messages",
+        "inbox",
+        "scope",
+        "headers_sent",
+        "closed",
+        "window",
+        "half_closed",
+        "failed",
+    )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
         self.stream_id = stream_id
@@ -83,8 +96,9 @@ class _Call:
 
 
 class GrpcConnection:
-    def __init__(self, stream: trio.abc.Stream, resolve: Resolver, known_services: frozenset[str],
-                 max_recv_message_bytes: int) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, resolve: Resolver, known_services: frozenset[str], max_recv_message_bytes: int
+    ) -> None:
         self._stream = stream
         self._resolve = resolve
         self._known_services = known_services
@@ -279,8 +293,9 @@ class GrpcConnection:
                     if first is not None:
                         await call.method.handler(first, call.ctx, lambda data: self._send_message(call, data))
                 else:
-                    await call.method.handler(self._messages(call, receive), call.ctx,
-                                              lambda data: self._send_message(call, data))
+                    await call.method.handler(
+                        self._messages(call, receive), call.ctx, lambda data: self._send_message(call, data)
+                    )
             except _StreamGone:
                 return
             except EtcdError as exc:
@@ -348,15 +363,16 @@ class GrpcConnection:
             trailers = [*_RESPONSE_HEADERS, (b"grpc-status", str(int(code)).encode())]
         if text:
             trailers.append((b"grpc-message", encode_grpc_message(text)))
-        try:
+        with contextlib.suppress(http2.StreamClosedError, http2.ProtocolError):
             self._h2.send_headers(call.stream_id, trailers, end_stream=True)
-        except (http2.StreamClosedError, http2.ProtocolError):
-            pass
         self._flush_soon()
 
     def _send_status(self, stream_id: int, code: int, text: str) -> None:
-        trailers = [*_RESPONSE_HEADERS, (b"grpc-status", str(int(code)).encode()),
-                    (b"grpc-message", encode_grpc_message(text))]
+        trailers = [
+            *_RESPONSE_HEADERS,
+            (b"grpc-status", str(int(code)).encode()),
+            (b"grpc-message", encode_grpc_message(text)),
+        ]
         self._h2.send_headers(stream_id, trailers, end_stream=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -49,12 +50,17 @@ async def serve_http1(stream: trio.abc.Stream, initial: bytes, handler: HttpHand
     except h11.RemoteProtocolError:
         if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = b"400 Bad Request"
-            headers = [("content-type", "text/plain; charset=utf-8"), ("connection", "close"),
-                       ("content-length", str(len(body)))]
-            try:
-                await stream.send_all(conn.send(h11.Response(status_code=400, headers=headers)) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
-            except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+            headers = [
+                ("content-type", "text/plain; charset=utf-8"),
+                ("connection", "close"),
+                ("content-length", str(len(body))),
+            ]
+            with contextlib.suppress(h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(
+                    conn.send(h11.Response(status_code=400, headers=headers))
+                    + conn.send(h11.Data(data=body))
+                    + conn.send(h11.EndOfMessage())
+                )
 
 
 async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRequest | None:

@@ -6,6 +6,7 @@ here, never the `h2` library. Header names and values are bytes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import h2.config
@@ -119,10 +120,8 @@ class ServerConnection:
                 self._h2.increment_flow_control_window(length)
 
     def reset(self, stream_id: int, error_code: int = 0) -> None:
-        try:
+        with contextlib.suppress(StreamClosedError, ProtocolError):
             self._h2.reset_stream(stream_id, error_code)
-        except (StreamClosedError, ProtocolError):
-            pass
 
     def close(self) -> None:
         self._h2.close_connection()

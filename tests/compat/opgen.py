@@ -175,8 +175,10 @@ class _Gen:
             return Op("Txn", pb.TxnRequest(success=ops))
         if choice == 7:
             k = self.keys[0]
-            ops = [pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=k, range_end=prefix_end(k))),
-                   pb.RequestOp(request_put=pb.PutRequest(key=self.keys[1]))]
+            ops = [
+                pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=k, range_end=prefix_end(k))),
+                pb.RequestOp(request_put=pb.PutRequest(key=self.keys[1])),
+            ]
             return Op("Txn", pb.TxnRequest(failure=ops))
         if choice == 8:
             return Op("Txn", pb.TxnRequest(success=[pb.RequestOp()]))

@@ -123,13 +123,20 @@ def _cluster_flags(name: str, data_dir: str, client_port: int, peer_port: int) -
     client = f"http://127.0.0.1:{client_port}"
     peer = f"http://127.0.0.1:{peer_port}"
     return [
-        "--name", name,
-        "--data-dir", data_dir,
-        "--listen-client-urls", client,
-        "--advertise-client-urls", client,
-        "--listen-peer-urls", peer,
-        "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", f"{name}={peer}",
+        "--name",
+        name,
+        "--data-dir",
+        data_dir,
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        f"{name}={peer}",
     ]
 
 
@@ -140,13 +147,15 @@ def etcd_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = 
     return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcd-{client_port}.log"))
 
 
-def etcdx_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = (),
-                  env: dict[str, str] | None = None) -> ServerProcess:
+def etcdx_process(
+    tmp_path, name: str = "default", extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> ServerProcess:
     client_port, peer_port = free_ports(2)
     data_dir = str(tmp_path / f"{name}-{client_port}.etcdx")
     argv = [sys.executable, "-m", "etcdx", *_cluster_flags(name, data_dir, client_port, peer_port), *extra_args]
-    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcdx-{client_port}.log"),
-                         env=dict(env or {}))
+    return ServerProcess(
+        argv, data_dir, client_port, peer_port, str(tmp_path / f"etcdx-{client_port}.log"), env=dict(env or {})
+    )
 
 
 def kill_leftovers() -> None:

@@ -51,4 +51,3 @@ class KVService:
     async def _propose(self, request: InternalRequest) -> bytes:
         response = await self._server.propose(request)
         return response.SerializeToString()
-

@@ -24,7 +24,9 @@ def _response(status: int, body: bytes, content_type: tuple[str, str] = _TEXT, e
     return HttpResponse(status=status, headers=[*_CORS, content_type, *extra], body=body)
 
 
-_METHOD_NOT_ALLOWED = _response(405, b"Method Not Allowed\n", extra=[("allow", "GET"), ("x-content-type-options", "nosniff")])
+_METHOD_NOT_ALLOWED = _response(
+    405, b"Method Not Allowed\n", extra=[("allow", "GET"), ("x-content-type-options", "nosniff")]
+)
 _NOT_FOUND = _response(404, b"404 page not found\n", extra=[("x-content-type-options", "nosniff")])
 
 

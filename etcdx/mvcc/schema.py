@@ -1,0 +1,7 @@
+"""Names in the backend, as etcd's bbolt layout names them (sub-databases and meta keys)."""
+
+KEY_DB = b"key"
+META_DB = b"meta"
+META_CONSISTENT_INDEX = b"consistent_index"
+META_SCHEDULED_COMPACT = b"scheduledCompactRev"
+META_FINISHED_COMPACT = b"finishedCompactRev"
