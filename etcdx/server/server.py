@@ -23,6 +23,7 @@ from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
 from etcdx.server import metrics
 from etcdx.server.local_log import LocalLog
+from etcdx.server.quota import Alarms, Quota
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
 from etcdx.wal.wal import WAL
@@ -41,6 +42,8 @@ class EtcdServer:
         self._work = trio.Event()
         self._next_request_id = 0
         self._started = trio.Event()
+        self.alarms = Alarms()
+        self._quota = Quota(settings.quota_backend_bytes, settings.member_id, self.alarms)
         self.backend: Backend | None = None
         self.store: KVStore | None = None
         self.wal: WAL | None = None
@@ -147,6 +150,10 @@ class EtcdServer:
         metrics.PROPOSALS_COMMITTED.inc()
         self.fill_header(result.header)
         return result
+
+    def check_quota(self, cost: int) -> None:
+        """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it."""
+        self._quota.check(cost, self.backend.size_bytes)
 
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Serves a read from the applied state.

@@ -7,6 +7,7 @@ from etcdx.api.grpc.codec import decode
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server import quota
 from etcdx.server.server import EtcdServer
 
 
@@ -31,6 +32,7 @@ class KVService:
 
     async def put(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.PutRequest, data)
+        self._server.check_quota(quota.put_cost(request))
         kv_checks.check_put(request)
         return await self._propose(InternalRequest(put=request))
 
@@ -41,6 +43,7 @@ class KVService:
 
     async def txn(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.TxnRequest, data)
+        self._server.check_quota(quota.txn_cost(request))
         kv_checks.check_txn(request, self._max_txn_ops)
         return await self._propose(InternalRequest(txn=request))
 

@@ -31,9 +31,21 @@ class MaintenanceService:
             raftIndex=server.committed_index,
             raftTerm=server.raft_term,
             raftAppliedIndex=server.applied_index,
+            errors=[f"memberID:{m} alarm:{rpc_pb2.AlarmType.Name(a)} " for m, a in server.alarms.list()],
         ).SerializeToString()
 
     async def alarm(self, data: bytes, ctx: RpcContext) -> bytes:
-        """No alarms exist yet (quota alarms come with the quota); GET answers the empty list."""
-        decode(rpc_pb2.AlarmRequest, data)
-        return rpc_pb2.AlarmResponse(header=self._server.header()).SerializeToString()
+        """GET lists alarms (filtered by member and type); DEACTIVATE clears one; ACTIVATE raises one."""
+        request = decode(rpc_pb2.AlarmRequest, data)
+        alarms = self._server.alarms
+        response = rpc_pb2.AlarmResponse()
+        if request.action == rpc_pb2.AlarmRequest.GET:
+            listed = alarms.list(request.memberID, request.alarm)
+        elif request.action == rpc_pb2.AlarmRequest.ACTIVATE:
+            alarms.activate(request.memberID, request.alarm)
+            listed = [(request.memberID, request.alarm)]
+        else:
+            cleared = alarms.deactivate(request.memberID, request.alarm)
+            listed = [(request.memberID, request.alarm)] if cleared else []
+        response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)
+        return response.SerializeToString()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from etcdx.net.http1 import HttpRequest, HttpResponse
+from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.server import metrics
 from etcdx.server.server import EtcdServer
 from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
@@ -43,15 +45,23 @@ class HttpEndpoints:
             return _NOT_FOUND
         if request.method != "GET":
             return _METHOD_NOT_ALLOWED
-        return handler()
+        return handler(request)
 
-    def _health(self) -> HttpResponse:
+    def _health(self, request: HttpRequest) -> HttpResponse:
+        """Unhealthy (503) while an alarm is active, unless excluded with ?exclude=NOSPACE|CORRUPT."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.target).query)
+        excluded = set(query.get("exclude", []))
+        active = [rpc_pb2.AlarmType.Name(a) for _, a in self._server.alarms.list()]
+        remaining = [name for name in active if name not in excluded]
+        if remaining:
+            reason = f"ALARM {','.join(remaining)}"
+            return _response(503, json.dumps({"health": "false", "reason": reason}, separators=(",", ":")).encode())
         return _response(200, b'{"health":"true","reason":""}')
 
-    def _version(self) -> HttpResponse:
+    def _version(self, request: HttpRequest) -> HttpResponse:
         return _response(200, _VERSION_BODY.encode(), ("content-type", "application/json"))
 
-    def _metrics(self) -> HttpResponse:
+    def _metrics(self, request: HttpRequest) -> HttpResponse:
         backend = self._server.backend
         metrics.DB_TOTAL_SIZE.set(backend.size_bytes)
         metrics.QUOTA_BACKEND_BYTES.set(self._server.settings.quota_backend_bytes)
