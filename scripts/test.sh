@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q -e '.[test]'
 python3 setup.py -q build_ext --inplace
-ruff check etcdx tests bench
+ruff check .
 ETCDX_REQUIRE_EXTENSIONS=1 python3 -m pytest -q "$@"
 ETCDX_NO_EXTENSIONS=1 python3 -m pytest -q "$@"
