@@ -1,57 +1,217 @@
-"""Placeholder twin of the key-index SortedMap (sorted list + dict); replaced by the B+tree twin."""
+"""SortedMap: an ordered map from bytes to any value, as a B+tree (the pure-Python twin of _btree.pyx).
+
+Layout: leaves hold sorted keys with their values and link to the next leaf (for range scans); inner
+nodes hold separators, with len(children) == len(keys) + 1 and every key under children[i] below
+keys[i] <= every key under children[i + 1]. A node holds at most ``order`` keys; a node other than the
+root holds at least ``order // 2`` keys (leaves) or children (inner nodes): deletion borrows from a
+sibling or merges with it, so the tree stays O(log n) high and never keeps empty nodes.
+
+Mutating the map while an ``irange`` / ``items`` iterator is alive is undefined: collect first.
+"""
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from typing import Any
 
+DEFAULT_ORDER = 64
 _MISSING = object()
 
 
-class SortedMap:
-    """Ordered map from bytes keys to arbitrary values, iterated in bytewise key order."""
+class _Leaf:
+    __slots__ = ("keys", "values", "next")
 
-    def __init__(self) -> None:
-        self._keys: list[bytes] = []
-        self._values: dict[bytes, Any] = {}
+    def __init__(self, keys: list[bytes], values: list[Any], next_leaf: _Leaf | None) -> None:
+        self.keys = keys
+        self.values = values
+        self.next = next_leaf
+
+
+class _Inner:
+    __slots__ = ("keys", "children")
+
+    def __init__(self, keys: list[bytes], children: list) -> None:
+        self.keys = keys
+        self.children = children
+
+
+class SortedMap:
+    def __init__(self, order: int = DEFAULT_ORDER) -> None:
+        if order < 4:
+            raise ValueError("order must be at least 4")
+        self._order = order
+        self._root: _Leaf | _Inner = _Leaf([], [], None)
+        self._len = 0
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._len
 
-    def __contains__(self, key: bytes) -> bool:
-        return key in self._values
+    # -- lookup --------------------------------------------------------------------------------
 
-    def __getitem__(self, key: bytes) -> Any:
-        return self._values[key]
-
-    def __setitem__(self, key: bytes, value: Any) -> None:
-        if key not in self._values:
-            bisect.insort(self._keys, key)
-        self._values[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        del self._values[key]
-        del self._keys[bisect.bisect_left(self._keys, key)]
+    def _leaf_for(self, key: bytes) -> _Leaf:
+        node = self._root
+        while isinstance(node, _Inner):
+            node = node.children[bisect_right(node.keys, key)]
+        return node
 
     def get(self, key: bytes, default: Any = None) -> Any:
-        return self._values.get(key, default)
-
-    def pop(self, key: bytes, default: Any = _MISSING) -> Any:
-        if key in self._values:
-            value = self._values[key]
-            del self[key]
-            return value
-        if default is _MISSING:
-            raise KeyError(key)
+        key = bytes(key)
+        leaf = self._leaf_for(key)
+        i = bisect_left(leaf.keys, key)
+        if i < len(leaf.keys) and leaf.keys[i] == key:
+            return leaf.values[i]
         return default
 
+    def __getitem__(self, key: bytes) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: bytes) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    # -- insertion -----------------------------------------------------------------------------
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        key = bytes(key)
+        path: list[tuple[_Inner, int]] = []
+        node = self._root
+        while isinstance(node, _Inner):
+            i = bisect_right(node.keys, key)
+            path.append((node, i))
+            node = node.children[i]
+        i = bisect_left(node.keys, key)
+        if i < len(node.keys) and node.keys[i] == key:
+            node.values[i] = value
+            return
+        node.keys.insert(i, key)
+        node.values.insert(i, value)
+        self._len += 1
+        if len(node.keys) > self._order:
+            self._split(node, path)
+
+    def _split(self, node: _Leaf | _Inner, path: list[tuple[_Inner, int]]) -> None:
+        """Splits an overfull node in two and pushes the separator up, splitting ancestors as needed."""
+        while True:
+            mid = len(node.keys) // 2
+            if isinstance(node, _Leaf):
+                right: _Leaf | _Inner = _Leaf(node.keys[mid:], node.values[mid:], node.next)
+                del node.keys[mid:], node.values[mid:]
+                node.next = right
+                separator = right.keys[0]
+            else:
+                separator = node.keys[mid]
+                right = _Inner(node.keys[mid + 1 :], node.children[mid + 1 :])
+                del node.keys[mid:], node.children[mid + 1 :]
+            if not path:
+                self._root = _Inner([separator], [node, right])
+                return
+            parent, i = path.pop()
+            parent.keys.insert(i, separator)
+            parent.children.insert(i + 1, right)
+            if len(parent.keys) <= self._order:
+                return
+            node = parent
+
+    # -- deletion ------------------------------------------------------------------------------
+
+    def pop(self, key: bytes, default: Any = _MISSING) -> Any:
+        key = bytes(key)
+        path: list[tuple[_Inner, int]] = []
+        node = self._root
+        while isinstance(node, _Inner):
+            i = bisect_right(node.keys, key)
+            path.append((node, i))
+            node = node.children[i]
+        i = bisect_left(node.keys, key)
+        if i == len(node.keys) or node.keys[i] != key:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        value = node.values[i]
+        del node.keys[i], node.values[i]
+        self._len -= 1
+        self._rebalance(node, path)
+        return value
+
+    def __delitem__(self, key: bytes) -> None:
+        self.pop(key)
+
+    def _rebalance(self, node: _Leaf | _Inner, path: list[tuple[_Inner, int]]) -> None:
+        """Restores the minimum fill of ``node`` by borrowing from or merging with a sibling."""
+        minimum = self._order // 2
+        while path:
+            size = len(node.keys) if isinstance(node, _Leaf) else len(node.children)
+            if size >= minimum:
+                return
+            parent, i = path.pop()
+            left = parent.children[i - 1] if i > 0 else None
+            right = parent.children[i + 1] if i + 1 < len(parent.children) else None
+            if isinstance(node, _Leaf):
+                if left is not None and len(left.keys) > minimum:
+                    node.keys.insert(0, left.keys.pop())
+                    node.values.insert(0, left.values.pop())
+                    parent.keys[i - 1] = node.keys[0]
+                    return
+                if right is not None and len(right.keys) > minimum:
+                    node.keys.append(right.keys.pop(0))
+                    node.values.append(right.values.pop(0))
+                    parent.keys[i] = right.keys[0]
+                    return
+                if left is not None:
+                    left.keys += node.keys
+                    left.values += node.values
+                    left.next = node.next
+                    del parent.keys[i - 1], parent.children[i]
+                else:
+                    node.keys += right.keys
+                    node.values += right.values
+                    node.next = right.next
+                    del parent.keys[i], parent.children[i + 1]
+            else:
+                if left is not None and len(left.children) > minimum:
+                    node.keys.insert(0, parent.keys[i - 1])
+                    node.children.insert(0, left.children.pop())
+                    parent.keys[i - 1] = left.keys.pop()
+                    return
+                if right is not None and len(right.children) > minimum:
+                    node.keys.append(parent.keys[i])
+                    node.children.append(right.children.pop(0))
+                    parent.keys[i] = right.keys.pop(0)
+                    return
+                if left is not None:
+                    left.keys.append(parent.keys[i - 1])
+                    left.keys += node.keys
+                    left.children += node.children
+                    del parent.keys[i - 1], parent.children[i]
+                else:
+                    node.keys.append(parent.keys[i])
+                    node.keys += right.keys
+                    node.children += right.children
+                    del parent.keys[i], parent.children[i + 1]
+            node = parent
+        if isinstance(node, _Inner) and len(node.children) == 1:
+            self._root = node.children[0]
+
+    # -- iteration -----------------------------------------------------------------------------
+
     def irange(self, start: bytes, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
-        """(key, value) pairs with start <= key < end in ascending order; end None = no upper bound."""
-        i = bisect.bisect_left(self._keys, start)
-        stop = len(self._keys) if end is None else bisect.bisect_left(self._keys, end)
-        for key in self._keys[i:stop]:
-            yield key, self._values[key]
+        """(key, value) pairs with start <= key < end, ascending; end None = no upper bound."""
+        start = bytes(start)
+        end = None if end is None else bytes(end)
+        leaf: _Leaf | None = self._leaf_for(start)
+        i = bisect_left(leaf.keys, start)
+        while leaf is not None:
+            keys = leaf.keys
+            while i < len(keys):
+                key = keys[i]
+                if end is not None and key >= end:
+                    return
+                yield key, leaf.values[i]
+                i += 1
+            leaf, i = leaf.next, 0
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         return self.irange(b"")
