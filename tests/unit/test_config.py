@@ -1,0 +1,98 @@
+"""etcd's flags, ETCD_* variables and YAML file -> Config, with etcd's texts for what goes wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from etcdx.config import ConfigError, parse_config
+
+PEER = ["--initial-advertise-peer-urls", "http://127.0.0.1:23800", "--listen-peer-urls", "http://127.0.0.1:23800"]
+
+
+def test_defaults_are_etcds():
+    config = parse_config([], {})
+    assert config.name == "default"
+    assert config.data_dir == "default.etcdx"
+    assert config.listen_client_addresses == (("localhost", 2379),)
+    assert config.listen_peer_addresses == (("localhost", 2380),)
+    assert config.max_request_bytes == 1572864
+    assert config.max_txn_ops == 128
+    assert config.effective_quota_backend_bytes == 2 * 1024**3
+    assert config.initial_cluster == {"default": ("http://localhost:2380",)}
+
+
+def test_member_and_cluster_ids_are_computed_as_etcd_does():
+    config = parse_config(PEER, {})
+    assert config.member_id == 0x2E1259D415F2A040
+    assert config.cluster_id == 0x48276A8F75B6A87
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--name", "n1", "--max-txn-ops=7"],
+        ["-name", "n1", "-max-txn-ops", "7"],
+        ["--name=n1", "--max-txn-ops", "7"],
+    ],
+)
+def test_go_flag_syntax(argv):
+    config = parse_config(argv, {})
+    assert (config.name, config.max_txn_ops, config.data_dir) == ("n1", 7, "n1.etcdx")
+
+
+def test_environment_fills_what_the_command_line_does_not():
+    config = parse_config(["--max-txn-ops", "5"], {"ETCD_NAME": "envname", "ETCD_MAX_REQUEST_BYTES": "1000"})
+    assert (config.name, config.max_request_bytes, config.max_txn_ops) == ("envname", 1000, 5)
+
+
+def test_flag_and_environment_together_is_fatal():
+    with pytest.raises(ConfigError, match="conflicting environment variable.*ETCD_NAME"):
+        parse_config(["--name", "a"], {"ETCD_NAME": "b"})
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["foo"], "'foo' is not a valid flag"),
+        (["--bogus"], "flag provided but not defined: -bogus"),
+        (["--max-txn-ops", "x"], 'invalid value "x" for flag -max-txn-ops'),
+        (
+            ["--listen-client-urls", "http://127.0.0.1:1"],
+            "--advertise-client-urls is required when --listen-client-urls is set explicitly",
+        ),
+        (["--election-timeout", "100"], r"--election-timeout\[100ms\] should be at least as 5 times as"),
+        (["--election-timeout", "60000"], "is too long, and should be set less than 50000ms"),
+        (["--auto-tls"], "etcdx: --auto-tls is not implemented yet"),
+        (["--enable-v2=true"], "etcdx: --enable-v2 is not implemented yet"),
+        (["--initial-cluster", "other=http://localhost:2380"], 'couldn\'t find local name "default"'),
+    ],
+)
+def test_refused_configurations(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(argv, {})
+
+
+def test_not_implemented_flag_at_its_default_is_accepted():
+    assert parse_config(["--auto-tls=false", "--enable-v2=false", "--cors", "*"], {}).name == "default"
+
+
+def test_config_file_replaces_flags_and_environment(tmp_path):
+    path = tmp_path / "etcd.yaml"
+    path.write_text(
+        "name: fromfile\n"
+        "data-dir: /tmp/fromfile\n"
+        "listen-client-urls: http://127.0.0.1:4001\n"
+        "advertise-client-urls: http://127.0.0.1:4001\n"
+        "max-txn-ops: 9\n"
+        "client-transport-security:\n  cert-file: ''\n"
+    )
+    config = parse_config(["--config-file", str(path), "--name", "ignored"], {"ETCD_MAX_TXN_OPS": "3"})
+    assert (config.name, config.data_dir, config.max_txn_ops) == ("fromfile", "/tmp/fromfile", 9)
+    assert config.listen_client_addresses == (("127.0.0.1", 4001),)
+
+
+def test_config_file_with_tls_is_refused_loudly(tmp_path):
+    path = tmp_path / "etcd.yaml"
+    path.write_text("client-transport-security:\n  cert-file: /x.pem\n")
+    with pytest.raises(ConfigError, match="not implemented yet"):
+        parse_config(["--config-file", str(path)], {})
