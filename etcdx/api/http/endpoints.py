@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import urllib.parse
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.pb.etcdserverpb import rpc_pb2
@@ -43,7 +44,7 @@ class HttpEndpoints:
         handler = {"/health": self._health, "/version": self._version, "/metrics": self._metrics}.get(path)
         if handler is None:
             return _NOT_FOUND
-        if request.method != "GET":
+        if request.method != "GET" and path != "/metrics":  # etcd serves /metrics to any method
             return _METHOD_NOT_ALLOWED
         return handler(request)
 
@@ -65,4 +66,4 @@ class HttpEndpoints:
         backend = self._server.backend
         metrics.DB_TOTAL_SIZE.set(backend.size_bytes)
         metrics.QUOTA_BACKEND_BYTES.set(self._server.settings.quota_backend_bytes)
-        return _response(200, generate_latest(), ("content-type", CONTENT_TYPE_LATEST))
+        return _response(200, generate_latest(), ("content-type", CONTENT_TYPE_PLAIN_0_0_4))
