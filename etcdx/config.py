@@ -9,6 +9,7 @@ that etcdx does not implement yet fails loudly when set to anything but its defa
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import urllib.parse
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "log-outputs": ("str", "default"),
     "log-level": ("str", "info"),
     "enable-grpc-gateway": ("bool", True),
+    "experimental-watch-progress-notify-interval": ("str", "10m"),
     "config-file": ("str", ""),
     "version": ("bool", False),
     "help": ("bool", False),
@@ -122,7 +124,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
     "experimental-compaction-batch-limit": ("int", 1000),
     "experimental-peer-skip-client-san-verification": ("bool", False),
-    "experimental-watch-progress-notify-interval": ("str", "10m"),
     "experimental-warning-apply-duration": ("str", "100ms"),
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
     "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
@@ -188,6 +189,7 @@ class Config:
     enable_grpc_gateway: bool
     show_version: bool
     show_help: bool
+    watch_progress_notify_interval: float = 600.0
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -244,6 +246,26 @@ def usage() -> str:
 
 def _show(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from a Go duration such as "10m", "1h30m" or "100ms"."""
+    text = raw.strip()
+    if text in ("0", ""):
+        return 0.0
+    total, pos = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or pos == 0:
+        raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error')
+    return total
 
 
 def _parse_argv(argv: list[str]) -> dict[str, str]:
@@ -449,4 +471,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         enable_grpc_gateway=get("enable-grpc-gateway"),
         show_version=get("version"),
         show_help=get("help"),
+        watch_progress_notify_interval=parse_duration(
+            "experimental-watch-progress-notify-interval", get("experimental-watch-progress-notify-interval")
+        ),
     )

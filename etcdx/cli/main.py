@@ -32,6 +32,7 @@ def settings_from_config(config: Config) -> ServerSettings:
         max_request_bytes=config.max_request_bytes,
         max_txn_ops=config.max_txn_ops,
         quota_backend_bytes=config.effective_quota_backend_bytes,
+        watch_progress_notify_interval=config.watch_progress_notify_interval,
     )
 
 

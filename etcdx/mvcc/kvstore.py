@@ -35,6 +35,7 @@ class KVStore:
         self.index = KeyIndex()
         self.lease_exists = lease_exists
         self._wtxn = None
+        self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
@@ -96,6 +97,40 @@ class KVStore:
     def read_kv(self, txn, rev: int) -> kv_pb2.KeyValue:
         return kv_pb2.KeyValue.FromString(txn.get(backend_key(rev), db=self.backend.key_db))
 
+    def history(self, first: int, last: int) -> list[tuple[int, list[kv_pb2.Event]]]:
+        """The events of revisions first..last from the backend, as watchers see them."""
+        revisions: list[tuple[int, list[kv_pb2.Event]]] = []
+        with self.backend.begin_read() as txn:
+            cursor = txn.cursor(db=self.backend.key_db)
+            if not cursor.set_range(backend_key(pack(first, 0))):
+                return revisions
+            for raw_key, value in cursor:
+                rev, tombstone = parse_backend_key(raw_key)
+                main = main_of(rev)
+                if main > last:
+                    break
+                kv = kv_pb2.KeyValue.FromString(value)
+                if tombstone:
+                    event = kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=kv_pb2.KeyValue(key=kv.key, mod_revision=main))
+                else:
+                    event = kv_pb2.Event(type=kv_pb2.Event.PUT, kv=kv)
+                if revisions and revisions[-1][0] == main:
+                    revisions[-1][1].append(event)
+                else:
+                    revisions.append((main, [event]))
+        return revisions
+
+    def previous_kv(self, key: bytes, revision: int) -> kv_pb2.KeyValue | None:
+        """The value ``key`` had just before ``revision``; None if absent or compacted away."""
+        before = revision - 1
+        if before < self._compact_rev or before <= 0:
+            return None
+        found = self.index.get(key, before)
+        if found is None:
+            return None
+        with self.backend.begin_read() as txn:
+            return self.read_kv(txn, found[0])
+
     # -- writes ----------------------------------------------------------------------------
 
     @contextmanager
@@ -143,7 +178,13 @@ class KVStore:
         """Closes a write transaction; returns the revision it produced (or the current one if none)."""
         if txn.changes:
             self._current_rev += 1
+            self._events.append((self._current_rev, txn.events))
         return self._current_rev
+
+    def take_events(self) -> list[tuple[int, list[kv_pb2.Event]]]:
+        """(revision, events) of every write applied since the last call, in revision order."""
+        events, self._events = self._events, []
+        return events
 
     def _put(self, request: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
         if request.lease and not self.lease_exists(request.lease):

@@ -112,6 +112,7 @@ class WriteTxn(ReadView):
         super().__init__(store, txn, begin_rev)
         self.begin_rev = begin_rev
         self.changes = 0
+        self.events: list[kv_pb2.Event] = []  # what watchers see of this txn, in change order
 
     def _touch(self) -> int:
         """The packed revision of the next change; reads from now on see this txn's revision."""
@@ -127,6 +128,7 @@ class WriteTxn(ReadView):
             key=key, create_revision=created, mod_revision=self.begin_rev + 1, version=version, value=value, lease=lease
         )
         self.txn.put(backend_key(rev), kv.SerializeToString(), db=self.store.backend.key_db)
+        self.events.append(kv_pb2.Event(type=kv_pb2.Event.PUT, kv=kv))
         return self.begin_rev + 1
 
     def delete_range(self, key: bytes, end: bytes | None) -> int:
@@ -139,6 +141,8 @@ class WriteTxn(ReadView):
                 kv_pb2.KeyValue(key=k).SerializeToString(),
                 db=self.store.backend.key_db,
             )
+            deleted = kv_pb2.KeyValue(key=k, mod_revision=self.begin_rev + 1)
+            self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))
         return len(keys)
 
     def put_request(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:

@@ -18,6 +18,7 @@ from etcdx import errors
 from etcdx.log import get_logger
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
@@ -48,6 +49,8 @@ class EtcdServer:
         self.store: KVStore | None = None
         self.wal: WAL | None = None
         self.log: LocalLog | None = None
+        self.watch_hub: WatchHub | None = None
+        self._sync_needed = trio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -61,6 +64,8 @@ class EtcdServer:
             self.wal, replay = await WAL.open(s.wal_path, after_index=self.store.consistent_index)
             try:
                 self._replay(replay.entries)
+                self.store.take_events()  # nobody watched the replay
+                self.watch_hub = WatchHub(self.store)
                 last_term = replay.entries[-1].term if replay.entries else 0
                 last_index = max(replay.last_index, self.store.consistent_index)
                 self.log = LocalLog(replay.hard_state, last_index, last_term)
@@ -75,7 +80,10 @@ class EtcdServer:
                 metrics.publish_identity(self.member_id)
                 self._started.set()
                 task_status.started()
-                await self._ready_loop()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_sync_loop)
+                    nursery.start_soon(self._watch_progress_loop)
+                    await self._ready_loop()
             finally:
                 with trio.CancelScope(shield=True):
                     await self.wal.close()
@@ -111,6 +119,11 @@ class EtcdServer:
                 results.append((entry.index, self._apply_entry(entry)))
         metrics.PROPOSALS_APPLIED.inc(len(entries))
         metrics.CURRENT_REVISION.set(self.store.current_revision)
+        hub = self.watch_hub
+        for revision, events in self.store.take_events():
+            hub.notify(revision, events)
+        if hub.unsynced_count:
+            self._sync_needed.set()
         for index, result in results:
             self._waiters.resolve(index, result)
 
@@ -118,6 +131,26 @@ class EtcdServer:
         if not entry.data:
             return None
         return self.store.apply(entry.index, InternalRequest.FromString(entry.data))
+
+    # -- watch upkeep -------------------------------------------------------------------------
+
+    async def _watch_sync_loop(self) -> None:
+        """Catches unsynced watchers up from history: when asked, and every 100 ms while any lag."""
+        while True:
+            with trio.move_on_after(0.1):
+                await self._sync_needed.wait()
+            self._sync_needed = trio.Event()
+            if self.watch_hub.unsynced_count:
+                self.watch_hub.sync()
+
+    async def _watch_progress_loop(self) -> None:
+        interval = self.settings.watch_progress_notify_interval
+        while True:
+            await trio.sleep(interval)
+            self.watch_hub.progress(self.store.current_revision)
+
+    def request_watch_sync(self) -> None:
+        self._sync_needed.set()
 
     # -- what the API layer calls ------------------------------------------------------------
 
@@ -166,11 +199,15 @@ class EtcdServer:
         return response
 
     def fill_header(self, header: rpc_pb2.ResponseHeader) -> None:
+        self.fill_identity(header)
+        if not header.revision:
+            header.revision = self.store.current_revision
+
+    def fill_identity(self, header: rpc_pb2.ResponseHeader) -> None:
+        """The fields every response header carries: who answers, and in which term."""
         header.cluster_id = self.cluster_id
         header.member_id = self.member_id
         header.raft_term = self.log.term
-        if not header.revision:
-            header.revision = self.store.current_revision
 
     def header(self) -> rpc_pb2.ResponseHeader:
         header = rpc_pb2.ResponseHeader()

@@ -19,6 +19,7 @@ class ServerSettings:
     max_txn_ops: int = 128
     quota_backend_bytes: int = 2 * 1024**3
     backend_map_size: int = 8 * 1024**3
+    watch_progress_notify_interval: float = 600.0
     extra: dict = field(default_factory=dict)
 
     @property

@@ -6,6 +6,7 @@ from etcdx.api.grpc.cluster import ClusterService
 from etcdx.api.grpc.health import HealthService
 from etcdx.api.grpc.kv import KVService
 from etcdx.api.grpc.maintenance import MaintenanceService
+from etcdx.api.grpc.watch import WatchService
 from etcdx.net.grpc_server import Resolver
 from etcdx.server.server import EtcdServer
 
@@ -13,7 +14,14 @@ from etcdx.server.server import EtcdServer
 def build_routes(server: EtcdServer) -> dict:
     """Every implemented method by path, e.g. "/etcdserverpb.KV/Range"."""
     routes: dict = {}
-    for service in (KVService(server), MaintenanceService(server), ClusterService(server), HealthService()):
+    services = (
+        KVService(server),
+        WatchService(server),
+        MaintenanceService(server),
+        ClusterService(server),
+        HealthService(),
+    )
+    for service in services:
         routes.update(service.methods())
     return routes
 

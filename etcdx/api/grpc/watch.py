@@ -1,0 +1,161 @@
+"""etcdserverpb.Watch: one bidirectional stream carries many watchers (etcd 3.5's behaviour).
+
+Per stream: a bounded queue of responses (control replies and events) drained by one sender task.
+Control replies (created, canceled, progress) wait for room, so a reader that stops reading
+back-pressures only its own stream; event delivery never waits: a watcher whose queue is full falls
+back to catching up from history (see etcdx.mvcc.watch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from etcdx.api.grpc.codec import decode
+from etcdx.mvcc.watch import Watcher
+from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.server.server import EtcdServer
+
+QUEUE_CAPACITY = 128
+ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
+ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
+FRAGMENT_OVERHEAD = 512 * 1024
+Create = rpc_pb2.WatchCreateRequest
+
+
+class WatchService:
+    def __init__(self, server: EtcdServer) -> None:
+        self._server = server
+
+    def methods(self) -> dict[str, BidiStreamMethod]:
+        return {"/etcdserverpb.Watch/Watch": BidiStreamMethod(self.watch)}
+
+    async def watch(self, requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
+        stream = WatchStream(self._server)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stream.send_loop, send)
+                async for data in requests:
+                    await stream.handle(decode(rpc_pb2.WatchRequest, data))
+                # A client that half-closes keeps receiving events until it cancels, as with etcd.
+                await trio.sleep_forever()
+        finally:
+            stream.close()
+
+
+class WatchStream:
+    """The WatchSink of every watcher created on one gRPC stream."""
+
+    def __init__(self, server: EtcdServer) -> None:
+        self._server = server
+        self._hub = server.watch_hub
+        self._queue_in, self._queue_out = trio.open_memory_channel(QUEUE_CAPACITY)
+        self._watchers: dict[int, Watcher] = {}
+        self._next_id = 0
+        self._fragment_limit = server.settings.max_request_bytes + FRAGMENT_OVERHEAD
+
+    # -- WatchSink ---------------------------------------------------------------------------
+
+    def try_send(self, response: rpc_pb2.WatchResponse) -> bool:
+        try:
+            self._queue_in.send_nowait(response)
+        except trio.WouldBlock:
+            return False
+        return True
+
+    def watcher_gone(self, watcher: Watcher) -> None:
+        self._watchers.pop(watcher.id, None)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def handle(self, request: rpc_pb2.WatchRequest) -> None:
+        kind = request.WhichOneof("request_union")
+        if kind == "create_request":
+            await self._create(request.create_request)
+        elif kind == "cancel_request":
+            await self._cancel(request.cancel_request.watch_id)
+        elif kind == "progress_request":
+            await self._reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.store.current_revision)
+
+    async def _reply(self, response: rpc_pb2.WatchResponse, revision: int) -> None:
+        response.header.revision = revision
+        await self._queue_in.send(response)
+
+    async def _create(self, create: rpc_pb2.WatchCreateRequest) -> None:
+        key = create.key or b"\x00"
+        end: bytes | None = create.range_end or None
+        if end == b"\x00":
+            end = b""
+        current = self._server.store.current_revision
+        error = None
+        if end and key >= end:
+            error = ERR_EMPTY_RANGE
+        elif create.watch_id and create.watch_id in self._watchers:
+            error = ERR_DUPLICATE_ID
+        if error is not None:
+            response = rpc_pb2.WatchResponse(watch_id=-1, created=True, canceled=True, cancel_reason=error)
+            await self._reply(response, current)
+            return
+        watch_id = create.watch_id
+        if not watch_id:
+            while self._next_id in self._watchers:
+                self._next_id += 1
+            watch_id = self._next_id
+            self._next_id += 1
+        watcher = Watcher(
+            watch_id,
+            key,
+            end,
+            self,
+            no_put=Create.NOPUT in create.filters,
+            no_delete=Create.NODELETE in create.filters,
+            prev_kv=create.prev_kv,
+            progress_notify=create.progress_notify,
+            fragment=create.fragment,
+        )
+        self._watchers[watch_id] = watcher
+        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, created=True), current)
+        self._hub.add(watcher, create.start_revision)
+        if not watcher.synced:
+            self._server.request_watch_sync()
+
+    async def _cancel(self, watch_id: int) -> None:
+        watcher = self._watchers.pop(watch_id, None)
+        if watcher is None:
+            return  # unknown IDs are ignored without a reply, as etcd does
+        self._hub.remove(watcher)
+        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.store.current_revision)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send_loop(self, send: Send) -> None:
+        fill = self._server.fill_identity
+        async for response in self._queue_out:
+            fill(response.header)
+            watcher = self._watchers.get(response.watch_id)
+            if watcher is not None and watcher.fragment and len(response.events) > 1:
+                for part in self._fragments(response):
+                    await send(part.SerializeToString())
+            else:
+                await send(response.SerializeToString())
+
+    def _fragments(self, response: rpc_pb2.WatchResponse) -> list[rpc_pb2.WatchResponse]:
+        """Splits an oversized event response; every part but the last carries fragment=true."""
+        if response.ByteSize() <= self._fragment_limit:
+            return [response]
+        parts: list[rpc_pb2.WatchResponse] = []
+        current = None
+        for event in response.events:
+            if current is None or (current.events and current.ByteSize() + event.ByteSize() > self._fragment_limit):
+                current = rpc_pb2.WatchResponse(header=response.header, watch_id=response.watch_id, fragment=True)
+                parts.append(current)
+            current.events.add().CopyFrom(event)
+        parts[-1].fragment = False
+        return parts
+
+    def close(self) -> None:
+        for watcher in self._watchers.values():
+            self._hub.remove(watcher)
+        self._watchers.clear()
