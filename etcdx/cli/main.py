@@ -33,6 +33,8 @@ def settings_from_config(config: Config) -> ServerSettings:
         max_txn_ops=config.max_txn_ops,
         quota_backend_bytes=config.effective_quota_backend_bytes,
         watch_progress_notify_interval=config.watch_progress_notify_interval,
+        heartbeat_interval_ms=config.heartbeat_interval,
+        election_timeout_ms=config.election_timeout,
     )
 
 

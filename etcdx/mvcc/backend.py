@@ -28,6 +28,7 @@ class Backend:
         )
         self.key_db = self.env.open_db(schema.KEY_DB)
         self.meta_db = self.env.open_db(schema.META_DB)
+        self.lease_db = self.env.open_db(schema.LEASE_DB)
 
     def close(self) -> None:
         self.env.sync(True)
@@ -50,6 +51,17 @@ class Backend:
         """Every (revision key, value) of the key bucket in revision order (for rebuilding the index)."""
         with self.env.begin(buffers=False) as txn:
             yield from txn.cursor(db=self.key_db).iternext()
+
+    def put_lease(self, txn: lmdb.Transaction, lease_id: int, ttl: int) -> None:
+        txn.put(_U64.pack(lease_id), _U64.pack(ttl), db=self.lease_db)
+
+    def delete_lease(self, txn: lmdb.Transaction, lease_id: int) -> None:
+        txn.delete(_U64.pack(lease_id), db=self.lease_db)
+
+    def scan_leases(self) -> list[tuple[int, int]]:
+        """Every persisted (lease id, granted TTL)."""
+        with self.env.begin(buffers=False) as txn:
+            return [(_U64.unpack(k)[0], _U64.unpack(v)[0]) for k, v in txn.cursor(db=self.lease_db)]
 
     @property
     def size_bytes(self) -> int:

@@ -9,13 +9,14 @@ etcd 3.5.1 by the differential tests (tests/compat).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
 from etcdx import errors
+from etcdx.lease.lessor import Lessor
 from etcdx.mvcc import schema as meta
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
@@ -30,16 +31,18 @@ if TYPE_CHECKING:
 
 
 class KVStore:
-    def __init__(self, backend: Backend, lease_exists: Callable[[int], bool] = lambda lease_id: False) -> None:
+    def __init__(self, backend: Backend, lessor: Lessor | None = None) -> None:
         self.backend = backend
         self.index = KeyIndex()
-        self.lease_exists = lease_exists
+        self.lessor = lessor if lessor is not None else Lessor(min_ttl=1, clock=lambda: 0.0)
         self._wtxn = None
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
             scheduled = backend.get_meta_int(txn, meta.META_SCHEDULED_COMPACT, -1)
+        for lease_id, ttl in backend.scan_leases():
+            self.lessor.restore(lease_id, ttl)
         self._current_rev = max(1, self._compact_rev, self._restore_index())
         if scheduled > self._compact_rev:
             with self.apply_batch():
@@ -48,14 +51,20 @@ class KVStore:
     def _restore_index(self) -> int:
         """Rebuilds the key index from the backend in revision order; returns the newest main revision."""
         newest = 0
+        lease_of: dict[bytes, int] = {}
         for raw_key, value in self.backend.scan_revisions():
             rev, tombstone = parse_backend_key(raw_key)
             kv = kv_pb2.KeyValue.FromString(value)
             if tombstone:
                 self.index.restore_tombstone(kv.key, rev)
+                lease_of.pop(kv.key, None)
             else:
                 self.index.restore(kv.key, rev, kv.create_revision, kv.version)
+                lease_of[kv.key] = kv.lease
             newest = main_of(rev)
+        for key, lease_id in lease_of.items():
+            if lease_id:
+                self.lessor.on_put(key, lease_id)
         return newest
 
     # -- state -----------------------------------------------------------------------------
@@ -167,6 +176,10 @@ class KVStore:
                 return apply_txn(self, request.txn)
             if kind == "compaction":
                 return self._compact_request(request.compaction)
+            if kind == "lease_grant":
+                return self._lease_grant(request.lease_grant)
+            if kind == "lease_revoke":
+                return self._lease_revoke(request.lease_revoke)
         except errors.EtcdError as exc:
             return exc
         return None
@@ -185,6 +198,27 @@ class KVStore:
         """(revision, events) of every write applied since the last call, in revision order."""
         events, self._events = self._events, []
         return events
+
+    def lease_exists(self, lease_id: int) -> bool:
+        return self.lessor.exists(lease_id)
+
+    def _lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+        lease = self.lessor.grant(request.ID, request.TTL)
+        self.backend.put_lease(self._wtxn, lease.id, lease.ttl)
+        response = rpc_pb2.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
+        response.header.revision = self._current_rev
+        return response
+
+    def _lease_revoke(self, request: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
+        """Deletes every key attached to the lease in one revision, then the lease."""
+        keys = self.lessor.revoke(request.ID)
+        txn = self.begin_write()
+        for key in keys:
+            txn.delete_range(key, None)
+        self.backend.delete_lease(self._wtxn, request.ID)
+        response = rpc_pb2.LeaseRevokeResponse()
+        response.header.revision = self.end_write(txn)
+        return response
 
     def _put(self, request: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
         if request.lease and not self.lease_exists(request.lease):

@@ -129,6 +129,7 @@ class WriteTxn(ReadView):
         )
         self.txn.put(backend_key(rev), kv.SerializeToString(), db=self.store.backend.key_db)
         self.events.append(kv_pb2.Event(type=kv_pb2.Event.PUT, kv=kv))
+        self.store.lessor.on_put(key, lease)
         return self.begin_rev + 1
 
     def delete_range(self, key: bytes, end: bytes | None) -> int:
@@ -141,6 +142,7 @@ class WriteTxn(ReadView):
                 kv_pb2.KeyValue(key=k).SerializeToString(),
                 db=self.store.backend.key_db,
             )
+            self.store.lessor.on_delete(k)
             deleted = kv_pb2.KeyValue(key=k, mod_revision=self.begin_rev + 1)
             self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))
         return len(keys)

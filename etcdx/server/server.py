@@ -10,11 +10,13 @@ index), so a backend that lags the WAL after a crash catches up before any clien
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import trio
 
 from etcdx import errors
+from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
@@ -30,6 +32,10 @@ from etcdx.server.waiters import Waiters
 from etcdx.wal.wal import WAL
 
 log = get_logger("etcdx.server")
+
+LEASE_CHECK_INTERVAL = 0.5
+LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
+LEASE_REVOKE_RETRY = 3.0
 
 
 class EtcdServer:
@@ -50,6 +56,12 @@ class EtcdServer:
         self.wal: WAL | None = None
         self.log: LocalLog | None = None
         self.watch_hub: WatchHub | None = None
+        self.lessor = Lessor(
+            minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
+        )
+        self._revoking: dict[int, float] = {}
+        self._id_prefix = (settings.member_id & 0xFFFF) << 48
+        self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
         self._sync_needed = trio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -60,12 +72,13 @@ class EtcdServer:
         os.makedirs(s.member_dir, exist_ok=True)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
-            self.store = KVStore(self.backend)
+            self.store = KVStore(self.backend, self.lessor)
             self.wal, replay = await WAL.open(s.wal_path, after_index=self.store.consistent_index)
             try:
                 self._replay(replay.entries)
                 self.store.take_events()  # nobody watched the replay
                 self.watch_hub = WatchHub(self.store)
+                self.lessor.promote(extend=s.election_timeout_ms / 1000)
                 last_term = replay.entries[-1].term if replay.entries else 0
                 last_index = max(replay.last_index, self.store.consistent_index)
                 self.log = LocalLog(replay.hard_state, last_index, last_term)
@@ -83,6 +96,7 @@ class EtcdServer:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch_sync_loop)
                     nursery.start_soon(self._watch_progress_loop)
+                    nursery.start_soon(self._lease_expiry_loop, nursery)
                     await self._ready_loop()
             finally:
                 with trio.CancelScope(shield=True):
@@ -148,6 +162,39 @@ class EtcdServer:
         while True:
             await trio.sleep(interval)
             self.watch_hub.progress(self.store.current_revision)
+
+    # -- lease upkeep (the leader's) ----------------------------------------------------------
+
+    async def _lease_expiry_loop(self, nursery: trio.Nursery) -> None:
+        """Revokes expired leases through the log, as a client revoke would; retries after 3 s."""
+        while True:
+            await trio.sleep(LEASE_CHECK_INTERVAL)
+            now = trio.current_time()
+            for lease_id in self.lessor.expired(LEASE_REVOKES_PER_CHECK):
+                if self._revoking.get(lease_id, 0.0) > now:
+                    continue
+                self._revoking[lease_id] = now + LEASE_REVOKE_RETRY
+                nursery.start_soon(self._revoke_expired, lease_id)
+
+    async def _revoke_expired(self, lease_id: int) -> None:
+        try:
+            await self.propose(InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
+        except errors.EtcdError:
+            pass  # already revoked by a client, or retried after LEASE_REVOKE_RETRY
+        else:
+            self._revoking.pop(lease_id, None)
+
+    def next_id(self) -> int:
+        """etcd's ID generator: low 16 bits of the member ID, then a millisecond timestamp and a counter."""
+        self._id_suffix += 1
+        return (self._id_prefix | (self._id_suffix & ((1 << 48) - 1))) & ((1 << 63) - 1)
+
+    async def lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
+        if request.TTL > MAX_LEASE_TTL:
+            raise errors.ERR_LEASE_TTL_TOO_LARGE
+        if not request.ID:
+            request.ID = self.next_id()
+        return await self.propose(InternalRequest(lease_grant=request))
 
     def request_watch_sync(self) -> None:
         self._sync_needed.set()

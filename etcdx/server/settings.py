@@ -20,6 +20,8 @@ class ServerSettings:
     quota_backend_bytes: int = 2 * 1024**3
     backend_map_size: int = 8 * 1024**3
     watch_progress_notify_interval: float = 600.0
+    heartbeat_interval_ms: int = 100
+    election_timeout_ms: int = 1000
     extra: dict = field(default_factory=dict)
 
     @property

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from etcdx.api.grpc.cluster import ClusterService
+from etcdx.api.grpc.election import ElectionService
 from etcdx.api.grpc.health import HealthService
 from etcdx.api.grpc.kv import KVService
+from etcdx.api.grpc.lease import LeaseService
+from etcdx.api.grpc.lock import LockService
 from etcdx.api.grpc.maintenance import MaintenanceService
 from etcdx.api.grpc.watch import WatchService
 from etcdx.net.grpc_server import Resolver
@@ -17,6 +20,9 @@ def build_routes(server: EtcdServer) -> dict:
     services = (
         KVService(server),
         WatchService(server),
+        LeaseService(server),
+        LockService(server),
+        ElectionService(server),
         MaintenanceService(server),
         ClusterService(server),
         HealthService(),

@@ -1,0 +1,65 @@
+"""etcdserverpb.Lease: grant and revoke go through the log; keep-alive and reads are the leader's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from etcdx.api.grpc.codec import decode
+from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send, UnaryMethod
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server.server import EtcdServer
+
+LEASE_GRANT_COST = 64
+
+
+class LeaseService:
+    def __init__(self, server: EtcdServer) -> None:
+        self._server = server
+
+    def methods(self) -> dict:
+        return {
+            "/etcdserverpb.Lease/LeaseGrant": UnaryMethod(self.grant),
+            "/etcdserverpb.Lease/LeaseRevoke": UnaryMethod(self.revoke),
+            "/etcdserverpb.Lease/LeaseKeepAlive": BidiStreamMethod(self.keep_alive),
+            "/etcdserverpb.Lease/LeaseTimeToLive": UnaryMethod(self.time_to_live),
+            "/etcdserverpb.Lease/LeaseLeases": UnaryMethod(self.leases),
+        }
+
+    async def grant(self, data: bytes, ctx: RpcContext) -> bytes:
+        request = decode(rpc_pb2.LeaseGrantRequest, data)
+        self._server.check_quota(LEASE_GRANT_COST)
+        return (await self._server.lease_grant(request)).SerializeToString()
+
+    async def revoke(self, data: bytes, ctx: RpcContext) -> bytes:
+        request = decode(rpc_pb2.LeaseRevokeRequest, data)
+        response = await self._server.propose(InternalRequest(lease_revoke=request))
+        return response.SerializeToString()
+
+    async def keep_alive(self, requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
+        server = self._server
+        async for data in requests:
+            request = decode(rpc_pb2.LeaseKeepAliveRequest, data)
+            header = server.header()  # captured before the renewal, as etcd does
+            ttl = server.lessor.renew(request.ID)
+            await send(rpc_pb2.LeaseKeepAliveResponse(header=header, ID=request.ID, TTL=ttl).SerializeToString())
+
+    async def time_to_live(self, data: bytes, ctx: RpcContext) -> bytes:
+        request = decode(rpc_pb2.LeaseTimeToLiveRequest, data)
+        lessor = self._server.lessor
+        response = rpc_pb2.LeaseTimeToLiveResponse(header=self._server.header(), ID=request.ID)
+        lease = lessor.leases.get(request.ID)
+        if lease is None:
+            response.TTL = -1
+        else:
+            response.TTL = lessor.remaining(request.ID)
+            response.grantedTTL = lease.ttl
+            if request.keys:
+                response.keys.extend(sorted(lease.keys))
+        return response.SerializeToString()
+
+    async def leases(self, data: bytes, ctx: RpcContext) -> bytes:
+        decode(rpc_pb2.LeaseLeasesRequest, data)
+        response = rpc_pb2.LeaseLeasesResponse(header=self._server.header())
+        response.leases.extend(rpc_pb2.LeaseStatus(ID=i) for i in sorted(self._server.lessor.leases))
+        return response.SerializeToString()

@@ -1,0 +1,122 @@
+"""The lessor: leases, their TTLs and the keys attached to them (etcd's lessor). Pure.
+
+Time comes in through ``clock`` (seconds, monotonic) given by the server. Grant and revoke are
+applied from committed entries on every member; renew (keep-alive), expiry and promotion are the
+leader's business. Invariant: ``_lease_of[key] == id`` exactly when ``key in leases[id].keys``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from etcdx import errors
+
+MAX_LEASE_TTL = 9_000_000_000
+FOREVER = math.inf
+
+
+class Lease:
+    __slots__ = ("id", "ttl", "expiry", "keys")
+
+    def __init__(self, lease_id: int, ttl: int) -> None:
+        self.id = lease_id
+        self.ttl = ttl
+        self.expiry = FOREVER  # followers never expire leases; the leader sets real expiries
+        self.keys: set[bytes] = set()
+
+
+def minimum_ttl(election_timeout_ms: int, heartbeat_ms: int) -> int:
+    """etcd's floor for granted TTLs: 1.5 election timeouts in whole seconds, rounded up."""
+    election_ticks = election_timeout_ms // heartbeat_ms
+    return math.ceil((3 * election_ticks // 2) * heartbeat_ms / 1000)
+
+
+class Lessor:
+    def __init__(self, min_ttl: int, clock: Callable[[], float]) -> None:
+        self.min_ttl = min_ttl
+        self.clock = clock
+        self.leases: dict[int, Lease] = {}
+        self._lease_of: dict[bytes, int] = {}
+        self.primary = False  # True on the leader: expiries are real
+
+    # -- applied from the log -------------------------------------------------------------------
+
+    def grant(self, lease_id: int, ttl: int) -> Lease:
+        if lease_id in self.leases:
+            raise errors.ERR_LEASE_EXIST
+        lease = Lease(lease_id, max(ttl, self.min_ttl))
+        if self.primary:
+            lease.expiry = self.clock() + lease.ttl
+        self.leases[lease_id] = lease
+        return lease
+
+    def restore(self, lease_id: int, ttl: int) -> None:
+        self.leases[lease_id] = Lease(lease_id, ttl)
+
+    def revoke(self, lease_id: int) -> list[bytes]:
+        """Forgets the lease; returns its keys in sorted order (the caller deletes them)."""
+        lease = self.leases.pop(lease_id, None)
+        if lease is None:
+            raise errors.ERR_LEASE_NOT_FOUND
+        for key in lease.keys:
+            self._lease_of.pop(key, None)
+        return sorted(lease.keys)
+
+    def exists(self, lease_id: int) -> bool:
+        return lease_id in self.leases
+
+    def on_put(self, key: bytes, lease_id: int) -> None:
+        """``key`` now carries ``lease_id`` (0 = none): moves the attachment."""
+        old = self._lease_of.get(key, 0)
+        if old == lease_id:
+            return
+        if old:
+            self._detach(key, old)
+        if lease_id and lease_id in self.leases:
+            self.leases[lease_id].keys.add(key)
+            self._lease_of[key] = lease_id
+
+    def on_delete(self, key: bytes) -> None:
+        old = self._lease_of.get(key, 0)
+        if old:
+            self._detach(key, old)
+
+    def _detach(self, key: bytes, lease_id: int) -> None:
+        del self._lease_of[key]
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            lease.keys.discard(key)
+
+    # -- the leader's side ------------------------------------------------------------------
+
+    def promote(self, extend: float) -> None:
+        """This member leads now: every lease gets a fresh TTL plus ``extend`` seconds."""
+        self.primary = True
+        now = self.clock()
+        for lease in self.leases.values():
+            lease.expiry = now + lease.ttl + extend
+
+    def renew(self, lease_id: int) -> int:
+        """Keep-alive: the granted TTL, or 0 for an unknown or already expired lease."""
+        lease = self.leases.get(lease_id)
+        now = self.clock()
+        if lease is None or lease.expiry <= now:
+            return 0
+        lease.expiry = now + lease.ttl
+        return lease.ttl
+
+    def remaining(self, lease_id: int) -> int:
+        """Whole seconds left (truncated); -1 for an unknown lease."""
+        lease = self.leases.get(lease_id)
+        if lease is None:
+            return -1
+        if lease.expiry == FOREVER:
+            return lease.ttl
+        return max(int(lease.expiry - self.clock()), 0)
+
+    def expired(self, limit: int) -> list[int]:
+        """Up to ``limit`` leases whose time is up, earliest first."""
+        now = self.clock()
+        due = sorted((lease.expiry, lease.id) for lease in self.leases.values() if lease.expiry <= now)
+        return [lease_id for _, lease_id in due[:limit]]
