@@ -1,18 +1,29 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """SortedMap as a compiled B+tree: the same layout and algorithm as btree_py.py (its readable twin).
 
-Keys are compared with memcmp on the bytes buffers; nodes are cdef classes holding Python lists.
-Mutating the map while an irange / items iterator is alive is undefined: collect first.
+Nodes are final cdef classes holding Python lists; keys are compared with memcmp on the bytes
+buffers, and a descent records its path in fixed C arrays instead of a Python list.
+
+Mutating the map while an ``irange`` / ``items`` iterator is alive is undefined: collect first.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.ref cimport PyObject
 from libc.string cimport memcmp
 
 DEFAULT_ORDER = 64
 cdef object _MISSING = object()
 
+# A node other than the root keeps at least 2 children (order >= 4), so a tree of n keys is at most
+# log2(n) + 1 levels deep: 64 path slots cover any map that fits in memory.
+cdef enum:
+    _MAX_DEPTH = 64
 
-cdef inline int _cmp(bytes a, bytes b):
+
+cdef inline int _cmp(bytes a, bytes b) noexcept:
+    """<0, 0 or >0 as a sorts before, equal to or after b, bytewise (shorter prefix first)."""
     cdef Py_ssize_t la = PyBytes_GET_SIZE(a), lb = PyBytes_GET_SIZE(b)
     cdef int r = memcmp(PyBytes_AS_STRING(a), PyBytes_AS_STRING(b), la if la < lb else lb)
     if r != 0:
@@ -20,22 +31,22 @@ cdef inline int _cmp(bytes a, bytes b):
     return (la > lb) - (la < lb)
 
 
-cdef inline Py_ssize_t _bisect_left(list keys, bytes key):
-    cdef Py_ssize_t lo = 0, hi = len(keys), mid
+cdef inline Py_ssize_t _bisect_left(list keys, bytes key) noexcept:
+    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _cmp(<bytes>keys[mid], key) < 0:
+        if _cmp(<bytes>PyList_GET_ITEM(keys, mid), key) < 0:
             lo = mid + 1
         else:
             hi = mid
     return lo
 
 
-cdef inline Py_ssize_t _bisect_right(list keys, bytes key):
-    cdef Py_ssize_t lo = 0, hi = len(keys), mid
+cdef inline Py_ssize_t _bisect_right(list keys, bytes key) noexcept:
+    cdef Py_ssize_t lo = 0, hi = PyList_GET_SIZE(keys), mid
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _cmp(key, <bytes>keys[mid]) < 0:
+        if _cmp(key, <bytes>PyList_GET_ITEM(keys, mid)) < 0:
             hi = mid
         else:
             lo = mid + 1
@@ -43,13 +54,16 @@ cdef inline Py_ssize_t _bisect_right(list keys, bytes key):
 
 
 cdef class _Node:
-    cdef public list keys
-    cdef bint leaf
+    """keys: sorted; a leaf holds one value per key, an inner node one more child than keys."""
+
+    cdef readonly list keys
+    cdef readonly bint leaf
 
 
+@cython.final
 cdef class _Leaf(_Node):
-    cdef public list values
-    cdef public _Leaf next
+    cdef readonly list values
+    cdef readonly _Leaf next
 
     def __cinit__(self, list keys, list values, _Leaf next_leaf):
         self.keys = keys
@@ -58,8 +72,9 @@ cdef class _Leaf(_Node):
         self.leaf = True
 
 
+@cython.final
 cdef class _Inner(_Node):
-    cdef public list children
+    cdef readonly list children
 
     def __cinit__(self, list keys, list children):
         self.keys = keys
@@ -71,10 +86,21 @@ cdef inline bytes _as_bytes(object key):
     return key if type(key) is bytes else bytes(key)
 
 
+cdef struct _Path:
+    # Borrowed references to the inner nodes on the way from the root (kept alive by the tree while
+    # the operation runs) and the child index taken at each of them.
+    PyObject* nodes[_MAX_DEPTH]
+    Py_ssize_t index[_MAX_DEPTH]
+    int depth
+
+
+@cython.final
 cdef class SortedMap:
-    cdef _Node _root
+    """Ordered map bytes -> object, bytewise key order."""
+
+    cdef readonly _Node _root
+    cdef readonly Py_ssize_t _order
     cdef Py_ssize_t _len
-    cdef Py_ssize_t _order
 
     def __init__(self, Py_ssize_t order=DEFAULT_ORDER):
         if order < 4:
@@ -89,129 +115,140 @@ cdef class SortedMap:
     cdef _Leaf _leaf_for(self, bytes key):
         cdef _Node node = self._root
         while not node.leaf:
-            node = <_Node>(<_Inner>node).children[_bisect_right(node.keys, key)]
+            node = <_Node>PyList_GET_ITEM((<_Inner>node).children, _bisect_right(node.keys, key))
         return <_Leaf>node
 
+    cdef _Leaf _descend(self, bytes key, _Path* path):
+        """The leaf where ``key`` belongs, recording the inner nodes passed in ``path``."""
+        cdef _Node node = self._root
+        cdef Py_ssize_t i
+        path.depth = 0
+        while not node.leaf:
+            i = _bisect_right(node.keys, key)
+            path.nodes[path.depth] = <PyObject*>node
+            path.index[path.depth] = i
+            path.depth += 1
+            node = <_Node>PyList_GET_ITEM((<_Inner>node).children, i)
+        return <_Leaf>node
+
+    cdef object _lookup(self, bytes key):
+        """The value stored at ``key``, or _MISSING."""
+        cdef _Leaf leaf = self._leaf_for(key)
+        cdef Py_ssize_t i = _bisect_left(leaf.keys, key)
+        if i < PyList_GET_SIZE(leaf.keys) and _cmp(<bytes>PyList_GET_ITEM(leaf.keys, i), key) == 0:
+            return <object>PyList_GET_ITEM(leaf.values, i)
+        return _MISSING
+
     def get(self, key, default=None):
-        cdef bytes k = _as_bytes(key)
-        cdef _Leaf leaf = self._leaf_for(k)
-        cdef Py_ssize_t i = _bisect_left(leaf.keys, k)
-        if i < len(leaf.keys) and _cmp(<bytes>leaf.keys[i], k) == 0:
-            return leaf.values[i]
-        return default
+        value = self._lookup(_as_bytes(key))
+        return default if value is _MISSING else value
 
     def __getitem__(self, key):
-        value = self.get(key, _MISSING)
+        value = self._lookup(_as_bytes(key))
         if value is _MISSING:
             raise KeyError(key)
         return value
 
     def __contains__(self, key):
-        return self.get(key, _MISSING) is not _MISSING
+        return self._lookup(_as_bytes(key)) is not _MISSING
 
     def __setitem__(self, key, value):
         cdef bytes k = _as_bytes(key)
-        cdef list path = []
-        cdef _Node node = self._root
-        cdef Py_ssize_t i
-        while not node.leaf:
-            i = _bisect_right(node.keys, k)
-            path.append((node, i))
-            node = <_Node>(<_Inner>node).children[i]
-        cdef _Leaf leaf = <_Leaf>node
-        i = _bisect_left(leaf.keys, k)
-        if i < len(leaf.keys) and _cmp(<bytes>leaf.keys[i], k) == 0:
+        cdef _Path path
+        cdef _Leaf leaf = self._descend(k, &path)
+        cdef Py_ssize_t i = _bisect_left(leaf.keys, k)
+        if i < PyList_GET_SIZE(leaf.keys) and _cmp(<bytes>PyList_GET_ITEM(leaf.keys, i), k) == 0:
             leaf.values[i] = value
             return
         leaf.keys.insert(i, k)
         leaf.values.insert(i, value)
         self._len += 1
-        if len(leaf.keys) > self._order:
-            self._split(leaf, path)
+        if PyList_GET_SIZE(leaf.keys) > self._order:
+            self._split(leaf, &path)
 
-    cdef void _split(self, _Node node, list path):
+    cdef int _split(self, _Node node, _Path* path) except -1:
+        """Splits an overfull node in two and pushes the separator up, splitting ancestors as needed."""
         cdef Py_ssize_t mid, i
         cdef _Node right
         cdef _Leaf lnode
         cdef _Inner inode, parent
         cdef bytes separator
         while True:
-            mid = len(node.keys) // 2
+            mid = PyList_GET_SIZE(node.keys) // 2
             if node.leaf:
                 lnode = <_Leaf>node
                 right = _Leaf(lnode.keys[mid:], lnode.values[mid:], lnode.next)
                 del lnode.keys[mid:]
                 del lnode.values[mid:]
                 lnode.next = <_Leaf>right
-                separator = <bytes>right.keys[0]
+                separator = <bytes>PyList_GET_ITEM(right.keys, 0)
             else:
                 inode = <_Inner>node
-                separator = <bytes>inode.keys[mid]
+                separator = <bytes>PyList_GET_ITEM(inode.keys, mid)
                 right = _Inner(inode.keys[mid + 1:], inode.children[mid + 1:])
                 del inode.keys[mid:]
                 del inode.children[mid + 1:]
-            if not path:
+            if path.depth == 0:
                 self._root = _Inner([separator], [node, right])
-                return
-            parent, i = path.pop()
+                return 0
+            path.depth -= 1
+            parent = <_Inner>path.nodes[path.depth]
+            i = path.index[path.depth]
             parent.keys.insert(i, separator)
             parent.children.insert(i + 1, right)
-            if len(parent.keys) <= self._order:
-                return
+            if PyList_GET_SIZE(parent.keys) <= self._order:
+                return 0
             node = parent
 
     def pop(self, key, default=_MISSING):
         cdef bytes k = _as_bytes(key)
-        cdef list path = []
-        cdef _Node node = self._root
-        cdef Py_ssize_t i
-        while not node.leaf:
-            i = _bisect_right(node.keys, k)
-            path.append((node, i))
-            node = <_Node>(<_Inner>node).children[i]
-        cdef _Leaf leaf = <_Leaf>node
-        i = _bisect_left(leaf.keys, k)
-        if i == len(leaf.keys) or _cmp(<bytes>leaf.keys[i], k) != 0:
+        cdef _Path path
+        cdef _Leaf leaf = self._descend(k, &path)
+        cdef Py_ssize_t i = _bisect_left(leaf.keys, k)
+        if i == PyList_GET_SIZE(leaf.keys) or _cmp(<bytes>PyList_GET_ITEM(leaf.keys, i), k) != 0:
             if default is _MISSING:
                 raise KeyError(key)
             return default
-        value = leaf.values[i]
+        value = <object>PyList_GET_ITEM(leaf.values, i)
         del leaf.keys[i]
         del leaf.values[i]
         self._len -= 1
-        self._rebalance(leaf, path)
+        self._rebalance(leaf, &path)
         return value
 
     def __delitem__(self, key):
         self.pop(key)
 
-    cdef void _rebalance(self, _Node node, list path):
+    cdef int _rebalance(self, _Node node, _Path* path) except -1:
+        """Restores the minimum fill of ``node`` by borrowing from or merging with a sibling."""
         cdef Py_ssize_t minimum = self._order // 2, i, size
         cdef _Inner parent
         cdef _Node left, right
         cdef _Leaf lnode, lleft, lright
         cdef _Inner inode, ileft, iright
-        while path:
-            size = len(node.keys) if node.leaf else len((<_Inner>node).children)
+        while path.depth > 0:
+            size = PyList_GET_SIZE(node.keys) if node.leaf else PyList_GET_SIZE((<_Inner>node).children)
             if size >= minimum:
-                return
-            parent, i = path.pop()
-            left = <_Node>parent.children[i - 1] if i > 0 else None
-            right = <_Node>parent.children[i + 1] if i + 1 < len(parent.children) else None
+                return 0
+            path.depth -= 1
+            parent = <_Inner>path.nodes[path.depth]
+            i = path.index[path.depth]
+            left = <_Node>PyList_GET_ITEM(parent.children, i - 1) if i > 0 else None
+            right = <_Node>PyList_GET_ITEM(parent.children, i + 1) if i + 1 < PyList_GET_SIZE(parent.children) else None
             if node.leaf:
                 lnode = <_Leaf>node
-                if left is not None and len(left.keys) > minimum:
+                if left is not None and PyList_GET_SIZE(left.keys) > minimum:
                     lleft = <_Leaf>left
                     lnode.keys.insert(0, lleft.keys.pop())
                     lnode.values.insert(0, lleft.values.pop())
                     parent.keys[i - 1] = lnode.keys[0]
-                    return
-                if right is not None and len(right.keys) > minimum:
+                    return 0
+                if right is not None and PyList_GET_SIZE(right.keys) > minimum:
                     lright = <_Leaf>right
                     lnode.keys.append(lright.keys.pop(0))
                     lnode.values.append(lright.values.pop(0))
                     parent.keys[i] = lright.keys[0]
-                    return
+                    return 0
                 if left is not None:
                     lleft = <_Leaf>left
                     lleft.keys.extend(lnode.keys)
@@ -228,18 +265,18 @@ cdef class SortedMap:
                     del parent.children[i + 1]
             else:
                 inode = <_Inner>node
-                if left is not None and len((<_Inner>left).children) > minimum:
+                if left is not None and PyList_GET_SIZE((<_Inner>left).children) > minimum:
                     ileft = <_Inner>left
                     inode.keys.insert(0, parent.keys[i - 1])
                     inode.children.insert(0, ileft.children.pop())
                     parent.keys[i - 1] = ileft.keys.pop()
-                    return
-                if right is not None and len((<_Inner>right).children) > minimum:
+                    return 0
+                if right is not None and PyList_GET_SIZE((<_Inner>right).children) > minimum:
                     iright = <_Inner>right
                     inode.keys.append(parent.keys[i])
                     inode.children.append(iright.children.pop(0))
                     parent.keys[i] = iright.keys.pop(0)
-                    return
+                    return 0
                 if left is not None:
                     ileft = <_Inner>left
                     ileft.keys.append(parent.keys[i - 1])
@@ -255,18 +292,23 @@ cdef class SortedMap:
                     del parent.keys[i]
                     del parent.children[i + 1]
             node = parent
-        if not node.leaf and len((<_Inner>node).children) == 1:
-            self._root = <_Node>(<_Inner>node).children[0]
+        if not node.leaf and PyList_GET_SIZE((<_Inner>node).children) == 1:
+            self._root = <_Node>PyList_GET_ITEM((<_Inner>node).children, 0)
+        return 0
 
     def irange(self, start, end=None):
         """(key, value) pairs with start <= key < end, ascending; end None = no upper bound."""
         return _RangeIterator(self, _as_bytes(start), None if end is None else _as_bytes(end))
 
     def items(self):
+        """All (key, value) pairs, ascending."""
         return _RangeIterator(self, b"", None)
 
 
+@cython.final
 cdef class _RangeIterator:
+    """Walks the linked leaves from the first key >= start; stops at the first key >= end."""
+
     cdef _Leaf leaf
     cdef Py_ssize_t i
     cdef bytes end
@@ -284,12 +326,12 @@ cdef class _RangeIterator:
     def __next__(self):
         cdef bytes key
         while self.leaf is not None:
-            if self.i < len(self.leaf.keys):
-                key = <bytes>self.leaf.keys[self.i]
+            if self.i < PyList_GET_SIZE(self.leaf.keys):
+                key = <bytes>PyList_GET_ITEM(self.leaf.keys, self.i)
                 if self.bounded and _cmp(key, self.end) >= 0:
                     self.leaf = None
                     raise StopIteration
-                value = self.leaf.values[self.i]
+                value = <object>PyList_GET_ITEM(self.leaf.values, self.i)
                 self.i += 1
                 return key, value
             self.leaf = self.leaf.next
