@@ -4,7 +4,10 @@
 Nodes are final cdef classes holding Python lists; keys are compared with memcmp on the bytes
 buffers, and a descent records its path in fixed C arrays instead of a Python list.
 
-Mutating the map while an ``irange`` / ``items`` iterator is alive is undefined: collect first.
+DEFAULT_ORDER (fan-out) is the twin's; btree_py.py records how it was chosen.
+
+Mutating the map while an ``irange`` / ``items`` iterator is alive is undefined (the iterator may skip or
+repeat keys, or stop early, but never crashes): collect the keys first, then mutate.
 """
 
 cimport cython
@@ -221,7 +224,7 @@ cdef class SortedMap:
 
     cdef int _rebalance(self, _Node node, _Path* path) except -1:
         """Restores the minimum fill of ``node`` by borrowing from or merging with a sibling."""
-        cdef Py_ssize_t minimum = self._order // 2, i, size
+        cdef Py_ssize_t minimum = self._order // 2, i, size, moved
         cdef _Inner parent
         cdef _Node left, right
         cdef _Leaf lnode, lleft, lright
@@ -239,14 +242,20 @@ cdef class SortedMap:
                 lnode = <_Leaf>node
                 if left is not None and PyList_GET_SIZE(left.keys) > minimum:
                     lleft = <_Leaf>left
-                    lnode.keys.insert(0, lleft.keys.pop())
-                    lnode.values.insert(0, lleft.values.pop())
+                    moved = (PyList_GET_SIZE(lleft.keys) - PyList_GET_SIZE(lnode.keys)) // 2
+                    lnode.keys[0:0] = lleft.keys[-moved:]
+                    lnode.values[0:0] = lleft.values[-moved:]
+                    del lleft.keys[-moved:]
+                    del lleft.values[-moved:]
                     parent.keys[i - 1] = lnode.keys[0]
                     return 0
                 if right is not None and PyList_GET_SIZE(right.keys) > minimum:
                     lright = <_Leaf>right
-                    lnode.keys.append(lright.keys.pop(0))
-                    lnode.values.append(lright.values.pop(0))
+                    moved = (PyList_GET_SIZE(lright.keys) - PyList_GET_SIZE(lnode.keys)) // 2
+                    lnode.keys.extend(lright.keys[:moved])
+                    lnode.values.extend(lright.values[:moved])
+                    del lright.keys[:moved]
+                    del lright.values[:moved]
                     parent.keys[i] = lright.keys[0]
                     return 0
                 if left is not None:
