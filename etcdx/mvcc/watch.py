@@ -171,9 +171,13 @@ class WatchHub:
     # -- catch-up ------------------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Moves unsynced watchers towards the head, as far as their sinks take it."""
+        """Moves unsynced watchers towards the head, as far as their sinks take it.
+
+        History is read once per round, from the lowest revision any of them needs, and shared
+        (at most MAX_REVISIONS_PER_CATCH_UP revisions per watcher per round)."""
         store = self.store
         current = store.current_revision
+        pending = []
         for watcher in list(self._unsynced):
             if watcher.next_rev < store.compact_revision:
                 response = rpc_pb2.WatchResponse(
@@ -182,16 +186,21 @@ class WatchHub:
                 if watcher.sink.try_send(response):
                     self._unsynced.discard(watcher)
                     watcher.sink.watcher_gone(watcher)
-                continue
-            while watcher.next_rev <= current:
-                last = min(current, watcher.next_rev + MAX_REVISIONS_PER_CATCH_UP - 1)
-                events = [
-                    e for rev, evs in store.history(watcher.next_rev, last) for e in evs if watcher.matches(e.kv.key)
-                ]
-                if not self._deliver(watcher, events, current):
-                    break
-                watcher.next_rev = last + 1
             else:
+                pending.append(watcher)
+        if not pending:
+            return
+        first = min(w.next_rev for w in pending)
+        history = store.history(first, current) if first <= current else []
+        for watcher in pending:
+            last = min(current, watcher.next_rev + MAX_REVISIONS_PER_CATCH_UP - 1)
+            events = [
+                e for rev, evs in history if watcher.next_rev <= rev <= last for e in evs if watcher.matches(e.kv.key)
+            ]
+            if not self._deliver(watcher, events, current):
+                continue
+            watcher.next_rev = last + 1
+            if watcher.next_rev > current:
                 self._unsynced.discard(watcher)
                 self._add_synced(watcher)
 

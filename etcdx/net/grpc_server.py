@@ -264,17 +264,12 @@ class GrpcConnection:
 
     async def _run_unary(self, call: _Call, message: bytes) -> None:
         code, text, reply = StatusCode.OK, "", None
-        with trio.CancelScope(deadline=call.ctx.deadline if call.ctx.deadline is not None else math.inf) as scope:
-            call.scope = scope
-            try:
+        try:
+            with trio.CancelScope(deadline=_deadline(call)) as scope:
+                call.scope = scope
                 reply = await call.method.handler(message, call.ctx)
-            except _StreamGone:
-                return
-            except EtcdError as exc:
-                code, text = exc.code, exc.message
-            except Exception as exc:
-                log.exception("handler failed", method=call.ctx.path)
-                code, text = StatusCode.UNKNOWN, str(exc)
+        except Exception as exc:
+            code, text = _outcome(call, exc)
         if scope.cancelled_caught:
             if call.closed:
                 return
@@ -285,24 +280,21 @@ class GrpcConnection:
 
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
-        with trio.CancelScope(deadline=call.ctx.deadline if call.ctx.deadline is not None else math.inf) as scope:
-            call.scope = scope
-            try:
+
+        async def send(data: bytes) -> None:
+            await self._send_message(call, data)
+
+        try:
+            with trio.CancelScope(deadline=_deadline(call)) as scope:
+                call.scope = scope
                 if isinstance(call.method, ServerStreamMethod):
                     first = await self._first_message(call, receive)
                     if first is not None:
-                        await call.method.handler(first, call.ctx, lambda data: self._send_message(call, data))
+                        await call.method.handler(first, call.ctx, send)
                 else:
-                    await call.method.handler(
-                        self._messages(call, receive), call.ctx, lambda data: self._send_message(call, data)
-                    )
-            except _StreamGone:
-                return
-            except EtcdError as exc:
-                code, text = exc.code, exc.message
-            except Exception as exc:
-                log.exception("handler failed", method=call.ctx.path)
-                code, text = StatusCode.UNKNOWN, str(exc)
+                    await call.method.handler(self._messages(call, receive), call.ctx, send)
+        except Exception as exc:
+            code, text = _outcome(call, exc)
         if scope.cancelled_caught:
             if call.closed or call.failed:
                 return
@@ -330,7 +322,8 @@ class GrpcConnection:
     async def _send_message(self, call: _Call, message: bytes) -> None:
         """Sends one length-prefixed message, waiting for send window as needed."""
         if call.closed:
-            raise _StreamGone()
+            await self._abandon(call)
+            return
         h2c = self._h2
         sid = call.stream_id
         if not call.headers_sent:
@@ -340,7 +333,8 @@ class GrpcConnection:
         view = memoryview(data)
         while view:
             if call.closed:
-                raise _StreamGone()
+                await self._abandon(call)
+                return
             size = min(h2c.send_window(sid), h2c.max_frame_size, len(view))
             if size <= 0:
                 call.window = trio.Event()
@@ -350,6 +344,13 @@ class GrpcConnection:
             h2c.send_data(sid, bytes(view[:size]))
             view = view[size:]
         self._flush_soon()
+
+    @staticmethod
+    async def _abandon(call: _Call) -> None:
+        """The peer reset the stream: ends the handler at this checkpoint (its scope is cancelled)."""
+        if call.scope is not None:
+            call.scope.cancel()
+        await trio.lowlevel.checkpoint()
 
     def _finish(self, call: _Call, code: int, text: str) -> None:
         """Sends the trailers (or a trailers-only response) and forgets the call."""
@@ -376,5 +377,22 @@ class GrpcConnection:
         self._h2.send_headers(stream_id, trailers, end_stream=True)
 
 
-class _StreamGone(Exception):
-    """The peer reset the stream while a response was being sent."""
+def _deadline(call: _Call) -> float:
+    return call.ctx.deadline if call.ctx.deadline is not None else math.inf
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _outcome(call: _Call, exc: Exception) -> tuple[int, str]:
+    """The status a failed handler ends its call with (handlers may run nurseries, so their errors
+    can arrive wrapped in exception groups)."""
+    leaves = _leaves(exc)
+    for leaf in leaves:
+        if isinstance(leaf, EtcdError):
+            return leaf.code, leaf.message
+    log.exception("handler failed", method=call.ctx.path)
+    return StatusCode.UNKNOWN, str(leaves[0])
