@@ -27,6 +27,9 @@ class WatchSink(Protocol):
     def try_send(self, response: rpc_pb2.WatchResponse) -> bool:
         """Queues ``response`` without blocking; False when the queue is full."""
 
+    def has_room(self) -> bool:
+        """Whether ``try_send`` would take a response now."""
+
     def watcher_gone(self, watcher: Watcher) -> None:
         """The hub removed ``watcher`` on its own (compaction)."""
 
@@ -174,11 +177,14 @@ class WatchHub:
         """Moves unsynced watchers towards the head, as far as their sinks take it.
 
         History is read once per round, from the lowest revision any of them needs, and shared
-        (at most MAX_REVISIONS_PER_CATCH_UP revisions per watcher per round)."""
+        (at most MAX_REVISIONS_PER_CATCH_UP revisions per round). Watchers whose sink is full are
+        skipped without reading anything: a reader that stopped costs nothing until it reads again."""
         store = self.store
         current = store.current_revision
         pending = []
         for watcher in list(self._unsynced):
+            if not watcher.sink.has_room():
+                continue
             if watcher.next_rev < store.compact_revision:
                 response = rpc_pb2.WatchResponse(
                     watch_id=watcher.id, canceled=True, compact_revision=store.compact_revision
@@ -191,15 +197,15 @@ class WatchHub:
         if not pending:
             return
         first = min(w.next_rev for w in pending)
-        history = store.history(first, current) if first <= current else []
+        history_end = min(current, first + MAX_REVISIONS_PER_CATCH_UP - 1)
+        history = store.history(first, history_end) if first <= current else []
         for watcher in pending:
-            last = min(current, watcher.next_rev + MAX_REVISIONS_PER_CATCH_UP - 1)
-            events = [
-                e for rev, evs in history if watcher.next_rev <= rev <= last for e in evs if watcher.matches(e.kv.key)
-            ]
+            if watcher.next_rev > history_end:
+                continue  # beyond this round's window: a later round reaches it
+            events = [e for rev, evs in history if rev >= watcher.next_rev for e in evs if watcher.matches(e.kv.key)]
             if not self._deliver(watcher, events, current):
                 continue
-            watcher.next_rev = last + 1
+            watcher.next_rev = history_end + 1
             if watcher.next_rev > current:
                 self._unsynced.discard(watcher)
                 self._add_synced(watcher)

@@ -28,6 +28,10 @@ class _ChannelSink:
             return False
         return True
 
+    def has_room(self) -> bool:
+        stats = self.send.statistics()
+        return stats.current_buffer_used < stats.max_buffer_size
+
     def watcher_gone(self, watcher: Watcher) -> None:
         self.send.close()
 

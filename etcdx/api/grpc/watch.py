@@ -65,6 +65,10 @@ class WatchStream:
             return False
         return True
 
+    def has_room(self) -> bool:
+        stats = self._queue_in.statistics()
+        return stats.current_buffer_used < stats.max_buffer_size
+
     def watcher_gone(self, watcher: Watcher) -> None:
         self._watchers.pop(watcher.id, None)
 
