@@ -17,9 +17,11 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 CAPACITY = 64
 
 
-class _ChannelSink:
-    def __init__(self) -> None:
-        self.send, self.receive = trio.open_memory_channel(CAPACITY)
+class ChannelSink:
+    """A WatchSink over a bounded trio channel: ``send`` feeds it, ``receive`` drains it."""
+
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.send, self.receive = trio.open_memory_channel(capacity)
 
     def try_send(self, response: rpc_pb2.WatchResponse) -> bool:
         try:
@@ -41,7 +43,7 @@ async def watch(server, key: bytes, end: bytes | None, start_revision: int) -> A
     """Yields a channel of WatchResponses for [key, end) from ``start_revision``; stops on exit.
 
     A compaction past the start ends the channel after the compacted response."""
-    sink = _ChannelSink()
+    sink = ChannelSink()
     watcher = Watcher(-1, key, end, sink)
     server.watch_hub.add(watcher, start_revision)
     if not watcher.synced:

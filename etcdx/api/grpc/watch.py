@@ -16,6 +16,7 @@ from etcdx.api.grpc.codec import decode
 from etcdx.mvcc.watch import Watcher
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
 from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.server.internal_watch import ChannelSink
 from etcdx.server.server import EtcdServer
 
 QUEUE_CAPACITY = 128
@@ -45,29 +46,18 @@ class WatchService:
             stream.close()
 
 
-class WatchStream:
+class WatchStream(ChannelSink):
     """The WatchSink of every watcher created on one gRPC stream."""
 
     def __init__(self, server: EtcdServer) -> None:
         self._server = server
         self._hub = server.watch_hub
-        self._queue_in, self._queue_out = trio.open_memory_channel(QUEUE_CAPACITY)
+        super().__init__(QUEUE_CAPACITY)
         self._watchers: dict[int, Watcher] = {}
         self._next_id = 0
         self._fragment_limit = server.settings.max_request_bytes + FRAGMENT_OVERHEAD
 
-    # -- WatchSink ---------------------------------------------------------------------------
-
-    def try_send(self, response: rpc_pb2.WatchResponse) -> bool:
-        try:
-            self._queue_in.send_nowait(response)
-        except trio.WouldBlock:
-            return False
-        return True
-
-    def has_room(self) -> bool:
-        stats = self._queue_in.statistics()
-        return stats.current_buffer_used < stats.max_buffer_size
+    # -- WatchSink (try_send and has_room from ChannelSink) ----------------------------------
 
     def watcher_gone(self, watcher: Watcher) -> None:
         self._watchers.pop(watcher.id, None)
@@ -85,7 +75,7 @@ class WatchStream:
 
     async def _reply(self, response: rpc_pb2.WatchResponse, revision: int) -> None:
         response.header.revision = revision
-        await self._queue_in.send(response)
+        await self.send.send(response)
 
     async def _create(self, create: rpc_pb2.WatchCreateRequest) -> None:
         key = create.key or b"\x00"
@@ -136,7 +126,7 @@ class WatchStream:
 
     async def send_loop(self, send: Send) -> None:
         fill = self._server.fill_identity
-        async for response in self._queue_out:
+        async for response in self.receive:
             fill(response.header)
             watcher = self._watchers.get(response.watch_id)
             if watcher is not None and watcher.fragment and len(response.events) > 1:
