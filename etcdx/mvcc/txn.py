@@ -6,6 +6,8 @@
    ignore_lease need the key; the lease must exist) unless the txn cannot write, then ranges
    (revision future or compacted). Any failure fails the whole txn.
 3. The chosen ops run in order; reads see the txn's earlier writes; one revision for all changes.
+
+Invariant: once step 3 starts nothing can fail, so a txn is applied whole or not at all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from etcdx import errors
 from etcdx.mvcc.compare import compare_range
-from etcdx.mvcc.write_txn import WriteTxn, range_end
+from etcdx.mvcc.write_txn import WriteTxn, key_in_range, range_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 if TYPE_CHECKING:
@@ -25,9 +27,13 @@ def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnRespons
     txn = store.begin_write()
     path: list[bool] = []
     _compare_path(txn, request, path)
+    ops = chosen_ops(request, path)
     if not is_read_only(request):
-        _check(txn, request, path, 0, lambda op: _check_put(store, txn, op))
-    _check(txn, request, path, 0, lambda op: _check_range(store, txn, op))
+        for op in ops:
+            _check_put(store, txn, op)
+        _check_puts_keep_their_keys(store, ops)
+    for op in ops:
+        _check_range(store, txn, op)
     response = rpc_pb2.TxnResponse()
     _execute(txn, request, path, 0, response)
     response.header.revision = store.end_write(txn)
@@ -53,16 +59,21 @@ def _compare_path(view: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool])
             _compare_path(view, op.request_txn, path)
 
 
-def _check(view: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, check_op) -> int:
-    """Runs ``check_op`` on every non-txn op of the chosen branches; returns the next path position."""
-    ops = request.success if path[pos] else request.failure
-    pos += 1
-    for op in ops:
-        if op.WhichOneof("request") == "request_txn":
-            pos = _check(view, op.request_txn, path, pos, check_op)
-        else:
-            check_op(op)
-    return pos
+def chosen_ops(request: rpc_pb2.TxnRequest, path: list[bool]) -> list[rpc_pb2.RequestOp]:
+    """The non-txn ops the txn runs, in execution order (the branch ``path`` chose at every level)."""
+    ops: list[rpc_pb2.RequestOp] = []
+
+    def visit(r: rpc_pb2.TxnRequest, pos: int) -> int:
+        pos_after = pos + 1
+        for op in r.success if path[pos] else r.failure:
+            if op.WhichOneof("request") == "request_txn":
+                pos_after = visit(op.request_txn, pos_after)
+            else:
+                ops.append(op)
+        return pos_after
+
+    visit(request, 0)
+    return ops
 
 
 def _check_put(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
@@ -85,6 +96,32 @@ def _check_range(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
         raise errors.ERR_FUTURE_REV
     if rev < store.compact_revision:
         raise errors.ERR_COMPACTED
+
+
+def _check_puts_keep_their_keys(store: KVStore, ops: list[rpc_pb2.RequestOp]) -> None:
+    """Fails with ERR_KEY_NOT_FOUND a put with ignore_value / ignore_lease whose key an earlier op of
+    the same txn deletes. The duplicate-key check misses this when the delete's range_end is b"\\0"
+    (it takes that end literally); etcd 3.5.1 then panics mid-txn, on every member and again on
+    every replay (verified against etcd 3.5.1). etcdx refuses the txn before writing anything."""
+    if not any(op.request_put.ignore_value or op.request_put.ignore_lease for op in ops):
+        return
+    deleted: set[bytes] = set()
+    written: set[bytes] = set()
+    for op in ops:
+        kind = op.WhichOneof("request")
+        if kind == "request_delete_range":
+            d = op.request_delete_range
+            end = range_end(d.range_end)
+            gone = set(store.index.live_keys(d.key, end))
+            gone.update(k for k in written if key_in_range(k, d.key, end))
+            deleted |= gone
+            written -= gone
+        elif kind == "request_put":
+            put = op.request_put
+            if (put.ignore_value or put.ignore_lease) and put.key in deleted:
+                raise errors.ERR_KEY_NOT_FOUND
+            written.add(put.key)
+            deleted.discard(put.key)
 
 
 def _execute(txn: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, response) -> int:

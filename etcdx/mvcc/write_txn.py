@@ -38,6 +38,13 @@ def range_end(end: bytes) -> bytes | None:
     return end
 
 
+def key_in_range(key: bytes, start: bytes, end: bytes | None) -> bool:
+    """Whether ``key`` is in [start, end) (``end`` in the key index's convention, see ``range_end``)."""
+    if end is None:
+        return key == start
+    return start <= key and (not end or key < end)
+
+
 class ReadView:
     def __init__(self, store: KVStore, txn, current_rev: int) -> None:
         self.store = store
@@ -78,10 +85,12 @@ class ReadView:
         order = r.sort_order
         if r.sort_target != RangeRequest.KEY and order == RangeRequest.NONE:
             order = RangeRequest.ASCEND
-        if order != RangeRequest.NONE:
-            sort_key = _SORT_KEYS.get(r.sort_target)
-            if sort_key is not None:
-                go_sort(kvs, [sort_key(kv) for kv in kvs], descending=order == RangeRequest.DESCEND)
+        # An order that is neither ASCEND nor DESCEND leaves key order (verified against etcd 3.5.1;
+        # it still fetches everything before truncating). An unknown target crashes etcd's handler;
+        # etcdx leaves key order there too.
+        sort_key = _SORT_KEYS.get(r.sort_target)
+        if order in (RangeRequest.ASCEND, RangeRequest.DESCEND) and sort_key is not None:
+            go_sort(kvs, [sort_key(kv) for kv in kvs], descending=order == RangeRequest.DESCEND)
         if r.limit > 0 and len(kvs) > r.limit:
             del kvs[r.limit :]
             response.more = True
