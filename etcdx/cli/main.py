@@ -77,8 +77,13 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        from etcdx.cli.bench.main import main as bench_main
+
+        return bench_main(argv[1:])
     try:
-        config = parse_config(sys.argv[1:] if argv is None else argv, os.environ)
+        config = parse_config(argv, os.environ)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
