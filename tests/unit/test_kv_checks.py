@@ -1,0 +1,145 @@
+"""KV request checks of the API layer. Every expected outcome here was read from etcd 3.5.1 for the
+same request (Txn cases with --max-txn-ops=4, which MAX_OPS mirrors)."""
+
+from __future__ import annotations
+
+import pytest
+
+from etcdx import errors
+from etcdx.api.grpc import kv_checks
+from etcdx.pb.etcdserverpb import rpc_pb2 as pb
+
+MAX_OPS = 4
+
+
+def put(key: bytes, **options) -> pb.RequestOp:
+    return pb.RequestOp(request_put=pb.PutRequest(key=key, **options))
+
+
+def get(key: bytes) -> pb.RequestOp:
+    return pb.RequestOp(request_range=pb.RangeRequest(key=key))
+
+
+def delete(key: bytes, range_end: bytes = b"") -> pb.RequestOp:
+    return pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=key, range_end=range_end))
+
+
+def nested(success=(), failure=(), compare=()) -> pb.RequestOp:
+    return pb.RequestOp(request_txn=txn(success, failure, compare))
+
+
+def txn(success=(), failure=(), compare=()) -> pb.TxnRequest:
+    return pb.TxnRequest(compare=list(compare), success=list(success), failure=list(failure))
+
+
+def outcome(check, request, *args) -> errors.EtcdError | None:
+    try:
+        check(request, *args)
+    except errors.EtcdError as exc:
+        return exc
+    return None
+
+
+@pytest.mark.parametrize(
+    "check, request_, expected",
+    [
+        (kv_checks.check_range, pb.RangeRequest(key=b""), errors.ERR_EMPTY_KEY),
+        (kv_checks.check_range, pb.RangeRequest(key=b"a", range_end=b"\0"), None),
+        (kv_checks.check_delete_range, pb.DeleteRangeRequest(key=b""), errors.ERR_EMPTY_KEY),
+        (kv_checks.check_delete_range, pb.DeleteRangeRequest(key=b"a"), None),
+        (kv_checks.check_put, pb.PutRequest(key=b""), errors.ERR_EMPTY_KEY),
+        (kv_checks.check_put, pb.PutRequest(key=b"a", ignore_value=True), None),
+        (kv_checks.check_put, pb.PutRequest(key=b"a", value=b"v", ignore_value=True), errors.ERR_VALUE_PROVIDED),
+        (kv_checks.check_put, pb.PutRequest(key=b"a", lease=5, ignore_lease=True), errors.ERR_LEASE_PROVIDED),
+        # first failing check wins: empty key, then value, then lease
+        (kv_checks.check_put, pb.PutRequest(key=b"", value=b"v", ignore_value=True), errors.ERR_EMPTY_KEY),
+        (
+            kv_checks.check_put,
+            pb.PutRequest(key=b"a", value=b"v", ignore_value=True, lease=5, ignore_lease=True),
+            errors.ERR_VALUE_PROVIDED,
+        ),
+    ],
+)
+def test_single_request_checks(check, request_, expected):
+    assert outcome(check, request_) is expected
+
+
+TXN_CASES = {
+    # op budget: the widest of compare / success / failure; a nested txn gets what its parent left
+    "four ops": (txn(success=[get(b"a")] * 4), None),
+    "too many failure ops": (txn(failure=[get(b"a")] * 5), errors.ERR_TOO_MANY_OPS),
+    "too many compares": (txn(compare=[pb.Compare(key=b"a")] * 5), errors.ERR_TOO_MANY_OPS),
+    "nested within budget": (txn(success=[nested(success=[get(b"a")] * 3)]), None),
+    "nested over budget": (txn(success=[nested(success=[get(b"a")] * 4)]), errors.ERR_TOO_MANY_OPS),
+    "budget shrinks per level": (
+        txn(success=[get(b"a"), get(b"a"), nested(success=[nested(success=[get(b"a")])])]),
+        errors.ERR_TOO_MANY_OPS,
+    ),
+    # empty keys and empty ops, at any depth
+    "empty compare key in nested txn": (txn(success=[nested(compare=[pb.Compare(key=b"")])]), errors.ERR_EMPTY_KEY),
+    "empty op in nested txn": (txn(success=[nested(failure=[pb.RequestOp()])]), errors.ERR_KEY_NOT_FOUND),
+    "value provided in nested put": (
+        txn(success=[nested(success=[put(b"a", value=b"v", ignore_value=True)])]),
+        errors.ERR_VALUE_PROVIDED,
+    ),
+    # which error wins: op count, then compares, then ops in order, and duplicates only after all that
+    "too many beats empty compare key": (
+        txn(compare=[pb.Compare(key=b"")], success=[get(b"a")] * 5),
+        errors.ERR_TOO_MANY_OPS,
+    ),
+    "empty key beats duplicate": (txn(success=[put(b"d"), put(b"d"), get(b"")]), errors.ERR_EMPTY_KEY),
+    "empty key in failure beats duplicate in success": (
+        txn(success=[put(b"a"), put(b"a")], failure=[get(b"")]),
+        errors.ERR_EMPTY_KEY,
+    ),
+    "value provided beats duplicate": (
+        txn(success=[put(b"a"), put(b"a"), put(b"b", value=b"v", ignore_value=True)]),
+        errors.ERR_VALUE_PROVIDED,
+    ),
+    # duplicate keys
+    "same key twice in failure": (txn(failure=[put(b"k"), put(b"k")]), errors.ERR_DUPLICATE_KEY),
+    "same key in the two branches of a nested txn": (
+        txn(success=[nested(success=[put(b"k")], failure=[put(b"k")])]),
+        None,
+    ),
+    "nested then-put and parent put": (txn(success=[nested(success=[put(b"k")]), put(b"k")]), errors.ERR_DUPLICATE_KEY),
+    "nested else-put and parent put": (txn(success=[nested(failure=[put(b"k")]), put(b"k")]), errors.ERR_DUPLICATE_KEY),
+    "two nested txns put one key": (
+        txn(success=[nested(success=[put(b"k")]), nested(failure=[put(b"k")])]),
+        errors.ERR_DUPLICATE_KEY,
+    ),
+    "put inside a deleted range": (txn(success=[delete(b"a", b"c"), put(b"b")]), errors.ERR_DUPLICATE_KEY),
+    "put before the deleted range covering it": (
+        txn(success=[put(b"b"), delete(b"a", b"c")]),
+        errors.ERR_DUPLICATE_KEY,
+    ),
+    "put at the excluded range end": (txn(success=[delete(b"a", b"c"), put(b"c")]), None),
+    "deleted point and nested put": (
+        txn(success=[delete(b"k"), nested(success=[put(b"k")])]),
+        errors.ERR_DUPLICATE_KEY,
+    ),
+    "nested delete and parent put": (
+        txn(success=[nested(failure=[delete(b"a", b"c")]), put(b"b")]),
+        errors.ERR_DUPLICATE_KEY,
+    ),
+    "nested delete and later sibling put": (
+        txn(success=[nested(success=[delete(b"a", b"c")]), nested(success=[put(b"b")])]),
+        errors.ERR_DUPLICATE_KEY,
+    ),
+    "nested put and later sibling delete": (
+        txn(success=[nested(success=[put(b"b")]), nested(success=[delete(b"a", b"c")])]),
+        None,
+    ),
+    "delete and put in different branches": (txn(success=[delete(b"a", b"c")], failure=[put(b"b")]), None),
+    "the same key deleted twice": (txn(success=[delete(b"k"), delete(b"k")]), None),
+    # range_end b"\0" is taken literally here (an empty interval), so these pass the check
+    "put after a from-key delete": (txn(success=[delete(b"a", b"\0"), put(b"b")]), None),
+    "put after a whole-keyspace delete": (txn(success=[delete(b"\0", b"\0"), put(b"b")]), None),
+    "put inside an inverted delete range": (txn(success=[delete(b"c", b"a"), put(b"b")]), None),
+}
+
+
+@pytest.mark.parametrize("name", list(TXN_CASES))
+def test_txn_checks(name):
+    request, expected = TXN_CASES[name]
+    assert outcome(kv_checks.check_txn, request, MAX_OPS) is expected
