@@ -5,8 +5,11 @@ whatever the driver has produced (so everything produced while handling one read
 write); one task per call runs its handler. Message framing: 1 byte compressed flag + 4 byte
 big-endian length. A call ends with trailers grpc-status / grpc-message.
 
-Back-pressure: for streaming calls, received bytes are acknowledged to the peer only when the handler
-consumes the message, so the HTTP/2 window bounds what one call can buffer here.
+Back-pressure: a unary call holds at most one message (bounded by max_recv_message_bytes) and acknowledges
+bytes as they arrive. A streaming call acknowledges received bytes while fewer than STREAM_BACKLOG_BYTES of
+complete messages wait for its handler, and withholds them otherwise, until the handler catches up; so one
+call buffers at most the backlog, one stream window and one partial message, and a message larger than the
+stream window still gets through (its bytes are acknowledged while it is being received).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ log = get_logger("etcdx.net.grpc")
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 _COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: received compressed message but no grpc-encoding is supported")
+STREAM_BACKLOG_BYTES = 1024 * 1024
+_NO_ERROR = 0
+GOAWAY_TIMEOUT = 1.0
+_NOT_ONE_MESSAGE = EtcdError(StatusCode.INTERNAL, "grpc: a unary call takes exactly one request message")
 _TRANSPORT_HEADERS = frozenset(
     [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
 )
@@ -78,6 +85,9 @@ class _Call:
         "window",
         "half_closed",
         "failed",
+        "rejected",
+        "unacknowledged",
+        "backlog",
     )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
@@ -92,7 +102,10 @@ class _Call:
         self.closed = False  # the call's response is finished or the stream was reset
         self.window = trio.Event()
         self.half_closed = False
-        self.failed = False
+        self.failed = False  # ended by the transport before or while its handler ran
+        self.rejected = False  # streaming: its request stream broke a rule; later DATA is discarded
+        self.unacknowledged = 0  # streaming: flow-controlled bytes received but not yet acknowledged
+        self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
 
 
 class GrpcConnection:
@@ -108,23 +121,38 @@ class GrpcConnection:
         self._wake_writer = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._closing = False
+        self._writing = False  # Invariant: True while a send_all is under way (the byte stream is mid-frame)
 
     async def run(self, initial: bytes) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._writer)
-            try:
-                self._feed(initial)
-                while not self._closing:
-                    data = await self._stream.receive_some(256 * 1024)
-                    if not data:
-                        break
-                    self._feed(data)
-            except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-            finally:
-                self._closing = True
-                nursery.cancel_scope.cancel()
+        """Serves the connection until the peer goes or breaks the protocol, or until cancelled: then
+        the peer gets a GOAWAY, and every running handler is cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._writer)
+                try:
+                    self._feed(initial)
+                    while not self._closing:
+                        data = await self._stream.receive_some(256 * 1024)
+                        if not data:
+                            break
+                        self._feed(data)
+                except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+                finally:
+                    self._closing = True
+                    nursery.cancel_scope.cancel()
+        finally:
+            await self._say_goodbye()
+
+    async def _say_goodbye(self) -> None:
+        """Sends GOAWAY if the connection can still carry it (not broken, not mid-frame)."""
+        if self._writing:
+            return
+        broken = (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError)
+        with trio.CancelScope(shield=True), trio.move_on_after(GOAWAY_TIMEOUT), contextlib.suppress(*broken):
+            self._h2.close()
+            await self._stream.send_all(self._h2.bytes_to_send())
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -138,7 +166,9 @@ class GrpcConnection:
                 self._wake_writer = trio.Event()
                 data = self._h2.bytes_to_send()
                 if data:
+                    self._writing = True
                     await self._stream.send_all(data)
+                    self._writing = False
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._closing = True
             self._nursery.cancel_scope.cancel()
@@ -175,11 +205,14 @@ class GrpcConnection:
         method = self._resolve(path)
         if method is None:
             self._send_status(event.stream_id, *self._unimplemented(path))
+            if not event.end_stream:
+                self._h2.reset(event.stream_id, _NO_ERROR)
             return
         deadline = trio.current_time() + timeout if timeout is not None else None
         call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline))
         self._calls[event.stream_id] = call
         if not isinstance(method, UnaryMethod):
+            # Unbounded in messages, bounded in bytes by withholding acknowledgements (see the module doc).
             send, receive = trio.open_memory_channel(math.inf)
             call.inbox = send
             self._nursery.start_soon(self._run_streaming, call, receive)
@@ -193,47 +226,85 @@ class GrpcConnection:
         return StatusCode.UNIMPLEMENTED, f"unknown service {service}"
 
     def _on_data(self, event: http2.Data) -> None:
-        """Frames messages out of DATA. Unary calls acknowledge bytes on receipt (a message is bounded
-        by max_recv); streaming calls acknowledge each message when the handler takes it."""
+        """Frames messages out of DATA and acknowledges the bytes as the module doc says."""
         sid = event.stream_id
         call = self._calls.get(sid)
-        streaming = call is not None and call.inbox is not None and not call.failed
-        self._h2.acknowledge(sid, event.flow_controlled_length - (len(event.data) if streaming else 0))
-        if call is not None and not call.failed:
-            call.buffer += event.data
-            while len(call.buffer) >= 5:
-                flag, length = _PREFIX.unpack_from(call.buffer)
-                if length > self._max_recv:
-                    self._fail(call, errors.message_too_large(length, self._max_recv))
-                    break
-                if flag != 0:
-                    self._fail(call, _COMPRESSED)
-                    break
-                if len(call.buffer) < 5 + length:
-                    break
-                message = bytes(call.buffer[5 : 5 + length])
-                del call.buffer[: 5 + length]
-                if call.inbox is not None:
-                    call.inbox.send_nowait(message)
-                else:
-                    call.messages.append(message)
+        if call is None or call.failed or call.rejected:
+            self._h2.acknowledge(sid, event.flow_controlled_length)
+        else:
+            if call.inbox is None:
+                self._h2.acknowledge(sid, event.flow_controlled_length)
+            else:
+                call.unacknowledged += event.flow_controlled_length
+            self._frame_messages(call, event.data)
+            self._acknowledge_if_room(call)
         if event.end_stream:
             self._on_end(sid)
+
+    def _frame_messages(self, call: _Call, data: bytes) -> None:
+        if not call.buffer and len(data) >= 5:
+            flag, length = _PREFIX.unpack_from(data)
+            if flag == 0 and len(data) == 5 + length and length <= self._max_recv:
+                self._deliver(call, data[5:])  # the common case: one whole message in one DATA frame
+                return
+        call.buffer += data
+        while len(call.buffer) >= 5 and not (call.failed or call.rejected):
+            flag, length = _PREFIX.unpack_from(call.buffer)
+            if length > self._max_recv:
+                self._reject(call, errors.message_too_large(length, self._max_recv))
+            elif flag != 0:
+                self._reject(call, _COMPRESSED)
+            elif len(call.buffer) < 5 + length:
+                return
+            else:
+                message = bytes(call.buffer[5 : 5 + length])
+                del call.buffer[: 5 + length]
+                self._deliver(call, message)
+
+    def _deliver(self, call: _Call, message: bytes) -> None:
+        if call.inbox is not None:
+            call.backlog += 5 + len(message)
+            call.inbox.send_nowait(message)
+        elif call.messages:
+            self._fail(call, _NOT_ONE_MESSAGE)
+        else:
+            call.messages.append(message)
+
+    def _reject(self, call: _Call, error: EtcdError) -> None:
+        """The request stream broke a rule. A unary call ends now; a streaming handler gets ``error`` from
+        its request iterator after the messages before it (as grpc-go's Recv returns it)."""
+        if call.inbox is None:
+            self._fail(call, error)
+            return
+        call.rejected = True
+        call.buffer.clear()
+        call.inbox.send_nowait(error)
+        call.inbox.close()
+
+    def _release_window(self, call: _Call) -> None:
+        """A finished call's withheld bytes go back to the connection window (nobody will consume them)."""
+        if call.unacknowledged:
+            self._h2.acknowledge(call.stream_id, call.unacknowledged)
+            call.unacknowledged = 0
+
+    def _acknowledge_if_room(self, call: _Call) -> None:
+        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
+            self._h2.acknowledge(call.stream_id, call.unacknowledged)
+            call.unacknowledged = 0
 
     def _on_end(self, stream_id: int) -> None:
         call = self._calls.get(stream_id)
         if call is None or call.half_closed:
             return
         call.half_closed = True
-        if call.failed:
+        if call.failed or call.rejected:
             return
         if call.inbox is not None:
             call.inbox.close()
         elif len(call.messages) == 1 and not call.buffer:
             self._nursery.start_soon(self._run_unary, call, call.messages[0])
         else:
-            text = "grpc: error while marshaling: expected exactly one request message"
-            self._fail(call, EtcdError(StatusCode.INTERNAL, text))
+            self._fail(call, _NOT_ONE_MESSAGE)
 
     def _on_window(self, stream_id: int) -> None:
         calls = self._calls.values() if stream_id == 0 else filter(None, [self._calls.get(stream_id)])
@@ -244,6 +315,7 @@ class GrpcConnection:
         call = self._calls.pop(stream_id, None)
         if call is not None:
             call.closed = True
+            self._release_window(call)
             if call.scope is not None:
                 call.scope.cancel()
             if call.inbox is not None:
@@ -258,7 +330,6 @@ class GrpcConnection:
         if call.inbox is not None:
             call.inbox.close()
         self._finish(call, error.code, error.message)
-        self._h2.reset(call.stream_id, 0)
 
     # -- running handlers --------------------------------------------------------------------
 
@@ -304,6 +375,8 @@ class GrpcConnection:
 
     async def _first_message(self, call: _Call, receive: trio.MemoryReceiveChannel) -> bytes | None:
         async for message in receive:
+            if isinstance(message, EtcdError):
+                raise message
             self._consumed(call, message)
             return message
         self._fail(call, EtcdError(StatusCode.INTERNAL, "grpc: error while reading request: EOF"))
@@ -311,12 +384,15 @@ class GrpcConnection:
 
     async def _messages(self, call: _Call, receive: trio.MemoryReceiveChannel) -> AsyncIterator[bytes]:
         async for message in receive:
+            if isinstance(message, EtcdError):
+                raise message
             self._consumed(call, message)
             yield message
 
     def _consumed(self, call: _Call, message: bytes) -> None:
-        if not call.closed:
-            self._h2.acknowledge(call.stream_id, 5 + len(message))
+        call.backlog -= 5 + len(message)
+        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
+            self._acknowledge_if_room(call)
             self._flush_soon()
 
     async def _send_message(self, call: _Call, message: bytes) -> None:
@@ -358,6 +434,7 @@ class GrpcConnection:
             return
         call.closed = True
         self._calls.pop(call.stream_id, None)
+        self._release_window(call)
         if call.headers_sent:
             trailers = [(b"grpc-status", str(int(code)).encode())]
         else:
@@ -366,6 +443,8 @@ class GrpcConnection:
             trailers.append((b"grpc-message", encode_grpc_message(text)))
         with contextlib.suppress(http2.StreamClosedError, http2.ProtocolError):
             self._h2.send_headers(call.stream_id, trailers, end_stream=True)
+        if not call.half_closed:
+            self._h2.reset(call.stream_id, _NO_ERROR)  # the client may stop sending (RFC 9113 8.1)
         self._flush_soon()
 
     def _send_status(self, stream_id: int, code: int, text: str) -> None:

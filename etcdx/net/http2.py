@@ -23,6 +23,11 @@ INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 64 * 1024 * 1024
 MAX_CONCURRENT_STREAMS = 2**31 - 1
 
+_PREFACE_LENGTH = 24
+_FIRST_FRAME_END = _PREFACE_LENGTH + 9  # the preface and the 9-byte header of the first frame
+_SETTINGS = 0x4
+_ACK = 0x1
+
 
 @dataclass(slots=True)
 class RequestHeaders:
@@ -63,8 +68,20 @@ class ConnectionEnded:
 
 class ServerConnection:
     def __init__(self) -> None:
-        config = h2.config.H2Configuration(client_side=False, header_encoding=None, validate_inbound_headers=False)
+        # Header validation and normalisation are off: the gRPC layer checks what it reads, and what it
+        # sends is constant and already lowercase bytes (each check costs per call on the hot path).
+        config = h2.config.H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
         self._h2 = h2.connection.H2Connection(config=config)
+        # Invariant: True until the client's first frame after the preface is known to be SETTINGS.
+        self._first_frame_pending = True
+        self._head = b""
         self._h2.local_settings = h2.settings.Settings(
             client=False,
             initial_values={
@@ -77,7 +94,10 @@ class ServerConnection:
         self._h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
 
     def receive(self, data: bytes) -> list:
-        """Feeds bytes from the peer; returns the events. Raises ProtocolError on a broken peer."""
+        """Feeds bytes from the peer; returns the events. Raises ProtocolError on a broken peer, as soon as
+        its bytes show it (garbage after the preface, a frame larger than we allow), not after buffering."""
+        if self._first_frame_pending:
+            self._check_first_frame(data)
         events = []
         for ev in self._h2.receive_data(data):
             if isinstance(ev, h2.events.RequestReceived):
@@ -95,7 +115,25 @@ class ServerConnection:
                 events.append(WindowOpened(0))
             elif isinstance(ev, h2.events.ConnectionTerminated):
                 events.append(ConnectionEnded())
+        self._check_pending_frame()
         return events
+
+    def _check_first_frame(self, data: bytes) -> None:
+        """The client's connection preface is the magic string and then a SETTINGS frame (RFC 9113 3.4)."""
+        self._head += data[: _FIRST_FRAME_END - len(self._head)]
+        if len(self._head) < _FIRST_FRAME_END:
+            return
+        self._first_frame_pending = False
+        frame_type, flags = self._head[_FIRST_FRAME_END - 6], self._head[_FIRST_FRAME_END - 5]
+        if frame_type != _SETTINGS or flags & _ACK:
+            raise ProtocolError("the connection preface is not followed by SETTINGS")
+        self._head = b""
+
+    def _check_pending_frame(self) -> None:
+        """h2 buffers a whole frame before checking its length: refuse an oversized one from its header."""
+        pending = self._h2.incoming_buffer._data
+        if len(pending) >= 9 and int.from_bytes(pending[:3], "big") > self._h2.max_inbound_frame_size:
+            raise ProtocolError("frame larger than SETTINGS_MAX_FRAME_SIZE")
 
     def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:
         self._h2.send_headers(stream_id, headers, end_stream=end_stream)
@@ -112,12 +150,10 @@ class ServerConnection:
         return self._h2.max_outbound_frame_size
 
     def acknowledge(self, stream_id: int, length: int) -> None:
-        """Consumed ``length`` flow-controlled bytes of ``stream_id``: the peer may send more."""
+        """Consumed ``length`` flow-controlled bytes of ``stream_id``: the peer may send more (on the
+        connection always; on the stream while it is open)."""
         if length:
-            try:
-                self._h2.acknowledge_received_data(length, stream_id)
-            except StreamClosedError:
-                self._h2.increment_flow_control_window(length)
+            self._h2.acknowledge_received_data(length, stream_id)
 
     def reset(self, stream_id: int, error_code: int = 0) -> None:
         with contextlib.suppress(StreamClosedError, ProtocolError):

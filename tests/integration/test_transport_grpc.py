@@ -1,0 +1,280 @@
+"""gRPC on the client-port transport, driven by grpcio's client (run in worker threads: it blocks).
+
+The server is served in-process on 127.0.0.1, port 0, with echo handlers that know nothing of etcd.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+import trio
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, ServerStreamMethod, UnaryMethod
+from etcdx.net.http1 import HttpResponse
+from etcdx.net.listener import serve_client_port
+
+MAX_RECV = 2 * 1024 * 1024
+CLIENT_OPTIONS = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+
+
+class EchoService:
+    """Handlers for /test.Echo/*; records what the transport did to them."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()  # set by a handler that waits to be cancelled
+        self.cancelled = trio.Event()
+
+    async def unary(self, request: bytes, ctx: RpcContext) -> bytes:
+        return request
+
+    async def fail(self, request: bytes, ctx: RpcContext) -> bytes:
+        code, text = json.loads(request)
+        raise EtcdError(StatusCode(code), text)
+
+    async def crash(self, request: bytes, ctx: RpcContext) -> bytes:
+        raise ValueError("handler bug: " + request.decode())
+
+    async def context(self, request: bytes, ctx: RpcContext) -> bytes:
+        remaining = None if ctx.deadline is None else ctx.deadline - trio.current_time()
+        return json.dumps({"path": ctx.path, "metadata": ctx.metadata, "remaining": remaining}).encode()
+
+    async def big(self, request: bytes, ctx: RpcContext) -> bytes:
+        return bytes(range(256)) * (int(request) // 256)
+
+    async def wait_cancel(self, request: bytes, ctx: RpcContext) -> bytes:
+        try:
+            self.started.set()
+            await trio.sleep_forever()
+        finally:
+            self.cancelled.set()
+
+    async def count(self, request: bytes, ctx: RpcContext, send) -> None:
+        for i in range(int(request)):
+            await send(b"%d" % i)
+
+    async def echo_stream(self, requests, ctx: RpcContext, send) -> None:
+        async for message in requests:
+            await send(message)
+
+    async def hold_stream(self, requests, ctx: RpcContext, send) -> None:
+        try:
+            async for _ in requests:
+                self.started.set()
+        finally:
+            self.cancelled.set()
+
+    def resolve(self, path: str):
+        return {
+            "/test.Echo/Unary": UnaryMethod(self.unary),
+            "/test.Echo/Fail": UnaryMethod(self.fail),
+            "/test.Echo/Crash": UnaryMethod(self.crash),
+            "/test.Echo/Context": UnaryMethod(self.context),
+            "/test.Echo/Big": UnaryMethod(self.big),
+            "/test.Echo/WaitCancel": UnaryMethod(self.wait_cancel),
+            "/test.Echo/Count": ServerStreamMethod(self.count),
+            "/test.Echo/EchoStream": BidiStreamMethod(self.echo_stream),
+            "/test.Echo/HoldStream": BidiStreamMethod(self.hold_stream),
+        }.get(path)
+
+
+async def no_http(request) -> HttpResponse:
+    return HttpResponse(404, [], b"")
+
+
+@pytest.fixture
+async def echo(nursery):
+    service = EchoService()
+    service.port = await nursery.start(
+        lambda task_status: serve_client_port(
+            "127.0.0.1",
+            0,
+            resolve=service.resolve,
+            known_services=frozenset({"test.Echo"}),
+            http_handler=no_http,
+            max_recv_message_bytes=MAX_RECV,
+            task_status=task_status,
+        )
+    )
+    return service
+
+
+def in_thread(port: int, work):
+    """Runs work(channel) in a worker thread with a fresh grpcio channel to the server."""
+
+    def run():
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=CLIENT_OPTIONS) as channel:
+            return work(channel)
+
+    return trio.to_thread.run_sync(run)
+
+
+def unary(channel: grpc.Channel, name: str):
+    return channel.unary_unary(f"/test.Echo/{name}")
+
+
+def status_of(call) -> tuple[grpc.StatusCode, str]:
+    try:
+        call()
+    except grpc.RpcError as exc:
+        return exc.code(), exc.details()
+    raise AssertionError("the call succeeded")
+
+
+async def test_unary_echo(echo):
+    payloads = [b"", b"hello", bytes(range(256)) * 100]
+    replies = await in_thread(echo.port, lambda ch: [unary(ch, "Unary")(p, timeout=10) for p in payloads])
+    assert replies == payloads
+
+
+async def test_metadata_and_deadline_reach_the_handler(echo):
+    def work(ch):
+        return unary(ch, "Context")(b"", timeout=30, metadata=[("token", "abc"), ("hasleader", "true")])
+
+    seen = json.loads(await in_thread(echo.port, work))
+    assert seen["path"] == "/test.Echo/Context"
+    assert seen["metadata"]["token"] == "abc" and seen["metadata"]["hasleader"] == "true"
+    assert not any(name.startswith((":", "grpc-")) or name in ("te", "content-type") for name in seen["metadata"])
+    assert 0 < seen["remaining"] <= 30
+    no_deadline = json.loads(await in_thread(echo.port, lambda ch: unary(ch, "Context")(b"")))
+    assert no_deadline["remaining"] is None
+
+
+@pytest.mark.parametrize(
+    "code,text",
+    [
+        (StatusCode.INVALID_ARGUMENT, "etcdserver: key is not provided"),
+        (StatusCode.OUT_OF_RANGE, "etcdserver: mvcc: required revision has been compacted"),
+        (StatusCode.UNAVAILABLE, "100% sure: ключ не найден ✓ (tab\there)"),
+        (StatusCode.UNKNOWN, "%41 is not A, and %% stays"),
+    ],
+)
+async def test_error_trailers_carry_code_and_exact_text(echo, code, text):
+    request = json.dumps([int(code), text]).encode()
+    got = await in_thread(echo.port, lambda ch: status_of(lambda: unary(ch, "Fail")(request, timeout=10)))
+    assert got == (grpc.StatusCode(tuple(s for s in grpc.StatusCode if s.value[0] == code)[0]), text)
+
+
+async def test_handler_crash_is_unknown_and_server_keeps_serving(echo):
+    got = await in_thread(echo.port, lambda ch: status_of(lambda: unary(ch, "Crash")(b"oops", timeout=10)))
+    assert got == (grpc.StatusCode.UNKNOWN, "handler bug: oops")
+    assert await in_thread(echo.port, lambda ch: unary(ch, "Unary")(b"still here", timeout=10)) == b"still here"
+
+
+async def test_unknown_service_and_method_texts_match_grpc_go(echo):
+    def work(ch):
+        return [
+            status_of(lambda: ch.unary_unary("/test.Echo/Nope")(b"", timeout=10)),
+            status_of(lambda: ch.unary_unary("/other.Service/Get")(b"", timeout=10)),
+            status_of(lambda: ch.stream_stream("/test.Echo/NopeStream")(iter([b"a"]), timeout=10).__next__()),
+        ]
+
+    assert await in_thread(echo.port, work) == [
+        (grpc.StatusCode.UNIMPLEMENTED, "unknown method Nope for service test.Echo"),
+        (grpc.StatusCode.UNIMPLEMENTED, "unknown service other.Service"),
+        (grpc.StatusCode.UNIMPLEMENTED, "unknown method NopeStream for service test.Echo"),
+    ]
+
+
+async def test_oversized_request_is_resource_exhausted(echo):
+    size = MAX_RECV + 53258
+    got = await in_thread(echo.port, lambda ch: status_of(lambda: unary(ch, "Unary")(b"x" * size, timeout=10)))
+    assert got == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"grpc: received message larger than max ({size} vs. {MAX_RECV})",
+    )
+    assert await in_thread(echo.port, lambda ch: unary(ch, "Unary")(b"x" * MAX_RECV, timeout=10)) == b"x" * MAX_RECV
+
+
+async def test_oversized_message_on_a_stream_ends_only_that_stream(echo):
+    def work(ch):
+        call = ch.stream_stream("/test.Echo/EchoStream")(iter([b"small", b"y" * (MAX_RECV + 1)]), timeout=10)
+        first = next(call)
+        return first, status_of(lambda: next(call))
+
+    first, status = await in_thread(echo.port, work)
+    assert first == b"small"
+    assert status == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"grpc: received message larger than max ({MAX_RECV + 1} vs. {MAX_RECV})",
+    )
+
+
+@pytest.mark.parametrize("size", [4 * 1024 * 1024, 24 * 1024 * 1024])
+async def test_large_responses_get_through_flow_control(echo, size):
+    reply = await in_thread(echo.port, lambda ch: unary(ch, "Big")(b"%d" % size, timeout=60))
+    assert reply == bytes(range(256)) * (size // 256)
+
+
+async def test_server_stream(echo):
+    replies = await in_thread(echo.port, lambda ch: list(ch.unary_stream("/test.Echo/Count")(b"500", timeout=30)))
+    assert replies == [b"%d" % i for i in range(500)]
+
+
+async def test_server_stream_without_messages_ends_ok(echo):
+    replies = await in_thread(echo.port, lambda ch: list(ch.unary_stream("/test.Echo/Count")(b"0", timeout=10)))
+    assert replies == []
+
+
+async def test_bidi_stream_many_messages_both_ways(echo):
+    requests = [b"%d:" % i + b"z" * (i % 3000) for i in range(3000)]
+
+    def work(ch):
+        return list(ch.stream_stream("/test.Echo/EchoStream")(iter(requests), timeout=60))
+
+    assert await in_thread(echo.port, work) == requests
+
+
+async def test_deadline_expiry_cancels_the_handler(echo):
+    got = await in_thread(echo.port, lambda ch: status_of(lambda: unary(ch, "WaitCancel")(b"", timeout=0.3)))
+    assert got[0] == grpc.StatusCode.DEADLINE_EXCEEDED
+    with trio.fail_after(10):
+        await echo.cancelled.wait()
+
+
+async def test_client_cancel_cancels_the_handler(echo):
+    def work(ch):
+        future = unary(ch, "WaitCancel").future(b"", timeout=30)
+        assert echo.started.wait(10)
+        future.cancel()
+        return future.cancelled()
+
+    assert await in_thread(echo.port, work)
+    with trio.fail_after(10):
+        await echo.cancelled.wait()
+    assert await in_thread(echo.port, lambda ch: unary(ch, "Unary")(b"next", timeout=10)) == b"next"
+
+
+async def test_client_cancel_of_a_stream_cancels_its_handler(echo):
+    def work(ch):
+        requests = iter([b"one"])
+        call = ch.stream_stream("/test.Echo/HoldStream")(requests, timeout=30)
+        assert echo.started.wait(10)
+        call.cancel()
+
+    await in_thread(echo.port, work)
+    with trio.fail_after(10):
+        await echo.cancelled.wait()
+
+
+async def test_a_hundred_concurrent_calls_on_one_connection_and_on_many(echo):
+    def one_channel(ch):
+        with ThreadPoolExecutor(16) as pool:
+            futures = [unary(ch, "Unary").future(b"%d" % i, timeout=30) for i in range(100)]
+            return [f.result() for f in futures], list(pool.map(lambda i: unary(ch, "Unary")(b"%d" % i), range(100)))
+
+    shared, pooled = await in_thread(echo.port, one_channel)
+    assert shared == pooled == [b"%d" % i for i in range(100)]
+
+    async def own_channel(i: int, results: dict) -> None:
+        results[i] = await in_thread(echo.port, lambda ch: unary(ch, "Unary")(b"%d" % i, timeout=30))
+
+    results: dict[int, bytes] = {}
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(own_channel, i, results)
+    assert results == {i: b"%d" % i for i in range(20)}
