@@ -1,0 +1,109 @@
+"""The key index (etcd's treeIndex shape): generations, reads at a revision, compaction rules.
+
+Pure: no backend. Revisions are packed (main, sub) ints.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from etcdx.mvcc.key_index import KeyIndex
+from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
+
+
+def test_backend_keys_are_etcds_17_byte_form_and_sort_like_revisions():
+    assert backend_key(pack(2, 1)) == b"\0" * 7 + b"\x02_" + b"\0" * 7 + b"\x01"
+    assert backend_key(pack(2, 1), tombstone=True) == backend_key(pack(2, 1)) + b"t"
+    assert parse_backend_key(backend_key(pack(9, 3), tombstone=True)) == (pack(9, 3), True)
+    revisions = [pack(1, 5), pack(2, 0), pack(2, 1), pack(256, 0)]
+    assert sorted(revisions, key=backend_key) == sorted(revisions)
+    assert main_of(pack(7, 3)) == 7
+
+
+@pytest.fixture
+def index():
+    """k: put @2, @3.0, tombstone @4, put @6; j: put @3.1."""
+    ix = KeyIndex()
+    ix.put(b"k", pack(2, 0))
+    ix.put(b"k", pack(3, 0))
+    ix.put(b"j", pack(3, 1))
+    ix.tombstone(b"k", pack(4, 0))
+    ix.put(b"k", pack(6, 0))
+    return ix
+
+
+def test_put_returns_create_revision_and_version_per_generation():
+    ix = KeyIndex()
+    assert ix.put(b"k", pack(2, 0)) == (2, 1)
+    assert ix.put(b"k", pack(3, 0)) == (2, 2)
+    ix.tombstone(b"k", pack(4, 0))
+    assert ix.put(b"k", pack(5, 1)) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    "at, expected",
+    [
+        (1, None),
+        (2, (pack(2, 0), 2, 1)),
+        (3, (pack(3, 0), 2, 2)),
+        (4, None),  # the tombstone hides the key
+        (5, None),
+        (6, (pack(6, 0), 6, 1)),
+        (99, (pack(6, 0), 6, 1)),
+    ],
+)
+def test_get_at_a_revision(index, at, expected):
+    assert index.get(b"k", at) == expected
+
+
+def test_range_and_live_keys(index):
+    assert index.range(b"a", b"", 3) == [(b"j", pack(3, 1)), (b"k", pack(3, 0))]
+    assert index.range(b"a", b"", 5) == [(b"j", pack(3, 1))]
+    assert index.range(b"j", b"k", 6) == [(b"j", pack(3, 1))]
+    assert index.range(b"k", None, 6) == [(b"k", pack(6, 0))]
+    assert index.live_keys(b"a", b"") == [b"j", b"k"]
+    index.tombstone(b"k", pack(7, 0))
+    assert index.live_keys(b"a", b"") == [b"j"]
+    assert index.live_keys(b"k", None) == []
+
+
+def test_compact_keeps_the_newest_revision_at_or_below(index):
+    assert index.compact(3) == {pack(3, 0), pack(3, 1)}
+    assert index.get(b"k", 3) == (pack(3, 0), 2, 2)
+    assert index.get(b"k", 6) == (pack(6, 0), 6, 1)
+
+
+def test_compact_drops_a_generation_that_ended_at_or_before(index):
+    assert index.compact(4) == {pack(3, 1)}  # k's newest <= 4 is its tombstone: it goes
+    assert index.get(b"k", 4) is None and index.get(b"k", 6) == (pack(6, 0), 6, 1)
+    assert index.compact(5) == {pack(3, 1)}
+    assert index.compact(6) == {pack(3, 1), pack(6, 0)}
+
+
+def test_a_key_whose_history_is_all_compacted_leaves_the_index():
+    ix = KeyIndex()
+    ix.put(b"k", pack(2, 0))
+    ix.tombstone(b"k", pack(3, 0))
+    assert ix.compact(3) == set() and len(ix) == 0
+
+
+def test_a_generation_ending_after_the_compaction_keeps_its_value_and_tombstone():
+    ix = KeyIndex()
+    ix.put(b"k", pack(2, 0))
+    ix.put(b"k", pack(3, 0))
+    ix.tombstone(b"k", pack(5, 0))
+    assert ix.compact(4) == {pack(3, 0)}
+    assert ix.get(b"k", 4) == (pack(3, 0), 2, 2)
+    assert ix.compact(5) == set() and len(ix) == 0
+
+
+def test_restore_uses_the_stored_create_revision_and_version():
+    ix = KeyIndex()
+    ix.restore_tombstone(b"gone", pack(2, 0))  # a tombstone alone (its puts compacted) is ignored
+    ix.restore(b"k", pack(7, 0), created=3, version=4)
+    ix.restore(b"k", pack(8, 0), created=3, version=5)
+    ix.restore_tombstone(b"k", pack(9, 0))
+    assert len(ix) == 1
+    assert ix.get(b"k", 8) == (pack(8, 0), 3, 5)
+    assert ix.get(b"k", 9) is None
+    assert ix.put(b"k", pack(10, 0)) == (10, 1)
