@@ -1,4 +1,8 @@
-"""HTTP/1.1 on the client port (h11): keep-alive, Content-Length or chunked bodies, streamed responses."""
+"""HTTP/1.1 on the client port (h11): keep-alive, Content-Length or chunked bodies, streamed responses.
+
+A streamed response (an async iterator body) ends when the iterator ends or when the client goes; then
+the iterator is closed (aclose), so the handler's generator can clean up.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from etcdx.log import get_logger
 log = get_logger("etcdx.net.http1")
 
 MAX_REQUEST_BODY = 32 * 1024 * 1024
+MAX_READ_AHEAD = 64 * 1024  # bytes of the next requests kept while a response streams
 
 
 @dataclass
@@ -44,7 +49,7 @@ async def serve_http1(stream: trio.abc.Stream, initial: bytes, handler: HttpHand
             if request is None:
                 return
             await _respond(stream, conn, await _call(handler, request))
-            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
     except h11.RemoteProtocolError:
@@ -69,6 +74,8 @@ async def _read_request(stream: trio.abc.Stream, conn: h11.Connection) -> HttpRe
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
+            if conn.they_are_waiting_for_100_continue:
+                await stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
             data = await stream.receive_some(64 * 1024)
             conn.receive_data(data)
             continue
@@ -108,7 +115,36 @@ async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: Http
         return
     headers.append(("transfer-encoding", "chunked"))
     await stream.send_all(conn.send(h11.Response(status_code=response.status, headers=headers)))
-    async for chunk in response.body:
-        if chunk:
-            await stream.send_all(conn.send(h11.Data(data=chunk)))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_when_client_goes, stream, conn, nursery.cancel_scope)
+        await _send_chunks(stream, conn, response.body)
+        nursery.cancel_scope.cancel()
+
+
+async def _send_chunks(stream: trio.abc.Stream, conn: h11.Connection, body: AsyncIterator[bytes]) -> None:
+    """Sends the body as chunks and the end; on a failing iterator, logs and leaves the message unfinished
+    (so the connection closes: the client sees a truncated body, not a clean end)."""
+    try:
+        async with contextlib.aclosing(body) if hasattr(body, "aclose") else contextlib.nullcontext():
+            async for chunk in body:
+                if chunk:
+                    await stream.send_all(conn.send(h11.Data(data=chunk)))
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+    except Exception:
+        log.exception("http response body failed")
+        return
     await stream.send_all(conn.send(h11.EndOfMessage()))
+
+
+async def _cancel_when_client_goes(stream: trio.abc.Stream, conn: h11.Connection, scope: trio.CancelScope) -> None:
+    """Reads while a response streams: bytes the client sends ahead are kept for the next request; end of
+    file (or a broken connection) cancels ``scope``."""
+    try:
+        while data := await stream.receive_some(64 * 1024):
+            conn.receive_data(data)
+            if len(conn.trailing_data[0]) > MAX_READ_AHEAD:
+                await trio.sleep_forever()  # stop reading: TCP pushes back on the client
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    scope.cancel()
