@@ -57,6 +57,11 @@ class EchoService:
         for i in range(int(request)):
             await send(b"%d" % i)
 
+    async def slow_count(self, request: bytes, ctx: RpcContext, send) -> None:
+        for i in range(int(request)):
+            await trio.sleep(0.1)
+            await send(b"%d" % i)
+
     async def echo_stream(self, requests, ctx: RpcContext, send) -> None:
         async for message in requests:
             await send(message)
@@ -77,6 +82,7 @@ class EchoService:
             "/test.Echo/Big": UnaryMethod(self.big),
             "/test.Echo/WaitCancel": UnaryMethod(self.wait_cancel),
             "/test.Echo/Count": ServerStreamMethod(self.count),
+            "/test.Echo/SlowCount": ServerStreamMethod(self.slow_count),
             "/test.Echo/EchoStream": BidiStreamMethod(self.echo_stream),
             "/test.Echo/HoldStream": BidiStreamMethod(self.hold_stream),
         }.get(path)
@@ -278,3 +284,19 @@ async def test_a_hundred_concurrent_calls_on_one_connection_and_on_many(echo):
         for i in range(20):
             nursery.start_soon(own_channel, i, results)
     assert results == {i: b"%d" % i for i in range(20)}
+
+
+async def test_client_keepalive_pings_do_not_disturb_calls(echo):
+    options = [
+        ("grpc.keepalive_time_ms", 50),
+        ("grpc.keepalive_timeout_ms", 5000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+    ]
+
+    def work():
+        with grpc.insecure_channel(f"127.0.0.1:{echo.port}", options=options) as channel:
+            streamed = list(channel.unary_stream("/test.Echo/SlowCount")(b"10", timeout=30))
+            return streamed, unary(channel, "Unary")(b"after pings", timeout=10)
+
+    assert await trio.to_thread.run_sync(work) == ([b"%d" % i for i in range(10)], b"after pings")

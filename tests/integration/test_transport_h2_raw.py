@@ -103,9 +103,9 @@ class Client:
     async def flush(self) -> None:
         await self.stream.send_all(self.h2.data_to_send())
 
-    async def start_call(self, path: str) -> int:
+    async def start_call(self, path: str, extra_headers: tuple = ()) -> int:
         stream_id = self.h2.get_next_available_stream_id()
-        self.h2.send_headers(stream_id, [*REQUEST_HEADERS[:2], (":path", path), *REQUEST_HEADERS[2:]])
+        self.h2.send_headers(stream_id, [*REQUEST_HEADERS[:2], (":path", path), *REQUEST_HEADERS[2:], *extra_headers])
         await self.flush()
         return stream_id
 
@@ -306,3 +306,14 @@ async def test_stream_message_larger_than_the_stream_window(server):
     async with client.stream:
         sid = await client.start_call("/t.S/GatedEcho")
         assert await send_and_collect(client, sid, payload, no_stall_expected) == payload
+
+
+async def test_grpc_timeout_ends_the_call_with_grpc_gos_deadline_status(server):
+    client = await Client.connect(server.port)
+    async with client.stream:
+        sid = await client.start_call("/t.S/Hold", extra_headers=[("grpc-timeout", "200m")])
+        client.h2.send_data(sid, frame(b"wait"))
+        await client.flush()
+        status = await client.call_status(sid)
+    assert (status["grpc-status"], status["grpc-message"]) == ("4", "context deadline exceeded")
+    assert server.cancelled.is_set()
