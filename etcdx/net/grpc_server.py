@@ -100,7 +100,7 @@ class _Call:
         self.scope: trio.CancelScope | None = None
         self.headers_sent = False
         self.closed = False  # the call's response is finished or the stream was reset
-        self.window = trio.Event()
+        self.window: trio.Event | None = None  # set when the peer grants send window; made when needed
         self.half_closed = False
         self.failed = False  # ended by the transport before or while its handler ran
         self.rejected = False  # streaming: its request stream broke a rule; later DATA is discarded
@@ -309,7 +309,8 @@ class GrpcConnection:
     def _on_window(self, stream_id: int) -> None:
         calls = self._calls.values() if stream_id == 0 else filter(None, [self._calls.get(stream_id)])
         for call in calls:
-            call.window.set()
+            if call.window is not None:
+                call.window.set()
 
     def _on_reset(self, stream_id: int) -> None:
         call = self._calls.pop(stream_id, None)
@@ -320,7 +321,8 @@ class GrpcConnection:
                 call.scope.cancel()
             if call.inbox is not None:
                 call.inbox.close()
-            call.window.set()
+            if call.window is not None:
+                call.window.set()
 
     def _fail(self, call: _Call, error: EtcdError) -> None:
         """Ends a call early (before its handler ran or while it runs) with ``error``."""
@@ -334,6 +336,8 @@ class GrpcConnection:
     # -- running handlers --------------------------------------------------------------------
 
     async def _run_unary(self, call: _Call, message: bytes) -> None:
+        if call.closed:
+            return  # reset by the peer before this task started
         code, text, reply = StatusCode.OK, "", None
         try:
             with trio.CancelScope(deadline=_deadline(call)) as scope:

@@ -22,7 +22,13 @@ async def serve_client_port(
     max_recv_message_bytes: int,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Binds host:port (0 = any free port), reports the bound port, serves until cancelled."""
+    """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
+
+    ``resolve`` maps a gRPC path to its method (None: unimplemented); ``known_services`` names the services
+    it serves, so an unknown path is answered with grpc-go's "unknown method M for service S" when S is
+    known and "unknown service S" when not. Requests larger than ``max_recv_message_bytes`` fail with
+    RESOURCE_EXHAUSTED. HTTP/1.1 requests go to ``http_handler``. On cancellation every HTTP/2 connection
+    gets a GOAWAY and every running handler is cancelled."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     for listener in listeners:
         listener.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
