@@ -35,6 +35,7 @@ _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc"
 _COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: received compressed message but no grpc-encoding is supported")
 STREAM_BACKLOG_BYTES = 1024 * 1024
 _NO_ERROR = 0
+_PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
 _NOT_ONE_MESSAGE = EtcdError(StatusCode.INTERNAL, "grpc: a unary call takes exactly one request message")
 _TRANSPORT_HEADERS = frozenset(
@@ -192,16 +193,26 @@ class GrpcConnection:
         self._flush_soon()
 
     def _on_request(self, event: http2.RequestHeaders) -> None:
+        """Starts a call. A request that is not gRPC (not POST, or no application/grpc content type) is
+        refused with RST_STREAM(PROTOCOL_ERROR), as etcd 3.5's grpc-go does."""
         path = ""
         metadata: dict[str, str] = {}
         timeout = None
+        is_post = is_grpc = False
         for name, value in event.headers:
             if name == b":path":
                 path = value.decode("utf-8", "replace")
+            elif name == b":method":
+                is_post = value == b"POST"
+            elif name == b"content-type":
+                is_grpc = value == b"application/grpc" or value.startswith((b"application/grpc+", b"application/grpc;"))
             elif name == b"grpc-timeout":
                 timeout = parse_grpc_timeout(value)
             elif not name.startswith(b":") and name not in _TRANSPORT_HEADERS:
                 metadata[name.decode("latin-1")] = value.decode("latin-1")
+        if not (is_post and is_grpc):
+            self._h2.reset(event.stream_id, _PROTOCOL_ERROR)
+            return
         method = self._resolve(path)
         if method is None:
             self._send_status(event.stream_id, *self._unimplemented(path))

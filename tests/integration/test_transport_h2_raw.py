@@ -7,6 +7,7 @@ import struct
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import pytest
 import trio
@@ -317,3 +318,17 @@ async def test_grpc_timeout_ends_the_call_with_grpc_gos_deadline_status(server):
         status = await client.call_status(sid)
     assert (status["grpc-status"], status["grpc-message"]) == ("4", "context deadline exceeded")
     assert server.cancelled.is_set()
+
+
+@pytest.mark.parametrize("method,content_type", [("POST", "text/plain"), ("POST", None), ("GET", "application/grpc")])
+async def test_a_request_that_is_not_grpc_is_reset_with_protocol_error(server, method, content_type):
+    client = await Client.connect(server.port)
+    async with client.stream:
+        headers = [(":method", method), (":scheme", "http"), (":path", "/t.S/Echo"), (":authority", "x")]
+        if content_type is not None:
+            headers.append(("content-type", content_type))
+        client.h2.send_headers(1, headers, end_stream=True)
+        await client.flush()
+        events = await client.events_until(lambda seen: any(isinstance(e, h2.events.StreamReset) for e in seen))
+    [reset] = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
