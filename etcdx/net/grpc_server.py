@@ -32,12 +32,13 @@ log = get_logger("etcdx.net.grpc")
 
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-_COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: received compressed message but no grpc-encoding is supported")
+# Texts as etcd 3.5.1 (grpc-go) answers them.
+_COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
+_UNEXPECTED_EOF = EtcdError(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
-_NOT_ONE_MESSAGE = EtcdError(StatusCode.INTERNAL, "grpc: a unary call takes exactly one request message")
 _TRANSPORT_HEADERS = frozenset(
     [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
 )
@@ -276,10 +277,8 @@ class GrpcConnection:
         if call.inbox is not None:
             call.backlog += 5 + len(message)
             call.inbox.send_nowait(message)
-        elif call.messages:
-            self._fail(call, _NOT_ONE_MESSAGE)
-        else:
-            call.messages.append(message)
+        elif not call.messages:
+            call.messages.append(message)  # a unary call takes its first message; grpc-go ignores the rest
 
     def _reject(self, call: _Call, error: EtcdError) -> None:
         """The request stream broke a rule. A unary call ends now; a streaming handler gets ``error`` from
@@ -311,11 +310,13 @@ class GrpcConnection:
         if call.failed or call.rejected:
             return
         if call.inbox is not None:
+            if call.buffer:
+                call.inbox.send_nowait(_UNEXPECTED_EOF)  # the request ended inside a message
             call.inbox.close()
-        elif len(call.messages) == 1 and not call.buffer:
+        elif call.messages:
             self._nursery.start_soon(self._run_unary, call, call.messages[0])
         else:
-            self._fail(call, _NOT_ONE_MESSAGE)
+            self._fail(call, _UNEXPECTED_EOF)
 
     def _on_window(self, stream_id: int) -> None:
         calls = self._calls.values() if stream_id == 0 else filter(None, [self._calls.get(stream_id)])
@@ -394,7 +395,7 @@ class GrpcConnection:
                 raise message
             self._consumed(call, message)
             return message
-        self._fail(call, EtcdError(StatusCode.INTERNAL, "grpc: error while reading request: EOF"))
+        self._fail(call, _UNEXPECTED_EOF)
         return None
 
     async def _messages(self, call: _Call, receive: trio.MemoryReceiveChannel) -> AsyncIterator[bytes]:
@@ -454,8 +455,7 @@ class GrpcConnection:
             trailers = [(b"grpc-status", str(int(code)).encode())]
         else:
             trailers = [*_RESPONSE_HEADERS, (b"grpc-status", str(int(code)).encode())]
-        if text:
-            trailers.append((b"grpc-message", encode_grpc_message(text)))
+        trailers.append((b"grpc-message", encode_grpc_message(text)))  # empty on OK, as grpc-go sends it
         with contextlib.suppress(http2.StreamClosedError, http2.ProtocolError):
             self._h2.send_headers(call.stream_id, trailers, end_stream=True)
         if not call.half_closed:
