@@ -63,6 +63,7 @@ class EtcdServer:
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
         self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
         self._sync_needed = trio.Event()
+        self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -76,6 +77,7 @@ class EtcdServer:
             self.wal, replay = await WAL.open(s.wal_path, after_index=self.store.consistent_index)
             try:
                 self._replay(replay.entries)
+                self._backend_bytes = self.backend.size_bytes
                 self.store.take_events()  # nobody watched the replay
                 self.watch_hub = WatchHub(self.store)
                 self.lessor.promote(extend=s.election_timeout_ms / 1000)
@@ -131,6 +133,7 @@ class EtcdServer:
         with self.store.apply_batch():
             for entry in entries:
                 results.append((entry.index, self._apply_entry(entry)))
+        self._backend_bytes = self.backend.size_bytes
         metrics.PROPOSALS_APPLIED.inc(len(entries))
         metrics.CURRENT_REVISION.set(self.store.current_revision)
         hub = self.watch_hub
@@ -233,7 +236,7 @@ class EtcdServer:
 
     def check_quota(self, cost: int) -> None:
         """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it."""
-        self._quota.check(cost, self.backend.size_bytes)
+        self._quota.check(cost, self._backend_bytes)
 
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Serves a read from the applied state.
