@@ -19,6 +19,9 @@ from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
 
 log = get_logger("etcdx.cli")
 
+MIN_PROGRESS_INTERVAL = 0.1
+DEFAULT_MAP_SIZE = 64 * 1024**3
+
 
 def settings_from_config(config: Config) -> ServerSettings:
     return ServerSettings(
@@ -32,7 +35,11 @@ def settings_from_config(config: Config) -> ServerSettings:
         max_request_bytes=config.max_request_bytes,
         max_txn_ops=config.max_txn_ops,
         quota_backend_bytes=config.effective_quota_backend_bytes,
-        watch_progress_notify_interval=config.watch_progress_notify_interval,
+        # etcd's watch store never notifies more often than every 100 ms, whatever the flag says.
+        watch_progress_notify_interval=max(config.watch_progress_notify_interval, MIN_PROGRESS_INTERVAL),
+        # LMDB's map is address space, not disk: keep it well above the quota so the quota, not the
+        # map, is what refuses writes.
+        backend_map_size=max(DEFAULT_MAP_SIZE, 2 * config.effective_quota_backend_bytes),
         heartbeat_interval_ms=config.heartbeat_interval,
         election_timeout_ms=config.election_timeout,
     )

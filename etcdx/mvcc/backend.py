@@ -17,6 +17,7 @@ import lmdb
 from etcdx.mvcc import schema
 
 _U64 = struct.Struct(">Q")
+_LEASE_ID = struct.Struct(">q")  # lease IDs are int64: clients may choose negative ones
 
 
 class Backend:
@@ -53,15 +54,15 @@ class Backend:
             yield from txn.cursor(db=self.key_db).iternext()
 
     def put_lease(self, txn: lmdb.Transaction, lease_id: int, ttl: int) -> None:
-        txn.put(_U64.pack(lease_id), _U64.pack(ttl), db=self.lease_db)
+        txn.put(_LEASE_ID.pack(lease_id), _U64.pack(ttl), db=self.lease_db)
 
     def delete_lease(self, txn: lmdb.Transaction, lease_id: int) -> None:
-        txn.delete(_U64.pack(lease_id), db=self.lease_db)
+        txn.delete(_LEASE_ID.pack(lease_id), db=self.lease_db)
 
     def scan_leases(self) -> list[tuple[int, int]]:
         """Every persisted (lease id, granted TTL)."""
         with self.env.begin(buffers=False) as txn:
-            return [(_U64.unpack(k)[0], _U64.unpack(v)[0]) for k, v in txn.cursor(db=self.lease_db)]
+            return [(_LEASE_ID.unpack(k)[0], _U64.unpack(v)[0]) for k, v in txn.cursor(db=self.lease_db)]
 
     @property
     def size_bytes(self) -> int:

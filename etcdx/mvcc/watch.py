@@ -142,9 +142,10 @@ class WatchHub:
         for event in events:
             key = event.kv.key
             for watcher in self._by_key.get(key, ()):
-                per_watcher.setdefault(watcher, []).append(event)
+                if revision >= watcher.next_rev:  # a watcher may start at a future revision
+                    per_watcher.setdefault(watcher, []).append(event)
             for watcher in self._ranges:
-                if watcher.matches(key):
+                if revision >= watcher.next_rev and watcher.matches(key):
                     per_watcher.setdefault(watcher, []).append(event)
         for watcher, matched in per_watcher.items():
             if not self._deliver(watcher, matched, revision):
@@ -192,6 +193,11 @@ class WatchHub:
                 if watcher.sink.try_send(response):
                     self._unsynced.discard(watcher)
                     watcher.sink.watcher_gone(watcher)
+            elif watcher.next_rev < 1:
+                # etcd reads no history for a negative start (its backend scan starts past the end):
+                # the watcher joins the head.
+                self._unsynced.discard(watcher)
+                self._add_synced(watcher)
             else:
                 pending.append(watcher)
         if not pending:

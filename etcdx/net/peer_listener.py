@@ -12,13 +12,10 @@ import trio
 async def hold_peer_port(host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     listeners = await trio.open_tcp_listeners(port, host=host)
     async with trio.open_nursery() as nursery:
+        # serve_listeners rides out accept errors such as EMFILE instead of stopping the member.
+        await nursery.start(trio.serve_listeners, _close, listeners)
         task_status.started(listeners[0].socket.getsockname()[1])
-        for listener in listeners:
-            nursery.start_soon(_accept_and_close, listener)
 
 
-async def _accept_and_close(listener: trio.SocketListener) -> None:
-    async with listener:
-        while True:
-            stream = await listener.accept()
-            await stream.aclose()
+async def _close(stream: trio.SocketStream) -> None:
+    await stream.aclose()

@@ -29,6 +29,10 @@ class WalCorruptError(Exception):
     """A damaged record with valid data after it: the log cannot be trusted past this point."""
 
 
+class WalWriteError(Exception):
+    """The log could not be made durable; the member must stop rather than acknowledge anything."""
+
+
 @dataclass
 class WalReplay:
     """What the log holds: the last HardState and the entries after ``after_index``, in log order."""
@@ -81,6 +85,7 @@ class WAL:
         self._synced = 0  # records known durable
         self._sync_running = False
         self._sync_done = trio.Event()
+        self._failed: OSError | None = None
         self.fsync_count = 0
 
     # -- opening ---------------------------------------------------------------------------
@@ -139,12 +144,19 @@ class WAL:
             if self._sync_running:
                 await self._sync_done.wait()
                 continue
+            if self._failed is not None:
+                raise WalWriteError("wal: an earlier write or fsync failed; nothing more is durable") from self._failed
             self._sync_running = True
             pending, self._pending = self._pending, []
             upto = self._appended
             try:
                 await trio.to_thread.run_sync(self._write_and_sync, pending)
                 self._synced = upto
+            except OSError as exc:
+                # After a failed fsync the kernel may have dropped the dirty pages: nothing appended
+                # can be called durable any more, so every later sync fails too (the server stops).
+                self._failed = exc
+                raise
             finally:
                 self._sync_running = False
                 done, self._sync_done = self._sync_done, trio.Event()
@@ -164,7 +176,7 @@ class WAL:
                 _create_segment(segment)
                 segment.fd = os.open(segment.path, os.O_RDWR)
                 created = True
-            os.pwrite(segment.fd, b"".join(chunks), offset)
+            _write_all(segment.fd, b"".join(chunks), offset)
             os.fdatasync(segment.fd)
         if created:
             _fsync_dir(self._dir)
@@ -187,6 +199,15 @@ class WAL:
     @property
     def last_index(self) -> int:
         return self._last_index
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """pwrite until every byte is written (a short write is legal for the kernel)."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def _create_segment(segment: _Segment) -> None:

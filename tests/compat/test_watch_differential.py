@@ -63,8 +63,13 @@ def watch_spec(rng: random.Random, keys: list[bytes], prefix: bytes, base: int, 
         create = Create(key=prefix, range_end=prefix_end(prefix))
     else:
         create = Create(key=key, range_end=b"\x00")
-    if rng.random() < 0.6:
+    roll = rng.random()
+    if roll < 0.6:
         create.start_revision = rng.randint(max(1, base - 2), head + 2)
+    elif roll < 0.7:
+        create.start_revision = rng.choice([-1, -5])  # negative starts: etcd replays no history
+    elif roll < 0.8:
+        create.start_revision = head + rng.randint(3, 8)  # a future start: nothing before it
     create.prev_kv = rng.random() < 0.5
     if rng.random() < 0.2:
         create.filters.append(rng.choice([Create.NOPUT, Create.NODELETE]))

@@ -109,12 +109,14 @@ def test_leases_survive_a_restart(etcdx_server):
     kv = rpc_pb2_grpc.KVStub(channel)
     granted = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=300))
     kv.Put(rpc_pb2.PutRequest(key=b"held", value=b"v", lease=granted.ID))
+    negative = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=300, ID=-5))  # int64: clients may pick these
     channel.close()
     etcdx_server.restart()
     channel = grpc.insecure_channel(etcdx_server.endpoint)
     lease = rpc_pb2_grpc.LeaseStub(channel)
     ttl = rpc_pb2_grpc.LeaseStub(channel).LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID, keys=True))
     assert ttl.grantedTTL == 300 and list(ttl.keys) == [b"held"]
+    assert lease.LeaseTimeToLive(rpc_pb2.LeaseTimeToLiveRequest(ID=negative.ID)).grantedTTL == 300
     lease.LeaseRevoke(rpc_pb2.LeaseRevokeRequest(ID=granted.ID))
     assert rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"held")).count == 0
     channel.close()

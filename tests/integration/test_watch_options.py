@@ -71,3 +71,39 @@ def test_fragmented_catch_up_response(tmp_path):
         finally:
             watch.close()
             channel.close()
+
+
+def test_watchers_created_during_writes_miss_nothing(etcdx_server):
+    """A watcher created with start 0 while others write sees every write after its created revision."""
+    import threading
+
+    channel = grpc.insecure_channel(etcdx_server.endpoint)
+    kv = rpc_pb2_grpc.KVStub(channel)
+    stop = threading.Event()
+    acked: dict[int, bytes] = {}
+
+    def write() -> None:
+        n = 0
+        while not stop.is_set():
+            response = kv.Put(rpc_pb2.PutRequest(key=b"race/k", value=b"%d" % n))
+            acked[response.header.revision] = b"%d" % n
+            n += 1
+
+    writers = [threading.Thread(target=write) for _ in range(3)]
+    for t in writers:
+        t.start()
+    watch = RecordingWatch(etcdx_server.endpoint)
+    try:
+        created = [watch.create(rpc_pb2.WatchCreateRequest(key=b"race/k")) for _ in range(60)]
+        stop.set()
+        for t in writers:
+            t.join(timeout=30)
+        watch.wait_quiet()
+        last = max(acked)
+        for reply in created:
+            seen = [e.kv.mod_revision for r in watch.responses if r.watch_id == reply.watch_id for e in r.events]
+            due = [rev for rev in sorted(acked) if reply.header.revision < rev <= last]
+            assert seen == due, f"watch {reply.watch_id} created at {reply.header.revision}"
+    finally:
+        watch.close()
+        channel.close()

@@ -111,7 +111,9 @@ class WatchStream(ChannelSink):
         )
         self._watchers[watch_id] = watcher
         await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, created=True), current)
-        self._hub.add(watcher, create.start_revision)
+        # Start 0 means "after the revision in the created reply": writes applied while that reply was
+        # queued must still reach this watcher, so it starts from the revision read above.
+        self._hub.add(watcher, create.start_revision or current + 1)
         if not watcher.synced:
             self._server.request_watch_sync()
 
