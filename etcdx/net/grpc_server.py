@@ -60,6 +60,14 @@ class UnaryMethod:
 
 
 @dataclass(frozen=True)
+class InlineUnaryMethod:
+    """A unary method whose handler never waits: it runs in the connection's reader, with no task of its own
+    (so it cannot be cancelled or time out while it runs; its reply still waits for send window if needed)."""
+
+    handler: Callable[[bytes, RpcContext], bytes]
+
+
+@dataclass(frozen=True)
 class ServerStreamMethod:
     handler: Callable[[bytes, RpcContext, Send], Awaitable[None]]
 
@@ -69,7 +77,7 @@ class BidiStreamMethod:
     handler: Callable[[AsyncIterator[bytes], RpcContext, Send], Awaitable[None]]
 
 
-Method = UnaryMethod | ServerStreamMethod | BidiStreamMethod
+Method = UnaryMethod | InlineUnaryMethod | ServerStreamMethod | BidiStreamMethod
 Resolver = Callable[[str], Method | None]
 
 
@@ -223,7 +231,7 @@ class GrpcConnection:
         deadline = trio.current_time() + timeout if timeout is not None else None
         call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline))
         self._calls[event.stream_id] = call
-        if not isinstance(method, UnaryMethod):
+        if not isinstance(method, UnaryMethod | InlineUnaryMethod):
             # Unbounded in messages, bounded in bytes by withholding acknowledgements (see the module doc).
             send, receive = trio.open_memory_channel(math.inf)
             call.inbox = send
@@ -314,7 +322,10 @@ class GrpcConnection:
                 call.inbox.send_nowait(_UNEXPECTED_EOF)  # the request ended inside a message
             call.inbox.close()
         elif call.messages:
-            self._nursery.start_soon(self._run_unary, call, call.messages[0])
+            if isinstance(call.method, InlineUnaryMethod):
+                self._run_inline(call, call.messages[0])
+            else:
+                self._nursery.start_soon(self._run_unary, call, call.messages[0])
         else:
             self._fail(call, _UNEXPECTED_EOF)
 
@@ -365,6 +376,24 @@ class GrpcConnection:
             await self._send_message(call, reply)
         self._finish(call, code, text)
 
+    def _run_inline(self, call: _Call, message: bytes) -> None:
+        try:
+            reply = call.method.handler(message, call.ctx)
+        except Exception as exc:
+            self._finish(call, *_outcome(call, exc))
+            return
+        if not self._send_message_nowait(call, reply):
+            self._nursery.start_soon(self._send_and_finish, call, reply)
+            return
+        self._finish(call, StatusCode.OK, "")
+
+    async def _send_and_finish(self, call: _Call, reply: bytes) -> None:
+        with trio.CancelScope() as scope:
+            call.scope = scope
+            await self._send_message(call, reply)
+        if not scope.cancelled_caught:
+            self._finish(call, StatusCode.OK, "")
+
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
 
@@ -410,6 +439,18 @@ class GrpcConnection:
         if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
             self._acknowledge_if_room(call)
             self._flush_soon()
+
+    def _send_message_nowait(self, call: _Call, message: bytes) -> bool:
+        """Sends one length-prefixed message in one DATA frame if the window allows; False (nothing sent) if not."""
+        h2c = self._h2
+        sid = call.stream_id
+        if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size):
+            return False
+        if not call.headers_sent:
+            h2c.send_headers(sid, _RESPONSE_HEADERS)
+            call.headers_sent = True
+        h2c.send_data(sid, _PREFIX.pack(0, len(message)) + message)
+        return True
 
     async def _send_message(self, call: _Call, message: bytes) -> None:
         """Sends one length-prefixed message, waiting for send window as needed."""

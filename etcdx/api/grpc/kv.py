@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from etcdx.api.grpc import kv_checks
 from etcdx.api.grpc.codec import decode
-from etcdx.net.grpc_server import RpcContext, UnaryMethod
+from etcdx.net.grpc_server import InlineUnaryMethod, RpcContext, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server import quota
@@ -16,16 +16,17 @@ class KVService:
         self._server = server
         self._max_txn_ops = server.settings.max_txn_ops
 
-    def methods(self) -> dict[str, UnaryMethod]:
+    def methods(self) -> dict[str, UnaryMethod | InlineUnaryMethod]:
         return {
-            "/etcdserverpb.KV/Range": UnaryMethod(self.range),
+            "/etcdserverpb.KV/Range": InlineUnaryMethod(self.range),
             "/etcdserverpb.KV/Put": UnaryMethod(self.put),
             "/etcdserverpb.KV/DeleteRange": UnaryMethod(self.delete_range),
             "/etcdserverpb.KV/Txn": UnaryMethod(self.txn),
             "/etcdserverpb.KV/Compact": UnaryMethod(self.compact),
         }
 
-    async def range(self, data: bytes, ctx: RpcContext) -> bytes:
+    def range(self, data: bytes, ctx: RpcContext) -> bytes:
+        """Never waits: reads are served from the applied state (see EtcdServer.range)."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
         return self._server.range(request).SerializeToString()
