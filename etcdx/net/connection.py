@@ -6,11 +6,12 @@ import trio
 
 from etcdx.log import get_logger
 from etcdx.net.grpc_server import GrpcConnection, Resolver
-from etcdx.net.http1 import HttpHandler, serve_http1
+from etcdx.net.http1 import HttpHandler, is_request_line, may_start_request_line, serve_http1
 
 log = get_logger("etcdx.net")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+FIRST_LINE_LIMIT = 8 * 1024
 
 
 async def serve_connection(
@@ -32,8 +33,18 @@ async def serve_connection(
                 head += data
             if head.startswith(PREFACE):
                 await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes).run(head)
-            else:
-                await serve_http1(stream, head, http_handler)
+                return
+            # Neither HTTP/2 nor, once its first line is complete, HTTP/1.x: etcd's connection
+            # matcher drops such a connection at once, and so does this.
+            while b"\n" not in head and len(head) < FIRST_LINE_LIMIT and may_start_request_line(head):
+                data = await stream.receive_some(64 * 1024)
+                if not data:
+                    return
+                head += data
+            newline = head.find(b"\n")
+            if not may_start_request_line(head) or (newline >= 0 and not is_request_line(head[:newline])):
+                return
+            await serve_http1(stream, head, http_handler)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except Exception:

@@ -7,6 +7,7 @@ the iterator is closed (aclose), so the handler's generator can clean up.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,22 @@ class HttpResponse:
 
 
 HttpHandler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+# An HTTP/1.x request line: method token, target, version (what etcd's connection matcher accepts).
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [^ \r\n]+ HTTP/[0-9]\.[0-9]\r?")
+
+
+_METHOD_PREFIX = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*( |$)")
+
+
+def is_request_line(line: bytes) -> bool:
+    """True when ``line`` (without its newline) is an HTTP/1.x request line."""
+    return _REQUEST_LINE.fullmatch(line) is not None
+
+
+def may_start_request_line(head: bytes) -> bool:
+    """False once ``head`` (no newline yet) cannot begin a request line: its method has a non-token byte."""
+    return _METHOD_PREFIX.match(head) is not None
 
 
 async def serve_http1(stream: trio.abc.Stream, initial: bytes, handler: HttpHandler) -> None:
