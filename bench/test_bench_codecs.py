@@ -1,0 +1,182 @@
+"""Codecs on the request path: raft Entry protobufs, the HTTP/2 server driver, Range response encoding.
+
+Run: cd /work/main && pytest bench/test_bench_codecs.py --benchmark-only
+- raft Entry: SerializeToString / FromString of a batch of entries (upb).
+- HTTP/2: etcdx.net.http2.ServerConnection (frames + HPACK) with a scripted `h2` client. The client's
+  bytes are made in setup, so a round times only the server side: decoding N unary gRPC requests, or
+  encoding N responses (headers, one DATA, trailers) as the gRPC layer sends them.
+- Range: KVStore.range on a real LMDB backend in a temporary directory, then SerializeToString, at
+  1, 100 and 10000 keys per response; the key index is whatever ``etcdx._native.load("btree")`` gives.
+These paths have no compiled twin yet, so each case has one implementation.
+"""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import pytest
+
+from etcdx.mvcc.backend import Backend
+from etcdx.mvcc.kvstore import KVStore
+from etcdx.net import http2
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.pb.etcdxpb.raft_pb2 import Entry
+
+ENTRIES = 1000
+CALLS = 500
+STORE_KEYS = 10_000
+VALUE = b"v" * 100
+
+REQUEST_HEADERS = [
+    (b":method", b"POST"),
+    (b":scheme", b"http"),
+    (b":path", b"/etcdserverpb.KV/Range"),
+    (b":authority", b"127.0.0.1:2379"),
+    (b"content-type", b"application/grpc"),
+    (b"user-agent", b"grpc-python/1.70.0 grpc-c/45.0.0 (linux; chttp2)"),
+    (b"te", b"trailers"),
+    (b"grpc-accept-encoding", b"identity,deflate,gzip"),
+]
+RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]
+
+
+def grpc_frame(message: bytes) -> bytes:
+    return b"\0" + len(message).to_bytes(4, "big") + message
+
+
+# -- raft Entry ------------------------------------------------------------------------------
+
+
+def _entries() -> list[Entry]:
+    data = InternalRequest(put=rpc_pb2.PutRequest(key=b"/registry/pods/default/pod-1", value=VALUE))
+    return [Entry(term=7, index=i, data=data.SerializeToString()) for i in range(1, ENTRIES + 1)]
+
+
+def test_entry_encode(benchmark):
+    entries = _entries()
+    benchmark.group = f"raft Entry codec ({ENTRIES} entries)"
+    assert len(benchmark(lambda: [e.SerializeToString() for e in entries])) == ENTRIES
+
+
+def test_entry_decode(benchmark):
+    encoded = [e.SerializeToString() for e in _entries()]
+    benchmark.group = f"raft Entry codec ({ENTRIES} entries)"
+    decoded = benchmark(lambda: [Entry.FromString(b) for b in encoded])
+    assert decoded[-1].index == ENTRIES
+
+
+# -- HTTP/2 ----------------------------------------------------------------------------------
+
+
+def connected_pair() -> tuple[h2.connection.H2Connection, http2.ServerConnection]:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    server = http2.ServerConnection()
+    server.receive(client.data_to_send())
+    client.receive_data(server.bytes_to_send())
+    server.receive(client.data_to_send())
+    return client, server
+
+
+def scripted_requests(client: h2.connection.H2Connection) -> list[bytes]:
+    """The client's bytes for CALLS unary Range calls, one chunk per call (as they would arrive)."""
+    body = grpc_frame(rpc_pb2.RangeRequest(key=b"foo", serializable=True).SerializeToString())
+    chunks = []
+    for _ in range(CALLS):
+        stream_id = client.get_next_available_stream_id()
+        client.send_headers(stream_id, REQUEST_HEADERS)
+        client.send_data(stream_id, body, end_stream=True)
+        chunks.append(client.data_to_send())
+    return chunks
+
+
+def receive_all(server: http2.ServerConnection, chunks: list[bytes]) -> list[int]:
+    """Decodes every call as the gRPC layer does (events, then acknowledging the data); returns stream ids."""
+    stream_ids = []
+    for chunk in chunks:
+        for event in server.receive(chunk):
+            if isinstance(event, http2.Data):
+                server.acknowledge(event.stream_id, event.flow_controlled_length)
+                stream_ids.append(event.stream_id)
+    server.bytes_to_send()
+    return stream_ids
+
+
+def test_http2_receive_requests(benchmark):
+    state: dict = {}
+
+    def setup():
+        client, state["server"] = connected_pair()
+        state["chunks"] = scripted_requests(client)
+        return (), {}
+
+    benchmark.group = f"http2 server driver ({CALLS} unary calls)"
+    stream_ids = benchmark.pedantic(lambda: receive_all(state["server"], state["chunks"]), setup=setup, rounds=20)
+    assert len(stream_ids) == CALLS
+
+
+def test_http2_send_responses(benchmark):
+    body = grpc_frame(
+        rpc_pb2.RangeResponse(kvs=[{"key": b"foo", "value": b"bar", "mod_revision": 2}], count=1).SerializeToString()
+    )
+    state: dict = {}
+
+    def setup():
+        client, server = connected_pair()
+        state["server"], state["stream_ids"] = server, receive_all(server, scripted_requests(client))
+        return (), {}
+
+    def respond_all() -> int:
+        server = state["server"]
+        sent = 0
+        for stream_id in state["stream_ids"]:
+            server.send_headers(stream_id, RESPONSE_HEADERS)
+            server.send_data(stream_id, body)
+            server.send_headers(stream_id, TRAILERS, end_stream=True)
+            sent += len(server.bytes_to_send())
+        return sent
+
+    benchmark.group = f"http2 server driver ({CALLS} unary calls)"
+    assert benchmark.pedantic(respond_all, setup=setup, rounds=20) > CALLS * len(body)
+
+
+# -- Range responses -------------------------------------------------------------------------
+
+
+def pod(n: int) -> bytes:
+    return b"/registry/pods/pod-%06d" % n
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """STORE_KEYS keys under /registry/pods/, each written once, in batches of 1000 as apply would."""
+    backend = Backend(str(tmp_path_factory.mktemp("range-lmdb")), map_size=256 << 20)
+    kv = KVStore(backend)
+    for start in range(0, STORE_KEYS, 1000):
+        with kv.apply_batch():
+            for n in range(start, start + 1000):
+                put = rpc_pb2.PutRequest(key=pod(n), value=VALUE)
+                kv.apply(kv.consistent_index + 1, InternalRequest(put=put))
+    yield kv
+    backend.close()
+
+
+RANGES = {
+    "1-key": (1, rpc_pb2.RangeRequest(key=pod(500))),
+    "100-keys": (100, rpc_pb2.RangeRequest(key=pod(500), range_end=pod(600))),
+    f"{STORE_KEYS}-keys": (STORE_KEYS, rpc_pb2.RangeRequest(key=b"/registry/pods/", range_end=b"/registry/pods0")),
+}
+
+
+@pytest.mark.parametrize("case", list(RANGES))
+def test_range_response(benchmark, store, case):
+    keys, request = RANGES[case]
+
+    def range_and_encode() -> bytes:
+        return store.range(request).SerializeToString()
+
+    benchmark.group = f"range + encode response (LMDB, {STORE_KEYS}-key store)"
+    encoded = benchmark(range_and_encode)
+    assert rpc_pb2.RangeResponse.FromString(encoded).count == keys
