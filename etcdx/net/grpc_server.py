@@ -33,6 +33,7 @@ log = get_logger("etcdx.net.grpc")
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 # Texts as etcd 3.5.1 (grpc-go) answers them.
+_DEADLINE_EXCEEDED = EtcdError(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
 _COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
 _UNEXPECTED_EOF = EtcdError(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
@@ -128,6 +129,7 @@ class GrpcConnection:
         self._max_recv = max_recv_message_bytes
         self._h2 = http2.ServerConnection()
         self._calls: dict[int, _Call] = {}
+        self._window_waiters: set[_Call] = set()  # Invariant: the calls waiting in _send_message for send window
         self._wake_writer = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._closing = False
@@ -322,7 +324,9 @@ class GrpcConnection:
                 call.inbox.send_nowait(_UNEXPECTED_EOF)  # the request ended inside a message
             call.inbox.close()
         elif call.messages:
-            if isinstance(call.method, InlineUnaryMethod):
+            if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
+                self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
+            elif isinstance(call.method, InlineUnaryMethod):
                 self._run_inline(call, call.messages[0])
             else:
                 self._nursery.start_soon(self._run_unary, call, call.messages[0])
@@ -330,9 +334,12 @@ class GrpcConnection:
             self._fail(call, _UNEXPECTED_EOF)
 
     def _on_window(self, stream_id: int) -> None:
-        calls = self._calls.values() if stream_id == 0 else filter(None, [self._calls.get(stream_id)])
-        for call in calls:
-            if call.window is not None:
+        if stream_id == 0:
+            for call in self._window_waiters:
+                call.window.set()
+        else:
+            call = self._calls.get(stream_id)
+            if call is not None and call.window is not None:
                 call.window.set()
 
     def _on_reset(self, stream_id: int) -> None:
@@ -388,11 +395,13 @@ class GrpcConnection:
         self._finish(call, StatusCode.OK, "")
 
     async def _send_and_finish(self, call: _Call, reply: bytes) -> None:
-        with trio.CancelScope() as scope:
+        with trio.CancelScope(deadline=_deadline(call)) as scope:
             call.scope = scope
             await self._send_message(call, reply)
         if not scope.cancelled_caught:
             self._finish(call, StatusCode.OK, "")
+        elif not call.closed:
+            self._finish(call, _DEADLINE_EXCEEDED.code, _DEADLINE_EXCEEDED.message)
 
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
@@ -471,8 +480,12 @@ class GrpcConnection:
             size = min(h2c.send_window(sid), h2c.max_frame_size, len(view))
             if size <= 0:
                 call.window = trio.Event()
+                self._window_waiters.add(call)
                 self._flush_soon()
-                await call.window.wait()
+                try:
+                    await call.window.wait()
+                finally:
+                    self._window_waiters.discard(call)
                 continue
             h2c.send_data(sid, bytes(view[:size]))
             view = view[size:]
