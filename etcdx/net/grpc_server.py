@@ -450,7 +450,21 @@ class GrpcConnection:
             self._flush_soon()
 
     def _send_message_nowait(self, call: _Call, message: bytes) -> bool:
-        """Sends one length-prefixed message in one DATA frame if the window allows; False (nothing sent) if not."""
+        """Sends one length-prefixed message in one DATA frame if the window allows; False (nothing sent) if not.
+
+        A stream the peer reset in the frames being handled right now counts as sent (nothing to do)."""
+        try:
+            return self._put_message_nowait(call, message)
+        except http2.StreamClosedError:
+            self._gone(call)
+            return True
+
+    def _gone(self, call: _Call) -> None:
+        """h2 already closed this stream (the peer reset it in the same read): forget the call."""
+        call.closed = True
+        self._calls.pop(call.stream_id, None)
+
+    def _put_message_nowait(self, call: _Call, message: bytes) -> bool:
         h2c = self._h2
         sid = call.stream_id
         if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size):
@@ -463,6 +477,13 @@ class GrpcConnection:
 
     async def _send_message(self, call: _Call, message: bytes) -> None:
         """Sends one length-prefixed message, waiting for send window as needed."""
+        try:
+            await self._put_message(call, message)
+        except http2.StreamClosedError:
+            self._gone(call)
+            await self._abandon(call)
+
+    async def _put_message(self, call: _Call, message: bytes) -> None:
         if call.closed:
             await self._abandon(call)
             return
