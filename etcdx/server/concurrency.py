@@ -9,23 +9,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import trio
+
 from etcdx import errors
 from etcdx.errors import EtcdError, StatusCode
+from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
 from etcdx.server import internal_watch
 
 SESSION_TTL = 60
+CLEANUP_TIMEOUT = 5.0  # a cancelled Lock/Campaign still removes its key, within this bound
 ERR_ELECTION_NO_LEADER = EtcdError(StatusCode.UNKNOWN, "election: no leader")
 ERR_ELECTION_NOT_LEADER = EtcdError(StatusCode.UNKNOWN, "election: not leader")
 Compare = rpc_pb2.Compare
 RequestOp = rpc_pb2.RequestOp
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    stripped = prefix.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else b"\x00"
 
 
 async def session_lease(server, lease_id: int) -> int:
@@ -111,7 +110,8 @@ async def lock(server, name: bytes, lease_id: int) -> tuple[rpc_pb2.ResponseHead
     try:
         header = await wait_deletes(server, prefix, my_rev - 1)
     except BaseException:
-        await unlock(server, my_key)
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            await unlock(server, my_key)
         raise
     server.fill_header(header)
     return header, my_key
@@ -146,7 +146,8 @@ async def campaign(server, name: bytes, lease_id: int, value: bytes) -> tuple[rp
     try:
         await wait_deletes(server, prefix, leader_rev - 1)
     except BaseException:
-        await resign(server, key, leader_rev)
+        with trio.CancelScope(shield=True), trio.move_on_after(CLEANUP_TIMEOUT):
+            await resign(server, key, leader_rev)
         raise
     return response.header, key, leader_rev
 

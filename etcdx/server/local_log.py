@@ -6,7 +6,7 @@ soon as it is persisted (a quorum of one). The Raft issue replaces this class wi
 behind the same propose / ready / advance contract, and the server's Ready loop stays as it is.
 
 Pure: no I/O, no clock. Invariants: persisted_index <= last_index; commit == persisted_index;
-applied (handed out) <= commit; indexes are contiguous from 1.
+committed entries are handed out once, in order; indexes are contiguous from 1.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ class LocalLog:
         self.term = max(previous_term, last_term, 1) + 1
         self.last_index = last_index
         self.commit = last_index
-        self._applied = last_index
         self._unstable: list[Entry] = []
         self._committed: list[Entry] = []
         self._hard_state_dirty = True
@@ -67,8 +66,6 @@ class LocalLog:
 
     def advance(self, rd: Ready) -> None:
         """``rd.entries`` are durable now, so (one voter) they are committed and become applicable."""
-        if rd.committed:
-            self._applied = rd.committed[-1].index
         if rd.entries:
             self.commit = rd.entries[-1].index
             self._committed.extend(rd.entries)

@@ -183,8 +183,8 @@ class EtcdServer:
         try:
             await self.propose(InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
         except errors.EtcdError:
-            pass  # already revoked by a client, or retried after LEASE_REVOKE_RETRY
-        else:
+            pass  # already revoked by a client; if it is still there, the next check retries it
+        finally:
             self._revoking.pop(lease_id, None)
 
     def next_id(self) -> int:
@@ -278,10 +278,6 @@ class EtcdServer:
     @property
     def applied_index(self) -> int:
         return self.store.consistent_index
-
-    @property
-    def is_leader(self) -> bool:
-        return True
 
     @property
     def leader_id(self) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 
 MAX_TXN_OPS = 128
@@ -27,14 +28,6 @@ class Op:
     def __str__(self) -> str:
         text = str(self.request).replace("\n", " ")
         return f"{self.method}({text[:600]})"
-
-
-def prefix_end(key: bytes) -> bytes:
-    """etcd's prefix range end: drop trailing 0xff bytes, increment the last; all-0xff -> b"\\0"."""
-    stripped = key.rstrip(b"\xff")
-    if not stripped:
-        return b"\x00"
-    return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
 class _Gen:

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.compat.opgen import prefix_end
 from tests.compat.watch_client import RecordingWatch
 from tests.support.procs import etcd_process, etcdx_process
 

@@ -9,8 +9,8 @@ import threading
 import grpc
 import pytest
 
+from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.compat.opgen import prefix_end
 from tests.compat.watch_client import RecordingWatch
 from tests.support.watch_checker import DELETE, PUT, Segment, check
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from etcdx.api.grpc.codec import decode
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
@@ -47,9 +49,10 @@ class ElectionService:
 
     async def observe(self, data: bytes, ctx: RpcContext, send: Send) -> None:
         request = decode(pb.LeaderRequest, data)
-        async for header, kv in concurrency.observe(self._server, request.name):
-            self._server.fill_identity(header)
-            await send(pb.LeaderResponse(header=header, kv=kv).SerializeToString())
+        async with contextlib.aclosing(concurrency.observe(self._server, request.name)) as leaders:
+            async for header, kv in leaders:
+                self._server.fill_identity(header)
+                await send(pb.LeaderResponse(header=header, kv=kv).SerializeToString())
 
     async def resign(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(pb.ResignRequest, data)

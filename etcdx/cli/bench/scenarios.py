@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 
+from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 Request = Callable[[], Awaitable[None]]
@@ -45,7 +46,7 @@ def range_(options, stubs, rng, offset) -> Request:
     key = options.key.encode()
     end = options.range_end.encode() if options.range_end else b""
     if options.prefix:
-        end = _prefix_end(key)
+        end = prefix_end(key)
     serializable = options.consistency == "s"
     message = rpc_pb2.RangeRequest(key=key, range_end=end, serializable=serializable, limit=options.limit)
 
@@ -103,11 +104,6 @@ def lease_keepalive(options, stubs, rng, offset) -> Request:
             raise RuntimeError("lease expired")
 
     return request
-
-
-def _prefix_end(key: bytes) -> bytes:
-    stripped = key.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else b"\x00"
 
 
 SCENARIOS = {

@@ -17,11 +17,6 @@ from etcdx.cli.bench.worker import WorkerResult, cpu_seconds, open_stubs
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 
-async def _open_streams(stubs, streams: int):
-    calls = [stubs[i % len(stubs)].watch.Watch() for i in range(streams)]
-    return calls
-
-
 async def _create(call, key: bytes, histogram: Histogram | None) -> None:
     began = time.perf_counter_ns()
     await call.write(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key)))
@@ -39,7 +34,7 @@ async def watch_run(options) -> WorkerResult:
     start_cpu, start = cpu_seconds(), time.monotonic()
     latency_mode = options.scenario == "watch-latency"
     histogram = Histogram()
-    calls = await _open_streams(stubs, options.streams)
+    calls = [stubs[i % len(stubs)].watch.Watch() for i in range(options.streams)]
 
     def random_key() -> bytes:
         return str(rng.randrange(options.key_space_size)).encode().rjust(options.key_size, b"0")
