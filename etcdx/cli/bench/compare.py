@@ -296,7 +296,7 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         f"Every cell ran once per target per round, targets alternated, for {options.duration:g} s per run; "
         f"figures are medians over {options.repeat} rounds. The load tool ran on the same machine "
         f"({options.processes} process(es), up to {options.conns} gRPC connections each); its CPU per request "
-        "is the last columns. Errors, if any, are listed under the table.",
+        "is in the latency table. Errors, if any, are listed under the tables.",
         "",
         "## Throughput (median req/s)",
         "",
