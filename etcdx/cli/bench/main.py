@@ -7,6 +7,7 @@
     etcdx bench watch-latency --watchers 100 --put-total 500 --put-rate 100
     etcdx bench lease-keepalive --clients 16 --total 20000
     etcdx bench compare --start etcdx --start etcd --repeat 3 --duration 2 --out report/
+    etcdx bench recovery --start etcdx --start etcd --keys 100000 --repeat 3
 
 --processes spreads the clients over several processes so the tool is not the bottleneck; the
 report gives the tool's own CPU per request next to throughput and latency percentiles.
@@ -119,6 +120,10 @@ def main(argv: list[str]) -> int:
         from etcdx.cli.bench.compare import main as compare_main
 
         return compare_main(argv[1:])
+    if argv[:1] == ["recovery"]:
+        from etcdx.cli.bench.recovery import main as recovery_main
+
+        return recovery_main(argv[1:])
     options = parse(argv)
     result = run_watch(options) if options.scenario in WATCH_SCENARIOS else run_requests(options)
     sys.stdout.write(to_json(result) + "\n" if options.json else render(result))
