@@ -73,6 +73,8 @@ def encode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
         raise ValueError(f"frame payload of {length} bytes exceeds 2**24 - 1")
     if not 0 <= stream_id <= _MAX_STREAM_ID:
         raise ValueError(f"stream id {stream_id} out of range")
+    if not (0 <= frame_type <= 0xFF and 0 <= flags <= 0xFF):
+        raise ValueError(f"frame type {frame_type} or flags {flags} out of range")
     return _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, frame_type, flags, stream_id) + bytes(payload)
 
 

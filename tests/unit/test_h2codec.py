@@ -13,8 +13,10 @@ import os
 import hpack
 import hyperframe.frame
 import pytest
+from hpack.exceptions import HPACKDecodingError
 from hpack.huffman import HuffmanEncoder
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
+from hpack.huffman_table import decode_huffman
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -274,6 +276,24 @@ def test_huffman_decodes_every_octet():
         assert h2c.HpackDecoder().decode(block) == [(b"n", data)]
 
 
+@settings(max_examples=500)
+@given(
+    st.one_of(
+        st.binary(max_size=40), st.binary(max_size=40).map(HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH).encode)
+    )
+)
+def test_huffman_decode_agrees_with_hpack(data):
+    """Random bytes (mostly invalid) and valid codes: the same octets as hpack's decoder, or both fail."""
+    try:
+        expected = decode_huffman(data)
+    except HPACKDecodingError:
+        with pytest.raises(h2c.H2CodecError) as error:
+            h2c.huffman_decode(data)
+        assert error.value.error_code == h2c.COMPRESSION_ERROR
+    else:
+        assert h2c.huffman_decode(data) == expected
+
+
 def _huffman_string_header(length: int) -> bytes:
     """The H bit and 7-bit-prefix length of a Huffman string literal of ``length`` octets."""
     if length < 127:
@@ -528,6 +548,7 @@ def _outcome(function, *args):
 )
 def test_compiled_matches_twin(blocks, stream, max_frame_size):
     compiled, twin = _both()
+    assert compiled.H2CodecError is twin.H2CodecError  # one class to catch, whichever module was loaded
     decoders = compiled.HpackDecoder(), twin.HpackDecoder()
     for block in blocks:
         assert _outcome(decoders[0].decode, block) == _outcome(decoders[1].decode, block)
