@@ -3,7 +3,8 @@
 Sub-databases, as etcd's bbolt buckets: ``key`` (revision key -> serialized mvccpb.KeyValue) and
 ``meta`` (consistent_index, scheduledCompactRev, finishedCompactRev). Opened without fsync on commit:
 the WAL is the durability source, and because consistent_index commits atomically with the changes
-of its entry, replaying the WAL after a crash is idempotent.
+of its entry, replaying the WAL after a crash is idempotent. The server calls ``sync`` shortly after
+applies (off its event loop) so the backend on disk stays close behind the WAL.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ class Backend:
         self.meta_db = self.env.open_db(schema.META_DB)
         self.lease_db = self.env.open_db(schema.LEASE_DB)
 
-    def close(self) -> None:
+    def sync(self) -> None:
+        """Forces committed transactions to disk (blocking: callers run it off the event loop)."""
         self.env.sync(True)
+
+    def close(self) -> None:
+        self.sync()
         self.env.close()
 
     def begin_write(self) -> lmdb.Transaction:

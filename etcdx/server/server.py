@@ -36,6 +36,9 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
+# The backend commits without fsync (the WAL is the durability source); it is flushed to disk this long after
+# an apply at most, as etcd's bbolt commits its batch every 100 ms, so that a replay after an OS crash is short.
+BACKEND_SYNC_INTERVAL = 0.1
 
 
 class EtcdServer:
@@ -63,6 +66,7 @@ class EtcdServer:
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
         self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
         self._sync_needed = trio.Event()
+        self._backend_dirty = trio.Event()
         self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -97,6 +101,7 @@ class EtcdServer:
                 task_status.started()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch_sync_loop)
+                    nursery.start_soon(self._backend_sync_loop)
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
                     await self._ready_loop()
@@ -134,6 +139,7 @@ class EtcdServer:
             for entry in entries:
                 results.append((entry.index, self._apply_entry(entry)))
         self._backend_bytes = self.backend.size_bytes
+        self._backend_dirty.set()
         metrics.PROPOSALS_APPLIED.inc(len(entries))
         metrics.CURRENT_REVISION.set(self.store.current_revision)
         hub = self.watch_hub
@@ -148,6 +154,14 @@ class EtcdServer:
         if not entry.data:
             return None
         return self.store.apply(entry.index, InternalRequest.FromString(entry.data))
+
+    async def _backend_sync_loop(self) -> None:
+        """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after an apply."""
+        while True:
+            await self._backend_dirty.wait()
+            self._backend_dirty = trio.Event()
+            await trio.to_thread.run_sync(self.backend.sync)
+            await trio.sleep(BACKEND_SYNC_INTERVAL)
 
     # -- watch upkeep -------------------------------------------------------------------------
 
