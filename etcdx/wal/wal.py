@@ -5,8 +5,10 @@ and fdatasync'ed. Group commit: one fdatasync covers every record appended while
 ran; it runs in a worker thread so the event loop keeps serving.
 
 Files: ``<seq:016x>-<first index:016x>.wal`` in the WAL directory, each preallocated with zeros to
-``segment_bytes`` (a record larger than that gets a segment of its own size). Only the last segment
-may end in a torn record; anything damaged before valid data is corruption and stops start-up.
+``segment_bytes``. The entry records of one ``append`` are encoded into one buffer and stay together in
+one segment: a batch that does not fit in the rest of the current segment starts the next one (a batch
+larger than ``segment_bytes`` gets a segment of its own size). Only the last segment may end in a torn
+record; anything damaged before valid data is corruption and stops start-up.
 """
 
 from __future__ import annotations
@@ -120,13 +122,16 @@ class WAL:
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None = None) -> None:
         """Encodes and buffers records; they become durable with the next ``sync()``. Never blocks."""
-        for entry in entries:
-            self._add(record.encode(RecordType.ENTRY, entry.SerializeToString()))
-            self._last_index = entry.index
+        if entries:
+            self._add(
+                record.encode_many(RecordType.ENTRY, [entry.SerializeToString() for entry in entries]), len(entries)
+            )
+            self._last_index = entries[-1].index
         if hard_state is not None:
-            self._add(record.encode(RecordType.HARD_STATE, hard_state.SerializeToString()))
+            self._add(record.encode(RecordType.HARD_STATE, hard_state.SerializeToString()), 1)
 
-    def _add(self, data: bytes) -> None:
+    def _add(self, data: bytes, records: int) -> None:
+        """Queues ``data`` (``records`` whole records) at the end of the log, in one segment."""
         segment = self._segments[-1]
         if segment.offset + len(data) > segment.size and segment.offset > 0:
             seq = _parse_name(os.path.basename(segment.path))[0] + 1
@@ -135,7 +140,7 @@ class WAL:
             self._segments.append(segment)
         self._pending.append((segment, segment.offset, data))
         segment.offset += len(data)
-        self._appended += 1
+        self._appended += records
 
     async def sync(self) -> None:
         """Waits until every record appended before this call is durable (shares fsyncs with others)."""
