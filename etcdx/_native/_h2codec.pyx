@@ -19,7 +19,7 @@ from libc.string cimport memcpy
 
 from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
 
-from etcdx._native.h2codec_py import ENTRY_OVERHEAD, STATIC_TABLE, H2CodecError
+from etcdx._native.h2codec_py import DEFAULT_MAX_HEADER_LIST_SIZE, ENTRY_OVERHEAD, STATIC_TABLE, H2CodecError
 
 FRAME_HEADER_SIZE = 9
 
@@ -437,9 +437,10 @@ cdef class HpackDecoder:
     """
 
     cdef list _ring
-    cdef Py_ssize_t _head, _count, _size, _max_size, _allowed
+    cdef Py_ssize_t _head, _count, _size, _max_size, _allowed, _max_list_size
 
-    def __init__(self, Py_ssize_t max_table_size=4096):
+    def __init__(self, Py_ssize_t max_table_size=4096, Py_ssize_t max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
+        self._max_list_size = max_header_list_size
         self._ring = [None] * 16
         self._head = self._count = self._size = 0
         self._max_size = self._allowed = max_table_size
@@ -486,6 +487,7 @@ cdef class HpackDecoder:
         cdef bytes data = _as_bytes(block)
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data), pos = 0, index, size
+        cdef Py_ssize_t listed = 0  # the list's size so far, as SETTINGS_MAX_HEADER_LIST_SIZE counts it
         cdef list headers = []
         cdef unsigned char octet
         cdef bint indexing
@@ -494,7 +496,7 @@ cdef class HpackDecoder:
         while pos < n:
             octet = p[pos]
             if octet & 0x80:  # §6.1 indexed header field
-                headers.append(self._entry(_decode_int(p, n, &pos, 7)))
+                entry = self._entry(_decode_int(p, n, &pos, 7))
             elif octet & 0xE0 == 0x20:  # §6.3 dynamic table size update
                 if headers:
                     raise H2CodecError(_COMPRESSION_ERROR, "table size update after a header field")
@@ -505,6 +507,7 @@ cdef class HpackDecoder:
                     )
                 self._max_size = size
                 self._evict_to(size)
+                continue
             else:  # §6.2 literal: with incremental indexing (01), without (0000) or never indexed (0001)
                 indexing = octet & 0x40
                 index = _decode_int(p, n, &pos, 6 if indexing else 4)
@@ -516,7 +519,10 @@ cdef class HpackDecoder:
                 entry = (name, value)
                 if indexing:
                     self._add(entry)
-                headers.append(entry)
+            listed += _entry_size(entry)
+            if listed > self._max_list_size:
+                raise H2CodecError(_COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
+            headers.append(entry)
         return headers
 
 

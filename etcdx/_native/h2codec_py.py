@@ -312,6 +312,12 @@ def _decode_str(block: bytes, pos: int) -> tuple[bytes, int]:
     return (huffman_decode(raw) if huffman else bytes(raw)), end
 
 
+# The most a decoded header list may hold, counted as RFC 9113 §6.5.2 counts SETTINGS_MAX_HEADER_LIST_SIZE
+# (name + value + 32 per field): a few bytes that refer to one large table entry again and again must not
+# expand into megabytes.
+DEFAULT_MAX_HEADER_LIST_SIZE = 65536
+
+
 class HpackDecoder:
     """Decodes header blocks of one connection, keeping the dynamic table between blocks.
 
@@ -321,7 +327,8 @@ class HpackDecoder:
     size does not itself shrink the table: the peer does that with a size update (RFC 7541 §4.2).
     """
 
-    def __init__(self, max_table_size: int = 4096) -> None:
+    def __init__(self, max_table_size: int = 4096, max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE) -> None:
+        self._max_list_size = max_header_list_size
         self._allowed = max_table_size
         self._max_size = max_table_size
         self._size = 0
@@ -360,13 +367,14 @@ class HpackDecoder:
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         """The header list of a complete header block (CONTINUATION fragments already joined)."""
         headers: list[tuple[bytes, bytes]] = []
+        listed = 0  # the list's size so far, as SETTINGS_MAX_HEADER_LIST_SIZE counts it
         pos = 0
         end = len(block)
         while pos < end:
             byte = block[pos]
             if byte & 0x80:  # §6.1 indexed header field
                 index, pos = _decode_int(block, pos, 7)
-                headers.append(self._entry(index))
+                entry = self._entry(index)
             elif byte & 0xE0 == 0x20:  # §6.3 dynamic table size update
                 if headers:
                     raise H2CodecError(COMPRESSION_ERROR, "table size update after a header field")
@@ -377,6 +385,7 @@ class HpackDecoder:
                     )
                 self._max_size = size
                 self._evict_to(size)
+                continue
             else:  # §6.2 literal: with incremental indexing (01), without (0000) or never indexed (0001)
                 indexing = byte & 0x40
                 index, pos = _decode_int(block, pos, 6 if indexing else 4)
@@ -388,7 +397,10 @@ class HpackDecoder:
                 entry = (name, value)
                 if indexing:
                     self._add(entry)
-                headers.append(entry)
+            listed += ENTRY_OVERHEAD + len(entry[0]) + len(entry[1])
+            if listed > self._max_list_size:
+                raise H2CodecError(COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
+            headers.append(entry)
         return headers
 
 

@@ -456,6 +456,18 @@ def test_malformed_blocks_are_compression_errors(block, what):
     assert str(error.value)
 
 
+def test_header_list_size_is_bounded():
+    big = b"x" * 4000
+    decoder = h2c.HpackDecoder(max_header_list_size=65536)
+    block = hpack.Encoder().encode([(b"k", big)])  # literal with incremental indexing: entry 62
+    assert decoder.decode(block) == [(b"k", big)]
+    assert decoder.decode(b"\xbe" * 15) == [(b"k", big)] * 15  # 15 x 4033 bytes fit in 65536
+    with pytest.raises(h2c.H2CodecError) as error:
+        decoder.decode(b"\xbe" * 17)  # a 17-byte block that would expand to 68 kB
+    assert error.value.error_code == h2c.COMPRESSION_ERROR
+    assert h2c.HpackDecoder().decode(block) == [(b"k", big)]  # the default limit lets ordinary lists through
+
+
 def test_huffman_padding_of_ones_is_accepted():
     assert h2c.HpackDecoder().decode(b"\x00\x01a\x81\x1f") == [(b"a", b"a")]
 
