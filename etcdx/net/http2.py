@@ -1,32 +1,59 @@
-"""The sans-I/O HTTP/2 server connection driver: bytes in -> events out; calls -> bytes to send.
+"""The sans-I/O HTTP/2 server connection driver (RFC 9113): bytes in -> events out; calls -> bytes to send.
 
-This is the seam a native codec replaces later: the gRPC layer sees only the events and methods
-here, never the `h2` library. Header names and values are bytes.
+Frames and HPACK come from the native codec module ``h2codec``; this module keeps the connection's state:
+the preface check, settings, stream states and ids, flow control both ways, and the errors. The gRPC layer
+sees only the events and methods here. Header names and values are bytes.
+
+Errors. A connection error (the peer broke a rule that concerns the whole connection) queues GOAWAY with
+its error code and raises ProtocolError from ``receive``; the connection is then over and every later
+``receive`` raises it again. A stream error resets that stream with RST_STREAM; when the application knew
+the stream it gets StreamReset. Sending on a stream that is not open for sending raises StreamClosedError.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
+from etcdx._native import load
+from etcdx.net.http2_fields import request_problem, trailers_problem
 
-ProtocolError = h2.exceptions.ProtocolError
-StreamClosedError = h2.exceptions.StreamClosedError
+h2codec = load("h2codec")
 
 # Receive windows opened up front so that clients are never throttled by our flow control.
 INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 64 * 1024 * 1024
 MAX_CONCURRENT_STREAMS = 2**31 - 1
+MAX_HEADER_LIST_SIZE = 16 * 1024 * 1024  # also the bound on one compressed header block
+HEADER_TABLE_SIZE = 4096
+LOCAL_MAX_FRAME_SIZE = 16384
 
-_PREFACE_LENGTH = 24
-_FIRST_FRAME_END = _PREFACE_LENGTH + 9  # the preface and the 9-byte header of the first frame
-_SETTINGS = 0x4
-_ACK = 0x1
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_FIRST_FRAME_END = len(PREFACE) + h2codec.FRAME_HEADER_SIZE
+_DEFAULT_WINDOW = 65535  # RFC 9113 6.9.2: every window before SETTINGS or WINDOW_UPDATE say otherwise
+_MAX_WINDOW = 2**31 - 1
+_MIN_FRAME_SIZE, _MAX_FRAME_SIZE = 16384, 2**24 - 1
+_IGNORED_STREAMS = 1024  # streams ended by us whose late frames are ignored; older ones count as closed
+_ENHANCE_YOUR_CALM = 0xB
+
+# SETTINGS identifiers (RFC 9113 6.5.2; 8 is RFC 8441).
+_HEADER_TABLE_SIZE, _ENABLE_PUSH, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 1, 2, 3, 4
+_MAX_FRAME_SIZE_SETTING, _MAX_HEADER_LIST_SIZE, _ENABLE_CONNECT_PROTOCOL = 5, 6, 8
+
+_CodecError = h2codec.H2CodecError
+_encode_frame = h2codec.encode_frame
+_SETTINGS_ACK = _encode_frame(h2codec.SETTINGS, h2codec.FLAG_ACK, 0, b"")
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol and the connection is over; ``error_code`` is what our GOAWAY said."""
+
+    def __init__(self, message: str, error_code: int = h2codec.PROTOCOL_ERROR) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class StreamClosedError(ProtocolError):
+    """The stream is not open for sending: reset by the peer or by us, or our side of it has ended."""
 
 
 @dataclass(slots=True)
@@ -66,106 +93,441 @@ class ConnectionEnded:
     pass
 
 
+class _Stream:
+    """An open stream: it is in ServerConnection._streams exactly while one of its sides is open."""
+
+    __slots__ = ("send_window", "recv_window", "unacked", "remote_open", "local_open")
+
+    def __init__(self, send_window: int, remote_open: bool) -> None:
+        self.send_window = send_window  # may go negative when the peer lowers SETTINGS_INITIAL_WINDOW_SIZE
+        self.recv_window = INITIAL_STREAM_WINDOW  # what the peer may still send before our next WINDOW_UPDATE
+        self.unacked = 0  # acknowledged by the application, not yet granted back to the peer
+        self.remote_open = remote_open  # the peer may still send HEADERS or DATA
+        self.local_open = True  # we may still send
+
+
 class ServerConnection:
-    def __init__(self) -> None:
-        # Header validation and normalisation are off: the gRPC layer checks what it reads, and what it
-        # sends is constant and already lowercase bytes (each check costs per call on the hot path).
-        config = h2.config.H2Configuration(
-            client_side=False,
-            header_encoding=None,
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-        self._h2 = h2.connection.H2Connection(config=config)
-        # Invariant: True until the client's first frame after the preface is known to be SETTINGS.
-        self._first_frame_pending = True
-        self._head = b""
-        self._h2.local_settings = h2.settings.Settings(
-            client=False,
-            initial_values={
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: INITIAL_STREAM_WINDOW,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: 16 * 1024 * 1024,
-            },
-        )
-        self._h2.initiate_connection()
-        self._h2.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+    def __init__(self, max_concurrent_streams: int = MAX_CONCURRENT_STREAMS) -> None:
+        self._max_streams = max_concurrent_streams
+        self._reader = h2codec.FrameReader(LOCAL_MAX_FRAME_SIZE)
+        self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE)
+        self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
+        self._encoder = h2codec.HpackEncoder()
+        self._out: list[bytes] = []
+        self._events: list = []  # of the receive() under way
+        self._streams: dict[int, _Stream] = {}
+        # Invariant: every client stream id at or below this one is open, or closed for good.
+        self._highest_stream_id = 0
+        self._ignored: dict[int, None] = {}  # see _ignore_later_frames; oldest first, at most _IGNORED_STREAMS
+        self._send_window = _DEFAULT_WINDOW  # the connection's, granted by the peer
+        self._recv_window = CONNECTION_WINDOW  # the connection's, as the peer sees it
+        self._unacked = 0  # connection bytes acknowledged by the application, not yet granted back
+        self._peer_initial_window = _DEFAULT_WINDOW
+        self._peer_max_frame_size = _MIN_FRAME_SIZE
+        # Invariant: not None until the preface and the header of the client's first frame checked out.
+        self._head: bytes | None = b""
+        # A header block waiting for CONTINUATION frames: (stream id, END_STREAM, fragments, total size).
+        self._block: tuple[int, bool, list[bytes], int] | None = None
+        self._goaway_sent = False
+        self._error: ProtocolError | None = None
+        self._handlers = {
+            h2codec.DATA: self._on_data,
+            h2codec.HEADERS: self._on_headers,
+            h2codec.PRIORITY: self._on_priority,
+            h2codec.RST_STREAM: self._on_rst_stream,
+            h2codec.SETTINGS: self._on_settings,
+            h2codec.PUSH_PROMISE: self._on_push_promise,
+            h2codec.PING: self._on_ping,
+            h2codec.GOAWAY: self._on_goaway,
+            h2codec.WINDOW_UPDATE: self._on_window_update,
+            h2codec.CONTINUATION: self._on_continuation,
+        }
+        settings = [
+            (_HEADER_TABLE_SIZE, HEADER_TABLE_SIZE),
+            (_ENABLE_PUSH, 0),
+            (_INITIAL_WINDOW_SIZE, INITIAL_STREAM_WINDOW),
+            (_MAX_FRAME_SIZE_SETTING, LOCAL_MAX_FRAME_SIZE),
+            (_ENABLE_CONNECT_PROTOCOL, 0),
+            (_MAX_CONCURRENT_STREAMS, max_concurrent_streams),
+            (_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE),
+        ]
+        self._out.append(_encode_frame(h2codec.SETTINGS, 0, 0, h2codec.encode_settings(settings)))
+        self._out.append(_window_update(0, CONNECTION_WINDOW - _DEFAULT_WINDOW))
+
+    # -- receiving -------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list:
-        """Feeds bytes from the peer; returns the events. Raises ProtocolError on a broken peer, as soon as
+        """Feeds bytes from the peer; returns the events. Raises ProtocolError on a broken peer as soon as
         its bytes show it (garbage after the preface, a frame larger than we allow), not after buffering."""
-        if self._first_frame_pending:
-            self._check_first_frame(data)
-        events = []
-        for ev in self._h2.receive_data(data):
-            if isinstance(ev, h2.events.RequestReceived):
-                events.append(RequestHeaders(ev.stream_id, ev.headers, ev.stream_ended is not None))
-            elif isinstance(ev, h2.events.DataReceived):
-                events.append(Data(ev.stream_id, ev.data, ev.flow_controlled_length, ev.stream_ended is not None))
-            elif isinstance(ev, h2.events.StreamEnded):
-                if not events or not _ends(events[-1], ev.stream_id):
-                    events.append(StreamEnded(ev.stream_id))
-            elif isinstance(ev, h2.events.StreamReset):
-                events.append(StreamReset(ev.stream_id))
-            elif isinstance(ev, h2.events.WindowUpdated):
-                events.append(WindowOpened(ev.stream_id))
-            elif isinstance(ev, h2.events.RemoteSettingsChanged):
-                events.append(WindowOpened(0))
-            elif isinstance(ev, h2.events.ConnectionTerminated):
-                events.append(ConnectionEnded())
-        self._check_pending_frame()
+        if self._error is not None:
+            raise self._error
+        events = self._events = []
+        try:
+            if self._head is not None:
+                data = self._check_preface(data)
+            handlers = self._handlers
+            for frame_type, flags, stream_id, payload in self._reader.feed(data):
+                if self._block is not None and frame_type != h2codec.CONTINUATION:
+                    raise _CodecError(h2codec.PROTOCOL_ERROR, "a header block interrupted by another frame")
+                handler = handlers.get(frame_type)
+                if handler is not None:  # frames of unknown types are ignored (RFC 9113 5.5)
+                    handler(flags, stream_id, payload)
+        except _CodecError as exc:
+            raise self._connection_error(exc.error_code, str(exc)) from exc
         return events
 
-    def _check_first_frame(self, data: bytes) -> None:
-        """The client's connection preface is the magic string and then a SETTINGS frame (RFC 9113 3.4)."""
-        self._head += data[: _FIRST_FRAME_END - len(self._head)]
-        if len(self._head) < _FIRST_FRAME_END:
+    def _check_preface(self, data: bytes) -> bytes:
+        """The client's connection preface is the magic string and then a SETTINGS frame (RFC 9113 3.4):
+        returns what follows the magic once that is known, else b"" (it is held back until then)."""
+        head = self._head + data
+        if not head.startswith(PREFACE[: len(head)]):
+            raise _CodecError(h2codec.PROTOCOL_ERROR, "invalid HTTP/2 connection preface")
+        if len(head) < _FIRST_FRAME_END:
+            self._head = head
+            return b""
+        frame_type, flags = head[_FIRST_FRAME_END - 6], head[_FIRST_FRAME_END - 5]
+        if frame_type != h2codec.SETTINGS or flags & h2codec.FLAG_ACK:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, "the connection preface is not followed by SETTINGS")
+        self._head = None
+        return head[len(PREFACE) :]
+
+    def _connection_error(self, error_code: int, message: str) -> ProtocolError:
+        """A connection error: GOAWAY with ``error_code`` goes out and the connection is over."""
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            self._out.append(_goaway(self._highest_stream_id, error_code, message.encode()[:256]))
+        self._error = ProtocolError(message, error_code)
+        return self._error
+
+    def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        length = len(payload)  # the whole payload counts against the windows, padding included
+        if length > self._recv_window:
+            raise _CodecError(h2codec.FLOW_CONTROL_ERROR, "DATA beyond the connection receive window")
+        self._recv_window -= length
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.remote_open:
+            self._credit(length)  # nobody will acknowledge these bytes
+            if stream is None:
+                self._late_frame(stream_id, bool(flags & h2codec.FLAG_END_STREAM))
+            else:
+                self._stream_error(stream_id, h2codec.STREAM_CLOSED)  # DATA after the peer's END_STREAM
             return
-        self._first_frame_pending = False
-        frame_type, flags = self._head[_FIRST_FRAME_END - 6], self._head[_FIRST_FRAME_END - 5]
-        if frame_type != _SETTINGS or flags & _ACK:
-            raise ProtocolError("the connection preface is not followed by SETTINGS")
-        self._head = b""
+        if length > stream.recv_window:
+            raise _CodecError(h2codec.FLOW_CONTROL_ERROR, f"DATA beyond the receive window of stream {stream_id}")
+        stream.recv_window -= length
+        data = h2codec.strip_padding(flags, payload) if flags & h2codec.FLAG_PADDED else payload
+        end_stream = bool(flags & h2codec.FLAG_END_STREAM)
+        self._events.append(Data(stream_id, data, length, end_stream))
+        if end_stream:
+            self._end_remote(stream_id, stream)
 
-    def _check_pending_frame(self) -> None:
-        """h2 buffers a whole frame before checking its length: refuse an oversized one from its header."""
-        pending = self._h2.incoming_buffer._data
-        if len(pending) >= 9 and int.from_bytes(pending[:3], "big") > self._h2.max_inbound_frame_size:
-            raise ProtocolError("frame larger than SETTINGS_MAX_FRAME_SIZE")
+    def _late_frame(self, stream_id: int, end_stream: bool) -> None:
+        """DATA or HEADERS on a stream that is not open: ignored when we ended it while the peer could still
+        send; else a connection error (idle stream: PROTOCOL_ERROR; closed: STREAM_CLOSED)."""
+        if stream_id > self._highest_stream_id or not stream_id & 1:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"frame on idle stream {stream_id}")
+        if stream_id not in self._ignored:
+            raise _CodecError(h2codec.STREAM_CLOSED, f"frame on closed stream {stream_id}")
+        if end_stream:
+            del self._ignored[stream_id]  # the peer is done with it
 
-    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:
-        self._h2.send_headers(stream_id, headers, end_stream=end_stream)
+    def _on_headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, "HEADERS on stream 0")
+        fragment = h2codec.headers_fragment(flags, payload)
+        if flags & h2codec.FLAG_END_HEADERS:
+            self._on_header_block(stream_id, bool(flags & h2codec.FLAG_END_STREAM), fragment)
+        else:
+            self._block = (stream_id, bool(flags & h2codec.FLAG_END_STREAM), [fragment], len(fragment))
 
-    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Caller keeps len(data) <= min(send_window(stream_id), max_frame_size)."""
-        self._h2.send_data(stream_id, data, end_stream=end_stream)
+    def _on_continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._block is None or self._block[0] != stream_id:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"CONTINUATION on stream {stream_id} without a header block")
+        _, end_stream, fragments, size = self._block
+        size += len(payload)
+        if size > MAX_HEADER_LIST_SIZE:
+            raise _CodecError(_ENHANCE_YOUR_CALM, "header block larger than SETTINGS_MAX_HEADER_LIST_SIZE")
+        fragments.append(payload)
+        self._block = (stream_id, end_stream, fragments, size)
+        if flags & h2codec.FLAG_END_HEADERS:
+            self._block = None
+            self._on_header_block(stream_id, end_stream, b"".join(fragments))
 
-    def send_window(self, stream_id: int) -> int:
-        return self._h2.local_flow_control_window(stream_id)
+    def _on_header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
+        headers = self._decoder.decode(block)  # always decoded: the HPACK table must follow every block
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            self._on_trailers(stream_id, stream, end_stream, headers)
+        elif not stream_id & 1:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"HEADERS on stream {stream_id}, an id clients do not use")
+        elif stream_id <= self._highest_stream_id:
+            self._late_frame(stream_id, end_stream)
+        else:
+            self._highest_stream_id = stream_id
+            self._on_request(stream_id, end_stream, headers)
 
-    @property
-    def max_frame_size(self) -> int:
-        return self._h2.max_outbound_frame_size
+    def _on_request(self, stream_id: int, end_stream: bool, headers: list[tuple[bytes, bytes]]) -> None:
+        if self._goaway_sent:
+            if not end_stream:  # above the last stream id our GOAWAY named: never processed (RFC 9113 6.8)
+                self._ignore_later_frames(stream_id)
+            return
+        if len(self._streams) >= self._max_streams:
+            self._refuse(stream_id, end_stream, h2codec.REFUSED_STREAM)
+        elif request_problem(headers) is not None:
+            self._refuse(stream_id, end_stream, h2codec.PROTOCOL_ERROR)
+        else:
+            self._streams[stream_id] = _Stream(self._peer_initial_window, not end_stream)
+            self._events.append(RequestHeaders(stream_id, headers, end_stream))
+
+    def _on_trailers(self, stream_id: int, stream: _Stream, end_stream: bool, headers: list) -> None:
+        """A header section on an open stream ends the peer's side: trailers (RFC 9113 8.1)."""
+        if not stream.remote_open:
+            self._stream_error(stream_id, h2codec.STREAM_CLOSED)
+        elif not end_stream or trailers_problem(headers) is not None:
+            self._stream_error(stream_id, h2codec.PROTOCOL_ERROR)
+        else:
+            self._events.append(StreamEnded(stream_id))
+            self._end_remote(stream_id, stream)
+
+    def _on_priority(self, flags: int, stream_id: int, payload: bytes) -> None:
+        """Priority signals are ignored (RFC 9113 5.3.2); the frame is still checked."""
+        if stream_id == 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, "PRIORITY on stream 0")
+        if len(payload) != 5:
+            raise _CodecError(h2codec.FRAME_SIZE_ERROR, f"PRIORITY payload of {len(payload)} bytes, not 5")
+
+    def _on_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
+        h2codec.parse_rst_stream(payload)
+        if stream_id == 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, "RST_STREAM on stream 0")
+        if self._streams.pop(stream_id, None) is not None:
+            self._events.append(StreamReset(stream_id))
+        elif stream_id > self._highest_stream_id or not stream_id & 1:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
+        else:
+            self._ignored.pop(stream_id, None)  # the peer sends no more on it
+
+    def _on_settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"SETTINGS on stream {stream_id}")
+        if flags & h2codec.FLAG_ACK:
+            if payload:
+                raise _CodecError(h2codec.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+            return
+        opened = False
+        for identifier, value in h2codec.parse_settings(payload):
+            if identifier == _INITIAL_WINDOW_SIZE:
+                opened = self._set_peer_initial_window(value) or opened
+            elif identifier == _MAX_FRAME_SIZE_SETTING:
+                if not _MIN_FRAME_SIZE <= value <= _MAX_FRAME_SIZE:
+                    raise _CodecError(h2codec.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+                self._peer_max_frame_size = value
+            elif identifier in (_ENABLE_PUSH, _ENABLE_CONNECT_PROTOCOL) and value > 1:
+                raise _CodecError(h2codec.PROTOCOL_ERROR, f"SETTINGS {identifier} must be 0 or 1, not {value}")
+            # The rest do not concern this server: the encoder never uses the dynamic table (so the
+            # peer's HEADER_TABLE_SIZE holds), we open no streams, MAX_HEADER_LIST_SIZE is advisory.
+        self._out.append(_SETTINGS_ACK)
+        if opened:
+            self._events.append(WindowOpened(0))
+
+    def _set_peer_initial_window(self, value: int) -> bool:
+        """Applies a new SETTINGS_INITIAL_WINDOW_SIZE to every open stream (RFC 9113 6.9.2); True if it grew."""
+        if value > _MAX_WINDOW:
+            raise _CodecError(h2codec.FLOW_CONTROL_ERROR, f"SETTINGS_INITIAL_WINDOW_SIZE {value} above 2**31-1")
+        delta = value - self._peer_initial_window
+        self._peer_initial_window = value
+        for stream in self._streams.values():
+            stream.send_window += delta
+            if stream.send_window > _MAX_WINDOW:
+                raise _CodecError(h2codec.FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window")
+        return delta > 0
+
+    def _on_push_promise(self, flags: int, stream_id: int, payload: bytes) -> None:
+        raise _CodecError(h2codec.PROTOCOL_ERROR, "PUSH_PROMISE from a client")
+
+    def _on_ping(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"PING on stream {stream_id}")
+        if len(payload) != 8:
+            raise _CodecError(h2codec.FRAME_SIZE_ERROR, f"PING payload of {len(payload)} bytes, not 8")
+        if not flags & h2codec.FLAG_ACK:
+            self._out.append(_encode_frame(h2codec.PING, h2codec.FLAG_ACK, 0, payload))
+
+    def _on_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:
+            raise _CodecError(h2codec.PROTOCOL_ERROR, f"GOAWAY on stream {stream_id}")
+        h2codec.parse_goaway(payload)
+        self._events.append(ConnectionEnded())
+
+    def _on_window_update(self, flags: int, stream_id: int, payload: bytes) -> None:
+        increment = h2codec.parse_window_update(payload)
+        if stream_id == 0:
+            if increment == 0:
+                raise _CodecError(h2codec.PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self._send_window += increment
+            if self._send_window > _MAX_WINDOW:
+                raise _CodecError(h2codec.FLOW_CONTROL_ERROR, "WINDOW_UPDATE overflows the connection window")
+            self._events.append(WindowOpened(0))
+            return
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            if stream_id > self._highest_stream_id or not stream_id & 1:
+                raise _CodecError(h2codec.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {stream_id}")
+            return  # closed: an update sent before the peer saw the end is harmless (RFC 9113 5.1)
+        if increment == 0:
+            self._stream_error(stream_id, h2codec.PROTOCOL_ERROR)
+            return
+        stream.send_window += increment
+        if stream.send_window > _MAX_WINDOW:
+            self._stream_error(stream_id, h2codec.FLOW_CONTROL_ERROR)
+        elif stream.local_open:
+            self._events.append(WindowOpened(stream_id))
+
+    def _end_remote(self, stream_id: int, stream: _Stream) -> None:
+        stream.remote_open = False
+        if not stream.local_open:
+            del self._streams[stream_id]
+
+    def _stream_error(self, stream_id: int, error_code: int) -> None:
+        """Resets an open stream the peer broke a rule on; the application hears of it as StreamReset."""
+        self.reset(stream_id, error_code)
+        self._events.append(StreamReset(stream_id))
+
+    def _refuse(self, stream_id: int, end_stream: bool, error_code: int) -> None:
+        """Resets a stream the application never hears of."""
+        self._out.append(_rst_stream(stream_id, error_code))
+        if not end_stream:
+            self._ignore_later_frames(stream_id)
+
+    def _ignore_later_frames(self, stream_id: int) -> None:
+        """We ended ``stream_id`` while the peer could still send on it: what it sent meanwhile is ignored."""
+        self._ignored[stream_id] = None
+        if len(self._ignored) > _IGNORED_STREAMS:
+            del self._ignored[next(iter(self._ignored))]
+
+    # -- receive flow control ----------------------------------------------------------------
 
     def acknowledge(self, stream_id: int, length: int) -> None:
         """Consumed ``length`` flow-controlled bytes of ``stream_id``: the peer may send more (on the
-        connection always; on the stream while it is open)."""
-        if length:
-            self._h2.acknowledge_received_data(length, stream_id)
+        connection always; on the stream while the peer may still send on it).
+
+        A window is granted back once what waits to be granted is at least what the peer has left, so a
+        peer whose bytes are consumed at once gets one WINDOW_UPDATE per half window."""
+        if not length:
+            return
+        self._credit(length)
+        stream = self._streams.get(stream_id)
+        if stream is not None and stream.remote_open:
+            stream.unacked += length
+            if stream.unacked >= stream.recv_window:
+                increment = min(stream.unacked, _MAX_WINDOW - stream.recv_window)
+                stream.recv_window += increment
+                stream.unacked = 0
+                self._out.append(_window_update(stream_id, increment))
+
+    def _credit(self, length: int) -> None:
+        self._unacked += length
+        if self._unacked >= self._recv_window:
+            increment = min(self._unacked, _MAX_WINDOW - self._recv_window)
+            self._recv_window += increment
+            self._unacked = 0
+            self._out.append(_window_update(0, increment))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _sendable(self, stream_id: int) -> _Stream:
+        stream = self._streams.get(stream_id)
+        if stream is None or not stream.local_open:
+            raise StreamClosedError(f"stream {stream_id} is not open for sending")
+        return stream
+
+    def send_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end_stream: bool = False) -> None:
+        """One HEADERS frame, with CONTINUATION frames when the block exceeds the peer's max frame size.
+        Names are lowercase bytes; the response's first section carries :status, a later one is trailers."""
+        stream = self._sendable(stream_id)
+        block = self._encoder.encode(headers)
+        flags = h2codec.FLAG_END_STREAM if end_stream else 0
+        limit = self._peer_max_frame_size
+        if len(block) <= limit:
+            self._out.append(_encode_frame(h2codec.HEADERS, flags | h2codec.FLAG_END_HEADERS, stream_id, block))
+        else:
+            self._out.append(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
+            for start in range(limit, len(block), limit):
+                flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
+                self._out.append(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
+        if end_stream:
+            self._end_local(stream_id, stream)
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Sends ``data`` in DATA frames of at most max_frame_size bytes. The caller keeps len(data) <=
+        send_window(stream_id) (ValueError otherwise: nothing is sent)."""
+        stream = self._sendable(stream_id)
+        size = len(data)
+        if size > stream.send_window or size > self._send_window:
+            raise ValueError(f"{size} bytes exceed the send window of stream {stream_id}")
+        stream.send_window -= size
+        self._send_window -= size
+        flags = h2codec.FLAG_END_STREAM if end_stream else 0
+        limit = self._peer_max_frame_size
+        if size <= limit:
+            self._out.append(_encode_frame(h2codec.DATA, flags, stream_id, data))
+        else:
+            view = memoryview(data)
+            for start in range(0, size, limit):
+                last = start + limit >= size
+                chunk = bytes(view[start : start + limit])
+                self._out.append(_encode_frame(h2codec.DATA, flags if last else 0, stream_id, chunk))
+        if end_stream:
+            self._end_local(stream_id, stream)
+
+    def _end_local(self, stream_id: int, stream: _Stream) -> None:
+        stream.local_open = False
+        if not stream.remote_open:
+            del self._streams[stream_id]
+
+    def send_window(self, stream_id: int) -> int:
+        """How many bytes send_data may send on ``stream_id`` now (the smaller of the stream's and the
+        connection's windows; negative after the peer shrank its initial window)."""
+        return min(self._sendable(stream_id).send_window, self._send_window)
+
+    @property
+    def max_frame_size(self) -> int:
+        """The peer's SETTINGS_MAX_FRAME_SIZE: the largest DATA frame it accepts."""
+        return self._peer_max_frame_size
 
     def reset(self, stream_id: int, error_code: int = 0) -> None:
-        with contextlib.suppress(StreamClosedError, ProtocolError):
-            self._h2.reset_stream(stream_id, error_code)
+        """Resets ``stream_id`` with RST_STREAM; nothing happens if it is not open."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is None:
+            return
+        self._out.append(_rst_stream(stream_id, error_code))
+        if stream.remote_open:
+            self._ignore_later_frames(stream_id)
 
     def close(self) -> None:
-        self._h2.close_connection()
+        """Sends GOAWAY(NO_ERROR) naming the last stream processed; requests above it are ignored. Open
+        streams may still finish. After a connection error (its GOAWAY is out already) nothing is sent."""
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            self._out.append(_goaway(self._highest_stream_id, h2codec.NO_ERROR, b""))
 
     def bytes_to_send(self) -> bytes:
-        return self._h2.data_to_send()
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
 
 
-def _ends(event, stream_id: int) -> bool:
-    """True when ``event`` already carries END_STREAM for ``stream_id``."""
-    return getattr(event, "stream_id", None) == stream_id and getattr(event, "end_stream", False)
+def _window_update(stream_id: int, increment: int) -> bytes:
+    return _encode_frame(h2codec.WINDOW_UPDATE, 0, stream_id, increment.to_bytes(4, "big"))
+
+
+def _rst_stream(stream_id: int, error_code: int) -> bytes:
+    return _encode_frame(h2codec.RST_STREAM, 0, stream_id, error_code.to_bytes(4, "big"))
+
+
+def _goaway(last_stream_id: int, error_code: int, debug: bytes) -> bytes:
+    payload = last_stream_id.to_bytes(4, "big") + error_code.to_bytes(4, "big") + debug
+    return _encode_frame(h2codec.GOAWAY, 0, 0, payload)
