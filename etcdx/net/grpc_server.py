@@ -460,7 +460,7 @@ class GrpcConnection:
             return True
 
     def _gone(self, call: _Call) -> None:
-        """h2 already closed this stream (the peer reset it in the same read): forget the call."""
+        """The HTTP/2 driver already closed this stream (the peer reset it in the same read): forget the call."""
         call.closed = True
         self._calls.pop(call.stream_id, None)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etcdx._native import load
-from etcdx.net.http2_fields import request_problem, trailers_problem
+from etcdx.net.http2_fields import FieldChecker
 
 h2codec = load("h2codec")
 
@@ -113,6 +113,7 @@ class ServerConnection:
         self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE)
         self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
         self._encoder = h2codec.HpackEncoder()
+        self._fields = FieldChecker()
         self._out: list[bytes] = []
         self._events: list = []  # of the receive() under way
         self._streams: dict[int, _Stream] = {}
@@ -273,7 +274,7 @@ class ServerConnection:
             return
         if len(self._streams) >= self._max_streams:
             self._refuse(stream_id, end_stream, h2codec.REFUSED_STREAM)
-        elif request_problem(headers) is not None:
+        elif self._fields.request_problem(headers) is not None:
             self._refuse(stream_id, end_stream, h2codec.PROTOCOL_ERROR)
         else:
             self._streams[stream_id] = _Stream(self._peer_initial_window, not end_stream)
@@ -283,7 +284,7 @@ class ServerConnection:
         """A header section on an open stream ends the peer's side: trailers (RFC 9113 8.1)."""
         if not stream.remote_open:
             self._stream_error(stream_id, h2codec.STREAM_CLOSED)
-        elif not end_stream or trailers_problem(headers) is not None:
+        elif not end_stream or self._fields.trailers_problem(headers) is not None:
             self._stream_error(stream_id, h2codec.PROTOCOL_ERROR)
         else:
             self._events.append(StreamEnded(stream_id))

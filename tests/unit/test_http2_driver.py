@@ -270,6 +270,18 @@ def test_a_malformed_request_is_reset_with_protocol_error_and_never_seen(headers
     assert isinstance(event, http2.RequestHeaders)
 
 
+def test_fields_are_checked_on_every_request_of_a_connection():
+    server = raw_server()
+    encoder = hpack.Encoder()
+    bad = [*REQUEST, ("x-bad", "nul\0")]
+    for sid in (1, 3):  # a field is refused every time it comes, even when indexed by the peer's encoder
+        assert server.receive(request_frame(sid, True, bad, encoder)) == []
+    good = [*REQUEST, ("x-good", "v")]
+    for sid in (5, 7):
+        assert [type(e) for e in server.receive(request_frame(sid, True, good, encoder))] == [http2.RequestHeaders]
+    assert resets(server) == {1: PROTOCOL_ERROR, 3: PROTOCOL_ERROR}
+
+
 def test_trailers_end_the_stream_and_must_end_it_without_pseudo_headers():
     server = raw_server()
     encoder = hpack.Encoder()
