@@ -6,7 +6,7 @@ the function Python's zlib.crc32 calls, chained over the type byte and the paylo
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 
 
@@ -79,6 +79,32 @@ def encode_many(int record_type, payloads):
         payload = items[i]
         p = _put_record(p, record_type, <const unsigned char *>PyBytes_AS_STRING(payload), len(payload))
     return out
+
+
+def zeros_from(buf, Py_ssize_t offset):
+    """Whether every byte of ``buf`` from ``offset`` on is zero (True past the end), 8 bytes at a time."""
+    cdef Py_buffer view
+    cdef const unsigned char *b
+    cdef Py_ssize_t i, end
+    cdef uint64_t word, seen = 0
+    if offset < 0:
+        raise ValueError(f"negative offset {offset}")
+    PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE)
+    try:
+        b = <const unsigned char *>view.buf
+        end = view.len
+        i = offset
+        with nogil:
+            while i + 8 <= end and not seen:
+                memcpy(&word, b + i, 8)
+                seen |= word
+                i += 8
+            while i < end and not seen:
+                seen |= b[i]
+                i += 1
+        return seen == 0
+    finally:
+        PyBuffer_Release(&view)
 
 
 cdef class Decoded:

@@ -36,6 +36,16 @@ def encode_many(record_type: int, payloads: Sequence[bytes]) -> bytes:
     return b"".join([encode(record_type, payload) for payload in payloads])
 
 
+def zeros_from(buf: bytes | memoryview, offset: int) -> bool:
+    """Whether every byte of ``buf`` from ``offset`` on is zero (True past the end): preallocated,
+    never-written space. A negative offset raises ValueError."""
+    if offset < 0:
+        raise ValueError(f"negative offset {offset}")
+    with memoryview(buf) as view:
+        rest = view[offset:].tobytes()
+    return rest.count(0) == len(rest)
+
+
 @dataclass(frozen=True)
 class Decoded:
     """What sits at one offset: a record, the end of the data, or a damaged record."""

@@ -13,7 +13,8 @@ Segments are preallocated with zeros, so a zero length is where the written data
 The codec: ``encode(type, payload)`` -> one record; ``encode_many(type, payloads)`` -> their records
 back to back in one buffer; ``decode_at(buf, offset)`` -> a ``Decoded`` whose kind is "record" (with
 record_type, payload and next_offset), "end" (zeros: the data ends here) or "bad" (a torn or corrupt
-record; next_offset is where it would end, clamped to the buffer).
+record; next_offset is where it would end, clamped to the buffer); ``zeros_from(buf, offset)`` -> whether
+only zeros follow (never-written space).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ Decoded = _codec.Decoded
 encode = _codec.encode
 encode_many = _codec.encode_many
 decode_at = _codec.decode_at
+zeros_from = _codec.zeros_from
 
 
 class RecordType(enum.IntEnum):

@@ -14,9 +14,12 @@ record; anything damaged before valid data is corruption and stops start-up.
 from __future__ import annotations
 
 import bisect
+import mmap
 import os
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import trio
 
@@ -238,26 +241,32 @@ def _read_segment(path: str, replay: WalReplay, after_index: int, is_last: bool)
     In the last segment a damaged record followed only by zeros is a torn write: it is zeroed on
     disk and the log ends before it. Any other damage raises WalCorruptError.
     """
-    with open(path, "rb") as f:
-        buf = f.read()
-    offset = 0
-    while True:
-        decoded = record.decode_at(buf, offset)
-        if decoded.kind == "record":
-            _apply_record(decoded, replay, after_index, path, offset)
-            offset = decoded.next_offset
-            continue
-        rest_is_zero = not buf[decoded.next_offset :].strip(b"\0")
-        if decoded.kind == "end" and rest_is_zero:
-            return offset
-        if decoded.kind == "bad" and is_last and rest_is_zero:
-            with open(path, "r+b") as f:
-                f.seek(offset)
-                f.write(b"\0" * (decoded.next_offset - offset))
-                f.flush()
-                os.fsync(f.fileno())
-            return offset
-        raise WalCorruptError(f"wal: corrupt record in {path} at offset {offset}")
+    with open(path, "rb") as f, _mapped(f) as buf:
+        offset = 0
+        while True:
+            decoded = record.decode_at(buf, offset)
+            if decoded.kind == "record":
+                _apply_record(decoded, replay, after_index, path, offset)
+                offset = decoded.next_offset
+                continue
+            rest_is_zero = record.zeros_from(buf, decoded.next_offset)
+            if decoded.kind == "end" and rest_is_zero:
+                return offset
+            if decoded.kind == "bad" and is_last and rest_is_zero:
+                with open(path, "r+b") as torn:
+                    torn.seek(offset)
+                    torn.write(b"\0" * (decoded.next_offset - offset))
+                    torn.flush()
+                    os.fsync(torn.fileno())
+                return offset
+            raise WalCorruptError(f"wal: corrupt record in {path} at offset {offset}")
+
+
+def _mapped(f: BinaryIO) -> AbstractContextManager[bytes | mmap.mmap]:
+    """The whole file read-only, mapped rather than copied (a segment is mostly preallocated zeros)."""
+    if os.fstat(f.fileno()).st_size == 0:
+        return nullcontext(b"")  # mmap refuses an empty file
+    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _apply_record(decoded: record.Decoded, replay: WalReplay, after_index: int, path: str, offset: int) -> None:

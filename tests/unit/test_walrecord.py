@@ -138,6 +138,22 @@ def test_decoded_compares_and_prints_as_a_value(codec):
     assert repr(a) == "Decoded(kind='record', record_type=1, payload=b'p', next_offset=10)"
 
 
+@each_codec
+@given(
+    data=st.binary(max_size=40) | st.binary(max_size=40).map(lambda b: bytes(100) + b + bytes(50)),
+    offset=st.integers(0, 200),
+)
+def test_zeros_from(codec, data, offset):
+    assert codec.zeros_from(data, offset) is (not data[offset:].strip(b"\0"))
+    assert codec.zeros_from(memoryview(data), offset) is (not data[offset:].strip(b"\0"))
+
+
+@each_codec
+def test_zeros_from_a_negative_offset(codec):
+    with pytest.raises(ValueError):
+        codec.zeros_from(b"", -1)
+
+
 @given(buf=st.binary(max_size=64), offset=st.integers(0, 70))
 def test_compiled_and_twin_agree_on_any_bytes(buf, offset):
     assert fields(compiled.decode_at(buf, offset)) == fields(twin.decode_at(buf, offset))
