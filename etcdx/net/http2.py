@@ -23,7 +23,7 @@ h2codec = load("h2codec")
 INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 64 * 1024 * 1024
 MAX_CONCURRENT_STREAMS = 2**31 - 1
-MAX_HEADER_LIST_SIZE = 16 * 1024 * 1024  # also the bound on one compressed header block
+MAX_HEADER_LIST_SIZE = 16 * 1024 * 1024  # decoded, as SETTINGS counts it; also bounds one compressed block
 HEADER_TABLE_SIZE = 4096
 LOCAL_MAX_FRAME_SIZE = 16384
 
@@ -110,7 +110,7 @@ class ServerConnection:
     def __init__(self, max_concurrent_streams: int = MAX_CONCURRENT_STREAMS) -> None:
         self._max_streams = max_concurrent_streams
         self._reader = h2codec.FrameReader(LOCAL_MAX_FRAME_SIZE)
-        self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE)
+        self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE)
         self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
         self._encoder = h2codec.HpackEncoder()
         self._fields = FieldChecker()

@@ -241,6 +241,27 @@ def test_an_undecodable_header_block_is_a_compression_error():
     connection_error(raw_server(), frame(HEADERS, END_HEADERS, 1, b"\xff\xff\xff\xff\xff\xff\xff"), COMPRESSION_ERROR)
 
 
+def test_a_header_list_above_the_advertised_size_is_a_compression_error():
+    big = b"x-big"
+    value = b"v" * 4000
+    # One literal added to the dynamic table, then referred to (index 62, one byte) until the decoded list
+    # passes SETTINGS_MAX_HEADER_LIST_SIZE: a small block that would expand without the bound.
+    refs = http2.MAX_HEADER_LIST_SIZE // (32 + len(big) + len(value)) + 1
+    block = b"\x40" + bytes([len(big)]) + big + b"\x7f" + _hpack_int(len(value) - 127) + value + b"\xbe" * refs
+    assert len(block) <= 16384
+    connection_error(raw_server(), frame(HEADERS, END_HEADERS, 1, block), COMPRESSION_ERROR)
+
+
+def _hpack_int(rest: int) -> bytes:
+    """The continuation octets of an HPACK integer whose prefix is full (RFC 7541 5.1)."""
+    out = bytearray()
+    while rest >= 128:
+        out.append(rest % 128 + 128)
+        rest //= 128
+    out.append(rest)
+    return bytes(out)
+
+
 def test_padding_longer_than_the_payload_is_a_protocol_error():
     server = raw_server()
     server.receive(request_frame(1))
