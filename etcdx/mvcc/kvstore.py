@@ -139,11 +139,12 @@ class KVStore:
         more = 0 < r.limit < count
         if more:
             del pairs[r.limit :]
-        db = self.backend.key_db
+        wanted = [backend_key(rev) for _, rev in pairs]
         with self.backend.begin_read() as txn:
-            get = txn.get
-            kvs = [get(backend_key(rev), db=db) for _, rev in pairs]
-        return rangecodec.encode(header.SerializeToString(), kvs, more, count)
+            found = txn.cursor(db=self.backend.key_db).getmulti(wanted)
+        if len(found) != len(wanted):
+            raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
+        return rangecodec.encode(header.SerializeToString(), [kv for _, kv in found], more, count)
 
     def _check_read_revision(self, rev: int) -> None:
         if rev > self._current_rev:
