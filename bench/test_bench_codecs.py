@@ -1,27 +1,36 @@
-"""Codecs on the request path: raft Entry protobufs, the HTTP/2 server driver, Range response encoding.
+"""Codecs on the request path: raft Entry, Range responses, the HTTP/2 server driver.
 
-Run: cd /work/main && pytest bench/test_bench_codecs.py --benchmark-only
-- raft Entry: SerializeToString / FromString of a batch of entries (upb).
+Run: cd /work/main && python setup.py build_ext --inplace && pytest bench/test_bench_codecs.py --benchmark-only
+- raft Entry: encode / decode a batch of entries with the entrycodec module, compiled and pure, beside
+  upb protobuf's Entry.SerializeToString / FromString (from and to Entry objects) as the reference.
+- Range response, encode only: RangeResponse bytes from a header and N stored KeyValue blobs, with the
+  rangecodec module, compiled and pure; upb parses the blobs and serializes a RangeResponse (what a
+  server that holds no raw bytes does).
+- Range + encode: what the KV service's Range does, on a real LMDB store of 10000 keys, at 1, 100 and
+  10000 keys per response: KVStore.range_encoded with the rangecodec under test, and upb = the protobuf
+  path (KVStore.range, then SerializeToString). The key index is whatever ``load("btree")`` gives.
 - HTTP/2: etcdx.net.http2.ServerConnection (frames + HPACK) with a scripted `h2` client. The client's
   bytes are made in setup, so a round times only the server side: decoding N unary gRPC requests, or
   encoding N responses (headers, one DATA, trailers) as the gRPC layer sends them.
-- Range: KVStore.range on a real LMDB backend in a temporary directory, then SerializeToString, at
-  1, 100 and 10000 keys per response; the key index is whatever ``etcdx._native.load("btree")`` gives.
-These paths have no compiled twin yet, so each case has one implementation.
+The "compiled" cases are skipped only when the extension is not built.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import h2.config
 import h2.connection
 import pytest
 
+from etcdx.mvcc import kvstore
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.net import http2
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
+from etcdx.pb.mvccpb import kv_pb2
 
 ENTRIES = 1000
 CALLS = 500
@@ -46,6 +55,21 @@ def grpc_frame(message: bytes) -> bytes:
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
+def implementation(module: str, variant: str):
+    """``etcdx._native`` module ``module`` as ``variant``: "compiled", "pure", or None for "upb"."""
+    if variant == "upb":
+        return None
+    try:
+        return importlib.import_module(
+            f"etcdx._native._{module}" if variant == "compiled" else f"etcdx._native.{module}_py"
+        )
+    except ImportError:
+        pytest.skip(f"the _{module} extension is not built")
+
+
+VARIANTS = ["compiled", "pure", "upb"]
+
+
 # -- raft Entry ------------------------------------------------------------------------------
 
 
@@ -54,17 +78,29 @@ def _entries() -> list[Entry]:
     return [Entry(term=7, index=i, data=data.SerializeToString()) for i in range(1, ENTRIES + 1)]
 
 
-def test_entry_encode(benchmark):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_entry_encode(benchmark, variant):
+    codec = implementation("entrycodec", variant)
     entries = _entries()
-    benchmark.group = f"raft Entry codec ({ENTRIES} entries)"
-    assert len(benchmark(lambda: [e.SerializeToString() for e in entries])) == ENTRIES
+    fields = [(e.term, e.index, e.type, e.data) for e in entries]
+
+    def encode_all() -> list[bytes]:
+        if codec is None:
+            return [e.SerializeToString() for e in entries]
+        return [codec.encode(*f) for f in fields]
+
+    benchmark.group = f"raft Entry encode ({ENTRIES} entries)"
+    assert benchmark(encode_all) == [e.SerializeToString() for e in entries]
 
 
-def test_entry_decode(benchmark):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_entry_decode(benchmark, variant):
+    codec = implementation("entrycodec", variant)
     encoded = [e.SerializeToString() for e in _entries()]
-    benchmark.group = f"raft Entry codec ({ENTRIES} entries)"
-    decoded = benchmark(lambda: [Entry.FromString(b) for b in encoded])
-    assert decoded[-1].index == ENTRIES
+    decode = Entry.FromString if codec is None else codec.decode
+    benchmark.group = f"raft Entry decode ({ENTRIES} entries)"
+    decoded = benchmark(lambda: [decode(b) for b in encoded])
+    assert len(decoded) == ENTRIES
 
 
 # -- HTTP/2 ----------------------------------------------------------------------------------
@@ -149,6 +185,39 @@ def pod(n: int) -> bytes:
     return b"/registry/pods/pod-%06d" % n
 
 
+HEADER = rpc_pb2.ResponseHeader(
+    cluster_id=0xCDF818194E3A8C32, member_id=0x8E9E05C52164694D, revision=10_001, raft_term=2
+)
+
+
+@pytest.mark.parametrize("keys", [1, 100, 10_000], ids=lambda n: f"{n}-keys")
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_range_response_encode(benchmark, variant, keys):
+    codec = implementation("rangecodec", variant)
+    stored = [
+        kv_pb2.KeyValue(
+            key=pod(n), create_revision=n + 2, mod_revision=n + 2, version=1, value=VALUE
+        ).SerializeToString()
+        for n in range(keys)
+    ]
+    header = HEADER.SerializeToString()
+    if codec is None:
+
+        def encode() -> bytes:
+            response = rpc_pb2.RangeResponse(count=keys)
+            response.header.CopyFrom(HEADER)
+            response.kvs.extend([kv_pb2.KeyValue.FromString(b) for b in stored])
+            return response.SerializeToString()
+
+    else:
+
+        def encode() -> bytes:
+            return codec.encode(header, stored, False, keys)
+
+    benchmark.group = f"range response encode ({keys} stored KeyValues)"
+    assert rpc_pb2.RangeResponse.FromString(benchmark(encode)).count == keys
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """STORE_KEYS keys under /registry/pods/, each written once, in batches of 1000 as apply would."""
@@ -171,12 +240,28 @@ RANGES = {
 
 
 @pytest.mark.parametrize("case", list(RANGES))
-def test_range_response(benchmark, store, case):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_range_response(benchmark, store, monkeypatch, variant, case):
+    codec = implementation("rangecodec", variant)
     keys, request = RANGES[case]
+    if codec is None:
 
-    def range_and_encode() -> bytes:
-        return store.range(request).SerializeToString()
+        def range_and_encode() -> bytes:
+            response = store.range(request)
+            header = rpc_pb2.ResponseHeader()
+            header.CopyFrom(HEADER)
+            header.revision = response.header.revision
+            response.header.CopyFrom(header)
+            return response.SerializeToString()
 
-    benchmark.group = f"range + encode response (LMDB, {STORE_KEYS}-key store)"
+    else:
+        monkeypatch.setattr(kvstore, "rangecodec", codec)
+
+        def range_and_encode() -> bytes:
+            header = rpc_pb2.ResponseHeader()
+            header.CopyFrom(HEADER)
+            return store.range_encoded(request, header)
+
+    benchmark.group = f"range + encode response ({case}, LMDB, {STORE_KEYS}-key store)"
     encoded = benchmark(range_and_encode)
     assert rpc_pb2.RangeResponse.FromString(encoded).count == keys
