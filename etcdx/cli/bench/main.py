@@ -1,7 +1,7 @@
 """`etcdx bench`: a load generator for any etcd v3 endpoint (etcdx or etcd), after etcd's benchmark tool.
 
     etcdx bench put --endpoints 127.0.0.1:2379 --clients 64 --conns 8 --total 100000
-    etcdx bench range --key foo --consistency s --duration 10
+    etcdx bench range --range-key foo --consistency s --duration 10
     etcdx bench txn-mixed --rw-ratio 4
     etcdx bench watch --watchers 1000 --streams 10 --put-total 1000 --put-rate 200
     etcdx bench watch-latency --watchers 100 --put-total 500 --put-rate 100
@@ -9,8 +9,11 @@
     etcdx bench compare --start etcdx --start etcd --repeat 3 --duration 2 --out report/
     etcdx bench recovery --start etcdx --start etcd --keys 100000 --repeat 3
 
---processes spreads the clients over several processes so the tool is not the bottleneck; the
-report gives the tool's own CPU per request next to throughput and latency percentiles.
+--client native (the default) drives the request scenarios with the lean HTTP/2 client of this package;
+--client grpcio with grpc.aio (the watch scenarios always use grpcio). --processes spreads the clients
+over several processes so the tool is not the bottleneck; the report gives the tool's own CPU per request
+next to throughput and latency percentiles. TLS: https:// endpoints, or any of --cacert, --cert, --key,
+--insecure-skip-tls-verify (as etcd's benchmark tool).
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ import sys
 
 from etcdx.cli.bench import watch_scenarios, worker
 from etcdx.cli.bench.histogram import Histogram
+from etcdx.cli.bench.proc_cpu import process_cpu_seconds
 from etcdx.cli.bench.report import render, summary, to_json
 from etcdx.cli.bench.scenarios import SCENARIOS
+from etcdx.cli.bench.tls import TlsOptions, parse_endpoints
 
 WATCH_SCENARIOS = ("watch", "watch-latency")
 
@@ -32,7 +37,12 @@ WATCH_SCENARIOS = ("watch", "watch-latency")
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="etcdx bench", description=__doc__.split("\n")[0])
     parser.add_argument("scenario", choices=[*SCENARIOS, *WATCH_SCENARIOS])
-    parser.add_argument("--endpoints", default="127.0.0.1:2379", help="comma-separated host:port list")
+    parser.add_argument("--endpoints", default="127.0.0.1:2379", help="comma-separated [http(s)://]host:port list")
+    parser.add_argument("--client", choices=["native", "grpcio"], default="native", help="gRPC client implementation")
+    parser.add_argument("--cacert", default="", help="verify TLS servers with this CA bundle")
+    parser.add_argument("--cert", default="", help="TLS client certificate")
+    parser.add_argument("--key", default="", help="TLS client key")
+    parser.add_argument("--insecure-skip-tls-verify", action="store_true", help="do not verify the server")
     parser.add_argument("--conns", type=int, default=1, help="gRPC connections per process")
     parser.add_argument("--clients", type=int, default=1, help="concurrent clients in all")
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes")
@@ -43,9 +53,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--val-size", type=int, default=8)
     parser.add_argument("--key-space-size", type=int, default=1)
     parser.add_argument("--sequential-keys", action="store_true")
-    parser.add_argument("--key", default="foo", help="range: the key")
+    parser.add_argument("--range-key", default="foo", help="range: the key")
     parser.add_argument("--range-end", default="", help="range: the range end")
-    parser.add_argument("--prefix", action="store_true", help="range: the prefix of --key")
+    parser.add_argument("--prefix", action="store_true", help="range: the prefix of --range-key")
     parser.add_argument("--limit", type=int, default=0, help="range: limit")
     parser.add_argument("--consistency", choices=["l", "s"], default="l", help="linearizable or serializable")
     parser.add_argument("--txn-ops", type=int, default=1, help="txn-put: puts per txn")
@@ -55,9 +65,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--put-total", type=int, default=1000)
     parser.add_argument("--put-rate", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--server-pid", type=int, default=0, help="a local server: report its CPU per request too")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     options = parser.parse_args(argv)
-    options.endpoints = [e.strip().removeprefix("http://") for e in options.endpoints.split(",")]
+    options.tls = TlsOptions(options.cacert, options.cert, options.key, options.insecure_skip_tls_verify)
+    try:
+        options.endpoints = parse_endpoints(options.endpoints, options.tls)
+    except ValueError as exc:
+        parser.error(str(exc))
     return options
 
 
@@ -78,6 +93,7 @@ def run_requests(options) -> dict:
     processes = max(1, min(options.processes, options.clients))
     options.processes = processes
     context = multiprocessing.get_context("spawn")
+    server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
     with context.Manager() as manager, context.Pool(processes) as pool:
         queue = manager.Queue() if sys.stderr.isatty() else None
         jobs = []
@@ -88,6 +104,7 @@ def run_requests(options) -> dict:
         if queue is not None:
             _progress(queue, total, jobs, sys.stderr)
         results = [job.get() for job in jobs]
+    server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
     histogram, errors = Histogram(), {}
     for result in results:
         histogram.merge(Histogram.from_dict(result.histogram))
@@ -103,15 +120,25 @@ def run_requests(options) -> dict:
         errors,
         elapsed,
         tool_cpu,
-        {"clients": options.clients, "conns": options.conns, "processes": processes},
+        {"clients": options.clients, "conns": options.conns, "processes": processes, "client": options.client},
+        server_cpu,
     )
 
 
 def run_watch(options) -> dict:
+    server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
     result = watch_scenarios.run(options)
+    server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
     histogram = Histogram.from_dict(result.histogram)
     return summary(
-        options.scenario, histogram, result.requests, result.errors, result.elapsed, result.cpu_seconds, result.extra
+        options.scenario,
+        histogram,
+        result.requests,
+        result.errors,
+        result.elapsed,
+        result.cpu_seconds,
+        result.extra,
+        server_cpu,
     )
 
 

@@ -17,7 +17,9 @@ def summary(
     elapsed: float,
     tool_cpu: float,
     extra: dict,
+    server_cpu: float | None = None,
 ) -> dict:
+    """``server_cpu``: the server's CPU seconds over the run when it is a local process we were told of."""
     return {
         "scenario": scenario,
         "requests": requests,
@@ -34,6 +36,8 @@ def summary(
         "histogram": [{"le_seconds": le, "count": n} for le, n in histogram.distribution()],
         "tool_cpu_seconds": tool_cpu,
         "tool_cpu_us_per_request": 1e6 * tool_cpu / requests if requests else 0.0,
+        "server_cpu_seconds": server_cpu,
+        "server_cpu_us_per_request": 1e6 * server_cpu / requests if server_cpu is not None and requests else None,
         **extra,
     }
 
@@ -62,6 +66,9 @@ def render(result: dict) -> str:
             lines.append(f"{key.replace('_', ' ').capitalize()}: {result[key]}")
     cpu, per_request = result["tool_cpu_seconds"], result["tool_cpu_us_per_request"]
     lines.append(f"Tool CPU: {cpu:.2f} s, {per_request:.1f} us per request")
+    if result.get("server_cpu_seconds") is not None:
+        server, per_request = result["server_cpu_seconds"], result["server_cpu_us_per_request"] or 0.0
+        lines.append(f"Server CPU: {server:.2f} s, {per_request:.1f} us per request")
     if result["errors"]:
         lines.append("Error distribution:")
         lines += [f"  [{n}]\t{label}" for label, n in sorted(result["errors"].items())]

@@ -43,7 +43,7 @@ def put(options, stubs, rng, offset) -> Request:
 
 
 def range_(options, stubs, rng, offset) -> Request:
-    key = options.key.encode()
+    key = options.range_key.encode()
     end = options.range_end.encode() if options.range_end else b""
     if options.prefix:
         end = prefix_end(key)

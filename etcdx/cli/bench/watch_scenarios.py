@@ -12,8 +12,9 @@ import asyncio
 import random
 import time
 
+from etcdx.cli.bench.grpcio_worker import open_stubs
 from etcdx.cli.bench.histogram import Histogram
-from etcdx.cli.bench.worker import WorkerResult, cpu_seconds, open_stubs
+from etcdx.cli.bench.worker import WorkerResult, cpu_seconds
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 
@@ -29,7 +30,7 @@ async def _create(call, key: bytes, histogram: Histogram | None) -> None:
 
 
 async def watch_run(options) -> WorkerResult:
-    channels, stubs = open_stubs(options.endpoints, options.conns)
+    channels, stubs = open_stubs(options)
     rng = random.Random(options.seed)
     start_cpu, start = cpu_seconds(), time.monotonic()
     latency_mode = options.scenario == "watch-latency"
