@@ -139,7 +139,7 @@ class Connection(asyncio.Protocol):
 
     def unary(self, path: bytes, message: bytes, done: Done) -> None:
         """Starts a unary call; ``done(error, body)`` is called once (never from inside this method)."""
-        self._start(Call(done, None), path, frame_message(message), True)
+        self._start(Call(done, None), path, b"\x00" + len(message).to_bytes(4, "big") + message, True)
 
     def open_stream(self, path: bytes, on_message: OnMessage, done: Done) -> Call:
         """Starts a bidirectional streaming call; send on it with ``send`` and end it with ``cancel``."""
@@ -202,8 +202,16 @@ class Connection(asyncio.Protocol):
         flags = h2.FLAG_END_HEADERS | (h2.FLAG_END_STREAM if end and not data else 0)
         self.out.append(h2.encode_frame(h2.HEADERS, flags, stream_id, block))
         if data:
-            self._send_data(call, data, end)
-        self._schedule_flush()
+            size = len(data)
+            if size <= call.send_window and size <= self.send_window and size <= self.peer_max_frame:
+                call.send_window -= size  # the usual case, inline: all of it fits in one DATA frame now
+                self.send_window -= size
+                self.out.append(h2.encode_frame(h2.DATA, h2.FLAG_END_STREAM if end else 0, stream_id, data))
+            else:
+                self._send_data(call, data, end)
+        if not self.flush_scheduled and not self.receiving:
+            self.flush_scheduled = True
+            self.loop.call_soon(self._flush)
 
     def _start_queued(self) -> None:
         while self.queued and len(self.calls) < self.max_streams and self.usable:
@@ -350,9 +358,12 @@ class Connection(asyncio.Protocol):
             self._check_closed_stream(stream_id)
             return
         if flags & h2.FLAG_END_STREAM:
-            self._end(call, trailers_error(headers, call.http_status))
+            self._end(call, None if (b"grpc-status", b"0") in headers else trailers_error(headers, call.http_status))
         elif call.http_status is None:
-            call.http_status = next((value for name, value in headers if name == b":status"), b"")
+            if (b":status", b"200") in headers:
+                call.http_status = b"200"
+            else:
+                call.http_status = next((value for name, value in headers if name == b":status"), b"")
         else:
             raise ProtocolViolation(h2.PROTOCOL_ERROR, "HEADERS after the response headers without END_STREAM")
 
@@ -367,7 +378,8 @@ class Connection(asyncio.Protocol):
 
     def _end(self, call: Call, error: str | None) -> None:
         del self.calls[call.stream_id]
-        self._forget_blocked(call)
+        if call.pending:
+            self._forget_blocked(call)
         if self.queued:
             self._start_queued()
         call.done(error, call.body)

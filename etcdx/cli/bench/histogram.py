@@ -34,8 +34,10 @@ class Histogram:
         self.counts[bucket] = self.counts.get(bucket, 0) + 1
         self.total += 1
         self.sum_ns += ns
-        self.min_ns = min(self.min_ns, ns)
-        self.max_ns = max(self.max_ns, ns)
+        if ns < self.min_ns:
+            self.min_ns = ns
+        if ns > self.max_ns:
+            self.max_ns = ns
 
     def merge(self, other: Histogram) -> None:
         for bucket, count in other.counts.items():

@@ -77,20 +77,21 @@ class Run:
 class UnaryClient:
     """One request at a time: the next is sent as soon as the previous completes."""
 
-    __slots__ = ("run", "channel", "next_request", "began")
+    __slots__ = ("run", "channel", "next_request", "began", "on_done")
 
     def __init__(self, run: Run, channel: Channel, next_request: NextRequest) -> None:
         self.run = run
         self.channel = channel
         self.next_request = next_request
         self.began = 0
+        self.on_done = self.done  # one bound method for every call
 
     def start(self) -> None:
         run = self.run
         if not run.take():
             run.client_finished()
             return
-        delay = run.delay()
+        delay = run.delay() if run.interval_ns else 0.0
         if delay:
             run.loop.call_later(delay, self.send)
         else:
@@ -99,10 +100,15 @@ class UnaryClient:
     def send(self) -> None:
         path, message = self.next_request()
         self.began = time.perf_counter_ns()
-        self.channel.unary(path, message, self.on_done)
+        connection = self.channel.connection
+        if connection is not None:
+            connection.unary(path, message, self.on_done)
+        else:
+            self.channel.unary(path, message, self.on_done)
 
-    def on_done(self, error: str | None, body: bytes) -> None:
-        if error is None and single_message(body) is None:
+    def done(self, error: str | None, body: bytes) -> None:
+        # a success carries exactly one whole message: 5-byte prefix + its declared length
+        if error is None and (len(body) < 5 or int.from_bytes(body[1:5], "big") != len(body) - 5):
             error = NOT_ONE_MESSAGE
         self.run.complete(self.began, error)
         self.start()

@@ -21,16 +21,17 @@ class Keys:
         self.size = options.key_size
         self.space = options.key_space_size
         self.sequential = options.sequential_keys
-        self.rng = rng
+        self.random = rng.random
         self.next = offset
 
     def __call__(self) -> bytes:
+        """The next key: its number in decimal, zero-padded (or cut) to exactly --key-size bytes."""
         if self.sequential:
             n = self.next % self.space
             self.next += 1
         else:
-            n = self.rng.randrange(self.space)
-        return str(n).encode().rjust(self.size, b"0")[-self.size :]
+            n = int(self.random() * self.space)
+        return (b"%0*d" % (self.size, n))[-self.size :]
 
 
 def put(options, stubs, rng, offset) -> Request:
