@@ -51,3 +51,21 @@ def test_compare_writes_a_report_with_every_cell_for_both_targets(tmp_path):
             os.kill(target["pid"], 0)
     leftover = [p.name for p in tmp_path.iterdir() if p.name.startswith(("etcdx-", "etcd-"))]
     assert leftover == []  # each server's data dir is removed once it is stopped
+
+
+def test_compare_measures_one_server_with_both_clients_alternated(tmp_path):
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "etcdx", "bench", "compare", "--start", "etcd", "--client", "native,grpcio"]
+    command += ["--scenarios", "put", "--clients", "4", "--repeat", "2", "--duration", "0.3"]
+    command += ["--out", str(out), "--data-root", str(tmp_path)]
+    subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
+
+    results = json.loads((out / "results.json").read_text())
+    targets = results["targets"]
+    assert [(t["name"], t["client"]) for t in targets] == [("etcd-native", "native"), ("etcd-grpcio", "grpcio")]
+    assert targets[0]["pid"] == targets[1]["pid"]  # one server, measured with each client in turn
+    [cell] = results["cells"]
+    for name, client in (("etcd-native", "native"), ("etcd-grpcio", "grpcio")):
+        assert [run["client"] for run in cell["runs"][name]] == [client, client]
+        assert all(run["succeeded"] > 0 and run["server_cpu_us_per_request"] > 0 for run in cell["runs"][name])
+    assert "| put | 4 |" in (out / "report.md").read_text()

