@@ -48,7 +48,9 @@ async def connect(endpoint: Endpoint, context: ssl.SSLContext | None, on_unusabl
                 protocol = transport.get_extra_info("ssl_object").selected_alpn_protocol()
                 if protocol != "h2":
                     raise ConnectionRefusedError(f"the server did not agree to HTTP/2 by ALPN (got {protocol!r})")
-            await connection.ready
+            failure = await connection.ready
+            if failure is not None:
+                raise ConnectionResetError(failure)
     except BaseException:
         if transport is not None:
             transport.close()

@@ -133,7 +133,8 @@ class Connection(asyncio.Protocol):
         self.receiving = False
         self.usable = True
         self.closed_reason: str | None = None
-        self.ready: asyncio.Future[None] = self.loop.create_future()  # set at the server's first SETTINGS
+        # resolves to None at the server's first SETTINGS, or to the reason the connection ended before them
+        self.ready: asyncio.Future[str | None] = self.loop.create_future()
 
     # -- calls ----------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class Connection(asyncio.Protocol):
         self._unusable(reason)
         self._fail_all(label(UNAVAILABLE, reason))
         if not self.ready.done():
-            self.ready.set_exception(ConnectionResetError(reason))
+            self.ready.set_result(reason)
 
     # -- frames ---------------------------------------------------------------------------------
 
