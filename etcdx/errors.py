@@ -33,21 +33,34 @@ class StatusCode(enum.IntEnum):
 
 
 class EtcdError(Exception):
-    """An error a client sees as a gRPC status. Instances below are shared; raise them as they are."""
+    """An error a client sees as a gRPC status: ``code`` and ``message`` (etcd's exact text).
 
-    def __init__(self, code: StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    Each ERR_* below is a subclass with its code and message, not a shared instance: ``raise ERR_X``
+    makes a fresh instance every time. (A shared instance would keep the traceback of every raise, and
+    with it the locals of every frame it passed through: memory that grows with each failed request.)
+    Code that only needs the status may read ``code`` and ``message`` off the class itself.
+    """
+
+    code: StatusCode = StatusCode.UNKNOWN
+    message: str = ""
+
+    def __init__(self, code: StatusCode | None = None, message: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
 
     def __repr__(self) -> str:
         return f"EtcdError({self.code.name}, {self.message!r})"
 
 
-def _e(code: StatusCode, message: str) -> EtcdError:
-    return EtcdError(code, message)
+def etcd_error(code: StatusCode, message: str) -> type[EtcdError]:
+    """A subclass of EtcdError for one error: raise it (the class) to raise a fresh instance."""
+    return type("EtcdError", (EtcdError,), {"code": code, "message": message})
 
 
+_e = etcd_error
 C = StatusCode
 
 ERR_EMPTY_KEY = _e(C.INVALID_ARGUMENT, "etcdserver: key is not provided")
@@ -78,4 +91,4 @@ ERR_USER_EMPTY = _e(C.INVALID_ARGUMENT, "etcdserver: user name is empty")
 
 def message_too_large(got: int, limit: int) -> EtcdError:
     """grpc-go's text when a received message exceeds the server's receive limit."""
-    return _e(C.RESOURCE_EXHAUSTED, f"grpc: received message larger than max ({got} vs. {limit})")
+    return EtcdError(C.RESOURCE_EXHAUSTED, f"grpc: received message larger than max ({got} vs. {limit})")

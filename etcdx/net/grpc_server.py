@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import trio
 
 from etcdx import errors
-from etcdx.errors import EtcdError, StatusCode
+from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
@@ -33,9 +33,9 @@ log = get_logger("etcdx.net.grpc")
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
 # Texts as etcd 3.5.1 (grpc-go) answers them.
-_DEADLINE_EXCEEDED = EtcdError(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
-_COMPRESSED = EtcdError(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
-_UNEXPECTED_EOF = EtcdError(StatusCode.UNKNOWN, "unexpected EOF")
+_DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+_COMPRESSED = etcd_error(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
+_UNEXPECTED_EOF = etcd_error(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
@@ -275,7 +275,7 @@ class GrpcConnection:
             if length > self._max_recv:
                 self._reject(call, errors.message_too_large(length, self._max_recv))
             elif flag != 0:
-                self._reject(call, _COMPRESSED)
+                self._reject(call, _COMPRESSED())
             elif len(call.buffer) < 5 + length:
                 return
             else:
@@ -321,7 +321,7 @@ class GrpcConnection:
             return
         if call.inbox is not None:
             if call.buffer:
-                call.inbox.send_nowait(_UNEXPECTED_EOF)  # the request ended inside a message
+                call.inbox.send_nowait(_UNEXPECTED_EOF())  # the request ended inside a message
             call.inbox.close()
         elif call.messages:
             if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
@@ -354,7 +354,7 @@ class GrpcConnection:
             if call.window is not None:
                 call.window.set()
 
-    def _fail(self, call: _Call, error: EtcdError) -> None:
+    def _fail(self, call: _Call, error: EtcdError | type[EtcdError]) -> None:
         """Ends a call early (before its handler ran or while it runs) with ``error``."""
         call.failed = True
         if call.scope is not None:

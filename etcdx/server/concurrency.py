@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from etcdx import errors
-from etcdx.errors import EtcdError, StatusCode
+from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -21,8 +21,8 @@ from etcdx.server import internal_watch
 
 SESSION_TTL = 60
 CLEANUP_TIMEOUT = 5.0  # a cancelled Lock/Campaign still removes its key, within this bound
-ERR_ELECTION_NO_LEADER = EtcdError(StatusCode.UNKNOWN, "election: no leader")
-ERR_ELECTION_NOT_LEADER = EtcdError(StatusCode.UNKNOWN, "election: not leader")
+ERR_ELECTION_NO_LEADER = etcd_error(StatusCode.UNKNOWN, "election: no leader")
+ERR_ELECTION_NOT_LEADER = etcd_error(StatusCode.UNKNOWN, "election: not leader")
 Compare = rpc_pb2.Compare
 RequestOp = rpc_pb2.RequestOp
 

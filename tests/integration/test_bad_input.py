@@ -116,6 +116,23 @@ def test_oversized_and_too_large_texts_are_etcds(etcdx_server):
     assert_still_serving(etcdx_server)
 
 
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_refused_requests_leave_nothing_behind(etcdx_server):
+    """Refusing a request frees it: 100 puts of 1.6 MiB refused as too large (160 MiB sent in all) must
+    not grow the server by anything like their size (each refusal once kept its request alive)."""
+    body = ERROR_CASES["over max-request-bytes"][1]
+    raw_call(etcdx_server, PUT, body)  # the first one may warm caches and buffers up
+    before = rss_bytes(etcdx_server.proc.pid)
+    for _ in range(100):
+        assert raw_call(etcdx_server, PUT, body)[1] == "etcdserver: request is too large"
+    assert rss_bytes(etcdx_server.proc.pid) - before < 32 * 1024 * 1024
+    assert_still_serving(etcdx_server)
+
+
 # -- garbage on a raw TCP socket ---------------------------------------------------------------
 
 _garbage = random.Random(20240611)

@@ -32,11 +32,11 @@ def txn(success=(), failure=(), compare=()) -> pb.TxnRequest:
     return pb.TxnRequest(compare=list(compare), success=list(success), failure=list(failure))
 
 
-def outcome(check, request, *args) -> errors.EtcdError | None:
+def outcome(check, request, *args) -> type[errors.EtcdError] | None:
     try:
         check(request, *args)
     except errors.EtcdError as exc:
-        return exc
+        return type(exc)
     return None
 
 

@@ -149,7 +149,7 @@ class KVStoreMachine(RuleBasedStateMachine):
             try:
                 self.store.range(request)
             except errors.EtcdError as raised:
-                assert raised is error
+                assert type(raised) is type(error)
             else:
                 raise AssertionError(f"expected {error}")
         else:
@@ -161,7 +161,7 @@ class KVStoreMachine(RuleBasedStateMachine):
         try:
             self.model.compact(revision)
         except errors.EtcdError as error:
-            assert self.apply(compaction=pb.CompactionRequest(revision=revision)) is error
+            assert type(self.apply(compaction=pb.CompactionRequest(revision=revision))) is type(error)
         else:
             assert self.apply(compaction=pb.CompactionRequest(revision=revision)).header.revision == self.model.rev
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 
 from etcdx.api.grpc.codec import decode
-from etcdx.errors import EtcdError, StatusCode
+from etcdx.errors import StatusCode, etcd_error
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.v3electionpb import v3election_pb2 as pb
 from etcdx.server import concurrency
 from etcdx.server.server import EtcdServer
 
-ERR_MISSING_LEADER = EtcdError(StatusCode.UNKNOWN, '"leader" field must be provided')
+ERR_MISSING_LEADER = etcd_error(StatusCode.UNKNOWN, '"leader" field must be provided')
 
 
 class ElectionService:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import trio
 
 from etcdx.api.grpc.codec import decode
-from etcdx.errors import EtcdError, StatusCode
+from etcdx.errors import StatusCode, etcd_error
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.grpc.health.v1 import health_pb2
 
 _SERVING = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING).SerializeToString()
-_UNKNOWN_SERVICE = EtcdError(StatusCode.NOT_FOUND, "unknown service")
+_UNKNOWN_SERVICE = etcd_error(StatusCode.NOT_FOUND, "unknown service")
 
 
 class HealthService:
