@@ -145,7 +145,7 @@ async def test_metadata_and_deadline_reach_the_handler(echo):
     assert seen["path"] == "/test.Echo/Context"
     assert seen["metadata"]["token"] == "abc" and seen["metadata"]["hasleader"] == "true"
     assert not any(name.startswith((":", "grpc-")) or name in ("te", "content-type") for name in seen["metadata"])
-    assert 0 < seen["remaining"] <= 30
+    assert 0 < seen["remaining"] <= 30.5  # grpc-core rounds the grpc-timeout it sends up to a coarser unit
     no_deadline = json.loads(await in_thread(echo.port, lambda ch: unary(ch, "Context")(b"")))
     assert no_deadline["remaining"] is None
 
