@@ -538,12 +538,14 @@ class GrpcConnection:
         self._flush_soon()
 
     def _send_status(self, stream_id: int, code: int, text: str) -> None:
+        """A trailers-only response for a stream no call was made for; nothing if the peer reset it already."""
         trailers = [
             *_RESPONSE_HEADERS,
             (b"grpc-status", str(int(code)).encode()),
             (b"grpc-message", encode_grpc_message(text)),
         ]
-        self._h2.send_headers(stream_id, trailers, end_stream=True)
+        with contextlib.suppress(http2.StreamClosedError):
+            self._h2.send_headers(stream_id, trailers, end_stream=True)
 
 
 def _deadline(call: _Call) -> float:

@@ -349,3 +349,20 @@ async def test_a_request_that_is_not_grpc_is_reset_with_protocol_error(server, m
         events = await client.events_until(lambda seen: any(isinstance(e, h2.events.StreamReset) for e in seen))
     [reset] = [e for e in events if isinstance(e, h2.events.StreamReset)]
     assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+async def test_unknown_method_reset_in_the_same_read_costs_only_that_stream(server):
+    """A client that calls an unknown method and resets the stream in one write: the server has no stream left
+    to answer UNIMPLEMENTED on, and the connection goes on serving the next call."""
+    client = await Client.connect(server.port)
+    async with client.stream:
+        sid = client.h2.get_next_available_stream_id()
+        client.h2.send_headers(sid, [*REQUEST_HEADERS[:2], (":path", "/t.S/Missing"), *REQUEST_HEADERS[2:]])
+        client.h2.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+        await client.flush()
+        echo = await client.start_call("/t.S/Echo")
+        client.h2.send_data(echo, frame(b"still here"), end_stream=True)
+        await client.flush()
+        events = await client.events_until(lambda seen: None in seen or any(_ended(e, echo) for e in seen))
+        assert None not in events, "the server closed the connection"
+        assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))[5:] == b"still here"
