@@ -262,6 +262,13 @@ class EtcdServer:
         self.fill_header(response.header)
         return response
 
+    def range_encoded(self, request: rpc_pb2.RangeRequest) -> bytes:
+        """``range(request)`` as serialized RangeResponse bytes, encoded from the stored KeyValues where the
+        store can (KVStore.range_encoded): the KV service's path, which sends the bytes as they are."""
+        header = rpc_pb2.ResponseHeader()
+        self.fill_identity(header)
+        return self.store.range_encoded(request, header)
+
     def fill_header(self, header: rpc_pb2.ResponseHeader) -> None:
         self.fill_identity(header)
         if not header.revision:

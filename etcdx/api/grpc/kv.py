@@ -26,11 +26,11 @@ class KVService:
         }
 
     def range(self, data: bytes, ctx: RpcContext) -> bytes:
-        """Never waits: reads are served from the applied state (see EtcdServer.range), encoded by the
-        store from the stored KeyValue bytes where it can (KVStore.range_encoded)."""
+        """Never waits: reads are served from the applied state (see EtcdServer.range), encoded from the
+        stored KeyValue bytes where the store can (EtcdServer.range_encoded)."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
-        return self._server.store.range_encoded(request, self._server.header())
+        return self._server.range_encoded(request)
 
     async def put(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.PutRequest, data)
