@@ -1,8 +1,9 @@
 """The LMDB backend: the only part of mvcc that touches the disk.
 
-Sub-databases, as etcd's bbolt buckets: ``key`` (revision key -> serialized mvccpb.KeyValue) and
-``meta`` (consistent_index, scheduledCompactRev, finishedCompactRev). Opened without fsync on commit:
-the WAL is the durability source, and because consistent_index commits atomically with the changes
+Sub-databases, as etcd's bbolt buckets: ``key`` (revision key -> serialized mvccpb.KeyValue),
+``meta`` (consistent_index, scheduledCompactRev, finishedCompactRev), ``lease`` (id -> TTL) and
+``alarm`` (member id + alarm type of each active alarm). Opened without fsync on commit: the WAL is
+the durability source, and because consistent_index commits atomically with the changes
 of its entry, replaying the WAL after a crash is idempotent. The server calls ``sync`` shortly after
 applies (off its event loop) so the backend on disk stays close behind the WAL.
 """
@@ -19,6 +20,7 @@ from etcdx.mvcc import schema
 
 _U64 = struct.Struct(">Q")
 _LEASE_ID = struct.Struct(">q")  # lease IDs are int64: clients may choose negative ones
+_ALARM = struct.Struct(">QI")  # member id, alarm type
 
 
 class Backend:
@@ -26,11 +28,12 @@ class Backend:
         os.makedirs(path, exist_ok=True)
         self.path = path
         self.env = lmdb.open(
-            path, map_size=map_size, max_dbs=4, max_readers=1024, sync=False, metasync=False, readahead=False, lock=True
+            path, map_size=map_size, max_dbs=8, max_readers=1024, sync=False, metasync=False, readahead=False, lock=True
         )
         self.key_db = self.env.open_db(schema.KEY_DB)
         self.meta_db = self.env.open_db(schema.META_DB)
         self.lease_db = self.env.open_db(schema.LEASE_DB)
+        self.alarm_db = self.env.open_db(schema.ALARM_DB)
 
     def sync(self) -> None:
         """Forces committed transactions to disk (blocking: callers run it off the event loop)."""
@@ -68,6 +71,17 @@ class Backend:
         """Every persisted (lease id, granted TTL)."""
         with self.env.begin(buffers=False) as txn:
             return [(_LEASE_ID.unpack(k)[0], _U64.unpack(v)[0]) for k, v in txn.cursor(db=self.lease_db)]
+
+    def put_alarm(self, txn: lmdb.Transaction, member_id: int, alarm: int) -> None:
+        txn.put(_ALARM.pack(member_id, alarm), b"", db=self.alarm_db)
+
+    def delete_alarm(self, txn: lmdb.Transaction, member_id: int, alarm: int) -> None:
+        txn.delete(_ALARM.pack(member_id, alarm), db=self.alarm_db)
+
+    def scan_alarms(self) -> list[tuple[int, int]]:
+        """Every persisted active alarm as (member id, alarm type)."""
+        with self.env.begin(buffers=False) as txn:
+            return [_ALARM.unpack(k) for k, _ in txn.cursor(db=self.alarm_db)]
 
     @property
     def size_bytes(self) -> int:

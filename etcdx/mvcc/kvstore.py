@@ -19,6 +19,7 @@ from etcdx import errors
 from etcdx._native import load
 from etcdx.lease.lessor import Lessor
 from etcdx.mvcc import schema as meta
+from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
 from etcdx.mvcc.txn import apply_txn
@@ -48,10 +49,13 @@ def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
 
 
 class KVStore:
-    def __init__(self, backend: Backend, lessor: Lessor | None = None) -> None:
+    def __init__(self, backend: Backend, lessor: Lessor | None = None, alarms: Alarms | None = None) -> None:
         self.backend = backend
         self.index = KeyIndex()
         self.lessor = lessor if lessor is not None else Lessor(min_ttl=1, clock=lambda: 0.0)
+        self.alarms = alarms if alarms is not None else Alarms()
+        for member_id, alarm in backend.scan_alarms():
+            self.alarms.activate(member_id, alarm)
         self._wtxn = None
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         with backend.begin_read() as txn:
@@ -232,6 +236,8 @@ class KVStore:
                 return self._lease_grant(request.lease_grant)
             if kind == "lease_revoke":
                 return self._lease_revoke(request.lease_revoke)
+            if kind == "alarm":
+                return self._alarm(request.alarm)
         except errors.EtcdError as exc:
             return exc
         return None
@@ -270,6 +276,23 @@ class KVStore:
         self.backend.delete_lease(self._wtxn, request.ID)
         response = rpc_pb2.LeaseRevokeResponse()
         response.header.revision = self.end_write(txn)
+        return response
+
+    def _alarm(self, request: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
+        """ACTIVATE raises the alarm (and answers it); DEACTIVATE clears it (and answers it if it was active)."""
+        response = rpc_pb2.AlarmResponse()
+        response.header.revision = self._current_rev
+        member = (request.memberID, request.alarm)
+        if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
+            self.alarms.activate(*member)
+            self.backend.put_alarm(self._wtxn, *member)
+        elif request.action == rpc_pb2.AlarmRequest.DEACTIVATE:
+            if not self.alarms.deactivate(*member):
+                return response
+            self.backend.delete_alarm(self._wtxn, *member)
+        else:
+            return response
+        response.alarms.add(memberID=request.memberID, alarm=request.alarm)
         return response
 
     def _put(self, request: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:

@@ -3,6 +3,7 @@
 KEY_DB = b"key"
 META_DB = b"meta"
 LEASE_DB = b"lease"
+ALARM_DB = b"alarm"
 META_CONSISTENT_INDEX = b"consistent_index"
 META_SCHEDULED_COMPACT = b"scheduledCompactRev"
 META_FINISHED_COMPACT = b"finishedCompactRev"

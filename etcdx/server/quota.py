@@ -1,13 +1,15 @@
 """The backend quota (--quota-backend-bytes) and the NOSPACE alarm it raises, as etcd 3.5 applies them.
 
 A write whose estimated cost would take the backend to the quota is refused with "database space
-exceeded" and raises the NOSPACE alarm; while that alarm is active every write that adds data
-(Put, Txn with puts) is refused, until an operator disarms it (etcdctl alarm disarm). Pure.
+exceeded" and raises the NOSPACE alarm (the server proposes it through the log and waits for it to
+apply); while that alarm is active every write that adds data (Put, Txn with puts) is refused, until an
+operator disarms it (etcdctl alarm disarm). Pure.
 """
 
 from __future__ import annotations
 
 from etcdx import errors
+from etcdx.mvcc.alarms import Alarms
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 KV_OVERHEAD = 256
@@ -26,45 +28,22 @@ def txn_cost(txn: rpc_pb2.TxnRequest) -> int:
     return max(branch(txn.success), branch(txn.failure))
 
 
-class Alarms:
-    """Active alarms as (member id, alarm type) pairs."""
-
-    def __init__(self) -> None:
-        self.active: set[tuple[int, int]] = set()
-
-    def has(self, alarm: int) -> bool:
-        return any(kind == alarm for _, kind in self.active)
-
-    def activate(self, member_id: int, alarm: int) -> None:
-        self.active.add((member_id, alarm))
-
-    def deactivate(self, member_id: int, alarm: int) -> bool:
-        try:
-            self.active.remove((member_id, alarm))
-        except KeyError:
-            return False
-        return True
-
-    def list(self, member_id: int = 0, alarm: int = rpc_pb2.NONE) -> list[tuple[int, int]]:
-        return sorted(
-            (m, a)
-            for m, a in self.active
-            if (not member_id or m == member_id) and (alarm == rpc_pb2.NONE or a == alarm)
-        )
+class QuotaExceeded(errors.ERR_NO_SPACE):
+    """This write would take the backend past the quota and no NOSPACE alarm is active yet: the caller
+    raises the alarm (through the log, as etcd does) before refusing the write."""
 
 
 class Quota:
-    def __init__(self, quota_bytes: int, member_id: int, alarms: Alarms) -> None:
+    def __init__(self, quota_bytes: int, alarms: Alarms) -> None:
         self.quota_bytes = quota_bytes  # 0 = no quota
-        self.member_id = member_id
         self.alarms = alarms
 
     def check(self, cost: int, backend_bytes: int) -> None:
-        """Raises ERR_NO_SPACE for a write of ``cost`` bytes that the quota (or an alarm) forbids."""
+        """Raises ERR_NO_SPACE for a write of ``cost`` bytes that an active NOSPACE alarm forbids, or
+        QuotaExceeded (an ERR_NO_SPACE) when the quota itself forbids it."""
         if cost == 0:
             return
         if self.alarms.has(rpc_pb2.NOSPACE):
             raise errors.ERR_NO_SPACE
         if self.quota_bytes and backend_bytes + cost >= self.quota_bytes:
-            self.alarms.activate(self.member_id, rpc_pb2.NOSPACE)
-            raise errors.ERR_NO_SPACE
+            raise QuotaExceeded

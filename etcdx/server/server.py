@@ -18,6 +18,7 @@ import trio
 from etcdx import errors
 from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
+from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.watch import WatchHub
@@ -26,7 +27,7 @@ from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
 from etcdx.server import metrics
 from etcdx.server.local_log import LocalLog
-from etcdx.server.quota import Alarms, Quota
+from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
 from etcdx.wal.wal import WAL
@@ -53,7 +54,7 @@ class EtcdServer:
         self._next_request_id = 0
         self._started = trio.Event()
         self.alarms = Alarms()
-        self._quota = Quota(settings.quota_backend_bytes, settings.member_id, self.alarms)
+        self._quota = Quota(settings.quota_backend_bytes, self.alarms)
         self.backend: Backend | None = None
         self.store: KVStore | None = None
         self.wal: WAL | None = None
@@ -77,7 +78,7 @@ class EtcdServer:
         os.makedirs(s.member_dir, exist_ok=True)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
-            self.store = KVStore(self.backend, self.lessor)
+            self.store = KVStore(self.backend, self.lessor, self.alarms)
             self.wal, replay = await WAL.open(s.wal_path, after_index=self.store.consistent_index)
             try:
                 self._replay(replay.entries)
@@ -248,9 +249,20 @@ class EtcdServer:
         self.fill_header(result.header)
         return result
 
-    def check_quota(self, cost: int) -> None:
-        """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it."""
-        self._quota.check(cost, self._backend_bytes)
+    async def check_quota(self, cost: int) -> None:
+        """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it.
+
+        A write the quota itself refuses first raises this member's NOSPACE alarm through the log and waits
+        for it to apply, as etcd does, so that once a client hears "database space exceeded" the alarm
+        is listed (and survives a restart).
+        """
+        try:
+            self._quota.check(cost, self._backend_bytes)
+        except QuotaExceeded:
+            activate = rpc_pb2.AlarmRequest.ACTIVATE
+            alarm = rpc_pb2.AlarmRequest(action=activate, memberID=self.member_id, alarm=rpc_pb2.NOSPACE)
+            await self.propose(InternalRequest(alarm=alarm))
+            raise
 
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Serves a read from the applied state.

@@ -29,6 +29,14 @@ def test_space_exceeded_raises_an_alarm_until_disarmed(tmp_path):
         with pytest.raises(grpc.RpcError):
             kv.Put(rpc_pb2.PutRequest(key=b"small", value=b"1"))  # every write that adds data now fails
         kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"fill/", range_end=b"fill0"))  # deletes still work
+        channel.close()
+        server.kill9()  # the alarm is applied state: it survives a crash, as etcd's does
+        server.restart()
+        channel = grpc.insecure_channel(server.endpoint)
+        kv, maintenance = rpc_pb2_grpc.KVStub(channel), rpc_pb2_grpc.MaintenanceStub(channel)
+        assert maintenance.Alarm(rpc_pb2.AlarmRequest()).alarms == alarms
+        with pytest.raises(grpc.RpcError):
+            kv.Put(rpc_pb2.PutRequest(key=b"small", value=b"1"))
         conn = http.client.HTTPConnection("127.0.0.1", server.client_port, timeout=10)
         conn.request("GET", "/health")
         response = conn.getresponse()

@@ -310,3 +310,19 @@ def test_backend_reports_sizes(store):
     store.put(b"a", b"x" * 1_000_000)
     assert store.backend.size_in_use_bytes >= before + 1_000_000
     assert store.backend.size_bytes >= store.backend.size_in_use_bytes
+
+
+def test_alarms_are_applied_state_that_survives_a_reopen(store):
+    def alarm(action, member_id=7, kind=pb.NOSPACE):
+        response = store.apply(alarm=pb.AlarmRequest(action=action, memberID=member_id, alarm=kind))
+        return [(a.memberID, a.alarm) for a in response.alarms]
+
+    assert alarm(pb.AlarmRequest.ACTIVATE) == [(7, pb.NOSPACE)]
+    assert alarm(pb.AlarmRequest.ACTIVATE, 9, pb.CORRUPT) == [(9, pb.CORRUPT)]
+    assert store.kv.current_revision == 1  # alarms are not keys: no revision
+    store.reopen()
+    assert store.kv.alarms.list() == [(7, pb.NOSPACE), (9, pb.CORRUPT)]
+    assert alarm(pb.AlarmRequest.DEACTIVATE) == [(7, pb.NOSPACE)]
+    assert alarm(pb.AlarmRequest.DEACTIVATE) == []  # not active any more: nothing to answer
+    store.reopen()
+    assert store.kv.alarms.list() == [(9, pb.CORRUPT)]

@@ -34,7 +34,7 @@ class KVService:
 
     async def put(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.PutRequest, data)
-        self._server.check_quota(quota.put_cost(request))
+        await self._server.check_quota(quota.put_cost(request))
         kv_checks.check_put(request)
         return await self._propose(InternalRequest(put=request))
 
@@ -45,7 +45,7 @@ class KVService:
 
     async def txn(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.TxnRequest, data)
-        self._server.check_quota(quota.txn_cost(request))
+        await self._server.check_quota(quota.txn_cost(request))
         kv_checks.check_txn(request, self._max_txn_ops)
         return await self._propose(InternalRequest(txn=request))
 

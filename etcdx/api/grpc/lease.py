@@ -28,7 +28,7 @@ class LeaseService:
 
     async def grant(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.LeaseGrantRequest, data)
-        self._server.check_quota(LEASE_GRANT_COST)
+        await self._server.check_quota(LEASE_GRANT_COST)
         return (await self._server.lease_grant(request)).SerializeToString()
 
     async def revoke(self, data: bytes, ctx: RpcContext) -> bytes:

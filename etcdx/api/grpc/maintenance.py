@@ -5,6 +5,7 @@ from __future__ import annotations
 from etcdx.api.grpc.codec import decode
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer
 from etcdx.version import SERVER_VERSION
 
@@ -35,17 +36,14 @@ class MaintenanceService:
         ).SerializeToString()
 
     async def alarm(self, data: bytes, ctx: RpcContext) -> bytes:
-        """GET lists alarms (filtered by member and type); DEACTIVATE clears one; ACTIVATE raises one."""
+        """GET lists alarms (filtered by member and type) from the applied state; ACTIVATE and DEACTIVATE go
+        through the log, as etcd's do, and answer what they changed."""
         request = decode(rpc_pb2.AlarmRequest, data)
-        alarms = self._server.alarms
+        if request.action in (rpc_pb2.AlarmRequest.ACTIVATE, rpc_pb2.AlarmRequest.DEACTIVATE):
+            response = await self._server.propose(InternalRequest(alarm=request))
+            return response.SerializeToString()
         response = rpc_pb2.AlarmResponse()
-        if request.action == rpc_pb2.AlarmRequest.GET:
-            listed = alarms.list(request.memberID, request.alarm)
-        elif request.action == rpc_pb2.AlarmRequest.ACTIVATE:
-            alarms.activate(request.memberID, request.alarm)
-            listed = [(request.memberID, request.alarm)]
-        else:
-            cleared = alarms.deactivate(request.memberID, request.alarm)
-            listed = [(request.memberID, request.alarm)] if cleared else []
+        self._server.fill_header(response.header)
+        listed = self._server.alarms.list(request.memberID, request.alarm)
         response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)
         return response.SerializeToString()
