@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 
 import grpc
 import pytest
@@ -24,6 +25,16 @@ def bench(endpoint: str, *args: str, client: str = "native") -> dict:
     return json.loads(result.stdout)
 
 
+def proposals_committed(server) -> float:
+    """The server's own count of committed proposals, from its /metrics (etcd and etcdx name it alike)."""
+    with urllib.request.urlopen(f"http://{server.endpoint}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(PROPOSALS_METRIC + " "))
+
+
+PROPOSALS_METRIC = "etcd_server_proposals_committed_total"
+
+
 def revision(endpoint: str) -> int:
     with grpc.insecure_channel(endpoint) as channel:
         return rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"x")).header.revision
@@ -36,7 +47,7 @@ CLIENTS = ["native", "grpcio"]
 @pytest.mark.parametrize("server_fixture", ["etcdx_server", "etcd_server"])
 def test_put_count_matches_the_servers_revision(request, server_fixture, client):
     server = request.getfixturevalue(server_fixture)
-    before = revision(server.endpoint)
+    before, proposals_before = revision(server.endpoint), proposals_committed(server)
     report = bench(
         server.endpoint,
         "put",
@@ -55,6 +66,7 @@ def test_put_count_matches_the_servers_revision(request, server_fixture, client)
     assert report["requests"] == report["succeeded"] == 600 and report["errors"] == {}
     assert report["client"] == client
     assert revision(server.endpoint) - before == 600
+    assert proposals_committed(server) - proposals_before == 600  # one proposal per put, in the server's metrics
     assert report["latency_seconds"]["p50"] <= report["latency_seconds"]["p99"] <= report["latency_seconds"]["slowest"]
     assert sum(b["count"] for b in report["histogram"]) == 600
     assert report["tool_cpu_us_per_request"] > 0
