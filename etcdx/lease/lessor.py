@@ -3,10 +3,14 @@
 Time comes in through ``clock`` (seconds, monotonic) given by the server. Grant and revoke are
 applied from committed entries on every member; renew (keep-alive), expiry and promotion are the
 leader's business. Invariant: ``_lease_of[key] == id`` exactly when ``key in leases[id].keys``.
+Expiry order: ``_queue`` is a min-heap of (expiry, id) holding an entry for every lease with a finite
+expiry, plus stale entries (a lease renewed or revoked since) that are dropped when they surface, so a
+check for expired leases costs O(k log n) for k due leases, not a scan of all n.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable
 
@@ -38,6 +42,7 @@ class Lessor:
         self.clock = clock
         self.leases: dict[int, Lease] = {}
         self._lease_of: dict[bytes, int] = {}
+        self._queue: list[tuple[float, int]] = []
         self.primary = False  # True on the leader: expiries are real
 
     # -- applied from the log -------------------------------------------------------------------
@@ -46,9 +51,9 @@ class Lessor:
         if lease_id in self.leases:
             raise errors.ERR_LEASE_EXIST
         lease = Lease(lease_id, max(ttl, self.min_ttl))
-        if self.primary:
-            lease.expiry = self.clock() + lease.ttl
         self.leases[lease_id] = lease
+        if self.primary:
+            self._set_expiry(lease, self.clock() + lease.ttl)
         return lease
 
     def restore(self, lease_id: int, ttl: int) -> None:
@@ -94,8 +99,11 @@ class Lessor:
         """This member leads now: every lease gets a fresh TTL plus ``extend`` seconds."""
         self.primary = True
         now = self.clock()
+        self._queue = []
         for lease in self.leases.values():
             lease.expiry = now + lease.ttl + extend
+            self._queue.append((lease.expiry, lease.id))
+        heapq.heapify(self._queue)
 
     def renew(self, lease_id: int) -> int:
         """Keep-alive: the granted TTL, or 0 for an unknown or already expired lease."""
@@ -103,7 +111,7 @@ class Lessor:
         now = self.clock()
         if lease is None or lease.expiry <= now:
             return 0
-        lease.expiry = now + lease.ttl
+        self._set_expiry(lease, now + lease.ttl)
         return lease.ttl
 
     def remaining(self, lease_id: int) -> int:
@@ -116,7 +124,22 @@ class Lessor:
         return max(int(lease.expiry - self.clock()), 0)
 
     def expired(self, limit: int) -> list[int]:
-        """Up to ``limit`` leases whose time is up, earliest first."""
+        """Up to ``limit`` leases whose time is up, earliest first. They stay due (and are listed again by
+        the next call) until revoked or renewed."""
         now = self.clock()
-        due = sorted((lease.expiry, lease.id) for lease in self.leases.values() if lease.expiry <= now)
-        return [lease_id for _, lease_id in due[:limit]]
+        queue, due = self._queue, []
+        while queue and queue[0][0] <= now and len(due) < limit:
+            expiry, lease_id = heapq.heappop(queue)
+            lease = self.leases.get(lease_id)
+            if lease is not None and lease.expiry == expiry and (not due or due[-1] != (expiry, lease_id)):
+                due.append((expiry, lease_id))
+        for entry in due:
+            heapq.heappush(queue, entry)
+        return [lease_id for _, lease_id in due]
+
+    def _set_expiry(self, lease: Lease, expiry: float) -> None:
+        lease.expiry = expiry
+        heapq.heappush(self._queue, (expiry, lease.id))
+        if len(self._queue) > 2 * len(self.leases) + 64:  # mostly stale entries: rebuild from the live leases
+            self._queue = [(x.expiry, x.id) for x in self.leases.values() if x.expiry != FOREVER]
+            heapq.heapify(self._queue)
