@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class ServerSettings:
+    """Every field is set from the Config (etcdx/cli/main.py), which holds etcd's defaults: none here."""
+
     name: str
     data_dir: str
+    wal_dir: str
     member_id: int
     cluster_id: int
-    wal_dir: str = ""
-    peer_urls: tuple[str, ...] = ()
-    client_urls: tuple[str, ...] = ()
-    max_request_bytes: int = 1_572_864
-    max_txn_ops: int = 128
-    quota_backend_bytes: int = 2 * 1024**3
-    backend_map_size: int = 8 * 1024**3
-    watch_progress_notify_interval: float = 600.0
-    heartbeat_interval_ms: int = 100
-    election_timeout_ms: int = 1000
-    extra: dict = field(default_factory=dict)
+    peer_urls: tuple[str, ...]
+    client_urls: tuple[str, ...]
+    max_request_bytes: int
+    max_txn_ops: int
+    quota_backend_bytes: int
+    backend_map_size: int
+    watch_progress_notify_interval: float
+    heartbeat_interval_ms: int
+    election_timeout_ms: int
 
     @property
     def member_dir(self) -> str:
