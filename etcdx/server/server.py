@@ -2,7 +2,8 @@
 
 Durability contract: a proposal's waiter is resolved only after its entry was fsynced to the WAL and
 applied to the store. Group commit falls out of the loop: while one fsync runs off the event loop,
-new proposals accumulate in the log and the next iteration persists all of them with one fsync.
+new proposals accumulate in the log and the next iteration persists all of them with one fsync, and
+applies the batch fsynced before while that fsync runs.
 On start, WAL entries past the backend's consistent index are re-applied (apply is idempotent per
 index), so a backend that lags the WAL after a crash catches up before any client is served.
 """
@@ -127,11 +128,16 @@ class EtcdServer:
                 self._work = trio.Event()
                 continue
             rd = node.ready()
+            persist = bool(rd.entries) or rd.hard_state is not None
+            if persist:
+                self.wal.append(rd.entries, rd.hard_state)
+                synced = self.wal.start_sync()
+            # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
+            # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
             if rd.committed:
                 self._apply_committed(rd.committed)
-            if rd.entries or rd.hard_state is not None:
-                self.wal.append(rd.entries, rd.hard_state)
-                await self.wal.sync()
+            if persist:
+                await self.wal.wait_synced(synced)
             node.advance(rd)
 
     def _apply_committed(self, entries: list[Entry]) -> None:

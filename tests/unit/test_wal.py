@@ -10,7 +10,8 @@ import trio
 
 from etcdx.pb.etcdxpb.raft_pb2 import Entry, HardState
 from etcdx.wal import record
-from etcdx.wal.wal import WAL, WalCorruptError
+from etcdx.wal import wal as wal_module
+from etcdx.wal.wal import WAL, WalCorruptError, WalWriteError
 
 
 def entries(first: int, last: int, term: int = 1) -> list[Entry]:
@@ -113,3 +114,33 @@ async def test_group_commit_shares_fsyncs(tmp_path):
     await wal.close()
     _, replay = await WAL.open(str(tmp_path))
     assert len(replay.entries) == writers
+
+
+async def test_start_sync_then_wait_covers_what_was_appended_before(tmp_path):
+    wal, _ = await WAL.open(str(tmp_path))
+    wal.append(entries(1, 3))
+    target = wal.start_sync()
+    wal.append(entries(4, 5))  # after the target: the running fsync need not cover these
+    await wal.wait_synced(target)
+    await wal.wait_synced(wal.start_sync())
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2, 3, 4, 5]
+
+
+async def test_a_failed_fsync_fails_that_sync_and_every_later_one(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    wal.append(entries(1, 1))
+    await wal.sync()
+
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", failing_fdatasync)
+    wal.append(entries(2, 2))
+    with pytest.raises(WalWriteError):
+        await wal.sync()
+    monkeypatch.undo()
+    wal.append(entries(3, 3))
+    with pytest.raises(WalWriteError):
+        await wal.sync()
