@@ -51,6 +51,9 @@ class EtcdServer:
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
         self._waiters = Waiters()
+        # Pending proposals = parked proposers, read when /metrics is scraped (the series is per process, as
+        # the server is; the last server constructed owns it).
+        metrics.PROPOSALS_PENDING.set_function(self._waiters.__len__)
         self._work = trio.Event()
         self._next_request_id = 0
         self._started = trio.Event()
@@ -144,7 +147,8 @@ class EtcdServer:
         results = []
         with self.store.apply_batch():
             for entry in entries:
-                results.append((entry.index, self._apply_entry(entry)))
+                if entry.data:
+                    results.append((entry.index, self._apply_entry(entry)))
         self._backend_bytes = self.backend.size_bytes
         self._backend_dirty.set()
         metrics.PROPOSALS_APPLIED.inc(len(entries))
@@ -154,8 +158,17 @@ class EtcdServer:
             hub.notify(revision, events)
         if hub.unsynced_count:
             self._sync_needed.set()
+        failed = 0
+        resolve = self._waiters.resolve
         for index, result in results:
-            self._waiters.resolve(index, result)
+            if isinstance(result, errors.EtcdError):
+                failed += 1
+            resolve(index, result)
+        # Counted per batch rather than per caller (one lock each): a proposal whose caller gave up counts too.
+        if failed:
+            metrics.PROPOSALS_FAILED.inc(failed)
+        if len(results) > failed:
+            metrics.PROPOSALS_COMMITTED.inc(len(results) - failed)
 
     def _apply_entry(self, entry: Entry) -> Any:
         if not entry.data:
@@ -237,21 +250,10 @@ class EtcdServer:
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
         index = self.log.propose(data)
-        metrics.PROPOSALS_PENDING.inc()
-        waiter = self._waiters.register(index)
         self._work.set()
-        try:
-            await waiter.done.wait()
-        except BaseException:
-            self._waiters.forget(index)
-            raise
-        finally:
-            metrics.PROPOSALS_PENDING.dec()
-        result = waiter.result
+        result = await self._waiters.wait(index)
         if isinstance(result, errors.EtcdError):
-            metrics.PROPOSALS_FAILED.inc()
             raise result
-        metrics.PROPOSALS_COMMITTED.inc()
         self.fill_header(result.header)
         return result
 
