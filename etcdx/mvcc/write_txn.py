@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 RangeRequest = rpc_pb2.RangeRequest
 
+_PUT = kv_pb2.Event.PUT
+
 _SORT_KEYS = {
     RangeRequest.KEY: lambda kv: kv.key,
     RangeRequest.VERSION: lambda kv: kv.version,
@@ -133,11 +135,17 @@ class WriteTxn(ReadView):
     def put(self, key: bytes, value: bytes, lease: int) -> int:
         rev = self._touch()
         created, version = self.store.index.put(key, rev)
-        kv = kv_pb2.KeyValue(
-            key=key, create_revision=created, mod_revision=self.begin_rev + 1, version=version, value=value, lease=lease
-        )
+        # The KeyValue is built in place inside its watch event (no copy of it into the event).
+        event = kv_pb2.Event(type=_PUT)
+        kv = event.kv
+        kv.key = key
+        kv.create_revision = created
+        kv.mod_revision = self.begin_rev + 1
+        kv.version = version
+        kv.value = value
+        kv.lease = lease
         self.txn.put(backend_key(rev), kv.SerializeToString(), db=self.store.backend.key_db)
-        self.events.append(kv_pb2.Event(type=kv_pb2.Event.PUT, kv=kv))
+        self.events.append(event)
         self.store.lessor.on_put(key, lease)
         return self.begin_rev + 1
 
