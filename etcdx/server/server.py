@@ -323,3 +323,36 @@ class EtcdServer:
     @property
     def leader_id(self) -> int:
         return self.member_id
+
+    @property
+    def current_revision(self) -> int:
+        return self.store.current_revision
+
+    @property
+    def db_size_bytes(self) -> int:
+        return self.backend.size_bytes
+
+    @property
+    def db_size_in_use_bytes(self) -> int:
+        return self.backend.size_in_use_bytes
+
+    # -- leases as clients see them (grant and revoke go through the log) ----------------------
+
+    def renew_lease(self, lease_id: int) -> int:
+        """A keep-alive: the granted TTL, or 0 for an unknown or already expired lease."""
+        return self.lessor.renew(lease_id)
+
+    def lease_time_to_live(self, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+        response = rpc_pb2.LeaseTimeToLiveResponse(header=self.header(), ID=request.ID)
+        lease = self.lessor.leases.get(request.ID)
+        if lease is None:
+            response.TTL = -1
+            return response
+        response.TTL = self.lessor.remaining(request.ID)
+        response.grantedTTL = lease.ttl
+        if request.keys:
+            response.keys.extend(sorted(lease.keys))
+        return response
+
+    def lease_ids(self) -> list[int]:
+        return sorted(self.lessor.leases)

@@ -41,25 +41,16 @@ class LeaseService:
         async for data in requests:
             request = decode(rpc_pb2.LeaseKeepAliveRequest, data)
             header = server.header()  # captured before the renewal, as etcd does
-            ttl = server.lessor.renew(request.ID)
+            ttl = server.renew_lease(request.ID)
             await send(rpc_pb2.LeaseKeepAliveResponse(header=header, ID=request.ID, TTL=ttl).SerializeToString())
 
     async def time_to_live(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.LeaseTimeToLiveRequest, data)
-        lessor = self._server.lessor
-        response = rpc_pb2.LeaseTimeToLiveResponse(header=self._server.header(), ID=request.ID)
-        lease = lessor.leases.get(request.ID)
-        if lease is None:
-            response.TTL = -1
-        else:
-            response.TTL = lessor.remaining(request.ID)
-            response.grantedTTL = lease.ttl
-            if request.keys:
-                response.keys.extend(sorted(lease.keys))
+        response = self._server.lease_time_to_live(request)
         return response.SerializeToString()
 
     async def leases(self, data: bytes, ctx: RpcContext) -> bytes:
         decode(rpc_pb2.LeaseLeasesRequest, data)
         response = rpc_pb2.LeaseLeasesResponse(header=self._server.header())
-        response.leases.extend(rpc_pb2.LeaseStatus(ID=i) for i in sorted(self._server.lessor.leases))
+        response.leases.extend(rpc_pb2.LeaseStatus(ID=i) for i in self._server.lease_ids())
         return response.SerializeToString()

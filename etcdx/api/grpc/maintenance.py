@@ -26,8 +26,8 @@ class MaintenanceService:
         return rpc_pb2.StatusResponse(
             header=server.header(),
             version=SERVER_VERSION,
-            dbSize=server.backend.size_bytes,
-            dbSizeInUse=server.backend.size_in_use_bytes,
+            dbSize=server.db_size_bytes,
+            dbSizeInUse=server.db_size_in_use_bytes,
             leader=server.leader_id,
             raftIndex=server.committed_index,
             raftTerm=server.raft_term,

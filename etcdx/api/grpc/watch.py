@@ -71,7 +71,7 @@ class WatchStream(ChannelSink):
         elif kind == "cancel_request":
             await self._cancel(request.cancel_request.watch_id)
         elif kind == "progress_request":
-            await self._reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.store.current_revision)
+            await self._reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.current_revision)
 
     async def _reply(self, response: rpc_pb2.WatchResponse, revision: int) -> None:
         response.header.revision = revision
@@ -82,7 +82,7 @@ class WatchStream(ChannelSink):
         end: bytes | None = create.range_end or None
         if end == b"\x00":
             end = b""
-        current = self._server.store.current_revision
+        current = self._server.current_revision
         error = None
         if end and key >= end:
             error = ERR_EMPTY_RANGE
@@ -122,7 +122,7 @@ class WatchStream(ChannelSink):
         if watcher is None:
             return  # unknown IDs are ignored without a reply, as etcd does
         self._hub.remove(watcher)
-        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.store.current_revision)
+        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.current_revision)
 
     # -- sending -----------------------------------------------------------------------------
 

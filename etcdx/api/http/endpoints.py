@@ -63,7 +63,6 @@ class HttpEndpoints:
         return _response(200, _VERSION_BODY.encode(), ("content-type", "application/json"))
 
     def _metrics(self, request: HttpRequest) -> HttpResponse:
-        backend = self._server.backend
-        metrics.DB_TOTAL_SIZE.set(backend.size_bytes)
+        metrics.DB_TOTAL_SIZE.set(self._server.db_size_bytes)
         metrics.QUOTA_BACKEND_BYTES.set(self._server.settings.quota_backend_bytes)
         return _response(200, generate_latest(), ("content-type", CONTENT_TYPE_PLAIN_0_0_4))
