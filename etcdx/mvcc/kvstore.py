@@ -320,11 +320,16 @@ class KVStore:
         return response
 
     def _compact(self, rev: int) -> None:
-        """Physically removes history older than ``rev`` (inside the current batch)."""
+        """Physically removes history older than ``rev`` (inside the current batch).
+
+        Every row at ``rev`` itself stays, tombstones included (the key index forgets a key deleted at
+        ``rev``, the backend keeps its tombstone until a later compaction): a watcher may still start or
+        resume at ``rev``, and the DELETE events of ``rev`` must be there for it to read.
+        """
         txn = self._wtxn
         self.backend.put_meta_int(txn, meta.META_SCHEDULED_COMPACT, rev)
         keep = self.index.compact(rev)
-        bound = backend_key(pack(rev + 1, 0))
+        bound = backend_key(pack(rev, 0))
         cursor = txn.cursor(db=self.backend.key_db)
         doomed = []
         for raw_key in cursor.iternext(values=False):

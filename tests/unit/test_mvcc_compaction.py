@@ -14,6 +14,7 @@ from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.revision import backend_key, pack
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.pb.mvccpb import kv_pb2
 
 
 class Store:
@@ -93,7 +94,13 @@ def test_reads_below_the_compacted_revision_fail_and_at_it_succeed(history):
 
 def test_compaction_deletes_old_revisions_and_ended_generations(history):
     history.compact(5)
-    # a keeps its newest value <= 5; b's generation ended at 5 so it goes whole, tombstone included
+    # a keeps its newest value <= 5; b's generation ended at 5 so its value goes; only the tombstone at 5
+    # stays, because a watcher may still read revision 5 itself
+    assert history.stored_revisions() == rows(3, 6, tombstones=(5,))
+    assert history.range(b"b", revision=5).count == 0
+    [(revision, events)] = history.kv.history(5, 5)
+    assert revision == 5 and [(e.type, e.kv.key) for e in events] == [(kv_pb2.Event.DELETE, b"b")]
+    history.compact(6)  # the next compaction takes the tombstone
     assert history.stored_revisions() == rows(3, 6)
 
 
@@ -134,7 +141,7 @@ def test_compacting_everything_keeps_the_current_revision_across_reopen(store):
     store.apply(put=pb.PutRequest(key=b"a", value=b"1"))
     store.apply(delete_range=pb.DeleteRangeRequest(key=b"a"))
     store.compact(3)
-    assert store.stored_revisions() == []
+    assert store.stored_revisions() == rows(tombstones=(3,))  # the tombstone at the compaction revision stays
     store.reopen()
     assert store.kv.current_revision == 3 and store.kv.compact_revision == 3
     assert store.apply(put=pb.PutRequest(key=b"a", value=b"2")).header.revision == 4
@@ -145,4 +152,4 @@ def test_a_compaction_scheduled_but_not_finished_is_finished_on_open(history):
         history.backend.put_meta_int(txn, schema.META_SCHEDULED_COMPACT, 5)
     history.reopen()
     assert history.kv.compact_revision == 5
-    assert history.stored_revisions() == rows(3, 6)
+    assert history.stored_revisions() == rows(3, 6, tombstones=(5,))
