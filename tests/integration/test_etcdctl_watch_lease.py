@@ -1,4 +1,4 @@
-"""etcdctl 3.5.1 watch and lease commands print the same against etcdx as against etcd 3.5.1.
+"""etcdctl watch and lease commands (3.5.1 and 3.4) print the same against etcdx as against etcd 3.5.1.
 
 Lease IDs (time-based, server-chosen) are replaced by their order of appearance before comparing,
 and a lease's attached keys are compared as a set (etcd prints them in Go map order).
@@ -6,12 +6,13 @@ and a lease's attached keys are compared as a set (etcd prints them in Go map or
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import time
 
-from tests.integration.test_etcdctl import etcdctl, normalise
-from tests.support.procs import ETCDCTL
+from tests.integration.test_etcdctl import CLIENTS, normalise
+from tests.integration.test_etcdctl import etcdctl as _etcdctl
 
 _LEASE_ID = re.compile(r"\b[0-9a-f]{15,16}\b")
 _ATTACHED = re.compile(r"attached keys\(\[([^\]]*)\]\)")
@@ -27,7 +28,8 @@ def stable_ids(text: str) -> str:
     return _LEASE_ID.sub(lambda m: seen.setdefault(m.group(0), f"<lease{len(seen)}>"), text)
 
 
-def lease_session(endpoint: str) -> list[str]:
+def lease_session(endpoint: str, binary: str) -> list[str]:
+    etcdctl = functools.partial(_etcdctl, binary=binary)
     out = []
     granted = etcdctl(endpoint, "lease", "grant", "1000").stdout
     lease_id = granted.split()[1]
@@ -46,21 +48,23 @@ def lease_session(endpoint: str) -> list[str]:
     return [sorted_keys(stable_ids(normalise(text))) for text in out]
 
 
-def test_lease_commands_match_etcd(etcdx_server, etcd_server):
-    assert lease_session(etcdx_server.endpoint) == lease_session(etcd_server.endpoint)
+@CLIENTS
+def test_lease_commands_match_etcd(binary, etcdx_server, etcd_server):
+    assert lease_session(etcdx_server.endpoint, binary) == lease_session(etcd_server.endpoint, binary)
 
 
-def watch_session(endpoint: str) -> str:
+def watch_session(endpoint: str, binary: str) -> str:
+    etcdctl = functools.partial(_etcdctl, binary=binary)
     for i in range(3):
         etcdctl(endpoint, "put", "w/key", f"v{i}")
     etcdctl(endpoint, "put", "w/other", "x")
     history = subprocess.Popen(
-        [ETCDCTL, "--endpoints", endpoint, "watch", "w/", "--prefix", "--rev", "2", "--prev-kv"],
+        [binary, "--endpoints", endpoint, "watch", "w/", "--prefix", "--rev", "2", "--prev-kv"],
         stdout=subprocess.PIPE,
         text=True,
     )
     interactive = subprocess.Popen(
-        [ETCDCTL, "--endpoints", endpoint, "watch", "-i"],
+        [binary, "--endpoints", endpoint, "watch", "-i"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -83,5 +87,6 @@ def watch_session(endpoint: str) -> str:
     return history_out + "---\n" + interactive_out
 
 
-def test_watch_commands_match_etcd(etcdx_server, etcd_server):
-    assert watch_session(etcdx_server.endpoint) == watch_session(etcd_server.endpoint)
+@CLIENTS
+def test_watch_commands_match_etcd(binary, etcdx_server, etcd_server):
+    assert watch_session(etcdx_server.endpoint, binary) == watch_session(etcd_server.endpoint, binary)

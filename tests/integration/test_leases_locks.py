@@ -15,7 +15,7 @@ from etcdx.pb.v3electionpb import v3election_pb2_grpc as elg
 from etcdx.pb.v3lockpb import v3lock_pb2 as lk
 from etcdx.pb.v3lockpb import v3lock_pb2_grpc as lkg
 from tests.compat.watch_client import RecordingWatch
-from tests.support.procs import ETCDCTL
+from tests.integration.test_etcdctl import CLIENTS
 
 
 @pytest.fixture
@@ -194,17 +194,18 @@ def test_election_campaign_observe_proclaim_resign(stubs):
     observed.cancel()
 
 
-def test_etcdctl_lock_and_elect_recipes(etcdx_server):
+@CLIENTS
+def test_etcdctl_lock_and_elect_recipes(binary, etcdx_server):
     ep = etcdx_server.endpoint
     held = subprocess.run(
-        [ETCDCTL, "--endpoints", ep, "lock", "job", "--", "echo", "running-with-lock"],
+        [binary, "--endpoints", ep, "lock", "job", "--", "echo", "running-with-lock"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert held.returncode == 0 and "running-with-lock" in held.stdout
     elect = subprocess.Popen(
-        [ETCDCTL, "--endpoints", ep, "elect", "leader-election", "proposal-1"],
+        [binary, "--endpoints", ep, "elect", "leader-election", "proposal-1"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -213,7 +214,7 @@ def test_etcdctl_lock_and_elect_recipes(etcdx_server):
         assert line.startswith("leader-election/")
         assert elect.stdout.readline() == "proposal-1\n"
         listener = subprocess.Popen(
-            [ETCDCTL, "--endpoints", ep, "elect", "-l", "leader-election"], stdout=subprocess.PIPE, text=True
+            [binary, "--endpoints", ep, "elect", "-l", "leader-election"], stdout=subprocess.PIPE, text=True
         )
         try:
             assert listener.stdout.readline() == line

