@@ -2,7 +2,8 @@
 
 Per connection: one reader loop feeds the driver and dispatches events; one writer task sends
 whatever the driver has produced (so everything produced while handling one read goes out in one
-write); one task per call runs its handler. Message framing: 1 byte compressed flag + 4 byte
+write); one task per call runs its handler, except for inline and deferred unary methods, which
+hold no task (see their classes). Message framing: 1 byte compressed flag + 4 byte
 big-endian length. A call ends with trailers grpc-status / grpc-message.
 
 Back-pressure: a unary call holds at most one message (bounded by max_recv_message_bytes) and acknowledges
@@ -68,6 +69,20 @@ class InlineUnaryMethod:
     handler: Callable[[bytes, RpcContext], bytes]
 
 
+Reply = Callable[[bytes | EtcdError], None]
+
+
+@dataclass(frozen=True)
+class DeferredUnaryMethod:
+    """A unary method whose handler starts the work and returns at once, handing ``reply`` to whatever finishes
+    it (such as the apply of a proposal): no task per call. The handler runs in the connection's reader; an
+    error it raises ends the call. ``reply`` takes the response bytes or an EtcdError, once, and never raises;
+    it is a no-op if the call ended meanwhile (stream reset, connection gone). A reply that arrives after the
+    call's deadline ends it with DEADLINE_EXCEEDED instead (the client enforces its deadline itself too)."""
+
+    handler: Callable[[bytes, RpcContext, Reply], None]
+
+
 @dataclass(frozen=True)
 class ServerStreamMethod:
     handler: Callable[[bytes, RpcContext, Send], Awaitable[None]]
@@ -78,7 +93,8 @@ class BidiStreamMethod:
     handler: Callable[[AsyncIterator[bytes], RpcContext, Send], Awaitable[None]]
 
 
-Method = UnaryMethod | InlineUnaryMethod | ServerStreamMethod | BidiStreamMethod
+Method = UnaryMethod | InlineUnaryMethod | DeferredUnaryMethod | ServerStreamMethod | BidiStreamMethod
+_UNARY = UnaryMethod | InlineUnaryMethod | DeferredUnaryMethod
 Resolver = Callable[[str], Method | None]
 
 
@@ -233,7 +249,7 @@ class GrpcConnection:
         deadline = trio.current_time() + timeout if timeout is not None else None
         call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline))
         self._calls[event.stream_id] = call
-        if not isinstance(method, UnaryMethod | InlineUnaryMethod):
+        if not isinstance(method, _UNARY):
             # Unbounded in messages, bounded in bytes by withholding acknowledgements (see the module doc).
             send, receive = trio.open_memory_channel(math.inf)
             call.inbox = send
@@ -328,6 +344,8 @@ class GrpcConnection:
                 self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
             elif isinstance(call.method, InlineUnaryMethod):
                 self._run_inline(call, call.messages[0])
+            elif isinstance(call.method, DeferredUnaryMethod):
+                self._run_deferred(call, call.messages[0])
             else:
                 self._nursery.start_soon(self._run_unary, call, call.messages[0])
         else:
@@ -389,6 +407,32 @@ class GrpcConnection:
         except Exception as exc:
             self._finish(call, *_outcome(call, exc))
             return
+        self._reply(call, reply)
+
+    def _run_deferred(self, call: _Call, message: bytes) -> None:
+        try:
+            call.method.handler(message, call.ctx, lambda outcome: self._deferred_reply(call, outcome))
+        except Exception as exc:
+            self._finish(call, *_outcome(call, exc))
+
+    def _deferred_reply(self, call: _Call, outcome: bytes | EtcdError) -> None:
+        """A deferred call's ``reply`` (DeferredUnaryMethod's contract). It runs in whatever task finished the
+        work, so nothing may escape from it: an unexpected failure ends the call as UNKNOWN."""
+        if call.closed or self._closing:
+            return
+        try:
+            if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
+                self._finish(call, _DEADLINE_EXCEEDED.code, _DEADLINE_EXCEEDED.message)
+            elif isinstance(outcome, EtcdError):
+                self._finish(call, outcome.code, outcome.message)
+            else:
+                self._reply(call, outcome)
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._finish(call, *_outcome(call, exc))
+
+    def _reply(self, call: _Call, reply: bytes) -> None:
+        """Sends a unary call's response and ends it; waits for send window in a task of its own if needed."""
         if not self._send_message_nowait(call, reply):
             self._nursery.start_soon(self._send_and_finish, call, reply)
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -244,6 +245,26 @@ class EtcdServer:
         Raises the EtcdError the request failed with. Cancelling the caller does not withdraw the
         proposal: once proposed it will be applied; only the answer is lost.
         """
+        result = await self._waiters.wait(self._append_proposal(request))
+        if isinstance(result, errors.EtcdError):
+            raise result
+        self.fill_header(result.header)
+        return result
+
+    def propose_nowait(self, request: InternalRequest, on_done: Callable[[Any], None]) -> None:
+        """``propose`` for a caller that holds no task: returns at once (or raises, as ``propose`` does before
+        proposing), and once the entry is applied ``on_done`` gets the response (header filled) or the
+        EtcdError it failed with. ``on_done`` runs inside the apply loop and must not raise."""
+
+        def done(result: Any) -> None:
+            if not isinstance(result, errors.EtcdError):
+                self.fill_header(result.header)
+            on_done(result)
+
+        self._waiters.on_resolve(self._append_proposal(request), done)
+
+    def _append_proposal(self, request: InternalRequest) -> int:
+        """Numbers ``request``, appends it to the log and wakes the Ready loop; returns its log index."""
         self._next_request_id += 1
         request.id = self._next_request_id
         data = request.SerializeToString()
@@ -251,11 +272,7 @@ class EtcdServer:
             raise errors.ERR_REQUEST_TOO_LARGE
         index = self.log.propose(data)
         self._work.set()
-        result = await self._waiters.wait(index)
-        if isinstance(result, errors.EtcdError):
-            raise result
-        self.fill_header(result.header)
-        return result
+        return index
 
     async def check_quota(self, cost: int) -> None:
         """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it.
@@ -267,10 +284,25 @@ class EtcdServer:
         try:
             self._quota.check(cost, self._backend_bytes)
         except QuotaExceeded:
-            activate = rpc_pb2.AlarmRequest.ACTIVATE
-            alarm = rpc_pb2.AlarmRequest(action=activate, memberID=self.member_id, alarm=rpc_pb2.NOSPACE)
-            await self.propose(InternalRequest(alarm=alarm))
+            await self.propose(self._nospace_alarm())
             raise
+
+    def check_quota_nowait(self, cost: int, on_refused: Callable[[errors.EtcdError], None]) -> bool:
+        """``check_quota`` for a caller that holds no task: True if the write may go ahead. If not, raises the
+        NOSPACE alarm's error at once when the alarm is already active; when the quota itself refuses, returns
+        False and hands the error to ``on_refused`` once the alarm it raises has applied."""
+        try:
+            self._quota.check(cost, self._backend_bytes)
+        except QuotaExceeded:
+            self.propose_nowait(self._nospace_alarm(), lambda _: on_refused(errors.ERR_NO_SPACE()))
+            return False
+        return True
+
+    def _nospace_alarm(self) -> InternalRequest:
+        alarm = rpc_pb2.AlarmRequest(
+            action=rpc_pb2.AlarmRequest.ACTIVATE, memberID=self.member_id, alarm=rpc_pb2.NOSPACE
+        )
+        return InternalRequest(alarm=alarm)
 
     def range(self, request: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
         """Serves a read from the applied state.

@@ -1,11 +1,13 @@
-"""Pending proposals: the client task waits on its log index; apply resolves it with the outcome.
+"""Pending proposals: whoever proposed waits on its log index; apply resolves it with the outcome.
 
-The waiting task is parked with trio's low-level wait and rescheduled with the outcome directly: no Event
-per proposal, one reschedule per resolve.
+Two ways to wait: a task parks in ``wait`` (trio's low-level wait, rescheduled with the outcome directly, no
+Event per proposal), or a caller that must not hold a task (the gRPC layer's deferred unary calls) hands a
+callback to ``on_resolve``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import outcome
@@ -13,20 +15,26 @@ import trio
 
 
 class Waiters:
-    """Maps log index -> the one task waiting for it. A waiter whose caller gave up is simply dropped.
+    """Maps log index -> the one callback that takes its result. A waiter whose caller gave up is dropped.
 
-    Invariant: a task is in ``_by_index`` exactly while it is parked in ``wait`` for that index.
+    Invariant: an index is in ``_by_index`` exactly while its waiter waits (a task parked in ``wait``, or a
+    callback not yet called). Callbacks run inside ``resolve`` (the server's apply) and must not raise.
     """
 
     def __init__(self) -> None:
-        self._by_index: dict[int, trio.lowlevel.Task] = {}
+        self._by_index: dict[int, Callable[[Any], None]] = {}
+
+    def on_resolve(self, index: int, callback: Callable[[Any], None]) -> None:
+        """``resolve(index, result)`` will call ``callback(result)``, once."""
+        if index in self._by_index:
+            raise RuntimeError(f"waiters: index {index} already has a waiter")
+        self._by_index[index] = callback
 
     async def wait(self, index: int) -> Any:
         """Parks the calling task until ``resolve(index, result)``; returns ``result``. Cancellable: a
         cancelled caller is forgotten, and its later resolve is a no-op."""
-        if index in self._by_index:
-            raise RuntimeError(f"waiters: index {index} already has a waiter")
-        self._by_index[index] = trio.lowlevel.current_task()
+        task = trio.lowlevel.current_task()
+        self.on_resolve(index, lambda result: trio.lowlevel.reschedule(task, outcome.Value(result)))
 
         def abort(_: Any) -> trio.lowlevel.Abort:
             del self._by_index[index]
@@ -35,9 +43,9 @@ class Waiters:
         return await trio.lowlevel.wait_task_rescheduled(abort)
 
     def resolve(self, index: int, result: Any) -> None:
-        task = self._by_index.pop(index, None)
-        if task is not None:
-            trio.lowlevel.reschedule(task, outcome.Value(result))
+        callback = self._by_index.pop(index, None)
+        if callback is not None:
+            callback(result)
 
     def __len__(self) -> int:
         return len(self._by_index)

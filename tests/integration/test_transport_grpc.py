@@ -14,7 +14,14 @@ import pytest
 import trio
 
 from etcdx.errors import EtcdError, StatusCode
-from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, ServerStreamMethod, UnaryMethod
+from etcdx.net.grpc_server import (
+    BidiStreamMethod,
+    DeferredUnaryMethod,
+    Reply,
+    RpcContext,
+    ServerStreamMethod,
+    UnaryMethod,
+)
 from etcdx.net.http1 import HttpResponse
 from etcdx.net.listener import serve_client_port
 
@@ -28,6 +35,30 @@ class EchoService:
     def __init__(self) -> None:
         self.started = threading.Event()  # set by a handler that waits to be cancelled
         self.cancelled = trio.Event()
+        self.deferred_calls, self._deferred_queue = trio.open_memory_channel(100)
+        self.held: list[Reply] = []  # deferred replies the test sends when it chooses
+        self.held_arrived = threading.Event()
+
+    def deferred(self, request: bytes, ctx: RpcContext, reply: Reply) -> None:
+        """Refuses "refuse" at once; queues anything else for ``answer_deferred``, which replies from another
+        task, as the server's apply does for a proposal."""
+        if request == b"refuse":
+            raise EtcdError(StatusCode.INVALID_ARGUMENT, "refused before any work")
+        self.deferred_calls.send_nowait((request, reply))
+
+    async def answer_deferred(self) -> None:
+        """b"fail" -> an EtcdError; b"big:N" -> N bytes; b"hold" -> kept in ``held``; anything else echoed."""
+        async for request, reply in self._deferred_queue:
+            await trio.sleep(0.01)
+            if request == b"fail":
+                reply(EtcdError(StatusCode.FAILED_PRECONDITION, "failed after the work"))
+            elif request.startswith(b"big:"):
+                reply(bytes(range(256)) * (int(request[4:]) // 256))
+            elif request == b"hold":
+                self.held.append(reply)
+                self.held_arrived.set()
+            else:
+                reply(request)
 
     async def unary(self, request: bytes, ctx: RpcContext) -> bytes:
         return request
@@ -81,6 +112,7 @@ class EchoService:
             "/test.Echo/Context": UnaryMethod(self.context),
             "/test.Echo/Big": UnaryMethod(self.big),
             "/test.Echo/WaitCancel": UnaryMethod(self.wait_cancel),
+            "/test.Echo/Deferred": DeferredUnaryMethod(self.deferred),
             "/test.Echo/Count": ServerStreamMethod(self.count),
             "/test.Echo/SlowCount": ServerStreamMethod(self.slow_count),
             "/test.Echo/EchoStream": BidiStreamMethod(self.echo_stream),
@@ -95,6 +127,7 @@ async def no_http(request) -> HttpResponse:
 @pytest.fixture
 async def echo(nursery):
     service = EchoService()
+    nursery.start_soon(service.answer_deferred)
     service.port = await nursery.start(
         lambda task_status: serve_client_port(
             "127.0.0.1",
@@ -169,6 +202,35 @@ async def test_handler_crash_is_unknown_and_server_keeps_serving(echo):
     got = await in_thread(echo.port, lambda ch: status_of(lambda: unary(ch, "Crash")(b"oops", timeout=10)))
     assert got == (grpc.StatusCode.UNKNOWN, "handler bug: oops")
     assert await in_thread(echo.port, lambda ch: unary(ch, "Unary")(b"still here", timeout=10)) == b"still here"
+
+
+async def test_deferred_unary_replies_from_another_task(echo):
+    def work(ch):
+        call = unary(ch, "Deferred")
+        return [
+            call(b"hello", timeout=10),
+            call(b"big:3000000", timeout=10),  # more than the client's window: sent as the window opens
+            status_of(lambda: call(b"fail", timeout=10)),
+            status_of(lambda: call(b"refuse", timeout=10)),
+        ]
+
+    assert await in_thread(echo.port, work) == [
+        b"hello",
+        bytes(range(256)) * (3000000 // 256),
+        (grpc.StatusCode.FAILED_PRECONDITION, "failed after the work"),
+        (grpc.StatusCode.INVALID_ARGUMENT, "refused before any work"),
+    ]
+
+
+async def test_deferred_reply_after_the_client_gave_up_is_dropped(echo):
+    def work(ch):
+        got = status_of(lambda: unary(ch, "Deferred")(b"hold", timeout=0.5))
+        echo.held_arrived.wait(10)
+        return got
+
+    assert await in_thread(echo.port, work) == (grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    echo.held.pop()(b"too late")  # its stream is gone (reset, or past its deadline): nothing is sent
+    assert await in_thread(echo.port, lambda ch: unary(ch, "Deferred")(b"still here", timeout=10)) == b"still here"
 
 
 async def test_unknown_service_and_method_texts_match_grpc_go(echo):

@@ -45,3 +45,16 @@ async def test_one_waiter_per_index():
         with pytest.raises(RuntimeError):
             await waiters.wait(1)
         waiters.resolve(1, None)
+
+
+def test_a_callback_gets_its_result_once():
+    waiters = Waiters()
+    got: list[object] = []
+    waiters.on_resolve(4, got.append)
+    with pytest.raises(RuntimeError):
+        waiters.on_resolve(4, got.append)
+    assert len(waiters) == 1
+    waiters.resolve(5, "not mine")
+    waiters.resolve(4, "four")
+    waiters.resolve(4, "again")
+    assert got == ["four"] and len(waiters) == 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from google.protobuf.message import Message
+
 from etcdx.api.grpc import kv_checks
 from etcdx.api.grpc.codec import decode
-from etcdx.net.grpc_server import InlineUnaryMethod, RpcContext, UnaryMethod
+from etcdx.errors import EtcdError
+from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server import quota
@@ -16,13 +19,13 @@ class KVService:
         self._server = server
         self._max_txn_ops = server.settings.max_txn_ops
 
-    def methods(self) -> dict[str, UnaryMethod | InlineUnaryMethod]:
+    def methods(self) -> dict[str, InlineUnaryMethod | DeferredUnaryMethod]:
         return {
             "/etcdserverpb.KV/Range": InlineUnaryMethod(self.range),
-            "/etcdserverpb.KV/Put": UnaryMethod(self.put),
-            "/etcdserverpb.KV/DeleteRange": UnaryMethod(self.delete_range),
-            "/etcdserverpb.KV/Txn": UnaryMethod(self.txn),
-            "/etcdserverpb.KV/Compact": UnaryMethod(self.compact),
+            "/etcdserverpb.KV/Put": DeferredUnaryMethod(self.put),
+            "/etcdserverpb.KV/DeleteRange": DeferredUnaryMethod(self.delete_range),
+            "/etcdserverpb.KV/Txn": DeferredUnaryMethod(self.txn),
+            "/etcdserverpb.KV/Compact": DeferredUnaryMethod(self.compact),
         }
 
     def range(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -32,27 +35,31 @@ class KVService:
         kv_checks.check_range(request)
         return self._server.range_encoded(request)
 
-    async def put(self, data: bytes, ctx: RpcContext) -> bytes:
-        request = decode(rpc_pb2.PutRequest, data)
-        await self._server.check_quota(quota.put_cost(request))
-        kv_checks.check_put(request)
-        return await self._propose(InternalRequest(put=request))
+    # Writes are proposed without a task of their own: the reply is sent from the apply of their entry.
 
-    async def delete_range(self, data: bytes, ctx: RpcContext) -> bytes:
+    def put(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
+        request = decode(rpc_pb2.PutRequest, data)
+        if self._server.check_quota_nowait(quota.put_cost(request), reply):
+            kv_checks.check_put(request)
+            self._propose(InternalRequest(put=request), reply)
+
+    def delete_range(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.DeleteRangeRequest, data)
         kv_checks.check_delete_range(request)
-        return await self._propose(InternalRequest(delete_range=request))
+        self._propose(InternalRequest(delete_range=request), reply)
 
-    async def txn(self, data: bytes, ctx: RpcContext) -> bytes:
+    def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
-        await self._server.check_quota(quota.txn_cost(request))
-        kv_checks.check_txn(request, self._max_txn_ops)
-        return await self._propose(InternalRequest(txn=request))
+        if self._server.check_quota_nowait(quota.txn_cost(request), reply):
+            kv_checks.check_txn(request, self._max_txn_ops)
+            self._propose(InternalRequest(txn=request), reply)
 
-    async def compact(self, data: bytes, ctx: RpcContext) -> bytes:
+    def compact(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.CompactionRequest, data)
-        return await self._propose(InternalRequest(compaction=request))
+        self._propose(InternalRequest(compaction=request), reply)
 
-    async def _propose(self, request: InternalRequest) -> bytes:
-        response = await self._server.propose(request)
-        return response.SerializeToString()
+    def _propose(self, request: InternalRequest, reply: Reply) -> None:
+        def done(result: Message | EtcdError) -> None:
+            reply(result if isinstance(result, EtcdError) else result.SerializeToString())
+
+        self._server.propose_nowait(request, done)
