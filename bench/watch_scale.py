@@ -75,9 +75,17 @@ def stalled_watch(port: int) -> socket.socket:
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     conn.initiate_connection()
     stream = conn.get_next_available_stream_id()
-    conn.send_headers(stream, [(":method", "POST"), (":scheme", "http"), (":authority", f"127.0.0.1:{port}"),
-                               (":path", "/etcdserverpb.Watch/Watch"), ("content-type", "application/grpc"),
-                               ("te", "trailers")])
+    conn.send_headers(
+        stream,
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":authority", f"127.0.0.1:{port}"),
+            (":path", "/etcdserverpb.Watch/Watch"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ],
+    )
     body = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"\x00", range_end=b"\x00"))
     data = body.SerializeToString()
     conn.send_data(stream, b"\x00" + len(data).to_bytes(4, "big") + data)
