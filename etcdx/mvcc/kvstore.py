@@ -22,7 +22,7 @@ from etcdx.mvcc import schema as meta
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
-from etcdx.mvcc.txn import apply_txn
+from etcdx.mvcc.txn import apply_txn, read_txn
 from etcdx.mvcc.write_txn import ReadView, WriteTxn, range_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -114,6 +114,18 @@ class KVStore:
         self._check_read_revision(request.revision)
         with self.backend.begin_read() as txn:
             return self._view(txn, self._current_rev).range(request)
+
+    def read_txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        """Serves a read-only txn (``txn.is_read_only``) at the current revision, as ``range`` serves a Range:
+        no log entry, no revision. Raises EtcdError as applying it would."""
+        if self._wtxn is not None:
+            return read_txn(self, self._view(self._wtxn, self._current_rev), request)
+        with self.backend.begin_read() as txn:
+            try:
+                return read_txn(self, self._view(txn, self._current_rev), request)
+            except errors.EtcdError as exc:
+                refused = exc  # raised below, once the read txn is closed (see ``range``)
+        raise refused
 
     def range_encoded(self, request: rpc_pb2.RangeRequest, header: rpc_pb2.ResponseHeader) -> bytes:
         """``range(request)`` serialized, with ``header`` as its header: ``header`` brings the identity

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from etcdx import errors
 from etcdx.mvcc.compare import compare_range
-from etcdx.mvcc.write_txn import WriteTxn, key_in_range, range_end
+from etcdx.mvcc.write_txn import ReadView, WriteTxn, key_in_range, range_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 if TYPE_CHECKING:
@@ -40,6 +40,19 @@ def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnRespons
     return response
 
 
+def read_txn(store: KVStore, view: ReadView, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+    """A read-only txn (``is_read_only``) answered from ``view`` without a write: the same response
+    ``apply_txn`` gives for it at the view's revision (the revision in the header)."""
+    path: list[bool] = []
+    _compare_path(view, request, path)
+    for op in chosen_ops(request, path):
+        _check_range(store, view, op)
+    response = rpc_pb2.TxnResponse()
+    _execute(view, request, path, 0, response)
+    response.header.revision = view.current_rev
+    return response
+
+
 def is_read_only(request: rpc_pb2.TxnRequest) -> bool:
     """True when no op in either branch, at any depth, is a put or a delete."""
     for op in (*request.success, *request.failure):
@@ -51,7 +64,7 @@ def is_read_only(request: rpc_pb2.TxnRequest) -> bool:
     return True
 
 
-def _compare_path(view: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool]) -> None:
+def _compare_path(view: ReadView, request: rpc_pb2.TxnRequest, path: list[bool]) -> None:
     succeeded = all(compare_range(c, view.kvs(c.key, range_end(c.range_end))[0]) for c in request.compare)
     path.append(succeeded)
     for op in request.success if succeeded else request.failure:
@@ -86,7 +99,7 @@ def _check_put(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
         raise errors.ERR_LEASE_NOT_FOUND
 
 
-def _check_range(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
+def _check_range(store: KVStore, view: ReadView, op: rpc_pb2.RequestOp) -> None:
     if op.WhichOneof("request") != "request_range":
         return
     rev = op.request_range.revision
@@ -124,7 +137,8 @@ def _check_puts_keep_their_keys(store: KVStore, ops: list[rpc_pb2.RequestOp]) ->
             deleted.discard(put.key)
 
 
-def _execute(txn: WriteTxn, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, response) -> int:
+def _execute(txn: ReadView, request: rpc_pb2.TxnRequest, path: list[bool], pos: int, response) -> int:
+    """Runs the chosen ops into ``response``; a read-only txn's ops need only a ReadView."""
     succeeded = path[pos]
     response.succeeded = succeeded
     pos += 1

@@ -314,6 +314,13 @@ class EtcdServer:
         self.fill_header(response.header)
         return response
 
+    def read_txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        """Serves a read-only txn from the applied state without a log entry, as etcd serves it outside Raft
+        (linearizable here for the reason ``range`` gives)."""
+        response = self.store.read_txn(request)
+        self.fill_header(response.header)
+        return response
+
     def range_encoded(self, request: rpc_pb2.RangeRequest) -> bytes:
         """``range(request)`` as serialized RangeResponse bytes, encoded from the stored KeyValues where the
         store can (KVStore.range_encoded): the KV service's path, which sends the bytes as they are."""

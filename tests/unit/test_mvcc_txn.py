@@ -240,3 +240,37 @@ def test_put_that_would_find_its_key_deleted_earlier_in_the_txn_is_refused_whole
     assert_refused(ab, errors.ERR_KEY_NOT_FOUND, success=[put(b"c"), delete(b"b", b"\0"), put(b"c", ignore_value=True)])
     response = txn(ab, success=[delete(b"a", b"\0"), put(b"b", b"back"), put(b"b", b"again", ignore_lease=True)])
     assert response.header.revision == 5
+
+
+# -- read-only txns served without the log -------------------------------------------------
+
+READ_ONLY_TXNS = {
+    "compares hold": dict(compare=[C(key=b"a", target=C.VALUE, result=C.EQUAL, value=b"m")], success=[get(b"a")]),
+    "compares fail": dict(
+        compare=[C(key=b"a", target=C.VERSION, result=C.GREATER, version=5)],
+        success=[get(b"a")],
+        failure=[get(b"a", b"c", keys_only=True), get(b"b", revision=3)],
+    ),
+    "nested": dict(success=[nested(compare=[C(key=b"x", target=C.CREATE, result=C.EQUAL)], success=[get(b"", b"\0")])]),
+    "old revision": dict(success=[get(b"a", revision=2), get(b"a", count_only=True)]),
+    "future revision": dict(success=[get(b"a", revision=9)]),
+    "compacted revision": dict(success=[nested(success=[get(b"a", revision=1)])]),
+    "empty": dict(),
+}
+
+
+@pytest.mark.parametrize("case", READ_ONLY_TXNS)
+def test_read_only_txn_served_without_the_log_answers_as_applying_it(ab, case):
+    apply(ab, compaction=pb.CompactionRequest(revision=2))
+    request = pb.TxnRequest(**READ_ONLY_TXNS[case])
+    try:
+        served = ab.read_txn(request)
+    except errors.EtcdError as exc:
+        served = exc
+    revision = ab.current_revision
+    applied = txn(ab, **READ_ONLY_TXNS[case])
+    assert ab.current_revision == revision
+    if isinstance(applied, errors.EtcdError):
+        assert (type(served), served.message) == (type(applied), applied.message)
+    else:
+        assert served == applied

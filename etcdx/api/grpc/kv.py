@@ -7,6 +7,7 @@ from google.protobuf.message import Message
 from etcdx.api.grpc import kv_checks
 from etcdx.api.grpc.codec import decode
 from etcdx.errors import EtcdError
+from etcdx.mvcc.txn import is_read_only
 from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -52,7 +53,10 @@ class KVService:
         request = decode(rpc_pb2.TxnRequest, data)
         if self._server.check_quota_nowait(quota.txn_cost(request), reply):
             kv_checks.check_txn(request, self._max_txn_ops)
-            self._propose(InternalRequest(txn=request), reply)
+            if is_read_only(request):
+                reply(self._server.read_txn(request).SerializeToString())  # as etcd: served outside the log
+            else:
+                self._propose(InternalRequest(txn=request), reply)
 
     def compact(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.CompactionRequest, data)
