@@ -146,7 +146,7 @@ def _execute(txn: ReadView, request: rpc_pb2.TxnRequest, path: list[bool], pos: 
         kind = op.WhichOneof("request")
         out = response.responses.add()
         if kind == "request_range":
-            out.response_range.CopyFrom(txn.range(op.request_range))
+            txn.range(op.request_range, out.response_range)
         elif kind == "request_put":
             out.response_put.CopyFrom(txn.put_request(op.request_put))
         elif kind == "request_delete_range":

@@ -63,14 +63,16 @@ class ReadView:
         read = self.store.read_kv
         return [read(self.txn, r) for _, r in pairs], count
 
-    def range(self, r: rpc_pb2.RangeRequest) -> rpc_pb2.RangeResponse:
-        """etcd 3.5's Range: fetch (limit + 1 unless sorting or filtering), filter, sort, truncate."""
+    def range(self, r: rpc_pb2.RangeRequest, response: rpc_pb2.RangeResponse | None = None) -> rpc_pb2.RangeResponse:
+        """etcd 3.5's Range: fetch (limit + 1 unless sorting or filtering), filter, sort, truncate. Fills and
+        returns ``response`` (an empty one, such as a txn's op response: no copy afterwards) or a new one."""
         end = range_end(r.range_end)
         filtered = r.min_mod_revision or r.max_mod_revision or r.min_create_revision or r.max_create_revision
         limit = 0 if (r.sort_order != RangeRequest.NONE or filtered) else r.limit
         if limit > 0:
             limit += 1
-        response = rpc_pb2.RangeResponse()
+        if response is None:
+            response = rpc_pb2.RangeResponse()
         if r.count_only:
             response.count = self._count(r, end)
             response.header.revision = self.current_rev

@@ -51,12 +51,13 @@ class KVService:
 
     def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
-        if self._server.check_quota_nowait(quota.txn_cost(request), reply):
+        if is_read_only(request):
+            # As etcd: served outside the log; it costs no quota, so no quota check can refuse it.
+            kv_checks.check_read_only_txn(request, self._max_txn_ops)
+            reply(self._server.read_txn(request).SerializeToString())
+        elif self._server.check_quota_nowait(quota.txn_cost(request), reply):
             kv_checks.check_txn(request, self._max_txn_ops)
-            if is_read_only(request):
-                reply(self._server.read_txn(request).SerializeToString())  # as etcd: served outside the log
-            else:
-                self._propose(InternalRequest(txn=request), reply)
+            self._propose(InternalRequest(txn=request), reply)
 
     def compact(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.CompactionRequest, data)

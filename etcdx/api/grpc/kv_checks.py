@@ -32,6 +32,11 @@ def check_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
     _puts_and_deletes(r.failure)
 
 
+def check_read_only_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
+    """``check_txn`` for a txn without puts or deletes at any level, which cannot have duplicate keys."""
+    _check_txn_ops(r, max_txn_ops)
+
+
 def _check_txn_ops(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
     ops = max(len(r.compare), len(r.success), len(r.failure))
     if ops > max_txn_ops:
