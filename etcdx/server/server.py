@@ -245,23 +245,22 @@ class EtcdServer:
         Raises the EtcdError the request failed with. Cancelling the caller does not withdraw the
         proposal: once proposed it will be applied; only the answer is lost.
         """
-        result = await self._waiters.wait(self._append_proposal(request))
+        result = self._answer(await self._waiters.wait(self._append_proposal(request)))
         if isinstance(result, errors.EtcdError):
             raise result
-        self.fill_header(result.header)
         return result
 
     def propose_nowait(self, request: InternalRequest, on_done: Callable[[Any], None]) -> None:
         """``propose`` for a caller that holds no task: returns at once (or raises, as ``propose`` does before
         proposing), and once the entry is applied ``on_done`` gets the response (header filled) or the
         EtcdError it failed with. ``on_done`` runs inside the apply loop and must not raise."""
+        self._waiters.on_resolve(self._append_proposal(request), lambda result: on_done(self._answer(result)))
 
-        def done(result: Any) -> None:
-            if not isinstance(result, errors.EtcdError):
-                self.fill_header(result.header)
-            on_done(result)
-
-        self._waiters.on_resolve(self._append_proposal(request), done)
+    def _answer(self, result: Any) -> Any:
+        """A proposal's result as its proposer gets it: the response with its header filled, or the EtcdError."""
+        if not isinstance(result, errors.EtcdError):
+            self.fill_header(result.header)
+        return result
 
     def _append_proposal(self, request: InternalRequest) -> int:
         """Numbers ``request``, appends it to the log and wakes the Ready loop; returns its log index."""
