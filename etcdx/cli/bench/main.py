@@ -24,7 +24,8 @@ import multiprocessing
 import queue as queue_module
 import sys
 
-from etcdx.cli.bench import watch_scenarios, worker
+from etcdx.cli.bench import worker
+from etcdx.cli.bench.extras import MissingExtra, require
 from etcdx.cli.bench.histogram import Histogram
 from etcdx.cli.bench.proc_cpu import process_cpu_seconds
 from etcdx.cli.bench.report import render, summary, to_json
@@ -126,6 +127,8 @@ def run_requests(options) -> dict:
 
 
 def run_watch(options) -> dict:
+    from etcdx.cli.bench import watch_scenarios  # grpcio: the watch scenarios always use it
+
     server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
     result = watch_scenarios.run(options)
     server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
@@ -143,15 +146,29 @@ def run_watch(options) -> dict:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _run(argv)
+    except MissingExtra as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+
+
+def _run(argv: list[str]) -> int:
     if argv[:1] == ["compare"]:
+        require("bench compare", "grpc", "matplotlib")
         from etcdx.cli.bench.compare import main as compare_main
 
         return compare_main(argv[1:])
     if argv[:1] == ["recovery"]:
+        require("bench recovery", "grpc")
         from etcdx.cli.bench.recovery import main as recovery_main
 
         return recovery_main(argv[1:])
     options = parse(argv)
+    if options.scenario in WATCH_SCENARIOS:
+        require(f"the {options.scenario} scenario", "grpc")
+    elif options.client == "grpcio":
+        require("--client grpcio", "grpc")
     result = run_watch(options) if options.scenario in WATCH_SCENARIOS else run_requests(options)
     sys.stdout.write(to_json(result) + "\n" if options.json else render(result))
     return 0
