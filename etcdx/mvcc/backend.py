@@ -10,6 +10,7 @@ applies (off its event loop) so the backend on disk stays close behind the WAL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from etcdx.mvcc import schema
 _U64 = struct.Struct(">Q")
 _LEASE_ID = struct.Struct(">q")  # lease IDs are int64: clients may choose negative ones
 _ALARM = struct.Struct(">QI")  # member id, alarm type
+DATA_FILE = "data.mdb"
+DEFRAG_FILE = "data.mdb.defrag"  # the compact copy, until it replaces DATA_FILE
 
 
 class Backend:
@@ -91,3 +94,43 @@ class Backend:
     def size_in_use_bytes(self) -> int:
         info = self.env.info()
         return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+
+    # -- defragmentation (etcd's Defragment): a compacting copy, then swapped in for the live file ----------
+
+    def write_compact_copy(self) -> str:
+        """Writes a compacting copy of the environment beside the live file and fsyncs it; returns its path.
+
+        The copy holds the live pages only, renumbered, with no free pages: its size is the space in use.
+        Blocking (run it off the event loop). Readers may run alongside; the copy is the state of its own
+        read transaction, so the caller keeps writes out from before this call until ``swap_in``. A copy
+        left by an interrupted defragmentation is overwritten; a failed copy is removed.
+        """
+        copy_path = os.path.join(self.path, DEFRAG_FILE)
+        try:
+            with open(copy_path, "wb") as copy:
+                self.env.copyfd(copy.fileno(), compact=True)
+                os.fsync(copy.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(copy_path)
+            raise
+        return copy_path
+
+    def swap_in(self, copy_path: str) -> None:
+        """Replaces the live file with ``copy_path`` (from ``write_compact_copy``) and reopens the
+        environment exactly as the constructor opened it.
+
+        Every transaction and cursor of the old environment must be closed before the call (py-lmdb
+        invalidates them); the sub-database handles are replaced, so callers reach them through this
+        object, never a cached handle. The rename is atomic and fsynced: a crash leaves either file
+        whole as data.mdb, and both hold the same committed state.
+        """
+        map_size = self.env.info()["map_size"]
+        self.env.close()
+        os.replace(copy_path, os.path.join(self.path, DATA_FILE))
+        directory = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        Backend.__init__(self, self.path, map_size)
