@@ -118,7 +118,9 @@ class EtcdServer:
                 with trio.CancelScope(shield=True):
                     await self.wal.close()
         finally:
-            self.backend.close()
+            with trio.CancelScope(shield=True):
+                async with self._backend_lock:  # a defragmentation's copy may still run in its thread
+                    self.backend.close()
 
     def _replay(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
