@@ -9,7 +9,8 @@ refused with etcd's error as clientv3 hands it to the services: code Unknown, th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import trio
 
@@ -34,19 +35,24 @@ async def session_lease(server, lease_id: int) -> int:
     """The lease a session runs on: the given one, or a fresh 60 s lease nobody keeps alive (etcd's)."""
     if lease_id:
         return lease_id
-    await _check_quota(server, quota.LEASE_GRANT_COST)
-    granted = await server.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL))
+    with _refused_as_by_clientv3():
+        await server.check_quota(quota.LEASE_GRANT_COST)
+        granted = await server.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL))
     return granted.ID
 
 
 async def txn(server, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-    await _check_quota(server, quota.txn_cost(request))
-    return await server.propose(InternalRequest(txn=request))
+    with _refused_as_by_clientv3():
+        await server.check_quota(quota.txn_cost(request))
+        return await server.propose(InternalRequest(txn=request))
 
 
-async def _check_quota(server, cost: int) -> None:
+@contextlib.contextmanager
+def _refused_as_by_clientv3() -> Iterator[None]:
+    """A NOSPACE refusal (from the quota check, or from apply while the alarm is on) as etcd's recipe
+    services pass it on: code Unknown."""
     try:
-        await server.check_quota(cost)
+        yield
     except errors.ERR_NO_SPACE:
         raise ERR_NO_SPACE from None
 

@@ -32,7 +32,7 @@ def test_defragmenting_shrinks_the_file_and_keeps_every_row(tmp_path):
         apply(store, put=pb.PutRequest(key=b"big/%03d" % i, value=os.urandom(8192)))
     apply(store, lease_grant=pb.LeaseGrantRequest(ID=7, TTL=60))
     apply(store, put=pb.PutRequest(key=b"leased", value=b"v", lease=7))
-    apply(store, alarm=pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE, memberID=1, alarm=pb.NOSPACE))
+    apply(store, alarm=pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE, memberID=1, alarm=pb.CORRUPT))
     apply(store, delete_range=pb.DeleteRangeRequest(key=b"big/", range_end=b"big0"))
     apply(store, compaction=pb.CompactionRequest(revision=store.current_revision))
     before, full_size = every_row(backend), backend.size_bytes
@@ -52,7 +52,7 @@ def test_defragmenting_shrinks_the_file_and_keeps_every_row(tmp_path):
     reopened = Backend(str(tmp_path), map_size=MAP_SIZE)
     again = KVStore(reopened)
     assert (again.consistent_index, again.current_revision) == (index, store.current_revision)
-    assert again.alarms.list() == [(1, pb.NOSPACE)]
+    assert again.alarms.list() == [(1, pb.CORRUPT)]
     assert again.lessor.exists(7)
     with reopened.begin_read() as txn:
         assert reopened.get_meta_int(txn, schema.META_FINISHED_COMPACT, -1) == store.compact_revision
