@@ -92,8 +92,16 @@ class Backend:
 
     @property
     def size_in_use_bytes(self) -> int:
-        info = self.env.info()
-        return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        """The bytes of the pages that hold data (the two meta pages and every B-tree's branch, leaf and
+        overflow pages): the file's size less its free pages, which a defragmentation gives back."""
+        pages = 2
+        with self.env.begin() as txn:
+            for stat in (self.env.stat(), *(txn.stat(db) for db in self._dbs())):
+                pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        return pages * self.env.stat()["psize"]
+
+    def _dbs(self) -> tuple:
+        return (self.key_db, self.meta_db, self.lease_db, self.alarm_db)
 
     # -- defragmentation (etcd's Defragment): a compacting copy, then swapped in for the live file ----------
 
