@@ -96,12 +96,10 @@ class Backend:
         overflow pages): the file's size less its free pages, which a defragmentation gives back."""
         pages = 2
         with self.env.begin() as txn:
-            for stat in (self.env.stat(), *(txn.stat(db) for db in self._dbs())):
+            sub_dbs = (self.key_db, self.meta_db, self.lease_db, self.alarm_db)
+            for stat in (self.env.stat(), *(txn.stat(db) for db in sub_dbs)):
                 pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
         return pages * self.env.stat()["psize"]
-
-    def _dbs(self) -> tuple:
-        return (self.key_db, self.meta_db, self.lease_db, self.alarm_db)
 
     # -- defragmentation (etcd's Defragment): a compacting copy, then swapped in for the live file ----------
 
@@ -131,14 +129,17 @@ class Backend:
         Every transaction and cursor of the old environment must be closed before the call (py-lmdb
         invalidates them); the sub-database handles are replaced, so callers reach them through this
         object, never a cached handle. The rename is atomic and fsynced: a crash leaves either file
-        whole as data.mdb, and both hold the same committed state.
+        whole as data.mdb, and both hold the same committed state. If the rename fails, the old file is
+        reopened and the error raised.
         """
         map_size = self.env.info()["map_size"]
         self.env.close()
-        os.replace(copy_path, os.path.join(self.path, DATA_FILE))
-        directory = os.open(self.path, os.O_RDONLY)
         try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        Backend.__init__(self, self.path, map_size)
+            os.replace(copy_path, os.path.join(self.path, DATA_FILE))
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        finally:  # on the compact file, or on the old one if the rename failed
+            Backend.__init__(self, self.path, map_size)

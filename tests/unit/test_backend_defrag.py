@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from etcdx.mvcc import schema
 from etcdx.mvcc.backend import DATA_FILE, DEFRAG_FILE, Backend
 from etcdx.mvcc.kvstore import KVStore
@@ -69,4 +71,16 @@ def test_a_copy_left_by_an_interrupted_defragmentation_is_overwritten(tmp_path):
     backend.swap_in(backend.write_compact_copy())
     assert every_row(backend)["key"] == [(b"k", b"v")]
     assert backend.size_bytes < 1 << 20
+    backend.close()
+
+
+def test_a_failed_swap_leaves_the_live_file_open(tmp_path):
+    backend = Backend(str(tmp_path), map_size=MAP_SIZE)
+    with backend.begin_write() as txn:
+        txn.put(b"k", b"v", db=backend.key_db)
+    with pytest.raises(FileNotFoundError):
+        backend.swap_in(str(tmp_path / "no-such-copy"))
+    assert every_row(backend)["key"] == [(b"k", b"v")]
+    with backend.begin_write() as txn:
+        txn.put(b"k2", b"v", db=backend.key_db)
     backend.close()
