@@ -5,8 +5,10 @@ exceeded" and raises the NOSPACE alarm (the server proposes it through the log a
 apply); while that alarm is active every write that adds data is refused, until an operator disarms it
 (etcdctl alarm disarm). What adds data, and its cost, follow etcd's quota.go: a put costs its key, its
 value and 256 bytes, a txn its costlier branch, a lease grant 64 bytes; deletes, compactions and reads
-cost nothing. One difference from etcd: a txn nested in a txn costs its own costlier branch, where etcd
-counts it as nothing and so lets nested puts past both the quota and the alarm. Pure.
+cost nothing. Two differences from etcd 3.5.1: a txn nested in a txn costs its own costlier branch,
+where etcd counts it as nothing (with the alarm on and the backend under the quota, etcd applies nested
+puts); and a write that costs nothing is never refused, where etcd refuses every txn, even a read-only
+one, while the backend is at the quota. Pure.
 """
 
 from __future__ import annotations

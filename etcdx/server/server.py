@@ -76,7 +76,7 @@ class EtcdServer:
         self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
-        self._applies_resumed: trio.Event | None = None  # set while a defragmentation keeps applies out
+        self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
 
     # -- lifecycle ---------------------------------------------------------------------------
 
