@@ -122,6 +122,13 @@ class Backend:
             raise
         return copy_path
 
+    @staticmethod
+    def discard_interrupted_defragmentation(path: str) -> None:
+        """Removes the copy a defragmentation interrupted by a crash left in the backend directory ``path``
+        (as large as the data: worth its space on a full disk). Call before the backend is opened."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, DEFRAG_FILE))
+
     def swap_in(self, copy_path: str) -> None:
         """Replaces the live file with ``copy_path`` (from ``write_compact_copy``) and reopens the
         environment exactly as the constructor opened it.

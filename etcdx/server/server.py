@@ -84,6 +84,7 @@ class EtcdServer:
         """Opens storage, replays the WAL, then runs the Ready loop until cancelled."""
         s = self.settings
         os.makedirs(s.member_dir, exist_ok=True)
+        Backend.discard_interrupted_defragmentation(s.backend_path)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor, self.alarms)

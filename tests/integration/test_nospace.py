@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 import threading
+from pathlib import Path
 
 import grpc
 import pytest
 
+from etcdx.mvcc.backend import DEFRAG_FILE
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.pb.v3electionpb import v3election_pb2 as el
 from etcdx.pb.v3electionpb import v3election_pb2_grpc as elg
@@ -188,7 +190,7 @@ def test_writes_of_lock_election_and_nested_txns_are_refused_while_nospace(raise
 def test_member_serves_through_defragmentation(tmp_path):
     """A light load of puts and reads and an open watcher run across repeated defragmentations: no
     request fails, the watcher sees every revision in order, the file shrinks, and the data (and what
-    was written after the defrag) survives a crash."""
+    was written after the defrag) survives a crash; a copy left by a crash mid-defrag is discarded."""
     with etcdx_process(tmp_path).start() as server:
         channel = grpc.insecure_channel(server.endpoint)
         kv, maintenance = rpc_pb2_grpc.KVStub(channel), rpc_pb2_grpc.MaintenanceStub(channel)
@@ -249,7 +251,10 @@ def test_member_serves_through_defragmentation(tmp_path):
         kv.Put(rpc_pb2.PutRequest(key=b"after-defrag", value=b"kept"))
         channel.close()
         server.kill9()
+        interrupted_copy = Path(server.data_dir, "member", "kv", DEFRAG_FILE)  # as a crash mid-defrag leaves it
+        interrupted_copy.write_bytes(b"\0" * 65536)
         server.restart()
+        assert not interrupted_copy.exists()
         with grpc.insecure_channel(server.endpoint) as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
             assert kv.Range(rpc_pb2.RangeRequest(key=b"after-defrag")).kvs[0].value == b"kept"

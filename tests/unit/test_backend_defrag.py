@@ -84,3 +84,10 @@ def test_a_failed_swap_leaves_the_live_file_open(tmp_path):
     with backend.begin_write() as txn:
         txn.put(b"k2", b"v", db=backend.key_db)
     backend.close()
+
+
+def test_the_copy_of_an_interrupted_defragmentation_is_discarded_before_opening(tmp_path):
+    Backend.discard_interrupted_defragmentation(str(tmp_path))  # nothing to discard
+    (tmp_path / DEFRAG_FILE).write_bytes(b"\0" * 4096)
+    Backend.discard_interrupted_defragmentation(str(tmp_path))
+    assert not (tmp_path / DEFRAG_FILE).exists()
