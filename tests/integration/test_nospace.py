@@ -3,9 +3,10 @@
 
 The recovery runs the same etcdctl commands against etcdx and real etcd 3.5.1 (with etcdctl 3.5.1 and
 3.4) and compares what they print, after replacing what identifies the server (member id, port, the
-revision compacted). The recipe services (Lock, Election) and nested txns are compared as gRPC
-(status code, message) pairs; nested txns are the one place etcdx differs on purpose: etcd counts a
-nested txn's puts as free and applies them under the alarm, etcdx refuses them.
+revision compacted). The recipe services (Lock, Election), reads, deletes and txns are compared as
+gRPC (status code, message) pairs; txns are where etcdx differs on purpose (ETCD_DIFFERS below): it
+refuses the puts of nested txns, which etcd applies under the alarm, and it serves txns that cannot
+add data, which etcd refuses while the backend is at the quota.
 """
 
 from __future__ import annotations
