@@ -10,6 +10,7 @@ applies (off its event loop) so the backend on disk stays close behind the WAL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from etcdx.mvcc import schema
 _U64 = struct.Struct(">Q")
 _LEASE_ID = struct.Struct(">q")  # lease IDs are int64: clients may choose negative ones
 _ALARM = struct.Struct(">QI")  # member id, alarm type
+DATA_FILE = "data.mdb"
+DEFRAG_FILE = "data.mdb.defrag"  # the compact copy, until it replaces DATA_FILE
 
 
 class Backend:
@@ -89,5 +92,61 @@ class Backend:
 
     @property
     def size_in_use_bytes(self) -> int:
-        info = self.env.info()
-        return (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        """The bytes of the pages that hold data (the two meta pages and every B-tree's branch, leaf and
+        overflow pages): the file's size less its free pages, which a defragmentation gives back."""
+        pages = 2
+        with self.env.begin() as txn:
+            sub_dbs = (self.key_db, self.meta_db, self.lease_db, self.alarm_db)
+            for stat in (self.env.stat(), *(txn.stat(db) for db in sub_dbs)):
+                pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
+        return pages * self.env.stat()["psize"]
+
+    # -- defragmentation (etcd's Defragment): a compacting copy, then swapped in for the live file ----------
+
+    def write_compact_copy(self) -> str:
+        """Writes a compacting copy of the environment beside the live file and fsyncs it; returns its path.
+
+        The copy holds the live pages only, renumbered, with no free pages: its size is the space in use.
+        Blocking (run it off the event loop). Readers may run alongside; the copy is the state of its own
+        read transaction, so the caller keeps writes out from before this call until ``swap_in``. A copy
+        left by an interrupted defragmentation is overwritten; a failed copy is removed.
+        """
+        copy_path = os.path.join(self.path, DEFRAG_FILE)
+        try:
+            with open(copy_path, "wb") as copy:
+                self.env.copyfd(copy.fileno(), compact=True)
+                os.fsync(copy.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(copy_path)
+            raise
+        return copy_path
+
+    @staticmethod
+    def discard_interrupted_defragmentation(path: str) -> None:
+        """Removes the copy a defragmentation interrupted by a crash left in the backend directory ``path``
+        (as large as the data: worth its space on a full disk). Call before the backend is opened."""
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(path, DEFRAG_FILE))
+
+    def swap_in(self, copy_path: str) -> None:
+        """Replaces the live file with ``copy_path`` (from ``write_compact_copy``) and reopens the
+        environment exactly as the constructor opened it.
+
+        Every transaction and cursor of the old environment must be closed before the call (py-lmdb
+        invalidates them); the sub-database handles are replaced, so callers reach them through this
+        object, never a cached handle. The rename is atomic and fsynced: a crash leaves either file
+        whole as data.mdb, and both hold the same committed state. If the rename fails, the old file is
+        reopened and the error raised.
+        """
+        map_size = self.env.info()["map_size"]
+        self.env.close()
+        try:
+            os.replace(copy_path, os.path.join(self.path, DATA_FILE))
+            directory = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        finally:  # on the compact file, or on the old one if the rename failed
+            Backend.__init__(self, self.path, map_size)

@@ -48,6 +48,24 @@ def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
     )
 
 
+_ADDS_DATA = frozenset(("put", "txn", "lease_grant"))
+
+
+def _adds_data(request: InternalRequest, kind: str) -> bool:
+    """Whether ``request`` (of a kind in _ADDS_DATA) may add data: what apply refuses while the NOSPACE
+    alarm is on (etcd's capped applier), so that a write proposed before the alarm applied cannot land
+    after it. A put, a lease grant, or a txn with a put at any depth (etcd looks at top-level puts only)."""
+    return kind != "txn" or _txn_may_put(request.txn)
+
+
+def _txn_may_put(txn: rpc_pb2.TxnRequest) -> bool:
+    for op in (*txn.success, *txn.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_put" or (kind == "request_txn" and _txn_may_put(op.request_txn)):
+            return True
+    return False
+
+
 class KVStore:
     def __init__(self, backend: Backend, lessor: Lessor | None = None, alarms: Alarms | None = None) -> None:
         self.backend = backend
@@ -236,6 +254,8 @@ class KVStore:
         self._consistent_index = index
         kind = request.WhichOneof("request")
         try:
+            if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
+                raise errors.ERR_NO_SPACE
             if kind == "put":
                 return self._put(request.put)
             if kind == "delete_range":

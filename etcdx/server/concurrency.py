@@ -2,12 +2,15 @@
 
 This is what etcd's v3lock and v3election services do: they use the clientv3 recipes against their
 own server. Here the recipes call the server directly: writes through ``propose`` (the log), reads
-through ``range``, waits through the watch hub.
+through ``range``, waits through the watch hub. Every lease grant and every txn that may put meets the
+backend quota and the NOSPACE alarm first, as the recipes' requests meet etcd's quota check, and is
+refused with etcd's error as clientv3 hands it to the services: code Unknown, the message unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 
 import trio
 
@@ -17,12 +20,13 @@ from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
-from etcdx.server import internal_watch
+from etcdx.server import internal_watch, quota
 
 SESSION_TTL = 60
 CLEANUP_TIMEOUT = 5.0  # a cancelled Lock/Campaign still removes its key, within this bound
 ERR_ELECTION_NO_LEADER = etcd_error(StatusCode.UNKNOWN, "election: no leader")
 ERR_ELECTION_NOT_LEADER = etcd_error(StatusCode.UNKNOWN, "election: not leader")
+ERR_NO_SPACE = etcd_error(StatusCode.UNKNOWN, errors.ERR_NO_SPACE.message)
 Compare = rpc_pb2.Compare
 RequestOp = rpc_pb2.RequestOp
 
@@ -31,12 +35,26 @@ async def session_lease(server, lease_id: int) -> int:
     """The lease a session runs on: the given one, or a fresh 60 s lease nobody keeps alive (etcd's)."""
     if lease_id:
         return lease_id
-    granted = await server.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL))
+    with _refused_as_by_clientv3():
+        await server.check_quota(quota.LEASE_GRANT_COST)
+        granted = await server.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=SESSION_TTL))
     return granted.ID
 
 
 async def txn(server, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
-    return await server.propose(InternalRequest(txn=request))
+    with _refused_as_by_clientv3():
+        await server.check_quota(quota.txn_cost(request))
+        return await server.propose(InternalRequest(txn=request))
+
+
+@contextlib.contextmanager
+def _refused_as_by_clientv3() -> Iterator[None]:
+    """A NOSPACE refusal (from the quota check, or from apply while the alarm is on) as etcd's recipe
+    services pass it on: code Unknown."""
+    try:
+        yield
+    except errors.ERR_NO_SPACE:
+        raise ERR_NO_SPACE from None
 
 
 def first_created(server, prefix: bytes, revision: int = 0) -> rpc_pb2.RangeResponse:

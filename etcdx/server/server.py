@@ -74,6 +74,9 @@ class EtcdServer:
         self._sync_needed = trio.Event()
         self._backend_dirty = trio.Event()
         self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
+        # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
+        self._backend_lock = trio.Lock()
+        self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -81,6 +84,7 @@ class EtcdServer:
         """Opens storage, replays the WAL, then runs the Ready loop until cancelled."""
         s = self.settings
         os.makedirs(s.member_dir, exist_ok=True)
+        Backend.discard_interrupted_defragmentation(s.backend_path)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor, self.alarms)
@@ -115,7 +119,9 @@ class EtcdServer:
                 with trio.CancelScope(shield=True):
                     await self.wal.close()
         finally:
-            self.backend.close()
+            with trio.CancelScope(shield=True):
+                async with self._backend_lock:  # a defragmentation's copy may still run in its thread
+                    self.backend.close()
 
     def _replay(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
@@ -139,6 +145,8 @@ class EtcdServer:
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
             if rd.committed:
+                if self._applies_resumed is not None:
+                    await self._applies_resumed.wait()
                 self._apply_committed(rd.committed)
             if persist:
                 await self.wal.wait_synced(synced)
@@ -181,7 +189,8 @@ class EtcdServer:
         while True:
             await self._backend_dirty.wait()
             self._backend_dirty = trio.Event()
-            await trio.to_thread.run_sync(self.backend.sync)
+            async with self._backend_lock:
+                await trio.to_thread.run_sync(self.backend.sync)
             await trio.sleep(BACKEND_SYNC_INTERVAL)
 
     # -- watch upkeep -------------------------------------------------------------------------
@@ -233,6 +242,26 @@ class EtcdServer:
         if not request.ID:
             request.ID = self.next_id()
         return await self.propose(InternalRequest(lease_grant=request))
+
+    async def defragment(self) -> None:
+        """etcd's Defragment: rewrites the backend as a compact file and swaps it in under the running member.
+
+        The copy is written off the event loop while reads go on being served from the live file; applies
+        wait from before the copy starts until the compact file is in place (a write committed after the
+        copy began would not be in it), and proposals queue in the log meanwhile. The swap itself runs
+        on the event loop between two apply batches, so no read or write transaction is open across it.
+        One defragmentation at a time; the backend sync waits for it.
+        """
+        async with self._backend_lock:
+            self._applies_resumed = trio.Event()
+            try:
+                copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
+                self.backend.swap_in(copy_path)
+            finally:
+                self._applies_resumed.set()
+                self._applies_resumed = None
+        self._backend_bytes = self.backend.size_bytes
+        log.info("finished defragment", db_size=self._backend_bytes)
 
     def request_watch_sync(self) -> None:
         self._sync_needed.set()

@@ -8,9 +8,8 @@ from etcdx.api.grpc.codec import decode
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server.quota import LEASE_GRANT_COST
 from etcdx.server.server import EtcdServer
-
-LEASE_GRANT_COST = 64
 
 
 class LeaseService:

@@ -1,4 +1,4 @@
-"""etcdserverpb.Maintenance: what a single member can answer so far (Status, Alarm)."""
+"""etcdserverpb.Maintenance: what a single member can answer so far (Status, Alarm, Defragment)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class MaintenanceService:
         return {
             "/etcdserverpb.Maintenance/Status": UnaryMethod(self.status),
             "/etcdserverpb.Maintenance/Alarm": UnaryMethod(self.alarm),
+            "/etcdserverpb.Maintenance/Defragment": UnaryMethod(self.defragment),
         }
 
     async def status(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -47,3 +48,10 @@ class MaintenanceService:
         listed = self._server.alarms.list(request.memberID, request.alarm)
         response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)
         return response.SerializeToString()
+
+    async def defragment(self, data: bytes, ctx: RpcContext) -> bytes:
+        """Shrinks the backend file to the space in use (EtcdServer.defragment); answers, as etcd 3.5 does, an
+        empty response (no header)."""
+        decode(rpc_pb2.DefragmentRequest, data)
+        await self._server.defragment()
+        return rpc_pb2.DefragmentResponse().SerializeToString()
