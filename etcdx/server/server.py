@@ -237,6 +237,7 @@ class EtcdServer:
         the member."""
         s = self.settings
         released_at = 0
+        release_below = 1  # entries below it are covered by a durable backend state and the catch-up margin
         while True:
             await self._backend_dirty.wait()
             self._backend_dirty = trio.Event()
@@ -250,10 +251,15 @@ class EtcdServer:
             self.durable_index = index
             if index - released_at >= s.snapshot_count:
                 released_at = index
-                await self._release_wal(index - s.snapshot_catchup_entries + 1)
+                release_below = max(index - s.snapshot_catchup_entries + 1, 1)
+            # Each sync, not only at a new release point: segments started since may push the count over
+            # --max-wals, and those wholly below the point go then (as etcd purges on a timer).
+            if release_below > 1:
+                await self._release_wal(release_below)
             await trio.sleep(BACKEND_SYNC_INTERVAL)
 
     async def _release_wal(self, below: int) -> None:
+        """Releases the WAL below ``below`` (see the module docstring); logs what it removed."""
         try:
             removed = await self.wal.release_to(below)
         except OSError as exc:  # the log stays longer than needed; nothing is at risk

@@ -33,6 +33,7 @@ FLAGS = (
     "--experimental-snapshot-catchup-entries",
     str(CATCHUP),
 )
+BACKEND_SYNC_SETTLE = 0.5  # past the backend sync (every 100 ms) that follows the last apply
 SMALL_SEGMENTS = {"ETCDX_TEST_WAL_SEGMENT_BYTES": "8192"}
 
 
@@ -63,18 +64,21 @@ def key_count(server: ServerProcess) -> int:
         return rpc_pb2_grpc.KVStub(channel).Range(request, timeout=10).count
 
 
+def last_release(server: ServerProcess) -> dict:
+    text = pathlib.Path(server.log_path).read_text()
+    return [json.loads(line) for line in text.splitlines() if '"wal: released segments"' in line][-1]
+
+
 def assert_release_rule(server: ServerProcess, last_index: int) -> None:
-    """Every segment but the newest MAX_WALS holds entries that the last release had to keep: the segment
-    after it starts above last_index - (snapshot count + catch-up) (one release period, plus the margin)."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = segments(server)
-        older = found[:-MAX_WALS]
-        floor = last_index - SNAPSHOT_COUNT - CATCHUP - WRITERS  # writes in flight at the last release
-        if all(after[1] > floor for _, after in zip(older, found[1:], strict=False)):
-            return
-        assert time.monotonic() < deadline, f"segments {found} at index {last_index}: not released"
-        time.sleep(0.1)
+    """Every segment but the newest MAX_WALS holds entries the last release had to keep (at or above its
+    index: durable index - catch-up + 1), and releases keep up: the last one covers all but the entries of
+    about one --snapshot-count period (plus a backend sync's worth) before the last index."""
+    time.sleep(BACKEND_SYNC_SETTLE)
+    below = last_release(server)["below_index"]
+    found = segments(server)
+    older_successors = found[1 : max(len(found) - MAX_WALS + 1, 1)]
+    assert all(first > below for _, first in older_successors), (found, below)
+    assert below > last_index - 3 * SNAPSHOT_COUNT - CATCHUP, (below, last_index)
 
 
 def started_lines(server: ServerProcess) -> list[dict]:
