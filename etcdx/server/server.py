@@ -12,8 +12,9 @@ MemberStopped (one message; the command logs it and exits non-zero) instead of l
 So does a damaged log at start-up (nothing on disk is changed then).
 
 WAL release: the backend is the snapshot. Once --snapshot-count entries were applied since the last
-release, and a backend sync that started after they were committed has completed, the WAL releases the
-segments wholly below that index minus --experimental-snapshot-catchup-entries (keeping --max-wals).
+release point, and a backend sync that started after they were committed has completed, the release point
+moves to that index minus --experimental-snapshot-catchup-entries; after every backend sync the WAL removes
+its oldest segments wholly below the point while more than --max-wals remain (0: it keeps them all).
 """
 
 from __future__ import annotations
