@@ -100,7 +100,6 @@ class EtcdServer:
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor, self.alarms)
-            self.durable_index = self.store.consistent_index
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,
@@ -109,8 +108,9 @@ class EtcdServer:
                     max_segments=s.max_wals,
                 )
             except (WalCorruptError, WalGapError) as exc:
-                hint = " (files unchanged; `etcdx wal repair` cuts the log there)" * isinstance(exc, WalCorruptError)
-                raise self._stop(f"start-up refused: {exc}{hint}") from exc
+                repair = " (files unchanged; `etcdx wal repair` cuts the log there)"
+                reason = f"start-up refused: {exc}{repair if isinstance(exc, WalCorruptError) else ''}"
+                raise self._stop(reason) from exc
             try:
                 if replay.torn_tail is not None:
                     torn = replay.torn_tail

@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 import grpc
+import pytest
 import trio
 
 from etcdx.api.http.endpoints import HttpEndpoints
@@ -21,8 +22,10 @@ from etcdx.net.http1 import HttpRequest
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer, MemberStopped
+from etcdx.wal import record
 from etcdx.wal import wal as wal_module
-from tests.support.procs import ServerProcess, _cluster_flags, free_ports
+from etcdx.wal.record import RecordType
+from tests.support.procs import ServerProcess, _cluster_flags, etcdx_process, free_ports
 
 CHILD = """
 import os, sys
@@ -133,3 +136,31 @@ async def test_health_is_false_once_the_member_cannot_write(tmp_path, monkeypatc
     assert response.status == 503
     assert json.loads(response.body)["health"] == "false"
     assert "injected" in json.loads(response.body)["reason"]
+
+
+def test_a_damaged_wal_stops_start_up_with_the_segment_and_offset(tmp_path):
+    """The review's reproduction on a real member: one damaged length field in the last segment."""
+    server = etcdx_process(tmp_path)
+    with server.start(), grpc.insecure_channel(server.endpoint) as channel:
+        kv = rpc_pb2_grpc.KVStub(channel)
+        for i in range(10):
+            kv.Put(rpc_pb2.PutRequest(key=b"k%d" % i, value=b"v" * 50), timeout=10)
+    wal_dir = pathlib.Path(server.data_dir) / "member" / "wal"
+    [segment] = sorted(wal_dir.glob("*.wal"))
+    data = bytearray(segment.read_bytes())
+    offset, entries_seen = 0, []
+    while (decoded := record.decode_at(bytes(data), offset)).kind == "record":
+        if decoded.record_type == RecordType.ENTRY:
+            entries_seen.append(offset)
+        offset = decoded.next_offset
+    damaged_at = entries_seen[2]
+    data[damaged_at : damaged_at + 4] = (100_000).to_bytes(4, "little")
+    segment.write_bytes(bytes(data))
+    before = {p.name: p.read_bytes() for p in wal_dir.iterdir()}
+
+    with pytest.raises(RuntimeError, match="server exited with 1"):
+        server.start()
+    assert {p.name: p.read_bytes() for p in wal_dir.iterdir()} == before
+    [line] = stopped_lines(server)
+    assert f"corrupt record in {segment} at offset {damaged_at}" in line["reason"]
+    assert line["reason"].startswith("start-up refused")
