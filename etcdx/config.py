@@ -33,7 +33,11 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "name": ("str", "default"),
     "data-dir": ("str", ""),
     "wal-dir": ("str", ""),
-    "snapshot-count": ("int", 100000),
+    "snapshot-count": ("uint", 100000),
+    "max-snapshots": ("uint", 5),
+    "max-wals": ("uint", 5),
+    # etcd 3.5.7+ (not in 3.5.1): entries the log keeps below the last release for followers to catch up.
+    "experimental-snapshot-catchup-entries": ("uint", 5000),
     "heartbeat-interval": ("int", 100),
     "election-timeout": ("int", 1000),
     "listen-peer-urls": ("urls", "http://localhost:2380"),
@@ -59,8 +63,6 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
 # Flags etcd 3.5 has that etcdx does not honour yet: accepted only at their default value.
 NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "initial-election-tick-advance": ("bool", True),
-    "max-snapshots": ("int", 5),
-    "max-wals": ("int", 5),
     "backend-bbolt-freelist-type": ("str", "map"),
     "backend-batch-interval": ("str", ""),
     "backend-batch-limit": ("int", 0),
@@ -190,6 +192,9 @@ class Config:
     show_version: bool
     show_help: bool
     watch_progress_notify_interval: float = 600.0
+    max_wals: int = 5
+    max_snapshots: int = 5
+    snapshot_catchup_entries: int = 5000
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -349,11 +354,14 @@ def _convert(name: str, raw: str) -> object:
         if raw in _FALSE:
             return False
         raise ConfigError(f'invalid boolean value "{raw}" for -{name}: parse error')
-    if kind == "int":
+    if kind in ("int", "uint"):
         try:
-            return int(raw, 0)
+            value = int(raw, 0)
         except ValueError:
             raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
+        if kind == "uint" and value < 0:
+            raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error')
+        return value
     return raw
 
 
@@ -452,7 +460,11 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         # etcd's default is "<name>.etcd"; etcdx keeps its own data beside it as "<name>.etcdx".
         data_dir=get("data-dir") or f"{name}.etcdx",
         wal_dir=get("wal-dir"),
-        snapshot_count=get("snapshot-count"),
+        # etcd: a zero --snapshot-count means its default.
+        snapshot_count=get("snapshot-count") or IMPLEMENTED["snapshot-count"][1],
+        max_wals=get("max-wals"),
+        max_snapshots=get("max-snapshots"),
+        snapshot_catchup_entries=get("experimental-snapshot-catchup-entries"),
         heartbeat_interval=heartbeat,
         election_timeout=election,
         listen_peer_urls=_urls("listen-peer-urls", get("listen-peer-urls")),

@@ -13,9 +13,10 @@ from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.peer_listener import hold_peer_port
-from etcdx.server.server import EtcdServer
+from etcdx.server.server import EtcdServer, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
+from etcdx.wal.wal import SEGMENT_BYTES
 
 log = get_logger("etcdx.cli")
 
@@ -42,6 +43,11 @@ def settings_from_config(config: Config) -> ServerSettings:
         backend_map_size=max(DEFAULT_MAP_SIZE, 2 * config.effective_quota_backend_bytes),
         heartbeat_interval_ms=config.heartbeat_interval,
         election_timeout_ms=config.election_timeout,
+        snapshot_count=config.snapshot_count,
+        max_wals=config.max_wals,
+        snapshot_catchup_entries=config.snapshot_catchup_entries,
+        # Test-only knob (small segments make release observable in a short run); not an etcd flag.
+        wal_segment_bytes=int(os.environ.get("ETCDX_TEST_WAL_SEGMENT_BYTES") or SEGMENT_BYTES),
     )
 
 
@@ -89,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         from etcdx.cli.bench.main import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["wal"]:
+        from etcdx.cli.wal_command import main as wal_main
+
+        return wal_main(argv[1:])
     try:
         config = parse_config(argv, os.environ)
     except ConfigError as exc:
@@ -101,5 +111,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     logging_setup.configure(config.log_level, config.log_outputs)
-    trio.run(run, config)
+    stopped: list[BaseException] = []
+    try:
+        trio.run(run, config)
+    except* MemberStopped as group:
+        stopped.extend(_leaves(group))
+    if stopped:
+        log.error("member stopped", reason=str(stopped[0]))
+        return 1
     return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, in order."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]

@@ -6,10 +6,20 @@ new proposals accumulate in the log and the next iteration persists all of them 
 applies the batch fsynced before while that fsync runs.
 On start, WAL entries past the backend's consistent index are re-applied (apply is idempotent per
 index), so a backend that lags the WAL after a crash catches up before any client is served.
+
+Fail-stop: a log that cannot be written or a backend that cannot be synced stops the member with
+MemberStopped (one message; the command logs it and exits non-zero) instead of leaving writes to hang.
+So does a damaged log at start-up (nothing on disk is changed then).
+
+WAL release: the backend is the snapshot. Once --snapshot-count entries were applied since the last
+release point, and a backend sync that started after they were committed has completed, the release point
+moves to that index minus --experimental-snapshot-catchup-entries; after every backend sync the WAL removes
+its oldest segments wholly below the point while more than --max-wals remain (0: it keeps them all).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -32,7 +42,7 @@ from etcdx.server.local_log import LocalLog
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
-from etcdx.wal.wal import WAL
+from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalWriteError
 
 log = get_logger("etcdx.server")
 
@@ -42,6 +52,10 @@ LEASE_REVOKE_RETRY = 3.0
 # The backend commits without fsync (the WAL is the durability source); it is flushed to disk this long after
 # an apply at most, as etcd's bbolt commits its batch every 100 ms, so that a replay after an OS crash is short.
 BACKEND_SYNC_INTERVAL = 0.1
+
+
+class MemberStopped(Exception):
+    """The member cannot go on without risking acknowledged data; the message says why, in one line."""
 
 
 class EtcdServer:
@@ -77,6 +91,8 @@ class EtcdServer:
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
+        self._failure: str | None = None  # why the member cannot write any more (it is stopping)
+        self.durable_index = 0  # the highest index a completed backend sync covers
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -88,21 +104,41 @@ class EtcdServer:
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor, self.alarms)
-            self.wal, replay = await WAL.open(s.wal_path, after_index=self.store.consistent_index)
             try:
+                self.wal, replay = await WAL.open(
+                    s.wal_path,
+                    after_index=self.store.consistent_index,
+                    segment_bytes=s.wal_segment_bytes,
+                    max_segments=s.max_wals,
+                )
+            except (WalCorruptError, WalGapError) as exc:
+                repair = " (files unchanged; `etcdx wal repair` cuts the log there)"
+                reason = f"start-up refused: {exc}{repair if isinstance(exc, WalCorruptError) else ''}"
+                raise self._stop(reason) from exc
+            try:
+                if replay.torn_tail is not None:
+                    torn = replay.torn_tail
+                    log.warning(
+                        "wal: cut a torn tail (a write the last stop interrupted)",
+                        segment=torn.path,
+                        offset=torn.offset,
+                        bytes=torn.length,
+                        copy=torn.copy_path,
+                    )
                 self._replay(replay.entries)
                 self._backend_bytes = self.backend.size_bytes
                 self.store.take_events()  # nobody watched the replay
                 self.watch_hub = WatchHub(self.store)
                 self.lessor.promote(extend=s.election_timeout_ms / 1000)
                 last_term = replay.entries[-1].term if replay.entries else 0
-                last_index = max(replay.last_index, self.store.consistent_index)
-                self.log = LocalLog(replay.hard_state, last_index, last_term)
+                self.log = LocalLog(replay.hard_state, replay.last_index, last_term)
                 log.info(
                     "server started",
                     member_id=f"{self.member_id:x}",
                     cluster_id=f"{self.cluster_id:x}",
                     replayed_entries=len(replay.entries),
+                    wal_segments_read=replay.segments_read,
+                    wal_segments=self.wal.segment_count,
                     revision=self.store.current_revision,
                     term=self.log.term,
                 )
@@ -121,7 +157,24 @@ class EtcdServer:
         finally:
             with trio.CancelScope(shield=True):
                 async with self._backend_lock:  # a defragmentation's copy may still run in its thread
-                    self.backend.close()
+                    if self._failure is None:
+                        self.backend.close()
+                    else:
+                        with contextlib.suppress(Exception):  # stopping already; the first failure is reported
+                            self.backend.close()
+
+    def _stop(self, reason: str) -> MemberStopped:
+        """Marks the member as unable to write (/health turns false) and returns the error that stops it."""
+        if self._failure is None:
+            self._failure = reason
+        return MemberStopped(reason)
+
+    @property
+    def write_failure(self) -> str | None:
+        """Why the member cannot write (its WAL or backend failed), or None while it can."""
+        if self._failure is None and self.wal is not None and self.wal.failure is not None:
+            return f"wal: cannot write the log: {self.wal.failure!r}"
+        return self._failure
 
     def _replay(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
@@ -149,7 +202,10 @@ class EtcdServer:
                     await self._applies_resumed.wait()
                 self._apply_committed(rd.committed)
             if persist:
-                await self.wal.wait_synced(synced)
+                try:
+                    await self.wal.wait_synced(synced)
+                except WalWriteError as exc:
+                    raise self._stop(f"wal: cannot write the log, stopping: {exc.__cause__!r}") from exc
             node.advance(rd)
 
     def _apply_committed(self, entries: list[Entry]) -> None:
@@ -185,13 +241,48 @@ class EtcdServer:
         return self.store.apply(entry.index, InternalRequest.FromString(entry.data))
 
     async def _backend_sync_loop(self) -> None:
-        """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after an apply."""
+        """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after an apply, and
+        releases the WAL below what a completed flush covers (see the module docstring). A failed flush stops
+        the member."""
+        s = self.settings
+        released_at = 0
+        release_below = 1  # entries below it are covered by a durable backend state and the catch-up margin
         while True:
             await self._backend_dirty.wait()
             self._backend_dirty = trio.Event()
-            async with self._backend_lock:
-                await trio.to_thread.run_sync(self.backend.sync)
+            # Applies commit their transaction before they return, on this loop: this index is committed, and
+            # the sync below starts after it was.
+            index = self.store.consistent_index
+            try:
+                async with self._backend_lock:
+                    await trio.to_thread.run_sync(self.backend.sync)
+            except Exception as exc:
+                raise self._stop(f"backend: sync failed, stopping: {exc!r}") from exc
+            self.durable_index = index
+            if index - released_at >= s.snapshot_count:
+                released_at = index
+                release_below = max(index - s.snapshot_catchup_entries + 1, 1)
+            # Each sync, not only at a new release point: segments started since may push the count over
+            # --max-wals, and those wholly below the point go then (as etcd purges on a timer).
+            if release_below > 1:
+                await self._release_wal(release_below)
             await trio.sleep(BACKEND_SYNC_INTERVAL)
+
+    async def _release_wal(self, below: int) -> None:
+        """Releases the WAL below ``below`` (see the module docstring); logs what it removed."""
+        try:
+            removed = await self.wal.release_to(below)
+        except OSError as exc:  # the log stays longer than needed; nothing is at risk
+            log.warning("wal: could not remove released segments", error=repr(exc))
+            return
+        if removed:
+            log.info(
+                "wal: released segments",
+                removed=len(removed),
+                below_index=below,
+                durable_index=self.durable_index,
+                segments=self.wal.segment_count,
+            )
 
     # -- watch upkeep -------------------------------------------------------------------------
 

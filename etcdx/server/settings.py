@@ -24,6 +24,10 @@ class ServerSettings:
     watch_progress_notify_interval: float
     heartbeat_interval_ms: int
     election_timeout_ms: int
+    snapshot_count: int  # applied entries between two releases of the WAL
+    max_wals: int  # WAL segments to keep at least (0: all)
+    snapshot_catchup_entries: int  # entries kept below the release point for followers
+    wal_segment_bytes: int
 
     @property
     def member_dir(self) -> str:

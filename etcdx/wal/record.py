@@ -6,7 +6,7 @@ A record on disk:
     u32 little-endian  length   number of bytes in type + payload (>= 1; 0 marks the end of data)
     u32 little-endian  crc      zlib.crc32 over type + payload
     u8                 type     RecordType
-    bytes              payload  a serialized raft_pb2 message (Entry or HardState)
+    bytes              payload  a serialized raft_pb2 message (Entry or HardState); empty for SYNC_START
 
 Segments are preallocated with zeros, so a zero length is where the written data ends.
 
@@ -36,3 +36,4 @@ zeros_from = _codec.zeros_from
 class RecordType(enum.IntEnum):
     ENTRY = 1
     HARD_STATE = 2
+    SYNC_START = 3  # empty; the first record of each write-and-fsync job (what came before it was durable)

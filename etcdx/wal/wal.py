@@ -1,47 +1,74 @@
-"""The write-ahead log: segments of records, group commit, torn-tail repair on open.
+"""The write-ahead log: segments of records, group commit, torn-tail repair on open, release of old segments.
 
 Durability contract: ``sync()`` (and ``wait_synced(start_sync())``) returns only once every record appended
 before the call was written and fdatasync'ed. Group commit: one fdatasync covers every record appended while
 the previous one ran. Writes and fdatasyncs run on the WAL's own sync thread, one job at a time in append
 order, so the event loop keeps serving; the thread reports back with one ``run_sync_soon`` per job (cheaper
 than a ``trio.to_thread`` round trip per fsync). ``start_sync`` never blocks, so a caller can do other work
-(the server applies the previous batch) while the fsync runs.
+(the server applies the previous batch) while the fsync runs. Each job starts with a SYNC_START record, which
+is what lets start-up tell a torn tail from corruption (etcdx/wal/scan.py).
 
-Files: ``<seq:016x>-<first index:016x>.wal`` in the WAL directory, each preallocated with zeros to
-``segment_bytes``. The entry records of one ``append`` are encoded into one buffer and stay together in
-one segment: a batch that does not fit in the rest of the current segment starts the next one (a batch
-larger than ``segment_bytes`` gets a segment of its own size). Only the last segment may end in a torn
-record; anything damaged before valid data is corruption and stops start-up.
+Fail-stop: anything the sync thread raises (OSError or not) fails that job and every later one: nothing
+appended after the last good sync is ever called durable, and ``failure`` says why.
+
+Files: segments (etcdx/wal/segment.py), each preallocated with zeros to ``segment_bytes``. The entry records
+of one ``append`` are encoded into one buffer and stay together in one segment: a batch that does not fit in
+the rest of the current segment starts the next one (a batch larger than ``segment_bytes`` gets a segment of
+its own size).
+
+The log's API is Raft-shaped: ``first_index``, ``last_index``, ``entries_from(index)``, ``term(index)``,
+``release_to(index)``. Release removes whole segments, oldest first, only when every entry in them is
+below the given index, and keeps at least ``max_segments`` segments (etcd's --max-wals; 0 keeps all).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import mmap
 import os
 import queue
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import trio
+from google.protobuf.message import DecodeError
 
 from etcdx.pb.etcdxpb.raft_pb2 import Entry, HardState
 from etcdx.wal import record
 from etcdx.wal.record import RecordType
+from etcdx.wal.scan import MAX_RECORD_BYTES, SYNC_START_RECORD, WalCorruptError, scan_segment
+from etcdx.wal.segment import (
+    Segment,
+    create_segment,
+    fsync_dir,
+    list_segments,
+    mapped,
+    segment_name,
+    write_all,
+)
 
 SEGMENT_BYTES = 64 * 1024 * 1024
 
-
-class WalCorruptError(Exception):
-    """A damaged record with valid data after it: the log cannot be trusted past this point."""
+__all__ = ["WAL", "WalCorruptError", "WalGapError", "WalReplay", "WalWriteError", "SEGMENT_BYTES"]
 
 
 class WalWriteError(Exception):
     """The log could not be made durable; the member must stop rather than acknowledge anything."""
+
+
+class WalGapError(Exception):
+    """The log misses entries it must hold (a missing segment, a jump in the indexes): start-up stops."""
+
+
+@dataclass
+class TornTail:
+    """A torn tail cut at open: ``length`` bytes at ``offset`` of ``path``, copied to ``copy_path`` first."""
+
+    path: str
+    offset: int
+    length: int
+    copy_path: str
 
 
 @dataclass
@@ -51,6 +78,8 @@ class WalReplay:
     hard_state: HardState | None = None
     entries: list[Entry] = field(default_factory=list)
     last_index: int = 0
+    segments_read: int = 0
+    torn_tail: TornTail | None = None
 
     def add_entry(self, entry: Entry, after_index: int) -> None:
         """Raft semantics: an entry at an index <= the last one replaces the log from that index on."""
@@ -62,93 +91,175 @@ class WalReplay:
             self.entries.append(entry)
 
 
-@dataclass
-class _Segment:
-    path: str
-    size: int
-    offset: int  # where the next record goes (after everything appended, synced or not)
-    fd: int = -1  # -1 until the file exists on disk
-
-
-def _segment_name(seq: int, first_index: int) -> str:
-    return f"{seq:016x}-{first_index:016x}.wal"
-
-
-def _parse_name(name: str) -> tuple[int, int] | None:
-    stem, dot, ext = name.partition(".")
-    seq, dash, first = stem.partition("-")
-    if ext != "wal" or not dash:
-        return None
-    try:
-        return int(seq, 16), int(first, 16)
-    except ValueError:
-        return None
-
-
 class WAL:
-    def __init__(self, directory: str, segments: list[_Segment], last_index: int, segment_bytes: int) -> None:
+    def __init__(
+        self, directory: str, segments: list[Segment], last_index: int, segment_bytes: int, max_segments: int
+    ) -> None:
         self._dir = directory
         self._segments = segments
         self._segment_bytes = segment_bytes
+        self._max_segments = max_segments
         self._last_index = last_index
-        self._pending: list[tuple[_Segment, int, bytes]] = []
+        self._pending: list[tuple[Segment, int, bytes]] = []
         self._appended = 0  # records appended so far
         self._synced = 0  # records known durable
         self._sync_running = False  # Invariant: True from a job's hand-off to the sync thread until _finish_job
         self._sync_done = trio.Event()  # set (and replaced) each time a job finishes
-        self._failed: OSError | None = None
+        self._failed: BaseException | None = None
         self._jobs: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._writing: Segment | None = None  # the sync thread's: the segment whose fd it holds open
         self.fsync_count = 0
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
     async def open(
-        cls, directory: str, *, after_index: int = 0, segment_bytes: int = SEGMENT_BYTES
+        cls, directory: str, *, after_index: int = 0, segment_bytes: int = SEGMENT_BYTES, max_segments: int = 0
     ) -> tuple[WAL, WalReplay]:
-        return await trio.to_thread.run_sync(cls._open_sync, directory, after_index, segment_bytes)
+        """Opens the log, reading only the segments that hold entries after ``after_index`` (and, if they hold
+        no HardState, the ones before them until one does). Raises WalCorruptError or WalGapError and changes
+        nothing on disk when the log is damaged; a torn tail is cut (a copy kept beside it)."""
+        return await trio.to_thread.run_sync(cls._open_sync, directory, after_index, segment_bytes, max_segments)
 
     @classmethod
-    def _open_sync(cls, directory: str, after_index: int, segment_bytes: int) -> tuple[WAL, WalReplay]:
+    def _open_sync(
+        cls, directory: str, after_index: int, segment_bytes: int, max_segments: int
+    ) -> tuple[WAL, WalReplay]:
         os.makedirs(directory, exist_ok=True)
-        names = sorted((parsed, name) for name in os.listdir(directory) if (parsed := _parse_name(name)))
+        segments = list_segments(directory)
         replay = WalReplay()
-        segments: list[_Segment] = []
-        for position, (_, name) in enumerate(names):
-            path = os.path.join(directory, name)
-            is_last = position == len(names) - 1
-            end = _read_segment(path, replay, after_index, is_last)
-            size = os.path.getsize(path)
-            segments.append(_Segment(path=path, size=size, offset=end))
         if not segments:
-            segments.append(_Segment(os.path.join(directory, _segment_name(0, 1)), segment_bytes, 0))
-            _create_segment(segments[-1])
-            _fsync_dir(directory)
+            if after_index:
+                raise WalGapError(
+                    f"wal: the backend is ahead of the WAL: it holds entries up to index {after_index}, "
+                    f"the WAL in {directory} holds none"
+                )
+            segments.append(Segment(os.path.join(directory, segment_name(0, 1)), 0, 1, segment_bytes, 0))
+            create_segment(segments[-1])
+            fsync_dir(directory)
+        else:
+            _check_sequence(segments)
+            start = max(0, bisect.bisect_right([s.first_index for s in segments], after_index + 1) - 1)
+            if segments[start].first_index > after_index + 1:
+                raise WalGapError(
+                    f"wal: entries {after_index + 1} to {segments[start].first_index - 1} are missing: the backend "
+                    f"is at index {after_index} and the oldest segment {segments[start].path} starts after them"
+                )
+            _read_segments(segments, start, replay, after_index)
+            while replay.hard_state is None and start > 0:
+                start -= 1
+                hard_state_only = WalReplay()
+                _read_segments(segments, start, hard_state_only, after_index, stop=start + 1)
+                replay.hard_state = hard_state_only.hard_state
+            if replay.last_index < after_index:
+                raise WalGapError(
+                    f"wal: the backend is ahead of the WAL: it holds entries up to index {after_index}, "
+                    f"the WAL in {directory} ends at index {replay.last_index}"
+                )
         last = segments[-1]
         last.fd = os.open(last.path, os.O_RDWR)
-        return cls(directory, segments, replay.last_index, segment_bytes), replay
+        wal = cls(directory, segments, replay.last_index, segment_bytes, max_segments)
+        wal._writing = last
+        return wal, replay
+
+    # -- the Raft-shaped view ----------------------------------------------------------------
+
+    @property
+    def first_index(self) -> int:
+        """The first index the log may still hold (the oldest segment's first index)."""
+        return self._segments[0].first_index
+
+    @property
+    def last_index(self) -> int:
+        return self._last_index
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the log cannot be written any more, or None while it can."""
+        return self._failed
+
+    async def entries_from(self, index: int) -> list[Entry]:
+        """The entries at ``index`` and after that are written (read back from the files)."""
+        segments = list(self._segments)
+        start = max(0, bisect.bisect_right([s.first_index for s in segments], index) - 1)
+
+        def read() -> list[Entry]:
+            replay = WalReplay(last_index=segments[start].first_index - 1)
+            for segment in segments[start:]:
+                with open(segment.path, "rb") as f, mapped(f) as buf:
+                    offset = 0
+                    while (decoded := record.decode_at(buf, offset)).kind == "record":
+                        if decoded.record_type == RecordType.ENTRY:
+                            replay.add_entry(Entry.FromString(decoded.payload), index - 1)
+                        offset = decoded.next_offset
+            return replay.entries
+
+        return await trio.to_thread.run_sync(read)
+
+    async def term(self, index: int) -> int | None:
+        """The term of the entry at ``index``, or None if the log does not hold it."""
+        found = await self.entries_from(index)
+        return found[0].term if found and found[0].index == index else None
+
+    async def release_to(self, index: int) -> list[str]:
+        """Removes the oldest segments whose entries are all below ``index``, while more than ``max_segments``
+        remain (0: keeps every segment); never the last one. Returns the removed files' paths.
+
+        The caller guarantees nothing below ``index`` is needed any more: the state they lead to is durable
+        elsewhere (the backend) and followers no longer need them."""
+        victims: list[Segment] = []
+        while (
+            self._max_segments
+            and len(self._segments) - len(victims) > self._max_segments
+            and self._segments[len(victims) + 1].first_index <= index
+        ):
+            victims.append(self._segments[len(victims)])
+        if not victims:
+            return []
+        # Dropped from the list first, so that nothing reads them while they go; the oldest goes first, so
+        # a crash half-way leaves a log without a gap.
+        self._segments = self._segments[len(victims) :]
+
+        def remove() -> None:
+            for segment in victims:
+                os.remove(segment.path)
+            fsync_dir(self._dir)
+
+        await trio.to_thread.run_sync(remove)
+        return [segment.path for segment in victims]
 
     # -- appending -------------------------------------------------------------------------
 
     def append(self, entries: Sequence[Entry], hard_state: HardState | None = None) -> None:
-        """Encodes and buffers records; they become durable with the next ``sync()``. Never blocks."""
+        """Encodes and buffers records; they become durable with the next ``sync()``. Never blocks.
+
+        Raises OverflowError for a record over MAX_RECORD_BYTES (which start-up would call corruption)."""
         if entries:
-            self._add(
-                record.encode_many(RecordType.ENTRY, [entry.SerializeToString() for entry in entries]), len(entries)
-            )
+            payloads = [entry.SerializeToString() for entry in entries]
+            if max(map(len, payloads)) >= MAX_RECORD_BYTES:
+                raise OverflowError(f"wal: an entry over {MAX_RECORD_BYTES} bytes")
+            self._add(record.encode_many(RecordType.ENTRY, payloads), len(entries))
             self._last_index = entries[-1].index
         if hard_state is not None:
             self._add(record.encode(RecordType.HARD_STATE, hard_state.SerializeToString()), 1)
 
     def _add(self, data: bytes, records: int) -> None:
-        """Queues ``data`` (``records`` whole records) at the end of the log, in one segment."""
+        """Queues ``data`` (``records`` whole records) at the end of the log, in one segment; the first data of
+        a job is preceded by a SYNC_START record."""
+        if not self._pending:
+            data = SYNC_START_RECORD + data
+            records += 1
         segment = self._segments[-1]
         if segment.offset + len(data) > segment.size and segment.offset > 0:
-            seq = _parse_name(os.path.basename(segment.path))[0] + 1
-            path = os.path.join(self._dir, _segment_name(seq, self._last_index + 1))
-            segment = _Segment(path=path, size=max(self._segment_bytes, len(data)), offset=0)
-            self._segments.append(segment)
+            seq, first = segment.seq + 1, self._last_index + 1
+            path = os.path.join(self._dir, segment_name(seq, first))
+            segment = Segment(path, seq, first, max(self._segment_bytes, len(data)), 0)
+            self._segments = [*self._segments, segment]
         self._pending.append((segment, segment.offset, data))
         segment.offset += len(data)
         self._appended += records
@@ -169,7 +280,7 @@ class WAL:
         fsync failed (then nothing appended after the last good sync is ever called durable)."""
         while self._synced < target:
             if self._failed is not None:
-                raise WalWriteError("wal: an earlier write or fsync failed; nothing more is durable") from self._failed
+                raise WalWriteError(f"wal: write or fsync failed: {self._failed!r}") from self._failed
             if not self._sync_running:
                 self._launch()
             await self._sync_done.wait()
@@ -184,22 +295,24 @@ class WAL:
         self._jobs.put((pending, self._appended, trio.lowlevel.current_trio_token()))
 
     def _sync_thread(self) -> None:
-        """The sync thread: runs jobs in order until the None that ``close`` sends."""
+        """The sync thread: runs jobs in order until the None that ``close`` sends. Whatever a job raises is
+        that job's outcome: the thread always reports back and never dies of it."""
         while (job := self._jobs.get()) is not None:
             pending, upto, token = job
-            error: OSError | None = None
+            error: BaseException | None = None
             try:
-                self._write_and_sync(pending)
-            except OSError as exc:
+                if self._failed is None:
+                    self._write_and_sync(pending)
+            except BaseException as exc:  # noqa: BLE001 - fail-stop: every failure is reported, none kills us
                 error = exc
             # RunFinishedError: nobody waits any more, the trio run that started the job has ended.
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._finish_job, upto, error)
 
-    def _finish_job(self, upto: int, error: OSError | None) -> None:
+    def _finish_job(self, upto: int, error: BaseException | None) -> None:
         """On the event loop: records a job's outcome and wakes its waiters."""
         self._sync_running = False
-        if error is None:
+        if error is None and self._failed is None:
             self._synced = upto
         elif self._failed is None:
             # After a failed fsync the kernel may have dropped the dirty pages: nothing appended
@@ -208,34 +321,34 @@ class WAL:
         done, self._sync_done = self._sync_done, trio.Event()
         done.set()
 
-    def _write_and_sync(self, pending: list[tuple[_Segment, int, bytes]]) -> None:
-        """Runs on the sync thread: writes each segment's run of records, then fdatasyncs them in order."""
-        runs: list[tuple[_Segment, int, list[bytes]]] = []
+    def _write_and_sync(self, pending: list[tuple[Segment, int, bytes]]) -> None:
+        """Runs on the sync thread: writes each segment's run of records, then fdatasyncs them in order (a
+        segment is durable before the next one is created)."""
+        runs: list[tuple[Segment, int, list[bytes]]] = []
         for segment, offset, data in pending:
             if runs and runs[-1][0] is segment:
                 runs[-1][2].append(data)
             else:
                 runs.append((segment, offset, [data]))
-        created = False
         for segment, offset, chunks in runs:
             if segment.fd < 0:
-                _create_segment(segment)
+                create_segment(segment)
+                fsync_dir(self._dir)
                 segment.fd = os.open(segment.path, os.O_RDWR)
-                created = True
-            _write_all(segment.fd, b"".join(chunks), offset)
+                previous, self._writing = self._writing, segment
+                if previous is not None and previous.fd >= 0:
+                    os.close(previous.fd)
+                    previous.fd = -1
+            write_all(segment.fd, b"".join(chunks), offset)
             os.fdatasync(segment.fd)
-        if created:
-            _fsync_dir(self._dir)
-            for segment in self._segments[:-1]:
-                if segment.fd >= 0:
-                    os.close(segment.fd)
-                    segment.fd = -1
         self.fsync_count += len(runs)
 
     async def close(self) -> None:
-        """Makes everything appended durable, then closes the files."""
+        """Makes everything appended durable (unless the log failed: then nothing more is), then closes the
+        files."""
         try:
-            await self.sync()
+            if self._failed is None:
+                await self.sync()
         finally:
             if self._thread is not None:
                 self._jobs.put(None)
@@ -246,75 +359,66 @@ class WAL:
                     os.close(segment.fd)
                     segment.fd = -1
 
-    @property
-    def last_index(self) -> int:
-        return self._last_index
+
+def _check_sequence(segments: list[Segment]) -> None:
+    for before, after in zip(segments, segments[1:], strict=False):
+        if after.seq != before.seq + 1:
+            raise WalGapError(f"wal: a segment is missing between {before.path} and {after.path}")
+        if after.first_index < before.first_index:
+            raise WalGapError(f"wal: segment {after.path} starts before the segment ahead of it, {before.path}")
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
-    """pwrite until every byte is written (a short write is legal for the kernel)."""
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
+def _read_segments(
+    segments: list[Segment], start: int, replay: WalReplay, after_index: int, stop: int | None = None
+) -> None:
+    """Replays segments[start:stop] into ``replay``: every segment's data end becomes its write offset, and a
+    torn tail of the last segment is cut (copied aside first)."""
+    replay.last_index = segments[start].first_index - 1
+    for position in range(start, len(segments) if stop is None else stop):
+        segment = segments[position]
+        is_last = position == len(segments) - 1
+        with open(segment.path, "rb") as f, mapped(f) as buf:
+            scan = scan_segment(segment.path, buf, is_last=is_last)
+            torn = bytes(buf[scan.end : scan.torn_end]) if scan.torn_end > scan.end else b""
+        for offset, record_type, payload in scan.records:
+            _apply_record(segment.path, offset, record_type, payload, replay, after_index)
+        segment.offset = scan.end
+        replay.segments_read += 1
+        if torn:
+            replay.torn_tail = _cut(segment.path, scan.end, torn)
 
 
-def _create_segment(segment: _Segment) -> None:
-    fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, segment.size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _apply_record(path: str, offset: int, record_type: int, payload: bytes, replay: WalReplay, after: int) -> None:
+    if record_type == RecordType.ENTRY:
+        try:
+            entry = Entry.FromString(payload)
+        except DecodeError as exc:
+            raise WalCorruptError(path, offset, f"entry does not decode: {exc}") from exc
+        if entry.index > replay.last_index + 1:
+            raise WalGapError(
+                f"wal: gap in the indexes in {path} at offset {offset}: entry {entry.index} follows {replay.last_index}"
+            )
+        replay.add_entry(entry, after)
+    elif record_type == RecordType.HARD_STATE:
+        try:
+            replay.hard_state = HardState.FromString(payload)
+        except DecodeError as exc:
+            raise WalCorruptError(path, offset, f"hard state does not decode: {exc}") from exc
+    elif record_type != RecordType.SYNC_START:
+        raise WalCorruptError(path, offset, f"unknown record type {record_type}")
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_segment(path: str, replay: WalReplay, after_index: int, is_last: bool) -> int:
-    """Replays one segment into ``replay``; returns the offset where its data ends.
-
-    In the last segment a damaged record followed only by zeros is a torn write: it is zeroed on
-    disk and the log ends before it. Any other damage raises WalCorruptError.
-    """
-    with open(path, "rb") as f, _mapped(f) as buf:
-        offset = 0
-        while True:
-            decoded = record.decode_at(buf, offset)
-            if decoded.kind == "record":
-                _apply_record(decoded, replay, after_index, path, offset)
-                offset = decoded.next_offset
-                continue
-            rest_is_zero = record.zeros_from(buf, decoded.next_offset)
-            if decoded.kind == "end" and rest_is_zero:
-                return offset
-            if decoded.kind == "bad" and is_last and rest_is_zero:
-                with open(path, "r+b") as torn:
-                    torn.seek(offset)
-                    torn.write(b"\0" * (decoded.next_offset - offset))
-                    torn.flush()
-                    os.fsync(torn.fileno())
-                return offset
-            raise WalCorruptError(f"wal: corrupt record in {path} at offset {offset}")
-
-
-def _mapped(f: BinaryIO) -> AbstractContextManager[bytes | mmap.mmap]:
-    """The whole file read-only, mapped rather than copied (a segment is mostly preallocated zeros)."""
-    if os.fstat(f.fileno()).st_size == 0:
-        return nullcontext(b"")  # mmap refuses an empty file
-    return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def _apply_record(decoded: record.Decoded, replay: WalReplay, after_index: int, path: str, offset: int) -> None:
-    if decoded.record_type == RecordType.ENTRY:
-        replay.add_entry(Entry.FromString(decoded.payload), after_index)
-    elif decoded.record_type == RecordType.HARD_STATE:
-        replay.hard_state = HardState.FromString(decoded.payload)
-    else:
-        raise WalCorruptError(f"wal: unknown record type {decoded.record_type} in {path} at offset {offset}")
+def _cut(path: str, offset: int, torn: bytes) -> TornTail:
+    """Copies the torn bytes to ``<segment>.torn-<offset>`` (durably), then zeroes them in the segment."""
+    copy_path = f"{path}.torn-{offset}"
+    with open(copy_path, "wb") as copy:
+        copy.write(torn)
+        copy.flush()
+        os.fsync(copy.fileno())
+    fsync_dir(os.path.dirname(path))
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\0" * len(torn))
+        f.flush()
+        os.fsync(f.fileno())
+    return TornTail(path, offset, len(torn), copy_path)

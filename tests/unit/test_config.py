@@ -96,3 +96,24 @@ def test_config_file_with_tls_is_refused_loudly(tmp_path):
     path.write_text("client-transport-security:\n  cert-file: /x.pem\n")
     with pytest.raises(ConfigError, match="not implemented yet"):
         parse_config(["--config-file", str(path)], {})
+
+
+def test_wal_retention_flags():
+    config = parse_config([], {})
+    assert (config.snapshot_count, config.max_wals, config.max_snapshots, config.snapshot_catchup_entries) == (
+        100000,
+        5,
+        5,
+        5000,
+    )
+    argv = ["--snapshot-count", "10", "--max-wals", "0", "--experimental-snapshot-catchup-entries", "7"]
+    config = parse_config(argv, {"ETCD_MAX_SNAPSHOTS": "2"})
+    assert (config.snapshot_count, config.max_wals, config.max_snapshots, config.snapshot_catchup_entries) == (
+        10,
+        0,
+        2,
+        7,
+    )
+    for flag in ("--max-wals", "--snapshot-count", "--max-snapshots"):
+        with pytest.raises(ConfigError, match=f'invalid value "-1" for flag -{flag[2:]}: parse error'):
+            parse_config([flag, "-1"], {})

@@ -144,3 +144,60 @@ async def test_a_failed_fsync_fails_that_sync_and_every_later_one(tmp_path, monk
     wal.append(entries(3, 3))
     with pytest.raises(WalWriteError):
         await wal.sync()
+
+
+async def test_an_exception_that_is_not_an_oserror_on_the_sync_thread_fails_the_sync(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    wal.append(entries(1, 1))
+    await wal.sync()
+
+    def broken_write(fd: int, data: bytes, offset: int) -> None:
+        raise RuntimeError("injected: not an OSError")
+
+    monkeypatch.setattr(wal_module, "write_all", broken_write)
+    wal.append(entries(2, 2))
+    with trio.fail_after(10), pytest.raises(WalWriteError, match="injected"):
+        await wal.sync()
+    assert isinstance(wal.failure, RuntimeError)
+    monkeypatch.undo()
+    wal.append(entries(3, 3))
+    with trio.fail_after(10), pytest.raises(WalWriteError):
+        await wal.sync()
+    with trio.fail_after(10):
+        await wal.close()  # the thread survived and stops when asked
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1]
+
+
+async def test_raft_shaped_view_and_release(tmp_path):
+    await write(tmp_path, [entries(i, i + 9) for i in range(1, 300, 10)], segment_bytes=2048)
+    count = len(segment_files(tmp_path))
+    assert count >= 4
+    wal, replay = await WAL.open(str(tmp_path), after_index=290, segment_bytes=2048, max_segments=2)
+    assert replay.segments_read <= 2  # start-up reads only what it needs
+    assert [e.index for e in replay.entries] == list(range(291, 301))
+    assert replay.hard_state == HardState(term=1, commit=300)
+    assert wal.first_index == 1 and wal.last_index == 300
+    assert [e.index for e in await wal.entries_from(150)] == list(range(150, 301))
+    assert await wal.term(77) == 1 and await wal.term(301) is None
+
+    assert await wal.release_to(1) == []
+    removed = await wal.release_to(150)
+    assert removed and all(not os.path.exists(p) for p in removed)
+    assert 1 < wal.first_index <= 150  # the segment holding 150 is kept
+    assert [e.index for e in await wal.entries_from(wal.first_index)][-1] == 300
+    await wal.release_to(10_000)
+    assert wal.segment_count == 2  # --max-wals: at least that many stay
+    wal.append(entries(301, 301))
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path), after_index=300)
+    assert [e.index for e in replay.entries] == [301]
+
+
+async def test_max_segments_zero_keeps_every_segment(tmp_path):
+    await write(tmp_path, [entries(i, i + 9) for i in range(1, 200, 10)], segment_bytes=2048)
+    wal, _ = await WAL.open(str(tmp_path), segment_bytes=2048, max_segments=0)
+    count = wal.segment_count
+    assert await wal.release_to(10_000) == []
+    assert wal.segment_count == count == len(segment_files(tmp_path))
+    await wal.close()

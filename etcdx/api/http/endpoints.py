@@ -49,7 +49,11 @@ class HttpEndpoints:
         return handler(request)
 
     def _health(self, request: HttpRequest) -> HttpResponse:
-        """Unhealthy (503) while an alarm is active, unless excluded with ?exclude=NOSPACE|CORRUPT."""
+        """Unhealthy (503) when the member cannot write (its WAL or backend failed), and while an alarm is
+        active unless excluded with ?exclude=NOSPACE|CORRUPT."""
+        failure = self._server.write_failure
+        if failure is not None:  # stopping: it cannot persist anything (no exclude hides that)
+            return _response(503, json.dumps({"health": "false", "reason": failure}, separators=(",", ":")).encode())
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.target).query)
         excluded = set(query.get("exclude", []))
         active = [rpc_pb2.AlarmType.Name(a) for _, a in self._server.alarms.list()]
