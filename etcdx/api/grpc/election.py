@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from etcdx import errors
 from etcdx.api.grpc.codec import decode
 from etcdx.errors import StatusCode, etcd_error
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
@@ -12,6 +13,8 @@ from etcdx.server import concurrency
 from etcdx.server.server import EtcdServer
 
 ERR_MISSING_LEADER = etcd_error(StatusCode.UNKNOWN, '"leader" field must be provided')
+# etcd's election server runs clientv3 against itself, so the KV API's refusal reaches the caller as UNKNOWN.
+ERR_EMPTY_LEADER_KEY = etcd_error(StatusCode.UNKNOWN, errors.ERR_EMPTY_KEY.message)
 
 
 class ElectionService:
@@ -39,6 +42,8 @@ class ElectionService:
         request = decode(pb.ProclaimRequest, data)
         if not request.HasField("leader"):
             raise ERR_MISSING_LEADER
+        if not request.leader.key:
+            raise ERR_EMPTY_LEADER_KEY
         header = await concurrency.proclaim(self._server, request.leader.key, request.leader.rev, request.value)
         return pb.ProclaimResponse(header=header).SerializeToString()
 
@@ -58,5 +63,7 @@ class ElectionService:
         request = decode(pb.ResignRequest, data)
         if not request.HasField("leader"):
             raise ERR_MISSING_LEADER
+        if not request.leader.key:
+            raise ERR_EMPTY_LEADER_KEY
         header = await concurrency.resign(self._server, request.leader.key, request.leader.rev)
         return pb.ResignResponse(header=header).SerializeToString()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.errors import StatusCode, etcd_error
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.v3lockpb import v3lock_pb2
 from etcdx.server import concurrency
 from etcdx.server.server import EtcdServer
+
+# etcd's lock server runs clientv3 against itself, so the KV API's refusal reaches the caller as UNKNOWN.
+ERR_EMPTY_LOCK_KEY = etcd_error(StatusCode.UNKNOWN, errors.ERR_EMPTY_KEY.message)
 
 
 class LockService:
@@ -23,5 +28,7 @@ class LockService:
 
     async def unlock(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(v3lock_pb2.UnlockRequest, data)
+        if not request.key:
+            raise ERR_EMPTY_LOCK_KEY
         response = await concurrency.unlock(self._server, request.key)
         return v3lock_pb2.UnlockResponse(header=response.header).SerializeToString()

@@ -8,8 +8,8 @@ import urllib.parse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from etcdx.mvcc.alarms import alarm_name
 from etcdx.net.http1 import HttpRequest, HttpResponse
-from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.server import metrics
 from etcdx.server.server import EtcdServer
 from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
@@ -52,7 +52,7 @@ class HttpEndpoints:
         """Unhealthy (503) while an alarm is active, unless excluded with ?exclude=NOSPACE|CORRUPT."""
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(request.target).query)
         excluded = set(query.get("exclude", []))
-        active = [rpc_pb2.AlarmType.Name(a) for _, a in self._server.alarms.list()]
+        active = [alarm_name(a) for _, a in self._server.alarms.list()]
         remaining = [name for name in active if name not in excluded]
         if remaining:
             reason = f"ALARM {','.join(remaining)}"
