@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 from etcdx import errors
 from etcdx._native import load
@@ -247,7 +247,7 @@ class KVStore:
             return None
         try:
             request = InternalRequest.FromString(data)
-        except DecodeError as exc:
+        except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
             self._consistent_index = index
             return ApplyFailed(exc)
         return self.apply(index, request)
