@@ -23,13 +23,14 @@ from etcdx.mvcc.kvstore import ApplyFailed
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdserverpb import rpc_pb2_grpc
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.pb.grpc.health.v1 import health_pb2, health_pb2_grpc
 from etcdx.pb.v3electionpb import v3election_pb2 as epb
 from etcdx.pb.v3electionpb import v3election_pb2_grpc
 from etcdx.pb.v3lockpb import v3lock_pb2 as lpb
 from etcdx.pb.v3lockpb import v3lock_pb2_grpc
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
-from tests.support.procs import etcdx_process
+from tests.support.procs import etcd_process, etcdx_process
 
 TIMEOUT = 10.0
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -258,6 +259,66 @@ def test_after_kill_and_restart_the_member_is_clean_and_holds_every_key(member):
     member.restart()
     assert everything(member) == before
     assert_healthy(member)
+
+
+# -- edge values etcd 3.5.1 answers: the same answers, in the same order on fresh members -----------------
+
+Lock = v3lock_pb2_grpc.LockStub
+Election = v3election_pb2_grpc.ElectionStub
+KV = rpc_pb2_grpc.KVStub
+Lease = rpc_pb2_grpc.LeaseStub
+EDGE_VALUES = [
+    (Lock, "Lock", lpb.LockRequest(name=b"l", lease=12345)),
+    (Lock, "Lock", lpb.LockRequest(name=b"l", lease=-5)),
+    (Election, "Campaign", epb.CampaignRequest(name=b"e", lease=12345, value=b"v")),
+    (Election, "Leader", epb.LeaderRequest(name=b"nobody")),
+    (Election, "Proclaim", epb.ProclaimRequest(leader=epb.LeaderKey(name=b"e", key=b"e/1", rev=5), value=b"v")),
+    (Election, "Proclaim", epb.ProclaimRequest(leader=epb.LeaderKey(name=b"e"), value=b"v")),
+    (Election, "Resign", epb.ResignRequest(leader=epb.LeaderKey(name=b"e", key=b"e/1", rev=5))),
+    (Election, "Resign", epb.ResignRequest(leader=epb.LeaderKey(name=b"e"))),
+    (Lock, "Unlock", lpb.UnlockRequest(key=b"nothing")),
+    (Lock, "Unlock", lpb.UnlockRequest()),
+    (Lease, "LeaseTimeToLive", pb.LeaseTimeToLiveRequest(ID=-1, keys=True)),
+    (Lease, "LeaseRevoke", pb.LeaseRevokeRequest(ID=0)),
+    (Lease, "LeaseGrant", pb.LeaseGrantRequest(TTL=9_000_000_001)),
+    (Lease, "LeaseGrant", pb.LeaseGrantRequest(ID=-1, TTL=5)),
+    (Lease, "LeaseGrant", pb.LeaseGrantRequest(ID=-1, TTL=5)),
+    (KV, "Put", pb.PutRequest(key=b"k", lease=-1)),
+    (Lease, "LeaseRevoke", pb.LeaseRevokeRequest(ID=-1)),
+    (KV, "Range", RR(key=b"k", limit=-5, revision=-5, min_mod_revision=-3, max_create_revision=-1)),
+    (KV, "Range", RR(key=b"k", sort_order=5, sort_target=9)),
+    (KV, "Range", RR(key=b"k", revision=2**63 - 1)),
+    (KV, "Txn", pb.TxnRequest(success=[pb.RequestOp()])),
+    (KV, "Txn", pb.TxnRequest(compare=[pb.Compare(key=b"")])),
+    (KV, "Txn", pb.TxnRequest(compare=[pb.Compare(key=b"k", result=9, target=-3)])),
+    (KV, "Txn", pb.TxnRequest(success=[pb.RequestOp(request_range=RR(key=b"k", revision=2**62))])),
+    (KV, "Txn", pb.TxnRequest(compare=[pb.Compare(key=b"k", target=pb.Compare.VALUE, version=3)])),
+    (KV, "DeleteRange", pb.DeleteRangeRequest(key=b"z", range_end=b"a")),
+    (KV, "Put", pb.PutRequest(key=b"absent", ignore_value=True, ignore_lease=True)),
+    (KV, "Compact", pb.CompactionRequest(revision=-1)),
+    (KV, "Compact", pb.CompactionRequest(revision=1)),
+    (KV, "Compact", pb.CompactionRequest(revision=1)),
+    (rpc_pb2_grpc.ClusterStub, "MemberList", pb.MemberListRequest(linearizable=True)),
+    (rpc_pb2_grpc.MaintenanceStub, "Alarm", Alarm(memberID=2**64 - 1, alarm=pb.CORRUPT)),
+    (rpc_pb2_grpc.MaintenanceStub, "Alarm", Alarm(action=Alarm.GET, alarm=-1)),
+    (rpc_pb2_grpc.MaintenanceStub, "Alarm", Alarm(action=Alarm.ACTIVATE, alarm=pb.NONE)),
+    (rpc_pb2_grpc.MaintenanceStub, "Alarm", Alarm(action=Alarm.DEACTIVATE, alarm=-1)),
+    (health_pb2_grpc.HealthStub, "Check", health_pb2.HealthCheckRequest(service="x")),
+    (Election, "Campaign", epb.CampaignRequest(name=b"", value=b"v")),
+]
+
+
+def test_edge_values_get_etcds_answers(tmp_path):
+    """Every value etcd 3.5.1 answers (with a response or an error) gets the same code and text from etcdx."""
+    outcomes = []
+    for factory in (etcd_process, etcdx_process):
+        with factory(tmp_path).start() as server:
+            outcomes.append([outcome(server, *case) for case in EDGE_VALUES])
+            assert server.proc.poll() is None
+    etcd, etcdx = outcomes
+    assert [(case[1], got) for case, got in zip(EDGE_VALUES, etcdx, strict=True)] == [
+        (case[1], expected) for case, expected in zip(EDGE_VALUES, etcd, strict=True)
+    ]
 
 
 # -- the same poison reaching the log directly ---------------------------------------------
