@@ -9,6 +9,7 @@ would receive it from a leader that did not check it) and replays that log into 
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import urllib.error
@@ -19,6 +20,7 @@ import pytest
 import trio
 
 from etcdx.api.grpc.kv_checks import MAX_TXN_DEPTH
+from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import ApplyFailed
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdserverpb import rpc_pb2_grpc
@@ -319,6 +321,55 @@ def test_edge_values_get_etcds_answers(tmp_path):
     assert [(case[1], got) for case, got in zip(EDGE_VALUES, etcdx, strict=True)] == [
         (case[1], expected) for case, expected in zip(EDGE_VALUES, etcd, strict=True)
     ]
+
+
+def raw_health(server, query: str = "") -> tuple[int, list, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.client_port, timeout=TIMEOUT)
+    try:
+        conn.request("GET", "/health" + query)
+        response = conn.getresponse()
+        headers = sorted((k.lower(), v) for k, v in response.getheaders() if k.lower() != "date")
+        return response.status, headers, response.read()
+    finally:
+        conn.close()
+
+
+def test_health_with_an_alarm_is_etcds(tmp_path):
+    """Status code, headers and body of /health, with and without ?exclude, for each alarm type alone."""
+    queries = ["", "?exclude=NOSPACE", "?exclude=CORRUPT", "?exclude=NOSPACE&exclude=CORRUPT"]
+    seen = []
+    for factory in (etcd_process, etcdx_process):
+        with factory(tmp_path).start() as server:
+            answers = [raw_health(server, q) for q in queries]
+            for kind in (pb.NOSPACE, pb.CORRUPT):
+                for action in (Alarm.ACTIVATE, Alarm.DEACTIVATE):
+                    call(server, rpc_pb2_grpc.MaintenanceStub, "Alarm", Alarm(action=action, memberID=5, alarm=kind))
+                    if action == Alarm.ACTIVATE:
+                        answers += [raw_health(server, q) for q in queries]
+            seen.append(answers)
+    assert seen[1] == seen[0]
+
+
+def test_an_unknown_alarm_left_in_an_old_data_dir_is_reported_and_can_be_disarmed(tmp_path):
+    """A data dir written before the checks may hold an alarm of type 3: the member starts, Status and
+    /health report it as etcd would report such a type, and disarming it makes the member healthy."""
+    with etcdx_process(tmp_path).start() as server:
+        server.stop()
+        backend = Backend(f"{server.data_dir}/member/kv", map_size=256 << 20)
+        with backend.begin_write() as txn:
+            backend.put_alarm(txn, 7, 3)
+        backend.close()
+        server.start()
+        assert status_errors(server) == ["memberID:7 alarm:3 "]
+        assert health(server) == (503, {"health": "false", "reason": "ALARM UNKNOWN"})
+        assert raw_health(server, "?exclude=3")[0] == 200
+        disarm = Alarm(action=Alarm.DEACTIVATE, memberID=7, alarm=3)
+        assert [(a.memberID, a.alarm) for a in call(server, rpc_pb2_grpc.MaintenanceStub, "Alarm", disarm).alarms] == [
+            (7, 3)
+        ]
+        assert_healthy(server)
+        server.restart()
+        assert_healthy(server)
 
 
 # -- the same poison reaching the log directly ---------------------------------------------
