@@ -240,7 +240,7 @@ class Campaign:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
         self._streams = concurrent.futures.ThreadPoolExecutor(max_workers=16)
-        self._puts: list[tuple[bytes, bytes, int]] = []
+        self._puts: list[tuple[bytes, bytes | None, int]] = []
         self._since_canary = 0
 
     def run(self, requests: int, seed_value: int) -> Report:
@@ -351,10 +351,13 @@ class Campaign:
                 self.report.crashes = 1
 
     def _acknowledged_put(self, body: bytes, reply: bytes) -> None:
+        """Remembers (key, value, revision) of an acknowledged Put; value None for ignore_value (the key kept
+        the value it had, which this campaign does not track)."""
         request = rpc_pb2.PutRequest.FromString(body)
         revision = rpc_pb2.PutResponse.FromString(reply).header.revision
+        value = None if request.ignore_value else request.value
         with self._lock:
-            self._puts.append((request.key, request.value, revision))
+            self._puts.append((request.key, value, revision))
 
     def _drain(self) -> None:
         for _ in range(IN_FLIGHT):
@@ -408,9 +411,10 @@ class Campaign:
                         continue
                     raise
                 self.report.puts_checked += 1
-                found = [(kv.value, kv.mod_revision) for kv in got.kvs]
+                stored = [(kv.value, kv.mod_revision) for kv in got.kvs]
+                found = [(v if value is not None else None, r) for v, r in stored]
                 if found != [(value, put_revision)]:
-                    self.report.state_mismatches.append(f"put {key!r} at {put_revision}: found {found}")
+                    self.report.state_mismatches.append(f"put {key!r}={value!r} at {put_revision}: found {stored}")
 
     def _state(self, revision: int = 0) -> tuple[list, int, list]:
         with grpc.insecure_channel(self.server.endpoint, options=[("grpc.max_receive_message_length", -1)]) as channel:
