@@ -429,9 +429,16 @@ async def snapshot(server: EtcdServer) -> tuple:
     return kvs, server.current_revision, server.alarms.list()
 
 
-def test_poison_in_the_log_is_answered_and_replays_to_the_same_state(tmp_path):
+def apply_failures_logged(caplog) -> int:
+    count = sum(record.getMessage() == "failed to apply request" for record in caplog.records)
+    caplog.clear()
+    return count
+
+
+def test_poison_in_the_log_is_answered_and_replays_to_the_same_state(tmp_path, caplog):
     data_dir = str(tmp_path / "member")
     answers, state = trio.run(run_member, data_dir, propose_poison)
+    assert apply_failures_logged(caplog) == 1  # the entry nobody checked: logged once, where it failed
     assert [(type(a).__name__, a.message) for a in answers[:3]] == [
         ("EtcdError", "etcdserver: unknown alarm type -1"),
         ("EtcdError", "etcdserver: unknown alarm type 3"),
@@ -441,5 +448,7 @@ def test_poison_in_the_log_is_answered_and_replays_to_the_same_state(tmp_path):
     assert isinstance(answers[4], ApplyFailed)
     assert state[2] == [] and len(state[0]) == len(POISON_ENTRIES)
     assert trio.run(run_member, data_dir, snapshot) == state  # restart: replays nothing new
+    assert apply_failures_logged(caplog) == 0
     shutil.rmtree(settings(data_dir).backend_path)  # the next start replays the whole log, poison included
     assert trio.run(run_member, data_dir, snapshot) == state
+    assert apply_failures_logged(caplog) == 1
