@@ -27,6 +27,9 @@ DEFRAG_FILE = "data.mdb.defrag"  # the compact copy, until it replaces DATA_FILE
 
 
 class Backend:
+    # What a failing disk or environment raises: apply lets these stop the member (a request never causes them).
+    storage_errors: tuple[type[BaseException], ...] = (lmdb.Error, OSError, MemoryError)
+
     def __init__(self, path: str, map_size: int = 8 * 1024**3) -> None:
         os.makedirs(path, exist_ok=True)
         self.path = path

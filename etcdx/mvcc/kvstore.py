@@ -19,7 +19,7 @@ from etcdx import errors
 from etcdx._native import load
 from etcdx.lease.lessor import Lessor
 from etcdx.mvcc import schema as meta
-from etcdx.mvcc.alarms import Alarms
+from etcdx.mvcc.alarms import Alarms, check_alarm_request
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
 from etcdx.mvcc.txn import apply_txn, read_txn
@@ -33,6 +33,18 @@ if TYPE_CHECKING:
 
 rangecodec = load("rangecodec")
 RangeRequest = rpc_pb2.RangeRequest
+
+
+class ApplyFailed(errors.EtcdError):
+    """An entry that apply could not apply although no check refused it: the entry's answer, never a reason
+    to stop. It depends only on the entry's bytes and the applied state, so every member that applies the
+    entry gets the same error. ``cause`` is the exception (for the one log line the server writes)."""
+
+    code = errors.StatusCode.INTERNAL
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(message=f"etcdserver: request cannot be applied ({type(cause).__name__})")
+        self.cause = cause
 
 
 def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
@@ -75,6 +87,8 @@ class KVStore:
         for member_id, alarm in backend.scan_alarms():
             self.alarms.activate(member_id, alarm)
         self._wtxn = None
+        self._open_write: WriteTxn | None = None
+        self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
@@ -244,41 +258,74 @@ class KVStore:
         finally:
             self._wtxn = None
 
+    def apply_data(self, index: int, data: bytes) -> Message | errors.EtcdError | None:
+        """``apply`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not parse
+        are that entry's ApplyFailed answer (the same bytes fail the same way on every member)."""
+        if index <= self._consistent_index:
+            return None
+        try:
+            request = InternalRequest.FromString(data)
+        except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
+            self._consistent_index = index
+            return ApplyFailed(exc)
+        return self.apply(index, request)
+
     def apply(self, index: int, request: InternalRequest) -> Message | errors.EtcdError | None:
         """Applies one committed entry; returns its response, or the EtcdError it failed with.
 
+        Never raises for what the entry holds: a failure no check caught becomes the entry's ApplyFailed
+        answer. Only a failing backend (``storage_errors``) escapes: the member cannot go on without it.
         An index at or below the consistent index was applied before (WAL replay) and is skipped.
+        Invariant: when an entry fails after writing, what it wrote stays as one revision (the revision
+        counter, the key index and the backend agree), and the same happens on every member.
         """
         if index <= self._consistent_index:
             return None
         self._consistent_index = index
-        kind = request.WhichOneof("request")
         try:
-            if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
-                raise errors.ERR_NO_SPACE
-            if kind == "put":
-                return self._put(request.put)
-            if kind == "delete_range":
-                return self._delete_range(request.delete_range)
-            if kind == "txn":
-                return apply_txn(self, request.txn)
-            if kind == "compaction":
-                return self._compact_request(request.compaction)
-            if kind == "lease_grant":
-                return self._lease_grant(request.lease_grant)
-            if kind == "lease_revoke":
-                return self._lease_revoke(request.lease_revoke)
-            if kind == "alarm":
-                return self._alarm(request.alarm)
+            return self._dispatch(request)
         except errors.EtcdError as exc:
+            self._close_open_write()
             return exc
+        except self.storage_errors:
+            raise
+        except Exception as exc:
+            self._close_open_write()
+            return ApplyFailed(exc)
+
+    def _dispatch(self, request: InternalRequest) -> Message | None:
+        kind = request.WhichOneof("request")
+        if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
+            raise errors.ERR_NO_SPACE
+        if kind == "put":
+            return self._put(request.put)
+        if kind == "delete_range":
+            return self._delete_range(request.delete_range)
+        if kind == "txn":
+            return apply_txn(self, request.txn)
+        if kind == "compaction":
+            return self._compact_request(request.compaction)
+        if kind == "lease_grant":
+            return self._lease_grant(request.lease_grant)
+        if kind == "lease_revoke":
+            return self._lease_revoke(request.lease_revoke)
+        if kind == "alarm":
+            return self._alarm(request.alarm)
         return None
 
+    def _close_open_write(self) -> None:
+        """Ends the write transaction a failed entry left open: its changes, if any, become a revision."""
+        txn, self._open_write = self._open_write, None
+        if txn is not None and txn.changes:
+            self.end_write(txn)
+
     def begin_write(self) -> WriteTxn:
-        return WriteTxn(self, self._wtxn, self._current_rev)
+        self._open_write = WriteTxn(self, self._wtxn, self._current_rev)
+        return self._open_write
 
     def end_write(self, txn: WriteTxn) -> int:
         """Closes a write transaction; returns the revision it produced (or the current one if none)."""
+        self._open_write = None
         if txn.changes:
             self._current_rev += 1
             self._events.append((self._current_rev, txn.events))
@@ -311,13 +358,17 @@ class KVStore:
         return response
 
     def _alarm(self, request: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        """ACTIVATE raises the alarm (and answers it); DEACTIVATE clears it (and answers it if it was active)."""
+        """ACTIVATE raises the alarm (and answers it); DEACTIVATE clears it (and answers it if it was active);
+        ACTIVATE of NONE changes nothing, as in etcd. An action or type ``check_alarm_request`` refuses fails."""
+        check_alarm_request(request)
         response = rpc_pb2.AlarmResponse()
         response.header.revision = self._current_rev
         member = (request.memberID, request.alarm)
         if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
-            self.alarms.activate(*member)
+            if request.alarm == rpc_pb2.NONE:
+                return response
             self.backend.put_alarm(self._wtxn, *member)
+            self.alarms.activate(*member)
         elif request.action == rpc_pb2.AlarmRequest.DEACTIVATE:
             if not self.alarms.deactivate(*member):
                 return response

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.kvstore import ApplyFailed, KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -236,9 +237,21 @@ class EtcdServer:
             metrics.PROPOSALS_COMMITTED.inc(len(results) - failed)
 
     def _apply_entry(self, entry: Entry) -> Any:
+        """The entry's answer; an entry the store could not apply is logged here, once, and answered with
+        its ApplyFailed error (the member goes on: every member applies the same entry the same way)."""
         if not entry.data:
             return None
-        return self.store.apply(entry.index, InternalRequest.FromString(entry.data))
+        result = self.store.apply_data(entry.index, entry.data)
+        if isinstance(result, ApplyFailed):
+            cause = result.cause
+            log.error(
+                "failed to apply request",
+                index=entry.index,
+                error=f"{type(cause).__name__}: {cause}",
+                request_bytes=len(entry.data),
+                stack="".join(traceback.format_exception(cause)),
+            )
+        return result
 
     async def _backend_sync_loop(self) -> None:
         """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after an apply, and

@@ -40,7 +40,7 @@ def test_space_exceeded_raises_an_alarm_until_disarmed(tmp_path):
         conn = http.client.HTTPConnection("127.0.0.1", server.client_port, timeout=10)
         conn.request("GET", "/health")
         response = conn.getresponse()
-        assert (response.status, response.read()) == (503, b'{"health":"false","reason":"ALARM NOSPACE"}')
+        assert (response.status, response.read()) == (503, b'{"health":"false","reason":"ALARM NOSPACE"}\n')
         conn.close()
         maintenance.Alarm(
             rpc_pb2.AlarmRequest(

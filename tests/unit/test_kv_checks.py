@@ -143,3 +143,53 @@ TXN_CASES = {
 def test_txn_checks(name):
     request, expected = TXN_CASES[name]
     assert outcome(kv_checks.check_txn, request, MAX_OPS) is expected
+
+
+# -- refusals where etcd 3.5.1 has no answer (its handler or apply dies): etcdx's InvalidArgument ----------
+
+RR = pb.RangeRequest
+
+
+@pytest.mark.parametrize(
+    ("order", "target", "refused"),
+    [
+        (RR.NONE, 9, True),  # NONE with a target other than KEY sorts ascending in etcd: nil sorter
+        (RR.ASCEND, -1, True),
+        (RR.DESCEND, 5, True),
+        (7, 9, False),  # an unknown order sorts nothing, so etcd answers in key order
+        (RR.DESCEND, RR.VALUE, False),
+    ],
+)
+def test_a_sort_etcd_cannot_perform_is_refused(order, target, refused):
+    request = pb.RangeRequest(key=b"a", sort_order=order, sort_target=target)
+    try:
+        kv_checks.check_range(request)
+        in_range = None
+    except errors.EtcdError as exc:
+        in_range = exc
+    in_txn = outcome(kv_checks.check_read_only_txn, txn([nested([pb.RequestOp(request_range=request)])]), MAX_OPS)
+    assert (in_range is not None, in_txn is not None) == (refused, refused)
+    if refused:
+        assert (in_range.code, in_range.message) == (
+            errors.StatusCode.INVALID_ARGUMENT,
+            f"etcdserver: unknown sort target {target}",
+        )
+
+
+def deep(levels: int, leaf: pb.RequestOp) -> pb.TxnRequest:
+    """``levels`` txns in all, each the only op of its parent's success branch, ``leaf`` at the bottom."""
+    top = pb.TxnRequest()
+    inner = top
+    for _ in range(levels - 1):
+        inner = inner.success.add().request_txn
+    inner.success.add().CopyFrom(leaf)
+    return top
+
+
+@pytest.mark.parametrize("check", [kv_checks.check_txn, kv_checks.check_read_only_txn])
+def test_txns_nest_up_to_the_limit_and_no_deeper(check):
+    limit = kv_checks.MAX_TXN_DEPTH
+    leaf = put(b"deep") if check is kv_checks.check_txn else get(b"deep")
+    max_ops = 128  # etcd's default: each level spends one op of its parent's budget
+    assert outcome(check, deep(limit, leaf), max_ops) is None
+    assert outcome(check, deep(limit + 1, leaf), max_ops) is kv_checks.ERR_TXN_TOO_DEEP

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
+from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.api.grpc.recipe_errors import as_recipe_errors
 from etcdx.errors import StatusCode, etcd_error
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.v3electionpb import v3election_pb2 as pb
@@ -30,8 +32,9 @@ class ElectionService:
 
     async def campaign(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(pb.CampaignRequest, data)
-        lease_id = await concurrency.session_lease(self._server, request.lease)
-        header, key, rev = await concurrency.campaign(self._server, request.name, lease_id, request.value)
+        with as_recipe_errors():
+            lease_id = await concurrency.session_lease(self._server, request.lease)
+            header, key, rev = await concurrency.campaign(self._server, request.name, lease_id, request.value)
         leader = pb.LeaderKey(name=request.name, key=key, rev=rev, lease=lease_id)
         return pb.CampaignResponse(header=header, leader=leader).SerializeToString()
 
@@ -39,12 +42,16 @@ class ElectionService:
         request = decode(pb.ProclaimRequest, data)
         if not request.HasField("leader"):
             raise ERR_MISSING_LEADER
-        header = await concurrency.proclaim(self._server, request.leader.key, request.leader.rev, request.value)
+        with as_recipe_errors():
+            if not request.leader.key:
+                raise errors.ERR_EMPTY_KEY  # the KV API's check, which the recipe's Txn meets in etcd
+            header = await concurrency.proclaim(self._server, request.leader.key, request.leader.rev, request.value)
         return pb.ProclaimResponse(header=header).SerializeToString()
 
     async def leader(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(pb.LeaderRequest, data)
-        response = concurrency.leader(self._server, request.name)
+        with as_recipe_errors():
+            response = concurrency.leader(self._server, request.name)
         return pb.LeaderResponse(header=response.header, kv=response.kvs[0]).SerializeToString()
 
     async def observe(self, data: bytes, ctx: RpcContext, send: Send) -> None:
@@ -58,5 +65,8 @@ class ElectionService:
         request = decode(pb.ResignRequest, data)
         if not request.HasField("leader"):
             raise ERR_MISSING_LEADER
-        header = await concurrency.resign(self._server, request.leader.key, request.leader.rev)
+        with as_recipe_errors():
+            if not request.leader.key:
+                raise errors.ERR_EMPTY_KEY  # the KV API's check, which the recipe's Txn meets in etcd
+            header = await concurrency.resign(self._server, request.leader.key, request.leader.rev)
         return pb.ResignResponse(header=header).SerializeToString()

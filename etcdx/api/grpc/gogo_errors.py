@@ -39,10 +39,13 @@ def go_name(field_name: str) -> str:
 
 
 def unmarshal_error(descriptor: Descriptor, data: bytes) -> str | None:
+    """None also for bytes nested deeper than this walk can follow (gogo has no depth limit)."""
     try:
         _message(descriptor, data)
     except _Malformed as exc:
         return exc.text
+    except RecursionError:
+        return None
     return None
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.api.grpc.recipe_errors import as_recipe_errors
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.v3lockpb import v3lock_pb2
 from etcdx.server import concurrency
@@ -18,10 +20,14 @@ class LockService:
 
     async def lock(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(v3lock_pb2.LockRequest, data)
-        header, key = await concurrency.lock(self._server, request.name, request.lease)
+        with as_recipe_errors():
+            header, key = await concurrency.lock(self._server, request.name, request.lease)
         return v3lock_pb2.LockResponse(header=header, key=key).SerializeToString()
 
     async def unlock(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(v3lock_pb2.UnlockRequest, data)
-        response = await concurrency.unlock(self._server, request.key)
+        with as_recipe_errors():
+            if not request.key:
+                raise errors.ERR_EMPTY_KEY  # the KV API's check, which the recipe's Delete meets in etcd
+            response = await concurrency.unlock(self._server, request.key)
         return v3lock_pb2.UnlockResponse(header=response.header).SerializeToString()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from etcdx.api.grpc.codec import decode
+from etcdx.mvcc.alarms import alarm_name, check_alarm_request
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -33,13 +34,15 @@ class MaintenanceService:
             raftIndex=server.committed_index,
             raftTerm=server.raft_term,
             raftAppliedIndex=server.applied_index,
-            errors=[f"memberID:{m} alarm:{rpc_pb2.AlarmType.Name(a)} " for m, a in server.alarms.list()],
+            errors=[f"memberID:{m} alarm:{alarm_name(a)} " for m, a in server.alarms.list()],
         ).SerializeToString()
 
     async def alarm(self, data: bytes, ctx: RpcContext) -> bytes:
         """GET lists alarms (filtered by member and type) from the applied state; ACTIVATE and DEACTIVATE go
-        through the log, as etcd's do, and answer what they changed."""
+        through the log, as etcd's do, and answer what they changed. What etcd cannot answer (an unknown
+        action, ACTIVATE of an unknown type) is refused here, before the log (check_alarm_request)."""
         request = decode(rpc_pb2.AlarmRequest, data)
+        check_alarm_request(request)
         if request.action in (rpc_pb2.AlarmRequest.ACTIVATE, rpc_pb2.AlarmRequest.DEACTIVATE):
             response = await self._server.propose(InternalRequest(alarm=request))
             return response.SerializeToString()
