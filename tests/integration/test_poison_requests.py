@@ -391,6 +391,10 @@ def settings(data_dir: str) -> ServerSettings:
         watch_progress_notify_interval=600.0,
         heartbeat_interval_ms=100,
         election_timeout_ms=1000,
+        snapshot_count=100_000,
+        max_wals=5,
+        snapshot_catchup_entries=5000,
+        wal_segment_bytes=64 * 1024 * 1024,
     )
 
 
