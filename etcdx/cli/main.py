@@ -13,6 +13,7 @@ from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.peer_listener import hold_peer_port
+from etcdx.server.data_dir import DataDirLockedError
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
@@ -101,5 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     logging_setup.configure(config.log_level, config.log_outputs)
-    trio.run(run, config)
+    try:
+        trio.run(run, config)
+    except* DataDirLockedError as group:
+        locked = group
+        while isinstance(locked, BaseExceptionGroup):
+            locked = locked.exceptions[0]
+        message = str(locked)
+        log.error("cannot start: data directory locked", data_dir=config.data_dir, error=message)
+        print(f"etcdx: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
     return 0
