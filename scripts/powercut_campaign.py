@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 
@@ -32,6 +33,8 @@ def main() -> int:
     parser.add_argument("--workdir", help="where the store, mount point and logs go (default: a temporary dir)")
     parser.add_argument("--stop-at-first-failure", action="store_true")
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the member and the filesystem this started are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="etcdx-powercut-") as tmp:
         workdir = args.workdir or tmp
         os.makedirs(workdir, exist_ok=True)

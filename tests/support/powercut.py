@@ -38,6 +38,7 @@ from tests.support.procs import ServerProcess, _cluster_flags, free_ports
 KEYS_PER_THREAD = 12
 WAL_SEGMENT_BYTES = 64 * 1024
 RPC_TIMEOUT = 10.0
+MAX_REPORTED = 5  # history problems listed per cut (the rest are counted)
 
 
 @dataclass
@@ -87,8 +88,9 @@ def _apply(state: dict[bytes, bytes], ops: list[tuple[str, bytes, bytes]]) -> di
 class _Load:
     """Client threads writing until the member dies (or ``stop``); each stops at its first failed request."""
 
-    def __init__(self, endpoint: str, clients: list[_Client], seed: int) -> None:
+    def __init__(self, endpoint: str, clients: list[_Client], seed: int, start_revision: int) -> None:
         self.endpoint = endpoint
+        self.start_revision = start_revision  # compactions stay below it: this cycle's writes stay in the history
         self.clients = clients
         self.seed = seed
         self.max_revision = 0
@@ -127,8 +129,8 @@ class _Load:
 
     def _one(self, kv: rpc_pb2_grpc.KVStub, client: _Client, rng: random.Random) -> None:
         roll = rng.random()
-        if roll < 0.03 and self.max_revision > 10:
-            revision = self.max_revision - rng.randrange(5)
+        if roll < 0.02 and self.start_revision > 10:
+            revision = rng.randint(max(2, self.start_revision - 500), self.start_revision)
             client.in_flight, client.in_flight_compaction = [], revision
             try:
                 kv.Compact(rpc_pb2.CompactionRequest(revision=revision), timeout=RPC_TIMEOUT)
@@ -195,8 +197,9 @@ class _Checker:
     def __init__(self, result: CampaignResult) -> None:
         self.result = result
 
-    def check(self, endpoint: str, clients: list[_Client], load: _Load | None, cut: int) -> list[str]:
-        """Compares the restarted member with the model; resolves in-flight requests to what was found."""
+    def check(self, endpoint: str, clients: list[_Client], load: _Load | None, cut: int) -> tuple[list[str], int]:
+        """Compares the restarted member with the model; resolves in-flight requests to what was found.
+        Returns the problems found and the member's current revision."""
         problems: list[str] = []
         with grpc.insecure_channel(endpoint) as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
@@ -219,11 +222,14 @@ class _Checker:
                 client.state = observed
                 client.in_flight = None
             if load is not None:
-                problems += self._check_history(kv, clients, load, cut, found.header.revision)
+                lost = self._check_history(kv, clients, load, cut, found.header.revision)
+                problems += lost[:MAX_REPORTED]
+                if len(lost) > MAX_REPORTED:
+                    problems.append(f"cut {cut}: ... and {len(lost) - MAX_REPORTED} more history problems")
         for client in clients:
             client.history.clear()
             client.in_flight_compaction = 0
-        return problems
+        return problems, found.header.revision
 
     def _check_history(self, kv, clients: list[_Client], load: _Load, cut: int, revision: int) -> list[str]:
         problems = []
@@ -269,7 +275,9 @@ def _last_error(log_tail: str) -> str:
     """The exception line of a start-up traceback (or the last line of the log)."""
     lines = [line.strip(" |") for line in log_tail.splitlines() if line.strip(" |")]
     errors = [line for line in lines if re.match(r"[\w.]*(Error|error|Exception)(: |$)", line) or line[:6] == "etcdx:"]
-    return (errors or lines or ["(no log)"])[-1][:400]
+    if errors:
+        return errors[-1][:400]
+    return f"no answer; last log line: {(lines or ['(none)'])[-1][:300]}"
 
 
 def run_campaign(
@@ -304,13 +312,13 @@ def run_campaign(
             except RuntimeError as exc:
                 result.failures.append(f"cut {cut}: the member did not start: {_last_error(str(exc))}")
                 break
-            problems = checker.check(member.endpoint, clients, load, cut)
+            problems, revision = checker.check(member.endpoint, clients, load, cut)
             result.failures += problems
             if (problems and stop_at_first_failure) or cut == cuts:
                 member.stop()
                 result.wal_segments = len(os.listdir(os.path.join(member.data_dir, "member", "wal")))
                 break
-            load = _Load(member.endpoint, clients, seed=rng.randrange(1 << 30))
+            load = _Load(member.endpoint, clients, seed=rng.randrange(1 << 30), start_revision=revision)
             load.start()
             time.sleep(rng.uniform(*load_seconds))
             member.kill9()
