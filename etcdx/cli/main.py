@@ -13,6 +13,7 @@ from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.peer_listener import hold_peer_port
+from etcdx.server.data_dir import DataDirLockedError
 from etcdx.server.server import EtcdServer, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
@@ -111,11 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     logging_setup.configure(config.log_level, config.log_outputs)
+    locked: list[BaseException] = []
     stopped: list[BaseException] = []
     try:
         trio.run(run, config)
+    except* DataDirLockedError as group:
+        locked.extend(_leaves(group))
     except* MemberStopped as group:
         stopped.extend(_leaves(group))
+    if locked:
+        log.error("cannot start: data directory locked", data_dir=config.data_dir, error=str(locked[0]))
+        print(f"etcdx: {locked[0]}", file=sys.stderr)
+        return 1
     if stopped:
         log.error("member stopped", reason=str(stopped[0]))
         return 1

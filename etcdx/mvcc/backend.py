@@ -2,10 +2,22 @@
 
 Sub-databases, as etcd's bbolt buckets: ``key`` (revision key -> serialized mvccpb.KeyValue),
 ``meta`` (consistent_index, scheduledCompactRev, finishedCompactRev), ``lease`` (id -> TTL) and
-``alarm`` (member id + alarm type of each active alarm). Opened without fsync on commit: the WAL is
-the durability source, and because consistent_index commits atomically with the changes
-of its entry, replaying the WAL after a crash is idempotent. The server calls ``sync`` shortly after
-applies (off its event loop) so the backend on disk stays close behind the WAL.
+``alarm`` (member id + alarm type of each active alarm).
+
+Crash contract (power cut included): the file on disk always holds the state as of some committed write
+transaction, and that transaction is at most one behind the last commit that returned. The WAL is the
+durability source: consistent_index commits atomically with the changes of its entry, so the server replays
+the WAL from there and a replay is idempotent; every entry was fsynced to the WAL before it was applied here,
+so the backend is never ahead of the WAL.
+
+How: LMDB opened with ``sync=True, metasync=False`` (MDB_NOMETASYNC). Each commit writes its data pages and
+fdatasyncs them before it writes the new meta page, and that meta page reaches the disk with the next commit's
+fdatasync (or ``sync``). A meta page on disk therefore never points at pages that are not, and LMDB reuses only
+pages freed before the previous transaction, which both meta pages no longer reach. Without that fdatasync
+(MDB_NOSYNC), the kernel may write the meta page before the pages it points at, or overwrite pages of the last
+durable tree with a newer transaction's, so an OS crash can leave a file that does not open or that silently
+misses keys while its consistent_index claims them. ``sync`` (the server calls it off its event loop shortly
+after applies) also makes the last commit durable, which only shortens the next replay.
 """
 
 from __future__ import annotations
@@ -34,8 +46,9 @@ class Backend:
         os.makedirs(path, exist_ok=True)
         self.path = path
         self.env = lmdb.open(
-            path, map_size=map_size, max_dbs=8, max_readers=1024, sync=False, metasync=False, readahead=False, lock=True
+            path, map_size=map_size, max_dbs=8, max_readers=1024, sync=True, metasync=False, readahead=False, lock=True
         )
+        _fsync_dir(path)  # data.mdb's directory entry, if LMDB just created it
         self.key_db = self.env.open_db(schema.KEY_DB)
         self.meta_db = self.env.open_db(schema.META_DB)
         self.lease_db = self.env.open_db(schema.LEASE_DB)
@@ -146,10 +159,14 @@ class Backend:
         self.env.close()
         try:
             os.replace(copy_path, os.path.join(self.path, DATA_FILE))
-            directory = os.open(self.path, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _fsync_dir(self.path)
         finally:  # on the compact file, or on the old one if the rename failed
             Backend.__init__(self, self.path, map_size)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

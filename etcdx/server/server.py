@@ -20,7 +20,6 @@ its oldest segments wholly below the point while more than --max-wals remain (0:
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
-from etcdx.server import metrics
+from etcdx.server import data_dir, metrics
 from etcdx.server.local_log import LocalLog
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.settings import ServerSettings
@@ -98,9 +97,15 @@ class EtcdServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Opens storage, replays the WAL, then runs the Ready loop until cancelled."""
+        """Locks the data (and WAL) directory, opens storage, replays the WAL, then runs the Ready loop until
+        cancelled. Raises DataDirLockedError, having read and written nothing, if another member holds the lock."""
         s = self.settings
-        os.makedirs(s.member_dir, exist_ok=True)
+        with data_dir.locked(s.data_dir, *([s.wal_dir] if s.wal_dir else [])):
+            data_dir.make_durable_dirs(s.member_dir, s.backend_path, s.wal_path)
+            await self._run_locked(task_status)
+
+    async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
+        s = self.settings
         Backend.discard_interrupted_defragmentation(s.backend_path)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
