@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from functools import partial
 
 import trio
 
@@ -12,6 +13,7 @@ from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
+from etcdx.net.grpc_server import GrpcLimits
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
@@ -63,7 +65,15 @@ async def run(config: Config) -> None:
         await nursery.start(server.run)
         for host, port in config.listen_peer_addresses:
             await nursery.start(hold_peer_port, host, port)
-        client_ports = await nursery.start(serve_clients, server, list(config.listen_client_addresses))
+        limits = GrpcLimits(
+            max_concurrent_streams=config.max_concurrent_streams,
+            keepalive_min_time=config.grpc_keepalive_min_time,
+            keepalive_interval=config.grpc_keepalive_interval,
+            keepalive_timeout=config.grpc_keepalive_timeout,
+        )
+        client_ports = await nursery.start(
+            partial(serve_clients, grpc_limits=limits), server, list(config.listen_client_addresses)
+        )
         log.info(
             "ready to serve client requests",
             name=config.name,

@@ -10,7 +10,21 @@ Back-pressure: a unary call holds at most one message (bounded by max_recv_messa
 bytes as they arrive. A streaming call acknowledges received bytes while fewer than STREAM_BACKLOG_BYTES of
 complete messages wait for its handler, and withholds them otherwise, until the handler catches up; so one
 call buffers at most the backlog, one stream window and one partial message, and a message larger than the
-stream window still gets through (its bytes are acknowledged while it is being received).
+stream window still gets through (its bytes are acknowledged while it is being received). Unary calls
+acknowledge bytes as they arrive while the connection holds fewer than REQUEST_BUDGET bytes of unary requests
+not yet handed to a handler, and withhold them beyond it (until that call's message is dispatched or it ends),
+so a connection holds at most that budget plus the connection receive window of request bytes.
+
+Bounded work, bounded output. A read takes at most READ_SIZE bytes. Unary calls whose request is complete are
+dispatched after the whole read was handled (so a request reset in the same read never runs), and only while
+the output waiting for the peer (queued plus in the writer) is below OUTPUT_HIGH_WATER; the reader waits for
+the peer to take its output before it reads more, as grpc-go stops reading from a peer with too many control
+frame answers queued. Messages wait for the same room before they are queued. A checkpoint every
+DISPATCH_BATCH calls lets other connections run.
+
+Keepalive (grpc-go ServerParameters, as etcd sets them): after ``keepalive_interval`` without a frame from the
+peer the server pings; with nothing from the peer within ``keepalive_timeout`` after that, the connection is
+closed. The ping policy (EnforcementPolicy) is the HTTP/2 driver's.
 """
 
 from __future__ import annotations
@@ -18,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -38,12 +53,36 @@ _DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline 
 _COMPRESSED = etcd_error(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
 _UNEXPECTED_EOF = etcd_error(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
+REQUEST_BUDGET = 16 * 1024 * 1024
+OUTPUT_HIGH_WATER = 1024 * 1024
+READ_SIZE = 64 * 1024
+DISPATCH_BATCH = 16
+_KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
 _TRANSPORT_HEADERS = frozenset(
     [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
 )
+
+
+@dataclass(frozen=True)
+class GrpcLimits:
+    """Per-connection limits from etcd's flags (durations in seconds; 0 disables the server's keepalive pings,
+    as etcd sets ServerParameters only when both are above 0; a min time of 0 is grpc-go's default of 5 min)."""
+
+    max_concurrent_streams: int = 2**32 - 1
+    keepalive_min_time: float = 5.0
+    keepalive_interval: float = 2 * 3600.0
+    keepalive_timeout: float = 20.0
+
+    @property
+    def ping_min_time(self) -> float:
+        return self.keepalive_min_time if self.keepalive_min_time > 0 else 300.0
+
+    @property
+    def server_pings(self) -> bool:
+        return self.keepalive_interval > 0 and self.keepalive_timeout > 0
 
 
 @dataclass(slots=True)
@@ -115,6 +154,7 @@ class _Call:
         "rejected",
         "unacknowledged",
         "backlog",
+        "held",
     )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
@@ -133,17 +173,31 @@ class _Call:
         self.rejected = False  # streaming: its request stream broke a rule; later DATA is discarded
         self.unacknowledged = 0  # streaming: flow-controlled bytes received but not yet acknowledged
         self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
+        self.held = 0  # unary: request bytes counted in GrpcConnection._held (buffered or awaiting dispatch)
 
 
 class GrpcConnection:
     def __init__(
-        self, stream: trio.abc.Stream, resolve: Resolver, known_services: frozenset[str], max_recv_message_bytes: int
+        self,
+        stream: trio.abc.Stream,
+        resolve: Resolver,
+        known_services: frozenset[str],
+        max_recv_message_bytes: int,
+        limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     ) -> None:
         self._stream = stream
         self._resolve = resolve
         self._known_services = known_services
         self._max_recv = max_recv_message_bytes
-        self._h2 = http2.ServerConnection()
+        self._limits = limits
+        self._h2 = http2.ServerConnection(
+            limits.max_concurrent_streams, ping_min_time=limits.ping_min_time, clock=trio.current_time
+        )
+        self._ready: deque[_Call] = deque()  # unary calls whose request is complete, not yet dispatched
+        self._held = 0  # bytes of unary requests received and not yet handed to a handler
+        self._in_flight = 0  # bytes the writer is sending now
+        self._drained = trio.Event()  # set (and replaced) each time the writer finished a send
+        self._last_read = trio.current_time()
         self._calls: dict[int, _Call] = {}
         self._window_waiters: set[_Call] = set()  # Invariant: the calls waiting in _send_message for send window
         self._wake_writer = trio.Event()
@@ -158,13 +212,19 @@ class GrpcConnection:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
+                if self._limits.server_pings:
+                    nursery.start_soon(self._keepalive)
                 try:
                     self._feed(initial)
+                    await self._dispatch_ready()
                     while not self._closing:
-                        data = await self._stream.receive_some(256 * 1024)
+                        data = await self._stream.receive_some(READ_SIZE)
                         if not data:
                             break
+                        self._last_read = trio.current_time()
                         self._feed(data)
+                        await self._dispatch_ready()
+                        await self._output_room()
                 except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
                 finally:
@@ -187,6 +247,16 @@ class GrpcConnection:
     def _flush_soon(self) -> None:
         self._wake_writer.set()
 
+    def _backlog(self) -> int:
+        """Output not yet taken by the peer's socket: queued in the driver plus what the writer is sending."""
+        return self._h2.queued_bytes + self._in_flight
+
+    async def _output_room(self) -> None:
+        """Waits until the output backlog is at most OUTPUT_HIGH_WATER."""
+        while self._backlog() > OUTPUT_HIGH_WATER:
+            self._flush_soon()
+            await self._drained.wait()
+
     async def _writer(self) -> None:
         try:
             while True:
@@ -195,11 +265,33 @@ class GrpcConnection:
                 data = self._h2.bytes_to_send()
                 if data:
                     self._writing = True
+                    self._in_flight = len(data)
                     await self._stream.send_all(data)
+                    self._in_flight = 0
                     self._writing = False
+                self._drained.set()
+                self._drained = trio.Event()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._closing = True
             self._nursery.cancel_scope.cancel()
+
+    async def _keepalive(self) -> None:
+        """grpc-go's server keepalive: ping a peer silent for keepalive_interval; close if still silent after
+        keepalive_timeout."""
+        interval, timeout = self._limits.keepalive_interval, self._limits.keepalive_timeout
+        while True:
+            await trio.sleep_until(self._last_read + interval)
+            if trio.current_time() - self._last_read < interval:
+                continue
+            self._h2.ping(_KEEPALIVE_PING)
+            self._flush_soon()
+            pinged_at = trio.current_time()
+            await trio.sleep(timeout)
+            if self._last_read < pinged_at:
+                log.info("closing a connection that did not answer a keepalive ping")
+                self._closing = True
+                self._nursery.cancel_scope.cancel()
+                return
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -270,12 +362,15 @@ class GrpcConnection:
         if call is None or call.failed or call.rejected:
             self._h2.acknowledge(sid, event.flow_controlled_length)
         else:
-            if call.inbox is None:
+            if call.inbox is None and self._held < REQUEST_BUDGET:
                 self._h2.acknowledge(sid, event.flow_controlled_length)
             else:
                 call.unacknowledged += event.flow_controlled_length
             self._frame_messages(call, event.data)
-            self._acknowledge_if_room(call)
+            if call.inbox is None:
+                self._hold(call, len(call.buffer) + sum(map(len, call.messages)))
+            else:
+                self._acknowledge_if_room(call)
         if event.end_stream:
             self._on_end(sid)
 
@@ -317,6 +412,11 @@ class GrpcConnection:
         call.inbox.send_nowait(error)
         call.inbox.close()
 
+    def _hold(self, call: _Call, size: int) -> None:
+        """A unary call now holds ``size`` request bytes (0: handed to its handler, or ended)."""
+        self._held += size - call.held
+        call.held = size
+
     def _release_window(self, call: _Call) -> None:
         """A finished call's withheld bytes go back to the connection window (nobody will consume them)."""
         if call.unacknowledged:
@@ -340,16 +440,36 @@ class GrpcConnection:
                 call.inbox.send_nowait(_UNEXPECTED_EOF())  # the request ended inside a message
             call.inbox.close()
         elif call.messages:
+            self._ready.append(call)  # dispatched by _dispatch_ready once this read is handled
+        else:
+            self._fail(call, _UNEXPECTED_EOF)
+
+    async def _dispatch_ready(self) -> None:
+        """Runs the unary calls whose request is complete, unless reset meanwhile; see the module doc."""
+        ready = self._ready
+        dispatched = 0
+        while ready:
+            if self._backlog() > OUTPUT_HIGH_WATER:
+                await self._output_room()
+            call = ready.popleft()
+            if call.closed or self._closing:
+                continue
+            self._hold(call, 0)
+            self._release_window(call)
+            message = call.messages[0]
             if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
                 self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
             elif isinstance(call.method, InlineUnaryMethod):
-                self._run_inline(call, call.messages[0])
+                self._run_inline(call, message)
             elif isinstance(call.method, DeferredUnaryMethod):
-                self._run_deferred(call, call.messages[0])
+                self._run_deferred(call, message)
             else:
-                self._nursery.start_soon(self._run_unary, call, call.messages[0])
-        else:
-            self._fail(call, _UNEXPECTED_EOF)
+                self._nursery.start_soon(self._run_unary, call, message)
+            dispatched += 1
+            if dispatched % DISPATCH_BATCH == 0:
+                self._flush_soon()
+                await trio.lowlevel.checkpoint()
+        self._flush_soon()
 
     def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -364,6 +484,7 @@ class GrpcConnection:
         call = self._calls.pop(stream_id, None)
         if call is not None:
             call.closed = True
+            self._hold(call, 0)
             self._release_window(call)
             if call.scope is not None:
                 call.scope.cancel()
@@ -506,12 +627,13 @@ class GrpcConnection:
     def _gone(self, call: _Call) -> None:
         """The HTTP/2 driver already closed this stream (the peer reset it in the same read): forget the call."""
         call.closed = True
+        self._hold(call, 0)
         self._calls.pop(call.stream_id, None)
 
     def _put_message_nowait(self, call: _Call, message: bytes) -> bool:
         h2c = self._h2
         sid = call.stream_id
-        if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size):
+        if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size) or self._backlog() > OUTPUT_HIGH_WATER:
             return False
         if not call.headers_sent:
             h2c.send_headers(sid, _RESPONSE_HEADERS)
@@ -542,6 +664,9 @@ class GrpcConnection:
             if call.closed:
                 await self._abandon(call)
                 return
+            if self._backlog() > OUTPUT_HIGH_WATER:
+                await self._output_room()
+                continue
             size = min(h2c.send_window(sid), h2c.max_frame_size, len(view))
             if size <= 0:
                 call.window = trio.Event()
@@ -569,6 +694,7 @@ class GrpcConnection:
             return
         call.closed = True
         self._calls.pop(call.stream_id, None)
+        self._hold(call, 0)
         self._release_window(call)
         if call.headers_sent:
             trailers = [(b"grpc-status", str(int(code)).encode())]
