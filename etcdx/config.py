@@ -431,7 +431,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         raise ConfigError(f"--election-timeout[{election}ms] is too long, and should be set less than 50000ms")
     max_streams = get("max-concurrent-streams")
     if not 0 <= max_streams <= 2**32 - 1:
-        raise ConfigError(f'invalid value "{max_streams}" for flag -max-concurrent-streams: value out of range')
+        raise ConfigError(f'invalid value "{max_streams}" for flag -max-concurrent-streams: parse error')
     if get("log-level") not in ("debug", "info", "warn", "error", "dpanic", "panic", "fatal"):
         raise ConfigError(f'unknown level "{get("log-level")}"')
     state = get("initial-cluster-state")

@@ -96,3 +96,25 @@ def test_config_file_with_tls_is_refused_loudly(tmp_path):
     path.write_text("client-transport-security:\n  cert-file: /x.pem\n")
     with pytest.raises(ConfigError, match="not implemented yet"):
         parse_config(["--config-file", str(path)], {})
+
+
+def test_grpc_stream_and_keepalive_flags():
+    config = parse_config([], {})
+    assert config.max_concurrent_streams == 2**32 - 1
+    assert (config.grpc_keepalive_min_time, config.grpc_keepalive_interval, config.grpc_keepalive_timeout) == (
+        5.0,
+        7200.0,
+        20.0,
+    )
+    argv = ["--max-concurrent-streams", "100", "--grpc-keepalive-min-time", "1s", "--grpc-keepalive-interval=0"]
+    config = parse_config(argv, {"ETCD_GRPC_KEEPALIVE_TIMEOUT": "500ms"})
+    assert config.max_concurrent_streams == 100
+    assert (config.grpc_keepalive_min_time, config.grpc_keepalive_interval, config.grpc_keepalive_timeout) == (
+        1.0,
+        0.0,
+        0.5,
+    )
+    with pytest.raises(ConfigError, match="-max-concurrent-streams"):
+        parse_config(["--max-concurrent-streams", "-1"], {})
+    with pytest.raises(ConfigError, match="-grpc-keepalive-timeout"):
+        parse_config(["--grpc-keepalive-timeout", "soon"], {})
