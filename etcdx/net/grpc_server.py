@@ -10,10 +10,10 @@ Back-pressure: a unary call holds at most one message (bounded by max_recv_messa
 bytes as they arrive. A streaming call acknowledges received bytes while fewer than STREAM_BACKLOG_BYTES of
 complete messages wait for its handler, and withholds them otherwise, until the handler catches up; so one
 call buffers at most the backlog, one stream window and one partial message, and a message larger than the
-stream window still gets through (its bytes are acknowledged while it is being received). Unary calls
-acknowledge bytes as they arrive while the connection holds fewer than REQUEST_BUDGET bytes of unary requests
-not yet handed to a handler, and withhold them beyond it (until that call's message is dispatched or it ends),
-so a connection holds at most that budget plus the connection receive window of request bytes.
+stream window still gets through (its bytes are acknowledged while it is being received). On top of that, every
+call withholds acknowledgements while the connection holds its budget (REQUEST_BUDGET, or twice the largest
+message if more) of request bytes not yet taken by handlers, and gets them once it holds less; so a connection
+holds at most that budget plus the connection receive window of request bytes, however many streams it has.
 
 Bounded work, bounded output. A read takes at most READ_SIZE bytes. Unary calls whose request is complete are
 dispatched after the whole read was handled (so a request reset in the same read never runs), and only while
@@ -173,7 +173,7 @@ class _Call:
         self.rejected = False  # streaming: its request stream broke a rule; later DATA is discarded
         self.unacknowledged = 0  # streaming: flow-controlled bytes received but not yet acknowledged
         self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
-        self.held = 0  # unary: request bytes counted in GrpcConnection._held (buffered or awaiting dispatch)
+        self.held = 0  # request bytes counted in GrpcConnection._held (see GrpcConnection._holding)
 
 
 class GrpcConnection:
@@ -194,7 +194,9 @@ class GrpcConnection:
             limits.max_concurrent_streams, ping_min_time=limits.ping_min_time, clock=trio.current_time
         )
         self._ready: deque[_Call] = deque()  # unary calls whose request is complete, not yet dispatched
-        self._held = 0  # bytes of unary requests received and not yet handed to a handler
+        self._held = 0  # request bytes received and not yet taken by a handler (Invariant: sum of call.held)
+        self._budget = max(REQUEST_BUDGET, 2 * max_recv_message_bytes)
+        self._withheld: set[_Call] = set()  # calls with bytes unacknowledged for the budget or their backlog
         self._in_flight = 0  # bytes the writer is sending now
         self._drained = trio.Event()  # set (and replaced) each time the writer finished a send
         self._last_read = trio.current_time()
@@ -362,15 +364,10 @@ class GrpcConnection:
         if call is None or call.failed or call.rejected:
             self._h2.acknowledge(sid, event.flow_controlled_length)
         else:
-            if call.inbox is None and self._held < REQUEST_BUDGET:
-                self._h2.acknowledge(sid, event.flow_controlled_length)
-            else:
-                call.unacknowledged += event.flow_controlled_length
+            call.unacknowledged += event.flow_controlled_length
             self._frame_messages(call, event.data)
-            if call.inbox is None:
-                self._hold(call, len(call.buffer) + sum(map(len, call.messages)))
-            else:
-                self._acknowledge_if_room(call)
+            self._hold(call, self._holding(call))
+            self._acknowledge_if_room(call)
         if event.end_stream:
             self._on_end(sid)
 
@@ -412,21 +409,41 @@ class GrpcConnection:
         call.inbox.send_nowait(error)
         call.inbox.close()
 
+    @staticmethod
+    def _holding(call: _Call) -> int:
+        """The request bytes ``call`` holds: a partial message, and the messages its handler has not taken."""
+        if call.inbox is not None:
+            return len(call.buffer) + call.backlog
+        return len(call.buffer) + sum(map(len, call.messages))
+
     def _hold(self, call: _Call, size: int) -> None:
-        """A unary call now holds ``size`` request bytes (0: handed to its handler, or ended)."""
+        """``call`` now holds ``size`` request bytes (0: handed to its handler, or ended). Calls whose bytes were
+        withheld for the connection's budget get them acknowledged once the connection is back under it."""
         self._held += size - call.held
         call.held = size
+        if self._withheld and self._held < self._budget:
+            for waiting in list(self._withheld):
+                self._acknowledge_if_room(waiting)
+            self._flush_soon()
 
     def _release_window(self, call: _Call) -> None:
-        """A finished call's withheld bytes go back to the connection window (nobody will consume them)."""
+        """A finished (or dispatched unary) call's withheld bytes go back to the connection window."""
+        self._withheld.discard(call)
         if call.unacknowledged:
             self._h2.acknowledge(call.stream_id, call.unacknowledged)
             call.unacknowledged = 0
 
     def _acknowledge_if_room(self, call: _Call) -> None:
-        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
+        """Acknowledges what ``call`` received while the connection holds less than its budget and (streaming)
+        the call's backlog is below STREAM_BACKLOG_BYTES; else remembers the call as withheld."""
+        if not call.unacknowledged or call.closed:
+            self._withheld.discard(call)
+        elif call.backlog < STREAM_BACKLOG_BYTES and self._held < self._budget:
+            self._withheld.discard(call)
             self._h2.acknowledge(call.stream_id, call.unacknowledged)
             call.unacknowledged = 0
+        else:
+            self._withheld.add(call)
 
     def _on_end(self, stream_id: int) -> None:
         call = self._calls.get(stream_id)
@@ -610,9 +627,11 @@ class GrpcConnection:
 
     def _consumed(self, call: _Call, message: bytes) -> None:
         call.backlog -= 5 + len(message)
-        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
-            self._acknowledge_if_room(call)
-            self._flush_soon()
+        if not call.closed:
+            self._hold(call, self._holding(call))
+            if call.unacknowledged:
+                self._acknowledge_if_room(call)
+                self._flush_soon()
 
     def _send_message_nowait(self, call: _Call, message: bytes) -> bool:
         """Sends one length-prefixed message in one DATA frame if the window allows; False (nothing sent) if not.

