@@ -34,7 +34,16 @@ from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from tests.support import h2_attacks  # noqa: E402
 from tests.support.procs import etcd_process, etcdx_process  # noqa: E402
 
-ATTACKS = {**h2_attacks.ATTACKS}
+
+def control_cpu_burn(endpoint: str, deadline: float) -> h2_attacks.Outcome:
+    """Not an attack: burns one core without touching the server. On a small shared machine an attacker's own
+    CPU slows everything, the good client included; this row shows how much of a ratio is that alone."""
+    while time.monotonic() < deadline:
+        sum(range(10_000))
+    return h2_attacks.Outcome()
+
+
+ATTACKS = {"control-cpu-burn": control_cpu_burn, **h2_attacks.ATTACKS}
 PREPARE = {**h2_attacks.PREPARE}
 SETTLE_SECONDS = 1.0
 

@@ -414,7 +414,7 @@ class GrpcConnection:
         """The request bytes ``call`` holds: a partial message, and the messages its handler has not taken."""
         if call.inbox is not None:
             return len(call.buffer) + call.backlog
-        return len(call.buffer) + sum(map(len, call.messages))
+        return len(call.buffer) + (len(call.messages[0]) if call.messages else 0)
 
     def _hold(self, call: _Call, size: int) -> None:
         """``call`` now holds ``size`` request bytes (0: handed to its handler, or ended). Calls whose bytes were

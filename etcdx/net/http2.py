@@ -52,6 +52,7 @@ _MAX_WINDOW = 2**31 - 1
 _MIN_FRAME_SIZE, _MAX_FRAME_SIZE = 16384, 2**24 - 1
 _IGNORED_STREAMS = 1024  # streams ended by us whose late frames are ignored; older ones count as closed
 _ENHANCE_YOUR_CALM = 0xB
+_FEED_SLICE = 2048
 
 # SETTINGS identifiers (RFC 9113 6.5.2; 8 is RFC 8441).
 _HEADER_TABLE_SIZE, _ENABLE_PUSH, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 1, 2, 3, 4
@@ -207,12 +208,15 @@ class ServerConnection:
             if self._head is not None:
                 data = self._check_preface(data)
             handlers = self._handlers
-            for frame_type, flags, stream_id, payload in self._reader.feed(data):
-                if self._block is not None and frame_type != h2codec.CONTINUATION:
-                    raise _CodecError(h2codec.PROTOCOL_ERROR, "a header block interrupted by another frame")
-                handler = handlers.get(frame_type)
-                if handler is not None:  # frames of unknown types are ignored (RFC 9113 5.5)
-                    handler(flags, stream_id, payload)
+            # Split in slices so that a peer broken early in ``data`` costs the splitting of one slice, not all.
+            for start in range(0, len(data), _FEED_SLICE):
+                chunk = data if len(data) <= _FEED_SLICE else data[start : start + _FEED_SLICE]
+                for frame_type, flags, stream_id, payload in self._reader.feed(chunk):
+                    if self._block is not None and frame_type != h2codec.CONTINUATION:
+                        raise _CodecError(h2codec.PROTOCOL_ERROR, "a header block interrupted by another frame")
+                    handler = handlers.get(frame_type)
+                    if handler is not None:  # frames of unknown types are ignored (RFC 9113 5.5)
+                        handler(flags, stream_id, payload)
         except _CodecError as exc:
             raise self._connection_error(exc.error_code, str(exc)) from exc
         return events
