@@ -15,11 +15,13 @@ call withholds acknowledgements while the connection holds its budget (REQUEST_B
 message if more) of request bytes not yet taken by handlers, and gets them once it holds less; so a connection
 holds at most that budget plus the connection receive window of request bytes, however many streams it has.
 
-Bounded work, bounded output. A read takes at most READ_SIZE bytes. Unary calls whose request is complete are
-dispatched after the whole read was handled (so a request reset in the same read never runs), and only while
-the output waiting for the peer (queued plus in the writer) is below OUTPUT_HIGH_WATER; the reader waits for
-the peer to take its output before it reads more, as grpc-go stops reading from a peer with too many control
-frame answers queued. Messages wait for the same room before they are queued. A checkpoint every
+Bounded work, bounded output. A read takes at most READ_SIZE bytes, fed to the driver FEED_SLICE bytes at a
+time with a checkpoint after any slice of many small frames (so a flood of tiny requests or resets holds the
+loop for a slice, not a read, while bulk DATA goes through at full speed). Unary calls whose request is
+complete are dispatched after the whole read was handled (so a request reset in the same read never runs), and
+only while the output waiting for the peer (queued plus in the writer) is below OUTPUT_HIGH_WATER; the reader
+waits for the peer to take its output before it reads more, as grpc-go stops reading from a peer with too many
+control frame answers queued. Messages wait for the same room before they are queued. A checkpoint every
 DISPATCH_BATCH calls lets other connections run.
 
 Keepalive (grpc-go ServerParameters, as etcd sets them): after ``keepalive_interval`` without a frame from the
@@ -34,7 +36,7 @@ import math
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -55,7 +57,9 @@ _UNEXPECTED_EOF = etcd_error(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
 REQUEST_BUDGET = 16 * 1024 * 1024
 OUTPUT_HIGH_WATER = 1024 * 1024
-READ_SIZE = 16 * 1024
+READ_SIZE = 64 * 1024
+FEED_SLICE = 4096
+SLICE_EVENTS = 8
 DISPATCH_BATCH = 16
 _KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
@@ -66,15 +70,24 @@ _TRANSPORT_HEADERS = frozenset(
 )
 
 
+# Stream resets by peers, all connections of the process together (each connection also has its own bucket).
+SHARED_RESET_BURST, SHARED_RESET_RATE = 4000, 1000.0
+
+
 @dataclass(frozen=True)
 class GrpcLimits:
-    """Per-connection limits from etcd's flags (durations in seconds; 0 disables the server's keepalive pings,
-    as etcd sets ServerParameters only when both are above 0; a min time of 0 is grpc-go's default of 5 min)."""
+    """Limits from etcd's flags (durations in seconds; 0 disables the server's keepalive pings, as etcd sets
+    ServerParameters only when both are above 0; a min time of 0 is grpc-go's default of 5 min), and the reset
+    bucket that every connection served with this GrpcLimits shares."""
 
     max_concurrent_streams: int = 2**32 - 1
     keepalive_min_time: float = 5.0
     keepalive_interval: float = 2 * 3600.0
     keepalive_timeout: float = 20.0
+    shared_resets: http2.TokenBucket = field(
+        default_factory=lambda: http2.TokenBucket(SHARED_RESET_BURST, SHARED_RESET_RATE, trio.current_time),
+        compare=False,
+    )
 
     @property
     def ping_min_time(self) -> float:
@@ -191,7 +204,10 @@ class GrpcConnection:
         self._max_recv = max_recv_message_bytes
         self._limits = limits
         self._h2 = http2.ServerConnection(
-            limits.max_concurrent_streams, ping_min_time=limits.ping_min_time, clock=trio.current_time
+            limits.max_concurrent_streams,
+            ping_min_time=limits.ping_min_time,
+            clock=trio.current_time,
+            shared_resets=limits.shared_resets,
         )
         self._ready: deque[_Call] = deque()  # unary calls whose request is complete, not yet dispatched
         self._held = 0  # request bytes received and not yet taken by a handler (Invariant: sum of call.held)
@@ -217,15 +233,13 @@ class GrpcConnection:
                 if self._limits.server_pings:
                     nursery.start_soon(self._keepalive)
                 try:
-                    self._feed(initial)
-                    await self._dispatch_ready()
+                    await self._take(initial)
                     while not self._closing:
                         data = await self._stream.receive_some(READ_SIZE)
                         if not data:
                             break
                         self._last_read = trio.current_time()
-                        self._feed(data)
-                        await self._dispatch_ready()
+                        await self._take(data)
                         await self._output_room()
                 except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
@@ -297,8 +311,23 @@ class GrpcConnection:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        for event in self._h2.receive(data):
+    async def _take(self, data: bytes) -> None:
+        """Handles one read: fed to the driver in slices of FEED_SLICE bytes, with a checkpoint after each slice
+        that made SLICE_EVENTS events or more (many small frames), then the complete requests dispatched."""
+        if len(data) <= FEED_SLICE:
+            self._feed(data)
+        else:
+            for start in range(0, len(data), FEED_SLICE):
+                if self._feed(data[start : start + FEED_SLICE]) >= SLICE_EVENTS:
+                    await trio.lowlevel.checkpoint()
+                if self._closing:
+                    break
+        await self._dispatch_ready()
+
+    def _feed(self, data: bytes) -> int:
+        """Feeds ``data`` to the driver and handles its events; returns how many there were."""
+        events = self._h2.receive(data)
+        for event in events:
             if isinstance(event, http2.Data):
                 self._on_data(event)
             elif isinstance(event, http2.RequestHeaders):
@@ -312,6 +341,7 @@ class GrpcConnection:
             elif isinstance(event, http2.ConnectionEnded):
                 self._closing = True
         self._flush_soon()
+        return len(events)
 
     def _on_request(self, event: http2.RequestHeaders) -> None:
         """Starts a call. A request that is not gRPC (not POST, or no application/grpc content type) is

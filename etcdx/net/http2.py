@@ -4,14 +4,15 @@ Frames and HPACK come from the native codec module ``h2codec``; this module keep
 the preface check, settings, stream states and ids, flow control both ways, and the errors. The gRPC layer
 sees only the events and methods here. Header names and values are bytes.
 
-Bounds. Everything a peer can make this driver hold is bounded: open streams (``max_concurrent_streams``,
-at most STREAM_CEILING; beyond it REFUSED_STREAM), the header bytes of open streams (HEADER_BUDGET; beyond
-it REFUSED_STREAM), one header block (MAX_HEADER_LIST_SIZE compressed and decoded, MAX_HEADER_BLOCK_FRAMES
+Bounds. Everything a peer can make this driver hold is bounded: open streams (``max_concurrent_streams``, at
+most STREAM_CEILING; beyond it REFUSED_STREAM), the header bytes of open streams (HEADER_BUDGET; beyond it
+REFUSED_STREAM), one header block (MAX_HEADER_LIST_SIZE compressed and decoded, MAX_HEADER_BLOCK_FRAMES
 frames), and how fast the peer may reset streams it opened (a token bucket of RESET_BURST refilled at
-RESET_RATE per second; beyond it GOAWAY ENHANCE_YOUR_CALM). Pings follow grpc-go's keepalive enforcement:
-a ping sooner than ``ping_min_time`` after the previous one (PING_INTERVAL_WITHOUT_STREAMS when no stream is
-open) is a strike unless we sent HEADERS or DATA since; more than MAX_PING_STRIKES strikes end the
-connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". ``queued_bytes`` says how much output waits for
+RESET_RATE per second, and optionally one shared by every connection of the process, so that reconnecting does
+not buy a fresh burst; when either is empty, GOAWAY ENHANCE_YOUR_CALM). Pings follow grpc-go's keepalive
+enforcement: a ping sooner than ``ping_min_time`` after the previous one (PING_INTERVAL_WITHOUT_STREAMS when
+no stream is open) is a strike unless we sent HEADERS or DATA since; more than MAX_PING_STRIKES strikes end
+the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". ``queued_bytes`` says how much output waits for
 ``bytes_to_send``: the I/O shell stops reading while it is large (see grpc_server).
 
 Errors. A connection error (the peer broke a rule that concerns the whole connection) queues GOAWAY with
@@ -130,6 +131,29 @@ def _no_clock() -> float:
     return 0.0
 
 
+class TokenBucket:
+    """``burst`` tokens, refilled at ``rate`` a second by ``clock`` (seconds); ``take`` spends one if there is one.
+    The clock is first read by ``take`` (so a bucket can be made outside the event loop whose clock it reads), and
+    a clock that went back (another trio run) refills nothing."""
+
+    def __init__(self, burst: int, rate: float, clock: Callable[[], float]) -> None:
+        self._burst = burst
+        self._rate = rate
+        self._clock = clock
+        self._tokens = float(burst)
+        self._refilled_at: float | None = None
+
+    def take(self) -> bool:
+        now = self._clock()
+        if self._refilled_at is not None and now > self._refilled_at:
+            self._tokens = min(self._burst, self._tokens + (now - self._refilled_at) * self._rate)
+        self._refilled_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
 class ServerConnection:
     def __init__(
         self,
@@ -137,17 +161,19 @@ class ServerConnection:
         *,
         ping_min_time: float = 5.0,
         clock: Callable[[], float] = _no_clock,
+        shared_resets: TokenBucket | None = None,
     ) -> None:
         """``clock`` gives seconds (monotonic) for the reset rate and the ping policy; ``max_concurrent_streams``
-        above STREAM_CEILING counts as STREAM_CEILING (and is advertised so)."""
+        above STREAM_CEILING counts as STREAM_CEILING (and is advertised so); ``shared_resets`` is the bucket
+        of resets this connection shares with others."""
         self._max_streams = max_concurrent_streams = min(max_concurrent_streams, STREAM_CEILING)
         self._clock = clock
         self._ping_min_time = ping_min_time
         self._ping_strikes = 0
         self._last_ping_at: float | None = None
         self._sent_since_ping = False  # HEADERS or DATA went out since the last ping (grpc-go resets strikes)
-        self._reset_tokens = float(RESET_BURST)
-        self._reset_refilled_at = clock()
+        self._resets = TokenBucket(RESET_BURST, RESET_RATE, clock)
+        self._shared_resets = shared_resets
         self._header_bytes = 0  # sum of header_bytes over _streams
         self._queued = 0  # bytes in _out
         self._reader = h2codec.FrameReader(LOCAL_MAX_FRAME_SIZE)
@@ -451,13 +477,9 @@ class ServerConnection:
             self._events.append(WindowOpened(stream_id))
 
     def _spend_reset_token(self) -> None:
-        """The peer reset a stream it had opened: allowed RESET_BURST times, then RESET_RATE times a second."""
-        now = self._clock()
-        self._reset_tokens = min(RESET_BURST, self._reset_tokens + (now - self._reset_refilled_at) * RESET_RATE)
-        self._reset_refilled_at = now
-        if self._reset_tokens < 1:
+        """The peer reset a stream it had opened: allowed while both its own and the shared bucket have tokens."""
+        if not self._resets.take() or (self._shared_resets is not None and not self._shared_resets.take()):
             raise _CodecError(_ENHANCE_YOUR_CALM, "too many stream resets")
-        self._reset_tokens -= 1
 
     def _forget(self, stream_id: int) -> _Stream | None:
         """Removes a stream from the open ones (None if it was not open)."""

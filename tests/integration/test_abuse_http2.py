@@ -17,6 +17,7 @@ from tests.support.h2_attacks import ENHANCE_YOUR_CALM, RawH2, h2codec
 from tests.support.procs import etcdx_process
 
 ATTACK_SECONDS = 3.0
+NEVER_READ_SECONDS = 8.0  # time to fill every buffer on the way and then see a send blocked for 2 s, on a slow box
 RSS_GROWTH_LIMIT_MIB = 256
 
 
@@ -88,13 +89,13 @@ def test_ping_flood_from_a_peer_that_never_reads_is_closed(member):
 
 
 def test_settings_flood_from_a_peer_that_never_reads_is_no_longer_read(member):
-    outcome = attack(member, "settings-flood")
+    outcome = attack(member, "settings-flood", seconds=NEVER_READ_SECONDS)
     assert outcome.blocked
     assert outcome.bytes_sent < 64 * 1024 * 1024
 
 
 def test_huge_window_client_that_never_reads_is_no_longer_read(member):
-    outcome = attack(member, "never-read-large-responses")
+    outcome = attack(member, "never-read-large-responses", seconds=NEVER_READ_SECONDS)
     assert outcome.blocked
     assert outcome.bytes_sent < 64 * 1024 * 1024
 
@@ -123,7 +124,7 @@ def test_hpack_bomb_is_cut_off_with_a_compression_error(member):
 
 
 def test_streams_of_unfinished_messages_stop_being_read_at_the_request_budget(member):
-    outcome = attack(member, "partial-messages")
+    outcome = attack(member, "partial-messages", seconds=NEVER_READ_SECONDS)
     # Stalled once the server withholds WINDOW_UPDATEs, or closed (FLOW_CONTROL_ERROR) for sending past them.
     assert outcome.blocked or outcome.cut_off
     assert outcome.bytes_sent < 128 * 1024 * 1024  # the request budget, the connection window, socket buffers

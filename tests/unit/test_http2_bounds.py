@@ -193,3 +193,31 @@ def test_queued_bytes_counts_output_until_taken():
     server.ping(b"abcdefgh")
     assert server.queued_bytes == 90 + 17
     assert len(server.bytes_to_send()) == 107 and server.queued_bytes == 0
+
+
+def test_a_shared_reset_bucket_limits_connections_together():
+    clock = Clock()
+    shared = http2.TokenBucket(3, 1.0, clock)
+    first = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
+    second = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
+    rapid_reset(first, hpack.Encoder(), 1, 2)
+    encoder = hpack.Encoder()
+    rapid_reset(second, encoder, 1, 1)  # the third reset of the pair: the shared burst is spent
+    second.bytes_to_send()
+    with pytest.raises(http2.ProtocolError) as info:
+        rapid_reset(second, encoder, 3, 1)
+    assert info.value.error_code == ENHANCE_YOUR_CALM
+    clock.now += 1.0  # one token back
+    rapid_reset(first, hpack.Encoder(), 5, 1)
+
+
+def test_a_token_bucket_refills_at_its_rate_up_to_its_burst_and_never_from_a_clock_gone_back():
+    clock = Clock()
+    bucket = http2.TokenBucket(2, 10.0, clock)
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.now += 0.1
+    assert [bucket.take() for _ in range(2)] == [True, False]
+    clock.now += 100.0
+    assert [bucket.take() for _ in range(3)] == [True, True, False]
+    clock.now -= 50.0  # another event loop's clock
+    assert not bucket.take()
