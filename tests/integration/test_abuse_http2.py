@@ -112,6 +112,11 @@ def test_rapid_reset_gets_enhance_your_calm(member):
     assert outcome.goaway_codes and set(outcome.goaway_codes) == {ENHANCE_YOUR_CALM}
 
 
+def test_rapid_reset_over_fresh_connections_meets_the_shared_budget(member):
+    outcome = attack(member, "rapid-reset-reconnecting")
+    assert ENHANCE_YOUR_CALM in outcome.goaway_codes
+
+
 def test_100k_hoarded_streams_are_refused_beyond_the_ceiling(member):
     outcome = attack(member, "hoard-100k-streams", seconds=5.0)
     assert outcome.refused_streams >= 100_000 - 4096

