@@ -200,3 +200,20 @@ def test_a_silent_peer_is_pinged_then_closed(tmp_path):
             pings += [f for f in frames if f[0] == h2codec.PING and not f[1] & h2codec.FLAG_ACK]
         assert pings and conn.closed
         conn.close()
+
+
+def test_a_peer_that_answers_keepalive_pings_stays_connected(tmp_path):
+    args = ("--grpc-keepalive-interval", "1s", "--grpc-keepalive-timeout", "1s")
+    with etcdx_process(tmp_path, extra_args=args).start() as server:
+        conn = RawH2(server.endpoint)
+        answered = 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            frames = conn.frames(0.2)
+            assert frames is not None, "closed although every ping was answered"
+            for frame_type, flags, _, payload in frames:
+                if frame_type == h2codec.PING and not flags & h2codec.FLAG_ACK:
+                    conn.send(h2codec.encode_frame(h2codec.PING, h2codec.FLAG_ACK, 0, payload))
+                    answered += 1
+        assert answered >= 2 and not conn.closed
+        conn.close()
