@@ -6,7 +6,7 @@ import trio
 
 from etcdx.api.grpc.router import build_resolver
 from etcdx.api.http.endpoints import HttpEndpoints
-from etcdx.net.grpc_server import GrpcLimits
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import serve_client_port
 from etcdx.server.server import EtcdServer
 

@@ -13,7 +13,7 @@ from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
-from etcdx.net.grpc_server import GrpcLimits
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings

@@ -5,7 +5,8 @@ from __future__ import annotations
 import trio
 
 from etcdx.log import get_logger
-from etcdx.net.grpc_server import GrpcConnection, GrpcLimits, Resolver
+from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.grpc_server import GrpcConnection, Resolver
 from etcdx.net.http1 import HttpHandler, is_request_line, may_start_request_line, serve_http1
 
 log = get_logger("etcdx.net")

@@ -36,7 +36,7 @@ import math
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
@@ -44,6 +44,7 @@ from etcdx import errors
 from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
 
 log = get_logger("etcdx.net.grpc")
@@ -68,34 +69,6 @@ GOAWAY_TIMEOUT = 1.0
 _TRANSPORT_HEADERS = frozenset(
     [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
 )
-
-
-# Stream resets by peers, all connections of the process together (each connection also has its own bucket).
-SHARED_RESET_BURST, SHARED_RESET_RATE = 4000, 1000.0
-
-
-@dataclass(frozen=True)
-class GrpcLimits:
-    """Limits from etcd's flags (durations in seconds; 0 disables the server's keepalive pings, as etcd sets
-    ServerParameters only when both are above 0; a min time of 0 is grpc-go's default of 5 min), and the reset
-    bucket that every connection served with this GrpcLimits shares."""
-
-    max_concurrent_streams: int = 2**32 - 1
-    keepalive_min_time: float = 5.0
-    keepalive_interval: float = 2 * 3600.0
-    keepalive_timeout: float = 20.0
-    shared_resets: http2.TokenBucket = field(
-        default_factory=lambda: http2.TokenBucket(SHARED_RESET_BURST, SHARED_RESET_RATE, trio.current_time),
-        compare=False,
-    )
-
-    @property
-    def ping_min_time(self) -> float:
-        return self.keepalive_min_time if self.keepalive_min_time > 0 else 300.0
-
-    @property
-    def server_pings(self) -> bool:
-        return self.keepalive_interval > 0 and self.keepalive_timeout > 0
 
 
 @dataclass(slots=True)

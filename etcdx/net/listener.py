@@ -8,7 +8,8 @@ from functools import partial
 import trio
 
 from etcdx.net.connection import serve_connection
-from etcdx.net.grpc_server import GrpcLimits, Resolver
+from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.grpc_server import Resolver
 from etcdx.net.http1 import HttpHandler
 
 

@@ -8,6 +8,7 @@ import hpack
 import pytest
 
 from etcdx.net import http2
+from etcdx.net.token_bucket import TokenBucket
 from tests.unit.test_http2_driver import (
     ACK,
     CONTINUATION,
@@ -197,7 +198,7 @@ def test_queued_bytes_counts_output_until_taken():
 
 def test_a_shared_reset_bucket_limits_connections_together():
     clock = Clock()
-    shared = http2.TokenBucket(3, 1.0, clock)
+    shared = TokenBucket(3, 1.0, clock)
     first = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
     second = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
     rapid_reset(first, hpack.Encoder(), 1, 2)
@@ -213,7 +214,7 @@ def test_a_shared_reset_bucket_limits_connections_together():
 
 def test_a_token_bucket_refills_at_its_rate_up_to_its_burst_and_never_from_a_clock_gone_back():
     clock = Clock()
-    bucket = http2.TokenBucket(2, 10.0, clock)
+    bucket = TokenBucket(2, 10.0, clock)
     assert [bucket.take() for _ in range(3)] == [True, True, False]
     clock.now += 0.1
     assert [bucket.take() for _ in range(2)] == [True, False]
