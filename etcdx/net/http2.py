@@ -141,7 +141,8 @@ class ServerConnection:
         clock: Callable[[], float] = _no_clock,
         shared_resets: TokenBucket | None = None,
     ) -> None:
-        """``clock`` gives seconds (monotonic) for the reset rate and the ping policy; ``max_concurrent_streams``
+        """``clock`` gives seconds (monotonic) for the reset rate and the ping policy (the default one stands
+        still: resets never refill and every ping after the first is too soon); ``max_concurrent_streams``
         above STREAM_CEILING counts as STREAM_CEILING (and is advertised so); ``shared_resets`` is the bucket
         of resets this connection shares with others."""
         self._max_streams = max_concurrent_streams = min(max_concurrent_streams, STREAM_CEILING)
