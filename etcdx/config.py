@@ -50,6 +50,10 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "quota-backend-bytes": ("int", 0),
     "max-txn-ops": ("int", 128),
     "max-request-bytes": ("int", 1572864),
+    "max-concurrent-streams": ("int", 2**32 - 1),
+    "grpc-keepalive-min-time": ("str", "5s"),
+    "grpc-keepalive-interval": ("str", "2h"),
+    "grpc-keepalive-timeout": ("str", "20s"),
     "logger": ("str", "zap"),
     "log-outputs": ("str", "default"),
     "log-level": ("str", "info"),
@@ -66,9 +70,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "backend-bbolt-freelist-type": ("str", "map"),
     "backend-batch-interval": ("str", ""),
     "backend-batch-limit": ("int", 0),
-    "grpc-keepalive-min-time": ("str", "5s"),
-    "grpc-keepalive-interval": ("str", "2h"),
-    "grpc-keepalive-timeout": ("str", "20s"),
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
     "discovery": ("str", ""),
@@ -195,6 +196,10 @@ class Config:
     max_wals: int = 5
     max_snapshots: int = 5
     snapshot_catchup_entries: int = 5000
+    max_concurrent_streams: int = 2**32 - 1
+    grpc_keepalive_min_time: float = 5.0
+    grpc_keepalive_interval: float = 7200.0
+    grpc_keepalive_timeout: float = 20.0
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -432,6 +437,9 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         )
     if election > 50000:
         raise ConfigError(f"--election-timeout[{election}ms] is too long, and should be set less than 50000ms")
+    max_streams = get("max-concurrent-streams")
+    if not 0 <= max_streams <= 2**32 - 1:
+        raise ConfigError(f'invalid value "{max_streams}" for flag -max-concurrent-streams: parse error')
     if get("log-level") not in ("debug", "info", "warn", "error", "dpanic", "panic", "fatal"):
         raise ConfigError(f'unknown level "{get("log-level")}"')
     state = get("initial-cluster-state")
@@ -486,4 +494,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         watch_progress_notify_interval=parse_duration(
             "experimental-watch-progress-notify-interval", get("experimental-watch-progress-notify-interval")
         ),
+        max_concurrent_streams=max_streams,
+        grpc_keepalive_min_time=parse_duration("grpc-keepalive-min-time", get("grpc-keepalive-min-time")),
+        grpc_keepalive_interval=parse_duration("grpc-keepalive-interval", get("grpc-keepalive-interval")),
+        grpc_keepalive_timeout=parse_duration("grpc-keepalive-timeout", get("grpc-keepalive-timeout")),
     )

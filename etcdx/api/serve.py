@@ -6,6 +6,7 @@ import trio
 
 from etcdx.api.grpc.router import build_resolver
 from etcdx.api.http.endpoints import HttpEndpoints
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import serve_client_port
 from etcdx.server.server import EtcdServer
 
@@ -17,6 +18,7 @@ async def serve_clients(
     server: EtcdServer,
     addresses: list[tuple[str, int]],
     *,
+    grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves every (host, port) until cancelled; reports the bound ports once all listen."""
@@ -34,6 +36,7 @@ async def serve_clients(
                     known_services=services,
                     http_handler=http_handler,
                     max_recv_message_bytes=max_recv,
+                    grpc_limits=grpc_limits,
                     task_status=task_status,
                 )
             )

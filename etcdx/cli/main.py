@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from functools import partial
 
 import trio
 
@@ -12,6 +13,7 @@ from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.server.data_dir import DataDirLockedError
 from etcdx.server.server import EtcdServer, MemberStopped
@@ -23,6 +25,7 @@ log = get_logger("etcdx.cli")
 
 MIN_PROGRESS_INTERVAL = 0.1
 DEFAULT_MAP_SIZE = 64 * 1024**3
+GIL_SWITCH_INTERVAL = 0.0005
 
 
 def settings_from_config(config: Config) -> ServerSettings:
@@ -70,7 +73,15 @@ async def run(config: Config) -> None:
         await nursery.start(server.run)
         for host, port in config.listen_peer_addresses:
             await nursery.start(hold_peer_port, host, port)
-        client_ports = await nursery.start(serve_clients, server, list(config.listen_client_addresses))
+        limits = GrpcLimits(
+            max_concurrent_streams=config.max_concurrent_streams,
+            keepalive_min_time=config.grpc_keepalive_min_time,
+            keepalive_interval=config.grpc_keepalive_interval,
+            keepalive_timeout=config.grpc_keepalive_timeout,
+        )
+        client_ports = await nursery.start(
+            partial(serve_clients, grpc_limits=limits), server, list(config.listen_client_addresses)
+        )
         log.info(
             "ready to serve client requests",
             name=config.name,
@@ -112,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     logging_setup.configure(config.log_level, config.log_outputs)
+    # The WAL's sync thread must get the GIL back soon after its fsync, even while the event loop is busy with
+    # many connections: Python's default 5 ms switch interval made every put wait up to that long per handoff.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     locked: list[BaseException] = []
     stopped: list[BaseException] = []
     try:

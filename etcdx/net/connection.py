@@ -5,6 +5,7 @@ from __future__ import annotations
 import trio
 
 from etcdx.log import get_logger
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import GrpcConnection, Resolver
 from etcdx.net.http1 import HttpHandler, is_request_line, may_start_request_line, serve_http1
 
@@ -21,6 +22,7 @@ async def serve_connection(
     known_services: frozenset[str],
     http_handler: HttpHandler,
     max_recv_message_bytes: int,
+    grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
 ) -> None:
     """Serves ``stream`` until the peer goes; never raises for anything the peer did."""
     try:
@@ -32,7 +34,7 @@ async def serve_connection(
                     return
                 head += data
             if head.startswith(PREFACE):
-                await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes).run(head)
+                await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes, grpc_limits).run(head)
                 return
             # Neither HTTP/2 nor, once its first line is complete, HTTP/1.x: etcd's connection
             # matcher drops such a connection at once, and so does this.

@@ -10,7 +10,23 @@ Back-pressure: a unary call holds at most one message (bounded by max_recv_messa
 bytes as they arrive. A streaming call acknowledges received bytes while fewer than STREAM_BACKLOG_BYTES of
 complete messages wait for its handler, and withholds them otherwise, until the handler catches up; so one
 call buffers at most the backlog, one stream window and one partial message, and a message larger than the
-stream window still gets through (its bytes are acknowledged while it is being received).
+stream window still gets through (its bytes are acknowledged while it is being received). On top of that, every
+call withholds acknowledgements while the connection holds its budget (REQUEST_BUDGET, or twice the largest
+message if more) of request bytes not yet taken by handlers, and gets them once it holds less; so a connection
+holds at most that budget plus the connection receive window of request bytes, however many streams it has.
+
+Bounded work, bounded output. A read takes at most READ_SIZE bytes, fed to the driver FEED_SLICE bytes at a
+time with a checkpoint after any slice of many small frames (so a flood of tiny requests or resets holds the
+loop for a slice, not a read, while bulk DATA goes through at full speed). Unary calls whose request is
+complete are dispatched after the whole read was handled (so a request reset in the same read never runs), and
+only while the output waiting for the peer (queued plus in the writer) is below OUTPUT_HIGH_WATER; the reader
+waits for the peer to take its output before it reads more, as grpc-go stops reading from a peer with too many
+control frame answers queued. Messages wait for the same room before they are queued. A checkpoint every
+DISPATCH_BATCH calls lets other connections run.
+
+Keepalive (grpc-go ServerParameters, as etcd sets them): after ``keepalive_interval`` without a frame from the
+peer the server pings; with nothing from the peer within ``keepalive_timeout`` after that, the connection is
+closed. The ping policy (EnforcementPolicy) is the HTTP/2 driver's.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -27,6 +44,7 @@ from etcdx import errors
 from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
 
 log = get_logger("etcdx.net.grpc")
@@ -38,6 +56,13 @@ _DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline 
 _COMPRESSED = etcd_error(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
 _UNEXPECTED_EOF = etcd_error(StatusCode.UNKNOWN, "unexpected EOF")
 STREAM_BACKLOG_BYTES = 1024 * 1024
+REQUEST_BUDGET = 16 * 1024 * 1024
+OUTPUT_HIGH_WATER = 1024 * 1024
+READ_SIZE = 64 * 1024
+FEED_SLICE = 4096
+SLICE_EVENTS = 8
+DISPATCH_BATCH = 16
+_KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
@@ -115,6 +140,7 @@ class _Call:
         "rejected",
         "unacknowledged",
         "backlog",
+        "held",
     )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
@@ -133,17 +159,36 @@ class _Call:
         self.rejected = False  # streaming: its request stream broke a rule; later DATA is discarded
         self.unacknowledged = 0  # streaming: flow-controlled bytes received but not yet acknowledged
         self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
+        self.held = 0  # request bytes counted in GrpcConnection._held (see GrpcConnection._holding)
 
 
 class GrpcConnection:
     def __init__(
-        self, stream: trio.abc.Stream, resolve: Resolver, known_services: frozenset[str], max_recv_message_bytes: int
+        self,
+        stream: trio.abc.Stream,
+        resolve: Resolver,
+        known_services: frozenset[str],
+        max_recv_message_bytes: int,
+        limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     ) -> None:
         self._stream = stream
         self._resolve = resolve
         self._known_services = known_services
         self._max_recv = max_recv_message_bytes
-        self._h2 = http2.ServerConnection()
+        self._limits = limits
+        self._h2 = http2.ServerConnection(
+            limits.max_concurrent_streams,
+            ping_min_time=limits.ping_min_time,
+            clock=trio.current_time,
+            shared_resets=limits.shared_resets,
+        )
+        self._ready: deque[_Call] = deque()  # unary calls whose request is complete, not yet dispatched
+        self._held = 0  # request bytes received and not yet taken by a handler (Invariant: sum of call.held)
+        self._budget = max(REQUEST_BUDGET, 2 * max_recv_message_bytes)
+        self._withheld: set[_Call] = set()  # calls with bytes unacknowledged for the budget or their backlog
+        self._in_flight = 0  # bytes the writer is sending now
+        self._drained = trio.Event()  # set (and replaced) each time the writer finished a send
+        self._last_read = trio.current_time()
         self._calls: dict[int, _Call] = {}
         self._window_waiters: set[_Call] = set()  # Invariant: the calls waiting in _send_message for send window
         self._wake_writer = trio.Event()
@@ -158,13 +203,17 @@ class GrpcConnection:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
+                if self._limits.server_pings:
+                    nursery.start_soon(self._keepalive)
                 try:
-                    self._feed(initial)
+                    await self._take(initial)
                     while not self._closing:
-                        data = await self._stream.receive_some(256 * 1024)
+                        data = await self._stream.receive_some(READ_SIZE)
                         if not data:
                             break
-                        self._feed(data)
+                        self._last_read = trio.current_time()
+                        await self._take(data)
+                        await self._output_room()
                 except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
                 finally:
@@ -187,6 +236,16 @@ class GrpcConnection:
     def _flush_soon(self) -> None:
         self._wake_writer.set()
 
+    def _backlog(self) -> int:
+        """Output not yet taken by the peer's socket: queued in the driver plus what the writer is sending."""
+        return self._h2.queued_bytes + self._in_flight
+
+    async def _output_room(self) -> None:
+        """Waits until the output backlog is at most OUTPUT_HIGH_WATER."""
+        while self._backlog() > OUTPUT_HIGH_WATER:
+            self._flush_soon()
+            await self._drained.wait()
+
     async def _writer(self) -> None:
         try:
             while True:
@@ -195,16 +254,53 @@ class GrpcConnection:
                 data = self._h2.bytes_to_send()
                 if data:
                     self._writing = True
+                    self._in_flight = len(data)
                     await self._stream.send_all(data)
+                    self._in_flight = 0
                     self._writing = False
+                self._drained.set()
+                self._drained = trio.Event()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._closing = True
             self._nursery.cancel_scope.cancel()
 
+    async def _keepalive(self) -> None:
+        """grpc-go's server keepalive: ping a peer silent for keepalive_interval; close if still silent after
+        keepalive_timeout."""
+        interval, timeout = self._limits.keepalive_interval, self._limits.keepalive_timeout
+        while True:
+            await trio.sleep_until(self._last_read + interval)
+            if trio.current_time() - self._last_read < interval:
+                continue
+            self._h2.ping(_KEEPALIVE_PING)
+            self._flush_soon()
+            pinged_at = trio.current_time()
+            await trio.sleep(timeout)
+            if self._last_read < pinged_at:
+                log.info("closing a connection that did not answer a keepalive ping")
+                self._closing = True
+                self._nursery.cancel_scope.cancel()
+                return
+
     # -- reading -----------------------------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        for event in self._h2.receive(data):
+    async def _take(self, data: bytes) -> None:
+        """Handles one read: fed to the driver in slices of FEED_SLICE bytes, with a checkpoint after each slice
+        that made SLICE_EVENTS events or more (many small frames), then the complete requests dispatched."""
+        if len(data) <= FEED_SLICE:
+            self._feed(data)
+        else:
+            for start in range(0, len(data), FEED_SLICE):
+                if self._feed(data[start : start + FEED_SLICE]) >= SLICE_EVENTS:
+                    await trio.lowlevel.checkpoint()
+                if self._closing:
+                    break
+        await self._dispatch_ready()
+
+    def _feed(self, data: bytes) -> int:
+        """Feeds ``data`` to the driver and handles its events; returns how many there were."""
+        events = self._h2.receive(data)
+        for event in events:
             if isinstance(event, http2.Data):
                 self._on_data(event)
             elif isinstance(event, http2.RequestHeaders):
@@ -218,6 +314,7 @@ class GrpcConnection:
             elif isinstance(event, http2.ConnectionEnded):
                 self._closing = True
         self._flush_soon()
+        return len(events)
 
     def _on_request(self, event: http2.RequestHeaders) -> None:
         """Starts a call. A request that is not gRPC (not POST, or no application/grpc content type) is
@@ -270,11 +367,9 @@ class GrpcConnection:
         if call is None or call.failed or call.rejected:
             self._h2.acknowledge(sid, event.flow_controlled_length)
         else:
-            if call.inbox is None:
-                self._h2.acknowledge(sid, event.flow_controlled_length)
-            else:
-                call.unacknowledged += event.flow_controlled_length
+            call.unacknowledged += event.flow_controlled_length
             self._frame_messages(call, event.data)
+            self._hold(call, self._holding(call))
             self._acknowledge_if_room(call)
         if event.end_stream:
             self._on_end(sid)
@@ -317,16 +412,41 @@ class GrpcConnection:
         call.inbox.send_nowait(error)
         call.inbox.close()
 
+    @staticmethod
+    def _holding(call: _Call) -> int:
+        """The request bytes ``call`` holds: a partial message, and the messages its handler has not taken."""
+        if call.inbox is not None:
+            return len(call.buffer) + call.backlog
+        return len(call.buffer) + (len(call.messages[0]) if call.messages else 0)
+
+    def _hold(self, call: _Call, size: int) -> None:
+        """``call`` now holds ``size`` request bytes (0: handed to its handler, or ended). Calls whose bytes were
+        withheld for the connection's budget get them acknowledged once the connection is back under it."""
+        self._held += size - call.held
+        call.held = size
+        if self._withheld and self._held < self._budget:
+            for waiting in list(self._withheld):
+                self._acknowledge_if_room(waiting)
+            self._flush_soon()
+
     def _release_window(self, call: _Call) -> None:
-        """A finished call's withheld bytes go back to the connection window (nobody will consume them)."""
+        """A finished (or dispatched unary) call's withheld bytes go back to the connection window."""
+        self._withheld.discard(call)
         if call.unacknowledged:
             self._h2.acknowledge(call.stream_id, call.unacknowledged)
             call.unacknowledged = 0
 
     def _acknowledge_if_room(self, call: _Call) -> None:
-        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
+        """Acknowledges what ``call`` received while the connection holds less than its budget and (streaming)
+        the call's backlog is below STREAM_BACKLOG_BYTES; else remembers the call as withheld."""
+        if not call.unacknowledged or call.closed:
+            self._withheld.discard(call)
+        elif call.backlog < STREAM_BACKLOG_BYTES and self._held < self._budget:
+            self._withheld.discard(call)
             self._h2.acknowledge(call.stream_id, call.unacknowledged)
             call.unacknowledged = 0
+        else:
+            self._withheld.add(call)
 
     def _on_end(self, stream_id: int) -> None:
         call = self._calls.get(stream_id)
@@ -340,16 +460,36 @@ class GrpcConnection:
                 call.inbox.send_nowait(_UNEXPECTED_EOF())  # the request ended inside a message
             call.inbox.close()
         elif call.messages:
+            self._ready.append(call)  # dispatched by _dispatch_ready once this read is handled
+        else:
+            self._fail(call, _UNEXPECTED_EOF)
+
+    async def _dispatch_ready(self) -> None:
+        """Runs the unary calls whose request is complete, unless reset meanwhile; see the module doc."""
+        ready = self._ready
+        dispatched = 0
+        while ready:
+            if self._backlog() > OUTPUT_HIGH_WATER:
+                await self._output_room()
+            call = ready.popleft()
+            if call.closed or self._closing:
+                continue
+            self._hold(call, 0)
+            self._release_window(call)
+            message = call.messages[0]
             if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
                 self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
             elif isinstance(call.method, InlineUnaryMethod):
-                self._run_inline(call, call.messages[0])
+                self._run_inline(call, message)
             elif isinstance(call.method, DeferredUnaryMethod):
-                self._run_deferred(call, call.messages[0])
+                self._run_deferred(call, message)
             else:
-                self._nursery.start_soon(self._run_unary, call, call.messages[0])
-        else:
-            self._fail(call, _UNEXPECTED_EOF)
+                self._nursery.start_soon(self._run_unary, call, message)
+            dispatched += 1
+            if dispatched % DISPATCH_BATCH == 0:
+                self._flush_soon()
+                await trio.lowlevel.checkpoint()
+        self._flush_soon()
 
     def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -364,6 +504,7 @@ class GrpcConnection:
         call = self._calls.pop(stream_id, None)
         if call is not None:
             call.closed = True
+            self._hold(call, 0)
             self._release_window(call)
             if call.scope is not None:
                 call.scope.cancel()
@@ -489,9 +630,11 @@ class GrpcConnection:
 
     def _consumed(self, call: _Call, message: bytes) -> None:
         call.backlog -= 5 + len(message)
-        if call.unacknowledged and call.backlog < STREAM_BACKLOG_BYTES and not call.closed:
-            self._acknowledge_if_room(call)
-            self._flush_soon()
+        if not call.closed:
+            self._hold(call, self._holding(call))
+            if call.unacknowledged:
+                self._acknowledge_if_room(call)
+                self._flush_soon()
 
     def _send_message_nowait(self, call: _Call, message: bytes) -> bool:
         """Sends one length-prefixed message in one DATA frame if the window allows; False (nothing sent) if not.
@@ -506,12 +649,13 @@ class GrpcConnection:
     def _gone(self, call: _Call) -> None:
         """The HTTP/2 driver already closed this stream (the peer reset it in the same read): forget the call."""
         call.closed = True
+        self._hold(call, 0)
         self._calls.pop(call.stream_id, None)
 
     def _put_message_nowait(self, call: _Call, message: bytes) -> bool:
         h2c = self._h2
         sid = call.stream_id
-        if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size):
+        if 5 + len(message) > min(h2c.send_window(sid), h2c.max_frame_size) or self._backlog() > OUTPUT_HIGH_WATER:
             return False
         if not call.headers_sent:
             h2c.send_headers(sid, _RESPONSE_HEADERS)
@@ -542,6 +686,9 @@ class GrpcConnection:
             if call.closed:
                 await self._abandon(call)
                 return
+            if self._backlog() > OUTPUT_HIGH_WATER:
+                await self._output_room()
+                continue
             size = min(h2c.send_window(sid), h2c.max_frame_size, len(view))
             if size <= 0:
                 call.window = trio.Event()
@@ -569,6 +716,7 @@ class GrpcConnection:
             return
         call.closed = True
         self._calls.pop(call.stream_id, None)
+        self._hold(call, 0)
         self._release_window(call)
         if call.headers_sent:
             trailers = [(b"grpc-status", str(int(code)).encode())]

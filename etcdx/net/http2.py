@@ -4,6 +4,17 @@ Frames and HPACK come from the native codec module ``h2codec``; this module keep
 the preface check, settings, stream states and ids, flow control both ways, and the errors. The gRPC layer
 sees only the events and methods here. Header names and values are bytes.
 
+Bounds. Everything a peer can make this driver hold is bounded: open streams (``max_concurrent_streams``, at
+most STREAM_CEILING; beyond it REFUSED_STREAM), the header bytes of open streams (HEADER_BUDGET; beyond it
+REFUSED_STREAM), one header block (MAX_HEADER_LIST_SIZE compressed and decoded, MAX_HEADER_BLOCK_FRAMES
+frames), and how fast the peer may reset streams it opened (a token bucket of RESET_BURST refilled at
+RESET_RATE per second, and optionally one shared by every connection of the process, so that reconnecting does
+not buy a fresh burst; when either is empty, GOAWAY ENHANCE_YOUR_CALM). Pings follow grpc-go's keepalive
+enforcement: a ping sooner than ``ping_min_time`` after the previous one (PING_INTERVAL_WITHOUT_STREAMS when
+no stream is open) is a strike unless we sent HEADERS or DATA since; more than MAX_PING_STRIKES strikes end
+the connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings". ``queued_bytes`` says how much output waits for
+``bytes_to_send``: the I/O shell stops reading while it is large (see grpc_server).
+
 Errors. A connection error (the peer broke a rule that concerns the whole connection) queues GOAWAY with
 its error code and raises ProtocolError from ``receive``; the connection is then over and every later
 ``receive`` raises it again. A stream error resets that stream with RST_STREAM; when the application knew
@@ -12,18 +23,27 @@ the stream it gets StreamReset. Sending on a stream that is not open for sending
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdx._native import load
 from etcdx.net.http2_fields import FieldChecker
+from etcdx.net.token_bucket import TokenBucket
 
 h2codec = load("h2codec")
 
 # Receive windows opened up front so that clients are never throttled by our flow control.
 INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 64 * 1024 * 1024
-MAX_CONCURRENT_STREAMS = 2**31 - 1
-MAX_HEADER_LIST_SIZE = 16 * 1024 * 1024  # decoded, as SETTINGS counts it; also bounds one compressed block
+# etcd's --max-concurrent-streams defaults to 2**32-1 (unlimited); etcdx never lets one connection hold more
+# than this many streams, whatever the flag says. Clients queue calls beyond what SETTINGS advertises.
+STREAM_CEILING = 4096
+MAX_HEADER_LIST_SIZE = 1024 * 1024  # decoded, as SETTINGS counts it; also bounds one compressed block
+MAX_HEADER_BLOCK_FRAMES = 128  # HEADERS plus CONTINUATION frames in one header block
+HEADER_BUDGET = 16 * 1024 * 1024  # header list bytes of all open streams of one connection
+RESET_BURST, RESET_RATE = 1000, 100.0  # streams the peer may reset: burst, then per second
+MAX_PING_STRIKES = 2  # grpc-go's maxPingStrikes
+PING_INTERVAL_WITHOUT_STREAMS = 2 * 3600.0  # grpc-go's defaultPingTimeout: the policy when no stream is open
 HEADER_TABLE_SIZE = 4096
 LOCAL_MAX_FRAME_SIZE = 16384
 
@@ -34,6 +54,7 @@ _MAX_WINDOW = 2**31 - 1
 _MIN_FRAME_SIZE, _MAX_FRAME_SIZE = 16384, 2**24 - 1
 _IGNORED_STREAMS = 1024  # streams ended by us whose late frames are ignored; older ones count as closed
 _ENHANCE_YOUR_CALM = 0xB
+_FEED_SLICE = 2048
 
 # SETTINGS identifiers (RFC 9113 6.5.2; 8 is RFC 8441).
 _HEADER_TABLE_SIZE, _ENABLE_PUSH, _MAX_CONCURRENT_STREAMS, _INITIAL_WINDOW_SIZE = 1, 2, 3, 4
@@ -96,9 +117,10 @@ class ConnectionEnded:
 class _Stream:
     """An open stream: it is in ServerConnection._streams exactly while one of its sides is open."""
 
-    __slots__ = ("send_window", "recv_window", "unacked", "remote_open", "local_open")
+    __slots__ = ("send_window", "recv_window", "unacked", "remote_open", "local_open", "header_bytes")
 
-    def __init__(self, send_window: int, remote_open: bool) -> None:
+    def __init__(self, send_window: int, remote_open: bool, header_bytes: int) -> None:
+        self.header_bytes = header_bytes  # its request header list, as SETTINGS_MAX_HEADER_LIST_SIZE counts
         self.send_window = send_window  # may go negative when the peer lowers SETTINGS_INITIAL_WINDOW_SIZE
         self.recv_window = INITIAL_STREAM_WINDOW  # what the peer may still send before our next WINDOW_UPDATE
         self.unacked = 0  # acknowledged by the application, not yet granted back to the peer
@@ -106,9 +128,33 @@ class _Stream:
         self.local_open = True  # we may still send
 
 
+def _no_clock() -> float:
+    return 0.0
+
+
 class ServerConnection:
-    def __init__(self, max_concurrent_streams: int = MAX_CONCURRENT_STREAMS) -> None:
-        self._max_streams = max_concurrent_streams
+    def __init__(
+        self,
+        max_concurrent_streams: int = STREAM_CEILING,
+        *,
+        ping_min_time: float = 5.0,
+        clock: Callable[[], float] = _no_clock,
+        shared_resets: TokenBucket | None = None,
+    ) -> None:
+        """``clock`` gives seconds (monotonic) for the reset rate and the ping policy (the default one stands
+        still: resets never refill and every ping after the first is too soon); ``max_concurrent_streams``
+        above STREAM_CEILING counts as STREAM_CEILING (and is advertised so); ``shared_resets`` is the bucket
+        of resets this connection shares with others."""
+        self._max_streams = max_concurrent_streams = min(max_concurrent_streams, STREAM_CEILING)
+        self._clock = clock
+        self._ping_min_time = ping_min_time
+        self._ping_strikes = 0
+        self._last_ping_at: float | None = None
+        self._sent_since_ping = False  # HEADERS or DATA went out since the last ping (grpc-go resets strikes)
+        self._resets = TokenBucket(RESET_BURST, RESET_RATE, clock)
+        self._shared_resets = shared_resets
+        self._header_bytes = 0  # sum of header_bytes over _streams
+        self._queued = 0  # bytes in _out
         self._reader = h2codec.FrameReader(LOCAL_MAX_FRAME_SIZE)
         self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE)
         self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
@@ -152,8 +198,8 @@ class ServerConnection:
             (_MAX_CONCURRENT_STREAMS, max_concurrent_streams),
             (_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST_SIZE),
         ]
-        self._out.append(_encode_frame(h2codec.SETTINGS, 0, 0, h2codec.encode_settings(settings)))
-        self._out.append(_window_update(0, CONNECTION_WINDOW - _DEFAULT_WINDOW))
+        self._emit(_encode_frame(h2codec.SETTINGS, 0, 0, h2codec.encode_settings(settings)))
+        self._emit(_window_update(0, CONNECTION_WINDOW - _DEFAULT_WINDOW))
 
     # -- receiving -------------------------------------------------------------------------
 
@@ -167,12 +213,15 @@ class ServerConnection:
             if self._head is not None:
                 data = self._check_preface(data)
             handlers = self._handlers
-            for frame_type, flags, stream_id, payload in self._reader.feed(data):
-                if self._block is not None and frame_type != h2codec.CONTINUATION:
-                    raise _CodecError(h2codec.PROTOCOL_ERROR, "a header block interrupted by another frame")
-                handler = handlers.get(frame_type)
-                if handler is not None:  # frames of unknown types are ignored (RFC 9113 5.5)
-                    handler(flags, stream_id, payload)
+            # Split in slices so that a peer broken early in ``data`` costs the splitting of one slice, not all.
+            for start in range(0, len(data), _FEED_SLICE):
+                chunk = data if len(data) <= _FEED_SLICE else data[start : start + _FEED_SLICE]
+                for frame_type, flags, stream_id, payload in self._reader.feed(chunk):
+                    if self._block is not None and frame_type != h2codec.CONTINUATION:
+                        raise _CodecError(h2codec.PROTOCOL_ERROR, "a header block interrupted by another frame")
+                    handler = handlers.get(frame_type)
+                    if handler is not None:  # frames of unknown types are ignored (RFC 9113 5.5)
+                        handler(flags, stream_id, payload)
         except _CodecError as exc:
             raise self._connection_error(exc.error_code, str(exc)) from exc
         return events
@@ -196,7 +245,7 @@ class ServerConnection:
         """A connection error: GOAWAY with ``error_code`` goes out and the connection is over."""
         if not self._goaway_sent:
             self._goaway_sent = True
-            self._out.append(_goaway(self._highest_stream_id, error_code, message.encode()[:256]))
+            self._emit(_goaway(self._highest_stream_id, error_code, message.encode()[:256]))
         self._error = ProtocolError(message, error_code)
         return self._error
 
@@ -248,6 +297,8 @@ class ServerConnection:
         size += len(payload)
         if size > MAX_HEADER_LIST_SIZE:
             raise _CodecError(_ENHANCE_YOUR_CALM, "header block larger than SETTINGS_MAX_HEADER_LIST_SIZE")
+        if len(fragments) >= MAX_HEADER_BLOCK_FRAMES:
+            raise _CodecError(_ENHANCE_YOUR_CALM, f"header block in more than {MAX_HEADER_BLOCK_FRAMES} frames")
         fragments.append(payload)
         self._block = (stream_id, end_stream, fragments, size)
         if flags & h2codec.FLAG_END_HEADERS:
@@ -256,6 +307,8 @@ class ServerConnection:
 
     def _on_header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
         headers = self._decoder.decode(block)  # always decoded: the HPACK table must follow every block
+        # (the decoder stops at MAX_HEADER_LIST_SIZE as it decodes: a few bytes naming one large table entry
+        # again and again cannot expand past it)
         stream = self._streams.get(stream_id)
         if stream is not None:
             self._on_trailers(stream_id, stream, end_stream, headers)
@@ -272,12 +325,14 @@ class ServerConnection:
             if not end_stream:  # above the last stream id our GOAWAY named: never processed (RFC 9113 6.8)
                 self._ignore_later_frames(stream_id)
             return
-        if len(self._streams) >= self._max_streams:
+        header_bytes = _listed_size(headers)
+        if len(self._streams) >= self._max_streams or self._header_bytes + header_bytes > HEADER_BUDGET:
             self._refuse(stream_id, end_stream, h2codec.REFUSED_STREAM)
         elif self._fields.request_problem(headers) is not None:
             self._refuse(stream_id, end_stream, h2codec.PROTOCOL_ERROR)
         else:
-            self._streams[stream_id] = _Stream(self._peer_initial_window, not end_stream)
+            self._streams[stream_id] = _Stream(self._peer_initial_window, not end_stream, header_bytes)
+            self._header_bytes += header_bytes
             self._events.append(RequestHeaders(stream_id, headers, end_stream))
 
     def _on_trailers(self, stream_id: int, stream: _Stream, end_stream: bool, headers: list) -> None:
@@ -301,7 +356,8 @@ class ServerConnection:
         h2codec.parse_rst_stream(payload)
         if stream_id == 0:
             raise _CodecError(h2codec.PROTOCOL_ERROR, "RST_STREAM on stream 0")
-        if self._streams.pop(stream_id, None) is not None:
+        if self._forget(stream_id) is not None:
+            self._spend_reset_token()
             self._events.append(StreamReset(stream_id))
         elif stream_id > self._highest_stream_id or not stream_id & 1:
             raise _CodecError(h2codec.PROTOCOL_ERROR, f"RST_STREAM on idle stream {stream_id}")
@@ -327,7 +383,7 @@ class ServerConnection:
                 raise _CodecError(h2codec.PROTOCOL_ERROR, f"SETTINGS {identifier} must be 0 or 1, not {value}")
             # The rest do not concern this server: the encoder never uses the dynamic table (so the
             # peer's HEADER_TABLE_SIZE holds), we open no streams, MAX_HEADER_LIST_SIZE is advisory.
-        self._out.append(_SETTINGS_ACK)
+        self._emit(_SETTINGS_ACK)
         if opened:
             self._events.append(WindowOpened(0))
 
@@ -352,7 +408,22 @@ class ServerConnection:
         if len(payload) != 8:
             raise _CodecError(h2codec.FRAME_SIZE_ERROR, f"PING payload of {len(payload)} bytes, not 8")
         if not flags & h2codec.FLAG_ACK:
-            self._out.append(_encode_frame(h2codec.PING, h2codec.FLAG_ACK, 0, payload))
+            self._emit(_encode_frame(h2codec.PING, h2codec.FLAG_ACK, 0, payload))
+            self._police_ping()
+
+    def _police_ping(self) -> None:
+        """grpc-go's keepalive EnforcementPolicy (MinTime, PermitWithoutStream false) for a ping just answered."""
+        now = self._clock()
+        last, self._last_ping_at = self._last_ping_at, now
+        if self._sent_since_ping:
+            self._sent_since_ping = False
+            self._ping_strikes = 0
+            return
+        min_time = self._ping_min_time if self._streams else PING_INTERVAL_WITHOUT_STREAMS
+        if last is not None and now - last < min_time:
+            self._ping_strikes += 1
+        if self._ping_strikes > MAX_PING_STRIKES:
+            raise _CodecError(_ENHANCE_YOUR_CALM, "too_many_pings")
 
     def _on_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id != 0:
@@ -384,10 +455,22 @@ class ServerConnection:
         elif stream.local_open:
             self._events.append(WindowOpened(stream_id))
 
+    def _spend_reset_token(self) -> None:
+        """The peer reset a stream it had opened: allowed while both its own and the shared bucket have tokens."""
+        if not self._resets.take() or (self._shared_resets is not None and not self._shared_resets.take()):
+            raise _CodecError(_ENHANCE_YOUR_CALM, "too many stream resets")
+
+    def _forget(self, stream_id: int) -> _Stream | None:
+        """Removes a stream from the open ones (None if it was not open)."""
+        stream = self._streams.pop(stream_id, None)
+        if stream is not None:
+            self._header_bytes -= stream.header_bytes
+        return stream
+
     def _end_remote(self, stream_id: int, stream: _Stream) -> None:
         stream.remote_open = False
         if not stream.local_open:
-            del self._streams[stream_id]
+            self._forget(stream_id)
 
     def _stream_error(self, stream_id: int, error_code: int) -> None:
         """Resets an open stream the peer broke a rule on; the application hears of it as StreamReset."""
@@ -396,7 +479,7 @@ class ServerConnection:
 
     def _refuse(self, stream_id: int, end_stream: bool, error_code: int) -> None:
         """Resets a stream the application never hears of."""
-        self._out.append(_rst_stream(stream_id, error_code))
+        self._emit(_rst_stream(stream_id, error_code))
         if not end_stream:
             self._ignore_later_frames(stream_id)
 
@@ -424,7 +507,7 @@ class ServerConnection:
                 increment = min(stream.unacked, _MAX_WINDOW - stream.recv_window)
                 stream.recv_window += increment
                 stream.unacked = 0
-                self._out.append(_window_update(stream_id, increment))
+                self._emit(_window_update(stream_id, increment))
 
     def _credit(self, length: int) -> None:
         self._unacked += length
@@ -432,7 +515,7 @@ class ServerConnection:
             increment = min(self._unacked, _MAX_WINDOW - self._recv_window)
             self._recv_window += increment
             self._unacked = 0
-            self._out.append(_window_update(0, increment))
+            self._emit(_window_update(0, increment))
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -446,16 +529,17 @@ class ServerConnection:
         """One HEADERS frame, with CONTINUATION frames when the block exceeds the peer's max frame size.
         Names are lowercase bytes; the response's first section carries :status, a later one is trailers."""
         stream = self._sendable(stream_id)
+        self._sent_since_ping = True
         block = self._encoder.encode(headers)
         flags = h2codec.FLAG_END_STREAM if end_stream else 0
         limit = self._peer_max_frame_size
         if len(block) <= limit:
-            self._out.append(_encode_frame(h2codec.HEADERS, flags | h2codec.FLAG_END_HEADERS, stream_id, block))
+            self._emit(_encode_frame(h2codec.HEADERS, flags | h2codec.FLAG_END_HEADERS, stream_id, block))
         else:
-            self._out.append(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
+            self._emit(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
             for start in range(limit, len(block), limit):
                 flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
-                self._out.append(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
+                self._emit(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
         if end_stream:
             self._end_local(stream_id, stream)
 
@@ -468,23 +552,24 @@ class ServerConnection:
             raise ValueError(f"{size} bytes exceed the send window of stream {stream_id}")
         stream.send_window -= size
         self._send_window -= size
+        self._sent_since_ping = True
         flags = h2codec.FLAG_END_STREAM if end_stream else 0
         limit = self._peer_max_frame_size
         if size <= limit:
-            self._out.append(_encode_frame(h2codec.DATA, flags, stream_id, data))
+            self._emit(_encode_frame(h2codec.DATA, flags, stream_id, data))
         else:
             view = memoryview(data)
             for start in range(0, size, limit):
                 last = start + limit >= size
                 chunk = bytes(view[start : start + limit])
-                self._out.append(_encode_frame(h2codec.DATA, flags if last else 0, stream_id, chunk))
+                self._emit(_encode_frame(h2codec.DATA, flags if last else 0, stream_id, chunk))
         if end_stream:
             self._end_local(stream_id, stream)
 
     def _end_local(self, stream_id: int, stream: _Stream) -> None:
         stream.local_open = False
         if not stream.remote_open:
-            del self._streams[stream_id]
+            self._forget(stream_id)
 
     def send_window(self, stream_id: int) -> int:
         """How many bytes send_data may send on ``stream_id`` now (the smaller of the stream's and the
@@ -498,19 +583,32 @@ class ServerConnection:
 
     def reset(self, stream_id: int, error_code: int = 0) -> None:
         """Resets ``stream_id`` with RST_STREAM; nothing happens if it is not open."""
-        stream = self._streams.pop(stream_id, None)
+        stream = self._forget(stream_id)
         if stream is None:
             return
-        self._out.append(_rst_stream(stream_id, error_code))
+        self._emit(_rst_stream(stream_id, error_code))
         if stream.remote_open:
             self._ignore_later_frames(stream_id)
+
+    def ping(self, opaque: bytes) -> None:
+        """Sends a PING with 8 bytes of ``opaque`` data (its ACK is not reported: any frame shows the peer lives)."""
+        self._emit(_encode_frame(h2codec.PING, 0, 0, opaque))
 
     def close(self) -> None:
         """Sends GOAWAY(NO_ERROR) naming the last stream processed; requests above it are ignored. Open
         streams may still finish. After a connection error (its GOAWAY is out already) nothing is sent."""
         if not self._goaway_sent:
             self._goaway_sent = True
-            self._out.append(_goaway(self._highest_stream_id, h2codec.NO_ERROR, b""))
+            self._emit(_goaway(self._highest_stream_id, h2codec.NO_ERROR, b""))
+
+    def _emit(self, frame: bytes) -> None:
+        self._out.append(frame)
+        self._queued += len(frame)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Bytes produced and not yet taken by ``bytes_to_send``."""
+        return self._queued
 
     def bytes_to_send(self) -> bytes:
         out = self._out
@@ -518,7 +616,13 @@ class ServerConnection:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
+        self._queued = 0
         return data
+
+
+def _listed_size(headers: list[tuple[bytes, bytes]]) -> int:
+    """A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)."""
+    return sum(32 + len(name) + len(value) for name, value in headers)
 
 
 def _window_update(stream_id: int, increment: int) -> bytes:

@@ -8,6 +8,7 @@ from functools import partial
 import trio
 
 from etcdx.net.connection import serve_connection
+from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import Resolver
 from etcdx.net.http1 import HttpHandler
 
@@ -20,6 +21,7 @@ async def serve_client_port(
     known_services: frozenset[str],
     http_handler: HttpHandler,
     max_recv_message_bytes: int,
+    grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -38,6 +40,7 @@ async def serve_client_port(
         known_services=known_services,
         http_handler=http_handler,
         max_recv_message_bytes=max_recv_message_bytes,
+        grpc_limits=grpc_limits,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(trio.serve_listeners, handler, listeners))

@@ -52,6 +52,9 @@ LEASE_REVOKE_RETRY = 3.0
 # The backend commits without fsync (the WAL is the durability source); it is flushed to disk this long after
 # an apply at most, as etcd's bbolt commits its batch every 100 ms, so that a replay after an OS crash is short.
 BACKEND_SYNC_INTERVAL = 0.1
+# etcd's maxGapBetweenApplyAndCommitIndex: a proposal is refused with "too many requests" while more entries
+# than this wait to be applied.
+MAX_APPLY_BACKLOG = 5000
 
 
 class MemberStopped(Exception):
@@ -401,7 +404,14 @@ class EtcdServer:
         return result
 
     def _append_proposal(self, request: InternalRequest) -> int:
-        """Numbers ``request``, appends it to the log and wakes the Ready loop; returns its log index."""
+        """Numbers ``request``, appends it to the log and wakes the Ready loop; returns its log index.
+
+        Admission (etcd's rule): refused with "too many requests" while the log is more than MAX_APPLY_BACKLOG
+        entries ahead of apply. etcd 3.5 counts committed entries; its single member commits an entry as soon
+        as it is appended (etcd-io/etcd#14370), so every accepted proposal counts there, as it does here with
+        the log's last index (this log commits only after the fsync)."""
+        if self.log.last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
+            raise errors.ERR_TOO_MANY_REQUESTS
         self._next_request_id += 1
         request.id = self._next_request_id
         data = request.SerializeToString()

@@ -117,3 +117,25 @@ def test_wal_retention_flags():
     for flag in ("--max-wals", "--snapshot-count", "--max-snapshots"):
         with pytest.raises(ConfigError, match=f'invalid value "-1" for flag -{flag[2:]}: parse error'):
             parse_config([flag, "-1"], {})
+
+
+def test_grpc_stream_and_keepalive_flags():
+    config = parse_config([], {})
+    assert config.max_concurrent_streams == 2**32 - 1
+    assert (config.grpc_keepalive_min_time, config.grpc_keepalive_interval, config.grpc_keepalive_timeout) == (
+        5.0,
+        7200.0,
+        20.0,
+    )
+    argv = ["--max-concurrent-streams", "100", "--grpc-keepalive-min-time", "1s", "--grpc-keepalive-interval=0"]
+    config = parse_config(argv, {"ETCD_GRPC_KEEPALIVE_TIMEOUT": "500ms"})
+    assert config.max_concurrent_streams == 100
+    assert (config.grpc_keepalive_min_time, config.grpc_keepalive_interval, config.grpc_keepalive_timeout) == (
+        1.0,
+        0.0,
+        0.5,
+    )
+    with pytest.raises(ConfigError, match="-max-concurrent-streams"):
+        parse_config(["--max-concurrent-streams", "-1"], {})
+    with pytest.raises(ConfigError, match="-grpc-keepalive-timeout"):
+        parse_config(["--grpc-keepalive-timeout", "soon"], {})

@@ -121,10 +121,10 @@ def test_server_preface_is_settings_then_the_connection_window():
     assert values == {
         0x1: 4096,  # HEADER_TABLE_SIZE
         0x2: 0,  # ENABLE_PUSH
-        0x3: 2**31 - 1,  # MAX_CONCURRENT_STREAMS
+        0x3: http2.STREAM_CEILING,  # MAX_CONCURRENT_STREAMS
         0x4: http2.INITIAL_STREAM_WINDOW,
         0x5: 16384,  # MAX_FRAME_SIZE
-        0x6: 16 * 1024 * 1024,  # MAX_HEADER_LIST_SIZE
+        0x6: http2.MAX_HEADER_LIST_SIZE,
         0x8: 0,  # ENABLE_CONNECT_PROTOCOL
     }
     assert window[:3] == (WINDOW_UPDATE, 0, 0)
