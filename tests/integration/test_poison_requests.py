@@ -33,6 +33,7 @@ from etcdx.pb.v3lockpb import v3lock_pb2_grpc
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
 from tests.support.procs import etcd_process, etcdx_process
+from tests.support.server_settings import server_settings
 
 TIMEOUT = 10.0
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -376,26 +377,7 @@ def test_an_unknown_alarm_left_in_an_old_data_dir_is_reported_and_can_be_disarme
 
 
 def settings(data_dir: str) -> ServerSettings:
-    return ServerSettings(
-        name="poison",
-        data_dir=data_dir,
-        wal_dir="",
-        member_id=1,
-        cluster_id=2,
-        peer_urls=(),
-        client_urls=(),
-        max_request_bytes=1_572_864,
-        max_txn_ops=128,
-        quota_backend_bytes=2 * 1024**3,
-        backend_map_size=256 << 20,
-        watch_progress_notify_interval=600.0,
-        heartbeat_interval_ms=100,
-        election_timeout_ms=1000,
-        snapshot_count=100_000,
-        max_wals=5,
-        snapshot_catchup_entries=5000,
-        wal_segment_bytes=64 * 1024 * 1024,
-    )
+    return server_settings(data_dir, name="poison", backend_map_size=256 << 20)
 
 
 POISON_ENTRIES = [

@@ -13,25 +13,11 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import MAX_APPLY_BACKLOG, EtcdServer
 from etcdx.server.settings import ServerSettings
+from tests.support.server_settings import server_settings
 
 
 def settings(tmp_path) -> ServerSettings:
-    return ServerSettings(
-        name="default",
-        data_dir=str(tmp_path / "data"),
-        wal_dir="",
-        member_id=1,
-        cluster_id=2,
-        peer_urls=("http://127.0.0.1:2380",),
-        client_urls=("http://127.0.0.1:2379",),
-        max_request_bytes=1572864,
-        max_txn_ops=128,
-        quota_backend_bytes=2 * 1024**3,
-        backend_map_size=1024**3,
-        watch_progress_notify_interval=600.0,
-        heartbeat_interval_ms=100,
-        election_timeout_ms=1000,
-    )
+    return server_settings(str(tmp_path / "data"))
 
 
 def put(i: int) -> InternalRequest:
