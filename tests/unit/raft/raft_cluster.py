@@ -98,6 +98,8 @@ class Cluster:
         self.network: list[Message] = []
         self.cut: set[tuple[int, int]] = set()
         """Directed links that drop every message: (sender, receiver)."""
+        self.on_ready = None
+        """Called with (member id, read states) for each Ready process_ready takes."""
         for member_id in ids:
             self.add_member(member_id, self.conf)
 
@@ -168,6 +170,8 @@ class Cluster:
         if not m.node.has_ready():
             return None
         rd = m.node.ready()
+        if self.on_ready is not None:
+            self.on_ready(member_id, rd.read_states)
         self.send(rd.messages)
         m.unpersisted.append(rd)
         while m.unpersisted:

@@ -35,6 +35,19 @@ class Invariants:
     """index -> the term of the member that first reported it committed (the leader that committed it
     had this term or an earlier one)."""
     applied: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    reads: dict[bytes, int] = field(default_factory=dict)
+    """ReadIndex context -> the highest index committed anywhere when the read was issued."""
+
+    def read_issued(self, ctx: bytes) -> None:
+        self.reads[ctx] = max((m.node.raft.log.committed for m in self.cluster.members.values()), default=0)
+
+    def read_answered(self, member: int, states: list) -> None:
+        """Raft thesis §6.4: a read index covers every write committed before the read began, so serving the
+        read at it (once applied) is linearizable."""
+        for rs in states:
+            floor = self.reads[rs.context]  # a duplicated request or answer can answer a read twice
+            if rs.index < floor:
+                raise SafetyViolation(f"read index (§6.4): {member} answered {rs.index}, {floor} was committed")
 
     def check(self) -> None:
         logs = {}
@@ -137,8 +150,8 @@ def run(
     )
     inv = Invariants(cluster)
     proposals = 0
-    actions = ["tick", "ready", "persist", "deliver", "propose", "net", "restart", "compact"]
-    weights = weights or [8, 20, 20, 45, 10, 3, 3, 1]
+    actions = ["tick", "ready", "persist", "deliver", "propose", "net", "restart", "compact", "read", "transfer"]
+    weights = weights or [8, 20, 20, 45, 10, 3, 3, 1, 4, 2]
     for _ in range(steps):
         action = rng.choices(actions, weights)[0]
         m = cluster.members[rng.choice(ids)]
@@ -149,6 +162,7 @@ def run(
                 rd = m.node.ready()
                 cluster.send(rd.messages)
                 m.unpersisted.append(rd)
+                inv.read_answered(m.id, rd.read_states)
         elif action == "persist":
             if m.unpersisted:
                 done, released = m.persist_next()
@@ -183,6 +197,15 @@ def run(
                 cluster.partition([m.id, partner], [i for i in others if i != partner])
             else:
                 cluster.cut.add((m.id, rng.choice(others)))  # one way only
+        elif action == "read":
+            proposals += 1
+            ctx = f"read-{proposals}".encode()
+            with contextlib.suppress(ProposalDroppedError):
+                inv.read_issued(ctx)
+                m.node.read_index(ctx)
+        elif action == "transfer":
+            if m.node.raft.role is Role.LEADER and members > 1:
+                m.node.transfer_leader(rng.choice([i for i in ids if i != m.id]))
         elif action == "restart":
             cluster.restart(m.id)
         elif action == "compact":
@@ -203,6 +226,7 @@ def settle(cluster: Cluster, inv: Invariants, rng: random.Random) -> None:
             done, released = m.persist_next()
             cluster.send(released)
             m.apply(done)
+    cluster.on_ready = inv.read_answered
     for _ in range(200):
         cluster.stabilize()
         inv.check()

@@ -13,7 +13,7 @@ import pytest
 import raft_cluster
 import raft_sim
 
-from etcdx.raft import HardState, core
+from etcdx.raft import HardState, MessageType, ReadState, core
 
 SEEDS = int(os.environ.get("ETCDX_RAFT_SEEDS", "150"))
 
@@ -66,7 +66,19 @@ def test_a_member_forgetting_its_vote_on_restart_is_caught(monkeypatch):
     assert first_failing_seed(3, 400) is not None
 
 
-def raft_sim_response_types():
-    from etcdx.raft.messages import MessageType
+def test_a_follower_answering_reads_locally_is_caught(monkeypatch):
+    """Planted bug: a follower answers ReadIndex with its own commit index instead of asking the leader."""
+    real_step_follower = core.step_follower
 
+    def step_follower(r, m):
+        if m.type is MessageType.READ_INDEX:
+            r.read_states.append(ReadState(r.log.committed, m.context))
+            return
+        real_step_follower(r, m)
+
+    monkeypatch.setattr(core, "step_follower", step_follower)
+    assert first_failing_seed(3, 50) is not None
+
+
+def raft_sim_response_types():
     return (MessageType.APP_RESP, MessageType.VOTE_RESP, MessageType.PRE_VOTE_RESP)
