@@ -191,8 +191,10 @@ def describe_message(m: Message) -> str:
         parts.append(f"Index:{m.index}")
     if m.type in (MessageType.APP, MessageType.HEARTBEAT) or m.commit:
         parts.append(f"Commit:{m.commit}")
-    if m.reject:
+    if m.reject and m.type is MessageType.APP_RESP:
         parts.append(f"Rejected (Hint: {m.reject_hint}, LogTerm: {m.log_term})")
+    elif m.reject:
+        parts.append("Rejected")
     if m.entries:
         parts.append("Entries:[" + ", ".join(describe_entry(e) for e in m.entries) + "]")
     if m.snapshot is not None:

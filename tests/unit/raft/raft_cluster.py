@@ -125,8 +125,12 @@ class Cluster:
 
     # -- network -------------------------------------------------------------------------------------------
     def send(self, msgs: list[Message]) -> None:
+        """Put msgs in flight; a message on a cut link is lost at once (and again checked on delivery)."""
         for msg in msgs:
-            self.network.append(msg)
+            if (msg.sender, msg.to) in self.cut:
+                self.drop(msg)
+            else:
+                self.network.append(msg)
 
     def partition(self, *groups: list[int]) -> None:
         """Cut every link between members of different groups (both directions)."""
