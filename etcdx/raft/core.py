@@ -248,12 +248,10 @@ class Raft:
         return self.log.term_or_zero(self.log.committed) == self.term
 
     def has_unapplied_conf_changes(self) -> bool:
-        if self.log.applied >= self.log.committed:
+        lo = max(self.log.applied + 1, self.log.first_index())  # below first_index: in a snapshot being applied
+        if lo > self.log.committed:
             return False
-        for e in self.log.slice(self.log.applied + 1, self.log.committed + 1):
-            if e.type is EntryType.CONF_CHANGE:
-                return True
-        return False
+        return any(e.type is EntryType.CONF_CHANGE for e in self.log.slice(lo, self.log.committed + 1))
 
     # -- entry points --------------------------------------------------------------------------------------
     def tick(self) -> None:
