@@ -30,6 +30,7 @@ from etcdx.raft.messages import (
     NONE,
     RESPONSES_AFTER_PERSIST,
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -48,6 +49,7 @@ from etcdx.raft.storage import Storage
 from etcdx.raft.tracker import ProgressTracker
 
 _VOTE_TYPES = (T.VOTE, T.PRE_VOTE)
+REMOVE = ConfChangeType.REMOVE_NODE
 _TERMLESS = (T.PROP, T.READ_INDEX, T.TRANSFER_LEADER)
 
 
@@ -77,6 +79,10 @@ class Raft:
         self.pending_conf_index = 0
         """Leader only: the index of the last conf change proposed. Invariant: no second conf change is
         proposed while pending_conf_index > log.applied."""
+        self.removing_self = False
+        """Leader only: a conf change removing this member is in the log, not yet applied. Invariant: while
+        set, no proposal is appended after it, so the remaining voters' logs can be as up-to-date as ours and
+        this member (outside the new configuration, unable to campaign) can still vote one of them in."""
         self.pending_read_index_messages: list[Message] = []
         """Leader only: ReadIndex requests waiting for the first commit in this term (Raft thesis §6.4)."""
         self._step: Callable[[Raft, Message], None] = step_follower
@@ -120,6 +126,7 @@ class Raft:
                 fresh.match = self.log.persisted
             self.tracker.progress[member] = fresh
         self.pending_conf_index = 0
+        self.removing_self = False
         self.read_only.reset()
         self.pending_read_index_messages = []
 
@@ -162,6 +169,10 @@ class Raft:
             me.recent_active = True
         # Conf changes in the log but not applied may be pending; treat everything up to here as such.
         self.pending_conf_index = self.log.last_index()
+        self.removing_self = any(
+            e.type is EntryType.CONF_CHANGE and ConfChange.decode(e.data) == ConfChange(REMOVE, self.id)
+            for e in self.log.slice(max(self.log.applied + 1, self.log.first_index()), self.log.last_index() + 1)
+        )
         # An empty entry of the new term: committing it commits everything before it (Raft §5.4.2, §8).
         self.append_entries([Entry(term=0, index=0)])
 
@@ -414,7 +425,10 @@ class Raft:
         if self.role is not Role.LEADER:
             return conf
         if self.id not in conf.voters:
-            # A removed or demoted leader steps down (etcd-io/raft's StepDownOnRemoval).
+            # A removed or demoted leader steps down (etcd-io/raft's StepDownOnRemoval), after telling the
+            # others the commit index that makes the change take effect for them too.
+            self.maybe_commit()
+            self.bcast_append()
             self.become_follower(self.term, NONE)
             return conf
         if self.lead_transferee != NONE and self.lead_transferee not in conf.voters:
@@ -522,15 +536,19 @@ def leader_propose(r: Raft, m: Message) -> None:
         raise ProposalDroppedError("this member is not in the configuration")
     if r.lead_transferee != NONE:
         raise ProposalDroppedError("a leader transfer is in progress")
+    if r.removing_self:
+        raise ProposalDroppedError("this leader is being removed")
     for k, e in enumerate(m.entries):
         if e.type is not EntryType.CONF_CHANGE:
             continue
         if r.pending_conf_index > r.log.applied:
             raise ProposalDroppedError("a conf change is already pending")
-        reason = confchange.refusal(ConfChange.decode(e.data), r.tracker, r.id, r.log.last_index())
+        cc = ConfChange.decode(e.data)
+        reason = confchange.refusal(cc, r.tracker, r.id, r.log.last_index())
         if reason is not None:
             raise ProposalDroppedError(reason)
         r.pending_conf_index = r.log.last_index() + k + 1
+        r.removing_self = cc == ConfChange(REMOVE, r.id)
     r.append_entries(list(m.entries))
     r.bcast_append()
 

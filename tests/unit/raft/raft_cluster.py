@@ -23,6 +23,7 @@ from etcdx.raft import (
     MessageType,
     RawNode,
     Ready,
+    Snapshot,
 )
 from etcdx.raft.messages import describe_entry
 
@@ -33,6 +34,23 @@ def encode_state(applied: list[tuple[int, int, bytes]]) -> bytes:
 
 def decode_state(data: bytes) -> list[tuple[int, int, bytes]]:
     return list(ast.literal_eval(data.decode())) if data else []
+
+
+class SimStorage(MemoryStorage):
+    """MemoryStorage whose snapshot() first snapshots the state machine at its applied index, as etcd's server
+    does for a snapshot it sends: a learner added after the last stored snapshot must find itself in the
+    configuration of the snapshot it is sent (a core ignores a snapshot of a configuration without it)."""
+
+    member: Member | None = None
+
+    def snapshot(self) -> Snapshot:
+        m = self.member
+        if m is not None and not self.snapshot_unavailable:
+            applied = m.applied_index()
+            if applied > super().snapshot().index and applied <= self.last_index():
+                state = [a for a in m.applied if a[0] <= applied]
+                self.create_snapshot(applied, m.node.raft.tracker.conf, encode_state(state))
+        return super().snapshot()
 
 
 @dataclass
@@ -77,8 +95,10 @@ class Member:
     def compact(self, index: int) -> None:
         """Snapshot the state machine at `index` (<= applied) and drop the log up to it."""
         state = [a for a in self.applied if a[0] <= index]
-        self.storage.create_snapshot(index, self.node.raft.tracker.conf, encode_state(state))
-        self.storage.compact(index)
+        if index > self.storage.snapshot().index:
+            self.storage.create_snapshot(index, self.node.raft.tracker.conf, encode_state(state))
+        if index >= self.storage.first_index():
+            self.storage.compact(index)
 
 
 class Cluster:
@@ -104,7 +124,7 @@ class Cluster:
             self.add_member(member_id, self.conf)
 
     def add_member(self, member_id: int, conf: ConfState) -> Member:
-        storage = MemoryStorage(conf)
+        storage = SimStorage(conf)
         m = self._start(member_id, storage)
         self.members[member_id] = m
         return m
@@ -114,7 +134,10 @@ class Cluster:
         cfg = Config(id=member_id, applied=snap.index, **self.cfg)  # type: ignore[arg-type]
         rng = random.Random(self.seed * 1000 + member_id)
         node = RawNode(cfg, storage, rng)
-        return Member(member_id, cfg, storage, node, applied=decode_state(snap.data))
+        member = Member(member_id, cfg, storage, node, applied=decode_state(snap.data))
+        if isinstance(storage, SimStorage):
+            storage.member = member
+        return member
 
     def restart(self, member_id: int) -> Member:
         """Crash and restart: what was not persisted is gone; the state machine is rebuilt from the snapshot

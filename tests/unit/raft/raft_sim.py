@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from raft_cluster import Cluster
 
-from etcdx.raft import ProposalDroppedError, Role
+from etcdx.raft import ConfChange, ConfChangeType, EntryType, ProposalDroppedError, Role, confchange
 from etcdx.raft.quorum import quorum_size
 
 
@@ -35,6 +35,8 @@ class Invariants:
     """index -> the term of the member that first reported it committed (the leader that committed it
     had this term or an earlier one)."""
     applied: dict[int, tuple[int, bytes]] = field(default_factory=dict)
+    conf_changes: dict[int, ConfChange] = field(default_factory=dict)
+    """index -> the committed conf change entries."""
     reads: dict[bytes, int] = field(default_factory=dict)
     """ReadIndex context -> the highest index committed anywhere when the read was issued."""
 
@@ -90,7 +92,9 @@ class Invariants:
             first, entries = logs[m.id]
             commit = m.node.raft.log.committed
             for i in range(max(first, commit - 50), commit + 1):
-                term, _type, data = entries[i - first]
+                term, etype, data = entries[i - first]
+                if etype is EntryType.CONF_CHANGE:
+                    self.conf_changes.setdefault(i, ConfChange.decode(data))
                 seen = self.committed.setdefault(i, (term, data))
                 if seen != (term, data):
                     raise SafetyViolation(f"a committed entry changed (§5.4): {i} was {seen}, {m.id} has {term}")
@@ -118,23 +122,37 @@ class Invariants:
 
     def committed_is_durable_on_a_quorum(self) -> None:
         """Raft §5.3 with thesis §3.8: an entry is committed only once a majority hold it on disk, so the
-        highest committed entry is in the durable storage of a quorum of voters."""
+        highest committed entry is in the durable storage of a quorum of voters. Conf changes take effect when
+        applied and one at a time (thesis §4.1), so that quorum is of the configuration after the last committed
+        change before the entry, or of the one before it."""
         if not self.committed:
             return
         top = max(self.committed)
         term = self.committed[top][0]
-        voters = self.cluster.conf.voters
-        holding = 0
-        for v in voters:
-            s = self.cluster.members[v].storage
+        configs = [self.cluster.conf]
+        for i in sorted(self.conf_changes):
+            if i < top:
+                configs.append(confchange.apply(configs[-1], self.conf_changes[i]))
+        holders = set()
+        for member_id, m in self.cluster.members.items():
+            s = m.storage
             if top < s.first_index() or (top <= s.last_index() and s.term(top) == term):
-                holding += 1
-        if holding < quorum_size(voters):
-            raise SafetyViolation(f"durability: committed entry {top} is on disk at {holding} of {len(voters)} voters")
+                holders.add(member_id)
+        if not any(len(holders & c.voters) >= quorum_size(c.voters) for c in configs[-2:]):
+            raise SafetyViolation(f"durability: committed entry {top} is on disk only at {sorted(holders)}")
+
+
+ACTIONS = ["tick", "ready", "persist", "deliver", "propose", "net", "restart", "compact", "read", "transfer", "conf"]
+"""What a step can do; `weights` (one per action) set how often each is chosen."""
 
 
 def run(
-    seed: int, members: int = 3, steps: int = 1500, check_liveness: bool = True, weights: list[float] | None = None
+    seed: int,
+    members: int = 3,
+    steps: int = 1500,
+    check_liveness: bool = True,
+    weights: list[float] | None = None,
+    tick_weight: float = 4,
 ) -> Cluster:
     rng = random.Random(seed)
     ids = list(range(1, members + 1))
@@ -150,26 +168,41 @@ def run(
     )
     inv = Invariants(cluster)
     proposals = 0
-    actions = ["tick", "ready", "persist", "deliver", "propose", "net", "restart", "compact", "read", "transfer"]
-    weights = weights or [8, 20, 20, 45, 10, 3, 3, 1, 4, 2]
+    actions = ACTIONS
+    if weights is None:
+        # Half the seeds are calm (a few crashes and partitions: long stretches with a leader, many commits),
+        # half chaotic (frequent crashes and network changes: many elections, more overlap between terms).
+        chaotic = rng.random() < 0.5
+        faults = [3, 3] if chaotic else [0.5, 1]
+        weights = [tick_weight, 20, 20, 45, 10, faults[1], faults[0], 1, 4, 2, 2 if members >= 3 else 0]
+    spares = [members + 1, members + 2]
+    if members >= 3:
+        for spare in spares:  # started knowing the bootstrap membership, outside it until added
+            cluster.add_member(spare, cluster.conf)
+    all_ids = ids + spares if members >= 3 else ids
     for _ in range(steps):
         action = rng.choices(actions, weights)[0]
-        m = cluster.members[rng.choice(ids)]
-        if action == "tick":
-            m.node.tick()
-        elif action == "ready":
-            if m.node.has_ready():
-                rd = m.node.ready()
-                cluster.send(rd.messages)
-                m.unpersisted.append(rd)
-                inv.read_answered(m.id, rd.read_states)
-        elif action == "persist":
-            if m.unpersisted:
-                done, released = m.persist_next()
-                cluster.send(released)
-                m.apply(done)
-        elif action == "deliver":
-            if cluster.network:
+        m = cluster.members[rng.choice(all_ids)]
+        if action == "tick":  # time passes for every member
+            for member_id in all_ids:
+                cluster.members[member_id].node.tick()
+        elif action == "ready":  # some members take a Ready (and send what may go at once)
+            for member_id in all_ids:
+                w = cluster.members[member_id]
+                if rng.random() < 0.5 and w.node.has_ready():
+                    rd = w.node.ready()
+                    cluster.send(rd.messages)
+                    w.unpersisted.append(rd)
+                    inv.read_answered(w.id, rd.read_states)
+        elif action == "persist":  # some members finish a write
+            for member_id in all_ids:
+                w = cluster.members[member_id]
+                if rng.random() < 0.5 and w.unpersisted:
+                    done, released = w.persist_next()
+                    cluster.send(released)
+                    w.apply(done)
+        elif action == "deliver":  # a few messages arrive, in any order; some are lost or duplicated
+            for _ in range(min(len(cluster.network), rng.randint(1, 4))):
                 k = rng.randrange(len(cluster.network))
                 msg = cluster.network[k]
                 roll = rng.random()
@@ -187,7 +220,7 @@ def run(
                 m.node.propose(f"{seed}-{proposals}".encode())
         elif action == "net" and members > 1:
             roll = rng.random()
-            others = [i for i in ids if i != m.id]
+            others = [i for i in all_ids if i != m.id]
             if roll < 0.4:
                 cluster.heal()
             elif roll < 0.7:
@@ -205,7 +238,15 @@ def run(
                 m.node.read_index(ctx)
         elif action == "transfer":
             if m.node.raft.role is Role.LEADER and members > 1:
-                m.node.transfer_leader(rng.choice([i for i in ids if i != m.id]))
+                m.node.transfer_leader(rng.choice([i for i in all_ids if i != m.id]))
+        elif action == "conf":
+            if m.node.raft.role is Role.LEADER:
+                conf = m.node.raft.tracker.conf
+                choices = [ConfChange(ConfChangeType.REMOVE_NODE, v) for v in conf.voters]
+                choices += [ConfChange(ConfChangeType.ADD_NODE, v) for v in conf.learners]
+                choices += [ConfChange(ConfChangeType.ADD_LEARNER, v) for v in spares if v not in conf.learners]
+                with contextlib.suppress(ProposalDroppedError):
+                    m.node.propose_conf_change(rng.choice(choices))
         elif action == "restart":
             cluster.restart(m.id)
         elif action == "compact":
@@ -233,8 +274,9 @@ def settle(cluster: Cluster, inv: Invariants, rng: random.Random) -> None:
         leader = cluster.leader()
         if leader is not None:
             lead = cluster.members[leader].node.raft
+            conf = lead.tracker.conf
             if lead.committed_entry_in_current_term() and all(
-                m.node.raft.log.committed == lead.log.committed for m in cluster.members.values()
+                cluster.members[i].node.raft.log.committed == lead.log.committed for i in conf.voters | conf.learners
             ):
                 return
         for member_id in sorted(cluster.members):
