@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from etcdx.raft.config import Config, Jitter
 from etcdx.raft.core import Raft
-from etcdx.raft.errors import InvariantViolation, ProposalDroppedError
+from etcdx.raft.errors import ProposalDroppedError
 from etcdx.raft.messages import (
     CAMPAIGN_TRANSFER,
     LOCAL_MESSAGES,
@@ -103,10 +103,11 @@ class RawNode:
         self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()),)))
 
     def step(self, m: Message) -> None:
-        """A message from a peer. Local message types are refused; a forwarded proposal the leader cannot
-        take is dropped (its proposer times out and retries), never raised to the transport."""
+        """A message from a peer. Local message types (a confused or hostile peer) are ignored; a forwarded
+        proposal the leader cannot take is dropped (its proposer times out and retries), never raised to the
+        transport."""
         if m.type in LOCAL_MESSAGES:
-            raise InvariantViolation(f"{m.type.value} cannot come from the network")
+            return
         with contextlib.suppress(ProposalDroppedError):
             self.raft.step(m)
 
