@@ -71,7 +71,14 @@ class Progress:
         self.learner = learner
 
     def __repr__(self) -> str:
-        return f"{self.state.value} match={self.match} next={self.next}" + (" learner" if self.learner else "")
+        text = f"{self.state.value} match={self.match} next={self.next}"
+        if self.inflights:
+            text += f" inflight={len(self.inflights)}"
+        if self.paused:
+            text += " paused"
+        if self.state is ProgressState.SNAPSHOT:
+            text += f" pending_snapshot={self.pending_snapshot}"
+        return text + (" learner" if self.learner else "")
 
     def _reset_state(self, state: ProgressState) -> None:
         self.paused = False
