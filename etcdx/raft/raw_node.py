@@ -80,6 +80,16 @@ class _InFlight:
     self_messages: list[Message]
 
 
+def _same_kind_ack(earlier: Message, later: Message) -> bool:
+    return (
+        earlier.type is later.type is MessageType.APP_RESP
+        and earlier.term == later.term
+        and not earlier.reject
+        and not later.reject
+        and later.index >= earlier.index
+    )
+
+
 class RawNode:
     def __init__(self, cfg: Config, storage: Storage, rng: Jitter) -> None:
         self.raft = Raft(cfg, storage, rng)
@@ -173,9 +183,14 @@ class RawNode:
         if rd.committed_entries:
             log.accept_applying(rd.committed_entries[-1].index)
         rd.messages, r.msgs = r.msgs, []
-        self_messages = []
+        self_messages: list[Message] = []
         for m in r.msgs_after_append:
-            (self_messages if m.to == r.id else rd.persisted_messages).append(m)
+            if m.to != r.id:
+                rd.persisted_messages.append(m)
+            elif self_messages and _same_kind_ack(self_messages[-1], m):
+                self_messages[-1] = m  # one self-acknowledgement, of the highest index, stands for a run of them
+            else:
+                self_messages.append(m)
         r.msgs_after_append = []
         rd.read_states, r.read_states = r.read_states, []
         self._in_flight.append(_InFlight(rd.number, last_entry, snapshot_index, self_messages))
