@@ -87,9 +87,12 @@ class Raft:
         """Leader only: ReadIndex requests waiting for the first commit in this term (Raft thesis §6.4)."""
         self._step: Callable[[Raft, Message], None] = step_follower
         self._tick: Callable[[Raft], None] = tick_election
-        if hs.commit > self.log.last_index():
-            raise InvariantViolation(f"hard state commit {hs.commit} beyond the last index {self.log.last_index()}")
-        self.log.committed = max(self.log.committed, hs.commit)
+        if max(hs.commit, cfg.applied) > self.log.last_index():
+            raise InvariantViolation(f"commit {hs.commit} or applied {cfg.applied} beyond the log's last index")
+        # What the state machine applied was committed, even if the hard state saying so was lost in a crash
+        # (a Ready that only moves the commit index is written without fsync). Without this, a member that
+        # applied its own configuration change could come back under the old one and wait forever for a vote.
+        self.log.committed = max(self.log.committed, hs.commit, cfg.applied)
         self.term, self.vote = hs.term, hs.vote
         if cfg.applied:
             self.log.applied_to(cfg.applied)
@@ -299,6 +302,8 @@ class Raft:
                 self.send(Message(T.PRE_VOTE_RESP, to=m.sender, term=self.term, reject=True))
             return
 
+        if m.reject and m.commit and m.type in (T.VOTE_RESP, T.PRE_VOTE_RESP):
+            self.learn_commit(m.commit, m.log_term)
         if m.type is T.HUP:
             self.hup(transfer=m.context == CAMPAIGN_TRANSFER)
         elif m.type in _VOTE_TYPES:
@@ -348,7 +353,25 @@ class Raft:
                 self.election_elapsed = 0
                 self.vote = m.sender
         else:
-            self.send(Message(response, to=m.sender, term=self.term, reject=True))
+            # The refusal carries our commit index: a candidate that lost its own (a crash before the hard state
+            # saying so was synced) may learn it here, apply a pending conf change and become electable.
+            committed = self.log.committed
+            self.send(
+                Message(
+                    response,
+                    to=m.sender,
+                    term=self.term,
+                    reject=True,
+                    commit=committed,
+                    log_term=self.log.term_or_zero(committed),
+                )
+            )
+
+    def learn_commit(self, index: int, term: int) -> None:
+        """Another member reports (index, term) committed. If our log holds that entry, everything up to it
+        is the committed prefix (Raft §5.3 log matching, §5.4.3), whoever reported it."""
+        if index > self.log.committed and self.log.match_term(index, term):
+            self.log.commit_to(index)
 
     # -- follower handlers (also used by candidates on discovering a leader) --------------------------------
     def handle_append_entries(self, m: Message) -> None:

@@ -140,9 +140,14 @@ class Cluster:
         return member
 
     def restart(self, member_id: int) -> Member:
-        """Crash and restart: what was not persisted is gone; the state machine is rebuilt from the snapshot
-        and re-applied from the log as committed entries come out again."""
+        """Crash and restart: what was not persisted is gone. The state machine is durable as applied (as the
+        server's LMDB state is, with its applied index): it is kept as a snapshot at the applied index, and
+        the member restarts from there, possibly ahead of the commit index its hard state recorded."""
         old = self.members[member_id]
+        applied = old.applied_index()
+        if applied > old.storage.snapshot().index:
+            state = [a for a in old.applied if a[0] <= applied]
+            old.storage.create_snapshot(applied, old.node.raft.tracker.conf, encode_state(state))
         self.members[member_id] = m = self._start(member_id, old.storage)
         return m
 

@@ -426,3 +426,16 @@ def test_a_pre_vote_does_not_change_the_voters_term():
     (resp,) = of_type(settle(n), MessageType.PRE_VOTE_RESP)
     assert not resp.reject and resp.term == 2
     assert (n.raft.term, n.raft.vote) == (1, 0)
+
+
+# -- beyond the paper ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("reported_term", "want_commit"), [(1, 3), (2, 1)])
+def test_a_candidate_learns_the_commit_index_from_a_refusal_when_its_log_holds_that_entry(reported_term, want_commit):
+    """A refused vote carries the voter's commit index. A candidate whose log holds the same entry there adopts
+    it (log matching makes its prefix the committed one), so it can apply a configuration change it had
+    lost track of in a crash; with a different term there, it learns nothing."""
+    n = node(log_terms=(1, 1, 1), term=1, commit=1)
+    n.campaign()
+    settle(n)
+    n.step(Message(MessageType.VOTE_RESP, to=1, sender=2, term=2, reject=True, commit=3, log_term=reported_term))
+    assert n.raft.log.committed == want_commit
