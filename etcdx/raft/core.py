@@ -637,7 +637,7 @@ def step_candidate(r: Raft, m: Message) -> None:
         step_follower(r, m)
     elif t is mine:
         r.tracker.record_vote(m.sender, not m.reject)
-        _, _, result = r.tracker.tally()
+        result = r.tracker.tally()
         if result is VoteResult.WON:
             if r.role is Role.PRE_CANDIDATE:
                 r.campaign(pre=False)

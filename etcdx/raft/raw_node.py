@@ -22,7 +22,6 @@ from etcdx.raft.config import Config, Jitter
 from etcdx.raft.core import Raft
 from etcdx.raft.errors import ProposalDroppedError
 from etcdx.raft.messages import (
-    CAMPAIGN_TRANSFER,
     LOCAL_MESSAGES,
     ConfChange,
     ConfState,
@@ -138,10 +137,6 @@ class RawNode:
         """Called by the shell when it applies a committed conf change entry (always; never skipped)."""
         return self.raft.apply_conf_change(cc)
 
-    def campaign_for_transfer(self) -> None:
-        """Campaign at once, skipping pre-vote and the voters' leader leases (what TimeoutNow does)."""
-        self.raft.step(Message(MessageType.HUP, context=CAMPAIGN_TRANSFER))
-
     # -- outputs -------------------------------------------------------------------------------------------
     def has_ready(self) -> bool:
         r = self.raft
@@ -224,17 +219,3 @@ class RawNode:
     @property
     def id(self) -> int:
         return self.raft.id
-
-    def status(self) -> dict[str, object]:
-        r = self.raft
-        return {
-            "id": r.id,
-            "term": r.term,
-            "vote": r.vote,
-            "lead": r.lead,
-            "role": r.role.value,
-            "commit": r.log.committed,
-            "applied": r.log.applied,
-            "last_index": r.log.last_index(),
-            "progress": {m: repr(p) for m, p in sorted(r.tracker.progress.items())} if r.lead == r.id else {},
-        }

@@ -41,10 +41,8 @@ class ProgressTracker:
     def record_vote(self, member: int, granted: bool) -> None:
         self.votes.setdefault(member, granted)
 
-    def tally(self) -> tuple[int, int, quorum.VoteResult]:
-        granted = sum(1 for m, g in self.votes.items() if g and m in self.conf.voters)
-        rejected = sum(1 for m, g in self.votes.items() if not g and m in self.conf.voters)
-        return granted, rejected, quorum.vote_result(self.conf.voters, self.votes)
+    def tally(self) -> quorum.VoteResult:
+        return quorum.vote_result(self.conf.voters, self.votes)
 
     def quorum_active(self, me: int) -> bool:
         """Whether a majority of voters (counting this member) were heard from recently (check-quorum)."""

@@ -273,3 +273,28 @@ def test_a_member_cannot_be_both_voter_and_learner():
 def test_config_refuses_impossible_settings(bad):
     with pytest.raises(ValueError):
         Config(**bad)
+
+
+def test_a_leader_waits_while_its_storage_cannot_produce_a_snapshot():
+    """Storage.snapshot() may raise SnapshotTemporarilyUnavailableError (a snapshot being made): the leader
+    sends nothing and tries again on a later heartbeat response."""
+    from raft_cluster import Cluster
+
+    cluster = Cluster([1, 2, 3], pre_vote=False, check_quorum=False)
+    cluster.elect(1)
+    cluster.isolate(3)
+    for data in (b"a", b"b"):
+        cluster.members[1].node.propose(data)
+    cluster.stabilize()
+    leader = cluster.members[1]
+    leader.compact(3)
+    leader.storage.snapshot_unavailable = True
+    cluster.heal()
+    cluster.tick(1)
+    cluster.stabilize()
+    assert leader.node.raft.tracker.progress[3].match == 1
+    leader.storage.snapshot_unavailable = False
+    cluster.tick(1)
+    cluster.stabilize()
+    assert leader.node.raft.tracker.progress[3].match == 3
+    assert [a[2] for a in cluster.members[3].applied] == [b"a", b"b"]
