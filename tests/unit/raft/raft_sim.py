@@ -287,7 +287,13 @@ def settle(cluster: Cluster, inv: Invariants, rng: random.Random) -> None:
 if __name__ == "__main__":
     first = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    failures = 0
     for seed in range(first, first + count):
         for size in (1, 3, 5):
-            run(seed, size)
-    print(f"seeds {first}..{first + count - 1} passed for 1, 3 and 5 members")
+            try:
+                run(seed, size)
+            except AssertionError as exc:
+                failures += 1
+                print(f"seed {seed} with {size} members: {exc}")
+    print(f"seeds {first}..{first + count - 1} x 1, 3 and 5 members: {3 * count - failures} passed, {failures} failed")
+    sys.exit(1 if failures else 0)

@@ -439,3 +439,13 @@ def test_a_candidate_learns_the_commit_index_from_a_refusal_when_its_log_holds_t
     settle(n)
     n.step(Message(MessageType.VOTE_RESP, to=1, sender=2, term=2, reject=True, commit=3, log_term=reported_term))
     assert n.raft.log.committed == want_commit
+
+
+def test_a_learner_votes_when_a_candidate_asks_it():
+    """A learner promoted in the candidate's configuration but not yet in its own must still vote, or the
+    cluster can be left without a quorum of voters willing to vote (etcd-io/raft campaign_learner_must_vote)."""
+    n = node(member=3, voters=(1, 2))
+    n.raft.tracker.set_conf(ConfState(frozenset({1, 2}), frozenset({3})), 1)
+    n.step(Message(MessageType.VOTE, to=3, sender=2, term=1, index=0, log_term=0))
+    (resp,) = of_type(settle(n), MessageType.VOTE_RESP)
+    assert not resp.reject and n.raft.vote == 2

@@ -1,8 +1,10 @@
 """Seeded random clusters (drops, duplicates, reordering, partitions, crashes losing unpersisted state,
 compaction, asynchronous persistence) with Raft's safety properties asserted after every step.
 
-ETCDX_RAFT_SEEDS sets how many seeds run per cluster size (CI default 150); a failing seed replays exactly
-with `python tests/unit/raft/raft_sim.py SEED` (PYTHONPATH=.:tests/unit/raft).
+ETCDX_RAFT_SEEDS sets how many seeds run per cluster size (CI default 150). A longer campaign, or the exact
+replay of a failing seed: `PYTHONPATH=.:tests/unit/raft python tests/unit/raft/raft_sim.py FIRST [COUNT]`.
+Planted bugs must make some seed fail; the fourth one (commit by counting an earlier term's entry) is in
+test_raft_figure8.py, since random runs rarely reach figure 8's sequence.
 """
 
 from __future__ import annotations
