@@ -29,7 +29,9 @@ class Config:
     pre_vote: bool = True
     check_quorum: bool = True
     applied: int = 0
-    """The index the state machine had applied when this member started (so it is not handed out again)."""
+    """The index the durable state machine had applied when this member started: entries up to it are not
+    handed out again, and the commit index starts at least there (the hard state's commit may lag it, since
+    a commit-only Ready is written without fsync)."""
 
     def __post_init__(self) -> None:
         if self.id == NONE:
