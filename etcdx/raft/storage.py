@@ -1,0 +1,137 @@
+"""The log store the core reads from, as a Protocol, and an in-memory implementation of it.
+
+The shell writes to storage (entries, hard state, snapshots) and makes the writes durable; the core only
+reads. Contract: when the shell calls RawNode.on_persisted(n), everything in Ready n is readable here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from etcdx.raft.errors import CompactedError, InvariantViolation, SnapshotTemporarilyUnavailableError, UnavailableError
+from etcdx.raft.messages import ConfState, Entry, HardState, Snapshot
+
+
+class Storage(Protocol):
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        """The persisted HardState, and the membership as of the last snapshot."""
+
+    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
+        """Entries [lo, hi), at least one if any, then as many as fit in max_size bytes.
+        Raises CompactedError if lo <= the snapshot index, UnavailableError if hi > last_index() + 1."""
+
+    def term(self, index: int) -> int:
+        """The term of the entry at `index`; valid from first_index() - 1 (the snapshot's term) to last_index()."""
+
+    def first_index(self) -> int:
+        """The index of the first entry still held (the snapshot index + 1)."""
+
+    def last_index(self) -> int:
+        """The index of the last entry held (the snapshot index if none)."""
+
+    def snapshot(self) -> Snapshot:
+        """The most recent snapshot; may raise SnapshotTemporarilyUnavailableError."""
+
+
+def limit_size(entries: list[Entry], max_size: int | None) -> list[Entry]:
+    """The longest prefix within max_size bytes, and never fewer than one entry."""
+    if max_size is None or len(entries) <= 1:
+        return entries
+    total = 0
+    for n, entry in enumerate(entries):
+        total += entry.size()
+        if n > 0 and total > max_size:
+            return entries[:n]
+    return entries
+
+
+class MemoryStorage:
+    """Storage held in lists. Invariant: self._entries[0] is a dummy at the snapshot's (index, term), and
+    self._entries[k].index == self._entries[0].index + k."""
+
+    def __init__(self, conf_state: ConfState | None = None) -> None:
+        """An empty log; conf_state is the initial membership of a new cluster (held as a snapshot at 0)."""
+        self.hard_state = HardState()
+        self._snapshot = Snapshot(conf_state=conf_state or ConfState())
+        self._entries: list[Entry] = [Entry(term=0, index=0)]
+        self.snapshot_unavailable = False
+        """Set by tests to make snapshot() fail as a busy store would."""
+
+    def initial_state(self) -> tuple[HardState, ConfState]:
+        return self.hard_state, self._snapshot.conf_state
+
+    def set_hard_state(self, hs: HardState) -> None:
+        self.hard_state = hs
+
+    def _offset(self) -> int:
+        return self._entries[0].index
+
+    def first_index(self) -> int:
+        return self._offset() + 1
+
+    def last_index(self) -> int:
+        return self._entries[-1].index
+
+    def term(self, index: int) -> int:
+        offset = self._offset()
+        if index < offset:
+            raise CompactedError(index)
+        if index > self.last_index():
+            raise UnavailableError(index)
+        return self._entries[index - offset].term
+
+    def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
+        offset = self._offset()
+        if lo <= offset:
+            raise CompactedError(lo)
+        if hi > self.last_index() + 1:
+            raise UnavailableError(hi)
+        return limit_size(self._entries[lo - offset : hi - offset], max_size)
+
+    def snapshot(self) -> Snapshot:
+        if self.snapshot_unavailable:
+            raise SnapshotTemporarilyUnavailableError()
+        return self._snapshot
+
+    def append(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
+        """Store entries; an entry at an index already held replaces it and everything after (Raft §5.3)."""
+        if not entries:
+            return
+        first = entries[0].index
+        offset = self._offset()
+        if first <= offset:  # the snapshot already covers some of them
+            entries = [e for e in entries if e.index > offset]
+            if not entries:
+                return
+            first = entries[0].index
+        if first > self.last_index() + 1:
+            raise InvariantViolation(f"gap: appending at {first} after last index {self.last_index()}")
+        del self._entries[first - offset :]
+        self._entries.extend(entries)
+
+    def apply_snapshot(self, snap: Snapshot) -> None:
+        """Replace everything with the snapshot (a follower installing one sent by the leader)."""
+        if snap.index <= self._snapshot.index:
+            raise CompactedError(snap.index)
+        self._snapshot = snap
+        self._entries = [Entry(term=snap.term, index=snap.index)]
+
+    def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
+        """Record the state machine at `index` (applied there) as the current snapshot; entries stay."""
+        if index <= self._snapshot.index:
+            raise CompactedError(index)
+        if index > self.last_index():
+            raise InvariantViolation(f"snapshot at {index} beyond last index {self.last_index()}")
+        self._snapshot = Snapshot(index=index, term=self.term(index), conf_state=conf_state, data=data)
+        return self._snapshot
+
+    def compact(self, index: int) -> None:
+        """Drop entries up to and including `index` (which must be covered by a snapshot or be applied)."""
+        offset = self._offset()
+        if index <= offset:
+            raise CompactedError(index)
+        if index > self.last_index():
+            raise InvariantViolation(f"compacting to {index} beyond last index {self.last_index()}")
+        self._entries = [Entry(term=self._entries[index - offset].term, index=index)] + self._entries[
+            index - offset + 1 :
+        ]
