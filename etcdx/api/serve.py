@@ -33,6 +33,7 @@ async def serve_clients(
                     resolve=resolve,
                     known_services=services,
                     http_handler=http_handler,
+                    http_body_limit=http_handler.body_limit,
                     max_recv_message_bytes=max_recv,
                     task_status=task_status,
                 )

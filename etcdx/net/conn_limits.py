@@ -1,0 +1,88 @@
+"""Bounds, in time and in memory, on what a client connection can make the server hold.
+
+Time: a connection must show its protocol (the HTTP/2 preface or a complete HTTP/1.x request line) within
+``handshake_timeout`` of its accept; an HTTP/1.1 request must arrive whole (head within ``head_timeout``,
+head and body within ``request_timeout``, both from its first byte), and a keep-alive connection that starts
+no request within ``idle_timeout`` is closed. A byte every second therefore buys an attacker at most
+``request_timeout`` per request.
+
+Memory: an HTTP/1.1 connection reads at most ``READ_CHUNK`` bytes at a time and may buffer ``FREE_BYTES`` of
+an unfinished request on its own; every further ``READ_CHUNK`` it buffers is a unit of one ``ReadBudget``
+shared by all connections. A connection that finds the budget spent stops reading (TCP pushes back on its
+client) until others release units or its deadline cuts it off. Buffered request bytes are therefore bounded
+by (open connections x ``FREE_BYTES``) + the budget, and open connections by ``max_connections``.
+"""
+
+from __future__ import annotations
+
+import resource
+from dataclasses import dataclass
+
+import trio
+
+READ_CHUNK = 16 * 1024
+FREE_BYTES = 16 * 1024
+# File descriptors kept for the WAL, the backend, logs and peers when the connection cap comes from the limit.
+RESERVED_FDS = 256
+
+
+def default_max_connections() -> int:
+    """Open client connections allowed: the process's descriptor limit less a reserve, so connections can
+    never take the descriptors the WAL and the backend need."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 65536
+    return max(64, soft - RESERVED_FDS)
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    handshake_timeout: float = 10.0
+    head_timeout: float = 10.0
+    request_timeout: float = 30.0
+    idle_timeout: float = 60.0
+    response_timeout: float = 30.0  # to write a whole (non-streamed) response to a client that does not read
+    max_head_bytes: int = 1024 * 1024 + 4096  # request line and headers; more is 431 (what Go accepts)
+    read_budget_bytes: int = 64 * 1024 * 1024
+    max_connections: int | None = None  # None: default_max_connections()
+
+    def connection_cap(self) -> int:
+        return self.max_connections if self.max_connections is not None else default_max_connections()
+
+
+DEFAULT_LIMITS = ConnectionLimits()
+
+
+class ReadBudget:
+    """Units of ``READ_CHUNK`` bytes shared by the connections of one listener for the request bytes they
+    buffer beyond ``FREE_BYTES``. Waiting for a unit is FIFO (a trio.Semaphore)."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self._units = trio.Semaphore(max(1, total_bytes // READ_CHUNK))
+
+    def hold(self) -> BudgetHold:
+        return BudgetHold(self._units)
+
+
+class BudgetHold:
+    """The units one connection holds. Invariant: ``held`` units are acquired and not yet released; ``resize``
+    and ``release`` are its only mutators, and ``release`` must run when the connection ends."""
+
+    def __init__(self, units: trio.Semaphore) -> None:
+        self._units = units
+        self.held = 0
+
+    async def resize(self, buffered_bytes: int) -> None:
+        """Holds enough units to buffer ``buffered_bytes`` (waiting for them), releasing any surplus."""
+        need = max(0, -(-(buffered_bytes - FREE_BYTES) // READ_CHUNK))
+        while self.held > need:
+            self.held -= 1
+            self._units.release()
+        while self.held < need:
+            await self._units.acquire()
+            self.held += 1
+
+    def release(self) -> None:
+        while self.held:
+            self.held -= 1
+            self._units.release()
