@@ -42,7 +42,7 @@ class ConnectionLimits:
     request_timeout: float = 30.0
     idle_timeout: float = 60.0
     response_timeout: float = 30.0  # to write a whole (non-streamed) response to a client that does not read
-    max_head_bytes: int = 1024 * 1024 + 4096  # request line and headers; more is 431 (what Go accepts)
+    max_head_bytes: int = 64 * 1024  # request line and headers; more is 431
     read_budget_bytes: int = 64 * 1024 * 1024
     max_connections: int | None = None  # None: default_max_connections()
 

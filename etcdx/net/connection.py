@@ -7,7 +7,7 @@ from collections.abc import Callable
 import trio
 
 from etcdx.log import get_logger
-from etcdx.net.conn_limits import ConnectionLimits, ReadBudget
+from etcdx.net.conn_limits import READ_CHUNK, ConnectionLimits, ReadBudget
 from etcdx.net.grpc_server import GrpcConnection, Resolver
 from etcdx.net.http1 import BodyLimit, HttpHandler, is_request_line, may_start_request_line, serve_http1
 
@@ -65,14 +65,14 @@ async def _read_protocol_head(stream: trio.abc.Stream) -> bytes | None:
     connection at once, and so does this)."""
     head = b""
     while len(head) < len(PREFACE) and PREFACE.startswith(head):
-        data = await stream.receive_some(64 * 1024)
+        data = await stream.receive_some(READ_CHUNK)
         if not data:
             return None
         head += data
     if head.startswith(PREFACE):
         return head
     while b"\n" not in head and len(head) < FIRST_LINE_LIMIT and may_start_request_line(head):
-        data = await stream.receive_some(64 * 1024)
+        data = await stream.receive_some(READ_CHUNK)
         if not data:
             return None
         head += data

@@ -22,6 +22,7 @@ import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import h11
 import trio
@@ -34,10 +35,9 @@ log = get_logger("etcdx.net.http1")
 MAX_READ_AHEAD = 64 * 1024  # bytes of the next requests kept while a response streams
 # Go's net/http reads and drops this much of a body the handler did not read, keeping the connection.
 DISCARD_LIMIT = 256 * 1024
-# After an answer that closes a connection the client may still be sending to: how long (and how much)
-# to read and drop, so the client reads the answer before the close resets the connection.
+# After an answer that closes a connection the client may still be sending to: how long to wait before the
+# close, so the client reads the answer before the close resets the connection.
 LINGER_SECONDS = 0.5
-LINGER_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -82,13 +82,10 @@ def may_start_request_line(head: bytes) -> bool:
     return _METHOD_PREFIX.match(head) is not None
 
 
-def error_reply(status: int, reason: str) -> bytes:
+def error_reply(status: int) -> bytes:
     """The bare answer Go's net/http writes before it closes a connection it cannot serve."""
-    text = f"{status} {reason}"
+    text = f"{status} {_reason(status).decode()}"
     return f"HTTP/1.1 {text}\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n{text}".encode()
-
-
-_REASONS = {400: "Bad Request", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large"}
 
 
 class _Refused(Exception):
@@ -140,8 +137,7 @@ class _Session:
             try:
                 outcome = await self._read_request(started)
             except h11.RemoteProtocolError as error:
-                status = error.error_status_hint if error.error_status_hint in _REASONS else 400
-                await self._refuse(status)
+                await self._refuse(error.error_status_hint)
                 return
             except _Refused as refusal:
                 await self._refuse(refusal.status)
@@ -258,17 +254,15 @@ class _Session:
 
     async def _refuse(self, status: int) -> None:
         with trio.move_on_after(self.limits.response_timeout):
-            await self.stream.send_all(error_reply(status, _REASONS[status]))
+            await self.stream.send_all(error_reply(status))
             await self._linger()
 
     async def _linger(self) -> None:
-        """Half-closes and reads (dropping) for a moment, so a client still sending reads the answer before
-        the close resets the connection."""
-        with trio.move_on_after(LINGER_SECONDS):
-            await self.stream.send_eof()
-            dropped = 0
-            while dropped < LINGER_BYTES and (data := await self.stream.receive_some(READ_CHUNK)):
-                dropped += len(data)
+        """Waits a moment before the close, so a client still sending reads the answer before the close
+        resets the connection (etcd's server, behind its connection multiplexer, does the same: no
+        half-close, a wait of 0.5 s, then the close). Nothing more is read: a client that keeps sending
+        fills its window and stops."""
+        await trio.sleep(LINGER_SECONDS)
 
 
 def _declared_length(request: h11.Request) -> int | None:
@@ -283,6 +277,14 @@ def _expects_continue(request: h11.Request) -> bool:
     return any(name == b"expect" and value.lower() == b"100-continue" for name, value in request.headers)
 
 
+def _reason(status: int) -> bytes:
+    """The status line's reason phrase, as Go's net/http writes it (the standard one; none if unknown)."""
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
 async def _call(handler: HttpHandler, request: HttpRequest) -> HttpResponse:
     try:
         return await handler(request)
@@ -295,13 +297,15 @@ async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: Http
     headers = list(response.headers)
     if isinstance(response.body, bytes):
         headers.append(("content-length", str(len(response.body))))
-        out = conn.send(h11.Response(status_code=response.status, headers=headers))
+        out = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         if response.body:
             out += conn.send(h11.Data(data=response.body))
         await stream.send_all(out + conn.send(h11.EndOfMessage()))
         return
     headers.append(("transfer-encoding", "chunked"))
-    await stream.send_all(conn.send(h11.Response(status_code=response.status, headers=headers)))
+    await stream.send_all(
+        conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_when_client_goes, stream, conn, nursery.cancel_scope)
         await _send_chunks(stream, conn, response.body)
