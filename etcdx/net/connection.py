@@ -28,19 +28,20 @@ async def serve_connection(
     limits: ConnectionLimits,
     budget: ReadBudget,
     accepted_at: float,
-    handshake_done: Callable[[], None],
+    set_idle: Callable[[bool], None],
 ) -> None:
     """Serves ``stream`` until the peer goes; never raises for anything the peer did.
 
     The peer must show its protocol (the whole HTTP/2 preface, or a complete HTTP/1.x request line) within
-    ``limits.handshake_timeout`` of ``accepted_at``, or the connection is closed without an answer."""
+    ``limits.handshake_timeout`` of ``accepted_at``, or the connection is closed without an answer. The
+    connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes."""
     try:
         async with stream:
             with trio.move_on_at(accepted_at + limits.handshake_timeout):
                 head = await _read_protocol_head(stream)
             if head is None:
                 return
-            handshake_done()
+            set_idle(False)
             if head.startswith(PREFACE):
                 await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes).run(head)
                 return
@@ -52,6 +53,7 @@ async def serve_connection(
                 limits=limits,
                 budget=budget,
                 started=accepted_at,
+                set_idle=set_idle,
             )
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass

@@ -104,10 +104,12 @@ async def serve_http1(
     limits: ConnectionLimits,
     budget: ReadBudget,
     started: float,
+    set_idle: Callable[[bool], None],
 ) -> None:
     """Serves requests on ``stream`` until the client closes, an error, a limit, or a response that must
-    close. ``initial`` holds the bytes already read, and ``started`` when the first request began."""
-    session = _Session(stream, handler, body_limit, limits, budget.hold())
+    close. ``initial`` holds the bytes already read, and ``started`` when the first request began;
+    ``set_idle`` is told when the connection waits between requests (True) and when that ends (False)."""
+    session = _Session(stream, handler, body_limit, limits, budget.hold(), set_idle)
     session.conn.receive_data(initial)
     try:
         await session.run(started)
@@ -123,6 +125,7 @@ class _Session:
         body_limit: BodyLimit,
         limits: ConnectionLimits,
         hold: BudgetHold,
+        set_idle: Callable[[bool], None],
     ) -> None:
         self.stream = stream
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_head_bytes)
@@ -130,6 +133,7 @@ class _Session:
         self.body_limit = body_limit
         self.limits = limits
         self.hold = hold
+        self.set_idle = set_idle
 
     async def run(self, started: float) -> None:
         conn = self.conn
@@ -173,8 +177,10 @@ class _Session:
         """When the next request began (now, if it is already buffered); None after ``idle_timeout``."""
         if self._buffered():
             return trio.current_time()
+        self.set_idle(True)
         with trio.move_on_after(self.limits.idle_timeout):
             await self._receive()
+            self.set_idle(False)
             return trio.current_time()
         return None
 

@@ -64,6 +64,6 @@ async def _admit(slots: ConnectionSlots, serve, stream: trio.SocketStream) -> No
             await trio.aclose_forcefully(stream)
             return
         try:
-            await serve(stream, accepted_at=accepted_at, handshake_done=ticket.handshake_done)
+            await serve(stream, accepted_at=accepted_at, set_idle=ticket.set_idle)
         finally:
             slots.leave(ticket)

@@ -189,30 +189,39 @@ async def test_body_to_a_path_that_takes_none_is_dropped_or_left_unread_as_etcd_
     assert received.endswith(b"/health 0")
 
 
-async def test_at_the_connection_cap_a_new_client_takes_the_place_of_a_silent_one(nursery):
+async def test_at_the_connection_cap_a_new_client_takes_the_place_of_the_longest_idle(nursery):
     port = await start(nursery, ConnectionLimits(max_connections=5, idle_timeout=60))
-    silent = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(5)]
+    keep_alive = await trio.open_tcp_stream("127.0.0.1", port)  # idle between requests, the longest
+    await keep_alive.send_all(HEAD)
+    with trio.fail_after(10):
+        assert (await keep_alive.receive_some(65536)).endswith(b"/health 0")
+    silent = [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(4)]  # idle in their handshake
     await trio.sleep(0.2)
     assert (await served(port)).endswith(b"/health 0")
-    assert await read_until_closed(silent[0]) == b"", "the oldest silent connection was not closed"
-    for sock in silent:
+    assert await read_until_closed(keep_alive) == b"", "the longest idle connection was not closed"
+    busy = await trio.open_tcp_stream("127.0.0.1", port)  # the cap again, and now silent[0] is the longest idle
+    await busy.send_all(b"GET /health HTTP/1.1\r\n")
+    await trio.sleep(0.2)
+    assert (await served(port)).endswith(b"/health 0")
+    assert await read_until_closed(silent[0]) == b"", "the longest idle connection was not closed"
+    for sock in [keep_alive, busy, *silent]:
         await sock.aclose()
 
 
-async def test_at_the_connection_cap_with_every_connection_in_use_a_new_one_is_refused(nursery):
-    port = await start(nursery, ConnectionLimits(max_connections=5, idle_timeout=60))
+async def test_at_the_connection_cap_with_every_connection_busy_a_new_one_is_refused(nursery):
+    port = await start(nursery, ConnectionLimits(max_connections=5))
     busy = []
-    for _ in range(5):  # keep-alive connections, past their handshake
+    for _ in range(5):  # each in the middle of a request head
         sock = await trio.open_tcp_stream("127.0.0.1", port)
-        await sock.send_all(HEAD)
-        with trio.fail_after(10):
-            assert (await sock.receive_some(65536)).endswith(b"/health 0")
+        await sock.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         busy.append(sock)
+    await trio.sleep(0.2)
     assert await served(port) == b""
-    await busy[0].aclose()
+    await busy[0].send_all(b"Connection: close\r\n\r\n")
+    assert (await read_until_closed(busy[0])).endswith(b"/health 0")
     await trio.sleep(0.2)
     assert (await served(port)).endswith(b"/health 0")
-    for sock in busy[1:]:
+    for sock in busy:
         await sock.aclose()
 
 
