@@ -17,7 +17,7 @@ the good client's throughput under attack over its throughput without (ratio of 
 and how the server cut the attack's connections (how many, after how long; bytes it took).
 
 Run: python bench/abuse_connections.py [--attacks slowloris,huge-body] [--connections 2000] [--rounds 3]
-     [--seconds 3] [--hold 15] [--etcd] [--json]
+     [--seconds 3] [--hold 15] [--once] [--etcd] [--json]
 --etcd runs the same against real etcd 3.5.1. The attacker alone: --attacker KIND --port P (prints "ready"
 once its connections are in place, then one JSON line of what the server did to them).
 tests/integration/test_abuse_connections.py runs a small subset of this.
@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -149,16 +150,21 @@ async def _send_attack(kind: str, stream: trio.SocketStream, stats: AttackStats)
         await send(chunk)
 
 
-async def run_attack(kind: str, port: int, connections: int, hold: float, ready=None) -> AttackStats:
+async def run_attack(
+    kind: str, port: int, connections: int, hold: float, ready=None, *, once: bool = False
+) -> AttackStats:
     """Keeps ``connections`` attacking connections up for ``hold`` seconds (each cut one is opened again,
-    after a pause of 0.2 s if it could not connect); calls ``ready`` once the first of each is open."""
+    after a pause of 0.2 s if it could not connect; with ``once``, not: the attack ends when the server has
+    cut them all); calls ``ready`` once the first of each is open."""
     stats = AttackStats()
 
     async def keep_one(first_connected: trio.Event) -> None:
         connected = first_connected
         while True:
-            if not await _one_attack(kind, port, stats, connected):
+            if not await _one_attack(kind, port, stats, connected) and not once:
                 await trio.sleep(0.2)
+            if once:
+                return
             connected = trio.Event()
             await trio.sleep(0)
 
@@ -175,11 +181,11 @@ async def run_attack(kind: str, port: int, connections: int, hold: float, ready=
     return stats
 
 
-def attacker_main(kind: str, port: int, connections: int, hold: float) -> None:
+def attacker_main(kind: str, port: int, connections: int, hold: float, once: bool) -> None:
     def ready() -> None:
         print("ready", flush=True)
 
-    stats = trio.run(run_attack, kind, port, connections, hold, ready)
+    stats = trio.run(partial(run_attack, kind, port, connections, hold, ready, once=once))
     print(json.dumps(stats.as_dict()), flush=True)
 
 
@@ -254,7 +260,9 @@ def good_client_rate(endpoint: str, seconds: float, threads: int = 4) -> float:
     return sum(done) / seconds
 
 
-def attack_round(server, kind: str, connections: int, seconds: float, hold: float) -> tuple[float, float, dict]:
+def attack_round(
+    server, kind: str, connections: int, seconds: float, hold: float, once: bool
+) -> tuple[float, float, dict]:
     """(RSS peak growth MiB, good client's rate under attack, the attacker's stats) for one round."""
     attacker = subprocess.Popen(
         [
@@ -268,6 +276,7 @@ def attack_round(server, kind: str, connections: int, seconds: float, hold: floa
             str(connections),
             "--hold",
             str(hold),
+            *(["--once"] if once else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -289,13 +298,15 @@ def attack_round(server, kind: str, connections: int, seconds: float, hold: floa
     return growth, rate, stats
 
 
-def measure(server, kind: str, *, connections: int, rounds: int, seconds: float, hold: float) -> dict:
+def measure(
+    server, kind: str, *, connections: int, rounds: int, seconds: float, hold: float, once: bool = False
+) -> dict:
     if kind in PUMPING:
         connections = min(connections, PUMPING[kind])
     base_rates, rates, growths, all_stats = [], [], [], []
     for _ in range(rounds):
         base_rates.append(good_client_rate(server.endpoint, seconds))
-        growth, rate, stats = attack_round(server, kind, connections, seconds, hold)
+        growth, rate, stats = attack_round(server, kind, connections, seconds, hold, once)
         growths.append(growth)
         rates.append(rate)
         all_stats.append(stats)
@@ -330,13 +341,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--hold", type=float, default=15.0)
     parser.add_argument("--etcd", action="store_true")
+    parser.add_argument("--once", action="store_true", help="no reconnects: end when every connection is cut")
     parser.add_argument("--json", action="store_true", help="one JSON line per attack instead of text")
     parser.add_argument("--attacker", help="run as the attacker child: this attack on --port")
     parser.add_argument("--port", type=int, help="with --pid: attack this running server instead of starting one")
     parser.add_argument("--pid", type=int)
     args = parser.parse_args()
     if args.attacker:
-        attacker_main(args.attacker, args.port, args.connections, args.hold)
+        attacker_main(args.attacker, args.port, args.connections, args.hold, args.once)
         return
     from tests.support.procs import etcd_process, etcdx_process
 
@@ -354,6 +366,7 @@ def main() -> None:
                 rounds=args.rounds,
                 seconds=args.seconds,
                 hold=max(args.hold, args.seconds + 1),
+                once=args.once,
             )
             if args.json:
                 print(json.dumps(result), flush=True)
