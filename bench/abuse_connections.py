@@ -6,6 +6,7 @@ Attacks (each keeps its connections up: one the server cuts is opened again):
 - idle-h2: HTTP/2 connections idle after the preface and SETTINGS;
 - slowloris: an HTTP/1.1 request head that never ends, one byte a second per connection;
 - slowbody: a complete head (POST /health, Content-Length 100,000) and then one body byte a second;
+- stalled-head: 56 KiB of a request head (just under the 64 KiB limit) at once, then nothing;
 - huge-body: POST /health with Content-Length 1 TiB, the body pumped as fast as the server takes it;
 - huge-header: GET /health with a header block that never ends, pumped as fast as the server takes it.
 
@@ -45,7 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 
-ATTACKS = ("idle-silent", "idle-http1", "idle-h2", "slowloris", "slowbody", "huge-body", "huge-header")
+ATTACKS = (
+    "idle-silent",
+    "idle-http1",
+    "idle-h2",
+    "slowloris",
+    "slowbody",
+    "stalled-head",
+    "huge-body",
+    "huge-header",
+)
 # Attacks that pump bytes use few connections (each one is as fast as the server lets it be).
 PUMPING = {"huge-body": 16, "huge-header": 16}
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -129,6 +139,9 @@ async def _send_attack(kind: str, stream: trio.SocketStream, stats: AttackStats)
         return
     if kind == "idle-h2":
         await send(PREFACE + EMPTY_SETTINGS + SETTINGS_ACK)
+        return
+    if kind == "stalled-head":
+        await send(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (b"X-Filler: " + b"a" * 1000 + b"\r\n") * 56)
         return
     if kind in ("slowloris", "slowbody"):
         if kind == "slowbody":

@@ -7,21 +7,23 @@ no request within ``idle_timeout`` is closed. A byte every second therefore buys
 ``request_timeout`` per request.
 
 Memory: an HTTP/1.1 connection reads at most ``READ_CHUNK`` bytes at a time and may buffer ``FREE_BYTES`` of
-an unfinished request on its own; every further ``READ_CHUNK`` it buffers is a unit of one ``ReadBudget``
-shared by all connections. A connection that finds the budget spent stops reading (TCP pushes back on its
-client) until others release units or its deadline cuts it off. Buffered request bytes are therefore bounded
-by (open connections x ``FREE_BYTES``) + the budget, and open connections by ``max_connections``.
+an unfinished request (and read a chunk on top) on its own; for every further ``READ_CHUNK`` it buffers it
+holds a unit of one ``ReadBudget`` shared by all connections. A connection that finds the budget spent stops
+reading (TCP pushes back on its client) until others release units or its deadline cuts it off. Buffered
+request bytes are therefore bounded by open connections x (``FREE_BYTES`` + ``READ_CHUNK``) + the budget,
+and open connections by ``max_connections``. Connections that wait between requests hold nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 from dataclasses import dataclass
 
 import trio
 
-READ_CHUNK = 16 * 1024
-FREE_BYTES = 16 * 1024
+READ_CHUNK = 8 * 1024
+FREE_BYTES = 8 * 1024
 # File descriptors kept for the WAL, the backend, logs and peers when the connection cap comes from the limit.
 RESERVED_FDS = 256
 
@@ -49,6 +51,15 @@ class ConnectionLimits:
     def connection_cap(self) -> int:
         return self.max_connections if self.max_connections is not None else default_max_connections()
 
+    def shared_by(self, listeners: int) -> ConnectionLimits:
+        """The limits of each of ``listeners`` listeners that share these: the connection cap and the read
+        budget divided between them."""
+        return dataclasses.replace(
+            self,
+            max_connections=max(1, self.connection_cap() // listeners),
+            read_budget_bytes=max(READ_CHUNK, self.read_budget_bytes // listeners),
+        )
+
 
 DEFAULT_LIMITS = ConnectionLimits()
 
@@ -73,7 +84,8 @@ class BudgetHold:
         self.held = 0
 
     async def resize(self, buffered_bytes: int) -> None:
-        """Holds enough units to buffer ``buffered_bytes`` (waiting for them), releasing any surplus."""
+        """Holds enough units for a connection that buffers ``buffered_bytes`` to read one more chunk
+        (waiting for them), releasing any surplus."""
         need = max(0, -(-(buffered_bytes - FREE_BYTES) // READ_CHUNK))
         while self.held > need:
             self.held -= 1

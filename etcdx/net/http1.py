@@ -170,7 +170,7 @@ class _Session:
 
     async def _receive(self, body_bytes: int = 0) -> None:
         """Reads the next chunk into h11 (b"" at end of file), first holding budget for it."""
-        await self.hold.resize(self._buffered() + body_bytes + READ_CHUNK)
+        await self.hold.resize(self._buffered() + body_bytes)
         self.conn.receive_data(await self.stream.receive_some(READ_CHUNK))
 
     async def _wait_for_next_request(self) -> float | None:
