@@ -39,6 +39,8 @@ def default_max_connections() -> int:
 
 @dataclass(frozen=True)
 class ConnectionLimits:
+    """The limits of one client listener (seconds and bytes; the module docstring says what each bounds)."""
+
     handshake_timeout: float = 10.0
     head_timeout: float = 10.0
     request_timeout: float = 30.0

@@ -37,6 +37,7 @@ async def serve_connection(
     connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes."""
     try:
         async with stream:
+            head = None
             with trio.move_on_at(accepted_at + limits.handshake_timeout):
                 head = await _read_protocol_head(stream)
             if head is None:

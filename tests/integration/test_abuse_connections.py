@@ -277,6 +277,8 @@ def test_live_member_under_attack_keeps_memory_bounded_and_cuts_the_attacker(tmp
         assert run.returncode == 0, run.stderr[-3000:]
         result = json.loads(run.stdout.splitlines()[-1])
         assert server.proc.poll() is None, "the member died"
+        log = server.log_tail(100000)
+        assert "Traceback" not in log, log[-3000:]
     attacker = result["attacker"]
     assert result["peak_rss_growth_mib"] < MAX_GROWTH_MIB, result
     assert result["good_rate_attacked"] > 0, result
