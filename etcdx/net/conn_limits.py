@@ -66,37 +66,64 @@ class ConnectionLimits:
 DEFAULT_LIMITS = ConnectionLimits()
 
 
+class BudgetExceeded(Exception):
+    """A request needs more of the read budget than there is in all."""
+
+
 class ReadBudget:
     """Units of ``READ_CHUNK`` bytes shared by the connections of one listener for the request bytes they
-    buffer beyond ``FREE_BYTES``. Waiting for a unit is FIFO (a trio.Semaphore)."""
+    buffer beyond ``FREE_BYTES``. A connection takes the units it lacks all at once (never some while it
+    waits for the rest), so two requests whose declared bodies fit in the budget one after the other cannot
+    hold each other up; what cannot wait forever is only a head or a chunked body, which the time limits
+    cut."""
 
     def __init__(self, total_bytes: int) -> None:
-        self._units = trio.Semaphore(max(1, total_bytes // READ_CHUNK))
+        self.total = max(1, total_bytes // READ_CHUNK)
+        self._free = self.total
+        self._lot = trio.lowlevel.ParkingLot()
 
     def hold(self) -> BudgetHold:
-        return BudgetHold(self._units)
+        return BudgetHold(self)
+
+    async def _take(self, units: int) -> None:
+        if units > self.total:
+            raise BudgetExceeded(units)
+        while self._free < units:
+            await self._lot.park()
+        self._free -= units
+
+    def _give(self, units: int) -> None:
+        self._free += units
+        self._lot.unpark_all()
+
+
+def _units_for(buffered_bytes: int) -> int:
+    return max(0, -(-(buffered_bytes - FREE_BYTES) // READ_CHUNK))
 
 
 class BudgetHold:
-    """The units one connection holds. Invariant: ``held`` units are acquired and not yet released; ``resize``
-    and ``release`` are its only mutators, and ``release`` must run when the connection ends."""
+    """The units one connection holds. Invariant: ``held`` units are taken from the budget and not given
+    back; ``reserve``, ``settle`` and ``release`` are its only mutators, and ``release`` must run when the
+    connection ends."""
 
-    def __init__(self, units: trio.Semaphore) -> None:
-        self._units = units
+    def __init__(self, budget: ReadBudget) -> None:
+        self._budget = budget
         self.held = 0
 
-    async def resize(self, buffered_bytes: int) -> None:
-        """Holds enough units for a connection that buffers ``buffered_bytes`` to read one more chunk
-        (waiting for them), releasing any surplus."""
-        need = max(0, -(-(buffered_bytes - FREE_BYTES) // READ_CHUNK))
-        while self.held > need:
-            self.held -= 1
-            self._units.release()
-        while self.held < need:
-            await self._units.acquire()
-            self.held += 1
+    async def reserve(self, buffered_bytes: int) -> None:
+        """Holds enough units for a connection that buffers ``buffered_bytes`` to read one more chunk,
+        waiting for the missing ones; raises BudgetExceeded if the whole budget is not enough."""
+        need = _units_for(buffered_bytes)
+        if need > self.held:
+            await self._budget._take(need - self.held)
+            self.held = need
+
+    def settle(self, buffered_bytes: int) -> None:
+        """Gives back the units beyond what ``buffered_bytes`` needs (once a request is handled)."""
+        need = _units_for(buffered_bytes)
+        if need < self.held:
+            self._budget._give(self.held - need)
+            self.held = need
 
     def release(self) -> None:
-        while self.held:
-            self.held -= 1
-            self._units.release()
+        self.settle(0)

@@ -10,7 +10,8 @@ Limits (net/conn_limits.py has the values), all applied before anything is buffe
   more than ``idle_timeout`` between requests, a whole response within ``response_timeout``; a connection
   past any of these is closed without an answer;
 - memory: reads of ``READ_CHUNK`` bytes, and what a connection buffers beyond ``FREE_BYTES`` is held in
-  units of the listener's ReadBudget.
+  units of the listener's ReadBudget (a declared body's units are taken at once, before it is read; a body
+  larger than the whole budget is 413).
 
 A streamed response (an async iterator body) ends when the iterator ends or when the client goes; then
 the iterator is closed (aclose), so the handler's generator can clean up.
@@ -28,7 +29,7 @@ import h11
 import trio
 
 from etcdx.log import get_logger
-from etcdx.net.conn_limits import READ_CHUNK, BudgetHold, ConnectionLimits, ReadBudget
+from etcdx.net.conn_limits import READ_CHUNK, BudgetExceeded, BudgetHold, ConnectionLimits, ReadBudget
 
 log = get_logger("etcdx.net.http1")
 
@@ -146,6 +147,9 @@ class _Session:
             except _Refused as refusal:
                 await self._refuse(refusal.status)
                 return
+            except BudgetExceeded:
+                await self._refuse(413)
+                return
             if outcome is None:
                 return
             request, close = outcome
@@ -160,7 +164,7 @@ class _Session:
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
-            await self.hold.resize(self._buffered())
+            self.hold.settle(self._buffered())
             started = await self._wait_for_next_request()
             if started is None:
                 return
@@ -170,7 +174,7 @@ class _Session:
 
     async def _receive(self, body_bytes: int = 0) -> None:
         """Reads the next chunk into h11 (b"" at end of file), first holding budget for it."""
-        await self.hold.resize(self._buffered() + body_bytes)
+        await self.hold.reserve(self._buffered() + body_bytes)
         self.conn.receive_data(await self.stream.receive_some(READ_CHUNK))
 
     async def _wait_for_next_request(self) -> float | None:
@@ -203,6 +207,8 @@ class _Session:
                 return HttpRequest(method, target, headers, b""), close
             if length is not None and length > limit:
                 raise _Refused(413)
+            if length is not None:  # the whole body's share of the budget at once, before a byte of it
+                await self.hold.reserve(self._buffered() + length)
             body = await self._read_body(limit)
             if body is None:
                 return None

@@ -37,6 +37,8 @@ async def answer(request: HttpRequest) -> HttpResponse:
 
 
 def takes_body_under_up(method: str, target: str) -> int | None:
+    if target.startswith("/big"):
+        return 1_000_000
     return 1000 if target.startswith("/up") else None
 
 
@@ -187,6 +189,39 @@ async def test_body_to_a_path_that_takes_none_is_dropped_or_left_unread_as_etcd_
         received = await read_until_closed(sock)
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close\r\n" in received.lower()
     assert received.endswith(b"/health 0")
+
+
+async def test_buffered_request_bytes_share_one_budget(nursery):
+    """A body that has taken most of the read budget holds back the next one until it is done."""
+    port = await start(nursery, ConnectionLimits(read_budget_bytes=128 * 1024))
+    answers = []
+
+    async def outcome(name: str, sock: trio.SocketStream) -> None:
+        answers.append((name, await read_until_closed(sock)))
+
+    async with (
+        await trio.open_tcp_stream("127.0.0.1", port) as first,
+        await trio.open_tcp_stream("127.0.0.1", port) as second,
+        trio.open_nursery() as both,
+    ):
+        both.start_soon(outcome, "first", first)
+        both.start_soon(outcome, "second", second)
+        await first.send_all(b"POST /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 120000\r\n\r\n")
+        await first.send_all(b"x" * 60000)
+        await trio.sleep(0.3)
+        await second.send_all(b"POST /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 50000\r\n\r\n")
+        await second.send_all(b"y" * 50000)
+        await trio.sleep(0.5)  # the second is whole, but there is no budget to read it yet
+        await first.send_all(b"x" * 60000)
+    assert [name for name, _ in answers] == ["first", "second"], "the second body was read past the budget"
+    assert answers[0][1].endswith(b"/big 120000") and answers[1][1].endswith(b"/big 50000")
+
+
+async def test_a_body_larger_than_the_whole_budget_is_413(nursery):
+    port = await start(nursery, ConnectionLimits(read_budget_bytes=64 * 1024))
+    async with await trio.open_tcp_stream("127.0.0.1", port) as sock:
+        await sock.send_all(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n")
+        assert await read_until_closed(sock) == error_reply(413)
 
 
 async def test_at_the_connection_cap_a_new_client_takes_the_place_of_the_longest_idle(nursery):
