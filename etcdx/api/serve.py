@@ -6,6 +6,7 @@ import trio
 
 from etcdx.api.grpc.router import build_resolver
 from etcdx.api.http.endpoints import HttpEndpoints
+from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import serve_client_port
 from etcdx.server.server import EtcdServer
@@ -21,10 +22,13 @@ async def serve_clients(
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serves every (host, port) until cancelled; reports the bound ports once all listen."""
+    """Serves every (host, port) until cancelled; reports the bound ports once all listen. The listeners
+    share the connection limits (net/conn_limits.py): the cap on open connections and the read budget are
+    divided between them."""
     resolve, services = build_resolver(server)
     http_handler = HttpEndpoints(server)
     max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
+    limits = DEFAULT_LIMITS.shared_by(len(addresses))
     async with trio.open_nursery() as nursery:
         ports = []
         for host, port in addresses:
@@ -35,8 +39,10 @@ async def serve_clients(
                     resolve=resolve,
                     known_services=services,
                     http_handler=http_handler,
+                    http_body_limit=http_handler.body_limit,
                     max_recv_message_bytes=max_recv,
                     grpc_limits=grpc_limits,
+                    limits=limits,
                     task_status=task_status,
                 )
             )

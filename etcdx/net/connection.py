@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 
 from etcdx.log import get_logger
+from etcdx.net.conn_limits import READ_CHUNK, ConnectionLimits, ReadBudget
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import GrpcConnection, Resolver
-from etcdx.net.http1 import HttpHandler, is_request_line, may_start_request_line, serve_http1
+from etcdx.net.http1 import BodyLimit, HttpHandler, is_request_line, may_start_request_line, serve_http1
 
 log = get_logger("etcdx.net")
 
@@ -23,31 +26,62 @@ async def serve_connection(
     http_handler: HttpHandler,
     max_recv_message_bytes: int,
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
+    http_body_limit: BodyLimit,
+    limits: ConnectionLimits,
+    budget: ReadBudget,
+    accepted_at: float,
+    set_idle: Callable[[bool], None],
 ) -> None:
-    """Serves ``stream`` until the peer goes; never raises for anything the peer did."""
+    """Serves ``stream`` until the peer goes; never raises for anything the peer did.
+
+    The peer must show its protocol (the whole HTTP/2 preface, or a complete HTTP/1.x request line) within
+    ``limits.handshake_timeout`` of ``accepted_at``, or the connection is closed without an answer. The
+    connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes."""
     try:
         async with stream:
-            head = b""
-            while len(head) < len(PREFACE) and PREFACE.startswith(head):
-                data = await stream.receive_some(64 * 1024)
-                if not data:
-                    return
-                head += data
+            head = None
+            with trio.move_on_at(accepted_at + limits.handshake_timeout):
+                head = await _read_protocol_head(stream)
+            if head is None:
+                return
+            set_idle(False)
             if head.startswith(PREFACE):
                 await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes, grpc_limits).run(head)
                 return
-            # Neither HTTP/2 nor, once its first line is complete, HTTP/1.x: etcd's connection
-            # matcher drops such a connection at once, and so does this.
-            while b"\n" not in head and len(head) < FIRST_LINE_LIMIT and may_start_request_line(head):
-                data = await stream.receive_some(64 * 1024)
-                if not data:
-                    return
-                head += data
-            newline = head.find(b"\n")
-            if not may_start_request_line(head) or (newline >= 0 and not is_request_line(head[:newline])):
-                return
-            await serve_http1(stream, head, http_handler)
+            await serve_http1(
+                stream,
+                head,
+                http_handler,
+                body_limit=http_body_limit,
+                limits=limits,
+                budget=budget,
+                started=accepted_at,
+                set_idle=set_idle,
+            )
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     except Exception:
         log.exception("connection failed")
+
+
+async def _read_protocol_head(stream: trio.abc.Stream) -> bytes | None:
+    """The first bytes of the connection once they hold the HTTP/2 preface or an HTTP/1.x request line;
+    None when the peer closes first or sends something else (etcd's connection matcher drops such a
+    connection at once, and so does this)."""
+    head = b""
+    while len(head) < len(PREFACE) and PREFACE.startswith(head):
+        data = await stream.receive_some(READ_CHUNK)
+        if not data:
+            return None
+        head += data
+    if head.startswith(PREFACE):
+        return head
+    while b"\n" not in head and len(head) < FIRST_LINE_LIMIT and may_start_request_line(head):
+        data = await stream.receive_some(READ_CHUNK)
+        if not data:
+            return None
+        head += data
+    newline = head.find(b"\n")
+    if not may_start_request_line(head) or (newline >= 0 and not is_request_line(head[:newline])):
+        return None
+    return head

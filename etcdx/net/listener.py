@@ -1,4 +1,5 @@
-"""The client listener: every accepted connection is served in its own task of one nursery."""
+"""The client listener: every accepted connection is served in its own task of one nursery, within the
+connection cap (net/admission.py) and the time and memory bounds of net/conn_limits.py."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from functools import partial
 
 import trio
 
+from etcdx.net.admission import ConnectionSlots
+from etcdx.net.conn_limits import DEFAULT_LIMITS, ConnectionLimits, ReadBudget
 from etcdx.net.connection import serve_connection
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import Resolver
-from etcdx.net.http1 import HttpHandler
+from etcdx.net.http1 import BodyLimit, HttpHandler, any_body_up_to
 
 
 async def serve_client_port(
@@ -22,6 +25,8 @@ async def serve_client_port(
     http_handler: HttpHandler,
     max_recv_message_bytes: int,
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
+    http_body_limit: BodyLimit | None = None,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -29,19 +34,39 @@ async def serve_client_port(
     ``resolve`` maps a gRPC path to its method (None: unimplemented); ``known_services`` names the services
     it serves, so an unknown path is answered with grpc-go's "unknown method M for service S" when S is
     known and "unknown service S" when not. Requests larger than ``max_recv_message_bytes`` fail with
-    RESOURCE_EXHAUSTED. HTTP/1.1 requests go to ``http_handler``. On cancellation every HTTP/2 connection
-    gets a GOAWAY and every running handler is cancelled."""
+    RESOURCE_EXHAUSTED. HTTP/1.1 requests go to ``http_handler``; ``http_body_limit`` says how large a body
+    each of them may carry (default: ``max_recv_message_bytes`` for any path). On cancellation every HTTP/2
+    connection gets a GOAWAY and every running handler is cancelled."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     for listener in listeners:
         listener.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    handler = partial(
+    serve = partial(
         serve_connection,
         resolve=resolve,
         known_services=known_services,
         http_handler=http_handler,
         max_recv_message_bytes=max_recv_message_bytes,
         grpc_limits=grpc_limits,
+        http_body_limit=http_body_limit or any_body_up_to(max_recv_message_bytes),
+        limits=limits,
+        budget=ReadBudget(limits.read_budget_bytes),
     )
+    slots = ConnectionSlots(limits.connection_cap())
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(trio.serve_listeners, handler, listeners))
+        await nursery.start(partial(trio.serve_listeners, partial(_admit, slots, serve), listeners))
         task_status.started(listeners[0].socket.getsockname()[1])
+
+
+async def _admit(slots: ConnectionSlots, serve, stream: trio.SocketStream) -> None:
+    """Serves ``stream`` if the cap admits it; closes it at once if not. An evicted connection's scope is
+    cancelled, and serve_connection closes its stream on the way out."""
+    accepted_at = trio.current_time()
+    with trio.CancelScope() as scope:
+        ticket = slots.admit(scope)
+        if ticket is None:
+            await trio.aclose_forcefully(stream)
+            return
+        try:
+            await serve(stream, accepted_at=accepted_at, set_idle=ticket.set_idle)
+        finally:
+            slots.leave(ticket)

@@ -48,6 +48,11 @@ class HttpEndpoints:
             return _METHOD_NOT_ALLOWED
         return handler(request)
 
+    def body_limit(self, method: str, target: str) -> int | None:
+        """None: no path served here reads a body (as in etcd, /health, /version and /metrics ignore it), so
+        net/http1.py drops a small one and answers a large one without reading it, closing the connection."""
+        return None
+
     def _health(self, request: HttpRequest) -> HttpResponse:
         """Unhealthy (503) when the member cannot write (its WAL or backend failed; no exclude hides that), and
         while an alarm is active, unless its type is excluded with ?exclude=NOSPACE|CORRUPT (an unknown type,
