@@ -395,6 +395,8 @@ def settings(data_dir: str) -> ServerSettings:
         max_wals=5,
         snapshot_catchup_entries=5000,
         wal_segment_bytes=64 * 1024 * 1024,
+        backend_batch_interval=0.1,
+        backend_batch_limit=10000,
     )
 
 
