@@ -39,7 +39,8 @@ def _member(workdir: str, tree: str, plant: str, perf_out: str | None) -> Server
     client_port, peer_port = free_ports(2)
     data_dir = os.path.join(workdir, f"m-{client_port}.etcdx")
     flags = _cluster_flags("b", data_dir, client_port, peer_port)
-    argv = [sys.executable, "-m", "tests.support.powercut_member", *flags]
+    # -P: the member imports from PYTHONPATH (its tree), not from the current directory
+    argv = [sys.executable, "-P", "-m", "tests.support.powercut_member", *flags]
     if perf_out:
         argv = ["perf", "stat", "-x", ",", "-e", EVENTS, "-o", perf_out, "--", *argv]
     log = os.path.join(workdir, f"m-{client_port}.log")

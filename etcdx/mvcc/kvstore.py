@@ -150,6 +150,11 @@ class KVStore:
         return self._committed_index
 
     @property
+    def batch_open(self) -> bool:
+        """Whether a batch transaction is open (it may hold no entry yet)."""
+        return self._wtxn is not None
+
+    @property
     def uncommitted_entries(self) -> int:
         """Entries applied since the last ``commit`` (0: no batch transaction is open)."""
         return self._uncommitted_entries

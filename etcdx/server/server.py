@@ -94,8 +94,8 @@ class EtcdServer:
         self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
         self._sync_needed = trio.Event()
         self._backend_committed = trio.Event()  # set by each commit that wrote something
-        self._batch_open = trio.Event()  # set when an apply batch leaves changes in the batch transaction
-        self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
+        self._batch_open = trio.Event()  # set when an apply batch leaves the batch transaction open
+        self._backend_bytes = 0  # the backend's file size as of the last commit (it grows only then)
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
@@ -236,7 +236,7 @@ class EtcdServer:
                     results.append((entry.index, self._apply_entry(entry)))
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
-        elif self.store.uncommitted_entries:
+        elif self.store.batch_open:
             self._batch_open.set()
         metrics.PROPOSALS_APPLIED.inc(len(entries))
         metrics.CURRENT_REVISION.set(self.store.current_revision)
@@ -286,7 +286,7 @@ class EtcdServer:
     def _commit_backend(self) -> None:
         """Commits the batch transaction on the event loop (blocking for its fdatasync); a failed commit stops
         the member."""
-        if not self.store.uncommitted_entries:
+        if not self.store.batch_open:
             return
         try:
             self.store.commit()

@@ -86,3 +86,19 @@ def test_the_batch_commits_at_the_entry_limit(tmp_path):
         committed = committed_index(member.data_dir)
         assert start_index < committed <= applied
         assert applied - committed < limit
+
+
+def test_a_defragmentation_commits_the_batch_first_even_one_without_entries(tmp_path):
+    """The member's first Ready applies the empty entry of its term: the batch transaction is open from the
+    start, and a defragmentation right then must commit it before its copy and swap."""
+    with etcdx_process(tmp_path, extra_args=("--backend-batch-interval", "1h")).start() as member:
+        with grpc.insecure_channel(member.endpoint) as channel:
+            rpc_pb2_grpc.MaintenanceStub(channel).Defragment(rpc_pb2.DefragmentRequest(), timeout=30)
+            kv = rpc_pb2_grpc.KVStub(channel)
+            kv.Put(rpc_pb2.PutRequest(key=b"after", value=b"defrag"), timeout=10)
+            assert kv.Range(rpc_pb2.RangeRequest(key=b"after"), timeout=10).kvs[0].value == b"defrag"
+        member.stop()
+        member.start()
+        with grpc.insecure_channel(member.endpoint) as channel:
+            found = rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"after"), timeout=10)
+        assert [kv.value for kv in found.kvs] == [b"defrag"]
