@@ -56,8 +56,8 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
-# A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync after a commit makes it
-# durable, at most this often, so that the WAL can be released below it.
+# A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync this long after a commit
+# makes it durable, so that the WAL can be released below it.
 BACKEND_SYNC_INTERVAL = 0.1
 
 
@@ -296,7 +296,7 @@ class EtcdServer:
         self._backend_committed.set()
 
     async def _backend_sync_loop(self) -> None:
-        """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after a commit, and
+        """Flushes the backend to disk off the event loop, BACKEND_SYNC_INTERVAL after a commit, and
         releases the WAL below what a completed flush covers (see the module docstring). A failed flush stops
         the member."""
         s = self.settings
@@ -304,6 +304,10 @@ class EtcdServer:
         release_below = 1  # entries below it are covered by a durable backend state and the catch-up margin
         while True:
             await self._backend_committed.wait()
+            # One sync for the commits of an interval: only WAL release waits for it (a commit's own fdatasync
+            # already keeps the file consistent), and a commit left unsynced that long is what a backend without
+            # that fdatasync would lose (the planted fault of tests/powercut).
+            await trio.sleep(BACKEND_SYNC_INTERVAL)
             self._backend_committed = trio.Event()
             # Commits run on this loop: this index was committed before the sync below starts, so a completed
             # sync makes it durable (entries applied but not committed yet are not counted).
@@ -321,7 +325,6 @@ class EtcdServer:
             # --max-wals, and those wholly below the point go then (as etcd purges on a timer).
             if release_below > 1:
                 await self._release_wal(release_below)
-            await trio.sleep(BACKEND_SYNC_INTERVAL)
 
     async def _release_wal(self, below: int) -> None:
         """Releases the WAL below ``below`` (see the module docstring); logs what it removed."""
