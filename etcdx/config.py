@@ -48,6 +48,9 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "initial-cluster-token": ("str", "etcd-cluster"),
     "advertise-client-urls": ("urls", "http://localhost:2379"),
     "quota-backend-bytes": ("int", 0),
+    # 0 means etcd's defaults (100ms, 10000 entries).
+    "backend-batch-interval": ("str", ""),
+    "backend-batch-limit": ("int", 0),
     "max-txn-ops": ("int", 128),
     "max-request-bytes": ("int", 1572864),
     "max-concurrent-streams": ("int", 2**32 - 1),
@@ -68,8 +71,6 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
 NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "initial-election-tick-advance": ("bool", True),
     "backend-bbolt-freelist-type": ("str", "map"),
-    "backend-batch-interval": ("str", ""),
-    "backend-batch-limit": ("int", 0),
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
     "discovery": ("str", ""),
@@ -156,6 +157,8 @@ OBSOLETE = frozenset(
 
 FLAGS = {**IMPLEMENTED, **NOT_IMPLEMENTED}
 DEFAULT_QUOTA_BYTES = 2 * 1024**3
+DEFAULT_BACKEND_BATCH_INTERVAL = 0.1  # etcd's defaultBatchInterval
+DEFAULT_BACKEND_BATCH_LIMIT = 10000  # etcd's defaultBatchLimit
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 _FALSE = {"0", "f", "F", "false", "FALSE", "False"}
 
@@ -200,6 +203,8 @@ class Config:
     grpc_keepalive_min_time: float = 5.0
     grpc_keepalive_interval: float = 7200.0
     grpc_keepalive_timeout: float = 20.0
+    backend_batch_interval: float = DEFAULT_BACKEND_BATCH_INTERVAL
+    backend_batch_limit: int = DEFAULT_BACKEND_BATCH_LIMIT
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -450,6 +455,10 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     if state == "existing":
         raise ConfigError("etcdx: --initial-cluster-state existing is not implemented yet (joining needs Raft)")
 
+    batch_interval = parse_duration("backend-batch-interval", get("backend-batch-interval"))
+    if batch_interval < 0:  # etcd panics on a negative ticker interval
+        raise ConfigError(f"--backend-batch-interval must not be negative, got {get('backend-batch-interval')}")
+
     name = get("name")
     peer_urls = _urls("initial-advertise-peer-urls", get("initial-advertise-peer-urls"))
     initial_cluster = _initial_cluster(get("initial-cluster") or f"{name}=" + ",".join(u.text for u in peer_urls))
@@ -491,6 +500,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         enable_grpc_gateway=get("enable-grpc-gateway"),
         show_version=get("version"),
         show_help=get("help"),
+        backend_batch_interval=batch_interval or DEFAULT_BACKEND_BATCH_INTERVAL,
+        backend_batch_limit=get("backend-batch-limit") or DEFAULT_BACKEND_BATCH_LIMIT,
         watch_progress_notify_interval=parse_duration(
             "experimental-watch-progress-notify-interval", get("experimental-watch-progress-notify-interval")
         ),

@@ -2,15 +2,19 @@
 
 Pure logic: the backend object passed in is the only thing that touches the disk.
 
-The server applies committed log entries with ``apply`` inside ``apply_batch`` (one LMDB write txn
-per batch) and serves reads with ``range`` between batches. Every rule here was checked against
-etcd 3.5.1 by the differential tests (tests/compat).
+The server applies committed log entries with ``apply`` inside ``apply_batch`` and serves reads with ``range``
+between batches. Batch transaction (etcd's batchTx): one LMDB write transaction stays open across apply
+batches until the server calls ``commit`` (each commit costs an fdatasync). Invariant: every read (ranges,
+txns, watch history, prev_kv) goes through that open transaction when there is one, so it sees every
+applied write, committed or not; reads open a read transaction only when no write transaction is open.
+The committed file may lag the applied state; the WAL covers the gap (``committed_index``).
+Every rule here was checked against etcd 3.5.1 by the differential tests (tests/compat).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
@@ -86,7 +90,9 @@ class KVStore:
         self.alarms = alarms if alarms is not None else Alarms()
         for member_id, alarm in backend.scan_alarms():
             self.alarms.activate(member_id, alarm)
-        self._wtxn = None
+        self._wtxn = None  # the batch transaction while one is open
+        self._uncommitted_entries = 0  # entries applied into the open batch transaction
+        self._holds_compaction = False
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
@@ -94,12 +100,14 @@ class KVStore:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
             scheduled = backend.get_meta_int(txn, meta.META_SCHEDULED_COMPACT, -1)
+        self._committed_index = self._consistent_index
         for lease_id, ttl in backend.scan_leases():
             self.lessor.restore(lease_id, ttl)
         self._current_rev = max(1, self._compact_rev, self._restore_index())
         if scheduled > self._compact_rev:
             with self.apply_batch():
                 self._compact(scheduled)
+            self.commit()
 
     def _restore_index(self) -> int:
         """Rebuilds the key index from the backend in revision order; returns the newest main revision."""
@@ -133,7 +141,38 @@ class KVStore:
 
     @property
     def consistent_index(self) -> int:
+        """The index of the last applied entry (committed to the backend or not)."""
         return self._consistent_index
+
+    @property
+    def committed_index(self) -> int:
+        """The consistent index the backend file holds: that of the last ``commit``."""
+        return self._committed_index
+
+    @property
+    def batch_open(self) -> bool:
+        """Whether a batch transaction is open (it may hold no entry yet)."""
+        return self._wtxn is not None
+
+    @property
+    def uncommitted_entries(self) -> int:
+        """Entries applied since the last ``commit`` (0: no batch transaction is open)."""
+        return self._uncommitted_entries
+
+    @property
+    def holds_compaction(self) -> bool:
+        """Whether the batch transaction holds a compaction: etcd commits one at once (the freed space and
+        the compacted revision are then what Status and a restart see)."""
+        return self._holds_compaction
+
+    @contextmanager
+    def _reading(self) -> Iterator[object]:
+        """The transaction a read goes through: the open batch transaction, else a new read transaction."""
+        if self._wtxn is not None:
+            yield self._wtxn
+        else:
+            with self.backend.begin_read() as txn:
+                yield txn
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -164,10 +203,10 @@ class KVStore:
         fields and its revision is set here to the store revision the read saw. Raises EtcdError.
 
         Counts, and reads whose response is the stored KeyValues in key order (``_stored_kvs_answer``),
-        copy the stored bytes into the response with rangecodec and parse nothing; the others (and any
-        read inside an apply batch) serialize ``range``'s response.
+        copy the stored bytes into the response with rangecodec and parse nothing (through the batch
+        transaction too); the others serialize ``range``'s response.
         """
-        if self._wtxn is None and (request.count_only or _stored_kvs_answer(request)):
+        if request.count_only or _stored_kvs_answer(request):
             return self._range_stored(request, header)
         response = self.range(request)
         header.revision = response.header.revision
@@ -188,8 +227,12 @@ class KVStore:
         if more:
             del pairs[r.limit :]
         wanted = [backend_key(rev) for _, rev in pairs]
-        with self.backend.begin_read() as txn:
+        txn = self._wtxn
+        if txn is not None:
             found = txn.cursor(db=self.backend.key_db).getmulti(wanted)
+        else:
+            with self.backend.begin_read() as txn:
+                found = txn.cursor(db=self.backend.key_db).getmulti(wanted)
         if len(found) != len(wanted):
             raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
         return rangecodec.encode(header.SerializeToString(), [kv for _, kv in found], more, count)
@@ -209,7 +252,7 @@ class KVStore:
     def history(self, first: int, last: int) -> list[tuple[int, list[kv_pb2.Event]]]:
         """The events of revisions first..last from the backend, as watchers see them."""
         revisions: list[tuple[int, list[kv_pb2.Event]]] = []
-        with self.backend.begin_read() as txn:
+        with self._reading() as txn:
             cursor = txn.cursor(db=self.backend.key_db)
             if not cursor.set_range(backend_key(pack(first, 0))):
                 return revisions
@@ -237,26 +280,52 @@ class KVStore:
         found = self.index.get(key, before)
         if found is None:
             return None
-        with self.backend.begin_read() as txn:
+        with self._reading() as txn:
             return self.read_kv(txn, found[0])
 
     # -- writes ----------------------------------------------------------------------------
 
     @contextmanager
     def apply_batch(self) -> Iterator[None]:
-        """One backend write transaction around several ``apply`` calls, committed on exit."""
-        txn = self.backend.begin_write()
-        self._wtxn = txn
+        """Several ``apply`` calls inside the batch transaction, opened here if none is open and left open
+        (``commit`` ends it). An exception aborts it: every entry applied since the last commit is lost
+        from the backend while the in-memory state keeps it, so the caller must stop (the WAL replays them)."""
+        if self._wtxn is None:
+            self._wtxn = self.backend.begin_write()
         try:
             yield
         except BaseException:
-            txn.abort()
+            self.abort()
             raise
-        else:
+
+    def commit(self) -> int:
+        """Commits the batch transaction, if one is open, with the consistent index it reached; returns
+        ``committed_index``. Blocking (LMDB fdatasyncs the pages), and on the thread that applied: an LMDB
+        write transaction ends on the thread that began it. Raises ``storage_errors`` (the transaction is
+        then gone: the caller stops)."""
+        txn = self._wtxn
+        if txn is None:
+            return self._committed_index
+        self._wtxn = None
+        self._uncommitted_entries = 0
+        self._holds_compaction = False
+        try:
             self.backend.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
             txn.commit()
-        finally:
-            self._wtxn = None
+        except BaseException:
+            with suppress(Exception):  # a failed commit may have ended the transaction already
+                txn.abort()
+            raise
+        self._committed_index = self._consistent_index
+        return self._committed_index
+
+    def abort(self) -> None:
+        """Drops the batch transaction, if one is open, and what it holds (for a member that stops)."""
+        txn, self._wtxn = self._wtxn, None
+        self._uncommitted_entries = 0
+        self._holds_compaction = False
+        if txn is not None:
+            txn.abort()
 
     def apply_data(self, index: int, data: bytes) -> Message | errors.EtcdError | None:
         """``apply`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not parse
@@ -267,6 +336,7 @@ class KVStore:
             request = InternalRequest.FromString(data)
         except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
             self._consistent_index = index
+            self._uncommitted_entries += 1
             return ApplyFailed(exc)
         return self.apply(index, request)
 
@@ -282,6 +352,7 @@ class KVStore:
         if index <= self._consistent_index:
             return None
         self._consistent_index = index
+        self._uncommitted_entries += 1
         try:
             return self._dispatch(request)
         except errors.EtcdError as exc:
@@ -424,4 +495,5 @@ class KVStore:
         for raw_key in doomed:
             txn.delete(raw_key, db=self.backend.key_db)
         self._compact_rev = rev
+        self._holds_compaction = True
         self.backend.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)

@@ -11,9 +11,16 @@ Fail-stop: a log that cannot be written or a backend that cannot be synced stops
 MemberStopped (one message; the command logs it and exits non-zero) instead of leaving writes to hang.
 So does a damaged log at start-up (nothing on disk is changed then).
 
+Batch transaction (etcd's): applies go into one backend write transaction that stays open across Ready
+iterations; it is committed (with its fdatasync, on the event loop: LMDB ends a write transaction on the thread
+that began it) --backend-batch-interval after its first change or once it holds --backend-batch-limit entries,
+right after a compaction (as etcd forces one), and before anything that needs the committed file (a
+defragmentation's copy, close). Reads go through it; Status's sizes are those of the last commit, as in etcd.
+
 WAL release: the backend is the snapshot. Once --snapshot-count entries were applied since the last
 release point, and a backend sync that started after they were committed has completed, the release point
-moves to that index minus --experimental-snapshot-catchup-entries; after every backend sync the WAL removes
+moves to that index minus --experimental-snapshot-catchup-entries (only committed entries count: the sync
+covers what was committed when it started); after every backend sync the WAL removes
 its oldest segments wholly below the point while more than --max-wals remain (0: it keeps them all).
 """
 
@@ -49,8 +56,8 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
-# The backend commits without fsync (the WAL is the durability source); it is flushed to disk this long after
-# an apply at most, as etcd's bbolt commits its batch every 100 ms, so that a replay after an OS crash is short.
+# A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync this long after a commit
+# makes it durable, so that the WAL can be released below it.
 BACKEND_SYNC_INTERVAL = 0.1
 # etcd's maxGapBetweenApplyAndCommitIndex: a proposal is refused with "too many requests" while more entries
 # than this wait to be applied.
@@ -89,8 +96,9 @@ class EtcdServer:
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
         self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
         self._sync_needed = trio.Event()
-        self._backend_dirty = trio.Event()
-        self._backend_bytes = 0  # the backend's file size as of the last apply batch (one stat per batch)
+        self._backend_committed = trio.Event()  # set by each commit that wrote something
+        self._batch_open = trio.Event()  # set when an apply batch leaves the batch transaction open
+        self._backend_bytes = 0  # the backend's file size as of the last commit (it grows only then)
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
@@ -157,6 +165,7 @@ class EtcdServer:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch_sync_loop)
                     nursery.start_soon(self._backend_sync_loop)
+                    nursery.start_soon(self._backend_commit_loop)
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
                     await self._ready_loop()
@@ -167,9 +176,13 @@ class EtcdServer:
             with trio.CancelScope(shield=True):
                 async with self._backend_lock:  # a defragmentation's copy may still run in its thread
                     if self._failure is None:
+                        if self.store is not None:
+                            self.store.commit()
                         self.backend.close()
                     else:
                         with contextlib.suppress(Exception):  # stopping already; the first failure is reported
+                            if self.store is not None:
+                                self.store.abort()
                             self.backend.close()
 
     def _stop(self, reason: str) -> MemberStopped:
@@ -189,6 +202,7 @@ class EtcdServer:
         with self.store.apply_batch():
             for entry in entries:
                 self._apply_entry(entry)
+        self.store.commit()
 
     # -- the Ready loop ----------------------------------------------------------------------
 
@@ -223,8 +237,10 @@ class EtcdServer:
             for entry in entries:
                 if entry.data:
                     results.append((entry.index, self._apply_entry(entry)))
-        self._backend_bytes = self.backend.size_bytes
-        self._backend_dirty.set()
+        if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
+            self._commit_backend()
+        elif self.store.batch_open:
+            self._batch_open.set()
         metrics.PROPOSALS_APPLIED.inc(len(entries))
         metrics.CURRENT_REVISION.set(self.store.current_revision)
         hub = self.watch_hub
@@ -261,19 +277,44 @@ class EtcdServer:
             )
         return result
 
+    async def _backend_commit_loop(self) -> None:
+        """Commits the batch transaction --backend-batch-interval after the apply batch that opened it (a
+        commit for the batch limit or a defragmentation in between only makes the next one come early)."""
+        while True:
+            await self._batch_open.wait()
+            await trio.sleep(self.settings.backend_batch_interval)
+            self._batch_open = trio.Event()
+            self._commit_backend()
+
+    def _commit_backend(self) -> None:
+        """Commits the batch transaction on the event loop (blocking for its fdatasync); a failed commit stops
+        the member."""
+        if not self.store.batch_open:
+            return
+        try:
+            self.store.commit()
+        except self.backend.storage_errors as exc:
+            raise self._stop(f"backend: commit failed, stopping: {exc!r}") from exc
+        self._backend_bytes = self.backend.size_bytes
+        self._backend_committed.set()
+
     async def _backend_sync_loop(self) -> None:
-        """Flushes the backend to disk off the event loop, at most BACKEND_SYNC_INTERVAL after an apply, and
+        """Flushes the backend to disk off the event loop, BACKEND_SYNC_INTERVAL after a commit, and
         releases the WAL below what a completed flush covers (see the module docstring). A failed flush stops
         the member."""
         s = self.settings
         released_at = 0
         release_below = 1  # entries below it are covered by a durable backend state and the catch-up margin
         while True:
-            await self._backend_dirty.wait()
-            self._backend_dirty = trio.Event()
-            # Applies commit their transaction before they return, on this loop: this index is committed, and
-            # the sync below starts after it was.
-            index = self.store.consistent_index
+            await self._backend_committed.wait()
+            # One sync for the commits of an interval: only WAL release waits for it (a commit's own fdatasync
+            # already keeps the file consistent), and a commit left unsynced that long is what a backend without
+            # that fdatasync would lose (the planted fault of tests/powercut).
+            await trio.sleep(BACKEND_SYNC_INTERVAL)
+            self._backend_committed = trio.Event()
+            # Commits run on this loop: this index was committed before the sync below starts, so a completed
+            # sync makes it durable (entries applied but not committed yet are not counted).
+            index = self.store.committed_index
             try:
                 async with self._backend_lock:
                     await trio.to_thread.run_sync(self.backend.sync)
@@ -287,7 +328,6 @@ class EtcdServer:
             # --max-wals, and those wholly below the point go then (as etcd purges on a timer).
             if release_below > 1:
                 await self._release_wal(release_below)
-            await trio.sleep(BACKEND_SYNC_INTERVAL)
 
     async def _release_wal(self, below: int) -> None:
         """Releases the WAL below ``below`` (see the module docstring); logs what it removed."""
@@ -367,6 +407,7 @@ class EtcdServer:
         async with self._backend_lock:
             self._applies_resumed = trio.Event()
             try:
+                self._commit_backend()  # the copy reads the committed file
                 copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
                 self.backend.swap_in(copy_path)
             finally:

@@ -28,6 +28,8 @@ class ServerSettings:
     max_wals: int  # WAL segments to keep at least (0: all)
     snapshot_catchup_entries: int  # entries kept below the release point for followers
     wal_segment_bytes: int
+    backend_batch_interval: float  # seconds the batch transaction stays open after its first change
+    backend_batch_limit: int  # applied entries that make the batch transaction commit at once
 
     @property
     def member_dir(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import grpc
 
@@ -34,6 +35,9 @@ def _put_and_count(endpoint: str, first: int, count: int) -> int:
 def test_second_member_on_the_same_data_dir_exits_and_the_first_loses_nothing(tmp_path):
     with etcdx_process(tmp_path, name="first").start() as first:
         assert _put_and_count(first.endpoint, 0, 100) == 100
+        # The first member commits its batch transaction up to --backend-batch-interval (100 ms) after the last
+        # write and syncs it soon after; past that it writes nothing while idle.
+        time.sleep(1.0)
         before = _tree(first.data_dir)
         client_port, peer_port = free_ports(2)
         second = subprocess.run(

@@ -28,5 +28,7 @@ def server_settings(data_dir: str, name: str = "default", **overrides) -> Server
         max_wals=5,
         snapshot_catchup_entries=5000,
         wal_segment_bytes=64 * 1024 * 1024,
+        backend_batch_interval=0.1,
+        backend_batch_limit=10000,
     )
     return dataclasses.replace(settings, **overrides)

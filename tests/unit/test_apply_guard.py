@@ -28,7 +28,9 @@ class Store:
 
     def apply_data(self, data: bytes):
         with self.kv.apply_batch():
-            return self.kv.apply_data(self.kv.consistent_index + 1, data)
+            result = self.kv.apply_data(self.kv.consistent_index + 1, data)
+        self.kv.commit()
+        return result
 
     def apply(self, **request):
         return self.apply_data(InternalRequest(**request).SerializeToString())

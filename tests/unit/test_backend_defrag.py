@@ -24,7 +24,9 @@ def every_row(backend: Backend) -> dict[str, list[tuple[bytes, bytes]]]:
 
 def apply(store: KVStore, **request):
     with store.apply_batch():
-        return store.apply(store.consistent_index + 1, InternalRequest(**request))
+        result = store.apply(store.consistent_index + 1, InternalRequest(**request))
+    store.commit()
+    return result
 
 
 def test_defragmenting_shrinks_the_file_and_keeps_every_row(tmp_path):

@@ -139,3 +139,16 @@ def test_grpc_stream_and_keepalive_flags():
         parse_config(["--max-concurrent-streams", "-1"], {})
     with pytest.raises(ConfigError, match="-grpc-keepalive-timeout"):
         parse_config(["--grpc-keepalive-timeout", "soon"], {})
+
+
+def test_backend_batch_flags_default_to_etcds_batch_and_take_a_duration_and_a_count():
+    config = parse_config([], {})
+    assert (config.backend_batch_interval, config.backend_batch_limit) == (0.1, 10000)
+    config = parse_config(["--backend-batch-interval=0", "--backend-batch-limit", "0"], {})
+    assert (config.backend_batch_interval, config.backend_batch_limit) == (0.1, 10000)  # 0: etcd's default
+    config = parse_config(["--backend-batch-interval", "25ms"], {"ETCD_BACKEND_BATCH_LIMIT": "500"})
+    assert (config.backend_batch_interval, config.backend_batch_limit) == (0.025, 500)
+    with pytest.raises(ConfigError, match="backend-batch-interval"):
+        parse_config(["--backend-batch-interval", "-1s"], {})
+    with pytest.raises(ConfigError, match="backend-batch-interval"):
+        parse_config(["--backend-batch-interval", "often"], {})

@@ -25,7 +25,9 @@ class Store:
 
     def apply(self, **request):
         with self.kv.apply_batch():
-            return self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
+            result = self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
+        self.kv.commit()
+        return result
 
     def compact(self, revision: int):
         return self.apply(compaction=pb.CompactionRequest(revision=revision))

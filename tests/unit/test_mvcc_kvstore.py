@@ -27,7 +27,9 @@ class Store:
 
     def apply(self, **request):
         with self.kv.apply_batch():
-            return self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
+            result = self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
+        self.kv.commit()
+        return result
 
     def put(self, key: bytes, value: bytes = b"", **options):
         return self.apply(put=pb.PutRequest(key=key, value=value, **options))
@@ -42,6 +44,7 @@ class Store:
         return [kv.key for kv in self.range(key, range_end, **options).kvs]
 
     def reopen(self) -> None:
+        self.kv.commit()
         self.backend.close()
         self.backend = Backend(self.path, map_size=64 << 20)
         self.kv = KVStore(self.backend)

@@ -223,7 +223,13 @@ class KVStoreMachine(RuleBasedStateMachine):
         assert self.apply(txn=request) == expected
 
     @rule()
+    def commit(self):
+        """Ends the batch transaction; every other rule reads through it while it is open."""
+        self.store.commit()
+
+    @rule()
     def reopen(self):
+        self.store.commit()
         self.backend.close()
         self.backend = Backend(self.dir, map_size=64 << 20)
         self.store = KVStore(self.backend)

@@ -25,7 +25,9 @@ def store(tmp_path):
 
 def apply(store: KVStore, **request):
     with store.apply_batch():
-        return store.apply(store.consistent_index + 1, InternalRequest(**request))
+        result = store.apply(store.consistent_index + 1, InternalRequest(**request))
+    store.commit()
+    return result
 
 
 def txn(store: KVStore, compare=(), success=(), failure=()):
