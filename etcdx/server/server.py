@@ -221,7 +221,8 @@ class EtcdServer:
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
             if rd.committed:
-                if self._applies_resumed is not None:
+                # Again after each wake-up: the next defragmentation may already hold the backend.
+                while self._applies_resumed is not None:
                     await self._applies_resumed.wait()
                 self._apply_committed(rd.committed)
             if persist:
