@@ -42,7 +42,7 @@ from tests.support.lincheck.history import (
     is_read_only,
     is_serializable_read,
 )
-from tests.support.lincheck.model import State
+from tests.support.lincheck.model import State, without_revisions
 from tests.support.lincheck.search import LINEARIZABLE, UNKNOWN, VIOLATION, SearchResult, search
 
 PER_KEY = "linearizable-per-key-without-revisions"
@@ -73,8 +73,12 @@ def revision_of(response: Response | None) -> int | None:
     return response.revision
 
 
-def check(history: list[Operation], budget: int = 2_000_000, per_key_fallback: bool = True) -> CheckResult:
-    """Judge ``history``; ``budget`` bounds the model steps of each search (an exhausted budget gives UNKNOWN)."""
+def check(
+    history: list[Operation], budget: int = 2_000_000, per_key_fallback: bool = True, per_key_budget: int | None = None
+) -> CheckResult:
+    """Judge ``history``. ``budget`` bounds the model steps of the whole-history search (and of each prefix
+    search of a violation report), ``per_key_budget`` (default: ``budget``) those of each per-key search;
+    an exhausted budget gives UNKNOWN."""
     ops = [op for op in history if op.known or not is_read_only(op.request)]
     dropped = len(history) - len(ops)
     stale = _serializable_lower_bound_violations(ops)
@@ -101,7 +105,7 @@ def check(history: list[Operation], budget: int = 2_000_000, per_key_fallback: b
     steps = whole.steps
     verdicts = []
     for key, key_ops in sorted(partitions.items()):
-        part = search(key_ops, False, budget)
+        part = search(key_ops, False, budget if per_key_budget is None else per_key_budget)
         steps += part.steps
         if part.verdict == VIOLATION:
             per_scope = f"key {describe.key(key)} alone, without revisions, {len(key_ops)} operations"
@@ -110,7 +114,10 @@ def check(history: list[Operation], budget: int = 2_000_000, per_key_fallback: b
         verdicts.append(part.verdict)
     n_serializable = sum(1 for op in ops if is_serializable_read(op.request))
     if all(v == LINEARIZABLE for v in verdicts):
-        per_scope = f"each of {len(partitions)} keys alone, revisions NOT checked, {n_serializable} serializable reads NOT checked"
+        per_scope = (
+            f"each of {len(partitions)} keys alone, revisions NOT checked, "
+            f"{n_serializable} serializable reads NOT checked"
+        )
         report = unknown_report + f"\nfallback: linearizable per key ({per_scope})"
         return CheckResult(PER_KEY, per_scope, steps, report, dropped)
     return CheckResult(UNKNOWN, scope, steps, unknown_report + "\nfallback per key: also out of budget", dropped)
@@ -171,14 +178,19 @@ def _violation_report(title: str, cut: float | None, result: SearchResult, shown
         lines.append(f"smallest failing prefix: the history up to t={cut:g} (operations running then: outcome unknown)")
     lin = result.linearization
     lines.append(f"longest linearization found: {len(lin)} operations" + (f", the last {shown}:" if lin else ""))
-    for op, after in lin[-shown:]:
+    for op, _after in lin[-shown:]:
         lines.append(f"  {describe.operation(op)}")
     end = lin[-1][1] if lin else result.initial
     lines.append(f"state after it: {describe.state(end)}")
     lines.append("none of these can come next:")
     for op, would in result.blocked:
-        alternatives = " or ".join(describe.response(r) for r in would)
-        lines.append(f"  {describe.operation(op)}\n      the model would answer: {alternatives}")
+        if op.response in would or (result.initial.revision == 0 and without_revisions(op.response) in would):
+            lines.append(f"  {describe.operation(op)}\n      fits here, but every order that continues from it fails")
+        else:
+            alternatives = " or ".join(describe.response(r) for r in would)
+            lines.append(f"  {describe.operation(op)}\n      the model would answer: {alternatives}")
+    if result.owed is not None:
+        lines.append(f"lowest revision still owed to: {describe.operation(result.owed)}")
     return "\n".join(lines)
 
 

@@ -29,9 +29,9 @@ from tests.support.lincheck.history import (
     Put,
     PutResponse,
     Range,
-    RangeResponse,
     Request,
     Txn,
+    is_serializable_read,
 )
 from tests.support.lincheck.model import INITIAL, State, apply, read
 
@@ -125,14 +125,15 @@ def execute(rng: random.Random, planned: list[Planned], lost: int | None = None,
         before.append(state)
         after, response = apply(state, p.request)[0]
         if p.request.__class__ is Range and p.request.serializable:
-            low = max(seen.get(p.client, 1), 1)
+            low = min(seen.get(p.client, 1), state.revision)  # a planted fault may have told it more
             response = read(by_revision[rng.randint(low, state.revision)], p.request)
         bumped.append(p.applied and after.revision != state.revision)
         if p.applied and i != lost:
             state = after
+            by_revision[state.revision] = state
             if i == duplicated:
                 state = apply(state, p.request)[0][0]
-            by_revision[state.revision] = state
+                by_revision[state.revision] = state
         if p.ret is None:
             history.append(Operation(p.client, p.call, None, p.request, None))
         else:
@@ -193,7 +194,10 @@ def plant(rng: random.Random, planned: list[Planned], fault: str) -> list[Operat
 
 
 def _revision(op: Operation) -> int | None:
-    return None if isinstance(op.response, ErrorResponse) else op.response.revision
+    """The revision ``op`` reports as current; None for errors and serializable reads (they may lag)."""
+    if isinstance(op.response, ErrorResponse) or is_serializable_read(op.request):
+        return None
+    return op.response.revision
 
 
 def history(seed: int, n_ops: int, n_clients: int, fault: str | None = None, **options) -> list[Operation] | None:

@@ -48,13 +48,16 @@ UNKNOWN = "unknown"
 class SearchResult:
     """``linearization``: the whole order (LINEARIZABLE) or the longest partial order found (otherwise),
     each operation with the state after it. ``blocked``: after that partial order, every operation that
-    could have come next, with the responses the model would have given it instead."""
+    could have come next, with the responses the model would give it there (when one of them is the
+    response it got, it fits there but every continuation failed). ``owed``: the unplaced operation that
+    reported the lowest revision, which the store may not pass."""
 
     verdict: str
     steps: int
     linearization: list[tuple[Operation, State]] = field(default_factory=list)
     blocked: list[tuple[Operation, list[Response]]] = field(default_factory=list)
     initial: State = INITIAL
+    owed: Operation | None = None
 
 
 def search(ops: list[Operation], track_revisions: bool = True, budget: int = 2_000_000) -> SearchResult:
@@ -172,10 +175,17 @@ def _changed(response: Response) -> bool:
 def _result(verdict, steps, order, path, bits, initial, track_revisions, window) -> SearchResult:
     linearization = [(order[j], s) for j, s in path]
     blocked = []
+    owed = None
     if verdict != LINEARIZABLE:
+        unplaced = [op for j, op in enumerate(order) if op.known and not (bits >> j) & 1]
+        floors = [
+            (_floor(op), op.response.revision if _floor(op) < math.inf else 0, i) for i, op in enumerate(unplaced)
+        ]
+        if track_revisions and floors and min(floors)[0] < math.inf:
+            owed = unplaced[min(floors)[2]]
         state = path[-1][1] if path else initial
         for j in window(bits):
             op = order[j]
             if op.known:
                 blocked.append((op, [r for _, r in apply(state, op.request, track_revisions)]))
-    return SearchResult(verdict, steps, linearization, blocked, initial)
+    return SearchResult(verdict, steps, linearization, blocked, initial, owed)
