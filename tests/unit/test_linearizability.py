@@ -270,7 +270,7 @@ def test_the_report_cuts_the_history_to_the_smallest_failing_prefix():
 
 # --- generated histories --------------------------------------------------------------------------------
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

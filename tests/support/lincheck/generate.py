@@ -111,7 +111,6 @@ def _request(rng, i, keys, granted, serializable_rate, leases) -> Request:
 class Executed:
     history: list[Operation]  # in linearization-point order, one per planned request
     before: list[State]  # the model state just before each planned request's point
-    bumped: list[bool]  # whether each request changed the revision
 
 
 def execute(rng: random.Random, planned: list[Planned], lost: int | None = None, duplicated: int | None = None):
@@ -120,14 +119,13 @@ def execute(rng: random.Random, planned: list[Planned], lost: int | None = None,
     state = INITIAL
     by_revision = {INITIAL.revision: INITIAL}
     seen = {}
-    history, before, bumped = [], [], []
+    history, before = [], []
     for i, p in enumerate(planned):
         before.append(state)
         after, response = apply(state, p.request)[0]
         if p.request.__class__ is Range and p.request.serializable:
             low = min(seen.get(p.client, 1), state.revision)  # a planted fault may have told it more
             response = read(by_revision[rng.randint(low, state.revision)], p.request)
-        bumped.append(p.applied and after.revision != state.revision)
         if p.applied and i != lost:
             state = after
             by_revision[state.revision] = state
@@ -140,7 +138,7 @@ def execute(rng: random.Random, planned: list[Planned], lost: int | None = None,
             history.append(Operation(p.client, p.call, p.ret, p.request, response))
             if not isinstance(response, ErrorResponse):
                 seen[p.client] = max(seen.get(p.client, 1), response.revision)
-    return Executed(history, before, bumped)
+    return Executed(history, before)
 
 
 def _plain_put_ok(op: Operation) -> bool:
