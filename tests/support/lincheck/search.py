@@ -31,9 +31,14 @@ from dataclasses import dataclass, field
 from tests.support.lincheck.history import (
     DeleteRangeResponse,
     ErrorResponse,
+    KeyValue,
     Operation,
+    Put,
     PutResponse,
+    RangeResponse,
+    Request,
     Response,
+    Txn,
     TxnResponse,
     is_serializable_read,
 )
@@ -82,6 +87,16 @@ def search(ops: list[Operation], track_revisions: bool = True, budget: int = 2_0
     for rank, j in enumerate(by_floor):
         floor_rank[j] = rank
 
+    # An unknown write whose (key, value) some response shows with mod revision m is tried first where it
+    # would make revision m: a search order only (values need not be unique), which finds witnesses sooner.
+    observed: dict[tuple[bytes, bytes], set[int]] = {}
+    for op in known:
+        for kv in _kvs_in(op.response):
+            observed.setdefault((kv.key, kv.value), set()).add(kv.mod_revision)
+    sightings = [set() for _ in range(n_known)] + [
+        set().union(*(observed.get((p.key, p.value), set()) for p in _puts_in(op.request))) for op in unknown
+    ]
+
     def lowest_floor(fbits: int) -> float:
         """The lowest floor among unplaced known operations (``fbits``: placed ones, in floor order)."""
         rank = ((fbits + 1) & ~fbits).bit_length() - 1
@@ -113,13 +128,14 @@ def search(ops: list[Operation], track_revisions: bool = True, budget: int = 2_0
         """The next moves. A known operation that fits and leaves the state as it is (a read, a delete of
         nothing, a txn that only ranges) is the only move: any linearization from here can place it first,
         since it may come next in real time and changes nothing the others see."""
-        moves = []
+        moves, seen_later = [], []
         for j in window(bits):
             for s in step(state, j):
                 if j < n_known and s == state:
                     yield j, s
                     return
-                moves.append((j, s))
+                (seen_later if j >= n_known and s.revision in sightings[j] else moves).append((j, s))
+        yield from seen_later
         yield from moves
 
     if n_known == 0:
@@ -166,6 +182,26 @@ def _floor(op: Operation) -> float:
         or (isinstance(response, TxnResponse) and any(_changed(r) for r in response.responses))
     )
     return response.revision - 1 if changed else response.revision
+
+
+def _kvs_in(response: Response) -> Iterator[KeyValue]:
+    if isinstance(response, RangeResponse):
+        yield from response.kvs
+    elif isinstance(response, PutResponse) and response.prev_kv is not None:
+        yield response.prev_kv
+    elif isinstance(response, DeleteRangeResponse):
+        yield from response.prev_kvs
+    elif isinstance(response, TxnResponse):
+        for inner in response.responses:
+            yield from _kvs_in(inner)
+
+
+def _puts_in(request: Request) -> Iterator[Put]:
+    if isinstance(request, Put):
+        yield request
+    elif isinstance(request, Txn):
+        for sub in request.success + request.failure:
+            yield from _puts_in(sub)
 
 
 def _changed(response: Response) -> bool:
