@@ -4,7 +4,10 @@ For every attack: the server's peak RSS growth during the attack (VmHWM, reset t
 just before, minus VmRSS then) and the good client's throughput under attack as a ratio of its throughput
 without one (alternated rounds of the same length; medians). The goal is growth < 256 MiB and ratio >= 0.5.
 
-Run: python bench/abuse.py [--attacks ping-flood,rapid-reset] [--seconds 5] [--rounds 3] [--etcd]
+Run: python bench/abuse.py [--attacks ping-flood,rapid-reset] [--seconds 5] [--rounds 3] [--etcd] [--attacker-cpu N]
+--attacker-cpu N runs the attacker on CPU N alone and the server and the good client on the other CPUs (every
+thread of the server), as if the attacker had a machine of its own: without it, on a small machine, the
+attacker's own CPU use slows the good client whatever the server does (the control-cpu-burn row shows how much).
 Starts its own server (etcdx, or etcd 3.5.1 with --etcd), runs each attacker in a child process of its own
 (``--attacker NAME``), prints one line per attack, stops everything it started.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -120,7 +124,13 @@ class Result:
     attacker: dict
 
 
-def run_attack(server, name: str, seconds: float, rounds: int) -> Result:
+def pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` (sched_setaffinity on a pid moves one thread only) to ``cpus``."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cpus)
+
+
+def run_attack(server, name: str, seconds: float, rounds: int, attacker_cpu: int | None = None) -> Result:
     prepare = PREPARE.get(name)
     if prepare is not None:
         prepare(server.endpoint)
@@ -131,6 +141,7 @@ def run_attack(server, name: str, seconds: float, rounds: int) -> Result:
         attacker = subprocess.Popen(
             [sys.executable, __file__, "--attacker", name, "--endpoint", server.endpoint, "--seconds", str(seconds)],
             stdout=subprocess.PIPE,
+            preexec_fn=None if attacker_cpu is None else lambda: os.sched_setaffinity(0, {attacker_cpu}),
         )
         try:
             time.sleep(0.2)  # let the attack start
@@ -167,6 +178,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--etcd", action="store_true", help="attack etcd 3.5.1 instead of etcdx")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--attacker-cpu", type=int, help="run the attacker on this CPU, the rest on the others")
     parser.add_argument("--attacker", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -177,8 +189,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make = etcd_process if args.etcd else etcdx_process
         with make(Path(tmp)).start() as server:
+            if args.attacker_cpu is not None:
+                others = set(range(os.cpu_count() or 1)) - {args.attacker_cpu}
+                pin_process(server.pid, others)
+                pin_process(os.getpid(), others)  # the good client
             for name in args.attacks.split(","):
-                result = run_attack(server, name, args.seconds, args.rounds)
+                result = run_attack(server, name, args.seconds, args.rounds, args.attacker_cpu)
                 results.append(result)
                 print(
                     f"{name:28} peak RSS +{result.rss_growth_mib:6.1f} MiB   good client {result.ratio:4.2f} "
