@@ -19,6 +19,7 @@ what an attack needs stored first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -127,7 +128,8 @@ class Result:
 def pin_process(pid: int, cpus: set[int]) -> None:
     """Every thread of ``pid`` (sched_setaffinity on a pid moves one thread only) to ``cpus``."""
     for tid in os.listdir(f"/proc/{pid}/task"):
-        os.sched_setaffinity(int(tid), cpus)
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
 
 
 def run_attack(server, name: str, seconds: float, rounds: int, attacker_cpu: int | None = None) -> Result:
