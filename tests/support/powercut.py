@@ -203,7 +203,10 @@ class _Checker:
         problems: list[str] = []
         with grpc.insecure_channel(endpoint) as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
-            found = kv.Range(rpc_pb2.RangeRequest(key=b"pc/", range_end=b"pc0"), timeout=RPC_TIMEOUT)
+            try:
+                found = kv.Range(rpc_pb2.RangeRequest(key=b"pc/", range_end=b"pc0"), timeout=RPC_TIMEOUT)
+            except grpc.RpcError as exc:  # e.g. a store that lost pages: the member cannot read what it indexes
+                return [f"cut {cut}: the member cannot serve a read: {exc.code().name} {exc.details()}"], 0
             by_client: dict[int, dict[bytes, bytes]] = {c.number: {} for c in clients}
             for item in found.kvs:
                 owner = int(item.key.split(b"/")[1])
