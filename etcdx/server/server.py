@@ -99,6 +99,9 @@ class EtcdServer:
         self._backend_committed = trio.Event()  # set by each commit that wrote something
         self._batch_open = trio.Event()  # set when an apply batch leaves the batch transaction open
         self._backend_bytes = 0  # the backend's file size as of the last commit (it grows only then)
+        # The quota cost of the writes admitted since that commit: the file does not grow until the batch
+        # transaction commits, so without it a burst inside one batch interval would pass the quota unseen.
+        self._uncommitted_cost = 0
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
@@ -297,6 +300,7 @@ class EtcdServer:
         except self.backend.storage_errors as exc:
             raise self._stop(f"backend: commit failed, stopping: {exc!r}") from exc
         self._backend_bytes = self.backend.size_bytes
+        self._uncommitted_cost = 0
         self._backend_committed.set()
 
     async def _backend_sync_loop(self) -> None:
@@ -471,20 +475,22 @@ class EtcdServer:
         is listed (and survives a restart).
         """
         try:
-            self._quota.check(cost, self._backend_bytes)
+            self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
             await self.propose(self._nospace_alarm())
             raise
+        self._uncommitted_cost += cost
 
     def check_quota_nowait(self, cost: int, on_refused: Callable[[errors.EtcdError], None]) -> bool:
         """``check_quota`` for a caller that holds no task: True if the write may go ahead. If not, raises the
         NOSPACE alarm's error at once when the alarm is already active; when the quota itself refuses, returns
         False and hands the error to ``on_refused`` once the alarm it raises has applied."""
         try:
-            self._quota.check(cost, self._backend_bytes)
+            self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
             self.propose_nowait(self._nospace_alarm(), lambda _: on_refused(errors.ERR_NO_SPACE()))
             return False
+        self._uncommitted_cost += cost
         return True
 
     def _nospace_alarm(self) -> InternalRequest:
