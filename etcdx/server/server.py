@@ -478,6 +478,7 @@ class EtcdServer:
             self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
             await self.propose(self._nospace_alarm())
+            self._commit_backend()  # the batch the quota counted, on disk: Status's dbSize shows the full file
             raise
         self._uncommitted_cost += cost
 
@@ -488,10 +489,14 @@ class EtcdServer:
         try:
             self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
-            self.propose_nowait(self._nospace_alarm(), lambda _: on_refused(errors.ERR_NO_SPACE()))
+            self.propose_nowait(self._nospace_alarm(), lambda _: self._refuse_for_space(on_refused))
             return False
         self._uncommitted_cost += cost
         return True
+
+    def _refuse_for_space(self, on_refused: Callable[[errors.EtcdError], None]) -> None:
+        self._commit_backend()  # as in check_quota
+        on_refused(errors.ERR_NO_SPACE())
 
     def _nospace_alarm(self) -> InternalRequest:
         alarm = rpc_pb2.AlarmRequest(
