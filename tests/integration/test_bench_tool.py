@@ -66,7 +66,11 @@ def test_put_count_matches_the_servers_revision(request, server_fixture, client)
     assert report["requests"] == report["succeeded"] == 600 and report["errors"] == {}
     assert report["client"] == client
     assert revision(server.endpoint) - before == 600
-    assert proposals_committed(server) - proposals_before == 600  # one proposal per put, in the server's metrics
+    proposals = proposals_committed(server) - proposals_before  # one proposal per put, in the server's metrics
+    if server_fixture == "etcdx_server":
+        assert proposals == 600
+    else:  # etcd proposes on its own too (member attributes, cluster version) whenever it sees fit
+        assert 600 <= proposals <= 605
     assert report["latency_seconds"]["p50"] <= report["latency_seconds"]["p99"] <= report["latency_seconds"]["slowest"]
     assert sum(b["count"] for b in report["histogram"]) == 600
     assert report["tool_cpu_us_per_request"] > 0
