@@ -105,6 +105,13 @@ class Lessor:
             self._queue.append((lease.expiry, lease.id))
         heapq.heapify(self._queue)
 
+    def demote(self) -> None:
+        """This member no longer leads: nothing expires here (the next leader promotes its own lessor)."""
+        self.primary = False
+        for lease in self.leases.values():
+            lease.expiry = FOREVER
+        self._queue = []
+
     def renew(self, lease_id: int) -> int:
         """Keep-alive: the granted TTL, or 0 for an unknown or already expired lease."""
         lease = self.leases.get(lease_id)

@@ -98,6 +98,7 @@ class KVStore:
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
+            self._consistent_term = backend.get_meta_int(txn, meta.META_TERM, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
             scheduled = backend.get_meta_int(txn, meta.META_SCHEDULED_COMPACT, -1)
         self._committed_index = self._consistent_index
@@ -143,6 +144,21 @@ class KVStore:
     def consistent_index(self) -> int:
         """The index of the last applied entry (committed to the backend or not)."""
         return self._consistent_index
+
+    @property
+    def consistent_term(self) -> int:
+        """The term of the entry at ``consistent_index`` (0 for a backend written before terms were kept)."""
+        return self._consistent_term
+
+    def note_applied(self, index: int, term: int) -> None:
+        """Entry (index, term) has been applied: through ``apply`` for a request, or by the caller for an entry
+        that holds none (a leader's empty entry, a membership change). Inside ``apply_batch``; the next commit
+        persists both numbers. An index at or below the consistent index (a replay) changes nothing."""
+        if index > self._consistent_index:
+            self._consistent_index = index
+            self._uncommitted_entries += 1
+        if index == self._consistent_index:
+            self._consistent_term = term
 
     @property
     def committed_index(self) -> int:
@@ -311,6 +327,7 @@ class KVStore:
         self._holds_compaction = False
         try:
             self.backend.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
+            self.backend.put_meta_int(txn, meta.META_TERM, self._consistent_term)
             txn.commit()
         except BaseException:
             with suppress(Exception):  # a failed commit may have ended the transaction already

@@ -7,6 +7,7 @@ from prometheus_client import Counter, Gauge
 from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
 
 HAS_LEADER = Gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")
+LEADER_CHANGES = Counter("etcd_server_leader_changes_seen_total", "The number of leader changes seen.")
 IS_LEADER = Gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")
 SERVER_VERSION_INFO = Gauge(
     "etcd_server_version",
@@ -36,8 +37,6 @@ DB_TOTAL_SIZE = Gauge(
 
 def publish_identity(member_id: int) -> None:
     """Sets the series that describe this member; called once it has started."""
-    HAS_LEADER.set(1)
-    IS_LEADER.set(1)
     SERVER_VERSION_INFO.labels(server_version=SERVER_VERSION).set(1)
     CLUSTER_VERSION_INFO.labels(cluster_version=CLUSTER_VERSION).set(1)
     SERVER_ID.labels(server_id=f"{member_id:x}").set(1)

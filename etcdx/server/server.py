@@ -1,9 +1,16 @@
-"""EtcdServer: the core shell on trio. It owns the Ready loop (propose -> WAL -> apply) and serves reads.
+"""EtcdServer: the shell of the Raft core (etcdx.raft) on trio. It owns the Ready loop (propose -> WAL ->
+commit -> apply), the tick, and serves reads.
 
-Durability contract: a proposal's waiter is resolved only after its entry was fsynced to the WAL and
-applied to the store. Group commit falls out of the loop: while one fsync runs off the event loop,
-new proposals accumulate in the log and the next iteration persists all of them with one fsync, and
-applies the batch fsynced before while that fsync runs.
+The member is a Raft cluster of one voter (the cluster issue adds peers and a transport). Ready loop, per
+the contract of etcdx.raft.Ready: take a Ready; follow its soft state (leadership); write its entries and
+HardState to the WAL and the in-memory raft storage and start their fsync; apply the committed entries (all
+already durable) while that fsync runs; serve the read states; wait for the fsync; on_persisted. Group
+commit falls out of it: proposals made while one fsync runs are persisted together by the next.
+
+Durability contract: a proposal's waiter is resolved only after its entry was fsynced to the WAL (the core
+counts its own acknowledgement only in on_persisted) and applied to the store. Waiters are keyed by the
+request id each proposal carries (InternalRequest.id), never by log index: a new leader may replace an
+uncommitted entry at an index with another. Linearizable reads go through ReadIndex (read_index.py).
 On start, WAL entries past the backend's consistent index are re-applied (apply is idempotent per
 index), so a backend that lags the WAL after a crash catches up before any client is served.
 
@@ -27,6 +34,7 @@ its oldest segments wholly below the point while more than --max-wals remain (0:
 from __future__ import annotations
 
 import contextlib
+import random
 import time
 import traceback
 from collections.abc import Callable
@@ -35,6 +43,7 @@ from typing import Any
 import trio
 
 from etcdx import errors
+from etcdx._native.protowire import read_varint
 from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
 from etcdx.mvcc.alarms import Alarms
@@ -43,10 +52,11 @@ from etcdx.mvcc.kvstore import ApplyFailed, KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
-from etcdx.pb.etcdxpb.raft_pb2 import Entry
+from etcdx.raft import ConfChange, Config, ConfState, Entry, EntryType, ProposalDroppedError, RawNode, Ready, Role
 from etcdx.server import data_dir, metrics
-from etcdx.server.local_log import LocalLog
 from etcdx.server.quota import Quota, QuotaExceeded
+from etcdx.server.raft_storage import boot_storage, to_wal_entries, to_wal_hard_state
+from etcdx.server.read_index import ReadIndexBatches
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
 from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalWriteError
@@ -62,6 +72,19 @@ BACKEND_SYNC_INTERVAL = 0.1
 # etcd's maxGapBetweenApplyAndCommitIndex: a proposal is refused with "too many requests" while more entries
 # than this wait to be applied.
 MAX_APPLY_BACKLOG = 5000
+# etcd's readIndexRetryTime: a ReadIndex not answered in this long is issued again.
+READ_INDEX_RETRY = 0.5
+
+
+def _leading_request_id(data: bytes) -> int:
+    """The request id of an InternalRequest that does not parse as a whole, read from its first field (the id
+    is field 1 and is serialized first), so its proposer still gets the entry's answer; 0 if it is not there."""
+    if data[:1] != b"\x08":
+        return 0
+    try:
+        return read_varint(data, 1)[0]
+    except ValueError:
+        return 0
 
 
 class MemberStopped(Exception):
@@ -80,14 +103,18 @@ class EtcdServer:
         # the server is; the last server constructed owns it).
         metrics.PROPOSALS_PENDING.set_function(self._waiters.__len__)
         self._work = trio.Event()
-        self._next_request_id = 0
         self._started = trio.Event()
+        self._reads = ReadIndexBatches()
+        self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
+        self._leader_id = 0
+        self._is_leader = False
+        self._caught_up = trio.Event()  # set once, when this member leads and has applied all it committed
         self.alarms = Alarms()
         self._quota = Quota(settings.quota_backend_bytes, self.alarms)
         self.backend: Backend | None = None
         self.store: KVStore | None = None
         self.wal: WAL | None = None
-        self.log: LocalLog | None = None
+        self.node: RawNode | None = None
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
             minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
@@ -95,6 +122,7 @@ class EtcdServer:
         self._revoking: dict[int, float] = {}
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
         self._id_suffix = (int(time.time() * 1000) & ((1 << 40) - 1)) << 8
+        self._request_suffix = self._id_suffix  # request ids: the same generator's scheme, its own counter
         self._sync_needed = trio.Event()
         self._backend_committed = trio.Event()  # set by each commit that wrote something
         self._batch_open = trio.Event()  # set when an apply batch leaves the batch transaction open
@@ -145,13 +173,11 @@ class EtcdServer:
                         bytes=torn.length,
                         copy=torn.copy_path,
                     )
-                self._replay(replay.entries)
+                self._replay(replay.entries, replay.hard_state.commit if replay.hard_state else 0)
                 self._backend_bytes = self.backend.size_bytes
                 self.store.take_events()  # nobody watched the replay
                 self.watch_hub = WatchHub(self.store)
-                self.lessor.promote(extend=s.election_timeout_ms / 1000)
-                last_term = replay.entries[-1].term if replay.entries else 0
-                self.log = LocalLog(replay.hard_state, replay.last_index, last_term)
+                self.node = self._boot_node(replay)
                 log.info(
                     "server started",
                     member_id=f"{self.member_id:x}",
@@ -160,19 +186,27 @@ class EtcdServer:
                     wal_segments_read=replay.segments_read,
                     wal_segments=self.wal.segment_count,
                     revision=self.store.current_revision,
-                    term=self.log.term,
+                    term=self.raft_term,
                 )
                 metrics.publish_identity(self.member_id)
-                self._started.set()
-                task_status.started()
                 async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._ready_loop)
+                    nursery.start_soon(self._tick_loop)
+                    nursery.start_soon(self._read_retry_loop)
+                    # A single voter elects itself at once (etcd fast-forwards its first election the same way);
+                    # clients are served from when it leads.
+                    self.node.campaign()
+                    self._work.set()
+                    await self._caught_up.wait()
+                    self._started.set()
+                    task_status.started()
                     nursery.start_soon(self._watch_sync_loop)
                     nursery.start_soon(self._backend_sync_loop)
                     nursery.start_soon(self._backend_commit_loop)
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
-                    await self._ready_loop()
             finally:
+                self._reads.fail_all(errors.ERR_STOPPED())  # reads parked on a ReadIndex get an answer
                 with trio.CancelScope(shield=True):
                     await self.wal.close()
         finally:
@@ -201,46 +235,114 @@ class EtcdServer:
             return f"wal: cannot write the log: {self.wal.failure!r}"
         return self._failure
 
-    def _replay(self, entries: list[Entry]) -> None:
+    def _replay(self, entries: list, commit: int) -> None:
+        """Re-applies the WAL's entries past the backend's consistent index up to the HardState's commit; the
+        core hands out the rest once it commits them (an uncommitted entry may be replaced by a leader).
+        A commit-only HardState is written lazily, so entries applied before a crash can lie past it: they
+        are applied again before the member serves (see ``_run_locked``)."""
         with self.store.apply_batch():
             for entry in entries:
-                self._apply_entry(entry)
+                if entry.index > commit:
+                    break
+                self._apply_entry(Entry(entry.term, entry.index, EntryType(entry.type), entry.data))
         self.store.commit()
+
+    def _boot_node(self, replay) -> RawNode:
+        """The Raft core over what is on disk: the backend's applied point as the snapshot, then the WAL."""
+        s = self.settings
+        conf = ConfState(voters=frozenset({self.member_id}))
+        storage = boot_storage(
+            applied_index=self.store.consistent_index,
+            applied_term=self.store.consistent_term,
+            conf_state=conf,
+            hard_state=replay.hard_state,
+            entries=replay.entries,
+        )
+        self.raft_storage = storage
+        cfg = Config(
+            id=self.member_id,
+            election_tick=max(2, s.election_timeout_ms // max(1, s.heartbeat_interval_ms)),
+            heartbeat_tick=1,
+            applied=self.store.consistent_index,
+        )
+        return RawNode(cfg, storage, random.Random(self.member_id ^ time.time_ns()))
 
     # -- the Ready loop ----------------------------------------------------------------------
 
     async def _ready_loop(self) -> None:
-        node = self.log
+        node = self.node
         while True:
             if not node.has_ready():
                 await self._work.wait()
                 self._work = trio.Event()
                 continue
             rd = node.ready()
-            persist = bool(rd.entries) or rd.hard_state is not None
-            if persist:
-                self.wal.append(rd.entries, rd.hard_state)
-                synced = self.wal.start_sync()
+            if rd.soft_state is not None:
+                self._follow_soft_state(rd.soft_state.leader, rd.soft_state.role is Role.LEADER)
+            # rd.messages would be sent here, before the fsync (a one-voter cluster has nobody to send to).
+            synced = self._persist(rd)
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
-            if rd.committed:
+            if rd.committed_entries:
                 # Again after each wake-up: the next defragmentation may already hold the backend.
                 while self._applies_resumed is not None:
                     await self._applies_resumed.wait()
-                self._apply_committed(rd.committed)
-            if persist:
+                self._apply_committed(rd.committed_entries)
+            for rs in rd.read_states:
+                self._reads.on_read_state(rs.index, rs.context, self.store.consistent_index)
+                self._issue_read_index()  # reads that arrived while that one was in flight
+            if synced is not None:
                 try:
                     await self.wal.wait_synced(synced)
                 except WalWriteError as exc:
                     raise self._stop(f"wal: cannot write the log, stopping: {exc.__cause__!r}") from exc
-            node.advance(rd)
+            node.on_persisted(rd.number)
+            # rd.persisted_messages would be sent here, after the fsync.
+            if rd.committed_entries:
+                node.advance_apply(rd.committed_entries[-1].index)
+            if not self._caught_up.is_set() and self._is_leader and self._applied_all_committed():
+                self._caught_up.set()
+
+    def _persist(self, rd: Ready) -> int | None:
+        """Writes the Ready's entries and HardState to the WAL and the raft storage; returns the WAL sync to
+        wait for before on_persisted, or None when nothing needs an fsync (a commit-only HardState is
+        written with the next sync, as the core allows)."""
+        if rd.entries:
+            self.raft_storage.append(rd.entries)
+        if rd.hard_state is not None:
+            self.raft_storage.set_hard_state(rd.hard_state)
+        if not rd.entries and rd.hard_state is None:
+            return None
+        self.wal.append(to_wal_entries(rd.entries), None if rd.hard_state is None else to_wal_hard_state(rd.hard_state))
+        return self.wal.start_sync() if rd.must_sync else None
+
+    def _applied_all_committed(self) -> bool:
+        raft = self.node.raft
+        return raft.committed_entry_in_current_term() and self.store.consistent_index >= raft.log.committed
+
+    def _follow_soft_state(self, leader: int, is_leader: bool) -> None:
+        """Leadership as the core reports it: lease expiry runs on the leader only (etcd promotes its
+        lessor when it becomes leader, extending every lease by an election timeout, and demotes it after)."""
+        was_leader, previous = self._is_leader, self._leader_id
+        self._leader_id, self._is_leader = leader, is_leader
+        metrics.HAS_LEADER.set(1 if leader else 0)
+        metrics.IS_LEADER.set(1 if is_leader else 0)
+        if leader and leader != previous:
+            metrics.LEADER_CHANGES.inc()
+        if is_leader and not was_leader:
+            self.lessor.promote(extend=self.settings.election_timeout_ms / 1000)
+        elif was_leader and not is_leader:
+            self.lessor.demote()
+        if leader != previous:
+            log.info("raft leader changed", leader=f"{leader:x}", is_leader=is_leader, term=self.raft_term)
 
     def _apply_committed(self, entries: list[Entry]) -> None:
         results = []
         with self.store.apply_batch():
             for entry in entries:
-                if entry.data:
-                    results.append((entry.index, self._apply_entry(entry)))
+                result = self._apply_entry(entry)
+                if result is not None:
+                    results.append(result)
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
         elif self.store.batch_open:
@@ -254,32 +356,52 @@ class EtcdServer:
             self._sync_needed.set()
         failed = 0
         resolve = self._waiters.resolve
-        for index, result in results:
+        for request_id, result in results:
             if isinstance(result, errors.EtcdError):
                 failed += 1
-            resolve(index, result)
+            resolve(request_id, result)
         # Counted per batch rather than per caller (one lock each): a proposal whose caller gave up counts too.
         if failed:
             metrics.PROPOSALS_FAILED.inc(failed)
         if len(results) > failed:
             metrics.PROPOSALS_COMMITTED.inc(len(results) - failed)
+        self._reads.on_applied(self.store.consistent_index)
 
-    def _apply_entry(self, entry: Entry) -> Any:
-        """The entry's answer; an entry the store could not apply is logged here, once, and answered with
-        its ApplyFailed error (the member goes on: every member applies the same entry the same way)."""
-        if not entry.data:
-            return None
-        result = self.store.apply_data(entry.index, entry.data)
-        if isinstance(result, ApplyFailed):
-            cause = result.cause
-            log.error(
-                "failed to apply request",
-                index=entry.index,
-                error=f"{type(cause).__name__}: {cause}",
-                request_bytes=len(entry.data),
-                stack="".join(traceback.format_exception(cause)),
-            )
-        return result
+    def _apply_entry(self, entry: Entry) -> tuple[int, Any] | None:
+        """Applies one committed entry; returns (request id, answer) for a request entry, None for an entry
+        that holds none (a leader's empty entry, a membership change). An entry the store could not apply is
+        logged here, once, and answered with its ApplyFailed error (the member goes on: every member applies
+        the same entry the same way)."""
+        answer = None
+        if entry.type is EntryType.CONF_CHANGE:
+            self.node.apply_conf_change(ConfChange.decode(entry.data))
+        elif entry.data:
+            try:
+                request = InternalRequest.FromString(entry.data)
+            except Exception:  # bytes that do not parse: the store gives them their ApplyFailed answer
+                result, request_id = self.store.apply_data(entry.index, entry.data), _leading_request_id(entry.data)
+            else:
+                result, request_id = self.store.apply(entry.index, request), request.id
+            if isinstance(result, ApplyFailed):
+                cause = result.cause
+                log.error(
+                    "failed to apply request",
+                    index=entry.index,
+                    error=f"{type(cause).__name__}: {cause}",
+                    request_bytes=len(entry.data),
+                    stack="".join(traceback.format_exception(cause)),
+                )
+            answer = (request_id, result)
+        self.store.note_applied(entry.index, entry.term)
+        return answer
+
+    async def _tick_loop(self) -> None:
+        """Drives the core's clock: one tick per --heartbeat-interval (elections after --election-timeout)."""
+        interval = self.settings.heartbeat_interval_ms / 1000
+        while True:
+            await trio.sleep(interval)
+            self.node.tick()
+            self._work.set()
 
     async def _backend_commit_loop(self) -> None:
         """Commits the batch transaction --backend-batch-interval after the apply batch that opened it (a
@@ -430,7 +552,7 @@ class EtcdServer:
         """Replicates ``request`` through the log and returns the store's response for it.
 
         Raises the EtcdError the request failed with. Cancelling the caller does not withdraw the
-        proposal: once proposed it will be applied; only the answer is lost.
+        proposal: once proposed it may be applied; only the answer is lost.
         """
         result = self._answer(await self._waiters.wait(self._append_proposal(request)))
         if isinstance(result, errors.EtcdError):
@@ -450,22 +572,81 @@ class EtcdServer:
         return result
 
     def _append_proposal(self, request: InternalRequest) -> int:
-        """Numbers ``request``, appends it to the log and wakes the Ready loop; returns its log index.
+        """Gives ``request`` a new id, proposes it to the core and wakes the Ready loop; returns the id, which
+        the apply of its entry resolves.
 
         Admission (etcd's rule): refused with "too many requests" while the log is more than MAX_APPLY_BACKLOG
         entries ahead of apply. etcd 3.5 counts committed entries; its single member commits an entry as soon
         as it is appended (etcd-io/etcd#14370), so every accepted proposal counts there, as it does here with
         the log's last index (this log commits only after the fsync)."""
-        if self.log.last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
+        node = self.node
+        if node.raft.log.last_index() - self.store.consistent_index > MAX_APPLY_BACKLOG:
             raise errors.ERR_TOO_MANY_REQUESTS
-        self._next_request_id += 1
-        request.id = self._next_request_id
+        request.id = self._next_request_id()
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
-        index = self.log.propose(data)
+        try:
+            node.propose(data)
+        except ProposalDroppedError:
+            raise errors.ERR_NO_LEADER from None
         self._work.set()
-        return index
+        return request.id
+
+    def _next_request_id(self) -> int:
+        """Unique across members (the member id's low 16 bits lead) and restarts (a millisecond clock
+        follows), as etcd's request ids are; never 0."""
+        self._request_suffix += 1
+        return (self._id_prefix | (self._request_suffix & ((1 << 48) - 1))) & ((1 << 63) - 1) or 1
+
+    # -- linearizable reads ------------------------------------------------------------------
+
+    def linearizable_read_nowait(self, done: Callable[[errors.EtcdError | None], None]) -> None:
+        """Calls ``done(None)`` once a read served now would be linearizable (read_index.py), or
+        ``done(error)`` if it cannot be served. ``done`` runs inside the Ready loop and must not raise."""
+        if self._reads.add(done):
+            self._issue_read_index()
+
+    async def linearizable_read(self) -> None:
+        """Waits until a read served now is linearizable; raises the EtcdError that prevents it."""
+        task = trio.lowlevel.current_task()
+        answered: list[errors.EtcdError | None] = []
+
+        def done(error: errors.EtcdError | None) -> None:
+            if not answered:
+                answered.append(error)
+                trio.lowlevel.reschedule(task)
+
+        self.linearizable_read_nowait(done)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            answered.append(None)  # the read is abandoned; its later callback does nothing
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        if answered[0] is not None:
+            raise answered[0]
+
+    def _issue_read_index(self) -> None:
+        ctx = self._reads.issue()
+        if ctx is not None:
+            self.node.read_index(ctx)
+            self._read_issued.set()
+            self._work.set()
+
+    async def _read_retry_loop(self) -> None:
+        """Issues again a ReadIndex left unanswered for READ_INDEX_RETRY (etcd's readIndexRetryTime)."""
+        while True:
+            await self._read_issued.wait()
+            self._read_issued = trio.Event()
+            await trio.sleep(READ_INDEX_RETRY)
+            if self._reads.in_flight:
+                ctx = self._reads.retry()
+                if ctx is not None:
+                    log.warning("ReadIndex not answered in time, retrying", pending_reads=len(self._reads))
+                    self.node.read_index(ctx)
+                    self._read_issued.set()
+                    self._work.set()
 
     async def check_quota(self, cost: int) -> None:
         """Refuses a write of ``cost`` estimated bytes when the backend quota or a NOSPACE alarm forbids it.
@@ -537,7 +718,7 @@ class EtcdServer:
         """The fields every response header carries: who answers, and in which term."""
         header.cluster_id = self.cluster_id
         header.member_id = self.member_id
-        header.raft_term = self.log.term
+        header.raft_term = self.node.raft.term
 
     def header(self) -> rpc_pb2.ResponseHeader:
         header = rpc_pb2.ResponseHeader()
@@ -549,11 +730,11 @@ class EtcdServer:
 
     @property
     def raft_term(self) -> int:
-        return self.log.term
+        return self.node.raft.term
 
     @property
     def committed_index(self) -> int:
-        return self.log.commit
+        return self.node.raft.log.committed
 
     @property
     def applied_index(self) -> int:
@@ -561,7 +742,12 @@ class EtcdServer:
 
     @property
     def leader_id(self) -> int:
-        return self.member_id
+        """The leader this member follows (itself when it leads), 0 while there is none."""
+        return self._leader_id
+
+    @property
+    def is_leader(self) -> bool:
+        return self._is_leader
 
     @property
     def current_revision(self) -> int:

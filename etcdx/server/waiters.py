@@ -1,4 +1,7 @@
-"""Pending proposals: whoever proposed waits on its log index; apply resolves it with the outcome.
+"""Pending proposals: whoever proposed waits on its request id; the apply of the entry carrying that id
+resolves it with the outcome. Keyed by request id, not log index: a new leader may replace an uncommitted
+entry at an index with another member's entry, and a proposal that is lost that way is never answered
+(its caller's deadline ends it).
 
 Two ways to wait: a task parks in ``wait`` (trio's low-level wait, rescheduled with the outcome directly, no
 Event per proposal), or a caller that must not hold a task (the gRPC layer's deferred unary calls) hands a
@@ -15,7 +18,7 @@ import trio
 
 
 class Waiters:
-    """Maps log index -> the one callback that takes its result. A waiter whose caller gave up is dropped.
+    """Maps request id -> the one callback that takes its result. A waiter whose caller gave up is dropped.
 
     Invariant: an index is in ``_by_index`` exactly while its waiter waits (a task parked in ``wait``, or a
     callback not yet called). Callbacks run inside ``resolve`` (the server's apply) and must not raise.
@@ -27,7 +30,7 @@ class Waiters:
     def on_resolve(self, index: int, callback: Callable[[Any], None]) -> None:
         """``resolve(index, result)`` will call ``callback(result)``, once."""
         if index in self._by_index:
-            raise RuntimeError(f"waiters: index {index} already has a waiter")
+            raise RuntimeError(f"waiters: request {index} already has a waiter")
         self._by_index[index] = callback
 
     async def wait(self, index: int) -> Any:

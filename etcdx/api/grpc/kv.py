@@ -22,19 +22,33 @@ class KVService:
 
     def methods(self) -> dict[str, InlineUnaryMethod | DeferredUnaryMethod]:
         return {
-            "/etcdserverpb.KV/Range": InlineUnaryMethod(self.range),
+            "/etcdserverpb.KV/Range": DeferredUnaryMethod(self.range),
             "/etcdserverpb.KV/Put": DeferredUnaryMethod(self.put),
             "/etcdserverpb.KV/DeleteRange": DeferredUnaryMethod(self.delete_range),
             "/etcdserverpb.KV/Txn": DeferredUnaryMethod(self.txn),
             "/etcdserverpb.KV/Compact": DeferredUnaryMethod(self.compact),
         }
 
-    def range(self, data: bytes, ctx: RpcContext) -> bytes:
-        """Never waits: reads are served from the applied state (see EtcdServer.range), encoded from the
-        stored KeyValue bytes where the store can (EtcdServer.range_encoded)."""
+    def range(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
+        """Served from the applied state, encoded from the stored KeyValue bytes where the store can
+        (EtcdServer.range_encoded): a serializable range at once, a linearizable one once a ReadIndex says
+        the applied state covers every write committed before it arrived."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
-        return self._server.range_encoded(request)
+        if request.serializable:
+            reply(self._server.range_encoded(request))
+            return
+
+        def serve(error: EtcdError | None) -> None:
+            if error is None:
+                try:
+                    reply(self._server.range_encoded(request))
+                except EtcdError as exc:
+                    reply(exc)
+            else:
+                reply(error)
+
+        self._server.linearizable_read_nowait(serve)
 
     # Writes are proposed without a task of their own: the reply is sent from the apply of their entry.
 
@@ -52,9 +66,23 @@ class KVService:
     def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
         if is_read_only(request):
-            # As etcd: served outside the log; it costs no quota, so no quota check can refuse it.
+            # As etcd: served outside the log; it costs no quota, so no quota check can refuse it. Linearizable
+            # (through ReadIndex) unless every range in it is serializable.
             kv_checks.check_read_only_txn(request, self._max_txn_ops)
-            reply(self._server.read_txn(request).SerializeToString())
+
+            def serve(error: EtcdError | None) -> None:
+                if error is None:
+                    try:
+                        reply(self._server.read_txn(request).SerializeToString())
+                    except EtcdError as exc:
+                        reply(exc)
+                else:
+                    reply(error)
+
+            if _is_serializable(request):
+                serve(None)
+            else:
+                self._server.linearizable_read_nowait(serve)
         elif self._server.check_quota_nowait(quota.txn_cost(request), reply):
             kv_checks.check_txn(request, self._max_txn_ops)
             self._propose(InternalRequest(txn=request), reply)
@@ -68,3 +96,11 @@ class KVService:
             reply(result if isinstance(result, EtcdError) else result.SerializeToString())
 
         self._server.propose_nowait(request, done)
+
+
+def _is_serializable(request: rpc_pb2.TxnRequest) -> bool:
+    """etcd's isTxnSerializable: every op of both branches is a serializable range (a nested txn is not)."""
+    return all(
+        op.WhichOneof("request") == "request_range" and op.request_range.serializable
+        for op in (*request.success, *request.failure)
+    )

@@ -1,0 +1,63 @@
+"""The Raft core's log store on this member: the WAL on disk, held in memory as a raft MemoryStorage.
+
+Layout (etcd's, with the backend as the snapshot): the backend has applied everything up to its consistent
+index, whose term it keeps too; the WAL holds the entries after that (and usually some before, until
+they are released) and the last HardState. On start the storage is the backend's point as its snapshot,
+then the WAL's entries after it; the shell then writes every Ready to both (the WAL makes it durable, the
+memory copy is what the core reads). Contract kept for RawNode: by the time on_persisted(n) is called,
+Ready n's entries and hard state are here.
+
+The codecs between the core's dataclasses and the WAL's protobuf records are here too (the WAL format
+is etcdxpb.Entry / etcdxpb.HardState; the core's types carry the same fields).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from etcdx.pb.etcdxpb import raft_pb2
+from etcdx.raft import ConfState, Entry, EntryType, HardState, MemoryStorage, Snapshot
+
+
+def to_wal_entries(entries: Iterable[Entry]) -> list[raft_pb2.Entry]:
+    return [raft_pb2.Entry(term=e.term, index=e.index, type=int(e.type), data=e.data) for e in entries]
+
+
+def from_wal_entry(entry: raft_pb2.Entry) -> Entry:
+    return Entry(entry.term, entry.index, EntryType(entry.type), entry.data)
+
+
+def to_wal_hard_state(hs: HardState) -> raft_pb2.HardState:
+    return raft_pb2.HardState(term=hs.term, vote=hs.vote, commit=hs.commit)
+
+
+def from_wal_hard_state(hs: raft_pb2.HardState | None) -> HardState:
+    return HardState() if hs is None else HardState(term=hs.term, vote=hs.vote, commit=hs.commit)
+
+
+def boot_storage(
+    *,
+    applied_index: int,
+    applied_term: int,
+    conf_state: ConfState,
+    hard_state: raft_pb2.HardState | None,
+    entries: Iterable[raft_pb2.Entry],
+) -> MemoryStorage:
+    """The storage a member starts from: the backend's applied point (index, term) as the snapshot, with the
+    membership, then the WAL's entries after it and its last HardState.
+
+    A HardState whose commit is below the applied index is raised to it: a commit-only HardState is written
+    without an fsync, so the backend (synced) may be ahead of it, never behind what was committed.
+    A new member (nothing on disk) starts in term 1, as etcd's bootstrap does, so its first election makes
+    term 2 as etcd's does."""
+    storage = MemoryStorage(conf_state)
+    if applied_index:
+        storage.apply_snapshot(Snapshot(index=applied_index, term=applied_term, conf_state=conf_state))
+    storage.append([from_wal_entry(e) for e in entries if e.index > applied_index])
+    hs = from_wal_hard_state(hard_state)
+    if hard_state is None and not applied_index and storage.last_index() == 0:
+        hs = HardState(term=1)
+    if hs.commit < applied_index:
+        hs = HardState(term=hs.term, vote=hs.vote, commit=applied_index)
+    storage.set_hard_state(hs)
+    return storage

@@ -1,0 +1,79 @@
+"""ReadIndexBatches: a read is served only after a ReadIndex issued after it arrived is answered and applied."""
+
+from __future__ import annotations
+
+from etcdx import errors
+from etcdx.server.read_index import ReadIndexBatches
+
+
+class Reads:
+    def __init__(self) -> None:
+        self.batches = ReadIndexBatches()
+        self.served: list[tuple[str, object]] = []
+
+    def add(self, name: str) -> bool:
+        return self.batches.add(lambda error: self.served.append((name, error)))
+
+
+def test_one_read_index_serves_every_read_waiting_when_it_was_issued():
+    r = Reads()
+    assert r.add("a") is True  # the first read asks for a ReadIndex
+    assert r.add("b") is False  # the next ones join it
+    ctx = r.batches.issue()
+    assert r.batches.issue() is None  # one in flight at a time
+    r.batches.on_read_state(index=5, ctx=ctx, applied=5)
+    assert r.served == [("a", None), ("b", None)]
+
+
+def test_a_read_arriving_after_the_issue_waits_for_the_next_read_index():
+    r = Reads()
+    r.add("a")
+    first = r.batches.issue()
+    assert r.add("late") is False  # a request is in flight: the late read may not use its answer
+    r.batches.on_read_state(index=3, ctx=first, applied=3)
+    assert r.served == [("a", None)]
+    second = r.batches.issue()
+    assert second not in (None, first)
+    r.batches.on_read_state(index=4, ctx=second, applied=4)
+    assert r.served == [("a", None), ("late", None)]
+
+
+def test_reads_wait_until_the_applied_index_reaches_the_read_index():
+    r = Reads()
+    r.add("a")
+    ctx = r.batches.issue()
+    r.batches.on_read_state(index=10, ctx=ctx, applied=7)
+    assert r.served == []
+    r.batches.on_applied(9)
+    assert r.served == []
+    r.batches.on_applied(10)
+    assert r.served == [("a", None)]
+    assert len(r.batches) == 0
+
+
+def test_a_retried_request_ignores_the_answer_to_its_old_context():
+    r = Reads()
+    r.add("a")
+    old = r.batches.issue()
+    r.add("b")
+    new = r.batches.retry()
+    assert new not in (None, old)
+    r.batches.on_read_state(index=2, ctx=old, applied=2)  # an answer to the request given up on
+    assert r.served == []
+    r.batches.on_read_state(index=2, ctx=new, applied=2)
+    assert r.served == [("a", None), ("b", None)]
+
+
+def test_fail_all_ends_every_read_once_with_the_error():
+    r = Reads()
+    r.add("waiting-apply")
+    ctx = r.batches.issue()
+    r.batches.on_read_state(index=9, ctx=ctx, applied=1)
+    r.add("in-flight")
+    r.batches.issue()
+    r.add("next")
+    r.batches.fail_all(errors.ERR_NO_LEADER())
+    assert sorted(name for name, _ in r.served) == ["in-flight", "next", "waiting-apply"]
+    assert all(isinstance(error, errors.ERR_NO_LEADER) for _, error in r.served)
+    r.batches.on_applied(100)
+    assert len(r.served) == 3
