@@ -1,13 +1,14 @@
 """The values the Raft core exchanges with its peers and its shell: entries, messages, state records.
 
-Plain slotted dataclasses, not protobuf: the core is pure and runs thousands of simulated clusters, and the
-wire encoding belongs to the transport that will carry these (a later step maps them onto raft.proto).
+Plain slotted dataclasses and named tuples, not protobuf: the core is pure and runs thousands of simulated
+clusters, and the wire encoding belongs to the transport that will carry these (a later step maps them onto raft.proto).
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 NONE = 0
 """The id no member has: "no leader", "no vote"."""
@@ -18,9 +19,10 @@ class EntryType(enum.IntEnum):
     CONF_CHANGE = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One slot of the replicated log. Invariant: within a log, index rises by one and term never decreases."""
+class Entry(NamedTuple):
+    """One slot of the replicated log. Invariant: within a log, index rises by one and term never decreases.
+    (A NamedTuple rather than a frozen dataclass: entries are made per proposal, and a tuple is built
+    several times faster.)"""
 
     term: int
     index: int

@@ -108,6 +108,12 @@ class RawNode:
         """Append data to the log (through the leader). Raises ProposalDroppedError if no leader can take it."""
         self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.NORMAL, data),)))
 
+    def propose_batch(self, datas: list[bytes]) -> None:
+        """Several proposals as one message: one append and one acknowledgement for all of them (a shell
+        batches what its clients proposed since its last Ready). All are taken, or ProposalDroppedError."""
+        entries = tuple(Entry(0, 0, EntryType.NORMAL, data) for data in datas)
+        self.raft.step(Message(MessageType.PROP, entries=entries))
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()),)))
 
@@ -123,6 +129,13 @@ class RawNode:
     def read_index(self, context: bytes) -> None:
         """Ask for a read index; the answer comes as a ReadState with this context (Raft thesis §6.4)."""
         self.raft.step(Message(MessageType.READ_INDEX, context=context))
+
+    def take_read_states(self) -> list[ReadState]:
+        """The read states answered since the last Ready, taken now instead of in the next Ready: a member
+        that can answer a ReadIndex alone (the only voter, leading, with an entry of its term committed)
+        answers in read_index itself, and its shell can serve the read without waiting for a Ready."""
+        states, self.raft.read_states = self.raft.read_states, []
+        return states
 
     def transfer_leader(self, transferee: int) -> None:
         self.raft.step(Message(MessageType.TRANSFER_LEADER, sender=transferee))

@@ -7,8 +7,9 @@ then the WAL's entries after it; the shell then writes every Ready to both (the 
 memory copy is what the core reads). Contract kept for RawNode: by the time on_persisted(n) is called,
 Ready n's entries and hard state are here.
 
-The codecs between the core's dataclasses and the WAL's protobuf records are here too (the WAL format
-is etcdxpb.Entry / etcdxpb.HardState; the core's types carry the same fields).
+The conversions between the core's types and the WAL's protobuf records are here too (the WAL format is
+etcdxpb.Entry / etcdxpb.HardState; the core's types carry the same fields, and WAL.append encodes the
+core's entries directly).
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from collections.abc import Iterable
 
 from etcdx.pb.etcdxpb import raft_pb2
 from etcdx.raft import ConfState, Entry, EntryType, HardState, MemoryStorage, Snapshot
-
-
-def to_wal_entries(entries: Iterable[Entry]) -> list[raft_pb2.Entry]:
-    return [raft_pb2.Entry(term=e.term, index=e.index, type=int(e.type), data=e.data) for e in entries]
 
 
 def from_wal_entry(entry: raft_pb2.Entry) -> Entry:

@@ -52,10 +52,21 @@ from etcdx.mvcc.kvstore import ApplyFailed, KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
-from etcdx.raft import ConfChange, Config, ConfState, Entry, EntryType, ProposalDroppedError, RawNode, Ready, Role
+from etcdx.raft import (
+    ConfChange,
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    ProposalDroppedError,
+    RawNode,
+    Ready,
+    Role,
+    confchange,
+)
 from etcdx.server import data_dir, metrics
 from etcdx.server.quota import Quota, QuotaExceeded
-from etcdx.server.raft_storage import boot_storage, to_wal_entries, to_wal_hard_state
+from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
@@ -105,6 +116,8 @@ class EtcdServer:
         self._work = trio.Event()
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
+        self._proposals: list[tuple[int, bytes]] = []  # (request id, InternalRequest bytes) for the next Ready
+        self._log_last_index = 0  # the core's last log index as of the Ready loop's last turn (for admission)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
         self._leader_id = 0
         self._is_leader = False
@@ -115,6 +128,8 @@ class EtcdServer:
         self.store: KVStore | None = None
         self.wal: WAL | None = None
         self.node: RawNode | None = None
+        # The membership the core starts with: this member alone, then the changes the replay applies.
+        self._boot_conf = ConfState(voters=frozenset({settings.member_id}))
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
             minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
@@ -240,17 +255,15 @@ class EtcdServer:
         core hands out the rest once it commits them (an uncommitted entry may be replaced by a leader).
         A commit-only HardState is written lazily, so entries applied before a crash can lie past it: they
         are applied again before the member serves (see ``_run_locked``)."""
+        committed = [Entry(e.term, e.index, EntryType(e.type), e.data) for e in entries if e.index <= commit]
         with self.store.apply_batch():
-            for entry in entries:
-                if entry.index > commit:
-                    break
-                self._apply_entry(Entry(entry.term, entry.index, EntryType(entry.type), entry.data))
+            self._apply_entries(committed)
         self.store.commit()
 
     def _boot_node(self, replay) -> RawNode:
         """The Raft core over what is on disk: the backend's applied point as the snapshot, then the WAL."""
         s = self.settings
-        conf = ConfState(voters=frozenset({self.member_id}))
+        conf = self._boot_conf
         storage = boot_storage(
             applied_index=self.store.consistent_index,
             applied_term=self.store.consistent_term,
@@ -272,6 +285,9 @@ class EtcdServer:
     async def _ready_loop(self) -> None:
         node = self.node
         while True:
+            if self._proposals:
+                self._flush_proposals()
+            self._log_last_index = node.raft.log.last_index()
             if not node.has_ready():
                 await self._work.wait()
                 self._work = trio.Event()
@@ -313,7 +329,7 @@ class EtcdServer:
             self.raft_storage.set_hard_state(rd.hard_state)
         if not rd.entries and rd.hard_state is None:
             return None
-        self.wal.append(to_wal_entries(rd.entries), None if rd.hard_state is None else to_wal_hard_state(rd.hard_state))
+        self.wal.append(rd.entries, None if rd.hard_state is None else to_wal_hard_state(rd.hard_state))
         return self.wal.start_sync() if rd.must_sync else None
 
     def _applied_all_committed(self) -> bool:
@@ -337,12 +353,8 @@ class EtcdServer:
             log.info("raft leader changed", leader=f"{leader:x}", is_leader=is_leader, term=self.raft_term)
 
     def _apply_committed(self, entries: list[Entry]) -> None:
-        results = []
         with self.store.apply_batch():
-            for entry in entries:
-                result = self._apply_entry(entry)
-                if result is not None:
-                    results.append(result)
+            results = self._apply_entries(entries)
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
         elif self.store.batch_open:
@@ -367,33 +379,48 @@ class EtcdServer:
             metrics.PROPOSALS_COMMITTED.inc(len(results) - failed)
         self._reads.on_applied(self.store.consistent_index)
 
-    def _apply_entry(self, entry: Entry) -> tuple[int, Any] | None:
-        """Applies one committed entry; returns (request id, answer) for a request entry, None for an entry
-        that holds none (a leader's empty entry, a membership change). An entry the store could not apply is
-        logged here, once, and answered with its ApplyFailed error (the member goes on: every member applies
-        the same entry the same way)."""
-        answer = None
-        if entry.type is EntryType.CONF_CHANGE:
-            self.node.apply_conf_change(ConfChange.decode(entry.data))
-        elif entry.data:
-            try:
-                request = InternalRequest.FromString(entry.data)
-            except Exception:  # bytes that do not parse: the store gives them their ApplyFailed answer
-                result, request_id = self.store.apply_data(entry.index, entry.data), _leading_request_id(entry.data)
-            else:
-                result, request_id = self.store.apply(entry.index, request), request.id
-            if isinstance(result, ApplyFailed):
-                cause = result.cause
-                log.error(
-                    "failed to apply request",
-                    index=entry.index,
-                    error=f"{type(cause).__name__}: {cause}",
-                    request_bytes=len(entry.data),
-                    stack="".join(traceback.format_exception(cause)),
-                )
-            answer = (request_id, result)
-        self.store.note_applied(entry.index, entry.term)
-        return answer
+    def _apply_entries(self, entries: list[Entry]) -> list[tuple[int, Any]]:
+        """Applies committed entries in order, inside the store's batch; returns (request id, answer) for each
+        request entry. Entries that hold no request (a leader's empty entry) only move the consistent index;
+        a membership change goes to the core (or, while replaying before it starts, to the boot membership).
+        An entry the store could not apply is logged here, once, and answered with its ApplyFailed error
+        (the member goes on: every member applies the same entry the same way)."""
+        results = []
+        apply, decode = self.store.apply, InternalRequest.FromString
+        for entry in entries:
+            data = entry.data
+            if entry.type is EntryType.CONF_CHANGE:
+                self._apply_conf_change(ConfChange.decode(data))
+            elif data:
+                try:
+                    request = decode(data)
+                except Exception:  # bytes that do not parse: the store gives them their ApplyFailed answer
+                    result, request_id = self.store.apply_data(entry.index, data), _leading_request_id(data)
+                else:
+                    result, request_id = apply(entry.index, request), request.id
+                if result.__class__ is ApplyFailed:
+                    self._log_apply_failure(entry, result)
+                results.append((request_id, result))
+        if entries:
+            self.store.note_applied(entries[-1].index, entries[-1].term)
+        return results
+
+    def _apply_conf_change(self, cc: ConfChange) -> None:
+        if self.node is not None:
+            self.node.apply_conf_change(cc)
+        else:
+            self._boot_conf = confchange.apply(self._boot_conf, cc)
+
+    @staticmethod
+    def _log_apply_failure(entry: Entry, failed: ApplyFailed) -> None:
+        cause = failed.cause
+        log.error(
+            "failed to apply request",
+            index=entry.index,
+            error=f"{type(cause).__name__}: {cause}",
+            request_bytes=len(entry.data),
+            stack="".join(traceback.format_exception(cause)),
+        )
 
     async def _tick_loop(self) -> None:
         """Drives the core's clock: one tick per --heartbeat-interval (elections after --election-timeout)."""
@@ -451,10 +478,21 @@ class EtcdServer:
             if index - released_at >= s.snapshot_count:
                 released_at = index
                 release_below = max(index - s.snapshot_catchup_entries + 1, 1)
+                self._compact_raft_log(index, release_below - 1)
             # Each sync, not only at a new release point: segments started since may push the count over
             # --max-wals, and those wholly below the point go then (as etcd purges on a timer).
             if release_below > 1:
                 await self._release_wal(release_below)
+
+    def _compact_raft_log(self, snapshot_index: int, compact_to: int) -> None:
+        """Records the durable backend at ``snapshot_index`` as the raft storage's snapshot (its data is the
+        backend itself) and drops the in-memory entries up to ``compact_to``, keeping the catch-up entries
+        after it, as etcd compacts its raft log after a snapshot."""
+        storage = self.raft_storage
+        if snapshot_index > storage.snapshot().index:
+            storage.create_snapshot(snapshot_index, self.node.raft.tracker.conf, b"")
+        if compact_to >= storage.first_index():
+            storage.compact(compact_to)
 
     async def _release_wal(self, below: int) -> None:
         """Releases the WAL below ``below`` (see the module docstring); logs what it removed."""
@@ -579,19 +617,26 @@ class EtcdServer:
         entries ahead of apply. etcd 3.5 counts committed entries; its single member commits an entry as soon
         as it is appended (etcd-io/etcd#14370), so every accepted proposal counts there, as it does here with
         the log's last index (this log commits only after the fsync)."""
-        node = self.node
-        if node.raft.log.last_index() - self.store.consistent_index > MAX_APPLY_BACKLOG:
+        queued = self._proposals
+        if len(queued) + self._log_last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
             raise errors.ERR_TOO_MANY_REQUESTS
         request.id = self._next_request_id()
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
-        try:
-            node.propose(data)
-        except ProposalDroppedError:
-            raise errors.ERR_NO_LEADER from None
+        queued.append((request.id, data))
         self._work.set()
         return request.id
+
+    def _flush_proposals(self) -> None:
+        """Hands the core every proposal queued since the last Ready, as one message (one append and one
+        acknowledgement for the batch); if the core drops them (no leader), their proposers get "no leader"."""
+        queued, self._proposals = self._proposals, []
+        try:
+            self.node.propose_batch([data for _, data in queued])
+        except ProposalDroppedError:
+            for request_id, _ in queued:
+                self._waiters.resolve(request_id, errors.ERR_NO_LEADER())
 
     def _next_request_id(self) -> int:
         """Unique across members (the member id's low 16 bits lead) and restarts (a millisecond clock
@@ -628,11 +673,21 @@ class EtcdServer:
             raise answered[0]
 
     def _issue_read_index(self) -> None:
+        """Issues a ReadIndex for the reads waiting now, if none is in flight. A member that can answer alone
+        (the only voter) answers at once, and reads already applied up to the answer are served here."""
         ctx = self._reads.issue()
-        if ctx is not None:
-            self.node.read_index(ctx)
-            self._read_issued.set()
-            self._work.set()
+        if ctx is None:
+            return
+        node = self.node
+        node.read_index(ctx)
+        states = node.take_read_states()
+        if states:
+            applied = self.store.consistent_index
+            for rs in states:
+                self._reads.on_read_state(rs.index, rs.context, applied)
+            return
+        self._read_issued.set()
+        self._work.set()
 
     async def _read_retry_loop(self) -> None:
         """Issues again a ReadIndex left unanswered for READ_INDEX_RETRY (etcd's readIndexRetryTime)."""

