@@ -34,8 +34,7 @@ class Entry(NamedTuple):
         return len(self.data) + 16
 
 
-@dataclass(frozen=True, slots=True)
-class HardState:
+class HardState(NamedTuple):
     """What a member must have on disk before it answers anyone (Raft §5.2, §5.4, figure 2)."""
 
     term: int = 0
@@ -50,8 +49,7 @@ class Role(enum.Enum):
     LEADER = "leader"
 
 
-@dataclass(frozen=True, slots=True)
-class SoftState:
+class SoftState(NamedTuple):
     """Volatile state the shell follows: who leads, and this member's role. Never persisted."""
 
     leader: int = NONE

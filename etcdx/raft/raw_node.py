@@ -154,9 +154,13 @@ class RawNode:
     def has_ready(self) -> bool:
         r = self.raft
         u = r.log.unstable
+        soft, hard = self._prev_soft, self._prev_hard
         return bool(
-            r.soft_state() != self._prev_soft
-            or r.hard_state() != self._prev_hard
+            r.lead != soft.leader
+            or r.role is not soft.role
+            or r.term != hard.term
+            or r.vote != hard.vote
+            or r.log.committed != hard.commit
             or (u.snapshot is not None and not u.snapshot_in_progress)
             or r.log.has_next_unstable()
             or r.msgs

@@ -118,6 +118,7 @@ class EtcdServer:
         self._reads = ReadIndexBatches()
         self._proposals: list[tuple[int, bytes]] = []  # (request id, InternalRequest bytes) for the next Ready
         self._log_last_index = 0  # the core's last log index as of the Ready loop's last turn (for admission)
+        self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
         self._leader_id = 0
         self._is_leader = False
@@ -222,6 +223,8 @@ class EtcdServer:
                     nursery.start_soon(self._lease_expiry_loop, nursery)
             finally:
                 self._reads.fail_all(errors.ERR_STOPPED())  # reads parked on a ReadIndex get an answer
+                if self._hard_state_unwritten is not None and self._failure is None:
+                    self.wal.append([], to_wal_hard_state(self._hard_state_unwritten))
                 with trio.CancelScope(shield=True):
                     await self.wal.close()
         finally:
@@ -320,16 +323,26 @@ class EtcdServer:
                 self._caught_up.set()
 
     def _persist(self, rd: Ready) -> int | None:
-        """Writes the Ready's entries and HardState to the WAL and the raft storage; returns the WAL sync to
-        wait for before on_persisted, or None when nothing needs an fsync (a commit-only HardState is
-        written with the next sync, as the core allows)."""
+        """Writes the Ready's entries and HardState to the raft storage and the WAL; returns the WAL sync to
+        wait for before on_persisted, or None when nothing needs an fsync.
+
+        A HardState whose term and vote did not change (only the commit index moved: ``must_sync`` is
+        false) is kept back and written with the next entries, as the core allows: a commit index lost
+        in a crash is learned again (the replay stops at the older one and the core commits the rest)."""
         if rd.entries:
             self.raft_storage.append(rd.entries)
-        if rd.hard_state is not None:
-            self.raft_storage.set_hard_state(rd.hard_state)
-        if not rd.entries and rd.hard_state is None:
+        hard_state = rd.hard_state
+        if hard_state is not None:
+            self.raft_storage.set_hard_state(hard_state)
+            if not rd.must_sync and not rd.entries:
+                self._hard_state_unwritten = hard_state
+                return None
+        elif rd.entries and self._hard_state_unwritten is not None:
+            hard_state = self._hard_state_unwritten
+        if not rd.entries and hard_state is None:
             return None
-        self.wal.append(rd.entries, None if rd.hard_state is None else to_wal_hard_state(rd.hard_state))
+        self._hard_state_unwritten = None
+        self.wal.append(rd.entries, None if hard_state is None else to_wal_hard_state(hard_state))
         return self.wal.start_sync() if rd.must_sync else None
 
     def _applied_all_committed(self) -> bool:
