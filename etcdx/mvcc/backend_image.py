@@ -39,10 +39,13 @@ def encode(scan: Callable[[bytes], Iterable[tuple[bytes, bytes]]]) -> bytes:
 
 def decode(image: bytes) -> dict[bytes, list[tuple[bytes, bytes]]]:
     """Every table's rows in key order; raises ValueError for bytes that are not a whole, valid image."""
+    frame = zstandard.ZstdDecompressor().decompressobj()
     try:
-        raw = zstandard.ZstdDecompressor().decompress(image)
+        raw = frame.decompress(image)
     except zstandard.ZstdError as exc:
         raise ValueError(f"backend image: {exc}") from exc
+    if not frame.eof or frame.unused_data:
+        raise ValueError("backend image: not exactly one whole zstandard frame")
     if not raw.startswith(MAGIC):
         raise ValueError("backend image: bad magic")
     tables: dict[bytes, list[tuple[bytes, bytes]]] = {}

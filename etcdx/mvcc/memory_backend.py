@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from etcdx.mvcc import backend_image
 from etcdx.mvcc.schema import TABLES
+from etcdx.mvcc.tables import MAX_KEY
 
 
 class _Table:
@@ -94,6 +95,8 @@ class MemoryWrite(MemoryView):
         return self._tables[table]
 
     def put(self, table: bytes, key: bytes, value: bytes) -> None:
+        if not 0 < len(key) <= MAX_KEY:
+            raise ValueError(f"memory backend: a key must be 1 to {MAX_KEY} bytes, got {len(key)}")
         t = self._own(table)
         if key not in t.rows:
             insort(t.order, key)

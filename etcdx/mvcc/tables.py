@@ -2,7 +2,8 @@
 
 Two implementations: the LMDB file of a member (backend.Backend) and a memory one for tests and the
 simulation (memory_backend.MemoryBackend). Nothing else in etcdx talks to storage. Tables are named
-by schema.TABLES; keys within a table are compared as unsigned bytes.
+by schema.TABLES; keys within a table are compared as unsigned bytes and are 1 to MAX_KEY bytes long
+(LMDB's limit; every key etcdx stores is a fixed-size encoding well under it).
 
 Contracts every implementation keeps:
 - A read view sees the committed state as of its start and never changes; it ends when its ``with``
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Protocol
+
+MAX_KEY = 511
 
 
 class TableView(Protocol):

@@ -101,6 +101,12 @@ class Store:
         self.backend = open_backend(self.kind, self.path) if self.kind == "lmdb" else self.backend
         self._open_store()
 
+    def restore(self, image: bytes) -> None:
+        """Replaces the backend's tables with ``image`` (a backend snapshot) and opens a new store on them."""
+        self.kv.abort()
+        self.backend.restore(image)
+        self._open_store()
+
     def close(self) -> None:
         self.kv.abort()
         self.backend.close()
