@@ -47,7 +47,7 @@ class LmdbView:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.end()
+        self._txn.abort()
 
     def end(self) -> None:
         self._txn.abort()
@@ -124,6 +124,10 @@ class Backend:
 
     def begin_read(self) -> LmdbView:
         return LmdbView(self.env.begin(buffers=False), self._dbs)
+
+    def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
+        with self.env.begin(buffers=False) as txn:
+            return [value for _, value in txn.cursor(db=self._dbs[table]).getmulti(keys)]
 
     def snapshot(self) -> bytes:
         """The image (backend_image) of the committed tables, read in one read transaction."""

@@ -204,11 +204,7 @@ class KVStore:
             del pairs[r.limit :]
         wanted = [backend_key(rev) for _, rev in pairs]
         txn = self._wtxn
-        if txn is not None:
-            found = txn.get_many(KEY_DB, wanted)
-        else:
-            with self.backend.begin_read() as view:
-                found = view.get_many(KEY_DB, wanted)
+        found = (txn if txn is not None else self.backend).get_many(KEY_DB, wanted)
         if len(found) != len(wanted):
             raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
         return rangecodec.encode(header.SerializeToString(), found, more, count)
@@ -317,7 +313,7 @@ class KVStore:
             self.end_write(txn)
 
     def begin_write(self) -> WriteTxn:
-        self._open_write = WriteTxn(self, self.batch, self._current_rev)
+        self._open_write = WriteTxn(self, self._wtxn, self._current_rev)
         return self._open_write
 
     def end_write(self, txn: WriteTxn) -> int:

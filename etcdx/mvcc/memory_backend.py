@@ -145,6 +145,9 @@ class MemoryBackend:
         self._writer = MemoryWrite(self)
         return self._writer
 
+    def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
+        return MemoryView(self.tables).get_many(table, keys)
+
     def _end_write(self, writer: MemoryWrite, tables: dict[bytes, _Table] | None) -> None:
         if self._writer is not writer:
             raise RuntimeError("memory backend: this write transaction has ended")

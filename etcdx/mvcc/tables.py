@@ -60,6 +60,9 @@ class StorageBackend(Protocol):
 
     def begin_write(self) -> TableWriter: ...
 
+    def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
+        """``TableView.get_many`` on the committed state, in a read view of its own (the one-read fast path)."""
+
     def snapshot(self) -> bytes: ...
 
     def restore(self, image: bytes) -> None: ...

@@ -63,8 +63,13 @@ class ReadView:
         count = len(pairs)
         if limit > 0:
             pairs = pairs[:limit]
-        read = self.store.read_kv
-        return [read(self.txn, r) for _, r in pairs], count
+        if len(pairs) == 1:  # the common single-key read: one get
+            return [self.store.read_kv(self.txn, pairs[0][1])], count
+        stored = self.txn.get_many(KEY_DB, [backend_key(r) for _, r in pairs])
+        if len(stored) != len(pairs):
+            raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
+        parse = kv_pb2.KeyValue.FromString
+        return [parse(kv) for kv in stored], count
 
     def range(self, r: rpc_pb2.RangeRequest, response: rpc_pb2.RangeResponse | None = None) -> rpc_pb2.RangeResponse:
         """etcd 3.5's Range: fetch (limit + 1 unless sorting or filtering), filter, sort, truncate. Fills and

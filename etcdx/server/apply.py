@@ -74,14 +74,13 @@ class Applier:
     def apply(self, index: int, data: bytes) -> Result:
         """``apply_request`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not
         parse are that entry's ApplyFailed answer (the same bytes fail the same way on every member)."""
-        if index <= self.store.consistent_index:
+        if not self.store.advance_to(index):
             return None
         try:
             request = InternalRequest.FromString(data)
         except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
-            self.store.advance_to(index)
             return ApplyFailed(exc)
-        return self.apply_request(index, request)
+        return self._apply_advanced(request)
 
     def apply_request(self, index: int, request: InternalRequest) -> Result:
         """Applies one committed entry; returns its response, or the EtcdError it failed with.
@@ -92,18 +91,21 @@ class Applier:
         Invariant: when an entry fails after writing, what it wrote stays as one revision (the revision
         counter, the key index and the backend agree), and the same happens on every member.
         """
-        store = self.store
-        if not store.advance_to(index):
+        if not self.store.advance_to(index):
             return None
+        return self._apply_advanced(request)
+
+    def _apply_advanced(self, request: InternalRequest) -> Result:
+        """``apply_request`` once the store has recorded the entry's index."""
         try:
             return self._dispatch(request)
         except errors.EtcdError as exc:
-            store.close_open_write()
+            self.store.close_open_write()
             return exc
-        except store.storage_errors:
+        except self.store.storage_errors:
             raise
         except Exception as exc:
-            store.close_open_write()
+            self.store.close_open_write()
             return ApplyFailed(exc)
 
     def _dispatch(self, request: InternalRequest) -> Message | None:
