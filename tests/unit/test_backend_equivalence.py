@@ -12,6 +12,7 @@ import pytest
 
 from etcdx import errors
 from etcdx.mvcc import backend_image
+from etcdx.mvcc.memory_backend import MemoryBackend
 from etcdx.mvcc.schema import TABLES
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -145,6 +146,14 @@ def test_a_damaged_image_is_refused_and_changes_nothing(tmp_path, kind):
         store.close()
 
 
-def test_an_image_lists_every_table_in_key_order():
-    tables = backend_image.decode(Store("memory", "").backend.snapshot())
-    assert list(tables) == list(TABLES) and all(rows == [] for rows in tables.values())
+def test_an_image_lists_every_table_and_opens_as_a_memory_backend(tmp_path):
+    assert backend_image.decode(MemoryBackend().snapshot()) == {name: [] for name in TABLES}
+    store = Store("lmdb", str(tmp_path))
+    try:
+        feed([store], entries(3, 40), 3)
+        image = store.backend.snapshot()
+    finally:
+        store.close()
+    tables = backend_image.decode(image)
+    assert list(tables) == list(TABLES) and all(rows == sorted(rows) for rows in tables.values())
+    assert MemoryBackend.from_snapshot(image).snapshot() == image
