@@ -52,9 +52,9 @@ def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
 
 class KVStore:
     def __init__(self, backend: StorageBackend, lessor: Lessor | None = None) -> None:
-        """Opens the store on ``backend``'s committed state: restores the leases into ``lessor`` (which the
-        store keeps told of the keys attached to them), rebuilds the key index, and finishes a compaction
-        that a stop interrupted."""
+        """Opens the store on ``backend``'s committed state: restores the leases into ``lessor`` (a new one, with
+        no leases yet; the store keeps it told of the keys attached to them), rebuilds the key index, and
+        finishes a compaction that a stop interrupted. No write transaction of ``backend`` may be open."""
         self.backend = backend
         self.index = KeyIndex()
         self.lessor = lessor if lessor is not None else Lessor(min_ttl=1, clock=lambda: 0.0)

@@ -61,15 +61,15 @@ def _txn_may_put(txn: rpc_pb2.TxnRequest) -> bool:
 class Applier:
     """Applies committed entries to ``store``, ``lessor`` (the one the store attaches keys to) and ``alarms``.
 
-    Construction loads the alarms the store's backend holds into ``alarms``."""
+    Construction makes ``alarms`` hold exactly the alarms the store's backend holds (after a restart, or on a
+    store opened on a restored snapshot)."""
 
     def __init__(self, store: KVStore, lessor: Lessor, alarms: Alarms) -> None:
         self.store = store
         self.lessor = lessor
         self.alarms = alarms
         with store.backend.begin_read() as view:
-            for member_id, alarm in rows.alarms(view):
-                alarms.activate(member_id, alarm)
+            alarms.replace(rows.alarms(view))
 
     def apply(self, index: int, data: bytes) -> Result:
         """``apply_request`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not

@@ -45,11 +45,11 @@ class Store:
         self.path = path
         self.commit_each = commit_each
         self.backend = open_backend(kind, path)
+        self.alarms = Alarms()  # kept across reopen and restore, as the server keeps its own
         self._open_store()
 
     def _open_store(self) -> None:
         self.lessor = Lessor(min_ttl=1, clock=lambda: 0.0)
-        self.alarms = Alarms()
         self.kv = KVStore(self.backend, self.lessor)
         self.applier = Applier(self.kv, self.lessor, self.alarms)
 

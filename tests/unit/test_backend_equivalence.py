@@ -116,7 +116,8 @@ def test_a_snapshot_restores_to_a_store_that_goes_on_as_the_original(tmp_path, s
     original = Store(source, str(tmp_path / "source"), commit_each=False)
     restored = Store(target, str(tmp_path / "target"), commit_each=False)
     try:
-        feed([restored], entries(8, 20), 8)  # rows the restore must replace
+        feed([restored], entries(8, 20), 8)  # rows the restore must replace, and an alarm it must clear
+        restored.apply(alarm=Alarm(action=Alarm.ACTIVATE, memberID=9, alarm=pb.CORRUPT))
         feed([original], stream[:100], 7)
         image = original.backend.snapshot()
         restored.restore(image)
