@@ -42,6 +42,10 @@ class Alarms:
     def __init__(self) -> None:
         self.active: set[tuple[int, int]] = set()
 
+    def replace(self, pairs: list[tuple[int, int]]) -> None:
+        """Makes ``pairs`` (member id, alarm type) the active alarms, as a restart or a restored snapshot reads them."""
+        self.active = set(pairs)
+
     def has(self, alarm: int) -> bool:
         return any(kind == alarm for _, kind in self.active)
 

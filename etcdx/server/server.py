@@ -48,7 +48,7 @@ from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import ApplyFailed, KVStore
+from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -65,6 +65,7 @@ from etcdx.raft import (
     confchange,
 )
 from etcdx.server import data_dir, metrics
+from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
@@ -127,6 +128,7 @@ class EtcdServer:
         self._quota = Quota(settings.quota_backend_bytes, self.alarms)
         self.backend: Backend | None = None
         self.store: KVStore | None = None
+        self.applier: Applier | None = None
         self.wal: WAL | None = None
         self.node: RawNode | None = None
         # The membership the core starts with: this member alone, then the changes the replay applies.
@@ -167,7 +169,8 @@ class EtcdServer:
         Backend.discard_interrupted_defragmentation(s.backend_path)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
-            self.store = KVStore(self.backend, self.lessor, self.alarms)
+            self.store = KVStore(self.backend, self.lessor)
+            self.applier = Applier(self.store, self.lessor, self.alarms)
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,
@@ -399,7 +402,7 @@ class EtcdServer:
         An entry the store could not apply is logged here, once, and answered with its ApplyFailed error
         (the member goes on: every member applies the same entry the same way)."""
         results = []
-        apply, decode = self.store.apply, InternalRequest.FromString
+        apply, decode = self.applier.apply_request, InternalRequest.FromString
         for entry in entries:
             data = entry.data
             if entry.type is EntryType.CONF_CHANGE:
@@ -408,7 +411,7 @@ class EtcdServer:
                 try:
                     request = decode(data)
                 except Exception:  # bytes that do not parse: the store gives them their ApplyFailed answer
-                    result, request_id = self.store.apply_data(entry.index, data), _leading_request_id(data)
+                    result, request_id = self.applier.apply(entry.index, data), _leading_request_id(data)
                 else:
                     result, request_id = apply(entry.index, request), request.id
                 if result.__class__ is ApplyFailed:
