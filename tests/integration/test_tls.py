@@ -411,3 +411,10 @@ def test_peer_port_takes_the_allowed_cn_only(mtls, pki):
     reasons = mtls.rejections()[before:]
     assert reasons[0].startswith("client certificate authentication failed: CommonName 'client'")
     assert reasons[1] == f"certificate with serial {pki.revoked.serial:x} revoked"
+
+
+def test_a_certificate_that_cannot_be_loaded_stops_the_member_at_startup(tmp_path, pki):
+    server = member(tmp_path, ["--cert-file", str(tmp_path / "missing.pem"), "--key-file", pki.client.key], Trust(""))
+    out = subprocess.run(server.argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "etcdx: cannot set up client TLS: [Errno 2] No such file or directory" in out.stderr
