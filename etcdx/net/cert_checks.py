@@ -22,7 +22,7 @@ def load_revoked_serials(crl_bytes: bytes) -> frozenset[int]:
 
 def revoked(cert: x509.Certificate, serials: frozenset[int]) -> str | None:
     if cert.serial_number in serials:
-        return f"certificate with serial {cert.serial_number:x} revoked"
+        return f"transport: certificate serial {cert.serial_number:x} revoked"
     return None
 
 

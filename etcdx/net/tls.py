@@ -166,10 +166,24 @@ _REASONS = {
 }
 
 
+# OpenSSL's verify codes -> Go's x509 words for the same failure.
+_VERIFY_CODES = {
+    2: "x509: certificate signed by unknown authority",  # unable to get issuer certificate
+    9: "x509: certificate has expired or is not yet valid",
+    10: "x509: certificate has expired or is not yet valid",
+    18: "x509: certificate signed by unknown authority",  # self-signed leaf
+    19: "x509: certificate signed by unknown authority",  # self-signed root not trusted
+    20: "x509: certificate signed by unknown authority",  # unable to get local issuer certificate
+    21: "x509: certificate signed by unknown authority",  # unable to verify the first certificate
+    26: "x509: certificate specifies an incompatible key usage",  # unsuitable purpose
+}
+
+
 def _describe(error: BaseException | None) -> str:
     """A log line's reason from what broke a handshake."""
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"tls: failed to verify client certificate: {error.verify_message}"
+        words = _VERIFY_CODES.get(error.verify_code, error.verify_message)
+        return f"tls: failed to verify client certificate: {words}"
     if isinstance(error, ssl.SSLError) and error.reason in _REASONS:
         return _REASONS[error.reason]
     if isinstance(error, ssl.SSLError):
