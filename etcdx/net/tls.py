@@ -119,12 +119,19 @@ class ServerTls:
             reason = cert_checks.hostname_mismatch(cert, s.allowed_hostname)
         return reason
 
+    def _checked_refusal(self, peer_der: bytes | None) -> str | None:
+        try:
+            return self.refusal(peer_der)
+        except ValueError as exc:  # a certificate OpenSSL took that cryptography cannot read
+            return f"cannot read the client certificate: {exc}"
+
     async def accept(
         self, stream: trio.SocketStream, *, deadline: float, https_compatible: bool = True
     ) -> trio.SSLStream | None:
         """The TLS stream over ``stream`` once the handshake finished and the peer's certificate passed;
         None (``stream`` closed, the reason logged) otherwise. ``https_compatible`` as trio's SSLStream
-        (True: neither side's close_notify is needed, as HTTP clients expect)."""
+        (True: neither side's close_notify is needed, as HTTP clients expect). Cancelled (say, evicted by
+        the connection cap), it closes ``stream`` before the cancellation goes on."""
         remote = remote_address(stream)
         try:
             context = self.context()
@@ -132,14 +139,18 @@ class ServerTls:
             return await _reject(stream, remote, f"cannot load TLS files: {exc}")
         tls_stream = trio.SSLStream(stream, context, server_side=True, https_compatible=https_compatible)
         reason = "TLS handshake timed out"
-        with trio.move_on_at(deadline):
-            try:
-                await tls_stream.do_handshake()
-                reason = None
-            except trio.BrokenResourceError as exc:
-                reason = _describe(exc.__cause__)
+        try:
+            with trio.move_on_at(deadline):
+                try:
+                    await tls_stream.do_handshake()
+                    reason = None
+                except trio.BrokenResourceError as exc:
+                    reason = _describe(exc.__cause__)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
         if reason is None:
-            reason = self.refusal(tls_stream.getpeercert(binary_form=True))
+            reason = self._checked_refusal(tls_stream.getpeercert(binary_form=True))
         if reason is not None:
             # Closing the socket under the TLS stream sends no close_notify: the peer sees the refusal.
             return await _reject(stream, remote, reason)

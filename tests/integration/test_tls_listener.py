@@ -98,22 +98,29 @@ def rejections(caplog) -> list[str]:
     return [r.fields["error"] for r in caplog.records if r.getMessage() == "rejected connection"]
 
 
-async def test_a_client_that_never_finishes_its_handshake_is_dropped_and_holds_no_slot(
-    nursery, ca, server_cert, caplog
-):
+async def test_a_client_that_never_finishes_its_handshake_is_dropped_at_the_timeout(nursery, ca, server_cert, caplog):
     port = await start(nursery, ServerTls(TlsSettings(server_cert.cert, server_cert.key)))
-    stalled = await trio.open_tcp_stream("127.0.0.1", port)
-    await stalled.send_all(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then silence
-    # The only slot is held by the stalled handshake, which is idle: a real client takes it.
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stalled:
+        await stalled.send_all(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then silence
+        started = trio.current_time()
+        with trio.fail_after(5):
+            assert await stalled.receive_some(100) == b""  # closed unanswered
+        assert trio.current_time() - started >= 0.4
+    assert rejections(caplog) == ["TLS handshake timed out"]
     assert await served(port, client_context(ca))
-    again = await trio.open_tcp_stream("127.0.0.1", port)
-    started = trio.current_time()
-    with trio.fail_after(5):
-        assert await again.receive_some(100) == b""  # closed unanswered at the handshake timeout
-    assert trio.current_time() - started >= 0.4
-    assert "TLS handshake timed out" in rejections(caplog)
-    await stalled.aclose()
-    await again.aclose()
+
+
+async def test_a_stalled_handshake_holds_no_slot(nursery, ca, server_cert):
+    limits = ConnectionLimits(handshake_timeout=30.0, max_connections=1)
+    port = await start(nursery, ServerTls(TlsSettings(server_cert.cert, server_cert.key)), limits)
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stalled:
+        await stalled.send_all(b"\x16\x03\x01\x02\x00\x01")
+        await trio.sleep(0.2)
+        # The only slot is held by the stalled handshake, which is idle: a real client takes it ...
+        assert await served(port, client_context(ca))
+        # ... and the stalled connection is closed, long before its handshake timeout.
+        with trio.fail_after(5):
+            assert await stalled.receive_some(100) == b""
 
 
 async def test_a_certificate_rotated_on_disk_is_used_by_the_next_connection(nursery, ca, server_cert, tmp_path):
