@@ -10,6 +10,7 @@ certificates). tests/integration/test_tls_listener.py covers what needs short li
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
@@ -26,9 +27,10 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
+from cryptography import x509
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCDCTL, ETCDCTL_34, READY_TIMEOUT, ServerProcess, _live, free_ports
+from tests.support.procs import ETCD, ETCDCTL, ETCDCTL_34, READY_TIMEOUT, ServerProcess, _live, free_ports
 from tests.support.tls_certs import CertAuthority, Issued
 
 ETCDCTLS = pytest.mark.parametrize("binary", [ETCDCTL, ETCDCTL_34], ids=["etcdctl-3.5", "etcdctl-3.4"])
@@ -166,7 +168,7 @@ def mtls(tmp_path_factory, pki):
 def auto(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("auto")
     trust = Trust(str(tmp_path / "data" / "fixtures" / "client" / "cert.pem"))
-    server = member(tmp_path, ["--auto-tls"], trust)
+    server = member(tmp_path, ["--auto-tls", "--peer-auto-tls"], trust, peer_scheme="https")
     with server.start():
         yield server
 
@@ -378,12 +380,14 @@ def test_etcdctl_without_a_client_certificate_fails(mtls, pki):
     assert out.returncode != 0 and out.stdout == ""
 
 
-def test_auto_tls_certificate_names_the_listen_hosts(auto):
-    from cryptography import x509
-
-    cert = x509.load_pem_x509_certificate(Path(auto.trust.ca).read_bytes())
-    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+def test_auto_tls_certificates_name_the_listen_hosts_and_serve_both_ports(auto):
+    for kind, port in (("client", auto.client_port), ("peer", auto.peer_port)):
+        path = Path(auto.data_dir) / "fixtures" / kind / "cert.pem"
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=365)
+        assert ssl.get_server_certificate(("127.0.0.1", port)) == path.read_text()
 
 
 # --- the peer port ------------------------------------------------------------------------------------
@@ -418,3 +422,24 @@ def test_a_certificate_that_cannot_be_loaded_stops_the_member_at_startup(tmp_pat
     out = subprocess.run(server.argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 1
     assert "etcdx: cannot set up client TLS: [Errno 2] No such file or directory" in out.stderr
+
+
+@pytest.fixture(scope="module")
+def etcd_mtls(tmp_path_factory, pki):
+    """Real etcd 3.5.1 with the mtls member's client TLS flags: the oracle for the refusal reasons."""
+    tmp_path = tmp_path_factory.mktemp("etcd-mtls")
+    server_cert = pki.ca.issue("etcd-server", "etcd server", ("127.0.0.1",), server=True, client=True)
+    flags = ["--cert-file", server_cert.cert, "--key-file", server_cert.key, "--trusted-ca-file", pki.ca.path]
+    flags += ["--client-cert-auth", "--client-crl-file", pki.crl]
+    server = member(tmp_path, flags, Trust(pki.ca.path, pki.client.cert, pki.client.key))
+    server.argv = [ETCD, *server.argv[3:]]
+    with server.start():
+        yield server
+
+
+def test_refusal_reasons_are_etcds(mtls, etcd_mtls, pki):
+    """The reason of each "rejected connection" line, as etcd 3.5.1 logs it (less the times it adds)."""
+    cases = [Trust(pki.ca.path)] + [Trust(pki.ca.path, c.cert, c.key) for c in (pki.revoked, pki.expired, pki.stranger)]
+    ours = [refused(mtls, trust) for trust in cases]
+    theirs = [refused(etcd_mtls, trust).split(": current time")[0] for trust in cases]
+    assert ours == theirs
