@@ -81,6 +81,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "self-signed-cert-validity": ("int", 1),
     "peer-crl-file": ("str", ""),
     "cipher-suites": ("str", ""),
+    "experimental-peer-skip-client-san-verification": ("bool", False),
     "tls-min-version": ("str", ""),
     "tls-max-version": ("str", ""),
     "config-file": ("str", ""),
@@ -131,7 +132,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-enable-lease-checkpoint": ("bool", False),
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
     "experimental-compaction-batch-limit": ("int", 1000),
-    "experimental-peer-skip-client-san-verification": ("bool", False),
     "experimental-warning-apply-duration": ("str", "100ms"),
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
     "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
@@ -187,6 +187,7 @@ class TlsFlags:
     crl_file: str = ""
     allowed_cn: str = ""
     allowed_hostname: str = ""
+    skip_client_san_verification: bool = False  # peer port only
 
     @property
     def has_cert(self) -> bool:
@@ -536,6 +537,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         crl_file=get("peer-crl-file"),
         allowed_cn=get("peer-cert-allowed-cn"),
         allowed_hostname=get("peer-cert-allowed-hostname"),
+        skip_client_san_verification=get("experimental-peer-skip-client-san-verification"),
     )
     cipher_suites = tuple(c.strip() for c in get("cipher-suites").split(",") if c.strip())
     try:

@@ -62,6 +62,7 @@ def _server_tls(config: Config, flags: TlsFlags, urls: tuple[Url, ...], kind: st
         ciphers=openssl_ciphers(config.cipher_suites),
         min_version=low,
         max_version=high,
+        verify_client_san=kind == "peer" and not flags.skip_client_san_verification,
     )
     try:
         return ServerTls(settings)

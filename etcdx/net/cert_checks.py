@@ -57,6 +57,32 @@ def hostname_mismatch(cert: x509.Certificate, hostname: str) -> str | None:
     return f"client certificate authentication failed: certificate is not valid for host {hostname!r}"
 
 
+def san_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    """(IP addresses, DNS names) of the certificate's subject alternative names."""
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)], sans.get_values_for_type(x509.DNSName)
+
+
+def remote_mismatch(cert: x509.Certificate, remote_ip: str, resolved: dict[str, set[str]]) -> str | None:
+    """etcd's check of a peer's client certificate against the address it connects from: with no SANs it
+    passes; the address must be among the IP SANs, or one of the DNS SANs must resolve to it
+    (``resolved``: each DNS SAN -> the addresses it resolves to)."""
+    ips, names = san_names(cert)
+    if not ips and not names:
+        return None
+    if remote_ip in ips:
+        return None
+    if not names:
+        return f"x509: certificate is valid for {', '.join(ips)}, not {remote_ip}"
+    if any(remote_ip in resolved.get(name, set()) for name in names):
+        return None
+    quoted = " ".join(f'"{name}"' for name in names)
+    return f'tls: "{remote_ip}" does not match any of DNSNames [{quoted}]'
+
+
 def _name_matches(pattern: str, host: str) -> bool:
     pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
     if pattern == host:

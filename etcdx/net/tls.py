@@ -48,6 +48,8 @@ class TlsSettings:
     ciphers: str = ""  # OpenSSL cipher list for TLS 1.2 and older ("" is OpenSSL's default)
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     max_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    # The peer port's check: a client certificate's SANs must name the address it connects from.
+    verify_client_san: bool = False
 
     @property
     def requires_client_cert(self) -> bool:
@@ -151,10 +153,29 @@ class ServerTls:
             raise
         if reason is None:
             reason = self._checked_refusal(tls_stream.getpeercert(binary_form=True))
+        if reason is None and self.settings.verify_client_san:
+            reason = await _remote_refusal(tls_stream.getpeercert(binary_form=True), remote)
         if reason is not None:
             # Closing the socket under the TLS stream sends no close_notify: the peer sees the refusal.
             return await _reject(stream, remote, reason)
         return tls_stream
+
+
+async def _remote_refusal(peer_der: bytes | None, remote: str) -> str | None:
+    if peer_der is None or ":" not in remote:
+        return None
+    cert = x509.load_der_x509_certificate(peer_der)
+    remote_ip = remote.rsplit(":", 1)[0]
+    if cert_checks.remote_mismatch(cert, remote_ip, {}) is None:
+        return None
+    resolved: dict[str, set[str]] = {}
+    for name in cert_checks.san_names(cert)[1]:
+        try:
+            infos = await trio.socket.getaddrinfo(name, None)
+        except OSError:
+            continue
+        resolved[name] = {info[4][0] for info in infos}
+    return cert_checks.remote_mismatch(cert, remote_ip, resolved)
 
 
 async def _reject(stream: trio.abc.Stream, remote: str, reason: str) -> None:

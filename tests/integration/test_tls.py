@@ -127,6 +127,7 @@ class Pki:
     expired: Issued
     stranger: Issued  # signed by another CA
     peer: Issued  # CN "member-1", the peer port's allowed CN
+    elsewhere: Issued  # CN "member-1", but for another address
     crl: str
 
 
@@ -142,6 +143,7 @@ def pki(tmp_path_factory) -> Pki:
         expired=ca.issue("expired", expired=True),
         stranger=other.issue("stranger"),
         peer=ca.issue("peer", "member-1", ("127.0.0.1",), server=True),
+        elsewhere=ca.issue("elsewhere", "member-1", ("10.9.9.9",), server=True),
         crl=ca.crl("revoked", [revoked]),
     )
 
@@ -406,15 +408,17 @@ def peer_handshake(server: TlsMember, ca: str, issued: Issued) -> bool:
         return False
 
 
-def test_peer_port_takes_the_allowed_cn_only(mtls, pki):
+def test_peer_port_takes_the_allowed_cn_from_its_address_only(mtls, pki):
     before = len(mtls.rejections())
     assert peer_handshake(mtls, pki.ca.path, pki.peer)
     assert not peer_handshake(mtls, pki.ca.path, pki.client)  # CN "client"
     assert not peer_handshake(mtls, pki.ca.path, pki.revoked)
+    assert not peer_handshake(mtls, pki.ca.path, pki.elsewhere)
     time.sleep(0.3)
     reasons = mtls.rejections()[before:]
     assert reasons[0].startswith("client certificate authentication failed: CommonName 'client'")
     assert reasons[1] == f"transport: certificate serial {pki.revoked.serial:x} revoked"
+    assert reasons[2] == "x509: certificate is valid for 10.9.9.9, not 127.0.0.1"  # etcd's check of the address
 
 
 def test_a_certificate_that_cannot_be_loaded_stops_the_member_at_startup(tmp_path, pki):

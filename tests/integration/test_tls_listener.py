@@ -204,3 +204,26 @@ def test_revoked_serials_read_pem_and_der(ca):
     for der in (False, True):
         path = ca.crl(f"crl-{der}", [issued], der=der)
         assert cert_checks.load_revoked_serials(Path(path).read_bytes()) == {issued.serial}
+
+
+@pytest.mark.parametrize(
+    ("sans", "reason"),
+    [
+        ((), None),
+        (("127.0.0.1",), None),
+        (("localhost",), None),
+        (("10.9.9.9",), "x509: certificate is valid for 10.9.9.9, not 127.0.0.1"),
+        (
+            ("10.9.9.9", "no-such-host.invalid"),
+            'tls: "127.0.0.1" does not match any of DNSNames ["no-such-host.invalid"]',
+        ),
+    ],
+)
+async def test_peer_certificates_must_name_the_address_they_connect_from(
+    nursery, ca, server_cert, caplog, sans, reason
+):
+    peer = ca.issue("peer", "peer", sans)
+    settings = TlsSettings(server_cert.cert, server_cert.key, ca.path, client_cert_auth=True, verify_client_san=True)
+    port = await start(nursery, ServerTls(settings))
+    assert await served(port, client_context(ca, peer)) == (reason is None)
+    assert rejections(caplog) == ([reason] if reason else [])
