@@ -12,8 +12,9 @@ Contracts:
   gets http/1.1, because the HTTP/2 side of the port serves gRPC only (the server's order decides). The
   connection's first bytes choose the protocol either way.
 - TLS 1.2 is the lowest version by default, as etcd's.
-- The whole handshake must finish before the deadline the caller gives; a refused or unfinished handshake
-  is logged ("rejected connection", with the reason) and closed, and never raises.
+- The whole handshake (and, on the peer port, the resolution of the peer certificate's DNS names for
+  etcd's address check) must finish before the deadline the caller gives; a refused or unfinished
+  handshake is logged ("rejected connection", with the reason) and closed, and never raises.
 """
 
 from __future__ import annotations
@@ -154,7 +155,9 @@ class ServerTls:
         if reason is None:
             reason = self._checked_refusal(tls_stream.getpeercert(binary_form=True))
         if reason is None and self.settings.verify_client_san:
-            reason = await _remote_refusal(tls_stream.getpeercert(binary_form=True), remote)
+            reason = "timed out resolving the DNS names of the peer certificate"
+            with trio.move_on_at(deadline):
+                reason = await _remote_refusal(tls_stream.getpeercert(binary_form=True), remote)
         if reason is not None:
             # Closing the socket under the TLS stream sends no close_notify: the peer sees the refusal.
             return await _reject(stream, remote, reason)
