@@ -10,12 +10,14 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 import trio
 from cryptography import x509
 
 from etcdx.net import cert_checks
 from etcdx.net.conn_limits import ConnectionLimits
+from etcdx.net.grpc_server import UnaryMethod
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.net.listener import serve_client_port
 from etcdx.net.tls import ServerTls, TlsSettings
@@ -29,13 +31,17 @@ async def answer(request: HttpRequest) -> HttpResponse:
     return HttpResponse(200, [("content-type", "text/plain")], b"ok")
 
 
+async def who(request: bytes, ctx) -> bytes:
+    return ctx.peer_common_name.encode()
+
+
 async def start(nursery, tls: ServerTls, limits: ConnectionLimits = SHORT) -> int:
     return await nursery.start(
         lambda task_status: serve_client_port(
             "127.0.0.1",
             0,
-            resolve=lambda path: None,
-            known_services=frozenset(),
+            resolve=lambda path: UnaryMethod(who) if path == "/t.S/Who" else None,
+            known_services=frozenset({"t.S"}),
             http_handler=answer,
             max_recv_message_bytes=1024 * 1024,
             limits=limits,
@@ -227,3 +233,22 @@ async def test_peer_certificates_must_name_the_address_they_connect_from(
     port = await start(nursery, ServerTls(settings))
     assert await served(port, client_context(ca, peer)) == (reason is None)
     assert rejections(caplog) == ([reason] if reason else [])
+
+
+@pytest.mark.parametrize(("client_auth", "present", "expected"), [(True, True, b"alice"), (False, False, b"")])
+async def test_grpc_handlers_see_the_verified_client_common_name(
+    nursery, ca, server_cert, client_auth, present, expected
+):
+    alice = ca.issue("alice", "alice")
+    settings = TlsSettings(server_cert.cert, server_cert.key, ca.path if client_auth else "", client_auth)
+    port = await start(nursery, ServerTls(settings))
+    read = lambda path: Path(path).read_bytes()  # noqa: E731
+    credentials = grpc.ssl_channel_credentials(
+        read(ca.path), read(alice.key) if present else None, read(alice.cert) if present else None
+    )
+
+    def call() -> bytes:
+        with grpc.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+            return channel.unary_unary("/t.S/Who")(b"", timeout=5)
+
+    assert await trio.to_thread.run_sync(call) == expected
