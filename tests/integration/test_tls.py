@@ -447,3 +447,14 @@ def test_refusal_reasons_are_etcds(mtls, etcd_mtls, pki):
     ours = [refused(mtls, trust) for trust in cases]
     theirs = [refused(etcd_mtls, trust).split(": current time")[0] for trust in cases]
     assert ours == theirs
+
+
+def test_a_client_that_never_finishes_its_handshake_is_dropped_after_10s(mtls):
+    before = len(mtls.rejections())
+    with socket.create_connection(("127.0.0.1", mtls.client_port), timeout=30) as stalled:
+        stalled.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then silence
+        started = time.monotonic()
+        assert stalled.recv(100) == b""
+        waited = time.monotonic() - started
+    assert 9.0 <= waited <= 15.0
+    assert wait_for_rejection(mtls, before) == "TLS handshake timed out"
