@@ -125,8 +125,8 @@ class ServerTls:
     def _checked_refusal(self, peer_der: bytes | None) -> str | None:
         try:
             return self.refusal(peer_der)
-        except ValueError as exc:  # a certificate OpenSSL took that cryptography cannot read
-            return f"cannot read the client certificate: {exc}"
+        except Exception as exc:  # a certificate OpenSSL took that cryptography cannot read
+            return f"cannot read the client certificate: {exc!r}"
 
     async def accept(
         self, stream: trio.SocketStream, *, deadline: float, https_compatible: bool = True
@@ -149,6 +149,8 @@ class ServerTls:
                     reason = None
                 except trio.BrokenResourceError as exc:
                     reason = _describe(exc.__cause__)
+                except Exception as exc:  # nothing a client sends may end the listener
+                    reason = f"tls: unexpected handshake failure: {exc!r}"
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
@@ -175,7 +177,7 @@ async def _remote_refusal(peer_der: bytes | None, remote: str) -> str | None:
     for name in cert_checks.san_names(cert)[1]:
         try:
             infos = await trio.socket.getaddrinfo(name, None)
-        except OSError:
+        except (OSError, UnicodeError):  # unresolvable, or not a host name at all
             continue
         resolved[name] = {info[4][0] for info in infos}
     return cert_checks.remote_mismatch(cert, remote_ip, resolved)

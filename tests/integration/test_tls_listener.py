@@ -5,6 +5,7 @@ the next connection; version, cipher-suite and host-name rules refuse what they 
 
 from __future__ import annotations
 
+import random
 import shutil
 import ssl
 from dataclasses import dataclass
@@ -252,3 +253,32 @@ async def test_grpc_handlers_see_the_verified_client_common_name(
             return channel.unary_unary("/t.S/Who")(b"", timeout=5)
 
     assert await trio.to_thread.run_sync(call) == expected
+
+
+async def test_garbage_and_plain_http_on_a_tls_port_are_refused_and_the_port_serves_on(
+    nursery, ca, server_cert, caplog
+):
+    limits = ConnectionLimits(handshake_timeout=0.5)
+    port = await start(nursery, ServerTls(TlsSettings(server_cert.cert, server_cert.key)), limits)
+    rng = random.Random(11)
+    attempts = [b"\x16\x03\x03" + rng.randbytes(rng.randrange(2, 300)) for _ in range(30)]
+    attempts += [rng.randbytes(rng.randrange(1, 300)) for _ in range(30)]
+
+    async def attempt(data: bytes) -> None:
+        async with await trio.open_tcp_stream("127.0.0.1", port) as sock:
+            await sock.send_all(data)
+            with trio.fail_after(5):
+                try:
+                    while await sock.receive_some(65536):
+                        pass  # an alert, then the close
+                except trio.BrokenResourceError:
+                    pass
+
+    await attempt(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    async with trio.open_nursery() as attackers:
+        for data in attempts:
+            attackers.start_soon(attempt, data)
+    assert await served(port, client_context(ca))
+    reasons = rejections(caplog)
+    assert reasons[0] == "tls: first record does not look like a TLS handshake (plain HTTP)"
+    assert len(reasons) == 1 + len(attempts)
