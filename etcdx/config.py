@@ -243,14 +243,6 @@ class Config:
         return max(self.quota_backend_bytes, 0)
 
     @property
-    def listen_client_addresses(self) -> tuple[tuple[str, int], ...]:
-        return tuple((u.host, u.port) for u in self.listen_client_urls)
-
-    @property
-    def listen_peer_addresses(self) -> tuple[tuple[str, int], ...]:
-        return tuple((u.host, u.port) for u in self.listen_peer_urls)
-
-    @property
     def initial_advertise_peer_urls_str(self) -> tuple[str, ...]:
         return tuple(u.text for u in self.initial_advertise_peer_urls)
 

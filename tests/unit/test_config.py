@@ -13,8 +13,8 @@ def test_defaults_are_etcds():
     config = parse_config([], {})
     assert config.name == "default"
     assert config.data_dir == "default.etcdx"
-    assert config.listen_client_addresses == (("localhost", 2379),)
-    assert config.listen_peer_addresses == (("localhost", 2380),)
+    assert [(u.scheme, u.host, u.port) for u in config.listen_client_urls] == [("http", "localhost", 2379)]
+    assert [(u.scheme, u.host, u.port) for u in config.listen_peer_urls] == [("http", "localhost", 2380)]
     assert config.max_request_bytes == 1572864
     assert config.max_txn_ops == 128
     assert config.effective_quota_backend_bytes == 2 * 1024**3
@@ -100,7 +100,7 @@ def test_config_file_replaces_flags_and_environment(tmp_path):
     )
     config = parse_config(["--config-file", str(path), "--name", "ignored"], {"ETCD_MAX_TXN_OPS": "3"})
     assert (config.name, config.data_dir, config.max_txn_ops) == ("fromfile", "/tmp/fromfile", 9)
-    assert config.listen_client_addresses == (("127.0.0.1", 4001),)
+    assert [(u.host, u.port) for u in config.listen_client_urls] == [("127.0.0.1", 4001)]
 
 
 def test_config_file_tls_blocks_set_the_tls_flags(tmp_path):
