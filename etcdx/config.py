@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import yaml
 
 from etcdx.log import get_logger
+from etcdx.net.tls_versions import TlsFlagError, openssl_ciphers, version_range
 
 log = get_logger("etcdx.config")
 
@@ -62,6 +63,27 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "log-level": ("str", "info"),
     "enable-grpc-gateway": ("bool", True),
     "experimental-watch-progress-notify-interval": ("str", "10m"),
+    # TLS (net/tls.py). The two version flags are not in etcd 3.5.1 (later etcd has them).
+    "cert-file": ("str", ""),
+    "key-file": ("str", ""),
+    "client-cert-auth": ("bool", False),
+    "client-crl-file": ("str", ""),
+    "client-cert-allowed-hostname": ("str", ""),
+    "trusted-ca-file": ("str", ""),
+    "auto-tls": ("bool", False),
+    "peer-cert-file": ("str", ""),
+    "peer-key-file": ("str", ""),
+    "peer-client-cert-auth": ("bool", False),
+    "peer-trusted-ca-file": ("str", ""),
+    "peer-cert-allowed-cn": ("str", ""),
+    "peer-cert-allowed-hostname": ("str", ""),
+    "peer-auto-tls": ("bool", False),
+    "self-signed-cert-validity": ("int", 1),
+    "peer-crl-file": ("str", ""),
+    "cipher-suites": ("str", ""),
+    "experimental-peer-skip-client-san-verification": ("bool", False),
+    "tls-min-version": ("str", ""),
+    "tls-max-version": ("str", ""),
     "config-file": ("str", ""),
     "version": ("bool", False),
     "help": ("bool", False),
@@ -84,23 +106,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "auto-compaction-mode": ("str", "periodic"),
     "enable-v2": ("bool", False),
     "v2-deprecation": ("str", "not-yet"),
-    "cert-file": ("str", ""),
-    "key-file": ("str", ""),
-    "client-cert-auth": ("bool", False),
-    "client-crl-file": ("str", ""),
-    "client-cert-allowed-hostname": ("str", ""),
-    "trusted-ca-file": ("str", ""),
-    "auto-tls": ("bool", False),
-    "peer-cert-file": ("str", ""),
-    "peer-key-file": ("str", ""),
-    "peer-client-cert-auth": ("bool", False),
-    "peer-trusted-ca-file": ("str", ""),
-    "peer-cert-allowed-cn": ("str", ""),
-    "peer-cert-allowed-hostname": ("str", ""),
-    "peer-auto-tls": ("bool", False),
-    "self-signed-cert-validity": ("int", 1),
-    "peer-crl-file": ("str", ""),
-    "cipher-suites": ("str", ""),
     "cors": ("str", "*"),
     "host-whitelist": ("str", "*"),
     "auth-token": ("str", "simple"),
@@ -127,7 +132,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-enable-lease-checkpoint": ("bool", False),
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
     "experimental-compaction-batch-limit": ("int", 1000),
-    "experimental-peer-skip-client-san-verification": ("bool", False),
     "experimental-warning-apply-duration": ("str", "100ms"),
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
     "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
@@ -172,6 +176,25 @@ class Url:
 
 
 @dataclass(frozen=True)
+class TlsFlags:
+    """One port's TLS flags (client: --cert-file...; peer: --peer-cert-file...), as given."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    trusted_ca_file: str = ""
+    client_cert_auth: bool = False
+    auto_tls: bool = False
+    crl_file: str = ""
+    allowed_cn: str = ""
+    allowed_hostname: str = ""
+    skip_client_san_verification: bool = False  # peer port only
+
+    @property
+    def has_cert(self) -> bool:
+        return bool(self.cert_file and self.key_file)
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     data_dir: str
@@ -205,6 +228,12 @@ class Config:
     grpc_keepalive_timeout: float = 20.0
     backend_batch_interval: float = DEFAULT_BACKEND_BATCH_INTERVAL
     backend_batch_limit: int = DEFAULT_BACKEND_BATCH_LIMIT
+    client_tls: TlsFlags = TlsFlags()
+    peer_tls: TlsFlags = TlsFlags()
+    cipher_suites: tuple[str, ...] = ()  # Go names, checked
+    tls_min_version: str = ""
+    tls_max_version: str = ""
+    self_signed_cert_validity: int = 1
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -212,14 +241,6 @@ class Config:
         if self.quota_backend_bytes == 0:
             return DEFAULT_QUOTA_BYTES
         return max(self.quota_backend_bytes, 0)
-
-    @property
-    def listen_client_addresses(self) -> tuple[tuple[str, int], ...]:
-        return tuple((u.host, u.port) for u in self.listen_client_urls)
-
-    @property
-    def listen_peer_addresses(self) -> tuple[tuple[str, int], ...]:
-        return tuple((u.host, u.port) for u in self.listen_peer_urls)
 
     @property
     def initial_advertise_peer_urls_str(self) -> tuple[str, ...]:
@@ -342,9 +363,8 @@ def _from_yaml(path: str) -> dict[str, str]:
         raise ConfigError(f"error parsing config file {path}: not a mapping")
     values: dict[str, str] = {}
     for key, value in document.items():
-        if key in ("client-transport-security", "peer-transport-security"):
-            if isinstance(value, dict) and any(v not in (None, "", False) for v in value.values()):
-                raise ConfigError(f"etcdx: {key} (TLS) is not implemented yet")
+        if key in _SECURITY_BLOCKS:
+            values.update(_security_block(path, key, value))
             continue
         if key not in FLAGS:
             raise ConfigError(f"error unmarshaling config file {path}: unknown field {key!r}")
@@ -353,6 +373,42 @@ def _from_yaml(path: str) -> dict[str, str]:
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
         values[key] = _show(value)
+    return values
+
+
+# The YAML file's TLS blocks: key -> flag, per block (client-cert-file and client-key-file are the
+# certificate etcd's own gateway presents; etcdx's gateway needs none, so they are accepted and unused).
+_SECURITY_BLOCKS = {
+    "client-transport-security": {
+        "cert-file": "cert-file",
+        "key-file": "key-file",
+        "trusted-ca-file": "trusted-ca-file",
+        "client-cert-auth": "client-cert-auth",
+        "auto-tls": "auto-tls",
+    },
+    "peer-transport-security": {
+        "cert-file": "peer-cert-file",
+        "key-file": "peer-key-file",
+        "trusted-ca-file": "peer-trusted-ca-file",
+        "client-cert-auth": "peer-client-cert-auth",
+        "auto-tls": "peer-auto-tls",
+    },
+}
+
+
+def _security_block(path: str, key: str, block: object) -> dict[str, str]:
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        raise ConfigError(f"error unmarshaling config file {path}: {key} is not a mapping")
+    values = {}
+    for field, value in block.items():
+        if field in ("client-cert-file", "client-key-file"):
+            continue
+        if field not in _SECURITY_BLOCKS[key]:
+            raise ConfigError(f"error unmarshaling config file {path}: unknown field {key}.{field!r}")
+        if value is not None:
+            values[_SECURITY_BLOCKS[key][field]] = _show(value)
     return values
 
 
@@ -383,10 +439,6 @@ def _urls(name: str, raw: str) -> tuple[Url, ...]:
         if parsed.scheme not in ("http", "https", "unix", "unixs") or not parsed.netloc:
             raise ConfigError(
                 f'invalid value "{raw}" for flag -{name}: URL scheme must be http, https, unix, or unixs: {text}'
-            )
-        if parsed.scheme != "http":
-            raise ConfigError(
-                f"etcdx: --{name} with scheme {parsed.scheme} (TLS or unix sockets) is not implemented yet"
             )
         if parsed.path not in ("", "/"):
             raise ConfigError(f'invalid value "{raw}" for flag -{name}: URL must not contain a path: {text}')
@@ -459,6 +511,39 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     if batch_interval < 0:  # etcd panics on a negative ticker interval
         raise ConfigError(f"--backend-batch-interval must not be negative, got {get('backend-batch-interval')}")
 
+    client_tls = TlsFlags(
+        cert_file=get("cert-file"),
+        key_file=get("key-file"),
+        trusted_ca_file=get("trusted-ca-file"),
+        client_cert_auth=get("client-cert-auth"),
+        auto_tls=get("auto-tls"),
+        crl_file=get("client-crl-file"),
+        allowed_hostname=get("client-cert-allowed-hostname"),
+    )
+    peer_tls = TlsFlags(
+        cert_file=get("peer-cert-file"),
+        key_file=get("peer-key-file"),
+        trusted_ca_file=get("peer-trusted-ca-file"),
+        client_cert_auth=get("peer-client-cert-auth"),
+        auto_tls=get("peer-auto-tls"),
+        crl_file=get("peer-crl-file"),
+        allowed_cn=get("peer-cert-allowed-cn"),
+        allowed_hostname=get("peer-cert-allowed-hostname"),
+        skip_client_san_verification=get("experimental-peer-skip-client-san-verification"),
+    )
+    cipher_suites = tuple(c.strip() for c in get("cipher-suites").split(",") if c.strip())
+    try:
+        openssl_ciphers(cipher_suites)
+        version_range(get("tls-min-version"), get("tls-max-version"), cipher_suites)
+    except TlsFlagError as exc:
+        raise ConfigError(str(exc)) from None
+    if (client_tls.auto_tls or peer_tls.auto_tls) and get("self-signed-cert-validity") <= 0:
+        raise ConfigError("selfSignedCertValidity is invalid,it should be greater than 0")
+    listen_client_urls = _urls("listen-client-urls", get("listen-client-urls"))
+    listen_peer_urls = _urls("listen-peer-urls", get("listen-peer-urls"))
+    _check_secure_urls(listen_client_urls, client_tls, "--cert-file, --key-file", "client")
+    _check_secure_urls(listen_peer_urls, peer_tls, "--peer-cert-file, --peer-key-file", "peer")
+
     name = get("name")
     peer_urls = _urls("initial-advertise-peer-urls", get("initial-advertise-peer-urls"))
     initial_cluster = _initial_cluster(get("initial-cluster") or f"{name}=" + ",".join(u.text for u in peer_urls))
@@ -484,8 +569,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         snapshot_catchup_entries=get("experimental-snapshot-catchup-entries"),
         heartbeat_interval=heartbeat,
         election_timeout=election,
-        listen_peer_urls=_urls("listen-peer-urls", get("listen-peer-urls")),
-        listen_client_urls=_urls("listen-client-urls", get("listen-client-urls")),
+        listen_peer_urls=listen_peer_urls,
+        listen_client_urls=listen_client_urls,
         initial_advertise_peer_urls=peer_urls,
         initial_cluster=initial_cluster,
         initial_cluster_state=state,
@@ -509,4 +594,26 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         grpc_keepalive_min_time=parse_duration("grpc-keepalive-min-time", get("grpc-keepalive-min-time")),
         grpc_keepalive_interval=parse_duration("grpc-keepalive-interval", get("grpc-keepalive-interval")),
         grpc_keepalive_timeout=parse_duration("grpc-keepalive-timeout", get("grpc-keepalive-timeout")),
+        client_tls=client_tls,
+        peer_tls=peer_tls,
+        cipher_suites=cipher_suites,
+        tls_min_version=get("tls-min-version"),
+        tls_max_version=get("tls-max-version"),
+        self_signed_cert_validity=get("self-signed-cert-validity"),
     )
+
+
+def is_secure(url: Url) -> bool:
+    return url.scheme in ("https", "unixs")
+
+
+def _check_secure_urls(urls: tuple[Url, ...], tls: TlsFlags, flags: str, kind: str) -> None:
+    """etcd's rules: a TLS URL needs a certificate (given, or made by auto-TLS); a plain one ignores it."""
+    for url in urls:
+        if is_secure(url) and not (tls.has_cert or tls.auto_tls):
+            raise ConfigError(f"TLS key/cert ({flags}) must be provided for {kind} url {url.text} with HTTPS scheme")
+        if not is_secure(url) and tls.has_cert:
+            log.warning(
+                "scheme is HTTP while key and cert files are present; ignoring key and cert files",
+                **{f"{kind}-url": url.text},
+            )

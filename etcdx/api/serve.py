@@ -8,7 +8,7 @@ from etcdx.api.grpc.router import build_resolver
 from etcdx.api.http.endpoints import HttpEndpoints
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
-from etcdx.net.listener import serve_client_port
+from etcdx.net.listener import ListenAddress, serve_client_port
 from etcdx.server.server import EtcdServer
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
@@ -17,12 +17,12 @@ GRPC_OVERHEAD_BYTES = 512 * 1024
 
 async def serve_clients(
     server: EtcdServer,
-    addresses: list[tuple[str, int]],
+    addresses: list[ListenAddress],
     *,
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serves every (host, port) until cancelled; reports the bound ports once all listen. The listeners
+    """Serves every address until cancelled; reports the bound ports once all listen. The listeners
     share the connection limits (net/conn_limits.py): the cap on open connections and the read budget are
     divided between them."""
     resolve, services = build_resolver(server)
@@ -31,11 +31,11 @@ async def serve_clients(
     limits = DEFAULT_LIMITS.shared_by(len(addresses))
     async with trio.open_nursery() as nursery:
         ports = []
-        for host, port in addresses:
+        for address in addresses:
             bound = await nursery.start(
-                lambda task_status, host=host, port=port: serve_client_port(
-                    host,
-                    port,
+                lambda task_status, address=address: serve_client_port(
+                    address.host,
+                    address.port,
                     resolve=resolve,
                     known_services=services,
                     http_handler=http_handler,
@@ -43,6 +43,8 @@ async def serve_clients(
                     max_recv_message_bytes=max_recv,
                     grpc_limits=grpc_limits,
                     limits=limits,
+                    tls=address.tls,
+                    unix=address.unix,
                     task_status=task_status,
                 )
             )

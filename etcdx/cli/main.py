@@ -11,9 +11,11 @@ import trio
 
 from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
+from etcdx.cli.listener_tls import TlsSetupError, client_addresses, peer_addresses
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.listener import ListenAddress
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.server.data_dir import DataDirLockedError
 from etcdx.server.server import EtcdServer, MemberStopped
@@ -67,31 +69,30 @@ def version_text() -> str:
     )
 
 
-async def run(config: Config) -> None:
+async def run(config: Config, clients: list[ListenAddress], peers: list[ListenAddress]) -> None:
     """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed)."""
     server = EtcdServer(settings_from_config(config))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
         await nursery.start(server.run)
-        for host, port in config.listen_peer_addresses:
-            await nursery.start(hold_peer_port, host, port)
+        for peer in peers:
+            await nursery.start(partial(hold_peer_port, peer.host, peer.port, tls=peer.tls, unix=peer.unix))
         limits = GrpcLimits(
             max_concurrent_streams=config.max_concurrent_streams,
             keepalive_min_time=config.grpc_keepalive_min_time,
             keepalive_interval=config.grpc_keepalive_interval,
             keepalive_timeout=config.grpc_keepalive_timeout,
         )
-        client_ports = await nursery.start(
-            partial(serve_clients, grpc_limits=limits), server, list(config.listen_client_addresses)
-        )
+        client_ports = await nursery.start(partial(serve_clients, grpc_limits=limits), server, clients)
         log.info(
             "ready to serve client requests",
             name=config.name,
             data_dir=config.data_dir,
             listen_client_urls=[
-                f"{host}:{port}" for (host, _), port in zip(config.listen_client_addresses, client_ports, strict=True)
+                f"{url.scheme}://{url.host}:{port}"
+                for url, port in zip(config.listen_client_urls, client_ports, strict=True)
             ],
-            listen_peer_urls=[f"{host}:{port}" for host, port in config.listen_peer_addresses],
+            listen_peer_urls=[url.text for url in config.listen_peer_urls],
         )
 
 
@@ -128,10 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     # The WAL's sync thread must get the GIL back soon after its fsync, even while the event loop is busy with
     # many connections: Python's default 5 ms switch interval made every put wait up to that long per handoff.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    try:
+        clients, peers = client_addresses(config), peer_addresses(config)
+    except TlsSetupError as exc:
+        log.error("cannot start: TLS", error=str(exc))
+        print(f"etcdx: {exc}", file=sys.stderr)
+        return 1
     locked: list[BaseException] = []
     stopped: list[BaseException] = []
     try:
-        trio.run(run, config)
+        trio.run(run, config, clients, peers)
     except* DataDirLockedError as group:
         locked.extend(_leaves(group))
     except* MemberStopped as group:

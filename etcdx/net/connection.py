@@ -46,7 +46,9 @@ async def serve_connection(
                 return
             set_idle(False)
             if head.startswith(PREFACE):
-                await GrpcConnection(stream, resolve, known_services, max_recv_message_bytes, grpc_limits).run(head)
+                await GrpcConnection(
+                    stream, resolve, known_services, max_recv_message_bytes, grpc_limits, verified_common_name(stream)
+                ).run(head)
                 return
             await serve_http1(
                 stream,
@@ -62,6 +64,18 @@ async def serve_connection(
         pass
     except Exception:
         log.exception("connection failed")
+
+
+def verified_common_name(stream: trio.abc.Stream) -> str:
+    """The CN of the client certificate a TLS stream verified; "" for plain streams and for none."""
+    if not isinstance(stream, trio.SSLStream):
+        return ""
+    cert = stream.getpeercert()  # a dict only when the certificate was verified
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return value
+    return ""
 
 
 async def _read_protocol_head(stream: trio.abc.Stream) -> bytes | None:

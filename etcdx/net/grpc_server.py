@@ -76,6 +76,9 @@ class RpcContext:
     path: str
     metadata: dict[str, str]
     deadline: float | None
+    # The Common Name of the client certificate the TLS handshake verified ("" without one): etcd's
+    # user name for certificate-based auth.
+    peer_common_name: str = ""
 
 
 Send = Callable[[bytes], Awaitable[None]]
@@ -170,8 +173,10 @@ class GrpcConnection:
         known_services: frozenset[str],
         max_recv_message_bytes: int,
         limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
+        peer_common_name: str = "",
     ) -> None:
         self._stream = stream
+        self._peer_common_name = peer_common_name
         self._resolve = resolve
         self._known_services = known_services
         self._max_recv = max_recv_message_bytes
@@ -344,7 +349,7 @@ class GrpcConnection:
                 self._h2.reset(event.stream_id, _NO_ERROR)
             return
         deadline = trio.current_time() + timeout if timeout is not None else None
-        call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline))
+        call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline, self._peer_common_name))
         self._calls[event.stream_id] = call
         if not isinstance(method, _UNARY):
             # Unbounded in messages, bounded in bytes by withholding acknowledgements (see the module doc).

@@ -1,9 +1,11 @@
 """The client listener: every accepted connection is served in its own task of one nursery, within the
-connection cap (net/admission.py) and the time and memory bounds of net/conn_limits.py."""
+connection cap (net/admission.py) and the time and memory bounds of net/conn_limits.py. On a TLS listener
+(net/tls.py) the handshake is part of the connection's handshake time: it and the protocol head must both
+arrive within ``handshake_timeout`` of the accept."""
 
 from __future__ import annotations
 
-import socket
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -14,6 +16,19 @@ from etcdx.net.connection import serve_connection
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import Resolver
 from etcdx.net.http1 import BodyLimit, HttpHandler, any_body_up_to
+from etcdx.net.sockets import open_listeners
+from etcdx.net.tls import ServerTls
+
+
+@dataclass(frozen=True)
+class ListenAddress:
+    """Where a listener listens: TCP host:port (port 0: any free one) or, with ``unix``, the unix socket
+    file "host:port"; with ``tls`` every connection is TLS."""
+
+    host: str
+    port: int
+    tls: ServerTls | None = None
+    unix: bool = False
 
 
 async def serve_client_port(
@@ -27,6 +42,8 @@ async def serve_client_port(
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
     http_body_limit: BodyLimit | None = None,
     limits: ConnectionLimits = DEFAULT_LIMITS,
+    tls: ServerTls | None = None,
+    unix: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -36,10 +53,9 @@ async def serve_client_port(
     known and "unknown service S" when not. Requests larger than ``max_recv_message_bytes`` fail with
     RESOURCE_EXHAUSTED. HTTP/1.1 requests go to ``http_handler``; ``http_body_limit`` says how large a body
     each of them may carry (default: ``max_recv_message_bytes`` for any path). On cancellation every HTTP/2
-    connection gets a GOAWAY and every running handler is cancelled."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    for listener in listeners:
-        listener.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection gets a GOAWAY and every running handler is cancelled. With ``tls`` every connection is
+    TLS; with ``unix`` the listener is the unix socket named "host:port" (etcd's unix:// URLs)."""
+    listeners = await open_listeners(host, port, unix=unix)
     serve = partial(
         serve_connection,
         resolve=resolve,
@@ -53,13 +69,17 @@ async def serve_client_port(
     )
     slots = ConnectionSlots(limits.connection_cap())
     async with trio.open_nursery() as nursery:
-        await nursery.start(partial(trio.serve_listeners, partial(_admit, slots, serve), listeners))
-        task_status.started(listeners[0].socket.getsockname()[1])
+        admit = partial(_admit, slots, serve, tls, limits.handshake_timeout)
+        await nursery.start(partial(trio.serve_listeners, admit, listeners))
+        task_status.started(port if unix else listeners[0].socket.getsockname()[1])
 
 
-async def _admit(slots: ConnectionSlots, serve, stream: trio.SocketStream) -> None:
+async def _admit(
+    slots: ConnectionSlots, serve, tls: ServerTls | None, handshake_timeout: float, stream: trio.SocketStream
+) -> None:
     """Serves ``stream`` if the cap admits it; closes it at once if not. An evicted connection's scope is
-    cancelled, and serve_connection closes its stream on the way out."""
+    cancelled, and serve_connection (or a refused TLS handshake) closes its stream on the way out. A
+    connection in its TLS handshake is idle to the cap, so a flood of handshakes cannot keep others out."""
     accepted_at = trio.current_time()
     with trio.CancelScope() as scope:
         ticket = slots.admit(scope)
@@ -67,6 +87,10 @@ async def _admit(slots: ConnectionSlots, serve, stream: trio.SocketStream) -> No
             await trio.aclose_forcefully(stream)
             return
         try:
+            if tls is not None:
+                stream = await tls.accept(stream, deadline=accepted_at + handshake_timeout)
+                if stream is None:
+                    return
             await serve(stream, accepted_at=accepted_at, set_idle=ticket.set_idle)
         finally:
             slots.leave(ticket)

@@ -1,4 +1,7 @@
-"""Throwaway TLS material for tests: a CA and certificates it signs, written as PEM files (cryptography)."""
+"""Throwaway TLS material for tests: a CA and certificates it signs, written as PEM files (cryptography).
+
+``make_certs`` writes the usual set (CA, server, client); ``CertAuthority`` issues more on demand (expired ones,
+chosen names, either usage) and CRLs revoking any of them."""
 
 from __future__ import annotations
 
@@ -89,3 +92,91 @@ def make_certs(directory: Path, server_names: tuple[str, ...] = ("127.0.0.1", "l
         client_cert=_write_cert(directory / "client.pem", client_cert),
         client_key=_write_key(directory / "client-key.pem", client_key),
     )
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: str
+    key: str
+    serial: int
+
+
+class CertAuthority:
+    """A CA in ``directory`` that issues leaf certificates and CRLs as PEM files named after ``label``."""
+
+    def __init__(self, directory: Path, name: str = "etcdx test CA") -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(name))
+            .issuer_name(_name(name))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        label = name.replace(" ", "-")
+        self.path = _write_cert(directory / f"{label}.pem", self.cert)
+
+    def issue(
+        self,
+        label: str,
+        common_name: str = "",
+        sans: tuple[str, ...] = (),
+        *,
+        server: bool = False,
+        client: bool = True,
+        expired: bool = False,
+    ) -> Issued:
+        """A leaf certificate for ``common_name`` with ``sans`` (IPs or DNS names), usable to serve and/or
+        as a client; an ``expired`` one ended an hour ago."""
+        now = datetime.datetime.now(datetime.UTC)
+        start = now - datetime.timedelta(days=2 if expired else 0, minutes=5)
+        end = now - datetime.timedelta(hours=1) if expired else now + datetime.timedelta(days=1)
+        usages = [
+            u for u, on in ((ExtendedKeyUsageOID.SERVER_AUTH, server), (ExtendedKeyUsageOID.CLIENT_AUTH, client)) if on
+        ]
+        key = ec.generate_private_key(ec.SECP256R1())
+        serial = x509.random_serial_number()
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name or label))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(serial)
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        )
+        if sans:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_general_name(n) for n in sans]), critical=False
+            )
+        cert = builder.sign(self.key, hashes.SHA256())
+        return Issued(
+            _write_cert(self.directory / f"{label}.pem", cert),
+            _write_key(self.directory / f"{label}-key.pem", key),
+            serial,
+        )
+
+    def crl(self, label: str, revoked: list[Issued], *, der: bool = False) -> str:
+        """A CRL revoking ``revoked``, written as PEM (or DER) to <label>.crl."""
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - datetime.timedelta(minutes=5))
+            .next_update(now + datetime.timedelta(days=1))
+        )
+        for issued in revoked:
+            entry = x509.RevokedCertificateBuilder().serial_number(issued.serial).revocation_date(now).build()
+            builder = builder.add_revoked_certificate(entry)
+        crl = builder.sign(self.key, hashes.SHA256())
+        path = self.directory / f"{label}.crl"
+        path.write_bytes(crl.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM))
+        return str(path)

@@ -13,8 +13,8 @@ def test_defaults_are_etcds():
     config = parse_config([], {})
     assert config.name == "default"
     assert config.data_dir == "default.etcdx"
-    assert config.listen_client_addresses == (("localhost", 2379),)
-    assert config.listen_peer_addresses == (("localhost", 2380),)
+    assert [(u.scheme, u.host, u.port) for u in config.listen_client_urls] == [("http", "localhost", 2379)]
+    assert [(u.scheme, u.host, u.port) for u in config.listen_peer_urls] == [("http", "localhost", 2380)]
     assert config.max_request_bytes == 1572864
     assert config.max_txn_ops == 128
     assert config.effective_quota_backend_bytes == 2 * 1024**3
@@ -62,7 +62,19 @@ def test_flag_and_environment_together_is_fatal():
         ),
         (["--election-timeout", "100"], r"--election-timeout\[100ms\] should be at least as 5 times as"),
         (["--election-timeout", "60000"], "is too long, and should be set less than 50000ms"),
-        (["--auto-tls"], "etcdx: --auto-tls is not implemented yet"),
+        (
+            ["--listen-client-urls", "https://127.0.0.1:1", "--advertise-client-urls", "https://127.0.0.1:1"],
+            r"TLS key/cert \(--cert-file, --key-file\) must be provided for client url https://127.0.0.1:1",
+        ),
+        (["--listen-peer-urls", "unixs://p:1"], r"TLS key/cert \(--peer-cert-file, --peer-key-file\) must be"),
+        (["--cipher-suites", "TLS_BOGUS"], 'unexpected TLS cipher suite "TLS_BOGUS"'),
+        (["--tls-min-version", "TLS1.1"], 'unexpected TLS version "TLS1.1"'),
+        (["--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"], "is greater than max version"),
+        (
+            ["--tls-min-version", "TLS1.3", "--cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"],
+            "cipher suites cannot be configured when only TLS1.3 is enabled",
+        ),
+        (["--auto-tls", "--self-signed-cert-validity", "0"], "selfSignedCertValidity is invalid"),
         (["--enable-v2=true"], "etcdx: --enable-v2 is not implemented yet"),
         (["--initial-cluster", "other=http://localhost:2380"], 'couldn\'t find local name "default"'),
     ],
@@ -88,14 +100,47 @@ def test_config_file_replaces_flags_and_environment(tmp_path):
     )
     config = parse_config(["--config-file", str(path), "--name", "ignored"], {"ETCD_MAX_TXN_OPS": "3"})
     assert (config.name, config.data_dir, config.max_txn_ops) == ("fromfile", "/tmp/fromfile", 9)
-    assert config.listen_client_addresses == (("127.0.0.1", 4001),)
+    assert [(u.host, u.port) for u in config.listen_client_urls] == [("127.0.0.1", 4001)]
 
 
-def test_config_file_with_tls_is_refused_loudly(tmp_path):
+def test_config_file_tls_blocks_set_the_tls_flags(tmp_path):
     path = tmp_path / "etcd.yaml"
-    path.write_text("client-transport-security:\n  cert-file: /x.pem\n")
-    with pytest.raises(ConfigError, match="not implemented yet"):
+    path.write_text(
+        "client-transport-security:\n  cert-file: /c.pem\n  key-file: /k.pem\n  client-cert-auth: true\n"
+        "  trusted-ca-file: /ca.pem\n  client-cert-file: /gw.pem\n"
+        "peer-transport-security:\n  auto-tls: true\n"
+        "peer-cert-allowed-cn: member\n"
+    )
+    config = parse_config(["--config-file", str(path)], {})
+    client, peer = config.client_tls, config.peer_tls
+    assert (client.cert_file, client.key_file, client.trusted_ca_file) == ("/c.pem", "/k.pem", "/ca.pem")
+    assert client.client_cert_auth and not client.auto_tls
+    assert peer.auto_tls and peer.allowed_cn == "member" and not peer.cert_file
+
+
+def test_config_file_tls_block_with_an_unknown_key_is_refused(tmp_path):
+    path = tmp_path / "etcd.yaml"
+    path.write_text("client-transport-security:\n  cert: /x.pem\n")
+    with pytest.raises(ConfigError, match="unknown field"):
         parse_config(["--config-file", str(path)], {})
+
+
+def test_tls_flags_and_secure_urls():
+    argv = ["--listen-client-urls", "https://127.0.0.1:1,unixs://sock:2", "--advertise-client-urls", "https://a:1"]
+    argv += [
+        "--cert-file",
+        "/c",
+        "--key-file",
+        "/k",
+        "--client-crl-file",
+        "/crl",
+        "--cipher-suites",
+        "TLS_AES_128_GCM_SHA256",
+    ]
+    config = parse_config(argv, {"ETCD_CLIENT_CERT_ALLOWED_HOSTNAME": "host.example"})
+    assert [u.scheme for u in config.listen_client_urls] == ["https", "unixs"]
+    assert (config.client_tls.crl_file, config.client_tls.allowed_hostname) == ("/crl", "host.example")
+    assert config.cipher_suites == ("TLS_AES_128_GCM_SHA256",)
 
 
 def test_wal_retention_flags():
