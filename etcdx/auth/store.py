@@ -6,8 +6,8 @@ table (records.py) in the same transaction as the applied index. ``load(dump())`
 equal store.
 
 Invariants:
-- ``revision`` grows by one with every change to users, roles or permissions and with AuthDisable
-  (etcd's authRevision; AuthEnable and no-op requests leave it, as in etcd), and never goes down;
+- ``revision`` (etcd's authRevision) starts at 1 and grows by one with every change to users, roles
+  or permissions and with AuthDisable (AuthEnable and no-op requests leave it, as in etcd);
 - a user's roles are sorted and unique; a role's permissions are sorted by key;
 - while enabled, user "root" exists and holds role "root" (it cannot be deleted or lose the role);
 - a stored password is a bcrypt hash, made before the request was proposed: no plaintext enters here.
@@ -40,7 +40,7 @@ class AuthStore:
         self._users: dict[str, auth_pb2.User] = {}
         self._roles: dict[str, auth_pb2.Role] = {}
         self._enabled = False
-        self._revision = 0
+        self._revision = 1  # etcd's store starts at auth revision 1: revision 0 marks a request with no user
         self._perm_cache: dict[str, UserPermissions] = {}
         self._tokens = tokens
 
