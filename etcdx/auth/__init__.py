@@ -31,7 +31,8 @@ API layer, per request (before proposing; nothing here changes state)
   4. Passwords: UserAdd / UserChangePassword -> ``passwords.hash_password(pw, cfg.bcrypt_cost, rng)``
      (skip for no_password) and propose the HASH only; drop the plaintext. Authenticate ->
      ``store.check_password(name, pw)`` (or ``password_hash_of`` + ``passwords.password_matches``
-     in a worker thread), then propose {name, ``simple_token.new_prefix(rng)``} - no password.
+     in a worker thread), then propose {name, the revision it returned,
+     ``simple_token.new_prefix(rng)``} - no password.
   5. Stamp the proposal with ``info.username`` and ``info.revision``.
 
 Apply, per committed entry (``info`` rebuilt from the entry's stamp; deterministic on every member)
@@ -46,8 +47,9 @@ Apply, per committed entry (``info`` rebuilt from the entry's stamp; determinist
     Each returns the records to write to the "auth" table in the apply transaction, or raises the
     EtcdError to answer with (state unchanged). Reads: ``user_get, user_list, role_get,
     role_list, enabled, revision`` (AuthStatus).
-  - Authenticate: ``store.check_authenticate(name)`` then ``tokens.assign(name, store.revision,
-    now, simple_prefix=prefix, index=entry_index)`` - the token in the response.
+  - Authenticate: ``store.check_authenticate(name, checked_revision)`` then ``tokens.assign(name,
+    store.revision, now, simple_prefix=prefix, index=entry_index)`` - the token in the response. On
+    ERR_AUTH_OLD_REVISION the API layer checks the password again and re-proposes (etcd's loop).
   A failed check answers that request with its error; it never stops the member.
 
 Periodically: ``tokens.purge_expired(now)`` for simple tokens.

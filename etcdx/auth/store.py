@@ -132,13 +132,20 @@ class AuthStore:
             raise errors.ERR_AUTH_FAILED
         return revision
 
-    def check_authenticate(self, name: str) -> None:
-        """Apply of a committed Authenticate: the user must still exist and have a password."""
+    def check_authenticate(self, name: str, checked_revision: int) -> None:
+        """Apply of a committed Authenticate whose password was checked at ``checked_revision``.
+
+        The user must still exist and have a password, and no auth change may have landed since the
+        check (a password changed meanwhile must not yield a token): ERR_AUTH_OLD_REVISION then, and
+        the API layer checks the password again and re-proposes, as etcd's Authenticate loops.
+        """
         if not self._enabled:
             raise errors.ERR_AUTH_NOT_ENABLED
         user = self._users.get(name)
         if user is None or user.options.no_password:
             raise errors.ERR_AUTH_FAILED
+        if checked_revision != self._revision:
+            raise errors.ERR_AUTH_OLD_REVISION
 
     def auth_info_for(self, username: str) -> AuthInfo:
         """The AuthInfo of a user known by other means (simple token, client certificate CN): current revision."""

@@ -210,7 +210,7 @@ def test_no_password_user_cannot_authenticate_and_keeps_no_password_on_change():
     store.user_change_password("svc", hashed("x"))
     assert auth_pb2.User.FromString(dict(store.dump())[b"user/svc"]).password == b""
     with pytest.raises(errors.ERR_AUTH_FAILED):
-        store.check_authenticate("svc")
+        store.check_authenticate("svc", store.revision)
     assert store.auth_info_for("svc") == AuthInfo("svc", store.revision)  # CN auth needs no password
 
 
@@ -267,3 +267,19 @@ def test_tokens_of_a_deleted_or_repassworded_user_stop_working():
     for token in (t_alice, t_bob):
         with pytest.raises(errors.ERR_INVALID_AUTH_TOKEN):
             tokens.info(token, 1.0, store.revision)
+
+
+def test_authenticate_applies_only_at_the_revision_the_password_was_checked_at():
+    store = store_with_root()
+    add_user(store, "alice", password="old")
+    checked = store.check_password("alice", "old")
+    store.check_authenticate("alice", checked)
+    store.user_change_password("alice", hashed("new"))  # lands between the check and the apply
+    with pytest.raises(errors.ERR_AUTH_OLD_REVISION):
+        store.check_authenticate("alice", checked)
+    with pytest.raises(errors.ERR_AUTH_FAILED):
+        store.check_password("alice", "old")
+    store.check_authenticate("alice", store.check_password("alice", "new"))
+    store.user_delete("alice")
+    with pytest.raises(errors.ERR_AUTH_FAILED):
+        store.check_authenticate("alice", store.revision)

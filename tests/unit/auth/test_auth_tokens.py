@@ -77,6 +77,21 @@ def test_simple_tokens_die_on_disable_and_are_purged():
         tokens.info(t1, 1.0, 1)
 
 
+def test_simple_tokens_per_user_are_capped_oldest_evicted():
+    tokens = SimpleTokens(ttl_seconds=100, max_tokens_per_user=3)
+    tokens.enable()
+    made = [tokens.assign("loop", 1, float(i), simple_prefix="p" * 16, index=i) for i in range(5)]
+    other = tokens.assign("other", 1, 0.0, simple_prefix="q" * 16, index=99)
+    assert len(tokens) == 4
+    for token in made[:2]:
+        with pytest.raises(errors.ERR_INVALID_AUTH_TOKEN):
+            tokens.info(token, 6.0, 1)
+    assert [tokens.info(t, 6.0, 1).username for t in made[2:]] == ["loop"] * 3
+    assert tokens.info(other, 6.0, 1).username == "other"
+    tokens.invalidate_user("loop")
+    assert len(tokens) == 1
+
+
 # -- jwt --------------------------------------------------------------------------------------
 
 METHODS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
