@@ -52,7 +52,9 @@ Apply, per committed entry (``info`` rebuilt from the entry's stamp; determinist
     ERR_AUTH_OLD_REVISION the API layer checks the password again and re-proposes (etcd's loop).
   A failed check answers that request with its error; it never stops the member.
 
-Periodically: ``tokens.purge_expired(now)`` for simple tokens.
+Periodically: ``tokens.purge_expired(now)`` for simple tokens. When ``store.revision`` changes, open
+watches can be re-checked with ``checks.check_watch(store, store.auth_info_for(user), key, range_end)``
+and cancelled on refusal (etcd keeps streaming to a watcher whose permission was revoked).
 """
 
 from etcdx.auth.store import ROOT_ROLE, ROOT_USER, AuthStore

@@ -101,10 +101,6 @@ class AuthStore:
     def role_list(self) -> list[str]:
         return sorted(self._roles)
 
-    def has_role(self, username: str, role: str) -> bool:
-        user = self._users.get(username)
-        return user is not None and role in user.roles
-
     # -- authentication ------------------------------------------------------------------------
 
     def password_hash_of(self, name: str) -> tuple[bytes, int]:
@@ -157,7 +153,7 @@ class AuthStore:
         """Only a user holding role root passes (any caller, while auth is disabled)."""
         if not self._enabled:
             return
-        user = self._authenticated_user(info)
+        user = self._authenticated_user(info, errors.ERR_USER_NOT_FOUND)
         if ROOT_ROLE not in user.roles:
             raise errors.ERR_PERMISSION_DENIED
 
@@ -170,7 +166,7 @@ class AuthStore:
         """UserGet: root, or the user asking about itself."""
         if not self._enabled:
             return
-        user = self._authenticated_user(info)
+        user = self._authenticated_user(info, errors.ERR_USER_NOT_FOUND)
         if info.username != name and ROOT_ROLE not in user.roles:  # type: ignore[union-attr]
             raise errors.ERR_PERMISSION_DENIED
 
@@ -178,7 +174,7 @@ class AuthStore:
         """RoleGet: root, or a user that holds the role."""
         if not self._enabled:
             return
-        user = self._authenticated_user(info)
+        user = self._authenticated_user(info, errors.ERR_USER_NOT_FOUND)
         if ROOT_ROLE not in user.roles and role not in user.roles:
             raise errors.ERR_PERMISSION_DENIED
 
@@ -188,14 +184,18 @@ class AuthStore:
     def check_write(self, info: AuthInfo | None, interval: Interval) -> None:
         self._check_keys(info, interval, write=True)
 
-    def _authenticated_user(self, info: AuthInfo | None) -> auth_pb2.User:
+    def _authenticated_user(
+        self, info: AuthInfo | None, missing: type[errors.EtcdError] = errors.ERR_PERMISSION_DENIED
+    ) -> auth_pb2.User:
+        """The user ``info`` names; ``missing`` is raised if it does not exist (etcd: "user name not
+        found" for admin checks, "permission denied" for key checks)."""
         if info is None or not info.username or info.revision == 0:
             raise errors.ERR_USER_EMPTY
         if info.revision < self._revision:
             raise errors.ERR_AUTH_OLD_REVISION
         user = self._users.get(info.username)
         if user is None:
-            raise errors.ERR_PERMISSION_DENIED
+            raise missing
         return user
 
     def _check_keys(self, info: AuthInfo | None, interval: Interval, *, write: bool) -> None:

@@ -283,3 +283,16 @@ def test_authenticate_applies_only_at_the_revision_the_password_was_checked_at()
     store.user_delete("alice")
     with pytest.raises(errors.ERR_AUTH_FAILED):
         store.check_authenticate("alice", store.revision)
+
+
+def test_unknown_user_is_not_found_for_admin_checks_and_denied_for_key_checks():
+    """As etcd: a certificate CN naming no user gets "user name not found" from admin checks."""
+    store = store_with_root()
+    ghost = store.auth_info_for("ghost")
+    for check in (store.check_admin, lambda i: store.check_user_get(i, "x"), lambda i: store.check_role_get(i, "r")):
+        with pytest.raises(errors.ERR_USER_NOT_FOUND):
+            check(ghost)
+    with pytest.raises(errors.ERR_PERMISSION_DENIED):
+        store.check_read(ghost, (b"k", b"k\x00"))
+    with pytest.raises(errors.ERR_PERMISSION_DENIED):
+        store.check_authenticated(ghost)
