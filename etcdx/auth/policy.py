@@ -9,8 +9,9 @@ Access classes:
 - KEYS: key permissions, per request (checks.py); Lock and Election run their KV ops as the caller
   and are checked op by op the same way.
 
-``ETCD_3_5_1`` records what etcd 3.5.1 does for the methods where etcdx is stricter (observed
-against etcd 3.5.1 with a non-root user and with no user). These are the holes of GHSA-q8m4-xhhv-38mg
+``ETCD_3_5_1`` records what etcd 3.5.1 does for the methods where etcdx is stricter: observed against
+etcd 3.5.1 with a non-root user and with no user (tests/unit/auth/test_auth_holes_vs_etcd.py), except
+LeaseKeepAlive and Downgrade, taken from etcd's source. These are the holes of GHSA-q8m4-xhhv-38mg
 (CVE-2026-33413: MemberList, Alarm, the Lease APIs, compaction) and of the key checks etcd skipped
 (LeaseTimeToLive keys, nested txns, PrevKv/lease in txn puts, open-ended watches).
 
