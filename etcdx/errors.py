@@ -87,6 +87,23 @@ ERR_CORRUPT = _e(C.DATA_LOSS, "etcdserver: corrupt cluster")
 ERR_PERMISSION_DENIED = _e(C.PERMISSION_DENIED, "etcdserver: permission denied")
 ERR_INVALID_AUTH_TOKEN = _e(C.UNAUTHENTICATED, "etcdserver: invalid auth token")
 ERR_USER_EMPTY = _e(C.INVALID_ARGUMENT, "etcdserver: user name is empty")
+ERR_ROOT_USER_NOT_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: root user does not exist")
+ERR_ROOT_ROLE_NOT_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: root user does not have root role")
+ERR_USER_ALREADY_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: user name already exists")
+ERR_USER_NOT_FOUND = _e(C.FAILED_PRECONDITION, "etcdserver: user name not found")
+ERR_ROLE_ALREADY_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: role name already exists")
+ERR_ROLE_NOT_FOUND = _e(C.FAILED_PRECONDITION, "etcdserver: role name not found")
+ERR_ROLE_EMPTY = _e(C.INVALID_ARGUMENT, "etcdserver: role name is empty")
+ERR_AUTH_FAILED = _e(C.INVALID_ARGUMENT, "etcdserver: authentication failed, invalid user ID or password")
+ERR_PERMISSION_NOT_GIVEN = _e(C.INVALID_ARGUMENT, "etcdserver: permission not given")
+ERR_ROLE_NOT_GRANTED = _e(C.FAILED_PRECONDITION, "etcdserver: role is not granted to the user")
+ERR_PERMISSION_NOT_GRANTED = _e(C.FAILED_PRECONDITION, "etcdserver: permission is not granted to the role")
+ERR_AUTH_NOT_ENABLED = _e(C.FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
+ERR_INVALID_AUTH_MGMT = _e(C.INVALID_ARGUMENT, "etcdserver: invalid auth management")
+ERR_AUTH_OLD_REVISION = _e(C.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+# etcd has no gRPC mapping for these two: clients see code 2 with the auth package's own text.
+ERR_NO_PASSWORD_USER = _e(C.UNKNOWN, "auth: authentication failed, password was given for no password user")
+ERR_VERIFY_ONLY = _e(C.UNKNOWN, "auth: token signing attempted with verify-only key")
 
 
 def message_too_large(got: int, limit: int) -> EtcdError:
