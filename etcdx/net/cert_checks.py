@@ -21,8 +21,10 @@ def load_revoked_serials(crl_bytes: bytes) -> frozenset[int]:
 
 
 def revoked(cert: x509.Certificate, serials: frozenset[int]) -> str | None:
-    if cert.serial_number in serials:
-        return f"transport: certificate serial {cert.serial_number:x} revoked"
+    serial = cert.serial_number
+    if serial in serials:
+        # etcd formats the serial's big-endian bytes, two hex digits each (a leading zero stays).
+        return f"transport: certificate serial {serial.to_bytes((serial.bit_length() + 7) // 8, 'big').hex()} revoked"
     return None
 
 
