@@ -16,7 +16,7 @@ from etcdx.net.cert_checks import revoked
 def certificate(serial: int) -> x509.Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
     builder = builder.serial_number(serial).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
     return builder.sign(key, hashes.SHA256())
