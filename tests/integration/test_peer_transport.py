@@ -1,0 +1,120 @@
+"""PeerTransport on real loopback sockets: members exchange messages, ride out a peer going down, drop and
+report when a queue is full, stream a large snapshot, and speak TLS on https:// peer URLs."""
+
+import os
+import ssl
+
+import pytest
+import trio
+
+from etcdx.net.tls import ServerTls, TlsSettings
+from etcdx.raft.messages import ConfState, Entry, Message, MessageType, Snapshot
+from tests.support.peer_members import attach_log, connect_all, start_member, wait_until
+from tests.support.tls_certs import make_certs
+
+
+def app(sender: int, to: int, index: int) -> Message:
+    return Message(
+        MessageType.APP, to=to, sender=sender, term=2, log_term=2, index=index - 1, commit=index - 1,
+        entries=(Entry(2, index, data=f"put {sender}->{to} #{index}".encode()),),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def peer_log():
+    lines, detach = attach_log()
+    yield lines
+    detach()
+
+
+async def test_three_members_exchange_messages_in_order(nursery):
+    members = [await start_member(nursery, i) for i in (1, 2, 3)]
+    connect_all(members)
+    for a in members:
+        for b in members:
+            if a is not b:
+                a.transport.send([app(a.id, b.id, i) for i in range(1, 201)])
+    await wait_until(lambda: all(len(m.received) == 400 for m in members))
+    for b in members:
+        for a in members:
+            if a is not b:
+                assert b.received_from(a.id) == [app(a.id, b.id, i) for i in range(1, 201)]
+
+
+async def test_a_peer_down_then_up_gets_messages_again(nursery, peer_log):
+    a, b = await start_member(nursery, 1, backoff_max=0.2), await start_member(nursery, 2)
+    connect_all([a, b])
+    a.transport.send([app(1, 2, 1)])
+    await wait_until(lambda: len(b.received) == 1)
+
+    b.stop_listener()  # the listener's open connections go with it
+    await wait_until(lambda: a.unreachable[2] >= 2)  # the connection broke, and reconnecting fails
+    assert not a.transport.is_active(2)
+    assert peer_log.named("peer became inactive (message send to peer failed)")
+    a.transport.send([app(1, 2, 2), app(1, 2, 3)])  # queued while b is down
+
+    await b.start_listener(nursery)  # the same port again
+    await wait_until(lambda: len(b.received) == 3)
+    a.transport.send([app(1, 2, 4)])
+    await wait_until(lambda: len(b.received) == 4)
+    assert b.received == [app(1, 2, i) for i in range(1, 5)]
+    assert a.transport.is_active(2)
+    assert len(peer_log.named("peer became active")) >= 2
+
+
+async def test_a_full_queue_drops_messages_and_reports_the_peer_unreachable(nursery, peer_log):
+    a = await start_member(nursery, 1, backoff_min=30, backoff_max=30)
+    b = await start_member(nursery, 2)
+    b.stop_listener()
+    await trio.sleep(0.05)
+    a.transport.add_peer(2, [b.url])
+    await wait_until(lambda: a.unreachable[2] == 1)  # the first connect failed; the next is 30 s away
+    a.transport.send([app(1, 2, i) for i in range(1, 4096 + 101)])
+    assert a.unreachable[2] == 1 + 100  # etcd's 4096-message buffer; each drop is reported
+    drops = peer_log.named("dropped internal Raft message since sending buffer is full (overloaded network)")
+    assert len(drops) == 1 and drops[0]["remote_peer_id"] == "2"  # logged once per run of drops
+
+
+async def test_a_20mb_snapshot_arrives_intact_in_chunks_while_heartbeats_flow(nursery, peer_log):
+    a, b = await start_member(nursery, 1), await start_member(nursery, 2)
+    connect_all([a, b])
+    data = os.urandom(20 * 1024 * 1024)
+    snapshot = Snapshot(index=5000, term=3, conf_state=ConfState(frozenset({1, 2}), frozenset({9})), data=data)
+    a.transport.send([Message(MessageType.SNAP, to=2, sender=1, term=3, snapshot=snapshot)])
+    a.transport.send([Message(MessageType.HEARTBEAT, to=2, sender=1, term=3, commit=5000)])
+    await wait_until(lambda: a.snapshot_status, timeout=60)
+    assert a.snapshot_status == [(2, False)]
+    [snap] = [m for m in b.received if m.type is MessageType.SNAP]
+    assert snap.snapshot == snapshot
+    assert any(m.type is MessageType.HEARTBEAT for m in b.received)
+    [received] = peer_log.named("received and saved database snapshot")
+    assert received["chunks"] == 20 and received["size"] == len(data)
+
+
+async def test_a_snapshot_to_a_peer_that_is_down_is_reported_failed(nursery):
+    a, b = await start_member(nursery, 1), await start_member(nursery, 2)
+    b.stop_listener()
+    await trio.sleep(0.05)
+    connect_all([a, b])
+    a.transport.send([Message(MessageType.SNAP, to=2, sender=1, term=3, snapshot=Snapshot(7, 3, data=b"x" * 10))])
+    await wait_until(lambda: a.snapshot_status)
+    assert a.snapshot_status == [(2, True)]
+
+
+async def test_https_peers_exchange_messages(nursery, tmp_path):
+    certs = make_certs(tmp_path)
+    server_tls = ServerTls(
+        TlsSettings(certs.server_cert, certs.server_key, trusted_ca_file=certs.ca, client_cert_auth=True)
+    )
+    client_tls = ssl.create_default_context(cafile=certs.ca)
+    client_tls.load_cert_chain(certs.client_cert, certs.client_key)
+    a = await start_member(nursery, 1, tls=server_tls, client_tls=client_tls)
+    b = await start_member(nursery, 2, tls=server_tls, client_tls=client_tls)
+    connect_all([a, b])
+    a.transport.send([app(1, 2, i) for i in range(1, 11)])
+    b.transport.send([app(2, 1, i) for i in range(1, 11)])
+    b.transport.send([Message(MessageType.SNAP, to=1, sender=2, term=3, snapshot=Snapshot(9, 3, data=b"db" * 1000))])
+    await wait_until(lambda: len(a.received) == 11 and len(b.received) == 10 and b.snapshot_status)
+    assert b.received == [app(1, 2, i) for i in range(1, 11)]
+    assert b.snapshot_status == [(1, False)]
+    assert a.received[-1].snapshot.data == b"db" * 1000
