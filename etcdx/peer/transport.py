@@ -2,20 +2,22 @@
 
 Sending side, per peer: one bounded queue (``queue_size`` messages, etcd's 4096) and one outbound
 connection that drains it. ``send`` never blocks: a message for a full queue is dropped and the peer
-reported unreachable, as etcd does. A connection that cannot be made or breaks is made again after an
-exponential backoff (``backoff_min`` doubling to ``backoff_max``), trying the peer's URLs in turn; the
-peer is reported unreachable at each failure. Messages queued while the peer is down wait in the queue
-(bounded as above); a batch being written when the connection breaks is lost, which Raft tolerates.
-A MsgSnap travels on a connection of its own, so appends and heartbeats keep flowing: the message, then
-its data as compressed, checksummed chunks (snapshot_stream), then the receiver's acknowledgement after it
-handed the whole message on; ``on_snapshot_status(peer, failed)`` reports the outcome. One snapshot per
-peer at a time: another one meanwhile is reported failed at once.
+reported unreachable, as etcd does. A connection that cannot be made, or breaks, is made again after an
+exponential backoff (``backoff_min`` doubling to ``backoff_max``; it starts over only after a connection
+that lasted ``backoff_max``), trying the peer's URLs in turn; the peer is reported unreachable at each
+failure. Messages queued while the peer is down wait in the queue (bounded as above); a batch being written
+when the connection breaks is lost, which Raft tolerates. A MsgSnap travels on a connection of its own, so
+appends and heartbeats keep flowing: the message, then its data as compressed, checksummed chunks
+(snapshot_stream), then the receiver's acknowledgement once it handed the whole message on;
+``on_snapshot_status(peer, failed)`` reports the outcome. One snapshot per peer at a time: another one
+meanwhile is dropped and reported failed at once.
 
 Receiving side (``handle_connection``, fed by the peer listener): frames in order, each checked before use.
-A frame from another cluster id, from a member id that ``remove_peer`` removed, addressed to another
-member, or that does not decode (bad length, bad protobuf, a local-only message type, a snapshot stream
-out of order or corrupt) closes that connection and is logged once per remote and reason; nothing a peer
-sends ends the transport. Messages from one connection reach ``on_message`` in the order sent.
+A frame from another cluster id, from a member id that ``remove_peer`` removed, or addressed to another
+member is refused: the sender is told why (it logs that once), the connection closed, and the refusal
+logged once per remote and reason. Bytes that do not decode (a bad length, bad protobuf, a local-only
+message type, a snapshot stream out of order or corrupt) close the connection the same way, untold.
+Nothing a peer sends ends the transport. Messages from one connection reach ``on_message`` in the order sent.
 
 Callbacks are plain functions called from trio tasks (``on_unreachable`` also from inside ``send``); they
 must not block, and an exception from them is logged and swallowed.
@@ -64,9 +66,10 @@ OnSnapshotStatus = Callable[[int, bool], None]
 class _Refused(Exception):
     """A frame this member will not take: ``reason`` (etcd-like wording) and log fields."""
 
-    def __init__(self, reason: str, key: str, **fields) -> None:
+    def __init__(self, reason: str, sender: int, key: str, **fields) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.sender = sender
         self.key = key
         self.fields = fields
 
@@ -228,7 +231,7 @@ class PeerTransport:
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
                 continue
-            backoff = self._backoff_min
+            connected_at = trio.current_time()
             peer.active = True
             log.info("peer became active", local_member_id=_hex(self.member_id), peer_id=_hex(peer.id))
             reason = "connection closed by remote peer"
@@ -236,7 +239,7 @@ class PeerTransport:
                 peer.connection_scope = connection_scope
                 try:
                     async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._watch_for_close, stream, nursery.cancel_scope)
+                        nursery.start_soon(self._watch_for_close, peer, stream, nursery.cancel_scope)
                         await self._write_queue(peer, stream)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     reason = repr(exc)
@@ -247,13 +250,26 @@ class PeerTransport:
                 continue
             self._set_inactive(peer, reason)
             self._call(self._on_unreachable, peer.id)
+            # A connection that lasted resets the backoff; one refused at once (say, by a member of another
+            # cluster) keeps doubling it, so a refusing peer is not redialled in a tight loop.
+            if trio.current_time() - connected_at >= self._backoff_max:
+                backoff = self._backoff_min
             await trio.sleep(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
 
-    @staticmethod
-    async def _watch_for_close(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
-        """Ends the connection when the receiver closes it (it never writes on a message stream)."""
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            await stream.receive_some(1)
+    async def _watch_for_close(self, peer: _Peer, stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
+        """Ends the connection when the receiver closes it; the receiver writes on a message stream only to
+        say why it refuses it, which is logged once per peer and reason."""
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
+            frame = await _read_one_frame(stream, self._max_frame)
+            if frame is not None and frame.WhichOneof("body") == "refused":
+                self._log_once(
+                    f"to {peer.id}",
+                    "request sent was ignored by remote peer",
+                    local_member_id=_hex(self.member_id),
+                    remote_peer_id=_hex(peer.id),
+                    reason=frame.refused,
+                )
         scope.cancel()
 
     async def _write_queue(self, peer: _Peer, stream: trio.abc.Stream) -> None:
@@ -372,6 +388,8 @@ class PeerTransport:
             reply = await _read_one_frame(stream, self._max_frame)
         finally:
             await trio.aclose_forcefully(stream)
+        if reply is not None and reply.WhichOneof("body") == "refused":
+            raise CodecError(f"refused by the receiver: {reply.refused}")
         if reply is None or not reply.snapshot_received:
             raise CodecError("the receiver closed the connection without acknowledging the snapshot")
         return sent
@@ -398,9 +416,11 @@ class PeerTransport:
                     self._check_envelope(frame)
                     await self._take(frame, receiving, stream)
         except _Refused as refused:
-            self._log_refusal(refused.key, refused.reason, remote=remote, **refused.fields)
+            self._log_once(refused.key, refused.reason, remote=remote, **refused.fields)
+            with trio.move_on_after(1), contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(self._envelope(refused.sender, refused=refused.reason))
         except (CodecError, SnapshotStreamError) as exc:
-            self._log_refusal(remote_host, "failed to decode Raft message", remote=remote, error=str(exc))
+            self._log_once(remote_host, "failed to decode Raft message", remote=remote, error=str(exc))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             pass
         finally:
@@ -411,6 +431,7 @@ class PeerTransport:
         if frame.cluster_id != self.cluster_id:
             raise _Refused(
                 "request cluster ID mismatch",
+                frame.sender,
                 f"cluster {frame.cluster_id:x}",
                 local_member_id=_hex(self.member_id),
                 local_member_cluster_id=_hex(self.cluster_id),
@@ -420,6 +441,7 @@ class PeerTransport:
         if frame.sender in self._removed:
             raise _Refused(
                 "rejected stream from remote peer because it was removed",
+                frame.sender,
                 f"member {sender}",
                 local_member_id=_hex(self.member_id),
                 remote_peer_id=sender,
@@ -427,6 +449,7 @@ class PeerTransport:
         if frame.receiver != self.member_id:
             raise _Refused(
                 "rejected stream from remote peer because it was sent to another member",
+                frame.sender,
                 f"member {sender}",
                 local_member_id=_hex(self.member_id),
                 remote_peer_id=sender,
@@ -484,13 +507,14 @@ class PeerTransport:
     def _deliver(self, m: Message) -> None:
         self._call(self._on_message, m)
 
-    def _log_refusal(self, key: str, reason: str, **fields) -> None:
-        if (key, reason) in self._logged_refusals:
+    def _log_once(self, key: str, message: str, **fields) -> None:
+        """Logs ``message`` (a warning) unless it was logged for ``key`` already."""
+        if (key, message) in self._logged_refusals:
             return
         if len(self._logged_refusals) >= MAX_LOGGED_REFUSALS:
             self._logged_refusals.clear()
-        self._logged_refusals.add((key, reason))
-        log.warning(reason, **fields)
+        self._logged_refusals.add((key, message))
+        log.warning(message, **fields)
 
     @staticmethod
     def _call(callback: Callable, *args) -> None:

@@ -84,6 +84,8 @@ async def test_another_clusters_messages_are_refused_and_logged(nursery, peer_lo
     assert member.received == []
     await good_peer_gets_through(good, member, commit=100)
     assert [m.commit for m in member.received] == [100]
+    [told] = peer_log.named("request sent was ignored by remote peer")  # the stranger's side, once
+    assert told["reason"] == "request cluster ID mismatch" and told["remote_peer_id"] == "1"
 
 
 async def test_a_removed_member_still_sending_is_refused_and_logged(nursery, peer_log):
@@ -100,6 +102,8 @@ async def test_a_removed_member_still_sending_is_refused_and_logged(nursery, pee
     [refusal] = peer_log.named("rejected stream from remote peer because it was removed")
     assert refusal["remote_peer_id"] == "3" and refusal["local_member_id"] == "1"
     assert [m.commit for m in member.received_from(3)] == [1]
+    [told] = peer_log.named("request sent was ignored by remote peer")
+    assert told["reason"] == "rejected stream from remote peer because it was removed"
     await good_peer_gets_through(good, member, commit=100)
     member.transport.send([heartbeat(1, 3)])  # and it sends nothing to the removed member
     assert member.transport.peer_ids() == [2]

@@ -62,6 +62,22 @@ async def test_a_peer_down_then_up_gets_messages_again(nursery, peer_log):
     assert len(peer_log.named("peer became active")) >= 2
 
 
+async def test_update_peer_moves_the_connection_to_the_new_url(nursery):
+    a, b = await start_member(nursery, 1), await start_member(nursery, 2)
+    connect_all([a, b])
+    a.transport.send([app(1, 2, 1)])
+    await wait_until(lambda: len(b.received) == 1)
+    old_port = b.port
+    b.stop_listener()
+    b.port = 0
+    await b.start_listener(nursery)  # b moved to a new port
+    assert b.port != old_port
+    a.transport.update_peer(2, [f"http://127.0.0.1:{old_port}", b.url])  # the old URL first: it fails over
+    a.transport.send([app(1, 2, 2)])
+    await wait_until(lambda: len(b.received) == 2)
+    assert b.received == [app(1, 2, 1), app(1, 2, 2)]
+
+
 async def test_a_full_queue_drops_messages_and_reports_the_peer_unreachable(nursery, peer_log):
     a = await start_member(nursery, 1, backoff_min=30, backoff_max=30)
     b = await start_member(nursery, 2)
