@@ -1,12 +1,14 @@
 """PeerTransport: Raft messages between etcdx members over their peer URLs, on trio.
 
-Sending side, per peer: one bounded queue (``queue_size`` messages, etcd's 4096) and one outbound
-connection that drains it. ``send`` never blocks: a message for a full queue is dropped and the peer
-reported unreachable, as etcd does. A connection that cannot be made, or breaks, is made again after an
-exponential backoff (``backoff_min`` doubling to ``backoff_max``; it starts over only after a connection
-that lasted ``backoff_max``), trying the peer's URLs in turn; the peer is reported unreachable at each
-failure. Messages queued while the peer is down wait in the queue (bounded as above); a batch being written
-when the connection breaks is lost, which Raft tolerates. A MsgSnap travels on a connection of its own, so
+Sending side, per peer: one bounded queue and one outbound connection that drains it. The queue holds
+``queue_size`` messages (etcd's 4096) while the connection is up, and ``down_queue_size`` (etcd's pipeline
+buffer, 64) while it is being made. ``send`` never blocks: a message for a full queue is dropped and the
+peer reported unreachable, as etcd does. A connection that cannot be made, or breaks, drops what is queued
+and reports the peer unreachable, then is made again after an exponential backoff (``backoff_min``
+doubling to ``backoff_max``; it starts over only after a connection that lasted ``backoff_max``), trying
+the peer's URLs in turn. So memory per peer stays bounded, and a peer that comes back gets fresh messages,
+not a backlog of stale ones; a batch being written when the connection breaks is lost too. Raft tolerates
+all of these losses. A MsgSnap travels on a connection of its own, so
 appends and heartbeats keep flowing: the message, then its data as compressed, checksummed chunks
 (snapshot_stream), then the receiver's acknowledgement once it handed the whole message on;
 ``on_snapshot_status(peer, failed)`` reports the outcome. One snapshot per peer at a time: another one
@@ -51,7 +53,9 @@ from etcdx.raft.messages import LOCAL_MESSAGES, Message, MessageType
 log = get_logger("etcdx.peer")
 
 QUEUE_SIZE = 4096
-"""Messages waiting per peer (etcd's streamBufSize)."""
+"""Messages waiting per connected peer (etcd's streamBufSize)."""
+DOWN_QUEUE_SIZE = 64
+"""Messages waiting per peer while its connection is being made (etcd's pipeline buffer)."""
 BATCH_MESSAGES = 512
 BATCH_BYTES = 4 * 1024 * 1024
 RECEIVE_BYTES = 256 * 1024
@@ -104,6 +108,7 @@ class PeerTransport:
         client_tls: ssl.SSLContext | None = None,
         *,
         queue_size: int = QUEUE_SIZE,
+        down_queue_size: int = DOWN_QUEUE_SIZE,
         max_frame: int = DEFAULT_MAX_FRAME,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         dial_timeout: float = 1.0,
@@ -117,6 +122,7 @@ class PeerTransport:
         self._on_snapshot_status = on_snapshot_status
         self._client_tls = client_tls
         self._queue_size = queue_size
+        self._down_queue_size = min(down_queue_size, queue_size)
         self._max_frame = max_frame
         self._chunk_size = chunk_size
         self._dial_timeout = dial_timeout
@@ -201,6 +207,8 @@ class PeerTransport:
                 self._start_snapshot(peer, m)
                 continue
             try:
+                if not peer.active and peer.send_channel.statistics().current_buffer_used >= self._down_queue_size:
+                    raise trio.WouldBlock
                 peer.send_channel.send_nowait(m)
                 peer.dropping = False
             except trio.WouldBlock:
@@ -294,6 +302,12 @@ class PeerTransport:
         )
 
     def _set_inactive(self, peer: _Peer, reason: str) -> None:
+        """The connection to ``peer`` failed: drops its queue (see the module docstring)."""
+        while True:
+            try:
+                peer.receive_channel.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
         if peer.active:
             peer.active = False
             log.warning(
