@@ -97,6 +97,10 @@ def _hex(member_id: int) -> str:
 
 
 class PeerTransport:
+    """This member's side of the peer network: see the module docstring for the contracts, and the package
+    docstring for how the server drives it. Ids are etcd member ids; ``peers`` maps each other member's id
+    to its advertised peer URLs (http://, https://, unix://, unixs://)."""
+
     def __init__(
         self,
         member_id: int,
@@ -218,7 +222,7 @@ class PeerTransport:
                         "dropped internal Raft message since sending buffer is full (overloaded network)",
                         message_type=m.type.value,
                         local_member_id=_hex(self.member_id),
-                        from_=_hex(m.sender),
+                        **{"from": _hex(m.sender)},
                         remote_peer_id=_hex(peer.id),
                         remote_peer_active=peer.active,
                     )
@@ -234,7 +238,7 @@ class PeerTransport:
             try:
                 stream = await self._dial(peer)
             except _DialFailed as exc:
-                self._set_inactive(peer, str(exc))
+                self._connection_failed(peer, str(exc))
                 self._call(self._on_unreachable, peer.id)
                 await trio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max)
@@ -256,7 +260,7 @@ class PeerTransport:
                     await trio.aclose_forcefully(stream)
             if connection_scope.cancelled_caught:  # update_peer: new URLs, connect to them at once
                 continue
-            self._set_inactive(peer, reason)
+            self._connection_failed(peer, reason)
             self._call(self._on_unreachable, peer.id)
             # A connection that lasted resets the backoff; one refused at once (say, by a member of another
             # cluster) keeps doubling it, so a refusing peer is not redialled in a tight loop.
@@ -301,7 +305,7 @@ class PeerTransport:
             )
         )
 
-    def _set_inactive(self, peer: _Peer, reason: str) -> None:
+    def _connection_failed(self, peer: _Peer, reason: str) -> None:
         """The connection to ``peer`` failed: drops its queue (see the module docstring)."""
         while True:
             try:
