@@ -4,6 +4,7 @@ Contracts:
 - ``chunks(data, chunk_size)`` yields SnapshotChunks, each ``chunk_size`` uncompressed bytes (the last may be
   shorter, and empty data gives one empty last chunk) compressed with zstandard on its own; the last carries
   the SHA-256 of all of ``data``.
+- ``chunk_size`` is at most MAX_CHUNK_SIZE (a receiver refuses more).
 - ``SnapshotAssembler(size, chunk_size)`` accepts exactly that sequence and ``result()`` returns the bytes
   only when the sequence numbers, each chunk's size, the total size and the checksum all agree; anything
   else raises SnapshotStreamError. Decompression is bounded by the declared chunk size, so a hostile chunk
@@ -20,6 +21,8 @@ import zstandard
 from etcdx.pb.etcdxpb import raft_pb2
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 16 * 1024 * 1024
+"""The largest chunk size a receiver accepts: what one chunk may decompress to."""
 ZSTD_LEVEL = 3
 
 
@@ -43,7 +46,7 @@ def chunks(data: bytes, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[raft_p
 
 class SnapshotAssembler:
     def __init__(self, size: int, chunk_size: int) -> None:
-        if chunk_size <= 0:
+        if not 0 < chunk_size <= MAX_CHUNK_SIZE:
             raise SnapshotStreamError(f"bad snapshot chunk size {chunk_size}")
         self.size = size
         self.chunk_size = chunk_size

@@ -143,3 +143,17 @@ async def test_https_peers_exchange_messages(nursery, tmp_path):
     assert b.received == [app(1, 2, i) for i in range(1, 11)]
     assert b.snapshot_status == [(1, False)]
     assert a.received[-1].snapshot.data == b"db" * 1000
+
+
+async def test_an_https_peer_without_a_client_certificate_is_refused(nursery, tmp_path):
+    certs = make_certs(tmp_path)
+    server_tls = ServerTls(
+        TlsSettings(certs.server_cert, certs.server_key, trusted_ca_file=certs.ca, client_cert_auth=True)
+    )
+    anonymous = ssl.create_default_context(cafile=certs.ca)  # trusts the member, shows no certificate
+    member = await start_member(nursery, 1, tls=server_tls)
+    stranger = await start_member(nursery, 2, tls=server_tls, client_tls=anonymous, backoff_max=0.05)
+    stranger.transport.add_peer(1, [member.url])
+    stranger.transport.send([app(2, 1, 1)])
+    await wait_until(lambda: stranger.unreachable[1] >= 3)  # each attempt fails and is reported
+    assert member.received == []

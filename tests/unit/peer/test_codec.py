@@ -126,3 +126,30 @@ def test_encode_frame_prefixes_the_length():
     frame = raft_pb2.PeerFrame(cluster_id=5, snapshot_received=True)
     data = encode_frame(frame)
     assert int.from_bytes(data[:4], "big") == len(data) - 4
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_give_a_frame_or_a_codec_error_and_nothing_else(data):
+    reader = FrameReader(max_frame=1 << 16)
+    try:
+        for payload in reader.feed(data):
+            frame = decode_frame(payload)
+            if frame.WhichOneof("body") == "message":
+                message_from_pb(frame.message)
+    except CodecError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages, st.data())
+def test_a_mutated_frame_gives_a_message_or_a_codec_error(m, data):
+    payload = bytearray(message_frame(1, m.sender, m.to, m)[4:])
+    at = data.draw(st.integers(0, len(payload) - 1))
+    payload[at] = data.draw(st.integers(0, 255))
+    try:
+        frame = decode_frame(bytes(payload))
+        if frame.WhichOneof("body") == "message":
+            assert isinstance(message_from_pb(frame.message), Message)
+    except CodecError:
+        pass

@@ -69,3 +69,9 @@ def test_incomplete_data_has_no_result():
     assembler.add(next(chunks(data, 1000)))
     with pytest.raises(SnapshotStreamError, match="incomplete"):
         assembler.result()
+
+
+@pytest.mark.parametrize("chunk_size", [0, 16 * 1024 * 1024 + 1, 2**63])
+def test_a_chunk_size_out_of_bounds_is_refused(chunk_size):
+    with pytest.raises(SnapshotStreamError, match="bad snapshot chunk size"):
+        SnapshotAssembler(100, chunk_size)
