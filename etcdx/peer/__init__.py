@@ -5,12 +5,14 @@
   snapshot_stream.py  a snapshot's data as 1 MiB zstandard-compressed chunks with a SHA-256, and its assembly
   transport.py        PeerTransport on trio: per-peer bounded queues and connections, snapshot streaming,
                       the receiving side with its refusals
+  client_tls.py       the ssl context for https:// peer URLs, from the peer TLS settings (as etcd)
 
 Interface for the server (the shell of the Raft core):
 
     transport = PeerTransport(member_id, cluster_id, {peer_id: [peer urls]},
                               on_message=..., on_unreachable=..., on_snapshot_status=...,
-                              client_tls=None or an ssl.SSLContext for https:// peer URLs)
+                              client_tls=peer_client_context(peer TlsSettings, auto_tls=--peer-auto-tls)
+                                         when a peer URL is https://, else None)
     await nursery.start(transport.run)                  # owns its tasks; cancel to stop
     await nursery.start(partial(hold_peer_port, host, port, tls=..., handler=transport.handle_connection))
     transport.send(rd.messages)                         # never blocks; before the fsync as etcd does

@@ -7,7 +7,9 @@ import ssl
 import pytest
 import trio
 
+from etcdx.net.self_cert import self_signed_cert
 from etcdx.net.tls import ServerTls, TlsSettings
+from etcdx.peer.client_tls import peer_client_context
 from etcdx.raft.messages import ConfState, Entry, Message, MessageType, Snapshot
 from tests.support.peer_members import attach_log, connect_all, start_member, wait_until
 from tests.support.tls_certs import make_certs
@@ -131,8 +133,7 @@ async def test_https_peers_exchange_messages(nursery, tmp_path):
     server_tls = ServerTls(
         TlsSettings(certs.server_cert, certs.server_key, trusted_ca_file=certs.ca, client_cert_auth=True)
     )
-    client_tls = ssl.create_default_context(cafile=certs.ca)
-    client_tls.load_cert_chain(certs.client_cert, certs.client_key)
+    client_tls = peer_client_context(TlsSettings(certs.client_cert, certs.client_key, trusted_ca_file=certs.ca))
     a = await start_member(nursery, 1, tls=server_tls, client_tls=client_tls)
     b = await start_member(nursery, 2, tls=server_tls, client_tls=client_tls)
     connect_all([a, b])
@@ -157,3 +158,26 @@ async def test_an_https_peer_without_a_client_certificate_is_refused(nursery, tm
     stranger.transport.send([app(2, 1, 1)])
     await wait_until(lambda: stranger.unreachable[1] >= 3)  # each attempt fails and is reported
     assert member.received == []
+
+
+async def test_auto_tls_peers_exchange_messages_with_self_signed_certificates(nursery, tmp_path):
+    cert, key = self_signed_cert(str(tmp_path / "fixtures" / "peer"), ("127.0.0.1",), 1)
+    settings = TlsSettings(cert, key, verify_client_san=True)  # what --peer-auto-tls gives the listener
+    client_tls = peer_client_context(settings, auto_tls=True)
+    a = await start_member(nursery, 1, tls=ServerTls(settings), client_tls=client_tls)
+    b = await start_member(nursery, 2, tls=ServerTls(settings), client_tls=client_tls)
+    connect_all([a, b])
+    a.transport.send([app(1, 2, 1)])
+    await wait_until(lambda: b.received == [app(1, 2, 1)])
+
+
+async def test_a_member_whose_certificate_the_ca_did_not_sign_is_not_trusted(nursery, tmp_path):
+    (tmp_path / "ours").mkdir(), (tmp_path / "theirs").mkdir()
+    certs, other = make_certs(tmp_path / "ours"), make_certs(tmp_path / "theirs")
+    member = await start_member(nursery, 1, tls=ServerTls(TlsSettings(other.server_cert, other.server_key)))
+    client_tls = peer_client_context(TlsSettings(certs.client_cert, certs.client_key, trusted_ca_file=certs.ca))
+    sender = await start_member(nursery, 2, client_tls=client_tls, backoff_max=0.05)
+    sender.transport.add_peer(1, [member.url])
+    sender.transport.send([app(2, 1, 1)])
+    await wait_until(lambda: sender.unreachable[1] >= 3)
+    assert member.received == [] and not sender.transport.is_active(1)
