@@ -285,9 +285,14 @@ class PeerTransport:
         scope.cancel()
 
     async def _write_queue(self, peer: _Peer, stream: trio.abc.Stream) -> None:
+        """Writes queued messages, in batches, until the queue is closed (the peer removed)."""
         receive = peer.receive_channel
         while True:
-            batch = [self._frame(await receive.receive())]
+            try:
+                first = await receive.receive()
+            except trio.EndOfChannel:
+                return
+            batch = [self._frame(first)]
             size = len(batch[0])
             while len(batch) < BATCH_MESSAGES and size < BATCH_BYTES:
                 try:

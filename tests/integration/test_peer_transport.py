@@ -181,3 +181,19 @@ async def test_a_member_whose_certificate_the_ca_did_not_sign_is_not_trusted(nur
     sender.transport.send([app(2, 1, 1)])
     await wait_until(lambda: sender.unreachable[1] >= 3)
     assert member.received == [] and not sender.transport.is_active(1)
+
+
+async def test_removing_a_peer_mid_snapshot_reports_it_failed_and_the_rest_carry_on(nursery):
+    a, b, c = [await start_member(nursery, i) for i in (1, 2, 3)]
+    connect_all([a, b, c])
+    await wait_until(lambda: a.transport.is_active(2) and a.transport.is_active(3))
+    big = Snapshot(index=9, term=3, data=os.urandom(8 * 1024 * 1024))
+    a.transport.send([Message(MessageType.SNAP, to=2, sender=1, term=3, snapshot=big)])
+    await trio.sleep(0)  # the snapshot's task has started
+    a.transport.remove_peer(2)
+    await wait_until(lambda: a.snapshot_status)
+    assert a.snapshot_status == [(2, True)]
+    assert a.transport.peer_ids() == [3]
+    a.transport.send([app(1, 2, 1), app(1, 3, 1)])  # 2 is gone: nothing is sent to it
+    await wait_until(lambda: c.received == [app(1, 3, 1)])
+    assert not any(m.type is MessageType.APP for m in b.received)
