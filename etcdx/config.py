@@ -259,6 +259,14 @@ class Config:
         ids = [member_id(urls, self.initial_cluster_token) for urls in self.initial_cluster.values()]
         return cluster_id(ids)
 
+    @property
+    def initial_members(self) -> tuple[tuple[int, str, tuple[str, ...]], ...]:
+        """The initial cluster as (member id, name, peer URLs), ordered by member id."""
+        members = [
+            (member_id(urls, self.initial_cluster_token), name, urls) for name, urls in self.initial_cluster.items()
+        ]
+        return tuple(sorted(members))
+
 
 def member_id(peer_urls: tuple[str, ...] | list[str], token: str) -> int:
     """etcd's member ID: SHA-1 over the sorted peer URLs concatenated, then the cluster token."""
@@ -554,8 +562,6 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
             f"--initial-cluster has {name}={','.join(initial_cluster[name])} but missing from "
             f"--initial-advertise-peer-urls={','.join(u.text for u in peer_urls)}"
         )
-    if len(initial_cluster) > 1:
-        raise ConfigError("etcdx: a cluster of more than one member is not implemented yet (needs Raft)")
 
     return Config(
         name=name,

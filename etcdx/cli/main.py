@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import sys
 from functools import partial
 
@@ -17,6 +18,7 @@ from etcdx.log import get_logger
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import ListenAddress
 from etcdx.net.peer_listener import hold_peer_port
+from etcdx.peer.client_tls import peer_client_context
 from etcdx.server.data_dir import DataDirLockedError
 from etcdx.server.server import EtcdServer, MemberStopped
 from etcdx.server.settings import ServerSettings
@@ -38,6 +40,7 @@ def settings_from_config(config: Config) -> ServerSettings:
         member_id=config.member_id,
         cluster_id=config.cluster_id,
         peer_urls=tuple(config.initial_advertise_peer_urls_str),
+        initial_members=config.initial_members,
         client_urls=tuple(config.advertise_client_urls_str),
         max_request_bytes=config.max_request_bytes,
         max_txn_ops=config.max_txn_ops,
@@ -59,6 +62,20 @@ def settings_from_config(config: Config) -> ServerSettings:
     )
 
 
+def _peer_client_tls(config: Config, peers: list[ListenAddress]) -> ssl.SSLContext | None:
+    """The TLS this member dials https:// peers with: the peer certificate and CA flags (as etcd's peer
+    transport uses them), or None when no peer URL is https://."""
+    if not any(url.startswith("https://") for _, _, urls in config.initial_members for url in urls):
+        return None
+    server_tls = next((peer.tls for peer in peers if peer.tls is not None), None)
+    if server_tls is None:
+        raise TlsSetupError("https:// peer URLs need --peer-cert-file and --peer-key-file (or --peer-auto-tls)")
+    try:
+        return peer_client_context(server_tls.settings, auto_tls=config.peer_tls.auto_tls)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsSetupError(f"cannot set up peer client TLS: {exc}") from None
+
+
 def version_text() -> str:
     return (
         f"etcd Version: {SERVER_VERSION}\n"
@@ -69,14 +86,20 @@ def version_text() -> str:
     )
 
 
-async def run(config: Config, clients: list[ListenAddress], peers: list[ListenAddress]) -> None:
+async def run(
+    config: Config, clients: list[ListenAddress], peers: list[ListenAddress], peer_client_tls: ssl.SSLContext | None
+) -> None:
     """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed)."""
-    server = EtcdServer(settings_from_config(config))
+    server = EtcdServer(settings_from_config(config), peer_client_tls=peer_client_tls)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
-        await nursery.start(server.run)
+        # The peer port first: with peers, the member serves clients only once a leader is elected.
         for peer in peers:
-            await nursery.start(partial(hold_peer_port, peer.host, peer.port, tls=peer.tls, unix=peer.unix))
+            handler = server.handle_peer_connection
+            await nursery.start(
+                partial(hold_peer_port, peer.host, peer.port, tls=peer.tls, unix=peer.unix, handler=handler)
+            )
+        await nursery.start(server.run)
         limits = GrpcLimits(
             max_concurrent_streams=config.max_concurrent_streams,
             keepalive_min_time=config.grpc_keepalive_min_time,
@@ -131,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         clients, peers = client_addresses(config), peer_addresses(config)
+        peer_client_tls = _peer_client_tls(config, peers)
     except TlsSetupError as exc:
         log.error("cannot start: TLS", error=str(exc))
         print(f"etcdx: {exc}", file=sys.stderr)
@@ -138,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     locked: list[BaseException] = []
     stopped: list[BaseException] = []
     try:
-        trio.run(run, config, clients, peers)
+        trio.run(run, config, clients, peers, peer_client_tls)
     except* DataDirLockedError as group:
         locked.extend(_leaves(group))
     except* MemberStopped as group:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import ssl
 import time
 import traceback
 from collections.abc import Callable
@@ -52,6 +53,7 @@ from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.peer import PeerTransport
 from etcdx.raft import (
     ConfChange,
     Config,
@@ -106,8 +108,10 @@ class MemberStopped(Exception):
 class EtcdServer:
     """One member. Public methods are what the API layer calls; nothing here knows about gRPC."""
 
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, peer_client_tls: ssl.SSLContext | None = None) -> None:
+        """``peer_client_tls``: the TLS this member dials https:// peers with (None: plain http://)."""
         self.settings = settings
+        self._peer_client_tls = peer_client_tls
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
         self._waiters = Waiters()
@@ -131,8 +135,10 @@ class EtcdServer:
         self.applier: Applier | None = None
         self.wal: WAL | None = None
         self.node: RawNode | None = None
-        # The membership the core starts with: this member alone, then the changes the replay applies.
-        self._boot_conf = ConfState(voters=frozenset({settings.member_id}))
+        # The membership the core starts with: the initial cluster, then the changes the replay applies.
+        self._boot_conf = ConfState(voters=frozenset(m for m, _, _ in settings.initial_members) or {settings.member_id})
+        self.transport: PeerTransport | None = None
+        self._transport_ready = trio.Event()
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
             minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
@@ -209,13 +215,28 @@ class EtcdServer:
                 )
                 metrics.publish_identity(self.member_id)
                 async with trio.open_nursery() as nursery:
+                    peers = {m: urls for m, _, urls in s.initial_members if m != self.member_id}
+                    if peers:
+                        self.transport = PeerTransport(
+                            self.member_id,
+                            self.cluster_id,
+                            peers,
+                            on_message=self._on_peer_message,
+                            on_unreachable=self._on_peer_unreachable,
+                            on_snapshot_status=self._on_snapshot_status,
+                            client_tls=self._peer_client_tls,
+                        )
+                        await nursery.start(self.transport.run)
+                    self._transport_ready.set()
                     nursery.start_soon(self._ready_loop)
                     nursery.start_soon(self._tick_loop)
                     nursery.start_soon(self._read_retry_loop)
-                    # A single voter elects itself at once (etcd fast-forwards its first election the same way);
-                    # clients are served from when it leads.
-                    self.node.campaign()
-                    self._work.set()
+                    if self.node.raft.tracker.conf.voters == {self.member_id}:
+                        # A single voter elects itself at once (etcd fast-forwards its first election the
+                        # same way); with peers the election timeout runs first, as etcd's.
+                        self.node.campaign()
+                        self._work.set()
+                    # Clients are served once a leader is known and everything it committed is applied here.
                     await self._caught_up.wait()
                     self._started.set()
                     task_status.started()
@@ -301,7 +322,8 @@ class EtcdServer:
             rd = node.ready()
             if rd.soft_state is not None:
                 self._follow_soft_state(rd.soft_state.leader, rd.soft_state.role is Role.LEADER)
-            # rd.messages would be sent here, before the fsync (a one-voter cluster has nobody to send to).
+            if rd.messages:
+                self._send(rd.messages)  # before the fsync: they assert nothing about this member's disk
             synced = self._persist(rd)
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
@@ -319,10 +341,11 @@ class EtcdServer:
                 except WalWriteError as exc:
                     raise self._stop(f"wal: cannot write the log, stopping: {exc.__cause__!r}") from exc
             node.on_persisted(rd.number)
-            # rd.persisted_messages would be sent here, after the fsync.
+            if rd.persisted_messages:
+                self._send(rd.persisted_messages)  # acknowledgements and votes: only once durable
             if rd.committed_entries:
                 node.advance_apply(rd.committed_entries[-1].index)
-            if not self._caught_up.is_set() and self._is_leader and self._applied_all_committed():
+            if not self._caught_up.is_set() and self._leader_id and self._applied_all_committed():
                 self._caught_up.set()
 
     def _persist(self, rd: Ready) -> int | None:
@@ -347,6 +370,32 @@ class EtcdServer:
         self._hard_state_unwritten = None
         self.wal.append(rd.entries, None if hard_state is None else to_wal_hard_state(hard_state))
         return self.wal.start_sync() if rd.must_sync else None
+
+    def _send(self, messages: list) -> None:
+        if self.transport is not None:
+            self.transport.send(messages)
+
+    def _on_peer_message(self, message) -> None:
+        """A Raft message from a peer of this cluster: into the core; the Ready loop carries out the rest."""
+        self.node.step(message)
+        self._work.set()
+
+    def _on_peer_unreachable(self, peer: int) -> None:
+        self.node.report_unreachable(peer)
+        self._work.set()
+
+    def _on_snapshot_status(self, peer: int, failed: bool) -> None:
+        self.node.report_snapshot(peer, failed)
+        self._work.set()
+
+    async def handle_peer_connection(self, stream) -> None:
+        """The peer listener's handler: a connection from a peer, served by the transport once it runs (a
+        member without peers closes it)."""
+        await self._transport_ready.wait()
+        if self.transport is None:
+            await stream.aclose()
+            return
+        await self.transport.handle_connection(stream)
 
     def _applied_all_committed(self) -> bool:
         raft = self.node.raft

@@ -16,6 +16,8 @@ class ServerSettings:
     member_id: int
     cluster_id: int
     peer_urls: tuple[str, ...]
+    # The initial cluster, this member included: (member id, name, peer URLs), by member id.
+    initial_members: tuple[tuple[int, str, tuple[str, ...]], ...]
     client_urls: tuple[str, ...]
     max_request_bytes: int
     max_txn_ops: int

@@ -65,12 +65,18 @@ class ServerProcess:
         return self.proc.pid
 
     def start(self) -> ServerProcess:
+        self.launch()
+        self.wait_ready()
+        return self
+
+    def launch(self) -> ServerProcess:
+        """Starts the process without waiting for it to serve (a cluster member serves only once a quorum
+        of its peers runs: launch them all, then wait_ready each)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
         _live[self.proc.pid] = self.proc
-        self.wait_ready()
         return self
 
     def wait_ready(self) -> None:
@@ -158,6 +164,23 @@ def etcdx_process(
     return ServerProcess(
         argv, data_dir, client_port, peer_port, str(tmp_path / f"etcdx-{client_port}.log"), env=dict(env or {})
     )
+
+
+def etcdx_cluster(tmp_path, size: int, extra_args: tuple[str, ...] = ()) -> list[ServerProcess]:
+    """``size`` etcdx members of one new cluster (members m0, m1, ...), not started: launch them all, then
+    wait_ready each."""
+    ports = free_ports(2 * size)
+    names = [f"m{n}" for n in range(size)]
+    initial = ",".join(f"{name}=http://127.0.0.1:{ports[2 * n + 1]}" for n, name in enumerate(names))
+    members = []
+    for n, name in enumerate(names):
+        client_port, peer_port = ports[2 * n], ports[2 * n + 1]
+        data_dir = str(tmp_path / f"{name}.etcdx")
+        flags = _cluster_flags(name, data_dir, client_port, peer_port)
+        flags[flags.index("--initial-cluster") + 1] = initial
+        argv = [sys.executable, "-m", "etcdx", *flags, *extra_args]
+        members.append(ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"{name}.log")))
+    return members
 
 
 def kill_leftovers() -> None:

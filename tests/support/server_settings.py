@@ -16,6 +16,7 @@ def server_settings(data_dir: str, name: str = "default", **overrides) -> Server
         member_id=1,
         cluster_id=2,
         peer_urls=("http://127.0.0.1:2380",),
+        initial_members=((1, name, ("http://127.0.0.1:2380",)),),
         client_urls=("http://127.0.0.1:2379",),
         max_request_bytes=1_572_864,
         max_txn_ops=128,

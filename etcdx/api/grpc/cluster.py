@@ -1,4 +1,5 @@
-"""etcdserverpb.Cluster: membership as a single member knows it (changes come with Raft)."""
+"""etcdserverpb.Cluster: the membership as this member knows it: the initial cluster (membership changes
+and the other members' published client URLs come with the cluster's member API)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,13 @@ class ClusterService:
         settings = server.settings
         header = server.header()
         header.revision = 0  # etcd's Cluster responses carry no revision
-        member = rpc_pb2.Member(
-            ID=server.member_id,
-            name=settings.name,
-            peerURLs=list(settings.peer_urls),
-            clientURLs=list(settings.client_urls),
-        )
-        return rpc_pb2.MemberListResponse(header=header, members=[member]).SerializeToString()
+        members = [
+            rpc_pb2.Member(
+                ID=member_id,
+                name=name,
+                peerURLs=list(peer_urls),
+                clientURLs=list(settings.client_urls) if member_id == server.member_id else [],
+            )
+            for member_id, name, peer_urls in settings.initial_members
+        ]
+        return rpc_pb2.MemberListResponse(header=header, members=members).SerializeToString()

@@ -1,0 +1,83 @@
+"""A 3-member etcdx cluster on loopback, started with etcd's flags: it elects one leader, a write through
+any member is read back linearizably from every member, and after kill -9 of the leader the two others
+elect a new one and keep every acknowledged write."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.support.procs import etcdx_cluster
+
+
+def status(member) -> rpc_pb2.StatusResponse:
+    with grpc.insecure_channel(member.endpoint) as channel:
+        return rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=5)
+
+
+def put(member, key: bytes, value: bytes) -> int:
+    with grpc.insecure_channel(member.endpoint) as channel:
+        return rpc_pb2_grpc.KVStub(channel).Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10).header.revision
+
+
+def get(member, key: bytes, serializable: bool = False) -> bytes | None:
+    with grpc.insecure_channel(member.endpoint) as channel:
+        request = rpc_pb2.RangeRequest(key=key, serializable=serializable)
+        kvs = rpc_pb2_grpc.KVStub(channel).Range(request, timeout=10).kvs
+    return kvs[0].value if kvs else None
+
+
+def leaders(members) -> set[int]:
+    return {status(m).leader for m in members}
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    members = etcdx_cluster(tmp_path, 3)
+    for member in members:
+        member.launch()
+    try:
+        for member in members:
+            member.wait_ready()
+        yield members
+    finally:
+        for member in members:
+            member.stop()
+
+
+def test_three_members_agree_on_a_leader_and_replicate_writes(cluster):
+    ids = {status(m).header.member_id for m in cluster}
+    assert len(ids) == 3
+    (leader,) = leaders(cluster)  # one leader, the same for all
+    assert leader in ids
+    for n, member in enumerate(cluster):  # a write through each member, leader or follower
+        put(member, b"k%d" % n, b"v%d" % n)
+    for member in cluster:  # linearizable reads on every member see every acknowledged write
+        assert [get(member, b"k%d" % n) for n in range(3)] == [b"v0", b"v1", b"v2"]
+
+
+def test_the_cluster_survives_the_loss_of_its_leader(cluster):
+    (leader,) = leaders(cluster)
+    by_id = {status(m).header.member_id: m for m in cluster}
+    for n in range(20):
+        put(cluster[n % 3], b"before/%d" % n, b"x")
+    by_id[leader].kill9()
+    survivors = [m for i, m in by_id.items() if i != leader]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            new = leaders(survivors)
+        except grpc.RpcError:
+            new = set()
+        if len(new) == 1 and 0 not in new and leader not in new:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"no new leader among the survivors: {new}")
+    put(survivors[0], b"after", b"y")
+    for member in survivors:
+        assert get(member, b"after") == b"y"
+        assert all(get(member, b"before/%d" % n) == b"x" for n in range(20))
