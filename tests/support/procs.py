@@ -166,9 +166,11 @@ def etcdx_process(
     )
 
 
-def etcdx_cluster(tmp_path, size: int, extra_args: tuple[str, ...] = ()) -> list[ServerProcess]:
+def etcdx_cluster(
+    tmp_path, size: int, extra_args: tuple[str, ...] = (), command: tuple[str, ...] = ("-m", "etcdx")
+) -> list[ServerProcess]:
     """``size`` etcdx members of one new cluster (members m0, m1, ...), not started: launch them all, then
-    wait_ready each."""
+    wait_ready each. ``command``: what runs after the interpreter (tests.support.planted_etcdx plants a bug)."""
     ports = free_ports(2 * size)
     names = [f"m{n}" for n in range(size)]
     initial = ",".join(f"{name}=http://127.0.0.1:{ports[2 * n + 1]}" for n, name in enumerate(names))
@@ -178,7 +180,7 @@ def etcdx_cluster(tmp_path, size: int, extra_args: tuple[str, ...] = ()) -> list
         data_dir = str(tmp_path / f"{name}.etcdx")
         flags = _cluster_flags(name, data_dir, client_port, peer_port)
         flags[flags.index("--initial-cluster") + 1] = initial
-        argv = [sys.executable, "-m", "etcdx", *flags, *extra_args]
+        argv = [sys.executable, *command, *flags, *extra_args]
         members.append(ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"{name}.log")))
     return members
 
