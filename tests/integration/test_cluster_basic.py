@@ -4,12 +4,15 @@ elect a new one and keep every acknowledged write."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import grpc
 import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from etcdx.peer.codec import message_frame
+from etcdx.raft import Message, MessageType
 from tests.support.procs import etcdx_cluster
 
 
@@ -81,3 +84,25 @@ def test_the_cluster_survives_the_loss_of_its_leader(cluster):
     for member in survivors:
         assert get(member, b"after") == b"y"
         assert all(get(member, b"before/%d" % n) == b"x" for n in range(20))
+
+
+def test_bad_peer_input_is_refused_and_logged_while_the_cluster_serves(cluster):
+    """Garbage and a frame from another cluster on a member's peer port: each refused and logged, once; the
+    member and the cluster go on serving."""
+    target = cluster[1]
+    with socket.create_connection(("127.0.0.1", target.peer_port), timeout=5) as garbage:
+        garbage.sendall(b"GET /raft HTTP/1.1\r\nHost: x\r\n\r\n" + bytes(range(256)) * 4)
+    heartbeat = Message(MessageType.HEARTBEAT, to=status(target).header.member_id, sender=0xBEEF, term=99)
+    with socket.create_connection(("127.0.0.1", target.peer_port), timeout=5) as other_cluster:
+        other_cluster.sendall(message_frame(0xDEAD, 0xBEEF, heartbeat.to, heartbeat))
+        other_cluster.recv(1024)  # the refusal, then the close
+    put(target, b"after-garbage", b"ok")
+    assert [get(m, b"after-garbage") for m in cluster] == [b"ok"] * 3
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        log = target.log_tail(400)
+        if "failed to decode Raft message" in log and "request cluster ID mismatch" in log:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"refusals not logged:\n{target.log_tail(20)}")
