@@ -320,6 +320,13 @@ class EtcdServer:
                 self._work = trio.Event()
                 continue
             rd = node.ready()
+            if rd.snapshot is not None:
+                # Applying entries after a snapshot this member's backend does not hold would make it diverge
+                # in silence; until snapshots are installed, a member that needs one stops instead.
+                raise self._stop(
+                    f"raft: the leader sent a snapshot at index {rd.snapshot.index}; installing snapshots is not "
+                    "supported yet: restore this member from a backup (etcdx snapshot restore) or re-add it"
+                )
             if rd.soft_state is not None:
                 self._follow_soft_state(rd.soft_state.leader, rd.soft_state.role is Role.LEADER)
             if rd.messages:
