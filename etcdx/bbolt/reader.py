@@ -31,6 +31,7 @@ _BRANCH_ELEM = struct.Struct("<IIQ")
 _LEAF_ELEM = struct.Struct("<IIII")
 _BUCKET = struct.Struct("<QQ")
 _FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+_MAX_DEPTH = 64  # deeper than any real tree: a cycle of branch pages in a damaged file stops here
 _META_CHECKED = 56  # the meta bytes before the checksum, which it covers
 
 
@@ -89,15 +90,17 @@ class BoltFile:
             raise BoltError(f"bbolt: page {pgid} says it is page {page_id}")
         return offset, flags, count
 
-    def _rows(self, offset: int, flags: int, count: int) -> Iterator[tuple[int, bytes, bytes]]:
+    def _rows(self, offset: int, flags: int, count: int, depth: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
         """Every (leaf flags, key, value) under the page at ``offset`` in key order (recursing into branch
         children; ``offset`` may point inside a bucket value for an inline page)."""
         data = self._data
+        if depth > _MAX_DEPTH:
+            raise BoltError("bbolt: tree deeper than any real one (a cycle of pages?)")
         if flags & BRANCH:
             for i in range(count):
                 elem = offset + _PAGE_HEAD.size + i * _BRANCH_ELEM.size
                 child = _BRANCH_ELEM.unpack_from(data, elem)[2]
-                yield from self._rows(*self._page(child))
+                yield from self._rows(*self._page(child), depth + 1)
         elif flags & LEAF:
             for i in range(count):
                 elem = offset + _PAGE_HEAD.size + i * _LEAF_ELEM.size
@@ -119,24 +122,30 @@ class BoltFile:
         sub = BoltFile.__new__(BoltFile)
         sub._data = inline
         _, flags, count, _ = _PAGE_HEAD.unpack_from(inline, 0)
+        if flags != LEAF:
+            raise BoltError(f"bbolt: an inline bucket's page is not a leaf (flags {flags:#x})")
         return sub._rows(0, flags, count)
 
     def buckets(self) -> dict[bytes, tuple[int, bytes]]:
-        """Top-level bucket name -> (root page id, its bucket value)."""
+        """Top-level bucket name -> (root page id, its bucket value). BoltError for a damaged tree."""
         found = {}
-        for leaf_flags, key, value in self._rows(*self._page(self._root)):
-            if leaf_flags & BUCKET_LEAF:
-                found[key] = (_BUCKET.unpack_from(value)[0], value)
+        try:
+            for leaf_flags, key, value in self._rows(*self._page(self._root)):
+                if leaf_flags & BUCKET_LEAF:
+                    found[key] = (_BUCKET.unpack_from(value)[0], value)
+        except (struct.error, IndexError) as exc:
+            raise BoltError(f"bbolt: damaged page: {exc}") from exc
         return found
 
-    def items(self, bucket: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Every (key, value) of top-level ``bucket`` in key order (nested buckets are skipped); nothing
-        if there is no such bucket."""
+    def items(self, bucket: bytes) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) of top-level ``bucket`` in key order (nested buckets are skipped); none if
+        there is no such bucket. BoltError for a damaged tree."""
         entry = self.buckets().get(bucket)
         if entry is None:
-            return
+            return []
         root, value = entry
         inline = memoryview(value)[_BUCKET.size :] if root == 0 else None
-        for leaf_flags, key, val in self._bucket_rows(root, inline):
-            if not leaf_flags & BUCKET_LEAF:
-                yield key, val
+        try:
+            return [(key, val) for flags, key, val in self._bucket_rows(root, inline) if not flags & BUCKET_LEAF]
+        except (struct.error, IndexError) as exc:
+            raise BoltError(f"bbolt: damaged page in bucket {bucket!r}: {exc}") from exc

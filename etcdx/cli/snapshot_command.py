@@ -152,10 +152,21 @@ def new_members(cluster: dict[str, list[str]], token: str) -> list[rpc_pb2.Membe
     return sorted(found, key=lambda m: m.ID)
 
 
-def restore(snap: Snapshot, members: list[rpc_pb2.Member], data_dir: str, wal_dir: str) -> None:
-    """Writes the backend and the WAL of a new member (see the module docstring)."""
+def tables_to_restore(snap: Snapshot) -> dict[bytes, list[tuple[bytes, bytes]]]:
+    """etcdx's tables from the snapshot (etcd's buckets converted); SnapshotError for rows etcdx cannot read."""
+    if snap.kind == "etcdx":
+        return snap.tables
+    try:
+        return etcd_tables(snap.tables)
+    except ValueError as exc:
+        raise SnapshotError(f"snapshot file: {exc}") from exc
+
+
+def restore(
+    tables: dict[bytes, list[tuple[bytes, bytes]]], members: list[rpc_pb2.Member], data_dir: str, wal_dir: str
+) -> None:
+    """Writes the backend and the WAL of a new member (see the module docstring) from ``tables``."""
     member_dir = os.path.join(data_dir, "member")
-    tables = snap.tables if snap.kind == "etcdx" else etcd_tables(snap.tables)
     backend = Backend(os.path.join(member_dir, "kv"))
     try:
         with backend.begin_write() as txn:
@@ -241,7 +252,7 @@ def _restore_command(args: argparse.Namespace) -> int:
     print(f"restoring snapshot path={args.filename} data-dir={args.data_dir} wal-dir={wal_dir}", file=sys.stderr)
     snap = read_snapshot(args.filename, check_hash=not args.skip_hash_check)
     members = new_members(cluster, args.initial_cluster_token)
-    restore(snap, members, args.data_dir, args.wal_dir)
+    restore(tables_to_restore(snap), members, args.data_dir, args.wal_dir)
     ids = [f"{m.ID:x}" for m in members]
     print(
         f"restored snapshot path={args.filename} data-dir={args.data_dir} wal-dir={wal_dir} "

@@ -57,3 +57,8 @@ def test_restore_refuses_as_etcdutl(etcdx_server, tmp_path):
     no_dir = _restore(str(saved))
     assert no_dir.stderr.splitlines()[-1] == 'Error: required flag(s) "data-dir" not set'
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    skipped = _restore(str(no_hash), "--data-dir", str(tmp_path / "d"), "--skip-hash-check")
+    assert skipped.returncode == 1 and "snapshot file" in skipped.stderr.splitlines()[-1]  # damaged image
+    intact = tmp_path / "intact.db"
+    intact.write_bytes(saved.read_bytes()[:-32])
+    assert _restore(str(intact), "--data-dir", str(tmp_path / "e"), "--skip-hash-check").returncode == 0

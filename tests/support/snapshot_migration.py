@@ -42,15 +42,20 @@ class Outcome:
 
 
 def load(endpoint: str, keys: int, seed: int) -> int:
-    """Writes the data set; returns the last compacted revision."""
+    """Writes the data set: ``keys`` keys written in two rounds of Txns of _TXN_OPS puts (5% with one of LEASES
+    leases), 2% deleted after each round, a compaction at the middle of each round, then 2% written again;
+    returns the last compacted revision."""
     rng = random.Random(seed)
     names = [b"key/%07d" % i for i in range(keys)]
     with grpc.insecure_channel(endpoint, options=_BIG) as channel:
         kv, lease = rpc_pb2_grpc.KVStub(channel), rpc_pb2_grpc.LeaseStub(channel)
         ids = [lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(ID=1000 + i, TTL=3600 + i)).ID for i in range(LEASES)]
         compacted = 0
-        for _ in range(2):  # two rounds: every key has history, and two compactions
+        for _ in range(2):  # two rounds: every key has history; each round ends with a compaction
+            middle = 0
             for start in range(0, keys, _TXN_OPS):
+                if start >= keys // 2 and not middle:
+                    middle = kv.Range(rpc_pb2.RangeRequest(key=b"key/", limit=1)).header.revision
                 puts = [
                     rpc_pb2.RequestOp(
                         request_put=rpc_pb2.PutRequest(
@@ -62,10 +67,10 @@ def load(endpoint: str, keys: int, seed: int) -> int:
                     for k in names[start : start + _TXN_OPS]
                 ]
                 kv.Txn(rpc_pb2.TxnRequest(success=puts))
-            for k in rng.sample(names, keys // 20):
+            for k in rng.sample(names, keys // 50):
                 kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=k))
-            revision = kv.Range(rpc_pb2.RangeRequest(key=b"key/", limit=1)).header.revision
-            compacted = revision - keys // (4 * _TXN_OPS) - 10
+            # Half the keys were written after this point: they keep two revisions past the compaction.
+            compacted = middle
             kv.Compact(rpc_pb2.CompactionRequest(revision=compacted, physical=True))
         for k in rng.sample(names, keys // 50):  # history after the last compaction
             kv.Put(rpc_pb2.PutRequest(key=k, value=b"after"))
