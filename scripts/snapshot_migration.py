@@ -40,7 +40,8 @@ def main() -> int:
                 ok = outcome.ranges_equal == outcome.ranges_compared and outcome.leases_equal
                 failed |= not ok
                 print(
-                    f"{source}: keys={outcome.keys} revision={outcome.revision} compacted={outcome.compacted} "
+                    f"{source}: keys written={outcome.keys} live={outcome.latest_keys} "
+                    f"revision={outcome.revision} compacted={outcome.compacted} "
                     f"ranges equal {outcome.ranges_equal}/{outcome.ranges_compared} "
                     f"leases equal={outcome.leases_equal} "
                     f"({time.monotonic() - started:.0f} s)\n"

@@ -32,6 +32,7 @@ LEASES = 20
 @dataclass
 class Outcome:
     keys: int
+    latest_keys: int  # keys a Range of everything finds at the latest revision
     revision: int
     compacted: int
     ranges_compared: int
@@ -155,5 +156,13 @@ def compare(source: ServerProcess, tmp: Path, compacted: int, keys: int) -> Outc
         got, got_leases = _answers(member.endpoint, requests), _leases(member.endpoint)
     equal = sum(1 for a, b in zip(expected, got, strict=True) if a == b)
     return Outcome(
-        keys, revision, compacted, len(requests), equal, expected_leases == got_leases, status_etcdx, status_etcdutl
+        keys=keys,
+        latest_keys=expected[0][1],
+        revision=revision,
+        compacted=compacted,
+        ranges_compared=len(requests),
+        ranges_equal=equal,
+        leases_equal=expected_leases == got_leases,
+        status_etcdx=status_etcdx,
+        status_etcdutl=status_etcdutl,
     )
