@@ -119,3 +119,4 @@ def test_etcdctl_snapshot_save_holds_the_rows(etcdx_server, tmp_path, binary):
     assert [v.key for v in values] == [b"key-%05d" % i for i in range(3000)]
     assert [v.mod_revision for v in values] == list(range(2, 3002))
     assert len(tables[LEASE_DB]) == 1
+    assert '"msg":"sent database snapshot to client"' in etcdx_server.log_tail()

@@ -9,6 +9,7 @@ import trio
 
 from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.log import get_logger
 from etcdx.mvcc import backend_image, kv_hash, snapshot_file
 from etcdx.mvcc.alarms import alarm_name, check_alarm_request
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
@@ -16,6 +17,8 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer
 from etcdx.version import SERVER_VERSION
+
+log = get_logger("etcdx.api.maintenance")
 
 # etcd's send buffer: each SnapshotResponse carries at most this many bytes of the image.
 SNAPSHOT_CHUNK = 32 * 1024
@@ -81,11 +84,13 @@ class MaintenanceService:
         async with self._server.committed_view() as view:
             image = snapshot_file.padded(await trio.to_thread.run_sync(backend_image.encode, view.scan))
         total = len(image)
+        log.info("sending database snapshot to client", total_bytes=total)
         for start in range(0, total, SNAPSHOT_CHUNK):
             blob = image[start : start + SNAPSHOT_CHUNK]
             remaining = total - start - len(blob)
             await send(rpc_pb2.SnapshotResponse(remaining_bytes=remaining, blob=blob).SerializeToString())
         await send(rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=hashlib.sha256(image).digest()).SerializeToString())
+        log.info("sent database snapshot to client", total_bytes=total)
 
     async def hash(self, data: bytes, ctx: RpcContext) -> bytes:
         """etcd's Hash: CRC-32C of the whole backend as committed (kv_hash.backend_hash), at the current revision."""
