@@ -241,9 +241,13 @@ def _restore_command(args: argparse.Namespace) -> int:
         raise SnapshotError(f'couldn\'t find local name "{args.name}" in the initial cluster configuration')
     advertised = sorted(args.initial_advertise_peer_urls.split(","))
     if sorted(cluster[args.name]) != advertised:
+        why = ""
+        if len(advertised) == 1 and len(cluster[args.name]) == 1:  # etcd's detail, for one URL on each side
+            a, c = advertised[0], cluster[args.name][0]
+            why = f' ("{a}"(resolved from "{a}") != "{c}"(resolved from "{c}"))'
         raise SnapshotError(
             f"--initial-cluster has {args.name}={','.join(cluster[args.name])} but missing from "
-            f"--initial-advertise-peer-urls={args.initial_advertise_peer_urls}"
+            f"--initial-advertise-peer-urls={args.initial_advertise_peer_urls}{why}"
         )
     wal_dir = args.wal_dir or os.path.join(args.data_dir, "member", "wal")
     for directory in (args.data_dir, wal_dir):

@@ -54,6 +54,14 @@ def test_restore_refuses_as_etcdutl(etcdx_server, tmp_path):
     assert unhashed.stderr.splitlines()[-1] == "Error: snapshot missing hash but --skip-hash-check=false"
     used = _restore(str(saved), "--data-dir", str(tmp_path / "used"))
     assert used.stderr.splitlines()[-1] == f'Error: data-dir "{tmp_path / "used"}" not empty or could not be read'
+    mismatch = _restore(
+        str(saved), "--data-dir", str(tmp_path / "f"), "--initial-cluster", "m1=http://127.0.0.1:2380", "--name", "m1"
+    )
+    assert mismatch.stderr.splitlines()[-1] == (
+        "Error: --initial-cluster has m1=http://127.0.0.1:2380 but missing from --initial-advertise-peer-urls="
+        'http://localhost:2380 ("http://localhost:2380"(resolved from "http://localhost:2380") != '
+        '"http://127.0.0.1:2380"(resolved from "http://127.0.0.1:2380"))'
+    )
     no_dir = _restore(str(saved))
     assert no_dir.stderr.splitlines()[-1] == 'Error: required flag(s) "data-dir" not set'
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
