@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         from etcdx.cli.bench.main import main as bench_main
 
         return bench_main(argv[1:])
+    if argv[:1] == ["snapshot"]:
+        from etcdx.cli.snapshot_command import main as snapshot_main
+
+        return snapshot_main(argv[1:])
     if argv[:1] == ["wal"]:
         from etcdx.cli.wal_command import main as wal_main
 

@@ -23,18 +23,27 @@ _LEVEL = 3
 
 
 def encode(scan: Callable[[bytes], Iterable[tuple[bytes, bytes]]]) -> bytes:
-    """The image of the tables ``scan(name)`` lists (each in key order)."""
-    chunks = [MAGIC]
-    add = chunks.append
+    """The image of the tables ``scan(name)`` lists (each in key order, the same rows each time it is called).
+
+    Two passes over each table: one counts rows and bytes, the other streams them into the compressor, so
+    memory holds the compressed image and one row at a time, never the rows themselves."""
+    heads, size = [], len(MAGIC)
     for name in TABLES:
-        rows = list(scan(name))
-        add(_U32.pack(len(name)) + name + _U64.pack(len(rows)))
-        for key, value in rows:
-            add(_U32.pack(len(key)))
-            add(key)
-            add(_U32.pack(len(value)))
-            add(value)
-    return zstandard.ZstdCompressor(level=_LEVEL, write_checksum=True).compress(b"".join(chunks))
+        count = 0
+        for key, value in scan(name):
+            count += 1
+            size += 8 + len(key) + len(value)
+        heads.append(_U32.pack(len(name)) + name + _U64.pack(count))
+        size += len(heads[-1])
+    compressor = zstandard.ZstdCompressor(level=_LEVEL, write_checksum=True).compressobj(size=size)
+    out = [compressor.compress(MAGIC)]
+    add, compress = out.append, compressor.compress
+    for name, head in zip(TABLES, heads, strict=True):
+        add(compress(head))
+        for key, value in scan(name):
+            add(compress(_U32.pack(len(key)) + key + _U32.pack(len(value)) + value))
+    add(compressor.flush())
+    return b"".join(out)
 
 
 def decode(image: bytes) -> dict[bytes, list[tuple[bytes, bytes]]]:

@@ -82,6 +82,19 @@ class KeyHistory:
             return revs[i], gen.created, gen.version_at(i)
         return None
 
+    def keep(self, at_main: int, keep: set[int]) -> None:
+        """Adds to ``keep`` the revision a compaction at ``at_main`` would keep (etcd's keyIndex.keep), if any;
+        changes nothing."""
+        bound = last_of_main(at_main)
+        generations = self.generations
+        g = 0
+        while g < len(generations) - 1 and generations[g].revs[-1] <= bound:
+            g += 1
+        revs = generations[g].revs
+        i = bisect.bisect_right(revs, bound) - 1
+        if i >= 0 and not (i == len(revs) - 1 and g != len(generations) - 1):
+            keep.add(revs[i])
+
     def compact(self, at_main: int, keep: set[int]) -> bool:
         """Drops history older than ``at_main`` (etcd's rules); adds surviving revisions <= at_main to
         ``keep``. Returns True when nothing is left (the key can leave the index)."""
@@ -159,6 +172,13 @@ class KeyIndex:
         emptied = [key for key, history in self._tree.items() if history.compact(at_main, keep)]
         for key in emptied:
             del self._tree[key]
+        return keep
+
+    def keep(self, at_main: int) -> set[int]:
+        """The revisions a compaction at ``at_main`` would keep (etcd's treeIndex.Keep); changes nothing."""
+        keep: set[int] = set()
+        for _, history in self._tree.items():
+            history.keep(at_main, keep)
         return keep
 
     def __len__(self) -> int:

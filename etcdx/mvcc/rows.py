@@ -3,14 +3,15 @@ TableWriter (tables.py). Pure. The encodings are fixed by the files already on d
 
 - meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order);
 - lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
-- alarm: uint64 member id + uint32 alarm type -> b"".
+- alarm: uint64 member id + uint32 alarm type -> b"";
+- members: uint64 member id -> serialized etcdserverpb.Member (kept as bytes here: mvcc does not decode it).
 """
 
 from __future__ import annotations
 
 import struct
 
-from etcdx.mvcc.schema import ALARM_DB, LEASE_DB, META_DB
+from etcdx.mvcc.schema import ALARM_DB, LEASE_DB, MEMBERS_DB, META_DB
 from etcdx.mvcc.tables import TableView, TableWriter
 
 _U64 = struct.Struct(">Q")
@@ -51,3 +52,16 @@ def delete_alarm(txn: TableWriter, member_id: int, alarm: int) -> None:
 def alarms(view: TableView) -> list[tuple[int, int]]:
     """Every stored active alarm as (member id, alarm type)."""
     return [_ALARM.unpack(k) for k in view.keys(ALARM_DB)]
+
+
+def put_member(txn: TableWriter, member_id: int, member: bytes) -> None:
+    txn.put(MEMBERS_DB, _U64.pack(member_id), member)
+
+
+def delete_member(txn: TableWriter, member_id: int) -> None:
+    txn.delete(MEMBERS_DB, _U64.pack(member_id))
+
+
+def members(view: TableView) -> list[tuple[int, bytes]]:
+    """Every stored (member id, serialized etcdserverpb.Member), by id."""
+    return [(_U64.unpack(k)[0], v) for k, v in view.scan(MEMBERS_DB)]

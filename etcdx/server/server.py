@@ -38,7 +38,8 @@ import random
 import ssl
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -50,6 +51,7 @@ from etcdx.log import get_logger
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.tables import TableView
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -652,6 +654,17 @@ class EtcdServer:
                 self._applies_resumed = None
         self._backend_bytes = self.backend.size_bytes
         log.info("finished defragment", db_size=self._backend_bytes)
+
+    @asynccontextmanager
+    async def committed_view(self) -> AsyncIterator[TableView]:
+        """A read view of everything applied so far: the batch transaction is committed first (etcd's
+        ForceCommit). The caller gets it with no checkpoint in between, so state it reads on the event loop
+        right away matches the view; it may read the view in a thread (one at a time). No defragmentation
+        swaps the file while the view is open."""
+        async with self._backend_lock:
+            self._commit_backend()
+            with self.backend.begin_read() as view:
+                yield view
 
     def request_watch_sync(self) -> None:
         self._sync_needed.set()

@@ -1,22 +1,38 @@
-"""etcdserverpb.Maintenance: what a single member can answer so far (Status, Alarm, Defragment)."""
+"""etcdserverpb.Maintenance: what a single member can answer so far (Status, Alarm, Defragment, Snapshot,
+Hash, HashKV)."""
 
 from __future__ import annotations
 
+import hashlib
+
+import trio
+
+from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.log import get_logger
+from etcdx.mvcc import backend_image, kv_hash, snapshot_file
 from etcdx.mvcc.alarms import alarm_name, check_alarm_request
-from etcdx.net.grpc_server import RpcContext, UnaryMethod
+from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer
 from etcdx.version import SERVER_VERSION
+
+log = get_logger("etcdx.api.maintenance")
+
+# etcd's send buffer: each SnapshotResponse carries at most this many bytes of the image.
+SNAPSHOT_CHUNK = 32 * 1024
 
 
 class MaintenanceService:
     def __init__(self, server: EtcdServer) -> None:
         self._server = server
 
-    def methods(self) -> dict[str, UnaryMethod]:
+    def methods(self) -> dict[str, UnaryMethod | ServerStreamMethod]:
         return {
+            "/etcdserverpb.Maintenance/Snapshot": ServerStreamMethod(self.snapshot),
+            "/etcdserverpb.Maintenance/Hash": UnaryMethod(self.hash),
+            "/etcdserverpb.Maintenance/HashKV": UnaryMethod(self.hash_kv),
             "/etcdserverpb.Maintenance/Status": UnaryMethod(self.status),
             "/etcdserverpb.Maintenance/Alarm": UnaryMethod(self.alarm),
             "/etcdserverpb.Maintenance/Defragment": UnaryMethod(self.defragment),
@@ -58,3 +74,52 @@ class MaintenanceService:
         decode(rpc_pb2.DefragmentRequest, data)
         await self._server.defragment()
         return rpc_pb2.DefragmentResponse().SerializeToString()
+
+    async def snapshot(self, data: bytes, ctx: RpcContext, send: Send) -> None:
+        """etcd's Snapshot stream: the backend image of the applied state, padded as snapshot_file says, in
+        SNAPSHOT_CHUNK blobs, each with the
+        bytes still to come after it in ``remaining_bytes``, then one more message whose blob is the SHA-256 of
+        the image (remaining_bytes 0): the trailer `etcdutl snapshot restore` checks. No header, as etcd."""
+        decode(rpc_pb2.SnapshotRequest, data)
+        async with self._server.committed_view() as view:
+            image = snapshot_file.padded(await trio.to_thread.run_sync(backend_image.encode, view.scan))
+        total = len(image)
+        log.info("sending database snapshot to client", total_bytes=total)
+        for start in range(0, total, SNAPSHOT_CHUNK):
+            blob = image[start : start + SNAPSHOT_CHUNK]
+            remaining = total - start - len(blob)
+            await send(rpc_pb2.SnapshotResponse(remaining_bytes=remaining, blob=blob).SerializeToString())
+        await send(rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=hashlib.sha256(image).digest()).SerializeToString())
+        log.info("sent database snapshot to client", total_bytes=total)
+
+    async def hash(self, data: bytes, ctx: RpcContext) -> bytes:
+        """etcd's Hash: CRC-32C of the whole backend as committed (kv_hash.backend_hash), at the current revision."""
+        decode(rpc_pb2.HashRequest, data)
+        async with self._server.committed_view() as view:
+            revision = self._server.store.current_revision
+            value = await trio.to_thread.run_sync(kv_hash.backend_hash, view)
+        response = rpc_pb2.HashResponse(hash=value)
+        self._server.fill_header(response.header)
+        response.header.revision = revision
+        return response.SerializeToString()
+
+    async def hash_kv(self, data: bytes, ctx: RpcContext) -> bytes:
+        """etcd's HashKV (3.5): the key table's hash up to ``revision`` (0: the current one), with the compacted
+        revision (-1 if never compacted) and the hashed revision; the header's revision is the current one.
+        A revision at or below the compacted one is ERR_COMPACTED, one past the current ERR_FUTURE_REV."""
+        request = decode(rpc_pb2.HashKVRequest, data)
+        store = self._server.store
+        async with self._server.committed_view() as view:
+            current, compacted = store.current_revision, store.compact_revision
+            rev = request.revision
+            if 0 < rev <= compacted:
+                raise errors.ERR_COMPACTED
+            if rev > current:
+                raise errors.ERR_FUTURE_REV
+            rev = rev or current
+            keep = store.index.keep(rev)
+            value = await trio.to_thread.run_sync(kv_hash.kv_hash, view, rev, compacted, keep)
+        response = rpc_pb2.HashKVResponse(hash=value, compact_revision=compacted, hash_revision=rev)
+        self._server.fill_header(response.header)
+        response.header.revision = current
+        return response.SerializeToString()
