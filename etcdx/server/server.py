@@ -48,6 +48,7 @@ from etcdx import errors
 from etcdx._native.protowire import read_varint
 from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
+from etcdx.mvcc import rows
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
@@ -137,8 +138,9 @@ class EtcdServer:
         self.applier: Applier | None = None
         self.wal: WAL | None = None
         self.node: RawNode | None = None
-        # The membership the core starts with: the initial cluster, then the changes the replay applies.
-        self._boot_conf = ConfState(voters=frozenset(m for m, _, _ in settings.initial_members) or {settings.member_id})
+        # The membership: the stored one (the initial cluster for a new member), then the replay's changes.
+        self.members: list[rpc_pb2.Member] = []
+        self._boot_conf = ConfState()
         self.transport: PeerTransport | None = None
         self._transport_ready = trio.Event()
         self.watch_hub: WatchHub | None = None
@@ -179,6 +181,7 @@ class EtcdServer:
         try:
             self.store = KVStore(self.backend, self.lessor)
             self.applier = Applier(self.store, self.lessor, self.alarms)
+            self.members = self._load_membership()
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,
@@ -217,7 +220,7 @@ class EtcdServer:
                 )
                 metrics.publish_identity(self.member_id)
                 async with trio.open_nursery() as nursery:
-                    peers = {m: urls for m, _, urls in s.initial_members if m != self.member_id}
+                    peers = {m.ID: list(m.peerURLs) for m in self.members if self.member_id != m.ID}
                     if peers:
                         self.transport = PeerTransport(
                             self.member_id,
@@ -278,6 +281,30 @@ class EtcdServer:
         if self._failure is None and self.wal is not None and self.wal.failure is not None:
             return f"wal: cannot write the log: {self.wal.failure!r}"
         return self._failure
+
+    def _load_membership(self) -> list[rpc_pb2.Member]:
+        """The cluster's members as the backend holds them (a restart ignores the --initial-* flags, as etcd's
+        does; `etcdx snapshot restore` writes them too). A new member stores its initial cluster first; a data
+        dir from before the membership was stored uses the flags. Sets the membership the core starts with."""
+        with self.backend.begin_read() as view:
+            stored = [rpc_pb2.Member.FromString(value) for _, value in rows.members(view)]
+        if not stored:
+            stored = [
+                rpc_pb2.Member(ID=member_id, name=name, peerURLs=list(urls))
+                for member_id, name, urls in self.settings.initial_members
+            ]
+            if self.store.consistent_index == 0:
+                with self.backend.begin_write() as txn:
+                    for member in stored:
+                        rows.put_member(txn, member.ID, member.SerializeToString())
+        if self.member_id not in {m.ID for m in stored}:
+            names = ", ".join(f"{m.name}={m.ID:x}" for m in stored)
+            raise self._stop(f"start-up refused: member {self.member_id:x} is not in this data dir's cluster ({names})")
+        self._boot_conf = ConfState(
+            voters=frozenset(m.ID for m in stored if not m.isLearner),
+            learners=frozenset(m.ID for m in stored if m.isLearner),
+        )
+        return stored
 
     def _replay(self, entries: list, commit: int) -> None:
         """Re-applies the WAL's entries past the backend's consistent index up to the HardState's commit; the

@@ -1,5 +1,5 @@
-"""etcdserverpb.Cluster: the membership as this member knows it: the initial cluster (membership changes
-and the other members' published client URLs come with the cluster's member API)."""
+"""etcdserverpb.Cluster: the membership as this member stores it (membership changes and the other members'
+published client URLs come with the cluster's member API)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,11 @@ class ClusterService:
         settings = server.settings
         header = server.header()
         header.revision = 0  # etcd's Cluster responses carry no revision
-        members = [
-            rpc_pb2.Member(
-                ID=member_id,
-                name=name,
-                peerURLs=list(peer_urls),
-                clientURLs=list(settings.client_urls) if member_id == server.member_id else [],
-            )
-            for member_id, name, peer_urls in settings.initial_members
-        ]
+        members = []
+        for stored in server.members:
+            member = rpc_pb2.Member()
+            member.CopyFrom(stored)
+            if server.member_id == member.ID:
+                member.clientURLs[:] = list(settings.client_urls)
+            members.append(member)
         return rpc_pb2.MemberListResponse(header=header, members=members).SerializeToString()
