@@ -3,6 +3,7 @@
     python scripts/sim_campaign.py --seeds 1000             # seeds 0..999, cluster size chosen by each seed
     python scripts/sim_campaign.py --first 5000 --seeds 200 --members 5
     python scripts/sim_campaign.py --seed 42 -v             # one seed, with the checker's full report
+    python scripts/sim_campaign.py --plant forget_vote --flavor crashy --until-failure --seeds 500
 
 A seed decides everything (cluster size unless --members, Raft settings, faults, clients, timings), so a
 failing seed prints the command that replays it and fails the same way. Exit status 1 if any seed failed.
@@ -18,7 +19,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.sim.simulation import run  # noqa: E402
+from tests.sim.planted import PLANTED  # noqa: E402
+from tests.sim.simulation import FLAVORS, run  # noqa: E402
 
 
 def main() -> int:
@@ -27,8 +29,19 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--seed", type=int, help="run this one seed only")
     ap.add_argument("--members", type=int, choices=[1, 3, 5], help="cluster size (default: chosen by the seed)")
+    ap.add_argument("--flavor", choices=FLAVORS, help="kind of faults (default: chosen by the seed)")
+    ap.add_argument("--plant", choices=sorted(PLANTED), help="run with this planted bug (tests/sim/planted.py)")
+    ap.add_argument("--invariants-only", action="store_true", help="skip lincheck (Raft invariants only)")
+    ap.add_argument("--until-failure", action="store_true", help="stop at the first failing seed")
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per seed, full report on failure")
     args = ap.parse_args()
+    if args.plant:
+        with PLANTED[args.plant]():
+            return campaign(args)
+    return campaign(args)
+
+
+def campaign(args: argparse.Namespace) -> int:
     seeds = [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
     started = time.perf_counter()
     failed: list[int] = []
@@ -36,38 +49,43 @@ def main() -> int:
     ops = answered = 0
     for seed in seeds:
         try:
-            outcome = run(seed, args.members)
+            outcome = run(seed, args.members, args.flavor, not args.invariants_only)
         except AssertionError as exc:  # a Raft invariant (SafetyViolation) or another assertion
             failed.append(seed)
             print(f"seed {seed}: FAILED: {type(exc).__name__}: {exc}")
             if args.verbose:
                 traceback.print_exc()
-            continue
         except Exception:
             failed.append(seed)
             print(f"seed {seed}: FAILED with an exception")
             traceback.print_exc()
-            continue
-        sizes[outcome.members] += 1
-        ops += outcome.ops
-        answered += outcome.answered
-        if args.verbose or not outcome.ok:
-            print(
-                f"seed {seed}: {outcome.members} members, {outcome.ops} ops ({outcome.unknown} unknown),"
-                f" faults {outcome.faults}, {outcome.verdict}, {outcome.seconds:.2f}s"
-            )
-        if not outcome.ok:
-            failed.append(seed)
-            print(outcome.report)
+        else:
+            sizes[outcome.members] += 1
+            ops += outcome.ops
+            answered += outcome.answered
+            if args.verbose or not outcome.ok:
+                print(
+                    f"seed {seed}: {outcome.members} members, {outcome.flavor}, {outcome.ops} ops"
+                    f" ({outcome.unknown} unknown), faults {outcome.faults}, {outcome.verdict}, {outcome.seconds:.2f}s"
+                )
+            if not outcome.ok:
+                failed.append(seed)
+                print(outcome.report)
+        if failed and args.until_failure:
+            print(f"first failure at seed {seed}: {seeds.index(seed) + 1} seeds run")
+            break
     elapsed = time.perf_counter() - started
-    passed = len(seeds) - len(failed)
+    ran = seeds.index(seed) + 1
+    passed = ran - len(failed)
     print(
-        f"{passed} of {len(seeds)} seeds passed in {elapsed:.1f}s"
+        f"{passed} of {ran} seeds passed in {elapsed:.1f}s"
         f" (clusters of 1/3/5 members: {sizes[1]}/{sizes[3]}/{sizes[5]}; {ops} client ops, {answered} answered)"
     )
     for seed in failed:
-        members = f" --members {args.members}" if args.members else ""
-        print(f"replay: python scripts/sim_campaign.py --seed {seed}{members} -v")
+        options = f" --members {args.members}" if args.members else ""
+        options += f" --flavor {args.flavor}" if args.flavor else ""
+        options += f" --plant {args.plant}" if args.plant else ""
+        print(f"replay: python scripts/sim_campaign.py --seed {seed}{options} -v")
     return 1 if failed else 0
 
 

@@ -49,7 +49,30 @@ from tests.support.lincheck import history as h
 
 SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
-FAULTS = ["heal", "partition", "isolate", "one_way", "crash", "compact", "transfer", "conf"]
+FAULTS = [
+    "heal",
+    "partition",
+    "isolate",
+    "one_way",
+    "crash",
+    "compact",
+    "transfer",
+    "conf",
+    "isolate_leader",
+    "crash_leader",
+]
+"""What a fault event may do; a Plan's fault_weights (one per kind) set how often each is chosen. The
+*_leader kinds pick the current leader as the victim (Jepsen's partition-leader and kill-leader)."""
+
+
+FLAVORS = ["calm", "chaotic", "crashy", "figure8"]
+"""What kind of trouble a seed brings: calm (few crashes and partitions: long stretches with a leader, many
+commits), chaotic (frequent crashes and network changes: many elections), crashy (members crash every few
+milliseconds and come back at once, messages are slow, no pre-vote or check-quorum: elections overlap and a
+restarted member is asked for its vote in a term it already voted in), figure8 (crashy, with isolations, one
+entry per append message and one message in flight: a new leader's log reaches followers entry by entry, so
+an earlier term's entry can be acknowledged by a majority before the new term's first entry is, the setting
+of Raft's figure 8)."""
 
 
 @dataclass
@@ -57,20 +80,27 @@ class Plan:
     """Everything a seed decides before the run starts."""
 
     members: int
+    flavor: str
     settings: RaftSettings
     network: NetworkFaults
     fault_weights: list[float]
     clients: int = 3
-    duration: int = 3000
+    duration: int = 2400
     """Simulated milliseconds of client traffic; the last `calm` of them without new faults."""
-    calm: int = 1000
+    calm: int = 800
     tick_ms: int = 10
     timeout: int = 200
     fault_gap: tuple[int, int] = (20, 150)
+    downtime: tuple[int, int] = (10, 300)
+    """How long a crashed member stays down before it restarts (simulated milliseconds)."""
+    crash_after_write: float = 0.002
+    """The chance that a member crashes right after one of its writes completes (and its released messages
+    left): the moment when everything it acknowledged is durable and nothing else is."""
 
     @classmethod
-    def from_seed(cls, rng: random.Random, members: int | None) -> Plan:
+    def from_seed(cls, rng: random.Random, members: int | None, flavor: str | None = None) -> Plan:
         size = members if members is not None else rng.choice([1, 3, 5])
+        flavor = flavor if flavor is not None else rng.choices(FLAVORS, [4, 4, 1, 1])[0]
         settings = RaftSettings(
             election_tick=rng.choice([5, 10]),
             max_size_per_msg=rng.choice([None, 1, 256]),
@@ -78,17 +108,32 @@ class Plan:
             pre_vote=rng.random() < 0.8,
             check_quorum=rng.random() < 0.8,
         )
-        chaotic = rng.random() < 0.5
         network = NetworkFaults(drop=rng.choice([0.0, 0.02, 0.1]), duplicate=rng.choice([0.0, 0.05]))
-        #              heal partition isolate one_way crash compact transfer conf
-        weights = [3, 2, 2, 1, 3 if chaotic else 1, 2, 1, 1.5 if size >= 3 else 0]
-        return cls(size, settings, network, weights)
+        conf = 1.5 if size >= 3 else 0
+        chaotic = flavor == "chaotic"
+        #          heal partition isolate one_way crash compact transfer conf isolate_leader crash_leader
+        weights = [3, 2, 2, 1, 3 if chaotic else 1, 2, 1, conf, 1 if chaotic else 0.3, 1 if chaotic else 0.3]
+        plan = cls(size, flavor, settings, network, weights)
+        if flavor in ("crashy", "figure8"):
+            settings.election_tick, settings.pre_vote, settings.check_quorum = 5, False, False
+            network.max_delay = 40
+            plan.fault_weights = [1, 0, 0, 0, 1, 1, 1, conf, 0, 2]
+            plan.fault_gap = (15, 60)
+            plan.downtime = (0, 15)
+            plan.crash_after_write = 0.3
+        if flavor == "figure8":
+            settings.max_size_per_msg, settings.max_inflight_msgs = 1, 1
+            plan.fault_weights = [4, 0, 1, 0, 1, 0, 0, 0, 6, 1]
+            plan.fault_gap = (2, 20)
+            plan.crash_after_write = 0.0
+        return plan
 
 
 @dataclass
 class Outcome:
     seed: int
     members: int
+    flavor: str
     ops: int
     answered: int
     unknown: int
@@ -96,6 +141,7 @@ class Outcome:
     report: str
     faults: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    history: list[h.Operation] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -103,10 +149,14 @@ class Outcome:
 
 
 class Simulation:
-    def __init__(self, seed: int, members: int | None = None, plan: Plan | None = None) -> None:
+    def __init__(
+        self, seed: int, members: int | None = None, flavor: str | None = None, judge_history: bool = True
+    ) -> None:
+        """judge_history=False skips lincheck (the invariants still run): for measuring invariant bugs fast."""
         self.seed = seed
+        self.judge_history = judge_history
         self.rng = random.Random(seed)
-        self.plan = plan if plan is not None else Plan.from_seed(self.rng, members)
+        self.plan = Plan.from_seed(self.rng, members, flavor)
         p = self.plan
         self.ids = list(range(1, p.members + 1))
         self.spares = [p.members + 1, p.members + 2] if p.members >= 3 else []
@@ -147,11 +197,12 @@ class Simulation:
                 self._pump()
                 self.inv.check()
             history = [op for c in self.clients for op in c.history]
-            result = check(history)
+            result = check(history if self.judge_history else [])
             answered = sum(1 for op in history if op.known)
             return Outcome(
                 self.seed,
                 p.members,
+                p.flavor,
                 len(history),
                 answered,
                 len(history) - answered,
@@ -159,6 +210,7 @@ class Simulation:
                 result.report,
                 self.faults,
                 time.perf_counter() - started,
+                history,
             )
         finally:
             for m in self.members.values():
@@ -191,6 +243,14 @@ class Simulation:
             return  # the member crashed while this write ran: it never completed
         self._persisting[m.id] = False
         self.send(m.persist_through(number))
+        if self.rng.random() < self.plan.crash_after_write and not self._calm():
+            self._crash(m)
+            self.faults["crash_after_write"] = self.faults.get("crash_after_write", 0) + 1
+
+    def _crash(self, m: MemberShell) -> None:
+        m.crash_and_restart()
+        self._persisting[m.id] = False
+        m.down_until = self.now + self.rng.randint(*self.plan.downtime)
 
     def _tick(self) -> None:
         for m in self.members.values():
@@ -233,6 +293,10 @@ class Simulation:
         kind = self.rng.choices(FAULTS, self.plan.fault_weights)[0]
         everyone = self.ids + self.spares
         m = self.members[self.rng.choice(everyone)]
+        if kind.endswith("_leader"):
+            leader = self._leader()
+            m = leader if leader is not None else m
+            kind = kind.removesuffix("_leader") if leader is not None else "none"
         others = [i for i in everyone if i != m.id]
         done = True
         if kind == "heal":
@@ -246,9 +310,7 @@ class Simulation:
         elif kind == "one_way" and others:
             self.network.cut_one_way(m.id, self.rng.choice(others))
         elif kind == "crash" and m.is_up(self.now):
-            m.crash_and_restart()
-            self._persisting[m.id] = False
-            m.down_until = self.now + self.rng.randint(10, 300)
+            self._crash(m)
         elif kind == "compact" and m.is_up(self.now):
             m.compact()
         elif kind in ("transfer", "conf"):
@@ -259,11 +321,15 @@ class Simulation:
             self.faults[kind] = self.faults.get(kind, 0) + 1
         self.at(self.now + self.rng.randint(*self.plan.fault_gap), self._fault)
 
-    def _leader_action(self, kind: str) -> bool:
+    def _leader(self) -> MemberShell | None:
+        """The live leader of the highest term, if any."""
         leaders = [m for m in self.members.values() if m.is_up(self.now) and m.node.raft.role is Role.LEADER]
-        if not leaders:
+        return max(leaders, key=lambda x: x.node.raft.term) if leaders else None
+
+    def _leader_action(self, kind: str) -> bool:
+        m = self._leader()
+        if m is None:
             return False
-        m = max(leaders, key=lambda x: x.node.raft.term)
         conf = m.node.raft.tracker.conf
         if kind == "transfer":
             voters = sorted(conf.voters - {m.id})
@@ -310,14 +376,15 @@ class Simulation:
             self.at(self.now + self.rng.randint(0, 20), self._issue, c)
 
 
-def run(seed: int, members: int | None = None) -> Outcome:
-    return Simulation(seed, members).run()
+def run(seed: int, members: int | None = None, flavor: str | None = None, judge_history: bool = True) -> Outcome:
+    """One run; members and flavor, when given, override the seed's choice (the rest still follows it)."""
+    return Simulation(seed, members, flavor, judge_history).run()
 
 
-def failure_of(seed: int, members: int | None = None) -> str | None:
+def failure_of(seed: int, members: int | None = None, flavor: str | None = None) -> str | None:
     """Why the run of `seed` fails (a Raft invariant, the core refusing a state, or lincheck), or None."""
     try:
-        outcome = run(seed, members)
+        outcome = run(seed, members, flavor)
     except AssertionError as exc:
         return f"{type(exc).__name__}: {exc}"
     except RaftError as exc:
