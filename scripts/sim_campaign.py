@@ -47,6 +47,7 @@ def campaign(args: argparse.Namespace) -> int:
     failed: list[int] = []
     sizes = {1: 0, 3: 0, 5: 0}
     ops = answered = 0
+    totals: dict[str, int] = {}
     for seed in seeds:
         try:
             outcome = run(seed, args.members, args.flavor, not args.invariants_only)
@@ -63,6 +64,8 @@ def campaign(args: argparse.Namespace) -> int:
             sizes[outcome.members] += 1
             ops += outcome.ops
             answered += outcome.answered
+            for what, n in outcome.faults.items():
+                totals[what] = totals.get(what, 0) + n
             if args.verbose or not outcome.ok:
                 print(
                     f"seed {seed}: {outcome.members} members, {outcome.flavor}, {outcome.ops} ops"
@@ -81,6 +84,7 @@ def campaign(args: argparse.Namespace) -> int:
         f"{passed} of {ran} seeds passed in {elapsed:.1f}s"
         f" (clusters of 1/3/5 members: {sizes[1]}/{sizes[3]}/{sizes[5]}; {ops} client ops, {answered} answered)"
     )
+    print("faults and what they led to, over all seeds: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())))
     for seed in failed:
         options = f" --members {args.members}" if args.members else ""
         options += f" --flavor {args.flavor}" if args.flavor else ""

@@ -60,26 +60,38 @@ class DurableStorage(MemoryStorage):
     shell: MemberShell | None = None
 
     def snapshot(self) -> Snapshot:
+        """What the core calls (to send a snapshot, or at start)."""
         s = self.shell
         if s is not None and not self.snapshot_unavailable:
             applied = s.applied_index()
-            if applied > super().snapshot().index and applied <= self.last_index():
+            if applied > self.stored_snapshot().index and applied <= self.last_index():
                 self.create_snapshot(applied, s.node.raft.tracker.conf, s.kv_bytes())
+        return self.stored_snapshot()
+
+    def stored_snapshot(self) -> Snapshot:
+        """The latest snapshot taken, without taking a new one."""
         return super().snapshot()
 
 
 @dataclass
-class RaftSettings:
+class MemberSettings:
+    """The core's settings (etcdx.raft.Config), and when the shell snapshots (etcd's --snapshot-count)."""
+
     election_tick: int = 10
     heartbeat_tick: int = 1
     max_size_per_msg: int | None = 1 << 20
     max_inflight_msgs: int = 256
     pre_vote: bool = True
     check_quorum: bool = True
+    snapshot_count: int | None = None
+    """Snapshot the state machine once this many entries were applied since the last snapshot (None: only
+    when the simulation compacts)."""
+    catchup_entries: int = 0
+    """Entries kept in the log below a snapshot, for followers slightly behind (etcd keeps 5000)."""
 
 
 class MemberShell:
-    def __init__(self, member_id: int, root: str, conf: ConfState, settings: RaftSettings, seed: int) -> None:
+    def __init__(self, member_id: int, root: str, conf: ConfState, settings: MemberSettings, seed: int) -> None:
         self.id = member_id
         self.dir = os.path.join(root, f"member-{member_id}")
         self.settings = settings
@@ -88,6 +100,8 @@ class MemberShell:
         self.generation = 0
         self.down_until = 0
         self.backend: Backend | None = None
+        self.counts: dict[str, int] = {"snapshots installed": 0, "conf changes applied (summed over members)": 0}
+        """What this member did over the run (all incarnations), for the campaign's summary."""
         self._start()
 
     # -- life ----------------------------------------------------------------------------------------------
@@ -96,7 +110,7 @@ class MemberShell:
         self.generation += 1
         self.backend = Backend(self.dir, map_size=MAP_SIZE)
         self.kv = KVStore(self.backend)
-        snap = self.storage.snapshot()
+        snap = self.storage.stored_snapshot()
         s = self.settings
         cfg = Config(
             id=self.id,
@@ -122,7 +136,7 @@ class MemberShell:
         """Lose everything not persisted: unwritten Readies, waiters, reads, the core's volatile state. The
         applied state is durable; it becomes a snapshot at the applied index if the log's is older."""
         applied = self.applied_index()
-        if applied > self.storage.snapshot().index:
+        if applied > self.storage.stored_snapshot().index:
             self.storage.create_snapshot(applied, self.node.raft.tracker.conf, self.kv_bytes())
         for _, answer in [*self.waiters.values(), *self.reads.values()]:
             answer(None)
@@ -161,14 +175,22 @@ class MemberShell:
         self.backend = Backend(self.dir, map_size=MAP_SIZE)
         self.kv = KVStore(self.backend)
 
-    def compact(self) -> None:
-        """Snapshot the state machine at the applied index and drop the log up to it."""
+    def compact(self, keep: int = 0) -> None:
+        """Snapshot the state machine at the applied index and drop the log up to `keep` entries below it."""
         applied = self.applied_index()
-        if applied < self.storage.first_index():
-            return
-        if applied > self.storage.snapshot().index:
+        if applied > self.storage.stored_snapshot().index:
             self.storage.create_snapshot(applied, self.node.raft.tracker.conf, self.kv_bytes())
-        self.storage.compact(applied)
+        if applied - keep >= self.storage.first_index():
+            self.storage.compact(applied - keep)
+
+    def maybe_snapshot(self) -> None:
+        """etcd's --snapshot-count: snapshot and compact once enough entries were applied since the last."""
+        s = self.settings
+        if (
+            s.snapshot_count is not None
+            and self.applied_index() - self.storage.stored_snapshot().index >= s.snapshot_count
+        ):
+            self.compact(s.catchup_entries)
 
     # -- client requests -----------------------------------------------------------------------------------
     def new_request_id(self) -> int:
@@ -228,6 +250,7 @@ class MemberShell:
         while self.unpersisted and self.unpersisted[0].number <= number:
             rd = self.unpersisted.popleft()
             if rd.snapshot is not None:
+                self.counts["snapshots installed"] += 1
                 self._install_kv(rd.snapshot.data)
                 self.storage.apply_snapshot(rd.snapshot)
             self.storage.append(rd.entries)
@@ -248,6 +271,7 @@ class MemberShell:
                 for e in rd.committed_entries:
                     if e.type is EntryType.CONF_CHANGE:
                         node.apply_conf_change(ConfChange.decode(e.data))
+                        self.counts["conf changes applied (summed over members)"] += 1
                     elif e.data:
                         self.applied.append((e.index, e.term, e.data))
                         request = InternalRequest.FromString(e.data)
@@ -257,6 +281,7 @@ class MemberShell:
                             answers.append((waiter, result))
             self.kv.commit()
             node.advance_apply(rd.committed_entries[-1].index)
+            self.maybe_snapshot()
         for (req, answer), result in answers:
             answer(convert.response(req, result))
         self.serve_reads()

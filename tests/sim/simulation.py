@@ -42,7 +42,7 @@ from etcdx.raft import (
 )
 from tests.sim.clients import Client, random_request
 from tests.sim.invariants import Invariants
-from tests.sim.member import MemberShell, RaftSettings
+from tests.sim.member import MemberSettings, MemberShell
 from tests.sim.network import Network, NetworkFaults
 from tests.support.lincheck import LINEARIZABLE, check
 from tests.support.lincheck import history as h
@@ -81,7 +81,7 @@ class Plan:
 
     members: int
     flavor: str
-    settings: RaftSettings
+    settings: MemberSettings
     network: NetworkFaults
     fault_weights: list[float]
     clients: int = 3
@@ -101,12 +101,14 @@ class Plan:
     def from_seed(cls, rng: random.Random, members: int | None, flavor: str | None = None) -> Plan:
         size = members if members is not None else rng.choice([1, 3, 5])
         flavor = flavor if flavor is not None else rng.choices(FLAVORS, [4, 4, 1, 1])[0]
-        settings = RaftSettings(
+        settings = MemberSettings(
             election_tick=rng.choice([5, 10]),
             max_size_per_msg=rng.choice([None, 1, 256]),
             max_inflight_msgs=rng.choice([1, 4, 256]),
             pre_vote=rng.random() < 0.8,
             check_quorum=rng.random() < 0.8,
+            snapshot_count=rng.choice([None, 5, 20]),
+            catchup_entries=rng.choice([0, 3]),
         )
         network = NetworkFaults(drop=rng.choice([0.0, 0.02, 0.1]), duplicate=rng.choice([0.0, 0.05]))
         conf = 1.5 if size >= 3 else 0
@@ -140,6 +142,8 @@ class Outcome:
     verdict: str
     report: str
     faults: dict[str, int] = field(default_factory=dict)
+    """How many faults of each kind were injected, and what the cluster did about them (snapshots
+    installed, conf changes applied, leader transfers completed)."""
     seconds: float = 0.0
     history: list[h.Operation] = field(default_factory=list)
 
@@ -196,6 +200,9 @@ class Simulation:
                 fn(*args)
                 self._pump()
                 self.inv.check()
+            for m in self.members.values():
+                for what, n in m.counts.items():
+                    self.faults[what] = self.faults.get(what, 0) + n
             history = [op for c in self.clients for op in c.history]
             result = check(history if self.judge_history else [])
             answered = sum(1 for op in history if op.known)
@@ -273,6 +280,8 @@ class Simulation:
             self._lost(msg)
             return
         to.node.step(msg)
+        if msg.type is MessageType.TIMEOUT_NOW:
+            self.faults["transfer TimeoutNow delivered"] = self.faults.get("transfer TimeoutNow delivered", 0) + 1
         sender = self.members.get(msg.sender)
         if msg.type is MessageType.SNAP and sender is not None and sender.is_up(self.now):
             sender.node.report_snapshot(msg.to, failed=False)
