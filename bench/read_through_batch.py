@@ -19,10 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from etcdx.mvcc.alarms import Alarms  # noqa: E402
 from etcdx.mvcc.backend import Backend  # noqa: E402
 from etcdx.mvcc.kvstore import KVStore  # noqa: E402
 from etcdx.pb.etcdserverpb import rpc_pb2  # noqa: E402
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest  # noqa: E402
+from etcdx.server.apply import Applier  # noqa: E402
 
 CASES = {
     "range_encoded one key": rpc_pb2.RangeRequest(key=b"k/000500"),
@@ -50,12 +52,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="etcdx-readbench-") as path:
         backend = Backend(path, map_size=1 << 30)
         store = KVStore(backend)
+        applier = Applier(store, store.lessor, Alarms())
         rates: dict[tuple[str, str], list[float]] = {}
         for _ in range(3):
             with store.apply_batch():
                 for n in range(args.keys):
                     put = rpc_pb2.PutRequest(key=b"k/%06d" % n, value=b"v" * 64)
-                    store.apply(store.consistent_index + 1, InternalRequest(put=put))
+                    applier.apply_request(store.consistent_index + 1, InternalRequest(put=put))
             for mode in ("batch transaction open", "committed"):
                 if mode == "committed":
                     store.commit()

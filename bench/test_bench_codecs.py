@@ -27,6 +27,7 @@ import pytest
 
 import etcdx._native
 from etcdx.mvcc import kvstore
+from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.net import http2
@@ -34,6 +35,7 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
 from etcdx.pb.mvccpb import kv_pb2
+from etcdx.server.apply import Applier
 
 ENTRIES = 1000
 CALLS = 500
@@ -242,11 +244,12 @@ def store(tmp_path_factory):
     """STORE_KEYS keys under /registry/pods/, each written once, in batches of 1000 as apply would."""
     backend = Backend(str(tmp_path_factory.mktemp("range-lmdb")), map_size=256 << 20)
     kv = KVStore(backend)
+    applier = Applier(kv, kv.lessor, Alarms())
     for start in range(0, STORE_KEYS, 1000):
         with kv.apply_batch():
             for n in range(start, start + 1000):
                 put = rpc_pb2.PutRequest(key=pod(n), value=VALUE)
-                kv.apply(kv.consistent_index + 1, InternalRequest(put=put))
+                applier.apply_request(kv.consistent_index + 1, InternalRequest(put=put))
     yield kv
     backend.close()
 

@@ -1,8 +1,6 @@
-"""The LMDB backend: the only part of mvcc that touches the disk.
+"""The LMDB backend: the only module of etcdx that uses LMDB, and the only part of mvcc that touches the disk.
 
-Sub-databases, as etcd's bbolt buckets: ``key`` (revision key -> serialized mvccpb.KeyValue),
-``meta`` (consistent_index, scheduledCompactRev, finishedCompactRev), ``lease`` (id -> TTL) and
-``alarm`` (member id + alarm type of each active alarm).
+The tables of schema.TABLES are sub-databases, as etcd's bbolt buckets; rows.py has their encodings.
 
 Crash contract (power cut included): the file on disk always holds the state as of some committed write
 transaction, and that transaction is at most one behind the last commit that returned. The WAL is the
@@ -24,22 +22,84 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 from collections.abc import Iterator
 
 import lmdb
 
-from etcdx.mvcc import schema
+from etcdx.mvcc import backend_image
+from etcdx.mvcc.schema import TABLES
 
-_U64 = struct.Struct(">Q")
-_LEASE_ID = struct.Struct(">q")  # lease IDs are int64: clients may choose negative ones
-_ALARM = struct.Struct(">QI")  # member id, alarm type
 DATA_FILE = "data.mdb"
 DEFRAG_FILE = "data.mdb.defrag"  # the compact copy, until it replaces DATA_FILE
 
 
+class LmdbView:
+    """A TableView (tables.py) over an LMDB transaction: read-only, or the write transaction it reads through.
+    ``dbs`` maps table names to the environment's sub-database handles."""
+
+    __slots__ = ("_txn", "_dbs")
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, object]) -> None:
+        self._txn = txn
+        self._dbs = dbs
+
+    def __enter__(self) -> LmdbView:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._txn.abort()
+
+    def end(self) -> None:
+        self._txn.abort()
+
+    def get(self, table: bytes, key: bytes) -> bytes | None:
+        return self._txn.get(key, db=self._dbs[table])
+
+    def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
+        return [value for _, value in self._txn.cursor(db=self._dbs[table]).getmulti(keys)]
+
+    def scan(self, table: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        cursor = self._txn.cursor(db=self._dbs[table])
+        if cursor.set_range(start):
+            yield from cursor.iternext()
+
+    def keys(self, table: bytes, start: bytes = b"", stop: bytes | None = None) -> Iterator[bytes]:
+        cursor = self._txn.cursor(db=self._dbs[table])
+        if not cursor.set_range(start):
+            return
+        for key in cursor.iternext(values=False):
+            if stop is not None and key >= stop:
+                return
+            yield key
+
+
+class LmdbWrite(LmdbView):
+    """A TableWriter (tables.py): an LMDB write transaction. It ends on the thread that began it."""
+
+    __slots__ = ()
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def put(self, table: bytes, key: bytes, value: bytes) -> None:
+        self._txn.put(key, value, db=self._dbs[table])
+
+    def delete(self, table: bytes, key: bytes) -> bool:
+        return self._txn.delete(key, db=self._dbs[table])
+
+    def commit(self) -> None:
+        self._txn.commit()
+
+    def abort(self) -> None:
+        self._txn.abort()
+
+
 class Backend:
-    # What a failing disk or environment raises: apply lets these stop the member (a request never causes them).
+    """A member's LMDB file, as a StorageBackend (tables.py): one sub-database per table."""
+
     storage_errors: tuple[type[BaseException], ...] = (lmdb.Error, OSError, MemoryError)
 
     def __init__(self, path: str, map_size: int = 8 * 1024**3) -> None:
@@ -49,10 +109,7 @@ class Backend:
             path, map_size=map_size, max_dbs=8, max_readers=1024, sync=True, metasync=False, readahead=False, lock=True
         )
         _fsync_dir(path)  # data.mdb's directory entry, if LMDB just created it
-        self.key_db = self.env.open_db(schema.KEY_DB)
-        self.meta_db = self.env.open_db(schema.META_DB)
-        self.lease_db = self.env.open_db(schema.LEASE_DB)
-        self.alarm_db = self.env.open_db(schema.ALARM_DB)
+        self._dbs = {name: self.env.open_db(name) for name in TABLES}
 
     def sync(self) -> None:
         """Forces committed transactions to disk (blocking: callers run it off the event loop)."""
@@ -62,45 +119,31 @@ class Backend:
         self.sync()
         self.env.close()
 
-    def begin_write(self) -> lmdb.Transaction:
-        return self.env.begin(write=True)
+    def begin_write(self) -> LmdbWrite:
+        return LmdbWrite(self.env.begin(write=True), self._dbs)
 
-    def begin_read(self) -> lmdb.Transaction:
-        return self.env.begin(buffers=False)
+    def begin_read(self) -> LmdbView:
+        return LmdbView(self.env.begin(buffers=False), self._dbs)
 
-    def get_meta_int(self, txn: lmdb.Transaction, name: bytes, default: int) -> int:
-        raw = txn.get(name, db=self.meta_db)
-        return default if raw is None else _U64.unpack(raw)[0] - (1 << 63)
-
-    def put_meta_int(self, txn: lmdb.Transaction, name: bytes, value: int) -> None:
-        txn.put(name, _U64.pack(value + (1 << 63)), db=self.meta_db)
-
-    def scan_revisions(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every (revision key, value) of the key bucket in revision order (for rebuilding the index)."""
+    def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
         with self.env.begin(buffers=False) as txn:
-            yield from txn.cursor(db=self.key_db).iternext()
+            return [value for _, value in txn.cursor(db=self._dbs[table]).getmulti(keys)]
 
-    def put_lease(self, txn: lmdb.Transaction, lease_id: int, ttl: int) -> None:
-        txn.put(_LEASE_ID.pack(lease_id), _U64.pack(ttl), db=self.lease_db)
+    def snapshot(self) -> bytes:
+        """The image (backend_image) of the committed tables, read in one read transaction."""
+        with self.begin_read() as view:
+            return backend_image.encode(view.scan)
 
-    def delete_lease(self, txn: lmdb.Transaction, lease_id: int) -> None:
-        txn.delete(_LEASE_ID.pack(lease_id), db=self.lease_db)
-
-    def scan_leases(self) -> list[tuple[int, int]]:
-        """Every persisted (lease id, granted TTL)."""
-        with self.env.begin(buffers=False) as txn:
-            return [(_LEASE_ID.unpack(k)[0], _U64.unpack(v)[0]) for k, v in txn.cursor(db=self.lease_db)]
-
-    def put_alarm(self, txn: lmdb.Transaction, member_id: int, alarm: int) -> None:
-        txn.put(_ALARM.pack(member_id, alarm), b"", db=self.alarm_db)
-
-    def delete_alarm(self, txn: lmdb.Transaction, member_id: int, alarm: int) -> None:
-        txn.delete(_ALARM.pack(member_id, alarm), db=self.alarm_db)
-
-    def scan_alarms(self) -> list[tuple[int, int]]:
-        """Every persisted active alarm as (member id, alarm type)."""
-        with self.env.begin(buffers=False) as txn:
-            return [_ALARM.unpack(k) for k, _ in txn.cursor(db=self.alarm_db)]
+    def restore(self, image: bytes) -> None:
+        """Replaces every table with the rows of ``image`` in one commit (ValueError, before any change,
+        for a bad image). No write transaction may be open."""
+        tables = backend_image.decode(image)
+        with self.env.begin(write=True) as txn:
+            for name, rows in tables.items():
+                db = self._dbs[name]
+                txn.drop(db, delete=False)
+                cursor = txn.cursor(db=db)
+                cursor.putmulti(rows, append=True)
 
     @property
     def size_bytes(self) -> int:
@@ -112,8 +155,7 @@ class Backend:
         overflow pages): the file's size less its free pages, which a defragmentation gives back."""
         pages = 2
         with self.env.begin() as txn:
-            sub_dbs = (self.key_db, self.meta_db, self.lease_db, self.alarm_db)
-            for stat in (self.env.stat(), *(txn.stat(db) for db in sub_dbs)):
+            for stat in (self.env.stat(), *(txn.stat(db) for db in self._dbs.values())):
                 pages += stat["branch_pages"] + stat["leaf_pages"] + stat["overflow_pages"]
         return pages * self.env.stat()["psize"]
 

@@ -1,13 +1,16 @@
-"""KVStore: etcd 3.5's revisioned key-value semantics over the key index and the LMDB backend.
+"""KVStore: etcd 3.5's revisioned key-value semantics over the key index and a storage backend.
 
-Pure logic: the backend object passed in is the only thing that touches the disk.
+Pure logic: the backend passed in (tables.py: the LMDB file, or memory) is the only thing that stores.
+KVStore keeps MVCC: revisions, the key index, ranges, write transactions, compaction, watch events and the
+consistent index. It does not decide what a log entry does: the applier (server/apply.py) dispatches each
+entry to ``put`` / ``delete_range`` / ``txn`` / ``compact`` / ``revoke_keys`` after ``advance_to``.
 
-The server applies committed log entries with ``apply`` inside ``apply_batch`` and serves reads with ``range``
-between batches. Batch transaction (etcd's batchTx): one LMDB write transaction stays open across apply
-batches until the server calls ``commit`` (each commit costs an fdatasync). Invariant: every read (ranges,
-txns, watch history, prev_kv) goes through that open transaction when there is one, so it sees every
-applied write, committed or not; reads open a read transaction only when no write transaction is open.
-The committed file may lag the applied state; the WAL covers the gap (``committed_index``).
+The server applies committed log entries inside ``apply_batch`` and serves reads with ``range`` between
+batches. Batch transaction (etcd's batchTx): one backend write transaction stays open across apply batches
+until the server calls ``commit`` (on LMDB each commit costs an fdatasync). Invariant: every read (ranges,
+txns, watch history, prev_kv) goes through that open transaction when there is one, so it sees every applied
+write, committed or not; reads open a read view only when no write transaction is open. The committed state
+may lag the applied state; the WAL covers the gap (``committed_index``).
 Every rule here was checked against etcd 3.5.1 by the differential tests (tests/compat).
 """
 
@@ -15,40 +18,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import TYPE_CHECKING
-
-from google.protobuf.message import Message
 
 from etcdx import errors
 from etcdx._native import load
 from etcdx.lease.lessor import Lessor
+from etcdx.mvcc import rows
 from etcdx.mvcc import schema as meta
-from etcdx.mvcc.alarms import Alarms, check_alarm_request
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
+from etcdx.mvcc.schema import KEY_DB
+from etcdx.mvcc.tables import StorageBackend, TableView, TableWriter
 from etcdx.mvcc.txn import apply_txn, read_txn
 from etcdx.mvcc.write_txn import ReadView, WriteTxn, range_end
 from etcdx.pb.etcdserverpb import rpc_pb2
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
-
-if TYPE_CHECKING:
-    from etcdx.mvcc.backend import Backend
 
 rangecodec = load("rangecodec")
 RangeRequest = rpc_pb2.RangeRequest
-
-
-class ApplyFailed(errors.EtcdError):
-    """An entry that apply could not apply although no check refused it: the entry's answer, never a reason
-    to stop. It depends only on the entry's bytes and the applied state, so every member that applies the
-    entry gets the same error. ``cause`` is the exception (for the one log line the server writes)."""
-
-    code = errors.StatusCode.INTERNAL
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(message=f"etcdserver: request cannot be applied ({type(cause).__name__})")
-        self.cause = cause
 
 
 def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
@@ -64,56 +50,39 @@ def _stored_kvs_answer(r: rpc_pb2.RangeRequest) -> bool:
     )
 
 
-_ADDS_DATA = frozenset(("put", "txn", "lease_grant"))
-
-
-def _adds_data(request: InternalRequest, kind: str) -> bool:
-    """Whether ``request`` (of a kind in _ADDS_DATA) may add data: what apply refuses while the NOSPACE
-    alarm is on (etcd's capped applier), so that a write proposed before the alarm applied cannot land
-    after it. A put, a lease grant, or a txn with a put at any depth (etcd looks at top-level puts only)."""
-    return kind != "txn" or _txn_may_put(request.txn)
-
-
-def _txn_may_put(txn: rpc_pb2.TxnRequest) -> bool:
-    for op in (*txn.success, *txn.failure):
-        kind = op.WhichOneof("request")
-        if kind == "request_put" or (kind == "request_txn" and _txn_may_put(op.request_txn)):
-            return True
-    return False
-
-
 class KVStore:
-    def __init__(self, backend: Backend, lessor: Lessor | None = None, alarms: Alarms | None = None) -> None:
+    def __init__(self, backend: StorageBackend, lessor: Lessor | None = None) -> None:
+        """Opens the store on ``backend``'s committed state: restores the leases into ``lessor`` (which the
+        store keeps told of the keys attached to them), rebuilds the key index, and finishes a compaction
+        that a stop interrupted."""
         self.backend = backend
         self.index = KeyIndex()
         self.lessor = lessor if lessor is not None else Lessor(min_ttl=1, clock=lambda: 0.0)
-        self.alarms = alarms if alarms is not None else Alarms()
-        for member_id, alarm in backend.scan_alarms():
-            self.alarms.activate(member_id, alarm)
-        self._wtxn = None  # the batch transaction while one is open
+        self._wtxn: TableWriter | None = None  # the batch transaction while one is open
         self._uncommitted_entries = 0  # entries applied into the open batch transaction
         self._holds_compaction = False
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
-        with backend.begin_read() as txn:
-            self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
-            self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
-            scheduled = backend.get_meta_int(txn, meta.META_SCHEDULED_COMPACT, -1)
+        with backend.begin_read() as view:
+            self._consistent_index = rows.get_meta_int(view, meta.META_CONSISTENT_INDEX, 0)
+            self._compact_rev = rows.get_meta_int(view, meta.META_FINISHED_COMPACT, -1)
+            scheduled = rows.get_meta_int(view, meta.META_SCHEDULED_COMPACT, -1)
+            for lease_id, ttl in rows.leases(view):
+                self.lessor.restore(lease_id, ttl)
+            newest = self._restore_index(view)
         self._committed_index = self._consistent_index
-        for lease_id, ttl in backend.scan_leases():
-            self.lessor.restore(lease_id, ttl)
-        self._current_rev = max(1, self._compact_rev, self._restore_index())
+        self._current_rev = max(1, self._compact_rev, newest)
         if scheduled > self._compact_rev:
             with self.apply_batch():
                 self._compact(scheduled)
             self.commit()
 
-    def _restore_index(self) -> int:
-        """Rebuilds the key index from the backend in revision order; returns the newest main revision."""
+    def _restore_index(self, view: TableView) -> int:
+        """Rebuilds the key index from the key table in revision order; returns the newest main revision."""
         newest = 0
         lease_of: dict[bytes, int] = {}
-        for raw_key, value in self.backend.scan_revisions():
+        for raw_key, value in view.scan(KEY_DB):
             rev, tombstone = parse_backend_key(raw_key)
             kv = kv_pb2.KeyValue.FromString(value)
             if tombstone:
@@ -165,9 +134,16 @@ class KVStore:
         the compacted revision are then what Status and a restart see)."""
         return self._holds_compaction
 
+    @property
+    def batch(self) -> TableWriter:
+        """The open batch transaction, for the applier's rows in the other tables (lease, alarm)."""
+        if self._wtxn is None:
+            raise RuntimeError("mvcc: no batch transaction is open (apply inside apply_batch)")
+        return self._wtxn
+
     @contextmanager
-    def _reading(self) -> Iterator[object]:
-        """The transaction a read goes through: the open batch transaction, else a new read transaction."""
+    def _reading(self) -> Iterator[TableView]:
+        """What a read goes through: the open batch transaction, else a new read view."""
         if self._wtxn is not None:
             yield self._wtxn
         else:
@@ -181,7 +157,7 @@ class KVStore:
         if self._wtxn is not None:
             return self._view(self._wtxn, self._current_rev).range(request)
         # py-lmdb leaks a reader slot when an exception is raised while a read txn is open, so the
-        # revision errors are raised here, before the txn exists.
+        # revision errors are raised here, before the view exists.
         self._check_read_revision(request.revision)
         with self.backend.begin_read() as txn:
             return self._view(txn, self._current_rev).range(request)
@@ -228,14 +204,10 @@ class KVStore:
             del pairs[r.limit :]
         wanted = [backend_key(rev) for _, rev in pairs]
         txn = self._wtxn
-        if txn is not None:
-            found = txn.cursor(db=self.backend.key_db).getmulti(wanted)
-        else:
-            with self.backend.begin_read() as txn:
-                found = txn.cursor(db=self.backend.key_db).getmulti(wanted)
+        found = (txn if txn is not None else self.backend).get_many(KEY_DB, wanted)
         if len(found) != len(wanted):
             raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
-        return rangecodec.encode(header.SerializeToString(), [kv for _, kv in found], more, count)
+        return rangecodec.encode(header.SerializeToString(), found, more, count)
 
     def _check_read_revision(self, rev: int) -> None:
         if rev > self._current_rev:
@@ -243,20 +215,17 @@ class KVStore:
         if 0 < rev < self._compact_rev:
             raise errors.ERR_COMPACTED
 
-    def _view(self, txn, rev: int) -> ReadView:
-        return ReadView(self, txn, rev)
+    def _view(self, view: TableView, rev: int) -> ReadView:
+        return ReadView(self, view, rev)
 
-    def read_kv(self, txn, rev: int) -> kv_pb2.KeyValue:
-        return kv_pb2.KeyValue.FromString(txn.get(backend_key(rev), db=self.backend.key_db))
+    def read_kv(self, view: TableView, rev: int) -> kv_pb2.KeyValue:
+        return kv_pb2.KeyValue.FromString(view.get(KEY_DB, backend_key(rev)))
 
     def history(self, first: int, last: int) -> list[tuple[int, list[kv_pb2.Event]]]:
         """The events of revisions first..last from the backend, as watchers see them."""
         revisions: list[tuple[int, list[kv_pb2.Event]]] = []
-        with self._reading() as txn:
-            cursor = txn.cursor(db=self.backend.key_db)
-            if not cursor.set_range(backend_key(pack(first, 0))):
-                return revisions
-            for raw_key, value in cursor:
+        with self._reading() as view:
+            for raw_key, value in view.scan(KEY_DB, backend_key(pack(first, 0))):
                 rev, tombstone = parse_backend_key(raw_key)
                 main = main_of(rev)
                 if main > last:
@@ -280,14 +249,14 @@ class KVStore:
         found = self.index.get(key, before)
         if found is None:
             return None
-        with self._reading() as txn:
-            return self.read_kv(txn, found[0])
+        with self._reading() as view:
+            return self.read_kv(view, found[0])
 
     # -- writes ----------------------------------------------------------------------------
 
     @contextmanager
     def apply_batch(self) -> Iterator[None]:
-        """Several ``apply`` calls inside the batch transaction, opened here if none is open and left open
+        """Several entries applied inside the batch transaction, opened here if none is open and left open
         (``commit`` ends it). An exception aborts it: every entry applied since the last commit is lost
         from the backend while the in-memory state keeps it, so the caller must stop (the WAL replays them)."""
         if self._wtxn is None:
@@ -310,7 +279,7 @@ class KVStore:
         self._uncommitted_entries = 0
         self._holds_compaction = False
         try:
-            self.backend.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
+            rows.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
             txn.commit()
         except BaseException:
             with suppress(Exception):  # a failed commit may have ended the transaction already
@@ -327,65 +296,18 @@ class KVStore:
         if txn is not None:
             txn.abort()
 
-    def apply_data(self, index: int, data: bytes) -> Message | errors.EtcdError | None:
-        """``apply`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not parse
-        are that entry's ApplyFailed answer (the same bytes fail the same way on every member)."""
+    def advance_to(self, index: int) -> bool:
+        """Records log entry ``index`` as applied into the open batch (it commits with the batch); False, and
+        nothing recorded, when ``index`` is at or below the consistent index (applied before: a WAL replay)."""
         if index <= self._consistent_index:
-            return None
-        try:
-            request = InternalRequest.FromString(data)
-        except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
-            self._consistent_index = index
-            self._uncommitted_entries += 1
-            return ApplyFailed(exc)
-        return self.apply(index, request)
-
-    def apply(self, index: int, request: InternalRequest) -> Message | errors.EtcdError | None:
-        """Applies one committed entry; returns its response, or the EtcdError it failed with.
-
-        Never raises for what the entry holds: a failure no check caught becomes the entry's ApplyFailed
-        answer. Only a failing backend (``storage_errors``) escapes: the member cannot go on without it.
-        An index at or below the consistent index was applied before (WAL replay) and is skipped.
-        Invariant: when an entry fails after writing, what it wrote stays as one revision (the revision
-        counter, the key index and the backend agree), and the same happens on every member.
-        """
-        if index <= self._consistent_index:
-            return None
+            return False
         self._consistent_index = index
         self._uncommitted_entries += 1
-        try:
-            return self._dispatch(request)
-        except errors.EtcdError as exc:
-            self._close_open_write()
-            return exc
-        except self.storage_errors:
-            raise
-        except Exception as exc:
-            self._close_open_write()
-            return ApplyFailed(exc)
+        return True
 
-    def _dispatch(self, request: InternalRequest) -> Message | None:
-        kind = request.WhichOneof("request")
-        if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
-            raise errors.ERR_NO_SPACE
-        if kind == "put":
-            return self._put(request.put)
-        if kind == "delete_range":
-            return self._delete_range(request.delete_range)
-        if kind == "txn":
-            return apply_txn(self, request.txn)
-        if kind == "compaction":
-            return self._compact_request(request.compaction)
-        if kind == "lease_grant":
-            return self._lease_grant(request.lease_grant)
-        if kind == "lease_revoke":
-            return self._lease_revoke(request.lease_revoke)
-        if kind == "alarm":
-            return self._alarm(request.alarm)
-        return None
-
-    def _close_open_write(self) -> None:
-        """Ends the write transaction a failed entry left open: its changes, if any, become a revision."""
+    def close_open_write(self) -> None:
+        """Ends the write transaction a failed entry left open: its changes, if any, become a revision (the
+        revision counter, the key index and the backend then agree, on every member alike)."""
         txn, self._open_write = self._open_write, None
         if txn is not None and txn.changes:
             self.end_write(txn)
@@ -410,46 +332,15 @@ class KVStore:
     def lease_exists(self, lease_id: int) -> bool:
         return self.lessor.exists(lease_id)
 
-    def _lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
-        lease = self.lessor.grant(request.ID, request.TTL)
-        self.backend.put_lease(self._wtxn, lease.id, lease.ttl)
-        response = rpc_pb2.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
-        response.header.revision = self._current_rev
-        return response
-
-    def _lease_revoke(self, request: rpc_pb2.LeaseRevokeRequest) -> rpc_pb2.LeaseRevokeResponse:
-        """Deletes every key attached to the lease in one revision, then the lease."""
-        keys = self.lessor.revoke(request.ID)
+    def revoke_keys(self, keys: list[bytes]) -> int:
+        """Deletes ``keys`` (a revoked lease's) in one revision; returns the store revision after it."""
         txn = self.begin_write()
         for key in keys:
             txn.delete_range(key, None)
-        self.backend.delete_lease(self._wtxn, request.ID)
-        response = rpc_pb2.LeaseRevokeResponse()
-        response.header.revision = self.end_write(txn)
-        return response
+        return self.end_write(txn)
 
-    def _alarm(self, request: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
-        """ACTIVATE raises the alarm (and answers it); DEACTIVATE clears it (and answers it if it was active);
-        ACTIVATE of NONE changes nothing, as in etcd. An action or type ``check_alarm_request`` refuses fails."""
-        check_alarm_request(request)
-        response = rpc_pb2.AlarmResponse()
-        response.header.revision = self._current_rev
-        member = (request.memberID, request.alarm)
-        if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
-            if request.alarm == rpc_pb2.NONE:
-                return response
-            self.backend.put_alarm(self._wtxn, *member)
-            self.alarms.activate(*member)
-        elif request.action == rpc_pb2.AlarmRequest.DEACTIVATE:
-            if not self.alarms.deactivate(*member):
-                return response
-            self.backend.delete_alarm(self._wtxn, *member)
-        else:
-            return response
-        response.alarms.add(memberID=request.memberID, alarm=request.alarm)
-        return response
-
-    def _put(self, request: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
+    def put(self, request: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
+        """Applies a Put as one revision; raises EtcdError as etcd refuses it (lease not found, no key)."""
         if request.lease and not self.lease_exists(request.lease):
             raise errors.ERR_LEASE_NOT_FOUND
         txn = self.begin_write()
@@ -457,13 +348,17 @@ class KVStore:
         response.header.revision = self.end_write(txn)
         return response
 
-    def _delete_range(self, request: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
+    def delete_range(self, request: rpc_pb2.DeleteRangeRequest) -> rpc_pb2.DeleteRangeResponse:
         txn = self.begin_write()
         response = txn.delete_range_request(request)
         response.header.revision = self.end_write(txn)
         return response
 
-    def _compact_request(self, request: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
+    def txn(self, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
+        """Applies a Txn (mvcc/txn.py): whole, as one revision if it writes, or not at all."""
+        return apply_txn(self, request)
+
+    def compact(self, request: rpc_pb2.CompactionRequest) -> rpc_pb2.CompactionResponse:
         if request.revision <= self._compact_rev:
             raise errors.ERR_COMPACTED
         if request.revision > self._current_rev:
@@ -480,20 +375,12 @@ class KVStore:
         ``rev``, the backend keeps its tombstone until a later compaction): a watcher may still start or
         resume at ``rev``, and the DELETE events of ``rev`` must be there for it to read.
         """
-        txn = self._wtxn
-        self.backend.put_meta_int(txn, meta.META_SCHEDULED_COMPACT, rev)
+        txn = self.batch
+        rows.put_meta_int(txn, meta.META_SCHEDULED_COMPACT, rev)
         keep = self.index.compact(rev)
-        bound = backend_key(pack(rev, 0))
-        cursor = txn.cursor(db=self.backend.key_db)
-        doomed = []
-        for raw_key in cursor.iternext(values=False):
-            if raw_key >= bound:
-                break
-            packed, _ = parse_backend_key(raw_key)
-            if packed not in keep:
-                doomed.append(raw_key)
+        doomed = [k for k in txn.keys(KEY_DB, stop=backend_key(pack(rev, 0))) if parse_backend_key(k)[0] not in keep]
         for raw_key in doomed:
-            txn.delete(raw_key, db=self.backend.key_db)
+            txn.delete(KEY_DB, raw_key)
         self._compact_rev = rev
         self._holds_compaction = True
-        self.backend.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)
+        rows.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)

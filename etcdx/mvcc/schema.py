@@ -1,9 +1,10 @@
-"""Names in the backend, as etcd's bbolt layout names them (sub-databases and meta keys)."""
+"""Names in the backend, as etcd's bbolt layout names them (tables and meta keys)."""
 
-KEY_DB = b"key"
-META_DB = b"meta"
-LEASE_DB = b"lease"
-ALARM_DB = b"alarm"
+KEY_DB = b"key"  # revision key (revision.backend_key) -> serialized mvccpb.KeyValue
+META_DB = b"meta"  # the meta keys below -> offset-encoded int64 (rows.py)
+LEASE_DB = b"lease"  # lease id -> granted TTL
+ALARM_DB = b"alarm"  # member id + alarm type of each active alarm -> b""
+TABLES = (KEY_DB, META_DB, LEASE_DB, ALARM_DB)  # every table a backend holds, in image order
 META_CONSISTENT_INDEX = b"consistent_index"
 META_SCHEDULED_COMPACT = b"scheduledCompactRev"
 META_FINISHED_COMPACT = b"finishedCompactRev"

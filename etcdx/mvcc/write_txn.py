@@ -2,7 +2,8 @@
 
 A ReadView reads at a fixed "current" revision. A WriteTxn is one revision in the making: all its
 changes share main revision ``begin_rev + 1`` with sub revisions 0, 1, ...; reads through it see its
-own earlier changes (the key index and the LMDB write transaction are updated as it goes).
+own earlier changes (the key index and the backend's write transaction are updated as it goes). ``txn`` is
+the backend view they read through (tables.py): a read view, or the store's batch transaction for a WriteTxn.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import TYPE_CHECKING
 from etcdx import errors
 from etcdx.mvcc.gosort import go_sort
 from etcdx.mvcc.revision import backend_key, pack
+from etcdx.mvcc.schema import KEY_DB
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.mvccpb import kv_pb2
 
 if TYPE_CHECKING:
     from etcdx.mvcc.kvstore import KVStore
+    from etcdx.mvcc.tables import TableView, TableWriter
 
 RangeRequest = rpc_pb2.RangeRequest
 
@@ -48,7 +51,7 @@ def key_in_range(key: bytes, start: bytes, end: bytes | None) -> bool:
 
 
 class ReadView:
-    def __init__(self, store: KVStore, txn, current_rev: int) -> None:
+    def __init__(self, store: KVStore, txn: TableView, current_rev: int) -> None:
         self.store = store
         self.txn = txn
         self.current_rev = current_rev
@@ -60,8 +63,13 @@ class ReadView:
         count = len(pairs)
         if limit > 0:
             pairs = pairs[:limit]
-        read = self.store.read_kv
-        return [read(self.txn, r) for _, r in pairs], count
+        if len(pairs) == 1:  # the common single-key read: one get
+            return [self.store.read_kv(self.txn, pairs[0][1])], count
+        stored = self.txn.get_many(KEY_DB, [backend_key(r) for _, r in pairs])
+        if len(stored) != len(pairs):
+            raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
+        parse = kv_pb2.KeyValue.FromString
+        return [parse(kv) for kv in stored], count
 
     def range(self, r: rpc_pb2.RangeRequest, response: rpc_pb2.RangeResponse | None = None) -> rpc_pb2.RangeResponse:
         """etcd 3.5's Range: fetch (limit + 1 unless sorting or filtering), filter, sort, truncate. Fills and
@@ -121,7 +129,9 @@ class ReadView:
 
 
 class WriteTxn(ReadView):
-    def __init__(self, store: KVStore, txn, begin_rev: int) -> None:
+    txn: TableWriter
+
+    def __init__(self, store: KVStore, txn: TableWriter, begin_rev: int) -> None:
         super().__init__(store, txn, begin_rev)
         self.begin_rev = begin_rev
         self.changes = 0
@@ -146,7 +156,7 @@ class WriteTxn(ReadView):
         kv.version = version
         kv.value = value
         kv.lease = lease
-        self.txn.put(backend_key(rev), kv.SerializeToString(), db=self.store.backend.key_db)
+        self.txn.put(KEY_DB, backend_key(rev), kv.SerializeToString())
         self.events.append(event)
         self.store.lessor.on_put(key, lease)
         return self.begin_rev + 1
@@ -156,11 +166,7 @@ class WriteTxn(ReadView):
         for k in keys:
             rev = self._touch()
             self.store.index.tombstone(k, rev)
-            self.txn.put(
-                backend_key(rev, tombstone=True),
-                kv_pb2.KeyValue(key=k).SerializeToString(),
-                db=self.store.backend.key_db,
-            )
+            self.txn.put(KEY_DB, backend_key(rev, tombstone=True), kv_pb2.KeyValue(key=k).SerializeToString())
             self.store.lessor.on_delete(k)
             deleted = kv_pb2.KeyValue(key=k, mod_revision=self.begin_rev + 1)
             self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))

@@ -39,12 +39,13 @@ from etcdx.lease.lessor import MAX_LEASE_TTL, Lessor, minimum_ttl
 from etcdx.log import get_logger
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import ApplyFailed, KVStore
+from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
 from etcdx.server import data_dir, metrics
+from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.local_log import LocalLog
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.settings import ServerSettings
@@ -86,6 +87,7 @@ class EtcdServer:
         self._quota = Quota(settings.quota_backend_bytes, self.alarms)
         self.backend: Backend | None = None
         self.store: KVStore | None = None
+        self.applier: Applier | None = None
         self.wal: WAL | None = None
         self.log: LocalLog | None = None
         self.watch_hub: WatchHub | None = None
@@ -123,7 +125,8 @@ class EtcdServer:
         Backend.discard_interrupted_defragmentation(s.backend_path)
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
-            self.store = KVStore(self.backend, self.lessor, self.alarms)
+            self.store = KVStore(self.backend, self.lessor)
+            self.applier = Applier(self.store, self.lessor, self.alarms)
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,
@@ -269,7 +272,7 @@ class EtcdServer:
         its ApplyFailed error (the member goes on: every member applies the same entry the same way)."""
         if not entry.data:
             return None
-        result = self.store.apply_data(entry.index, entry.data)
+        result = self.applier.apply(entry.index, entry.data)
         if isinstance(result, ApplyFailed):
             cause = result.cause
             log.error(

@@ -20,8 +20,8 @@ import pytest
 import trio
 
 from etcdx.api.grpc.kv_checks import MAX_TXN_DEPTH
+from etcdx.mvcc import rows
 from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import ApplyFailed
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdserverpb import rpc_pb2_grpc
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -30,6 +30,7 @@ from etcdx.pb.v3electionpb import v3election_pb2 as epb
 from etcdx.pb.v3electionpb import v3election_pb2_grpc
 from etcdx.pb.v3lockpb import v3lock_pb2 as lpb
 from etcdx.pb.v3lockpb import v3lock_pb2_grpc
+from etcdx.server.apply import ApplyFailed
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
 from tests.support.procs import etcd_process, etcdx_process
@@ -358,7 +359,7 @@ def test_an_unknown_alarm_left_in_an_old_data_dir_is_reported_and_can_be_disarme
         server.stop()
         backend = Backend(f"{server.data_dir}/member/kv", map_size=256 << 20)
         with backend.begin_write() as txn:
-            backend.put_alarm(txn, 7, 3)
+            rows.put_alarm(txn, 7, 3)
         backend.close()
         server.start()
         assert status_errors(server) == ["memberID:7 alarm:3 "]

@@ -1,4 +1,5 @@
-"""Apply never dies of an entry: KVStore.apply on a real LMDB backend, fed entries no API check refused.
+"""Apply never dies of an entry: the Applier on each backend (a real LMDB file; memory), fed entries no API
+check refused.
 
 Every case checks what a member relies on: the entry gets an error answer, the consistent index moves
 past it, the next entry applies, and a reopen of the backend gives the same state.
@@ -6,54 +7,18 @@ past it, the next entry applies, and a reopen of the backend gives the same stat
 
 from __future__ import annotations
 
-import lmdb
 import pytest
 
 from etcdx import errors
 from etcdx.errors import StatusCode
+from etcdx.mvcc import rows
 from etcdx.mvcc.alarms import alarm_name
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import ApplyFailed, KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server.apply import ApplyFailed
+from tests.support.store import Store
 
 Alarm = pb.AlarmRequest
-
-
-class Store:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.backend = Backend(path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-    def apply_data(self, data: bytes):
-        with self.kv.apply_batch():
-            result = self.kv.apply_data(self.kv.consistent_index + 1, data)
-        self.kv.commit()
-        return result
-
-    def apply(self, **request):
-        return self.apply_data(InternalRequest(**request).SerializeToString())
-
-    def put(self, key: bytes, value: bytes = b"v"):
-        return self.apply(put=pb.PutRequest(key=key, value=value))
-
-    def state(self) -> tuple:
-        everything = self.kv.range(pb.RangeRequest(key=b"\0", range_end=b"\0"))
-        kvs = [(kv.key, kv.value, kv.mod_revision) for kv in everything.kvs]
-        return self.kv.current_revision, self.kv.consistent_index, kvs, self.kv.alarms.list()
-
-    def reopen(self) -> None:
-        self.backend.close()
-        self.backend = Backend(self.path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "db"))
-    yield s
-    s.backend.close()
 
 
 def _varint(n: int) -> bytes:
@@ -69,7 +34,7 @@ def assert_survives(store: Store, before: tuple) -> None:
     """The failed entry changed nothing but the consistent index; the next entry applies; a reopen agrees."""
     revision, index, kvs, alarms = before
     assert store.state() == (revision, index + 1, kvs, alarms)
-    assert store.put(b"after").header.revision == revision + 1
+    assert store.put(b"after", b"v").header.revision == revision + 1
     after = store.state()
     store.reopen()
     assert store.state() == after
@@ -145,29 +110,42 @@ def test_a_failure_after_writing_leaves_what_was_written_as_one_revision(store, 
     assert isinstance(result, ApplyFailed) and isinstance(result.cause, ValueError)
     monkeypatch.undo()
     assert store.kv.current_revision == 3
-    assert store.put(b"b").header.revision == 4
+    assert store.put(b"b", b"v").header.revision == 4
     after = store.state()
     assert after[2] == [(b"a", b"2", 3), (b"b", b"v", 4)]
     store.reopen()
     assert store.state() == after
 
 
-def test_a_failing_backend_is_not_a_request_error(store, monkeypatch):
-    def broken(*args):
-        raise lmdb.MapFullError("mdb_put: MDB_MAP_FULL")
+class _FailingPuts:
+    """A backend write transaction whose puts fail as the backend's storage fails."""
 
-    monkeypatch.setattr(store.backend, "put_alarm", broken)
-    with pytest.raises(lmdb.MapFullError):
+    def __init__(self, txn, failure: type[BaseException]) -> None:
+        self._txn = txn
+        self._failure = failure
+
+    def __getattr__(self, name: str):
+        return getattr(self._txn, name)
+
+    def put(self, table: bytes, key: bytes, value: bytes) -> None:
+        raise self._failure("injected: the backend cannot write")
+
+
+def test_a_failing_backend_is_not_a_request_error(store, monkeypatch):
+    failure = store.backend.storage_errors[0]
+    begin_write = store.backend.begin_write
+    monkeypatch.setattr(store.backend, "begin_write", lambda: _FailingPuts(begin_write(), failure))
+    with pytest.raises(failure):
         store.apply(alarm=Alarm(action=Alarm.ACTIVATE, memberID=1, alarm=pb.NOSPACE))
-    assert store.kv.alarms.list() == []
+    assert store.alarms.list() == []
 
 
 def test_an_unknown_type_left_in_an_old_data_dir_is_listed_by_number_and_can_be_cleared(store):
     with store.backend.begin_write() as txn:
-        store.backend.put_alarm(txn, 7, 3)
+        rows.put_alarm(txn, 7, 3)
     store.reopen()
-    assert [(m, alarm_name(a)) for m, a in store.kv.alarms.list()] == [(7, "3")]
+    assert [(m, alarm_name(a)) for m, a in store.alarms.list()] == [(7, "3")]
     response = store.apply(alarm=Alarm(action=Alarm.DEACTIVATE, memberID=7, alarm=3))
     assert [(a.memberID, a.alarm) for a in response.alarms] == [(7, 3)]
     store.reopen()
-    assert store.kv.alarms.list() == []
+    assert store.alarms.list() == []

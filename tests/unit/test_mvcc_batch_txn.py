@@ -1,48 +1,32 @@
-"""The batch transaction on a real LMDB file: every read sees applied writes that are not committed yet, the file
-holds only what a commit wrote (with the consistent index of that commit), and an abort loses what the open
-transaction held."""
+"""The batch transaction on each backend (a real LMDB file; memory): every read sees applied writes that are
+not committed yet, the committed state holds only what a commit wrote (with the consistent index of that
+commit), and an abort loses what the open transaction held."""
 
 from __future__ import annotations
 
 import pytest
 
-from etcdx.mvcc import schema
-from etcdx.mvcc.backend import Backend
+from etcdx.mvcc import rows, schema
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.watch import Watcher, WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
+from tests.support.store import BACKENDS, Store, table_rows
 
 
-class Store:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.backend = Backend(path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-    def apply(self, **request):
-        """Applies one entry in its own apply batch, leaving the batch transaction open."""
-        with self.kv.apply_batch():
-            return self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
-
-    def put(self, key: bytes, value: bytes, **options):
-        return self.apply(put=pb.PutRequest(key=key, value=value, **options))
-
-    def committed(self) -> tuple[int, list[bytes]]:
-        """(consistent index, keys of its rows) of the committed file: what a new read transaction sees."""
-        with self.backend.begin_read() as txn:
-            index = self.backend.get_meta_int(txn, schema.META_CONSISTENT_INDEX, 0)
-            rows = [kv_pb2.KeyValue.FromString(value).key for _, value in txn.cursor(db=self.backend.key_db)]
-        return index, rows
+def committed(store: Store) -> tuple[int, list[bytes]]:
+    """(consistent index, keys of its rows) of the committed state: what a new read view sees."""
+    with store.backend.begin_read() as view:
+        index = rows.get_meta_int(view, schema.META_CONSISTENT_INDEX, 0)
+    return index, [kv_pb2.KeyValue.FromString(value).key for _, value in table_rows(store.backend, schema.KEY_DB)]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path))
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path):
+    """Each apply in its own apply batch, the batch transaction left open."""
+    s = Store(request.param, str(tmp_path), commit_each=False)
     yield s
-    s.kv.abort()
-    s.backend.close()
+    s.close()
 
 
 def encoded_range(kv: KVStore, **fields) -> pb.RangeResponse:
@@ -77,7 +61,7 @@ def test_every_read_sees_applied_writes_before_the_commit(store):
         (4, [b"2"]),
     ]
     assert store.kv.previous_kv(b"a", 4).value == b"1"
-    assert store.committed() == (0, [])
+    assert committed(store) == (0, [])
     assert store.kv.committed_index == 0
 
 
@@ -99,9 +83,9 @@ def test_a_commit_writes_what_was_applied_with_its_index(store):
     assert store.kv.commit() == 2
     assert (store.kv.committed_index, store.kv.uncommitted_entries) == (2, 0)
     store.put(b"c", b"1")
-    assert store.committed() == (2, [b"a", b"b"])
+    assert committed(store) == (2, [b"a", b"b"])
     store.kv.commit()
-    assert store.committed() == (3, [b"a", b"b", b"c"])
+    assert committed(store) == (3, [b"a", b"b", b"c"])
     assert store.kv.commit() == 3  # nothing open: nothing to do
 
 
@@ -112,9 +96,7 @@ def test_an_abort_loses_everything_since_the_last_commit(store):
     with pytest.raises(RuntimeError), store.kv.apply_batch():
         raise RuntimeError("a failing backend inside a batch")
     assert store.kv.uncommitted_entries == 0
-    store.backend.close()
-    store.backend = Backend(store.path, map_size=64 << 20)
-    store.kv = KVStore(store.backend)
+    store.reopen()
     assert store.kv.consistent_index == 1
     assert [kv.key for kv in store.kv.range(pb.RangeRequest(key=b"\0", range_end=b"\0")).kvs] == [b"a"]
 

@@ -1,4 +1,5 @@
-"""Compaction on a real LMDB-backed KVStore: errors, what stays readable, physical deletion, reopen.
+"""Compaction on a KVStore on each backend (a real LMDB file; memory): errors, what stays readable, physical
+deletion, reopen.
 
 Errors and visible results were verified against etcd 3.5.1 with the same sequence.
 """
@@ -8,48 +9,11 @@ from __future__ import annotations
 import pytest
 
 from etcdx import errors
+from etcdx.mvcc import rows as backend_rows
 from etcdx.mvcc import schema
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.revision import backend_key, pack
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
-
-
-class Store:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.backend = Backend(path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-    def apply(self, **request):
-        with self.kv.apply_batch():
-            result = self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
-        self.kv.commit()
-        return result
-
-    def compact(self, revision: int):
-        return self.apply(compaction=pb.CompactionRequest(revision=revision))
-
-    def range(self, key: bytes, range_end: bytes = b"", **options) -> pb.RangeResponse:
-        return self.kv.range(pb.RangeRequest(key=key, range_end=range_end, **options))
-
-    def stored_revisions(self) -> list[bytes]:
-        with self.backend.begin_read() as txn:
-            return [key for key, _ in txn.cursor(db=self.backend.key_db)]
-
-    def reopen(self) -> None:
-        self.backend.close()
-        self.backend = Backend(self.path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "db"))
-    yield s
-    s.backend.close()
 
 
 @pytest.fixture
@@ -151,7 +115,7 @@ def test_compacting_everything_keeps_the_current_revision_across_reopen(store):
 
 def test_a_compaction_scheduled_but_not_finished_is_finished_on_open(history):
     with history.backend.begin_write() as txn:
-        history.backend.put_meta_int(txn, schema.META_SCHEDULED_COMPACT, 5)
+        backend_rows.put_meta_int(txn, schema.META_SCHEDULED_COMPACT, 5)
     history.reopen()
     assert history.kv.compact_revision == 5
     assert history.stored_revisions() == rows(3, 6, tombstones=(5,))

@@ -1,4 +1,4 @@
-"""KVStore on a real LMDB backend: revisions, put / delete / range semantics, reopen and replay.
+"""KVStore on each backend (a real LMDB file; memory): revisions, put / delete / range semantics, reopen and replay.
 
 Expected values follow etcd 3.5.1; the Range tie orders below were read from a real etcd 3.5.1.
 """
@@ -8,53 +8,13 @@ from __future__ import annotations
 import pytest
 
 from etcdx import errors
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.schema import KEY_DB
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
+from tests.support.store import table_rows
 
 RR = pb.RangeRequest
-
-
-class Store:
-    """A KVStore on an LMDB directory, applying each request as the next log index in its own batch."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.backend = Backend(path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-    def apply(self, **request):
-        with self.kv.apply_batch():
-            result = self.kv.apply(self.kv.consistent_index + 1, InternalRequest(**request))
-        self.kv.commit()
-        return result
-
-    def put(self, key: bytes, value: bytes = b"", **options):
-        return self.apply(put=pb.PutRequest(key=key, value=value, **options))
-
-    def delete(self, key: bytes, range_end: bytes = b"", **options):
-        return self.apply(delete_range=pb.DeleteRangeRequest(key=key, range_end=range_end, **options))
-
-    def range(self, key: bytes, range_end: bytes = b"", **options) -> pb.RangeResponse:
-        return self.kv.range(RR(key=key, range_end=range_end, **options))
-
-    def keys(self, key: bytes = b"\0", range_end: bytes = b"\0", **options) -> list[bytes]:
-        return [kv.key for kv in self.range(key, range_end, **options).kvs]
-
-    def reopen(self) -> None:
-        self.kv.commit()
-        self.backend.close()
-        self.backend = Backend(self.path, map_size=64 << 20)
-        self.kv = KVStore(self.backend)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(str(tmp_path / "db"))
-    yield s
-    s.backend.close()
 
 
 def kv(key: bytes, value: bytes, create: int, mod: int, version: int, lease: int = 0) -> kv_pb2.KeyValue:
@@ -147,8 +107,7 @@ def test_delete_with_range_end_zero_means_every_key_from(store):
 def test_backend_stores_revisions_as_etcd_does(store):
     store.put(b"a", b"v")
     store.delete(b"a")
-    with store.backend.begin_read() as txn:
-        rows = list(txn.cursor(db=store.backend.key_db))
+    rows = table_rows(store.backend, KEY_DB)
     put_key = (2).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big")
     tomb_key = (3).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big") + b"t"
     assert [k for k, _ in rows] == [put_key, tomb_key]
@@ -267,18 +226,19 @@ def test_apply_records_the_index_even_when_the_request_fails(store):
 
 
 def test_replayed_indexes_are_skipped(store):
+    apply = store.applier.apply_request
     with store.kv.apply_batch():
-        assert store.kv.apply(5, InternalRequest(put=pb.PutRequest(key=b"a", value=b"1"))).header.revision == 2
-        assert store.kv.apply(5, InternalRequest(put=pb.PutRequest(key=b"a", value=b"2"))) is None
-        assert store.kv.apply(3, InternalRequest(put=pb.PutRequest(key=b"a", value=b"3"))) is None
+        assert apply(5, InternalRequest(put=pb.PutRequest(key=b"a", value=b"1"))).header.revision == 2
+        assert apply(5, InternalRequest(put=pb.PutRequest(key=b"a", value=b"2"))) is None
+        assert apply(3, InternalRequest(put=pb.PutRequest(key=b"a", value=b"3"))) is None
     assert store.kv.consistent_index == 5 and store.kv.current_revision == 2
     assert store.range(b"a").kvs[0].value == b"1"
 
 
 def test_one_batch_holds_several_entries_and_reads_see_them(store):
     with store.kv.apply_batch():
-        store.kv.apply(1, InternalRequest(put=pb.PutRequest(key=b"a", value=b"1")))
-        store.kv.apply(2, InternalRequest(put=pb.PutRequest(key=b"b", value=b"1")))
+        store.applier.apply_request(1, InternalRequest(put=pb.PutRequest(key=b"a", value=b"1")))
+        store.applier.apply_request(2, InternalRequest(put=pb.PutRequest(key=b"b", value=b"1")))
         assert store.keys() == [b"a", b"b"]
     assert store.kv.current_revision == 3
     store.reopen()
@@ -324,8 +284,8 @@ def test_alarms_are_applied_state_that_survives_a_reopen(store):
     assert alarm(pb.AlarmRequest.ACTIVATE, 9, pb.CORRUPT) == [(9, pb.CORRUPT)]
     assert store.kv.current_revision == 1  # alarms are not keys: no revision
     store.reopen()
-    assert store.kv.alarms.list() == [(7, pb.NOSPACE), (9, pb.CORRUPT)]
+    assert store.alarms.list() == [(7, pb.NOSPACE), (9, pb.CORRUPT)]
     assert alarm(pb.AlarmRequest.DEACTIVATE) == [(7, pb.NOSPACE)]
     assert alarm(pb.AlarmRequest.DEACTIVATE) == []  # not active any more: nothing to answer
     store.reopen()
-    assert store.kv.alarms.list() == [(9, pb.CORRUPT)]
+    assert store.alarms.list() == [(9, pb.CORRUPT)]

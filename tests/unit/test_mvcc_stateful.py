@@ -1,4 +1,5 @@
-"""Hypothesis stateful test: KVStore on real LMDB against a plain model of etcd's KV semantics.
+"""Hypothesis stateful test: KVStore on each backend (real LMDB; memory) against a plain model of etcd's KV
+semantics.
 
 The model keeps the whole keyspace at every revision (a dict per revision) and answers every request
 from that; the store must give identical responses, also after compactions and reopening.
@@ -15,11 +16,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from etcdx import errors
 from etcdx.api.grpc import kv_checks
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
+from tests.support.store import Store
 
 KEYS = [b"a", b"a/1", b"a/2", b"b", b"c"]
 keys = st.sampled_from(KEYS)
@@ -101,22 +101,23 @@ ops = st.one_of(
 
 
 class KVStoreMachine(RuleBasedStateMachine):
+    backend_kind = "lmdb"
+
     def __init__(self) -> None:
         super().__init__()
         self.dir = tempfile.mkdtemp(prefix="etcdx-mvcc-")
-        self.backend = Backend(self.dir, map_size=64 << 20)
-        self.store = KVStore(self.backend)
+        self.harness = Store(self.backend_kind, self.dir, commit_each=False)
+        self.store = self.harness.kv
         self.model = Model()
         self.index = 0
 
     def teardown(self) -> None:
-        self.backend.close()
+        self.harness.close()
         shutil.rmtree(self.dir)
 
     def apply(self, **request):
         self.index += 1
-        with self.store.apply_batch():
-            return self.store.apply(self.index, InternalRequest(**request))
+        return self.harness.apply(**request)
 
     def revisions(self):
         return st.integers(min_value=-1, max_value=self.model.rev + 1)
@@ -229,15 +230,15 @@ class KVStoreMachine(RuleBasedStateMachine):
 
     @rule()
     def reopen(self):
-        self.store.commit()
-        self.backend.close()
-        self.backend = Backend(self.dir, map_size=64 << 20)
-        self.store = KVStore(self.backend)
+        self.harness.reopen()
+        self.store = self.harness.kv
 
     @precondition(lambda self: self.index > 0)
     @rule()
     def replay_last_entry(self):
-        assert self.store.apply(self.index, InternalRequest(put=pb.PutRequest(key=b"a", value=b"dup"))) is None
+        replayed = InternalRequest(put=pb.PutRequest(key=b"a", value=b"dup"))
+        with self.store.apply_batch():
+            assert self.harness.applier.apply_request(self.index, replayed) is None
 
     @invariant()
     def same_revisions(self):
@@ -246,5 +247,11 @@ class KVStoreMachine(RuleBasedStateMachine):
         assert self.store.consistent_index == self.index
 
 
+class MemoryKVStoreMachine(KVStoreMachine):
+    backend_kind = "memory"
+
+
 KVStoreMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+MemoryKVStoreMachine.TestCase.settings = KVStoreMachine.TestCase.settings
 test_kvstore_matches_model = KVStoreMachine.TestCase
+test_kvstore_on_memory_matches_model = MemoryKVStoreMachine.TestCase

@@ -1,4 +1,5 @@
-"""Txn on a real LMDB-backed KVStore: compares, nested txns, reads seeing writes, check order, atomicity.
+"""Txn on a KVStore on each backend (a real LMDB file; memory): compares, nested txns, reads seeing writes,
+check order, atomicity.
 
 Expected values follow etcd 3.5.1 (check orders were verified against a real etcd 3.5.1).
 """
@@ -8,29 +9,18 @@ from __future__ import annotations
 import pytest
 
 from etcdx import errors
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.schema import KEY_DB
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from tests.support.store import Store, table_rows
 
 C = pb.Compare
 
 
-@pytest.fixture
-def store(tmp_path):
-    backend = Backend(str(tmp_path / "db"), map_size=64 << 20)
-    yield KVStore(backend)
-    backend.close()
+def apply(store: Store, **request):
+    return store.apply(**request)
 
 
-def apply(store: KVStore, **request):
-    with store.apply_batch():
-        result = store.apply(store.consistent_index + 1, InternalRequest(**request))
-    store.commit()
-    return result
-
-
-def txn(store: KVStore, compare=(), success=(), failure=()):
+def txn(store: Store, compare=(), success=(), failure=()):
     return apply(store, txn=pb.TxnRequest(compare=list(compare), success=list(success), failure=list(failure)))
 
 
@@ -59,9 +49,9 @@ def ab(store):
     return store
 
 
-def succeeded(store: KVStore, *compares: pb.Compare) -> bool:
+def succeeded(store: Store, *compares: pb.Compare) -> bool:
     response = txn(store, compare=compares)
-    assert response.header.revision == store.current_revision
+    assert response.header.revision == store.kv.current_revision
     return response.succeeded
 
 
@@ -134,13 +124,12 @@ def test_branch_ops_run_in_order_with_one_revision(ab):
     assert deleted.response_delete_range.prev_kvs[0].key == b"b"
     assert deleted.response_delete_range.header.revision == 5
     assert gone.response_range.count == 0
-    assert ab.current_revision == 5
+    assert ab.kv.current_revision == 5
 
 
 def test_two_changes_in_one_txn_get_sub_revisions_of_one_main(ab):
     txn(ab, success=[put(b"c", b"1"), put(b"d", b"1")])
-    with ab.backend.begin_read() as rtxn:
-        keys = [k for k, _ in rtxn.cursor(db=ab.backend.key_db)][-2:]
+    keys = [k for k, _ in table_rows(ab.backend, KEY_DB)][-2:]
     assert keys == [(5).to_bytes(8, "big") + b"_" + sub.to_bytes(8, "big") for sub in (0, 1)]
 
 
@@ -148,7 +137,7 @@ def test_txn_that_changes_nothing_keeps_the_revision(ab):
     response = txn(ab, success=[delete(b"zz"), get(b"a")])
     assert response.header.revision == 4
     assert response.responses[0].response_delete_range.header.revision == 4
-    assert ab.current_revision == 4
+    assert ab.kv.current_revision == 4
 
 
 def test_read_in_txn_at_an_old_revision(ab):
@@ -190,16 +179,16 @@ def test_nested_response_has_an_empty_header_and_its_own_succeeded(ab):
     assert inner.responses[1].response_txn.succeeded
     assert inner.responses[0].response_put.header.revision == 5
     assert response.header.revision == 5
-    assert [kv.value for kv in ab.range(pb.RangeRequest(key=b"x", range_end=b"z")).kvs] == [b"else", b"deep"]
+    assert [kv.value for kv in ab.kv.range(pb.RangeRequest(key=b"x", range_end=b"z")).kvs] == [b"else", b"deep"]
 
 
 # -- checks before writing: which error, and nothing written ------------------------------
 
 
-def assert_refused(store: KVStore, error: type[errors.EtcdError], **branches) -> None:
-    revision = store.current_revision
+def assert_refused(store: Store, error: type[errors.EtcdError], **branches) -> None:
+    revision = store.kv.current_revision
     assert isinstance(txn(store, **branches), error)
-    assert store.current_revision == revision
+    assert store.kv.current_revision == revision
 
 
 def test_range_at_a_future_revision_fails_the_txn(ab):
@@ -237,7 +226,7 @@ def test_put_that_would_find_its_key_deleted_earlier_in_the_txn_is_refused_whole
     assert_refused(
         ab, errors.ERR_KEY_NOT_FOUND, success=[nested(success=[delete(b"a", b"\0")]), put(b"a", ignore_lease=True)]
     )
-    assert [kv.value for kv in ab.range(pb.RangeRequest(key=b"a", range_end=b"\0")).kvs] == [b"m", b"z"]
+    assert [kv.value for kv in ab.kv.range(pb.RangeRequest(key=b"a", range_end=b"\0")).kvs] == [b"m", b"z"]
     # Below, requests the API checks would refuse as duplicate keys: the store stays whole for them too.
     assert_refused(ab, errors.ERR_KEY_NOT_FOUND, success=[put(b"c"), delete(b"b", b"\0"), put(b"c", ignore_value=True)])
     response = txn(ab, success=[delete(b"a", b"\0"), put(b"b", b"back"), put(b"b", b"again", ignore_lease=True)])
@@ -266,12 +255,12 @@ def test_read_only_txn_served_without_the_log_answers_as_applying_it(ab, case):
     apply(ab, compaction=pb.CompactionRequest(revision=2))
     request = pb.TxnRequest(**READ_ONLY_TXNS[case])
     try:
-        served = ab.read_txn(request)
+        served = ab.kv.read_txn(request)
     except errors.EtcdError as exc:
         served = exc
-    revision = ab.current_revision
+    revision = ab.kv.current_revision
     applied = txn(ab, **READ_ONLY_TXNS[case])
-    assert ab.current_revision == revision
+    assert ab.kv.current_revision == revision
     if isinstance(applied, errors.EtcdError):
         assert (type(served), served.message) == (type(applied), applied.message)
     else:

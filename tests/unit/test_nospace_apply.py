@@ -4,19 +4,16 @@ so that a write proposed before the alarm applied cannot land after it; everythi
 from __future__ import annotations
 
 from etcdx import errors
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from tests.support.store import Store
 
 Op = pb.RequestOp
 NOSPACE_ON = pb.AlarmRequest(action=pb.AlarmRequest.ACTIVATE, memberID=1, alarm=pb.NOSPACE)
 NOSPACE_OFF = pb.AlarmRequest(action=pb.AlarmRequest.DEACTIVATE, memberID=1, alarm=pb.NOSPACE)
 
 
-def apply(store: KVStore, **request):
-    with store.apply_batch():
-        return store.apply(store.consistent_index + 1, InternalRequest(**request))
+def apply(store: Store, **request):
+    return store.apply(**request)
 
 
 def nested_put() -> pb.TxnRequest:
@@ -24,11 +21,10 @@ def nested_put() -> pb.TxnRequest:
     return pb.TxnRequest(success=[Op(request_txn=pb.TxnRequest(success=[Op(request_txn=inner)]))])
 
 
-def test_entries_that_may_add_data_are_refused_at_apply_while_nospace(tmp_path):
-    store = KVStore(Backend(str(tmp_path), map_size=64 << 20))
+def test_entries_that_may_add_data_are_refused_at_apply_while_nospace(store):
     apply(store, put=pb.PutRequest(key=b"a", value=b"1"))
     apply(store, alarm=NOSPACE_ON)
-    revision = store.current_revision
+    revision = store.kv.current_revision
     refused = [
         {"put": pb.PutRequest(key=b"b", value=b"2")},
         {"txn": nested_put()},
@@ -36,16 +32,16 @@ def test_entries_that_may_add_data_are_refused_at_apply_while_nospace(tmp_path):
         {"lease_grant": pb.LeaseGrantRequest(ID=5, TTL=60)},
     ]
     for request in refused:
-        index = store.consistent_index + 1
+        index = store.kv.consistent_index + 1
         result = apply(store, **request)
         assert isinstance(result, errors.ERR_NO_SPACE), request
-        assert store.consistent_index == index  # a refused entry is applied as a refusal, never skipped
-    assert store.current_revision == revision
-    assert not store.lessor.exists(5)
+        assert store.kv.consistent_index == index  # a refused entry is applied as a refusal, never skipped
+    assert store.kv.current_revision == revision
+    assert not store.kv.lessor.exists(5)
 
     delete_txn = pb.TxnRequest(success=[Op(request_delete_range=pb.DeleteRangeRequest(key=b"a"))])
     assert apply(store, txn=delete_txn).succeeded
-    assert apply(store, compaction=pb.CompactionRequest(revision=store.current_revision)) is not None
+    assert apply(store, compaction=pb.CompactionRequest(revision=store.kv.current_revision)) is not None
     apply(store, alarm=NOSPACE_OFF)
     assert isinstance(apply(store, txn=nested_put()), pb.TxnResponse)
-    assert store.range(pb.RangeRequest(key=b"deep")).kvs[0].value == b"v"
+    assert store.kv.range(pb.RangeRequest(key=b"deep")).kvs[0].value == b"v"

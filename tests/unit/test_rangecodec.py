@@ -1,6 +1,6 @@
 """RangeResponse encoding, compiled and twin: the bytes protobuf (upb) gives for the same response, and
-KVStore.range_encoded (which copies stored KeyValue bytes) against KVStore.range serialized, on a real
-LMDB store, for any Range request.
+KVStore.range_encoded (which copies stored KeyValue bytes) against KVStore.range serialized, on a store on
+each backend (a real LMDB file; memory), for any Range request.
 
 The compiled module is imported directly: if it was not built, its tests fail instead of skipping.
 """
@@ -14,11 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdx import errors
-from etcdx.mvcc.backend import Backend
-from etcdx.mvcc.kvstore import KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2
-from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.mvccpb import kv_pb2
+from tests.support.store import BACKENDS, Store
 
 IMPLEMENTATIONS = ["etcdx._native._rangecodec", "etcdx._native.rangecodec_py"]
 compiled, twin = (importlib.import_module(name) for name in IMPLEMENTATIONS)
@@ -69,15 +67,12 @@ def test_bad_arguments(codec):
 KEYS = [b"a", b"a/1", b"a/2", b"a/3", b"b", b"b/1", b"c"]
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """About 30 revisions of puts, overwrites and deletes over KEYS, compacted at revision 5."""
-    backend = Backend(str(tmp_path_factory.mktemp("range-lmdb")), map_size=64 << 20)
-    kv = KVStore(backend)
-
-    def apply(**request):
-        with kv.apply_batch():
-            kv.apply(kv.consistent_index + 1, InternalRequest(**request))
+@pytest.fixture(scope="module", params=BACKENDS)
+def store(request, tmp_path_factory):
+    """About 30 revisions of puts, overwrites and deletes over KEYS, compacted at revision 5 (a KVStore on
+    each backend), the batch transaction left open."""
+    harness = Store(request.param, str(tmp_path_factory.mktemp("range-store")), commit_each=False)
+    apply = harness.apply
 
     for n in range(25):
         key = KEYS[(n * 3) % len(KEYS)]
@@ -85,8 +80,8 @@ def store(tmp_path_factory):
         if n % 7 == 6:
             apply(delete_range=rpc_pb2.DeleteRangeRequest(key=KEYS[n % len(KEYS)]))
     apply(compaction=rpc_pb2.CompactionRequest(revision=5))
-    yield kv
-    backend.close()
+    yield harness.kv
+    harness.close()
 
 
 def range_requests(**overrides) -> st.SearchStrategy[rpc_pb2.RangeRequest]:

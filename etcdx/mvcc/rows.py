@@ -1,0 +1,53 @@
+"""Encodings of the rows of the meta, lease and alarm tables, read and written through a TableView or
+TableWriter (tables.py). Pure. The encodings are fixed by the files already on disk.
+
+- meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order);
+- lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
+- alarm: uint64 member id + uint32 alarm type -> b"".
+"""
+
+from __future__ import annotations
+
+import struct
+
+from etcdx.mvcc.schema import ALARM_DB, LEASE_DB, META_DB
+from etcdx.mvcc.tables import TableView, TableWriter
+
+_U64 = struct.Struct(">Q")
+_LEASE_ID = struct.Struct(">q")
+_ALARM = struct.Struct(">QI")
+
+
+def get_meta_int(view: TableView, name: bytes, default: int) -> int:
+    raw = view.get(META_DB, name)
+    return default if raw is None else _U64.unpack(raw)[0] - (1 << 63)
+
+
+def put_meta_int(txn: TableWriter, name: bytes, value: int) -> None:
+    txn.put(META_DB, name, _U64.pack(value + (1 << 63)))
+
+
+def put_lease(txn: TableWriter, lease_id: int, ttl: int) -> None:
+    txn.put(LEASE_DB, _LEASE_ID.pack(lease_id), _U64.pack(ttl))
+
+
+def delete_lease(txn: TableWriter, lease_id: int) -> None:
+    txn.delete(LEASE_DB, _LEASE_ID.pack(lease_id))
+
+
+def leases(view: TableView) -> list[tuple[int, int]]:
+    """Every stored (lease id, granted TTL)."""
+    return [(_LEASE_ID.unpack(k)[0], _U64.unpack(v)[0]) for k, v in view.scan(LEASE_DB)]
+
+
+def put_alarm(txn: TableWriter, member_id: int, alarm: int) -> None:
+    txn.put(ALARM_DB, _ALARM.pack(member_id, alarm), b"")
+
+
+def delete_alarm(txn: TableWriter, member_id: int, alarm: int) -> None:
+    txn.delete(ALARM_DB, _ALARM.pack(member_id, alarm))
+
+
+def alarms(view: TableView) -> list[tuple[int, int]]:
+    """Every stored active alarm as (member id, alarm type)."""
+    return [_ALARM.unpack(k) for k in view.keys(ALARM_DB)]
