@@ -4,31 +4,32 @@ What it holds, and what survives a crash:
 
 - ``storage`` (DurableStorage): the member's Raft disk. A Ready is written to it only when the simulated
   fsync that covers it completes, so a crash loses every Ready taken but not yet persisted;
-- ``kv``: etcdx.mvcc.kvstore.KVStore on a real LMDB file under /dev/shm, committed after every applied batch
-  (the applied state is durable as soon as it is applied, as the server's backend plus its WAL replay are);
+- ``backend``: the store's MemoryBackend (etcdx.mvcc.memory_backend), whose committed state is what survives;
+  ``kv`` (KVStore) and ``applier`` (etcdx.server.apply.Applier, the server's own) run on it and are rebuilt
+  from it at every restart. The batch is committed after every applied batch (the applied state is durable as
+  soon as it is applied, as the server's backend plus its WAL replay make it);
 - volatile: the RawNode, the proposal waiters (keyed by InternalRequest.id, never by log index: a new leader
   may overwrite an uncommitted index with another entry), the linearizable reads waiting for a read index.
 
 The persistence contract followed (etcdx.raft.raw_node.Ready): messages go at once; persisted_messages only
 after the write; committed entries are applied after the write; a read is served once applied >= its read
-index (Raft thesis §6.4). Snapshots carry the KV file itself: a lagging follower installs the leader's
-LMDB file, written before its Raft storage records the snapshot (so a crash in between cannot leave the
-log pointing past the state machine).
+index (Raft thesis §6.4). Snapshots carry the backend's image (StorageBackend.snapshot): a lagging follower
+restores the leader's image before its Raft storage records the snapshot (so a crash in between cannot leave
+the log pointing past the state machine).
 """
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdx import errors
-from etcdx.mvcc.backend import DATA_FILE, Backend
+from etcdx.lease.lessor import Lessor
+from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.memory_backend import MemoryBackend
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.raft import (
     ConfChange,
@@ -43,13 +44,12 @@ from etcdx.raft import (
     Ready,
     Snapshot,
 )
+from etcdx.server.apply import Applier
 from tests.sim import convert
 from tests.support.lincheck import history as h
 
 Answer = Callable[[h.Response | None], None]
 """A client's continuation: the response, or None when the outcome is unknown (failed before an answer)."""
-
-MAP_SIZE = 64 * 1024 * 1024
 
 
 class DurableStorage(MemoryStorage):
@@ -91,25 +91,23 @@ class MemberSettings:
 
 
 class MemberShell:
-    def __init__(self, member_id: int, root: str, conf: ConfState, settings: MemberSettings, seed: int) -> None:
+    def __init__(self, member_id: int, conf: ConfState, settings: MemberSettings, seed: int) -> None:
         self.id = member_id
-        self.dir = os.path.join(root, f"member-{member_id}")
         self.settings = settings
         self.seed = seed
         self.storage = DurableStorage(conf)
+        self.backend = MemoryBackend()
         self.generation = 0
         self.down_until = 0
-        self.backend: Backend | None = None
         self.counts: dict[str, int] = {"snapshots installed": 0, "conf changes applied (summed over members)": 0}
         """What this member did over the run (all incarnations), for the campaign's summary."""
         self._start()
 
     # -- life ----------------------------------------------------------------------------------------------
     def _start(self) -> None:
-        """(Re)start from what is durable: the Raft storage and the KV file."""
+        """(Re)start from what is durable: the Raft storage and the backend's committed state."""
         self.generation += 1
-        self.backend = Backend(self.dir, map_size=MAP_SIZE)
-        self.kv = KVStore(self.backend)
+        self._open_store()
         snap = self.storage.stored_snapshot()
         s = self.settings
         cfg = Config(
@@ -141,14 +139,13 @@ class MemberShell:
         for _, answer in [*self.waiters.values(), *self.reads.values()]:
             answer(None)
         self.storage.shell = None
-        self.close()
+        self.backend.close()
         self._start()
 
-    def close(self) -> None:
-        if self.backend is not None:
-            self.kv.abort()
-            self.backend.close()
-            self.backend = None
+    def _open_store(self) -> None:
+        lessor = Lessor(min_ttl=1, clock=lambda: 0.0)  # leases live until revoked: no expiry in the simulation
+        self.kv = KVStore(self.backend, lessor)
+        self.applier = Applier(self.kv, lessor, Alarms())
 
     def is_up(self, now: int) -> bool:
         return now >= self.down_until
@@ -158,22 +155,15 @@ class MemberShell:
         return self.node.raft.log.applied
 
     def kv_bytes(self) -> bytes:
-        """The KV file as of the last commit (every applied entry), compacted by LMDB's copy."""
+        """The backend's image as of now (every applied entry: the batch is committed first)."""
         self.kv.commit()
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(self.dir)) as out:
-            self.backend.env.copy(out, compact=True)
-            with open(os.path.join(out, DATA_FILE), "rb") as f:
-                return f.read()
+        return self.backend.snapshot()
 
-    def _install_kv(self, data: bytes) -> None:
-        """Replace the KV file with a leader's snapshot of it, and reopen the store on it."""
-        self.close()
-        shutil.rmtree(self.dir)
-        os.makedirs(self.dir)
-        with open(os.path.join(self.dir, DATA_FILE), "wb") as f:
-            f.write(data)
-        self.backend = Backend(self.dir, map_size=MAP_SIZE)
-        self.kv = KVStore(self.backend)
+    def _install_kv(self, image: bytes) -> None:
+        """Replace the backend's state with a leader's image of it, and reopen the store on it."""
+        self.kv.abort()
+        self.backend.restore(image)
+        self._open_store()
 
     def compact(self, keep: int = 0) -> None:
         """Snapshot the state machine at the applied index and drop the log up to `keep` entries below it."""
@@ -275,7 +265,7 @@ class MemberShell:
                     elif e.data:
                         self.applied.append((e.index, e.term, e.data))
                         request = InternalRequest.FromString(e.data)
-                        result = self.kv.apply(e.index, request)
+                        result = self.applier.apply_request(e.index, request)
                         waiter = self.waiters.pop(request.id, None)
                         if waiter is not None:
                             answers.append((waiter, result))

@@ -22,10 +22,7 @@ clients' later reads reveal what happened to earlier writes.
 from __future__ import annotations
 
 import heapq
-import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +43,6 @@ from tests.sim.member import MemberSettings, MemberShell
 from tests.sim.network import Network, NetworkFaults
 from tests.support.lincheck import LINEARIZABLE, check
 from tests.support.lincheck import history as h
-
-SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 FAULTS = [
     "heal",
@@ -165,10 +160,9 @@ class Simulation:
         self.ids = list(range(1, p.members + 1))
         self.spares = [p.members + 1, p.members + 2] if p.members >= 3 else []
         self.conf = ConfState(frozenset(self.ids))
-        self.root = tempfile.mkdtemp(prefix="etcdx-sim-", dir=SHM)
         self.members: dict[int, MemberShell] = {}
         for member_id in self.ids + self.spares:
-            self.members[member_id] = MemberShell(member_id, self.root, self.conf, p.settings, seed)
+            self.members[member_id] = MemberShell(member_id, self.conf, p.settings, seed)
         self.network = Network(random.Random(self.rng.random()), p.network)
         self.clients = [Client(c) for c in range(1, p.clients + 1)]
         self.inv = Invariants(self)
@@ -186,43 +180,38 @@ class Simulation:
 
     def run(self) -> Outcome:
         started = time.perf_counter()
-        try:
-            p = self.plan
-            self.at(0, self._tick)
-            self.at(self.rng.randint(*p.fault_gap), self._fault)
-            for c in self.clients:
-                self.at(self.rng.randint(0, 20), self._issue, c)
-            end = p.duration + p.timeout + 50
-            while self._events and self._events[0][0] <= end:
-                when, _, fn, args = heapq.heappop(self._events)
-                if when != self.now:
-                    self.now, self._sub = when, 0
-                fn(*args)
-                self._pump()
-                self.inv.check()
-            for m in self.members.values():
-                for what, n in m.counts.items():
-                    self.faults[what] = self.faults.get(what, 0) + n
-            history = [op for c in self.clients for op in c.history]
-            result = check(history if self.judge_history else [])
-            answered = sum(1 for op in history if op.known)
-            return Outcome(
-                self.seed,
-                p.members,
-                p.flavor,
-                len(history),
-                answered,
-                len(history) - answered,
-                result.verdict,
-                result.report,
-                self.faults,
-                time.perf_counter() - started,
-                history,
-            )
-        finally:
-            for m in self.members.values():
-                m.close()
-            shutil.rmtree(self.root, ignore_errors=True)
+        p = self.plan
+        self.at(0, self._tick)
+        self.at(self.rng.randint(*p.fault_gap), self._fault)
+        for c in self.clients:
+            self.at(self.rng.randint(0, 20), self._issue, c)
+        end = p.duration + p.timeout + 50
+        while self._events and self._events[0][0] <= end:
+            when, _, fn, args = heapq.heappop(self._events)
+            if when != self.now:
+                self.now, self._sub = when, 0
+            fn(*args)
+            self._pump()
+            self.inv.check()
+        for m in self.members.values():
+            for what, n in m.counts.items():
+                self.faults[what] = self.faults.get(what, 0) + n
+        history = [op for c in self.clients for op in c.history]
+        result = check(history if self.judge_history else [])
+        answered = sum(1 for op in history if op.known)
+        return Outcome(
+            self.seed,
+            p.members,
+            p.flavor,
+            len(history),
+            answered,
+            len(history) - answered,
+            result.verdict,
+            result.report,
+            self.faults,
+            time.perf_counter() - started,
+            history,
+        )
 
     def stamp(self) -> float:
         """The time a client sees an event: simulated milliseconds, plus a fraction that orders the events
