@@ -136,6 +136,10 @@ class MemberShell:
         applied = self.applied_index()
         if applied > self.storage.stored_snapshot().index:
             self.storage.create_snapshot(applied, self.node.raft.tracker.conf, self.kv_bytes())
+        self.restart()
+
+    def restart(self) -> None:
+        """Stop (clients waiting get no answer, the backend drops its open batch) and start from storage."""
         for _, answer in [*self.waiters.values(), *self.reads.values()]:
             answer(None)
         self.storage.shell = None
@@ -239,17 +243,21 @@ class MemberShell:
         released: list[Message] = []
         while self.unpersisted and self.unpersisted[0].number <= number:
             rd = self.unpersisted.popleft()
-            if rd.snapshot is not None:
-                self.counts["snapshots installed"] += 1
-                self._install_kv(rd.snapshot.data)
-                self.storage.apply_snapshot(rd.snapshot)
-            self.storage.append(rd.entries)
-            if rd.hard_state is not None:
-                self.storage.set_hard_state(rd.hard_state)
-            self.node.on_persisted(rd.number)
-            released.extend(rd.persisted_messages)
+            released.extend(self.write_ready(rd))
             self.apply(rd)
         return released
+
+    def write_ready(self, rd: Ready) -> list[Message]:
+        """Write rd to storage and report it durable; returns the messages that waited for that."""
+        if rd.snapshot is not None:
+            self.counts["snapshots installed"] += 1
+            self._install_kv(rd.snapshot.data)
+            self.storage.apply_snapshot(rd.snapshot)
+        self.storage.append(rd.entries)
+        if rd.hard_state is not None:
+            self.storage.set_hard_state(rd.hard_state)
+        self.node.on_persisted(rd.number)
+        return rd.persisted_messages
 
     def apply(self, rd: Ready) -> None:
         node = self.node

@@ -8,10 +8,12 @@ Each is a context manager that patches one thing for the duration of a run (no R
   term (Raft §5.4.2, figure 8; caught by the invariants: a committed entry lost or overwritten);
 - ``forget_vote``: a member restarts with its term but without its vote (raftos's bug), so it may vote
   twice in one term (caught by election safety, Raft §5.2);
-- ``ack_before_fsync``: a member acts on a Ready before writing it: the responses that assert durable state
-  (append acknowledgements, votes) leave at once and the member counts its own acknowledgement at once, so
-  entries commit, apply and are answered to clients while they are only in memory; a crash then loses them
-  (caught by the durability invariant, thesis §3.8, or by lincheck: an acknowledged write lost).
+- ``ack_before_fsync``: a member writes each Ready at once but makes it durable only when the simulated
+  fsync completes, and acts on the write without waiting for the fsync: it counts its own acknowledgement,
+  sends its append acknowledgements and votes, applies what that commits and answers the clients. A crash
+  returns its Raft storage and its backend to the last fsync (etcd-io/etcd#14370: a single member
+  acknowledged writes it then lost). Caught by the invariants (a committed entry changed, Raft §5.4; two
+  leaders in a term, §5.2) or by the durability one (thesis §3.8), or by the core refusing the state.
 """
 
 from __future__ import annotations
@@ -66,20 +68,47 @@ def forget_vote() -> Iterator[None]:
 
 @contextmanager
 def ack_before_fsync() -> Iterator[None]:
+    durable: dict[int, tuple] = {}
+    """member id -> its Raft storage and backend image as of its last fsync."""
+
+    def checkpoint(self):
+        s = self.storage
+        durable[self.id] = (s.hard_state, s.stored_snapshot(), list(s._entries), self.kv_bytes())
+
     def take_readies(self):
         out, states = [], []
         while self.node.has_ready():
+            if self.id not in durable:
+                checkpoint(self)
             rd = self.node.ready()
             out.extend(rd.messages)
-            out.extend(rd.persisted_messages)  # before the write: the bug
-            rd.persisted_messages = []
             states.extend(rd.read_states)
-            self.unpersisted.append(rd)
-            self.node.on_persisted(rd.number)  # counts its own acknowledgement before the write: the bug
+            self.unpersisted.append(rd)  # the fsync the simulation will complete later
+            out.extend(self.write_ready(rd))  # acknowledged before that fsync: the bug
+            self.apply(rd)
         self.read_states.extend(states)
         return out, states
 
-    with mock.patch.object(MemberShell, "take_readies", take_readies):
+    def persist_through(self, number):
+        while self.unpersisted and self.unpersisted[0].number <= number:
+            self.unpersisted.popleft()
+        checkpoint(self)
+        return []
+
+    def crash_and_restart(self):
+        if self.id in durable:
+            s = self.storage
+            s.hard_state, s._snapshot, entries, image = durable[self.id]
+            s._entries = list(entries)
+            self.kv.abort()
+            self.backend.restore(image)
+        self.restart()
+
+    with (
+        mock.patch.object(MemberShell, "take_readies", take_readies),
+        mock.patch.object(MemberShell, "persist_through", persist_through),
+        mock.patch.object(MemberShell, "crash_and_restart", crash_and_restart),
+    ):
         yield
 
 
