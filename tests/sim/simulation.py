@@ -15,6 +15,10 @@ session), and it was reached no later than anything invoked after the read retur
 may be stale with respect to other sessions. A session is one client's requests to one member
 (tests/sim/clients.py says why).
 
+A request's outcome is unknown (possibly applied) when it timed out or its member crashed before answering.
+A request the member's core refused at once (no leader known, a leader transfer running) entered no log and
+is left out of the history: it had no effect, and its error says nothing about the store.
+
 The last part of every run is calm (network healed, no new faults) so that the cluster recovers and the
 clients' later reads reveal what happened to earlier writes.
 """
@@ -62,9 +66,10 @@ FAULTS = [
 
 FLAVORS = ["calm", "chaotic", "crashy", "figure8"]
 """What kind of trouble a seed brings: calm (few crashes and partitions: long stretches with a leader, many
-commits), chaotic (frequent crashes and network changes: many elections), crashy (members crash every few
-milliseconds and come back at once, messages are slow, no pre-vote or check-quorum: elections overlap and a
-restarted member is asked for its vote in a term it already voted in), figure8 (crashy, with isolations, one
+commits), chaotic (frequent crashes and network changes: many elections), crashy (members crash often, most
+right after a write completes, and come back at once; messages are slow; no pre-vote or check-quorum:
+elections overlap and a restarted member is asked for its vote in a term it already voted in), figure8
+(crashy timings, with the leader isolated often, no crash right after a write, one
 entry per append message and one message in flight: a new leader's log reaches followers entry by entry, so
 an earlier term's entry can be acknowledged by a majority before the new term's first entry is, the setting
 of Raft's figure 8)."""
