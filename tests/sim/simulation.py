@@ -154,11 +154,18 @@ class Outcome:
 
 class Simulation:
     def __init__(
-        self, seed: int, members: int | None = None, flavor: str | None = None, judge_history: bool = True
+        self,
+        seed: int,
+        members: int | None = None,
+        flavor: str | None = None,
+        judge_history: bool = True,
+        check_invariants: bool = True,
     ) -> None:
-        """judge_history=False skips lincheck (the invariants still run): for measuring invariant bugs fast."""
+        """judge_history=False skips lincheck (to measure invariant bugs fast); check_invariants=False skips
+        the Raft invariants (to show what lincheck alone sees from the clients' side)."""
         self.seed = seed
         self.judge_history = judge_history
+        self.check_invariants = check_invariants
         self.rng = random.Random(seed)
         self.plan = Plan.from_seed(self.rng, members, flavor)
         p = self.plan
@@ -197,7 +204,8 @@ class Simulation:
                 self.now, self._sub = when, 0
             fn(*args)
             self._pump()
-            self.inv.check()
+            if self.check_invariants:
+                self.inv.check()
         for m in self.members.values():
             for what, n in m.counts.items():
                 self.faults[what] = self.faults.get(what, 0) + n
@@ -231,7 +239,8 @@ class Simulation:
             if not m.is_up(self.now):
                 continue
             out, states = m.take_readies()
-            self.inv.read_answered(m.id, states)
+            if self.check_invariants:
+                self.inv.read_answered(m.id, states)
             self.send(out)
             m.serve_reads()
             if m.unpersisted and not self._persisting.get(m.id):
@@ -363,7 +372,7 @@ class Simulation:
         answer = lambda response: self._answer(c, number, response)  # noqa: E731
         if isinstance(request, h.Range):
             ctx = f"{m.id}.{m.generation}.{c.id}.{number}".encode()
-            if not request.serializable:
+            if not request.serializable and self.check_invariants:
                 self.inv.read_issued(ctx)
             taken = m.read(request, ctx, answer)
         else:
@@ -379,15 +388,23 @@ class Simulation:
             self.at(self.now + self.rng.randint(0, 20), self._issue, c)
 
 
-def run(seed: int, members: int | None = None, flavor: str | None = None, judge_history: bool = True) -> Outcome:
+def run(
+    seed: int,
+    members: int | None = None,
+    flavor: str | None = None,
+    judge_history: bool = True,
+    check_invariants: bool = True,
+) -> Outcome:
     """One run; members and flavor, when given, override the seed's choice (the rest still follows it)."""
-    return Simulation(seed, members, flavor, judge_history).run()
+    return Simulation(seed, members, flavor, judge_history, check_invariants).run()
 
 
-def failure_of(seed: int, members: int | None = None, flavor: str | None = None) -> str | None:
+def failure_of(
+    seed: int, members: int | None = None, flavor: str | None = None, check_invariants: bool = True
+) -> str | None:
     """Why the run of `seed` fails (a Raft invariant, the core refusing a state, or lincheck), or None."""
     try:
-        outcome = run(seed, members, flavor)
+        outcome = run(seed, members, flavor, check_invariants=check_invariants)
     except AssertionError as exc:
         return f"{type(exc).__name__}: {exc}"
     except RaftError as exc:
