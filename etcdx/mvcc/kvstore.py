@@ -13,7 +13,7 @@ Every rule here was checked against etcd 3.5.1 by the differential tests (tests/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
@@ -96,6 +96,8 @@ class KVStore:
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
+        # Applies a V2Request at a log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
+        self.v2_applier: Callable[[Message, int], object] | None = None
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
@@ -382,6 +384,8 @@ class KVStore:
             return self._lease_revoke(request.lease_revoke)
         if kind == "alarm":
             return self._alarm(request.alarm)
+        if kind == "v2" and self.v2_applier is not None:
+            return self.v2_applier(request.v2, self._consistent_index)
         return None
 
     def _close_open_write(self) -> None:

@@ -63,7 +63,7 @@ def test_flag_and_environment_together_is_fatal():
         (["--election-timeout", "100"], r"--election-timeout\[100ms\] should be at least as 5 times as"),
         (["--election-timeout", "60000"], "is too long, and should be set less than 50000ms"),
         (["--auto-tls"], "etcdx: --auto-tls is not implemented yet"),
-        (["--enable-v2=true"], "etcdx: --enable-v2 is not implemented yet"),
+        (["--client-cert-auth=true"], "etcdx: --client-cert-auth is not implemented yet"),
         (["--initial-cluster", "other=http://localhost:2380"], 'couldn\'t find local name "default"'),
     ],
 )
@@ -74,6 +74,12 @@ def test_refused_configurations(argv, message):
 
 def test_not_implemented_flag_at_its_default_is_accepted():
     assert parse_config(["--auto-tls=false", "--enable-v2=false", "--cors", "*"], {}).name == "default"
+
+
+def test_enable_v2_from_flag_and_environment():
+    assert parse_config(["--enable-v2"], {}).enable_v2
+    assert parse_config([], {"ETCD_ENABLE_V2": "true"}).enable_v2
+    assert not parse_config([], {}).enable_v2
 
 
 def test_config_file_replaces_flags_and_environment(tmp_path):
