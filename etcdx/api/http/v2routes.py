@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import posixpath
 import urllib.parse
+from email.utils import formatdate
 
 from etcdx.api.http.v2cluster import V2Cluster
 from etcdx.api.http.v2common import CORS, TEXT
@@ -35,6 +36,11 @@ class V2Routes:
         self._cluster = V2Cluster(server)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = await self._route(request)
+        # Go's net/http dates every answer.
+        return HttpResponse(response.status, [*response.headers, ("date", formatdate(usegmt=True))], response.body)
+
+    async def _route(self, request: HttpRequest) -> HttpResponse:
         raw_path, sep, query = request.target.partition("?")
         path = urllib.parse.unquote(raw_path, errors="surrogateescape")
         cleaned = _clean(path)
