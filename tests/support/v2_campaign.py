@@ -71,7 +71,7 @@ class Server:
 def _read_event(conn, response, timeout: float, out: list) -> None:
     try:
         conn.sock.settimeout(timeout)
-        out.append(response.fp.readline())
+        out.append(response.readline())
     except (OSError, http.client.HTTPException):
         out.append(b"<no event>")
     finally:
@@ -130,9 +130,10 @@ class Campaign:
     def compare(self, label: str, a: Answer, b: Answer, unsorted: bool = False) -> None:
         self.checked += 1
         try:
-            kind = f"error {json.loads(a.body)['errorCode']}"
+            parsed = json.loads(a.body)
+            kind = f"error {parsed['errorCode']}" if "errorCode" in parsed else f"{a.status} {parsed['action']}"
         except (ValueError, KeyError, TypeError):
-            kind = f"http {a.status}" if a.body else "headers"
+            kind = f"http {a.status} {a.body[:10]!r}" if a.body else "wait headers"
         self.codes[kind] = self.codes.get(kind, 0) + 1
         problems = []
         if a.status != b.status:

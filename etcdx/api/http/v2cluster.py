@@ -55,12 +55,12 @@ class V2Cluster:
         if request.method != "GET":
             # Adding, removing or changing members needs Raft membership, which etcdx does not run yet.
             message = "etcdx: membership changes are not implemented yet (they need Raft)"
-            return _json(500, {"message": message}, extra=extra)
+            return _json(500, {"message": message}, newline=False, extra=extra)
         if sub == "":
             return _json(200, {"members": [self._member()]}, extra=extra)
         if sub == "leader":
             return _json(200, self._member(), extra=extra)
-        return _json(404, {"message": "Not found"}, extra=extra)
+        return _json(404, {"message": "Not found"}, newline=False, extra=extra)
 
     def machines(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):

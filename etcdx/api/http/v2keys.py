@@ -155,10 +155,11 @@ def _success_headers(server: EtcdServer, etcd_index: int) -> list[tuple[str, str
     ]
 
 
-def _event_response(server: EtcdServer, event: Event, value_on_success: bool, head: bool) -> HttpResponse:
+def _event_response(server: EtcdServer, event: Event, value_on_success: bool) -> HttpResponse:
     status = 201 if event.is_created else 200
-    body = b"" if head else event.body(KEYS_NAMESPACE, value_on_success)
-    return HttpResponse(status, _success_headers(server, event.etcd_index), body)
+    return HttpResponse(
+        status, _success_headers(server, event.etcd_index), event.body(KEYS_NAMESPACE, value_on_success)
+    )
 
 
 async def _watch_events(watcher: Watcher, stream: bool) -> AsyncIterator[bytes]:
@@ -196,7 +197,7 @@ async def serve_keys(server: EtcdServer, request: HttpRequest) -> HttpResponse:
                 watcher = store.watch(parsed.path, parsed.recursive, parsed.stream, parsed.wait_index)
             else:
                 event = store.get(parsed.path, parsed.recursive, parsed.sorted, time.time_ns())
-                return _event_response(server, event, True, request.method == "HEAD")
+                return _event_response(server, event, True)
         except V2Error as error:
             return error_response(server, error)
         return HttpResponse(200, _success_headers(server, watcher.start_index), _watch_events(watcher, parsed.stream))
@@ -206,4 +207,4 @@ async def serve_keys(server: EtcdServer, request: HttpRequest) -> HttpResponse:
         return error_response(server, V2Error(e.RAFT_INTERNAL, exc.message, 0))
     if result.error is not None:
         return error_response(server, result.error)
-    return _event_response(server, result.events[0], parsed.value_on_success, False)
+    return _event_response(server, result.events[0], parsed.value_on_success)

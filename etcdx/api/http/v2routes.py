@@ -37,8 +37,11 @@ class V2Routes:
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         response = await self._route(request)
-        # Go's net/http dates every answer.
-        return HttpResponse(response.status, [*response.headers, ("date", formatdate(usegmt=True))], response.body)
+        # Go's net/http dates every answer, and declares the length of the body it does not send to HEAD.
+        headers = [*response.headers, ("date", formatdate(usegmt=True))]
+        if request.method == "HEAD" and isinstance(response.body, bytes):
+            return HttpResponse(response.status, [*headers, ("content-length", str(len(response.body)))], b"")
+        return HttpResponse(response.status, headers, response.body)
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
         raw_path, sep, query = request.target.partition("?")
