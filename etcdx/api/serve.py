@@ -31,7 +31,7 @@ async def serve_clients(
     max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
     limits = DEFAULT_LIMITS.shared_by(len(addresses))
     async with trio.open_nursery() as nursery:
-        if server.v2store is not None:
+        if server.settings.enable_v2:
             nursery.start_soon(run_expiry, server)
         ports = []
         for host, port in addresses:

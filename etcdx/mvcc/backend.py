@@ -75,6 +75,12 @@ class Backend:
     def put_meta_int(self, txn: lmdb.Transaction, name: bytes, value: int) -> None:
         txn.put(name, _U64.pack(value + (1 << 63)), db=self.meta_db)
 
+    def get_meta_bytes(self, txn: lmdb.Transaction, name: bytes) -> bytes | None:
+        return txn.get(name, db=self.meta_db)
+
+    def put_meta_bytes(self, txn: lmdb.Transaction, name: bytes, value: bytes) -> None:
+        txn.put(name, value, db=self.meta_db)
+
     def scan_revisions(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (revision key, value) of the key bucket in revision order (for rebuilding the index)."""
         with self.env.begin(buffers=False) as txn:

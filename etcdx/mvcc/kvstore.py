@@ -98,6 +98,8 @@ class KVStore:
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
         # Applies a V2Request at a log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
         self.v2_applier: Callable[[Message, int], object] | None = None
+        # The v2 store's state to commit with the consistent index (None when unchanged since the last commit).
+        self.v2_state: Callable[[], bytes | None] | None = None
         with backend.begin_read() as txn:
             self._consistent_index = backend.get_meta_int(txn, meta.META_CONSISTENT_INDEX, 0)
             self._compact_rev = backend.get_meta_int(txn, meta.META_FINISHED_COMPACT, -1)
@@ -312,6 +314,8 @@ class KVStore:
         self._uncommitted_entries = 0
         self._holds_compaction = False
         try:
+            if self.v2_state is not None and (state := self.v2_state()) is not None:
+                self.backend.put_meta_bytes(txn, meta.META_V2_STORE, state)
             self.backend.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
             txn.commit()
         except BaseException:
@@ -320,6 +324,11 @@ class KVStore:
             raise
         self._committed_index = self._consistent_index
         return self._committed_index
+
+    def saved_v2_state(self) -> bytes | None:
+        """The v2 store's state as of the consistent index, if one was ever committed."""
+        with self.backend.begin_read() as txn:
+            return self.backend.get_meta_bytes(txn, meta.META_V2_STORE)
 
     def abort(self) -> None:
         """Drops the batch transaction, if one is open, and what it holds (for a member that stops)."""

@@ -49,7 +49,7 @@ from etcdx.server.local_log import LocalLog
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
-from etcdx.v2store.bootstrap import register_member
+from etcdx.v2store.bootstrap import register_member, state_if_changed
 from etcdx.v2store.store import V2Store
 from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalWriteError
 
@@ -109,10 +109,7 @@ class EtcdServer:
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
         self._failure: str | None = None  # why the member cannot write any more (it is stopping)
         self.durable_index = 0  # the highest index a completed backend sync covers
-        # The v2 store (--enable-v2): in memory, holding what was written since this start (docs/differences.md).
-        self.v2store: V2Store | None = None
-        if settings.enable_v2:
-            self.v2store = register_member(settings, time.time_ns())
+        self.v2store: V2Store | None = None  # with --enable-v2, from start-up on
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -130,8 +127,10 @@ class EtcdServer:
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor, self.alarms)
-            if self.v2store is not None:
+            if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
+                self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
                 self.store.v2_applier = lambda request, index: self.v2store.apply(request, index, time.time_ns())
+                self.store.v2_state = lambda: state_if_changed(self.v2store)
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,

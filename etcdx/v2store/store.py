@@ -106,6 +106,8 @@ class V2Store:
         self.read_only = frozenset(["/", *namespaces])
         self.current_index = 0
         self.applied_index = 0  # the log index of the last request applied
+        self.changed = False  # a request was applied since the state was last taken (bootstrap.state_if_changed)
+        self.restored = False  # loaded from a saved state (the member publishes its attributes again)
         self.hub = WatcherHub()
         self.stats = StoreStats()
         self._ttl_heap: list[tuple[int, int, Node]] = []
@@ -435,7 +437,10 @@ class V2Store:
         try:
             method = request.method
             if method == "SYNC":
-                return V2Result(events=self.delete_expired(request.time, now))
+                expired = self.delete_expired(request.time, now)
+                self.changed = self.changed or bool(expired)
+                return V2Result(events=expired)
+            self.changed = True  # even a failed write may have left directories it created on its way
             if method == "POST":
                 event = self.create(request.path, request.dir, request.value, True, expire, now)
             elif method == "DELETE":

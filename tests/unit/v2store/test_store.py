@@ -213,3 +213,23 @@ def test_apply_answers_errors_and_skips_indexes_already_applied():
     failed = store.apply(V2Request(method="PUT", path="/1/a/b/c", value="x"), 8, NOW)
     assert (failed.error.code, failed.error.cause) == (104, "/1/a/b")
     assert failed.error.body() == b'{"errorCode":104,"message":"Not a directory","cause":"/1/a/b","index":4}\n'
+
+
+def test_saved_state_restores_tree_ttls_index_and_counters():
+    from etcdx.v2store.bootstrap import state_if_changed
+
+    store = fresh()
+    log = Log(store)
+    log(method="PUT", path="/d/_h", value="hidden")
+    log(method="PUT", path="/d/t", value="v", expiration=NOW + 5 * SECOND)
+    log(method="PUT", path="/e", dir=True)
+    saved = state_if_changed(store)
+    assert state_if_changed(store) is None  # nothing changed since
+    restored = register_member(server_settings("/unused"), NOW, saved)
+    assert restored.restored and restored.current_index == store.current_index
+    assert restored.stats == store.stats
+    assert get(restored, "", recursive=True) == get(store, "", recursive=True)
+    assert get(restored, "/d/_h")["node"]["value"] == "hidden"
+    Log(restored)(method="SYNC", time=NOW + 5 * SECOND)
+    with pytest.raises(V2Error):
+        restored.get("/1/d/t", False, False, NOW)
