@@ -13,6 +13,7 @@ import posixpath
 from collections import deque
 from collections.abc import Callable
 
+from etcdx.v2store.errors import V2Error
 from etcdx.v2store.events import Event, EventHistory
 
 QUEUE_CAPACITY = 100
@@ -68,7 +69,7 @@ class WatcherHub:
         then not registered, as in etcd, even for a stream), else registered for what comes."""
         try:
             event = self.history.scan(key, recursive, since)
-        except Exception as exc:
+        except V2Error as exc:
             exc.index = store_index
             raise
         if event is not None:

@@ -1,6 +1,7 @@
 """The seed's etcdctl v2 commands (etcdctl 3.4, ETCDCTL_API=2) give the same output against etcdx as against
 etcd 3.4.23, both with --enable-v2. Normalised: the member ID and the URLs in `member list` (each member has
-its own). `member add` and `member remove` need Raft membership, which etcdx does not run yet (README)."""
+its own). `member add`, and `member remove` of the member itself, need Raft membership, which etcdx does not
+run yet (docs/differences.md); removing an unknown member gives etcd's answer."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ COMMANDS = [
     ["-o", "json", "get", "/dir/testkey"],
     ["watch", "--after-index", "4", "/testdir/testkey"],
     ["member", "list"],
+    ["member", "remove", "1234abcd"],
 ]
 
 # A watcher, and the key whose set wakes it. etcdctl 3.4's exec-watch takes its LAST argument as the key when

@@ -53,14 +53,30 @@ class V2Cluster:
             return _not_allowed("GET,POST,DELETE,PUT")
         extra = [cluster_header(self._server)]
         if request.method != "GET":
-            # Adding, removing or changing members needs Raft membership, which etcdx does not run yet.
-            message = "etcdx: membership changes are not implemented yet (they need Raft)"
-            return _json(500, {"message": message}, newline=False, extra=extra)
+            return self._change_member(request, sub, extra)
         if sub == "":
             return _json(200, {"members": [self._member()]}, extra=extra)
         if sub == "leader":
             return _json(200, self._member(), extra=extra)
         return _json(404, {"message": "Not found"}, newline=False, extra=extra)
+
+    def _change_member(self, request: HttpRequest, sub: str, extra: list) -> HttpResponse:
+        """etcd's answers to a request that names no member of this cluster or has the wrong content type;
+        anything else would change the membership, which needs Raft (not run yet): 500."""
+        if request.method in ("DELETE", "PUT"):
+            try:
+                member_id = int(sub, 16)
+            except ValueError:
+                member_id = None
+            if member_id != self._server.member_id:
+                return _json(404, {"message": f"No such member: {sub}"}, newline=False, extra=extra)
+        if request.method in ("POST", "PUT"):
+            content_type = dict(request.headers).get("content-type", "")
+            if content_type.split(";")[0].strip() != "application/json":
+                message = f"Bad Content-Type {content_type}, accept application/json"
+                return _json(415, {"message": message}, newline=False, extra=extra)
+        message = "etcdx: membership changes are not implemented yet (they need Raft)"
+        return _json(500, {"message": message}, newline=False, extra=extra)
 
     def machines(self, request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
