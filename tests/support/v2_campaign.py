@@ -36,7 +36,7 @@ KEYS = ["a", "b", "_h", "d/x", "d/y", "d/_h", "d/e/z", "q"]
 DIRS = ["d", "d/e", "q", "f"]
 VALUES = ["v1", "v2", "", "héllo", "a&b<c>", "x y"]
 SHORT_TTLS = [2, 3]  # in one sequence of five: they run out, and the sequence waits for that on both servers
-LONG_TTLS = [100, 300]  # in the others: shown, refreshed and compared, never reached during the run
+LONG_TTLS = [3600, 86400]  # in the others: shown, refreshed and compared, never reached during a run
 FILL = 1000  # writes before the sequences, so that waits can fall before the 1000-event window
 
 
