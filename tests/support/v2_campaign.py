@@ -106,8 +106,8 @@ def normalise(body: bytes, unsorted: bool) -> tuple[object, list]:
     if isinstance(value, dict):
         for name in ("node", "prevNode"):
             if isinstance(value.get(name), dict):
-                _ttls(value[name], ttls)
                 _normalise_nodes(value[name], unsorted)
+                _ttls(value[name], ttls)  # after sorting: an unsorted listing's TTLs in key order
     return value, ttls
 
 
