@@ -329,10 +329,15 @@ def run_sequence(campaign: Campaign, seed: int, length: int) -> None:
         a, b = campaign.both(method, path, query, form)
         campaign.compare(where, a, b, unsorted)
         remember(k, a)
-    # Let every TTL this sequence set run out on both servers, so the next sequence starts from the same index.
+    # Let every TTL this sequence set run out on both servers, so the next sequence starts from the same index;
+    # then read the first expire (or other) event under the sequence's keys since its last operation.
     left = campaign.max_expiry - time.monotonic()
     if left > -1.5:
+        before = _current_index(campaign)
         time.sleep(left + 1.5)
+        if short:
+            query = {"wait": "true", "recursive": "true", "waitIndex": str(before + 1)}
+            _wait(campaign, base, query, f"{label} after expiry", None)
 
 
 def _wait_next(campaign: Campaign, rng: random.Random, base: str, where: str) -> None:
