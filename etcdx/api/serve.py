@@ -6,6 +6,7 @@ import trio
 
 from etcdx.api.grpc.router import build_resolver
 from etcdx.api.http.endpoints import HttpEndpoints
+from etcdx.api.http.v2expiry import run_expiry
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import ListenAddress, serve_client_port
@@ -30,6 +31,8 @@ async def serve_clients(
     max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
     limits = DEFAULT_LIMITS.shared_by(len(addresses))
     async with trio.open_nursery() as nursery:
+        if server.settings.enable_v2:
+            nursery.start_soon(run_expiry, server)
         ports = []
         for address in addresses:
             bound = await nursery.start(

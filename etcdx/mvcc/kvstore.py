@@ -16,7 +16,7 @@ Every rule here was checked against etcd 3.5.1 by the differential tests (tests/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 from etcdx import errors
@@ -64,6 +64,8 @@ class KVStore:
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
+        # The v2 store's state to commit with the consistent index (None when unchanged since the last commit).
+        self.v2_state: Callable[[], bytes | None] | None = None
         with backend.begin_read() as view:
             self._consistent_index = rows.get_meta_int(view, meta.META_CONSISTENT_INDEX, 0)
             self._consistent_term = rows.get_meta_int(view, meta.META_TERM, 0)
@@ -295,6 +297,8 @@ class KVStore:
         self._uncommitted_entries = 0
         self._holds_compaction = False
         try:
+            if self.v2_state is not None and (state := self.v2_state()) is not None:
+                rows.put_meta_bytes(txn, meta.META_V2_STORE, state)
             rows.put_meta_int(txn, meta.META_CONSISTENT_INDEX, self._consistent_index)
             rows.put_meta_int(txn, meta.META_TERM, self._consistent_term)
             txn.commit()
@@ -304,6 +308,11 @@ class KVStore:
             raise
         self._committed_index = self._consistent_index
         return self._committed_index
+
+    def saved_v2_state(self) -> bytes | None:
+        """The v2 store's state as of the consistent index, if one was ever committed."""
+        with self.backend.begin_read() as view:
+            return rows.get_meta_bytes(view, meta.META_V2_STORE)
 
     def abort(self) -> None:
         """Drops the batch transaction, if one is open, and what it holds (for a member that stops)."""

@@ -1,7 +1,8 @@
 """Encodings of the rows of the meta, lease and alarm tables, read and written through a TableView or
 TableWriter (tables.py). Pure. The encodings are fixed by the files already on disk.
 
-- meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order);
+- meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order), or the
+  bytes as they are for a meta row that holds a blob (the v2 store's state);
 - lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
 - alarm: uint64 member id + uint32 alarm type -> b"";
 - members: uint64 member id -> serialized etcdserverpb.Member (kept as bytes here: mvcc does not decode it).
@@ -26,6 +27,14 @@ def get_meta_int(view: TableView, name: bytes, default: int) -> int:
 
 def put_meta_int(txn: TableWriter, name: bytes, value: int) -> None:
     txn.put(META_DB, name, _U64.pack(value + (1 << 63)))
+
+
+def get_meta_bytes(view: TableView, name: bytes) -> bytes | None:
+    return view.get(META_DB, name)
+
+
+def put_meta_bytes(txn: TableWriter, name: bytes, value: bytes) -> None:
+    txn.put(META_DB, name, value)
 
 
 def put_lease(txn: TableWriter, lease_id: int, ttl: int) -> None:

@@ -308,7 +308,9 @@ async def _call(handler: HttpHandler, request: HttpRequest) -> HttpResponse:
 async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: HttpResponse) -> None:
     headers = list(response.headers)
     if isinstance(response.body, bytes):
-        headers.append(("content-length", str(len(response.body))))
+        # A handler may declare the length itself: the answer to HEAD names the length of the GET body it omits.
+        if not any(name == "content-length" for name, _ in headers):
+            headers.append(("content-length", str(len(response.body))))
         out = conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
         if response.body:
             out += conn.send(h11.Data(data=response.body))

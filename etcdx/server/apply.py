@@ -15,6 +15,8 @@ Call ``apply`` inside ``store.apply_batch()``; ``store.commit()`` makes the batc
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.protobuf.message import Message
 
 from etcdx import errors
@@ -68,6 +70,8 @@ class Applier:
         self.store = store
         self.lessor = lessor
         self.alarms = alarms
+        # Applies a V2Request at its log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
+        self.v2_applier: Callable[[Message, int], object] | None = None
         with store.backend.begin_read() as view:
             alarms.replace(rows.alarms(view))
 
@@ -127,6 +131,8 @@ class Applier:
             return self._lease_revoke(request.lease_revoke)
         if kind == "alarm":
             return self._alarm(request.alarm)
+        if kind == "v2" and self.v2_applier is not None:
+            return self.v2_applier(request.v2, store.consistent_index)
         return None
 
     def _lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:

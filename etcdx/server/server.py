@@ -76,6 +76,8 @@ from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
+from etcdx.v2store.bootstrap import register_member, state_if_changed
+from etcdx.v2store.store import V2Store
 from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalWriteError
 
 log = get_logger("etcdx.server")
@@ -163,6 +165,7 @@ class EtcdServer:
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
         self._failure: str | None = None  # why the member cannot write any more (it is stopping)
         self.durable_index = 0  # the highest index a completed backend sync covers
+        self.v2store: V2Store | None = None  # with --enable-v2, from start-up on
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -182,6 +185,10 @@ class EtcdServer:
             self.store = KVStore(self.backend, self.lessor)
             self.applier = Applier(self.store, self.lessor, self.alarms)
             self.members = self._load_membership()
+            if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
+                self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
+                self.applier.v2_applier = lambda request, index: self.v2store.apply(request, index, time.time_ns())
+                self.store.v2_state = lambda: state_if_changed(self.v2store)
             try:
                 self.wal, replay = await WAL.open(
                     s.wal_path,

@@ -32,6 +32,7 @@ class ServerSettings:
     wal_segment_bytes: int
     backend_batch_interval: float  # seconds the batch transaction stays open after its first change
     backend_batch_limit: int  # applied entries that make the batch transaction commit at once
+    enable_v2: bool = False  # serve the v2 API (--enable-v2); its store exists only then
 
     @property
     def member_dir(self) -> str:

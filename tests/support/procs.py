@@ -24,6 +24,8 @@ ETCD = os.path.join(ETCD_BIN, "etcd")
 ETCDCTL = os.path.join(ETCD_BIN, "etcdctl")
 # etcdctl 3.4 from Debian's etcd-client package (scripts/test.sh installs it): 3.4 clients must keep working.
 ETCDCTL_34 = "/usr/bin/etcdctl"
+# etcd 3.4.23 from Debian's etcd-server package: the oracle for the v2 API (run with --enable-v2).
+ETCD_34 = "/usr/bin/etcd"
 READY_TIMEOUT = 30.0
 _live: dict[int, subprocess.Popen] = {}
 
@@ -153,6 +155,13 @@ def etcd_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = 
     data_dir = str(tmp_path / f"{name}-{client_port}.etcd")
     argv = [ETCD, *_cluster_flags(name, data_dir, client_port, peer_port), *extra_args]
     return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcd-{client_port}.log"))
+
+
+def etcd34_process(tmp_path, name: str = "default", extra_args: tuple[str, ...] = ()) -> ServerProcess:
+    client_port, peer_port = free_ports(2)
+    data_dir = str(tmp_path / f"{name}-{client_port}.etcd34")
+    argv = [ETCD_34, *_cluster_flags(name, data_dir, client_port, peer_port), *extra_args]
+    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"etcd34-{client_port}.log"))
 
 
 def etcdx_process(

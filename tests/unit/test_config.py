@@ -75,7 +75,7 @@ def test_flag_and_environment_together_is_fatal():
             "cipher suites cannot be configured when only TLS1.3 is enabled",
         ),
         (["--auto-tls", "--self-signed-cert-validity", "0"], "selfSignedCertValidity is invalid"),
-        (["--enable-v2=true"], "etcdx: --enable-v2 is not implemented yet"),
+        (["--experimental-enable-v2v3=x"], "etcdx: --experimental-enable-v2v3 is not implemented yet"),
         (["--initial-cluster", "other=http://localhost:2380"], 'couldn\'t find local name "default"'),
     ],
 )
@@ -86,6 +86,12 @@ def test_refused_configurations(argv, message):
 
 def test_not_implemented_flag_at_its_default_is_accepted():
     assert parse_config(["--auto-tls=false", "--enable-v2=false", "--cors", "*"], {}).name == "default"
+
+
+def test_enable_v2_from_flag_and_environment():
+    assert parse_config(["--enable-v2"], {}).enable_v2
+    assert parse_config([], {"ETCD_ENABLE_V2": "true"}).enable_v2
+    assert not parse_config([], {}).enable_v2
 
 
 def test_config_file_replaces_flags_and_environment(tmp_path):

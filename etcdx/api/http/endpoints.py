@@ -8,6 +8,7 @@ import urllib.parse
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from etcdx.api.http import v2routes
 from etcdx.mvcc.alarms import KNOWN_ALARMS, alarm_name
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.server import metrics
@@ -38,9 +39,12 @@ class HttpEndpoints:
 
     def __init__(self, server: EtcdServer) -> None:
         self._server = server
+        self._v2 = v2routes.V2Routes(server) if server.settings.enable_v2 else None
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.target.split("?", 1)[0]
+        if self._v2 is not None and v2routes.serves(path):
+            return await self._v2(request)
         handler = {"/health": self._health, "/version": self._version, "/metrics": self._metrics}.get(path)
         if handler is None:
             return _NOT_FOUND
@@ -49,8 +53,11 @@ class HttpEndpoints:
         return handler(request)
 
     def body_limit(self, method: str, target: str) -> int | None:
-        """None: no path served here reads a body (as in etcd, /health, /version and /metrics ignore it), so
-        net/http1.py drops a small one and answers a large one without reading it, closing the connection."""
+        """None for paths that read no body (as in etcd, /health, /version and /metrics ignore it), so
+        net/http1.py drops a small one and answers a large one without reading it, closing the connection;
+        the v2 API reads a form of up to Go's ParseForm limit."""
+        if self._v2 is not None and v2routes.serves(target.split("?", 1)[0]):
+            return v2routes.BODY_LIMIT
         return None
 
     def _health(self, request: HttpRequest) -> HttpResponse:
