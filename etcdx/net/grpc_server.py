@@ -106,9 +106,11 @@ class DeferredUnaryMethod:
     it (such as the apply of a proposal): no task per call. The handler runs in the connection's reader; an
     error it raises ends the call. ``reply`` takes the response bytes or an EtcdError, once, and never raises;
     it is a no-op if the call ended meanwhile (stream reset, connection gone). A reply that arrives after the
-    call's deadline ends it with DEADLINE_EXCEEDED instead (the client enforces its deadline itself too)."""
+    call's deadline ends it with DEADLINE_EXCEEDED instead (the client enforces its deadline itself too).
+    A handler that has its answer at once may return the response bytes instead of calling ``reply`` (then
+    it must not call it); otherwise it returns None."""
 
-    handler: Callable[[bytes, RpcContext, Reply], None]
+    handler: Callable[[bytes, RpcContext, Reply], bytes | None]
 
 
 @dataclass(frozen=True)
@@ -557,9 +559,12 @@ class GrpcConnection:
 
     def _run_deferred(self, call: _Call, message: bytes) -> None:
         try:
-            call.method.handler(message, call.ctx, lambda outcome: self._deferred_reply(call, outcome))
+            at_once = call.method.handler(message, call.ctx, lambda outcome: self._deferred_reply(call, outcome))
         except Exception as exc:
             self._finish(call, *_outcome(call, exc))
+            return
+        if at_once is not None:
+            self._reply(call, at_once)
 
     def _deferred_reply(self, call: _Call, outcome: bytes | EtcdError) -> None:
         """A deferred call's ``reply`` (DeferredUnaryMethod's contract). It runs in whatever task finished the

@@ -66,6 +66,9 @@ class Raft:
         """Invariant: never decreases."""
         self.vote = NONE
         """Whom this member voted for in `term`. Invariant: set at most once per term."""
+        self.term_start_index = 0
+        """As leader: the index of its term's first entry; an entry of the term is committed once the commit
+        index reaches it (committed_entry_in_current_term without a log lookup)."""
         self.lead = NONE
         self.role = Role.FOLLOWER
         self.read_only = ReadOnly()
@@ -178,6 +181,7 @@ class Raft:
         )
         # An empty entry of the new term: committing it commits everything before it (Raft §5.4.2, §8).
         self.append_entries([Entry(term=0, index=0)])
+        self.term_start_index = self.log.last_index()
 
     # -- sending -------------------------------------------------------------------------------------------
     def send(self, m: Message) -> None:
@@ -254,6 +258,21 @@ class Raft:
         stamped = [Entry(self.term, last + 1 + k, e.type, e.data) for k, e in enumerate(entries)]
         last = self.log.append(stamped)
         self.send(Message(T.APP_RESP, to=self.id, index=last))
+
+    def append_proposals(self, datas: list[bytes]) -> None:
+        """Leader: append_entries for normal entries holding ``datas`` (no intermediate entries built)."""
+        term, first = self.term, self.log.last_index() + 1
+        last = self.log.append([Entry(term, first + k, EntryType.NORMAL, data) for k, data in enumerate(datas)])
+        self.send(Message(T.APP_RESP, to=self.id, index=last))
+
+    def can_take_proposals(self) -> bool:
+        """Whether a leader takes normal proposals now: leader_propose's checks for entries without conf changes."""
+        return (
+            self.role is Role.LEADER
+            and self.lead_transferee == NONE
+            and not self.removing_self
+            and self.id in self.tracker.progress
+        )
 
     def maybe_commit(self) -> bool:
         return self.log.maybe_commit(self.tracker.committed(), self.term)

@@ -31,6 +31,7 @@ from etcdx.raft.messages import (
     Message,
     MessageType,
     ReadState,
+    Role,
     Snapshot,
     SoftState,
 )
@@ -111,8 +112,15 @@ class RawNode:
     def propose_batch(self, datas: list[bytes]) -> None:
         """Several proposals as one message: one append and one acknowledgement for all of them (a shell
         batches what its clients proposed since its last Ready). All are taken, or ProposalDroppedError."""
+        r = self.raft
+        if r.can_take_proposals():
+            # What stepping the MsgProp would do on this leader, without building the message: a leader's
+            # shell proposes every write, so this is its hot path.
+            r.append_proposals(datas)
+            r.bcast_append()
+            return
         entries = tuple(Entry(0, 0, EntryType.NORMAL, data) for data in datas)
-        self.raft.step(Message(MessageType.PROP, entries=entries))
+        r.step(Message(MessageType.PROP, entries=entries))
 
     def propose_conf_change(self, cc: ConfChange) -> None:
         self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()),)))
@@ -129,6 +137,16 @@ class RawNode:
     def read_index(self, context: bytes) -> None:
         """Ask for a read index; the answer comes as a ReadState with this context (Raft thesis §6.4)."""
         self.raft.step(Message(MessageType.READ_INDEX, context=context))
+
+    def read_index_now(self) -> int | None:
+        """The answer read_index would give at once, without building a request: this member's commit index
+        when it is the only voter and leads with an entry of its term committed (Raft thesis §6.4; no other
+        member can have committed more); None when a ReadIndex must go through the core."""
+        r = self.raft
+        voters = r.tracker.conf.voters
+        if r.role is Role.LEADER and len(voters) == 1 and r.id in voters and r.log.committed >= r.term_start_index:
+            return r.log.committed
+        return None
 
     def take_read_states(self) -> list[ReadState]:
         """The read states answered since the last Ready, taken now instead of in the next Ready: a member

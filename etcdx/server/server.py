@@ -765,6 +765,13 @@ class EtcdServer:
 
     # -- linearizable reads ------------------------------------------------------------------
 
+    def can_read_now(self) -> bool:
+        """Whether a read served now is linearizable without waiting: the read index this member can give
+        alone (as the only voter) is already applied. The common case of a single member, checked before
+        anything is queued."""
+        index = self.node.read_index_now()
+        return index is not None and index <= self.store.consistent_index
+
     def linearizable_read_nowait(self, done: Callable[[errors.EtcdError | None], None]) -> None:
         """Calls ``done(None)`` once a read served now would be linearizable (read_index.py), or
         ``done(error)`` if it cannot be served. ``done`` runs inside the Ready loop and must not raise."""

@@ -29,15 +29,14 @@ class KVService:
             "/etcdserverpb.KV/Compact": DeferredUnaryMethod(self.compact),
         }
 
-    def range(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
+    def range(self, data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
         """Served from the applied state, encoded from the stored KeyValue bytes where the store can
         (EtcdServer.range_encoded): a serializable range at once, a linearizable one once a ReadIndex says
         the applied state covers every write committed before it arrived."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
-        if request.serializable:
-            reply(self._server.range_encoded(request))
-            return
+        if request.serializable or self._server.can_read_now():
+            return self._server.range_encoded(request)
 
         def serve(error: EtcdError | None) -> None:
             if error is None:
@@ -49,6 +48,7 @@ class KVService:
                 reply(error)
 
         self._server.linearizable_read_nowait(serve)
+        return None
 
     # Writes are proposed without a task of their own: the reply is sent from the apply of their entry.
 
@@ -79,7 +79,7 @@ class KVService:
                 else:
                     reply(error)
 
-            if _is_serializable(request):
+            if _is_serializable(request) or self._server.can_read_now():
                 serve(None)
             else:
                 self._server.linearizable_read_nowait(serve)
