@@ -54,6 +54,9 @@ def settings_from_config(config: Config) -> ServerSettings:
         snapshot_catchup_entries=config.snapshot_catchup_entries,
         backend_batch_interval=config.backend_batch_interval,
         backend_batch_limit=config.backend_batch_limit,
+        auth_token=config.auth_token,
+        auth_token_ttl=config.auth_token_ttl,
+        bcrypt_cost=config.bcrypt_cost,
         # Test-only knob (small segments make release observable in a short run); not an etcd flag.
         wal_segment_bytes=int(os.environ.get("ETCDX_TEST_WAL_SEGMENT_BYTES") or SEGMENT_BYTES),
     )

@@ -1,16 +1,17 @@
-"""Encodings of the rows of the meta, lease and alarm tables, read and written through a TableView or
+"""Encodings of the rows of the meta, lease, alarm and auth tables, read and written through a TableView or
 TableWriter (tables.py). Pure. The encodings are fixed by the files already on disk.
 
 - meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order);
 - lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
-- alarm: uint64 member id + uint32 alarm type -> b"".
+- alarm: uint64 member id + uint32 alarm type -> b"";
+- auth: the auth store's own records (etcdx.auth.records), stored as they are.
 """
 
 from __future__ import annotations
 
 import struct
 
-from etcdx.mvcc.schema import ALARM_DB, LEASE_DB, META_DB
+from etcdx.mvcc.schema import ALARM_DB, AUTH_DB, LEASE_DB, META_DB
 from etcdx.mvcc.tables import TableView, TableWriter
 
 _U64 = struct.Struct(">Q")
@@ -51,3 +52,17 @@ def delete_alarm(txn: TableWriter, member_id: int, alarm: int) -> None:
 def alarms(view: TableView) -> list[tuple[int, int]]:
     """Every stored active alarm as (member id, alarm type)."""
     return [_ALARM.unpack(k) for k in view.keys(ALARM_DB)]
+
+
+def auth_records(view: TableView) -> list[tuple[bytes, bytes]]:
+    """Every stored auth record, in key order (what ``AuthStore.load`` takes)."""
+    return list(view.scan(AUTH_DB))
+
+
+def write_auth(txn: TableWriter, records: list[tuple[bytes, bytes | None]]) -> None:
+    """Writes what an auth store mutation returned: a None value deletes the key."""
+    for key, value in records:
+        if value is None:
+            txn.delete(AUTH_DB, key)
+        else:
+            txn.put(AUTH_DB, key, value)

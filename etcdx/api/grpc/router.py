@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from etcdx.api.grpc.auth import AuthService
+from etcdx.api.grpc.auth_gate import guard
 from etcdx.api.grpc.cluster import ClusterService
 from etcdx.api.grpc.election import ElectionService
 from etcdx.api.grpc.health import HealthService
@@ -15,7 +17,7 @@ from etcdx.server.server import EtcdServer
 
 
 def build_routes(server: EtcdServer) -> dict:
-    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range"."""
+    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate."""
     routes: dict = {}
     services = (
         KVService(server),
@@ -25,10 +27,11 @@ def build_routes(server: EtcdServer) -> dict:
         ElectionService(server),
         MaintenanceService(server),
         ClusterService(server),
+        AuthService(server),
         HealthService(),
     )
     for service in services:
-        routes.update(service.methods())
+        routes.update((path, guard(server, path, method)) for path, method in service.methods().items())
     return routes
 
 

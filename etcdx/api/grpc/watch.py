@@ -8,11 +8,14 @@ back to catching up from history (see etcdx.mvcc.watch).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
+from etcdx import errors
+from etcdx.api.grpc.auth_gate import who
 from etcdx.api.grpc.codec import decode
+from etcdx.auth import checks
 from etcdx.mvcc.watch import Watcher
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
 from etcdx.pb.etcdserverpb import rpc_pb2
@@ -34,7 +37,17 @@ class WatchService:
         return {"/etcdserverpb.Watch/Watch": BidiStreamMethod(self.watch)}
 
     async def watch(self, requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
-        stream = WatchStream(self._server)
+        server = self._server
+
+        def permitted(key: bytes, range_end: bytes) -> bool:
+            """etcd's isWatchPermitted: the stream's user (its token resolved anew) may read the range."""
+            try:
+                checks.check_watch(server.auth, who(server, ctx), key, range_end)
+            except errors.EtcdError:
+                return False
+            return True
+
+        stream = WatchStream(server, permitted)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(stream.send_loop, send)
@@ -49,8 +62,9 @@ class WatchService:
 class WatchStream(ChannelSink):
     """The WatchSink of every watcher created on one gRPC stream."""
 
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(self, server: EtcdServer, permitted: Callable[[bytes, bytes], bool] = lambda k, e: True) -> None:
         self._server = server
+        self._permitted = permitted
         self._hub = server.watch_hub
         super().__init__(QUEUE_CAPACITY)
         self._watchers: dict[int, Watcher] = {}
@@ -84,7 +98,9 @@ class WatchStream(ChannelSink):
             end = b""
         current = self._server.current_revision
         error = None
-        if end and key >= end:
+        if not self._permitted(key, create.range_end):
+            error = errors.ERR_PERMISSION_DENIED.message
+        elif end and key >= end:
             error = ERR_EMPTY_RANGE
         elif create.watch_id and create.watch_id in self._watchers:
             error = ERR_DUPLICATE_ID
