@@ -28,6 +28,7 @@ class Secured(ServerProcess):
     """A server whose client URL may be https (``ca`` set): readiness is checked over TLS then."""
 
     ca: str = ""
+    ready_cert: tuple[str, str] = ("", "")  # the client certificate and key readiness is checked with
 
     @property
     def url(self) -> str:
@@ -49,7 +50,7 @@ class Secured(ServerProcess):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with self.channel() as channel:
+                with self.channel(*self.ready_cert) as channel:
                     rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=1)
                 return
             except grpc.RpcError:
