@@ -296,3 +296,50 @@ def test_client_certificate_cn_is_the_user(tmp_path):
         root = login(channel, "root", "rootpw")  # a password (its token), if also sent, wins over the CN
         assert root.call(root.kv.Range, rpc_pb2.RangeRequest(key=b"zoo")).kvs[0].value == b"secret"
         assert root.call(root.auth.UserList, rpc_pb2.AuthUserListRequest()).users == ["alice", "root"]
+
+
+def test_open_watch_stops_when_its_user_loses_the_permission(channel):
+    root = Root(channel)
+    root.call(("auth", "UserAdd"), rpc_pb2.AuthUserAddRequest(name="wes", password="wespw"))
+    root.call(("auth", "RoleAdd"), rpc_pb2.AuthRoleAddRequest(name="wes-r"))
+    perm = auth_pb2.Permission(permType=auth_pb2.Permission.READ, key=b"w/", range_end=b"w0")
+    root.call(("auth", "RoleGrantPermission"), rpc_pb2.AuthRoleGrantPermissionRequest(name="wes-r", perm=perm))
+    root.call(("auth", "UserGrantRole"), rpc_pb2.AuthUserGrantRoleRequest(user="wes", role="wes-r"))
+    wes = login(channel, "wes", "wespw")
+    created, responses, close = _watch(wes, b"w/", b"w0")
+    assert created.created and not created.canceled
+    root.call(("kv", "Put"), rpc_pb2.PutRequest(key=b"w/1", value=b"seen"))
+    assert [e.kv.value for e in next(responses).events] == [b"seen"]
+    revoke = rpc_pb2.AuthRoleRevokePermissionRequest(role="wes-r", key=b"w/", range_end=b"w0")
+    root.call(("auth", "RoleRevokePermission"), revoke)
+    root.call(("kv", "Put"), rpc_pb2.PutRequest(key=b"w/2", value=b"not for wes"))
+    ended = next(responses)
+    close()
+    assert (ended.watch_id, ended.canceled, ended.cancel_reason, list(ended.events)) == (
+        created.watch_id,
+        True,
+        "etcdserver: permission denied",
+        [],
+    )
+
+
+def test_auth_state_survives_a_restart(tmp_path):
+    material = make_material(tmp_path)
+    server = secured(tmp_path, material, etcdx=True, tls=False, token="simple")
+    with server.start():
+        with server.channel() as channel:
+            setup_users(Client(channel))
+        server.restart()
+        with server.channel() as channel:
+            anon = Client(channel)
+            refused(
+                lambda: anon.call(anon.kv.Range, rpc_pb2.RangeRequest(key=b"foo")),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "etcdserver: user name is empty",
+            )
+            alice = login(channel, "alice", PASSWORD)
+            assert alice.call(alice.kv.Range, rpc_pb2.RangeRequest(key=b"foo")).kvs[0].value == b"1"
+            refused(lambda: alice.call(alice.kv.Range, rpc_pb2.RangeRequest(key=b"zoo")), *DENIED)
+            root = login(channel, "root", "rootpw")
+            status = root.call(root.auth.AuthStatus, rpc_pb2.AuthStatusRequest())
+            assert (status.enabled, status.authRevision) == (True, 10)  # 1 + nine changes in setup_users

@@ -16,7 +16,7 @@ import grpc
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from etcdx.pb.grpc.health.v1 import health_pb2, health_pb2_grpc
 from tests.support.procs import ETCD, READY_TIMEOUT, ServerProcess, free_ports
 from tests.support.tls_certs import CertAuthority
 
@@ -50,8 +50,8 @@ class Secured(ServerProcess):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with self.channel(*self.ready_cert) as channel:
-                    rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=1)
+                with self.channel(*self.ready_cert) as channel:  # the health service needs no user
+                    health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 return
             except grpc.RpcError:
                 time.sleep(0.1)
