@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from etcdx.auth.tokens import AuthInfo
 
@@ -26,13 +26,23 @@ def current() -> AuthInfo | None:
     return _CALLER.get()
 
 
+def enter(info: AuthInfo | None) -> Token:
+    """Starts acting as ``info`` (nobody: ANONYMOUS); ``leave`` with the token ends it (``acting_as`` without
+    the context manager's cost, for the handlers that run per request in the connection's reader)."""
+    return _CALLER.set(ANONYMOUS if info is None else info)
+
+
+def leave(token: Token) -> None:
+    _CALLER.reset(token)
+
+
 @contextlib.contextmanager
 def acting_as(info: AuthInfo | None) -> Iterator[None]:
-    token = _CALLER.set(ANONYMOUS if info is None else info)
+    token = enter(info)
     try:
         yield
     finally:
-        _CALLER.reset(token)
+        leave(token)
 
 
 @contextlib.contextmanager

@@ -118,16 +118,22 @@ def guard(server: EtcdServer, path: str, method: Method) -> Method:
         inline_handler = method.handler
 
         def inline(data: bytes, ctx: RpcContext) -> bytes:
-            with caller.acting_as(_enter(server, path, ctx, data)):
+            token = caller.enter(_enter(server, path, ctx, data))
+            try:
                 return inline_handler(data, ctx)
+            finally:
+                caller.leave(token)
 
         return InlineUnaryMethod(inline)
     if isinstance(method, DeferredUnaryMethod):
         deferred_handler = method.handler
 
         def deferred(data: bytes, ctx: RpcContext, reply: Reply) -> None:
-            with caller.acting_as(_enter(server, path, ctx, data)):
+            token = caller.enter(_enter(server, path, ctx, data))
+            try:
                 deferred_handler(data, ctx, reply)
+            finally:
+                caller.leave(token)
 
         return DeferredUnaryMethod(deferred)
     if isinstance(method, ServerStreamMethod):
