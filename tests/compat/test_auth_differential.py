@@ -18,6 +18,7 @@ import itertools
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +129,14 @@ STEPS = [
     ("alice", "elect -l zz", None, SAME),
     ("alice", "elect zz candidate", None, SAME),
     ("alice", "defrag", None, SAME),
+    ("alice", "snapshot save {tmp}/alice.db", None, SAME),
+    ("alice", "endpoint hashkv", None, SAME),
+    ("alice", "member add m2 --peer-urls=http://127.0.0.1:1", None, SAME),
+    ("alice", "member remove 1234", None, SAME),
+    ("alice", "member update 1234 --peer-urls=http://127.0.0.1:1", None, SAME),
+    ("alice", "member promote 1234", None, SAME),
+    ("-", "member add m2 --peer-urls=http://127.0.0.1:1", None, SAME),
+    ("-", "snapshot save {tmp}/anon.db", None, SAME),
     ("alice", "member list", None, SAME),
     ("alice", "alarm list", None, SAME),
     ("root", "lease grant 100", None, SAME),
@@ -171,7 +180,8 @@ def run_steps(server, binary: str) -> list[tuple[int, str, str]]:
     outputs, lease = [], "0"
     for who, args, stdin, *_ in STEPS:
         argv = [binary, "--endpoints", server.url, *server.tls_flags(), "--dial-timeout=5s", "--command-timeout=5s"]
-        argv += USERS[who] + [a.replace("''", "") for a in args.replace("{lease}", lease).split(" ")]
+        args = args.replace("{lease}", lease).replace("{tmp}", str(Path(server.data_dir).parent))
+        argv += USERS[who] + [a.replace("''", "") for a in args.split(" ")]
         try:
             result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=4)
             code, out, err = result.returncode, result.stdout, result.stderr
