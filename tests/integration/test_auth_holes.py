@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -343,3 +344,9 @@ def test_auth_state_survives_a_restart(tmp_path):
             root = login(channel, "root", "rootpw")
             status = root.call(root.auth.AuthStatus, rpc_pb2.AuthStatusRequest())
             assert (status.enabled, status.authRevision) == (True, 10)  # 1 + nine changes in setup_users
+
+
+def test_health_and_metrics_need_no_user(member):
+    for path, expected in (("/health", b'"health":"true"'), ("/metrics", b"etcd_server_has_leader")):
+        with urllib.request.urlopen(f"{member.url}{path}", timeout=10) as response:
+            assert response.status == 200 and expected in response.read()
