@@ -24,6 +24,8 @@ from etcdx.net.tls_versions import TlsFlagError, openssl_ciphers, version_range
 
 log = get_logger("etcdx.config")
 
+DEFAULT_BCRYPT_COST = 10
+
 
 class ConfigError(Exception):
     """A configuration the server refuses to start with; the message is printed as it is."""
@@ -34,7 +36,7 @@ _LOG_ROTATION_DEFAULT = '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localti
 # name -> (kind, default). Kinds: str, int, bool, urls (comma-separated list).
 IMPLEMENTED: dict[str, tuple[str, object]] = {
     "auth-token": ("str", "simple"),
-    "bcrypt-cost": ("int", 10),
+    "bcrypt-cost": ("int", DEFAULT_BCRYPT_COST),
     "auth-token-ttl": ("int", 300),
     "name": ("str", "default"),
     "data-dir": ("str", ""),
@@ -621,10 +623,14 @@ def _auth_token(value: str) -> str:
 
 
 def _bcrypt_cost(value: int) -> int:
+    """etcd's rule: a cost bcrypt does not take is replaced by the default, with a warning."""
     if not passwords.MIN_COST <= value <= passwords.MAX_COST:
-        raise ConfigError(
-            f"invalid bcrypt-cost: {value} (must be between {passwords.MIN_COST} and {passwords.MAX_COST})"
+        log.warning(
+            "use default bcrypt cost instead of the invalid given cost",
+            **{"min-cost": passwords.MIN_COST, "max-cost": passwords.MAX_COST},
+            **{"default-cost": DEFAULT_BCRYPT_COST, "given-cost": value},
         )
+        return DEFAULT_BCRYPT_COST
     return value
 
 
