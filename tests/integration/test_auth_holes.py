@@ -51,7 +51,7 @@ def refused(call, code: grpc.StatusCode, text: str) -> None:
 
 DENIED = (grpc.StatusCode.PERMISSION_DENIED, "etcdserver: permission denied")
 BAD_TOKEN = (grpc.StatusCode.UNAUTHENTICATED, "etcdserver: invalid auth token")
-OLD_REVISION = (grpc.StatusCode.INVALID_ARGUMENT, "etcdserver: revision of auth store is old")
+OLD_REVISION = (grpc.StatusCode.UNKNOWN, "auth: revision in header is old")  # etcd's answer for key operations
 
 
 def setup_users(anon: Client) -> None:

@@ -37,6 +37,7 @@ from etcdx.net.grpc_server import (
 )
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.server import caller
+from etcdx.server.apply import key_check_errors
 from etcdx.server.server import EtcdServer
 
 
@@ -55,17 +56,25 @@ def who(server: EtcdServer, ctx: RpcContext) -> AuthInfo | None:
 
 def check_read(server: EtcdServer, key: bytes, range_end: bytes = b"") -> None:
     """The calling user may read [key, range_end) (a single key when range_end is empty)."""
-    server.auth.check_read(caller.current(), key_interval(key, range_end))
+    with key_check_errors():
+        server.auth.check_read(caller.current(), key_interval(key, range_end))
+
+
+def check_read_txn(server: EtcdServer, request: rpc_pb2.TxnRequest) -> None:
+    """The calling user may read every compare and range of a read-only txn (at any depth)."""
+    with key_check_errors():
+        checks.check_txn(server.auth, caller.current(), request, lambda _: ())
 
 
 def check_lease_keys(server: EtcdServer, lease_id: int, *, time_to_live: bool, with_keys: bool = False) -> None:
     """LeaseTimeToLive (read on the attached keys when ``with_keys``) or LeaseKeepAlive (write on them)."""
     lease = server.lessor.leases.get(lease_id)
     attached = sorted(lease.keys) if lease is not None else []
-    if time_to_live:
-        checks.check_lease_time_to_live(server.auth, caller.current(), attached, with_keys=with_keys)
-    else:
-        checks.check_lease_keepalive(server.auth, caller.current(), attached)
+    with key_check_errors():
+        if time_to_live:
+            checks.check_lease_time_to_live(server.auth, caller.current(), attached, with_keys=with_keys)
+        else:
+            checks.check_lease_keepalive(server.auth, caller.current(), attached)
 
 
 def _access(path: str, data: bytes) -> Access:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from etcdx.api.grpc import kv_checks
-from etcdx.api.grpc.auth_gate import check_read
+from etcdx.api.grpc.auth_gate import check_read, check_read_txn
 from etcdx.api.grpc.codec import decode
-from etcdx.auth import checks
 from etcdx.errors import EtcdError
 from etcdx.mvcc.txn import is_read_only
 from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
-from etcdx.server import caller, quota
+from etcdx.server import quota
 from etcdx.server.server import EtcdServer
 
 
@@ -72,7 +71,7 @@ class KVService:
             # As etcd: served outside the log; it costs no quota, so no quota check can refuse it. Linearizable
             # (through ReadIndex) unless every range in it is serializable.
             kv_checks.check_read_only_txn(request, self._max_txn_ops)
-            checks.check_txn(self._server.auth, caller.current(), request, lambda _: ())
+            check_read_txn(self._server, request)
 
             def serve(error: EtcdError | None) -> None:
                 if error is None:
