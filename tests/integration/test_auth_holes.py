@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -350,3 +351,15 @@ def test_health_and_metrics_need_no_user(member):
     for path, expected in (("/health", b'"health":"true"'), ("/metrics", b"etcd_server_has_leader")):
         with urllib.request.urlopen(f"{member.url}{path}", timeout=10) as response:
             assert response.status == 200 and expected in response.read()
+
+
+def test_a_jwt_key_that_cannot_be_used_refuses_the_start(tmp_path):
+    material = make_material(tmp_path)
+    for token, message in (
+        ("jwt,sign-method=RS256,pub-key=/nonexistent", "etcdx: auth: cannot read key file /nonexistent"),
+        (f"jwt,sign-method=ES256,priv-key={material.jwt_private}", "etcdx: auth: invalid auth signature method"),
+    ):
+        server = secured(tmp_path, material, etcdx=True, tls=False, token="simple")
+        argv = [*server.argv[: server.argv.index("--auth-token") + 1], token]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and message in done.stderr
