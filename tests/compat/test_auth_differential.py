@@ -259,3 +259,55 @@ def test_stale_jwt_refusals_match_etcd(tmp_path):
         assert (
             answers[True, name] == answers[False, name] == (grpc.StatusCode.UNKNOWN, "auth: revision in header is old")
         )
+
+
+CN_STEPS = [
+    ("root", "user add root:rootpw"),
+    ("root", "user grant-role root root"),
+    ("root", "user add alice:alicepw"),
+    ("root", "role add reader"),
+    ("root", "role grant-permission reader read foo --prefix"),
+    ("root", "user grant-role alice reader"),
+    ("root", "put foo v1"),
+    ("root", "auth enable"),
+    ("root", "put zoo v2"),
+    ("alice", "get foo"),
+    ("alice", "get zoo"),
+    ("alice", "put foo x"),
+    ("alice", "user list"),
+    ("alice", "user get alice"),
+    ("alice", "--user root:rootpw user list"),
+    ("alice", "--user root:wrong user list"),
+    ("stranger", "get foo"),
+    ("stranger", "user list"),
+    ("root", "user list"),
+    ("root", "auth disable"),
+]
+
+
+@pytest.mark.parametrize("client", ["3.5", "3.4"], ids=["etcdctl-3.5", "etcdctl-3.4"])
+def test_client_certificate_cn_auth_matches_etcd(tmp_path, client):
+    """Mutual TLS, no --user: the certificate's CN is the user (root, alice, a stranger no user is named
+    after); a password, if also sent, wins."""
+    material = make_material(tmp_path)
+    certs = {who: material.ca.issue(who, who) for who in ("root", "alice", "stranger")}
+    flags = ("--trusted-ca-file", material.ca.path, "--client-cert-auth")
+    outputs = []
+    for etcdx in (True, False):
+        server = secured(tmp_path, material, etcdx=etcdx, tls=True, token="simple", extra=flags)
+        server.ready_cert = (certs["root"].cert, certs["root"].key)
+        got = []
+        with server.start():
+            for who, args in CN_STEPS:
+                argv = [BINARIES[client], "--endpoints", server.url, *server.tls_flags()]
+                argv += ["--cert", certs[who].cert, "--key", certs[who].key, "--dial-timeout=5s", *args.split(" ")]
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+                errors = "\n".join(line for line in done.stderr.splitlines() if line.startswith("Error"))
+                got.append((done.returncode, normalise(done.stdout), normalise(errors)))
+        outputs.append(got)
+    mismatches = [
+        f"[{who}] etcdctl {args}\n  etcdx: {x}\n  etcd:  {e}"
+        for (who, args), x, e in zip(CN_STEPS, *outputs, strict=True)
+        if x != e
+    ]
+    assert not mismatches, "\n".join(mismatches)
