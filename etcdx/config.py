@@ -17,10 +17,14 @@ from dataclasses import dataclass
 
 import yaml
 
+from etcdx.auth import passwords
+from etcdx.auth.options import AuthOptionsError, parse_auth_token
 from etcdx.log import get_logger
 from etcdx.net.tls_versions import TlsFlagError, openssl_ciphers, version_range
 
 log = get_logger("etcdx.config")
+
+DEFAULT_BCRYPT_COST = 10
 
 
 class ConfigError(Exception):
@@ -31,6 +35,9 @@ _LOG_ROTATION_DEFAULT = '{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localti
 
 # name -> (kind, default). Kinds: str, int, bool, urls (comma-separated list).
 IMPLEMENTED: dict[str, tuple[str, object]] = {
+    "auth-token": ("str", "simple"),
+    "bcrypt-cost": ("int", DEFAULT_BCRYPT_COST),
+    "auth-token-ttl": ("int", 300),
     "name": ("str", "default"),
     "data-dir": ("str", ""),
     "wal-dir": ("str", ""),
@@ -108,9 +115,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "v2-deprecation": ("str", "not-yet"),
     "cors": ("str", "*"),
     "host-whitelist": ("str", "*"),
-    "auth-token": ("str", "simple"),
-    "bcrypt-cost": ("int", 10),
-    "auth-token-ttl": ("int", 300),
     "enable-pprof": ("bool", False),
     "metrics": ("str", "basic"),
     "listen-metrics-urls": ("str", ""),
@@ -235,6 +239,9 @@ class Config:
     tls_min_version: str = ""
     tls_max_version: str = ""
     self_signed_cert_validity: int = 1
+    auth_token: str = "simple"  # as given; checked by etcdx.auth.options.parse_auth_token
+    auth_token_ttl: int = 300  # seconds a simple token lives after its last use
+    bcrypt_cost: int = 10
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -608,7 +615,31 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         tls_min_version=get("tls-min-version"),
         tls_max_version=get("tls-max-version"),
         self_signed_cert_validity=get("self-signed-cert-validity"),
+        auth_token=_auth_token(get("auth-token")),
+        auth_token_ttl=get("auth-token-ttl"),
+        bcrypt_cost=_bcrypt_cost(get("bcrypt-cost")),
     )
+
+
+def _auth_token(value: str) -> str:
+    """--auth-token as etcd parses it; a bad value refuses the start with etcd's text."""
+    try:
+        parse_auth_token(value)
+    except AuthOptionsError as exc:
+        raise ConfigError(str(exc)) from exc
+    return value
+
+
+def _bcrypt_cost(value: int) -> int:
+    """etcd's rule: a cost bcrypt does not take is replaced by the default, with a warning."""
+    if not passwords.MIN_COST <= value <= passwords.MAX_COST:
+        log.warning(
+            "use default bcrypt cost instead of the invalid given cost",
+            **{"min-cost": passwords.MIN_COST, "max-cost": passwords.MAX_COST},
+            **{"default-cost": DEFAULT_BCRYPT_COST, "given-cost": value},
+        )
+        return DEFAULT_BCRYPT_COST
+    return value
 
 
 def is_secure(url: Url) -> bool:

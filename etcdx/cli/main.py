@@ -12,6 +12,7 @@ import trio
 
 from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
+from etcdx.auth.options import AuthOptionsError
 from etcdx.cli.listener_tls import TlsSetupError, client_addresses, peer_addresses
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
@@ -58,6 +59,9 @@ def settings_from_config(config: Config) -> ServerSettings:
         backend_batch_interval=config.backend_batch_interval,
         backend_batch_limit=config.backend_batch_limit,
         enable_v2=config.enable_v2,
+        auth_token=config.auth_token,
+        auth_token_ttl=config.auth_token_ttl,
+        bcrypt_cost=config.bcrypt_cost,
         # Test-only knob (small segments make release observable in a short run); not an etcd flag.
         wal_segment_bytes=int(os.environ.get("ETCDX_TEST_WAL_SEGMENT_BYTES") or SEGMENT_BYTES),
     )
@@ -166,12 +170,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     locked: list[BaseException] = []
     stopped: list[BaseException] = []
+    bad_auth: list[BaseException] = []
     try:
         trio.run(run, config, clients, peers, peer_client_tls)
+    except* AuthOptionsError as group:  # a JWT key file that cannot be read or does not fit the sign method
+        bad_auth.extend(_leaves(group))
     except* DataDirLockedError as group:
         locked.extend(_leaves(group))
     except* MemberStopped as group:
         stopped.extend(_leaves(group))
+    if bad_auth:
+        log.error("cannot start: auth token", error=str(bad_auth[0]))
+        print(f"etcdx: {bad_auth[0]}", file=sys.stderr)
+        return 1
     if locked:
         log.error("cannot start: data directory locked", data_dir=config.data_dir, error=str(locked[0]))
         print(f"etcdx: {locked[0]}", file=sys.stderr)

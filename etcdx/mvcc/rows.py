@@ -1,4 +1,4 @@
-"""Encodings of the rows of the meta, lease and alarm tables, read and written through a TableView or
+"""Encodings of the rows of the meta, lease, alarm and auth tables, read and written through a TableView or
 TableWriter (tables.py). Pure. The encodings are fixed by the files already on disk.
 
 - meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order), or the
@@ -6,13 +6,14 @@ TableWriter (tables.py). Pure. The encodings are fixed by the files already on d
 - lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
 - alarm: uint64 member id + uint32 alarm type -> b"";
 - members: uint64 member id -> serialized etcdserverpb.Member (kept as bytes here: mvcc does not decode it).
+- auth: the auth store's own records (etcdx.auth.records), stored as they are.
 """
 
 from __future__ import annotations
 
 import struct
 
-from etcdx.mvcc.schema import ALARM_DB, LEASE_DB, MEMBERS_DB, META_DB
+from etcdx.mvcc.schema import ALARM_DB, AUTH_DB, LEASE_DB, MEMBERS_DB, META_DB
 from etcdx.mvcc.tables import TableView, TableWriter
 
 _U64 = struct.Struct(">Q")
@@ -74,3 +75,17 @@ def delete_member(txn: TableWriter, member_id: int) -> None:
 def members(view: TableView) -> list[tuple[int, bytes]]:
     """Every stored (member id, serialized etcdserverpb.Member), by id."""
     return [(_U64.unpack(k)[0], v) for k, v in view.scan(MEMBERS_DB)]
+
+
+def auth_records(view: TableView) -> list[tuple[bytes, bytes]]:
+    """Every stored auth record, in key order (what ``AuthStore.load`` takes)."""
+    return list(view.scan(AUTH_DB))
+
+
+def write_auth(txn: TableWriter, records: list[tuple[bytes, bytes | None]]) -> None:
+    """Writes what an auth store mutation returned: a None value deletes the key."""
+    for key, value in records:
+        if value is None:
+            txn.delete(AUTH_DB, key)
+        else:
+            txn.put(AUTH_DB, key, value)

@@ -69,7 +69,7 @@ from etcdx.raft import (
     Role,
     confchange,
 )
-from etcdx.server import data_dir, metrics
+from etcdx.server import auth_tokens, caller, data_dir, metrics
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
@@ -93,6 +93,7 @@ BACKEND_SYNC_INTERVAL = 0.1
 MAX_APPLY_BACKLOG = 5000
 # etcd's readIndexRetryTime: a ReadIndex not answered in this long is issued again.
 READ_INDEX_RETRY = 0.5
+TOKEN_PURGE_INTERVAL = 1.0
 
 
 def _leading_request_id(data: bytes) -> int:
@@ -166,6 +167,8 @@ class EtcdServer:
         self._failure: str | None = None  # why the member cannot write any more (it is stopping)
         self.durable_index = 0  # the highest index a completed backend sync covers
         self.v2store: V2Store | None = None  # with --enable-v2, from start-up on
+        self.tokens = auth_tokens.token_provider(settings.auth_token, settings.auth_token_ttl)
+        self.auth = None  # the AuthStore, once the backend is open (the applier's)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -183,7 +186,8 @@ class EtcdServer:
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor)
-            self.applier = Applier(self.store, self.lessor, self.alarms)
+            self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
+            self.auth = self.applier.auth
             self.members = self._load_membership()
             if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
                 self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
@@ -257,6 +261,7 @@ class EtcdServer:
                     nursery.start_soon(self._backend_commit_loop)
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
+                    nursery.start_soon(self._token_purge_loop)
             finally:
                 self._reads.fail_all(errors.ERR_STOPPED())  # reads parked on a ReadIndex get an answer
                 if self._hard_state_unwritten is not None and self._failure is None:
@@ -656,6 +661,13 @@ class EtcdServer:
         finally:
             self._revoking.pop(lease_id, None)
 
+    async def _token_purge_loop(self) -> None:
+        """Drops expired simple tokens, so that their table stays bounded (JWTs hold no state)."""
+        purge = getattr(self.tokens, "purge_expired", None)
+        while purge is not None:
+            await trio.sleep(TOKEN_PURGE_INTERVAL)
+            purge(time.time())
+
     def next_id(self) -> int:
         """etcd's ID generator: low 16 bits of the member ID, then a millisecond timestamp and a counter."""
         self._id_suffix += 1
@@ -740,6 +752,10 @@ class EtcdServer:
         if len(queued) + self._log_last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
             raise errors.ERR_TOO_MANY_REQUESTS
         request.id = self._next_request_id()
+        info = caller.current()
+        if info is not None:  # a client's request: apply checks it as this user, at this auth revision
+            request.auth.username = info.username
+            request.auth.revision = info.revision
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
@@ -839,7 +855,8 @@ class EtcdServer:
         try:
             self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
-            await self.propose(self._nospace_alarm())
+            with caller.as_member():
+                await self.propose(self._nospace_alarm())
             self._commit_backend()  # the batch the quota counted, on disk: Status's dbSize shows the full file
             raise
         self._uncommitted_cost += cost
@@ -851,7 +868,8 @@ class EtcdServer:
         try:
             self._quota.check(cost, self._backend_bytes + self._uncommitted_cost)
         except QuotaExceeded:
-            self.propose_nowait(self._nospace_alarm(), lambda _: self._refuse_for_space(on_refused))
+            with caller.as_member():
+                self.propose_nowait(self._nospace_alarm(), lambda _: self._refuse_for_space(on_refused))
             return False
         self._uncommitted_cost += cost
         return True

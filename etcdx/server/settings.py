@@ -32,6 +32,9 @@ class ServerSettings:
     wal_segment_bytes: int
     backend_batch_interval: float  # seconds the batch transaction stays open after its first change
     backend_batch_limit: int  # applied entries that make the batch transaction commit at once
+    auth_token: str  # --auth-token as given ("simple", "jwt,sign-method=...,...")
+    auth_token_ttl: int  # seconds a simple token lives after its last use
+    bcrypt_cost: int
     enable_v2: bool = False  # serve the v2 API (--enable-v2); its store exists only then
 
     @property

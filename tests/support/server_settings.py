@@ -31,5 +31,8 @@ def server_settings(data_dir: str, name: str = "default", **overrides) -> Server
         wal_segment_bytes=64 * 1024 * 1024,
         backend_batch_interval=0.1,
         backend_batch_limit=10000,
+        auth_token="simple",
+        auth_token_ttl=300,
+        bcrypt_cost=10,
     )
     return dataclasses.replace(settings, **overrides)

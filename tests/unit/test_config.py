@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from etcdx.config import ConfigError, parse_config
@@ -203,3 +205,18 @@ def test_backend_batch_flags_default_to_etcds_batch_and_take_a_duration_and_a_co
         parse_config(["--backend-batch-interval", "-1s"], {})
     with pytest.raises(ConfigError, match="backend-batch-interval"):
         parse_config(["--backend-batch-interval", "often"], {})
+
+
+def test_auth_flags_are_taken_and_checked_as_etcd_does():
+    config = parse_config(["--auth-token", "jwt,sign-method=RS256,pub-key=p", "--auth-token-ttl", "60"], {})
+    assert (config.auth_token, config.auth_token_ttl, config.bcrypt_cost) == ("jwt,sign-method=RS256,pub-key=p", 60, 10)
+    assert parse_config(["--bcrypt-cost", "4"], {}).bcrypt_cost == 4
+    # as etcd: a cost bcrypt does not take falls back to the default (with a warning)
+    assert [parse_config(["--bcrypt-cost", c], {}).bcrypt_cost for c in ("3", "32")] == [10, 10]
+    for argv, message in (
+        (["--auth-token", "kerberos"], "auth: invalid auth options"),
+        (["--auth-token", "jwt,pub-key=p"], "auth: invalid auth signature method"),
+        (["--auth-token", "jwt,sign-method=RS256,colour=red"], "unknown token option: colour"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config(argv, {})

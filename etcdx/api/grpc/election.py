@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 
 from etcdx import errors
+from etcdx.api.grpc.auth_gate import check_read
 from etcdx.api.grpc.codec import decode
 from etcdx.api.grpc.recipe_errors import as_recipe_errors
 from etcdx.errors import StatusCode, etcd_error
+from etcdx.mvcc.keys import prefix_end
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.v3electionpb import v3election_pb2 as pb
 from etcdx.server import concurrency
@@ -33,6 +35,7 @@ class ElectionService:
     async def campaign(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(pb.CampaignRequest, data)
         with as_recipe_errors():
+            _check_read_candidates(self._server, request.name)
             lease_id = await concurrency.session_lease(self._server, request.lease)
             header, key, rev = await concurrency.campaign(self._server, request.name, lease_id, request.value)
         leader = pb.LeaderKey(name=request.name, key=key, rev=rev, lease=lease_id)
@@ -51,11 +54,14 @@ class ElectionService:
     async def leader(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(pb.LeaderRequest, data)
         with as_recipe_errors():
+            _check_read_candidates(self._server, request.name)
             response = concurrency.leader(self._server, request.name)
         return pb.LeaderResponse(header=response.header, kv=response.kvs[0]).SerializeToString()
 
     async def observe(self, data: bytes, ctx: RpcContext, send: Send) -> None:
         request = decode(pb.LeaderRequest, data)
+        with as_recipe_errors():
+            _check_read_candidates(self._server, request.name)
         async with contextlib.aclosing(concurrency.observe(self._server, request.name)) as leaders:
             async for header, kv in leaders:
                 self._server.fill_identity(header)
@@ -70,3 +76,9 @@ class ElectionService:
                 raise errors.ERR_EMPTY_KEY  # the KV API's check, which the recipe's Txn meets in etcd
             header = await concurrency.resign(self._server, request.leader.key, request.leader.rev)
         return pb.ResignResponse(header=header).SerializeToString()
+
+
+def _check_read_candidates(server: EtcdServer, name: bytes) -> None:
+    """The caller may read the election's candidates (the recipe reads every key under "<name>/")."""
+    prefix = name + b"/"
+    check_read(server, prefix, prefix_end(prefix))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from etcdx.api.grpc import kv_checks
+from etcdx.api.grpc.auth_gate import check_read, check_read_txn
 from etcdx.api.grpc.codec import decode
 from etcdx.errors import EtcdError
 from etcdx.mvcc.txn import is_read_only
@@ -35,6 +36,7 @@ class KVService:
         the applied state covers every write committed before it arrived."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
+        check_read(self._server, request.key, request.range_end)
         if request.serializable or self._server.can_read_now():
             return self._server.range_encoded(request)
 
@@ -69,6 +71,7 @@ class KVService:
             # As etcd: served outside the log; it costs no quota, so no quota check can refuse it. Linearizable
             # (through ReadIndex) unless every range in it is serializable.
             kv_checks.check_read_only_txn(request, self._max_txn_ops)
+            check_read_txn(self._server, request)
 
             def serve(error: EtcdError | None) -> None:
                 if error is None:

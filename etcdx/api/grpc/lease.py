@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from etcdx.api.grpc.auth_gate import check_lease_keys
 from etcdx.api.grpc.codec import decode
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
@@ -39,12 +40,14 @@ class LeaseService:
         server = self._server
         async for data in requests:
             request = decode(rpc_pb2.LeaseKeepAliveRequest, data)
+            check_lease_keys(server, request.ID, time_to_live=False)
             header = server.header()  # captured before the renewal, as etcd does
             ttl = server.renew_lease(request.ID)
             await send(rpc_pb2.LeaseKeepAliveResponse(header=header, ID=request.ID, TTL=ttl).SerializeToString())
 
     async def time_to_live(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.LeaseTimeToLiveRequest, data)
+        check_lease_keys(self._server, request.ID, time_to_live=True, with_keys=request.keys)
         response = self._server.lease_time_to_live(request)
         return response.SerializeToString()
 

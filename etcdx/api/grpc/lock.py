@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from etcdx import errors
+from etcdx.api.grpc.auth_gate import check_read
 from etcdx.api.grpc.codec import decode
 from etcdx.api.grpc.recipe_errors import as_recipe_errors
+from etcdx.mvcc.keys import prefix_end
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.v3lockpb import v3lock_pb2
 from etcdx.server import concurrency
@@ -21,6 +23,8 @@ class LockService:
     async def lock(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(v3lock_pb2.LockRequest, data)
         with as_recipe_errors():
+            prefix = request.name + b"/"
+            check_read(self._server, prefix, prefix_end(prefix))  # the recipe reads the waiters under it
             header, key = await concurrency.lock(self._server, request.name, request.lease)
         return v3lock_pb2.LockResponse(header=header, key=key).SerializeToString()
 

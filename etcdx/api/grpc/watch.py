@@ -4,15 +4,25 @@ Per stream: a bounded queue of responses (control replies and events) drained by
 Control replies (created, canceled, progress) wait for room, so a reader that stops reading
 back-pressures only its own stream; event delivery never waits: a watcher whose queue is full falls
 back to catching up from history (see etcdx.mvcc.watch).
+
+Auth: a create is refused (created + canceled, "permission denied") unless the stream's user, its token
+resolved anew, may read the whole range as sent (etcdx.auth.checks.check_watch). Each watcher remembers
+the user it was created for; once auth is turned on or off or the auth revision moves, the next events
+are sent only after every watcher of the stream is checked again as that user, and a watcher refused then
+is canceled with the same reason, so a user who lost a permission (or was deleted) stops receiving its
+keys' events.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
+from etcdx import errors
+from etcdx.api.grpc.auth_gate import who
 from etcdx.api.grpc.codec import decode
+from etcdx.auth import checks
 from etcdx.mvcc.watch import Watcher
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
 from etcdx.pb.etcdserverpb import rpc_pb2
@@ -34,7 +44,19 @@ class WatchService:
         return {"/etcdserverpb.Watch/Watch": BidiStreamMethod(self.watch)}
 
     async def watch(self, requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
-        stream = WatchStream(self._server)
+        server = self._server
+
+        def permitted(key: bytes, range_end: bytes) -> str | None:
+            """etcd's isWatchPermitted: the user the watch runs as ("" while auth is off) when the stream's
+            user (its token resolved anew) may read the range; None when refused."""
+            try:
+                info = who(server, ctx)
+                checks.check_watch(server.auth, info, key, range_end)
+            except errors.EtcdError:
+                return None
+            return info.username if info is not None else ""
+
+        stream = WatchStream(server, permitted)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(stream.send_loop, send)
@@ -49,8 +71,14 @@ class WatchService:
 class WatchStream(ChannelSink):
     """The WatchSink of every watcher created on one gRPC stream."""
 
-    def __init__(self, server: EtcdServer) -> None:
+    def __init__(
+        self, server: EtcdServer, permitted: Callable[[bytes, bytes], str | None] = lambda key, end: ""
+    ) -> None:
         self._server = server
+        self._permitted = permitted
+        self._grants: dict[int, tuple[str, bytes, bytes]] = {}  # watch id -> (user, key, range_end) as checked
+        self._auth_state = _auth_state(server)
+        self._revoked: set[int] = set()  # watch ids the recheck canceled: their queued events are dropped
         self._hub = server.watch_hub
         super().__init__(QUEUE_CAPACITY)
         self._watchers: dict[int, Watcher] = {}
@@ -61,6 +89,7 @@ class WatchStream(ChannelSink):
 
     def watcher_gone(self, watcher: Watcher) -> None:
         self._watchers.pop(watcher.id, None)
+        self._grants.pop(watcher.id, None)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -84,7 +113,10 @@ class WatchStream(ChannelSink):
             end = b""
         current = self._server.current_revision
         error = None
-        if end and key >= end:
+        user = self._permitted(key, create.range_end)
+        if user is None:
+            error = errors.ERR_PERMISSION_DENIED.message
+        elif end and key >= end:
             error = ERR_EMPTY_RANGE
         elif create.watch_id and create.watch_id in self._watchers:
             error = ERR_DUPLICATE_ID
@@ -110,6 +142,8 @@ class WatchStream(ChannelSink):
             fragment=create.fragment,
         )
         self._watchers[watch_id] = watcher
+        self._grants[watch_id] = (user, key, create.range_end)
+        self._revoked.discard(watch_id)
         await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, created=True), current)
         # Start 0 means "after the revision in the created reply": writes applied while that reply was
         # queued must still reach this watcher, so it starts from the revision read above.
@@ -121,6 +155,7 @@ class WatchStream(ChannelSink):
         watcher = self._watchers.pop(watch_id, None)
         if watcher is None:
             return  # unknown IDs are ignored without a reply, as etcd does
+        self._grants.pop(watch_id, None)
         self._hub.remove(watcher)
         await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.current_revision)
 
@@ -129,12 +164,36 @@ class WatchStream(ChannelSink):
     async def send_loop(self, send: Send) -> None:
         fill = self._server.fill_identity
         async for response in self.receive:
+            if response.events:
+                if _auth_state(self._server) != self._auth_state:
+                    await self._recheck(send)
+                if response.watch_id in self._revoked:
+                    continue  # canceled by the recheck: its user may not see these events any more
             fill(response.header)
             watcher = self._watchers.get(response.watch_id)
             if watcher is not None and watcher.fragment and len(response.events) > 1:
                 for part in self._fragments(response):
                     await send(part.SerializeToString())
             else:
+                await send(response.SerializeToString())
+
+    async def _recheck(self, send: Send) -> None:
+        """Checks every watcher again as its user at the current auth revision; cancels the refused ones."""
+        auth = self._server.auth
+        self._auth_state = _auth_state(self._server)
+        for watch_id, (user, key, range_end) in list(self._grants.items()):
+            try:
+                checks.check_watch(auth, auth.auth_info_for(user), key, range_end)
+            except errors.EtcdError:
+                watcher = self._watchers.pop(watch_id, None)
+                del self._grants[watch_id]
+                self._revoked.add(watch_id)
+                if watcher is not None:
+                    self._hub.remove(watcher)
+                reason = errors.ERR_PERMISSION_DENIED.message
+                response = rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True, cancel_reason=reason)
+                response.header.revision = self._server.current_revision
+                self._server.fill_identity(response.header)
                 await send(response.SerializeToString())
 
     def _fragments(self, response: rpc_pb2.WatchResponse) -> list[rpc_pb2.WatchResponse]:
@@ -155,3 +214,10 @@ class WatchStream(ChannelSink):
         for watcher in self._watchers.values():
             self._hub.remove(watcher)
         self._watchers.clear()
+        self._grants.clear()
+
+
+def _auth_state(server: EtcdServer) -> tuple[bool, int]:
+    """What a change of makes every watcher's permission worth checking again."""
+    auth = server.auth
+    return (auth.enabled, auth.revision) if auth is not None else (False, 0)

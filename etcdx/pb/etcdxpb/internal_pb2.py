@@ -25,15 +25,21 @@ _sym_db = _symbol_database.Default()
 from etcdx.pb.etcdserverpb import rpc_pb2 as etcdserverpb_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65tcdxpb/internal.proto\x12\x07\x65tcdxpb\x1a\x16\x65tcdserverpb/rpc.proto\"\xac\x03\n\x0fInternalRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x03put\x18\x03 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x04 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x05 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x06 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12+\n\x05\x61larm\x18\t \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12 \n\x02v2\x18\n \x01(\x0b\x32\x12.etcdxpb.V2RequestH\x00\x42\t\n\x07request\"\xdb\x01\n\tV2Request\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x0b\n\x03\x64ir\x18\x04 \x01(\x08\x12\x12\n\nprev_value\x18\x05 \x01(\t\x12\x12\n\nprev_index\x18\x06 \x01(\x04\x12\x17\n\nprev_exist\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x08 \x01(\x03\x12\x11\n\trecursive\x18\t \x01(\x08\x12\x0f\n\x07refresh\x18\n \x01(\x08\x12\x0c\n\x04time\x18\x0b \x01(\x03\x42\r\n\x0b_prev_existb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x65tcdxpb/internal.proto\x12\x07\x65tcdxpb\x1a\x16\x65tcdserverpb/rpc.proto\"0\n\nAuthHeader\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"H\n\x0cUserPassword\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rpassword_hash\x18\x02 \x01(\x0c\x12\x13\n\x0bno_password\x18\x03 \x01(\x08\"M\n\x0c\x41uthenticate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10\x63hecked_revision\x18\x02 \x01(\x04\x12\x15\n\rsimple_prefix\x18\x03 \x01(\t\"\xa8\t\n\x0fInternalRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12!\n\x04\x61uth\x18\x02 \x01(\x0b\x32\x13.etcdxpb.AuthHeader\x12\'\n\x03put\x18\x03 \x01(\x0b\x32\x18.etcdserverpb.PutRequestH\x00\x12\x38\n\x0c\x64\x65lete_range\x18\x04 \x01(\x0b\x32 .etcdserverpb.DeleteRangeRequestH\x00\x12\'\n\x03txn\x18\x05 \x01(\x0b\x32\x18.etcdserverpb.TxnRequestH\x00\x12\x35\n\ncompaction\x18\x06 \x01(\x0b\x32\x1f.etcdserverpb.CompactionRequestH\x00\x12\x36\n\x0blease_grant\x18\x07 \x01(\x0b\x32\x1f.etcdserverpb.LeaseGrantRequestH\x00\x12\x38\n\x0clease_revoke\x18\x08 \x01(\x0b\x32 .etcdserverpb.LeaseRevokeRequestH\x00\x12+\n\x05\x61larm\x18\t \x01(\x0b\x32\x1a.etcdserverpb.AlarmRequestH\x00\x12 \n\x02v2\x18\n \x01(\x0b\x32\x12.etcdxpb.V2RequestH\x00\x12\x36\n\x0b\x61uth_enable\x18\x14 \x01(\x0b\x32\x1f.etcdserverpb.AuthEnableRequestH\x00\x12\x38\n\x0c\x61uth_disable\x18\x15 \x01(\x0b\x32 .etcdserverpb.AuthDisableRequestH\x00\x12-\n\x0c\x61uthenticate\x18\x16 \x01(\x0b\x32\x15.etcdxpb.AuthenticateH\x00\x12)\n\x08user_add\x18\x17 \x01(\x0b\x32\x15.etcdxpb.UserPasswordH\x00\x12:\n\x0buser_delete\x18\x18 \x01(\x0b\x32#.etcdserverpb.AuthUserDeleteRequestH\x00\x12\x35\n\x14user_change_password\x18\x19 \x01(\x0b\x32\x15.etcdxpb.UserPasswordH\x00\x12\x41\n\x0fuser_grant_role\x18\x1a \x01(\x0b\x32&.etcdserverpb.AuthUserGrantRoleRequestH\x00\x12\x43\n\x10user_revoke_role\x18\x1b \x01(\x0b\x32\'.etcdserverpb.AuthUserRevokeRoleRequestH\x00\x12\x34\n\x08role_add\x18\x1c \x01(\x0b\x32 .etcdserverpb.AuthRoleAddRequestH\x00\x12:\n\x0brole_delete\x18\x1d \x01(\x0b\x32#.etcdserverpb.AuthRoleDeleteRequestH\x00\x12M\n\x15role_grant_permission\x18\x1e \x01(\x0b\x32,.etcdserverpb.AuthRoleGrantPermissionRequestH\x00\x12O\n\x16role_revoke_permission\x18\x1f \x01(\x0b\x32-.etcdserverpb.AuthRoleRevokePermissionRequestH\x00\x42\t\n\x07request\"\xdb\x01\n\tV2Request\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\x0b\n\x03\x64ir\x18\x04 \x01(\x08\x12\x12\n\nprev_value\x18\x05 \x01(\t\x12\x12\n\nprev_index\x18\x06 \x01(\x04\x12\x17\n\nprev_exist\x18\x07 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\nexpiration\x18\x08 \x01(\x03\x12\x11\n\trecursive\x18\t \x01(\x08\x12\x0f\n\x07refresh\x18\n \x01(\x08\x12\x0c\n\x04time\x18\x0b \x01(\x03\x42\r\n\x0b_prev_existb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'etcdxpb.internal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INTERNALREQUEST']._serialized_start=60
-  _globals['_INTERNALREQUEST']._serialized_end=488
-  _globals['_V2REQUEST']._serialized_start=491
-  _globals['_V2REQUEST']._serialized_end=710
+  _globals['_AUTHHEADER']._serialized_start=59
+  _globals['_AUTHHEADER']._serialized_end=107
+  _globals['_USERPASSWORD']._serialized_start=109
+  _globals['_USERPASSWORD']._serialized_end=181
+  _globals['_AUTHENTICATE']._serialized_start=183
+  _globals['_AUTHENTICATE']._serialized_end=260
+  _globals['_INTERNALREQUEST']._serialized_start=263
+  _globals['_INTERNALREQUEST']._serialized_end=1455
+  _globals['_V2REQUEST']._serialized_start=1458
+  _globals['_V2REQUEST']._serialized_end=1677
 # @@protoc_insertion_point(module_scope)
