@@ -8,9 +8,7 @@ that etcdx does not implement yet fails loudly when set to anything but its defa
 
 from __future__ import annotations
 
-import hashlib
 import re
-import struct
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from etcdx.auth import passwords
 from etcdx.auth.options import AuthOptionsError, parse_auth_token
 from etcdx.log import get_logger
 from etcdx.net.tls_versions import TlsFlagError, openssl_ciphers, version_range
+from etcdx.server.ids import cluster_id, member_id
 
 log = get_logger("etcdx.config")
 
@@ -274,18 +273,6 @@ class Config:
             (member_id(urls, self.initial_cluster_token), name, urls) for name, urls in self.initial_cluster.items()
         ]
         return tuple(sorted(members))
-
-
-def member_id(peer_urls: tuple[str, ...] | list[str], token: str) -> int:
-    """etcd's member ID: SHA-1 over the sorted peer URLs concatenated, then the cluster token."""
-    digest = hashlib.sha1(("".join(sorted(peer_urls)) + token).encode()).digest()
-    return struct.unpack(">Q", digest[:8])[0]
-
-
-def cluster_id(member_ids: list[int]) -> int:
-    """etcd's cluster ID: SHA-1 over the sorted member IDs as 8-byte big-endian numbers."""
-    digest = hashlib.sha1(b"".join(struct.pack(">Q", m) for m in sorted(member_ids))).digest()
-    return struct.unpack(">Q", digest[:8])[0]
 
 
 def usage() -> str:

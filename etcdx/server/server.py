@@ -71,6 +71,7 @@ from etcdx.raft import (
 )
 from etcdx.server import auth_tokens, caller, data_dir, metrics
 from etcdx.server.apply import Applier, ApplyFailed
+from etcdx.server.ids import cluster_id
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
@@ -309,9 +310,23 @@ class EtcdServer:
                 with self.backend.begin_write() as txn:
                     for member in stored:
                         rows.put_member(txn, member.ID, member.SerializeToString())
-        if self.member_id not in {m.ID for m in stored}:
-            names = ", ".join(f"{m.name}={m.ID:x}" for m in stored)
-            raise self._stop(f"start-up refused: member {self.member_id:x} is not in this data dir's cluster ({names})")
+        ids = [m.ID for m in stored]
+        if self.member_id not in ids:
+            # The flags give another ID (the peer URLs changed): the data dir's identity wins, as etcd takes its
+            # member ID from its WAL and ignores the --initial-* flags on a restart.
+            mine = [m for m in stored if m.name == self.settings.name]
+            if len(mine) != 1:
+                names = ", ".join(f"{m.name}={m.ID:x}" for m in stored)
+                raise self._stop(
+                    f"start-up refused: no member named {self.settings.name!r} in this data dir's cluster ({names})"
+                )
+            log.warning(
+                "the flags give this member another ID than its data dir; keeping the data dir's",
+                flags_member_id=f"{self.member_id:x}",
+                member_id=f"{mine[0].ID:x}",
+            )
+            self.member_id, self.cluster_id = mine[0].ID, cluster_id(ids)
+            self._id_prefix = (self.member_id & 0xFFFF) << 48
         self._boot_conf = ConfState(
             voters=frozenset(m.ID for m in stored if not m.isLearner),
             learners=frozenset(m.ID for m in stored if m.isLearner),
