@@ -73,7 +73,7 @@ from etcdx.server import auth_tokens, caller, data_dir, metrics
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.ids import cluster_id
 from etcdx.server.quota import Quota, QuotaExceeded
-from etcdx.server.raft_storage import boot_storage, to_wal_hard_state
+from etcdx.server.raft_storage import boot_storage, from_wal_entry, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
 from etcdx.server.settings import ServerSettings
 from etcdx.server.waiters import Waiters
@@ -338,7 +338,7 @@ class EtcdServer:
         core hands out the rest once it commits them (an uncommitted entry may be replaced by a leader).
         A commit-only HardState is written lazily, so entries applied before a crash can lie past it: they
         are applied again before the member serves (see ``_run_locked``)."""
-        committed = [Entry(e.term, e.index, EntryType(e.type), e.data) for e in entries if e.index <= commit]
+        committed = [from_wal_entry(e) for e in entries if e.index <= commit]
         with self.store.apply_batch():
             self._apply_entries(committed)
         self.store.commit()
