@@ -192,12 +192,12 @@ class RawNode:
         log = r.log
         self._number += 1
         rd = Ready(number=self._number)
-        soft, hard = r.soft_state(), r.hard_state()
-        if soft != self._prev_soft:
-            rd.soft_state = self._prev_soft = soft
-        if hard != self._prev_hard:
-            rd.must_sync = hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote
-            rd.hard_state = self._prev_hard = hard
+        soft, hard = self._prev_soft, self._prev_hard
+        if r.lead != soft.leader or r.role is not soft.role:
+            rd.soft_state = self._prev_soft = r.soft_state()
+        if r.term != hard.term or r.vote != hard.vote or log.committed != hard.commit:
+            rd.must_sync = r.term != hard.term or r.vote != hard.vote
+            rd.hard_state = self._prev_hard = r.hard_state()
         snapshot_index = 0
         u = log.unstable
         if u.snapshot is not None and not u.snapshot_in_progress:

@@ -24,8 +24,11 @@ SERVER_ID = Gauge(
     "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
     ["server_id"],
 )
-PROPOSALS_COMMITTED = Counter("etcd_server_proposals_committed", "The total number of consensus proposals committed.")
-PROPOSALS_APPLIED = Counter("etcd_server_proposals_applied", "The total number of consensus proposals applied.")
+# Gauges, as etcd's are: the Raft commit and apply indexes, read when /metrics is scraped (no work per apply).
+PROPOSALS_COMMITTED = Gauge(
+    "etcd_server_proposals_committed_total", "The total number of consensus proposals committed."
+)
+PROPOSALS_APPLIED = Gauge("etcd_server_proposals_applied_total", "The total number of consensus proposals applied.")
 PROPOSALS_PENDING = Gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.")
 PROPOSALS_FAILED = Counter("etcd_server_proposals_failed", "The total number of failed proposals seen.")
 CURRENT_REVISION = Gauge("etcd_debugging_mvcc_current_revision", "The current revision of store.")

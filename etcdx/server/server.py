@@ -231,6 +231,9 @@ class EtcdServer:
                     term=self.raft_term,
                 )
                 metrics.publish_identity(self.member_id)
+                metrics.PROPOSALS_COMMITTED.set_function(lambda: self.node.raft.log.committed)
+                metrics.PROPOSALS_APPLIED.set_function(lambda: self.store.consistent_index)
+                metrics.CURRENT_REVISION.set_function(lambda: self.store.current_revision)
                 async with trio.open_nursery() as nursery:
                     peers = {m.ID: list(m.peerURLs) for m in self.members if self.member_id != m.ID}
                     if peers:
@@ -487,8 +490,6 @@ class EtcdServer:
             self._commit_backend()
         elif self.store.batch_open:
             self._batch_open.set()
-        metrics.PROPOSALS_APPLIED.inc(len(entries))
-        metrics.CURRENT_REVISION.set(self.store.current_revision)
         hub = self.watch_hub
         for revision, events in self.store.take_events():
             hub.notify(revision, events)
@@ -503,8 +504,6 @@ class EtcdServer:
         # Counted per batch rather than per caller (one lock each): a proposal whose caller gave up counts too.
         if failed:
             metrics.PROPOSALS_FAILED.inc(failed)
-        if len(results) > failed:
-            metrics.PROPOSALS_COMMITTED.inc(len(results) - failed)
         self._reads.on_applied(self.store.consistent_index)
 
     def _apply_entries(self, entries: list[Entry]) -> list[tuple[int, Any]]:
