@@ -36,18 +36,23 @@ from etcdx.raft.messages import (
     EntryType,
     HardState,
     Message,
+    MessageType,
     ReadState,
     Role,
     Snapshot,
     SoftState,
+    plain_members,
 )
-from etcdx.raft.messages import MessageType as T
 from etcdx.raft.progress import Progress, ProgressState
 from etcdx.raft.quorum import VoteResult
 from etcdx.raft.read_only import ReadOnly
 from etcdx.raft.storage import Storage
 from etcdx.raft.tracker import ProgressTracker
 
+T = plain_members(MessageType)
+_ROLE = plain_members(Role)
+_PROGRESS_STATE = plain_members(ProgressState)
+_ENTRY_TYPE = plain_members(EntryType)
 _VOTE_TYPES = (T.VOTE, T.PRE_VOTE)
 REMOVE = ConfChangeType.REMOVE_NODE
 _TERMLESS = (T.PROP, T.READ_INDEX, T.TRANSFER_LEADER)
@@ -70,7 +75,7 @@ class Raft:
         """As leader: the index of its term's first entry; an entry of the term is committed once the commit
         index reaches it (committed_entry_in_current_term without a log lookup)."""
         self.lead = NONE
-        self.role = Role.FOLLOWER
+        self.role = _ROLE.FOLLOWER
         self.read_only = ReadOnly()
         self.msgs: list[Message] = []
         self.msgs_after_append: list[Message] = []
@@ -141,34 +146,34 @@ class Raft:
         self.reset(term)
         self._tick = tick_election
         self.lead = lead
-        self.role = Role.FOLLOWER
+        self.role = _ROLE.FOLLOWER
 
     def become_pre_candidate(self) -> None:
-        if self.role is Role.LEADER:
+        if self.role is _ROLE.LEADER:
             raise InvariantViolation("leader -> pre-candidate")
         self._step = step_candidate
         self.tracker.votes = {}
         self._tick = tick_election
         self.lead = NONE
-        self.role = Role.PRE_CANDIDATE
+        self.role = _ROLE.PRE_CANDIDATE
 
     def become_candidate(self) -> None:
-        if self.role is Role.LEADER:
+        if self.role is _ROLE.LEADER:
             raise InvariantViolation("leader -> candidate")
         self._step = step_candidate
         self.reset(self.term + 1)
         self._tick = tick_election
         self.vote = self.id
-        self.role = Role.CANDIDATE
+        self.role = _ROLE.CANDIDATE
 
     def become_leader(self) -> None:
-        if self.role is Role.FOLLOWER:
+        if self.role is _ROLE.FOLLOWER:
             raise InvariantViolation("follower -> leader")
         self._step = step_leader
         self.reset(self.term)
         self._tick = tick_heartbeat
         self.lead = self.id
-        self.role = Role.LEADER
+        self.role = _ROLE.LEADER
         me = self.tracker.progress.get(self.id)
         if me is not None:
             me.become_replicate()
@@ -176,7 +181,7 @@ class Raft:
         # Conf changes in the log but not applied may be pending; treat everything up to here as such.
         self.pending_conf_index = self.log.last_index()
         self.removing_self = any(
-            e.type is EntryType.CONF_CHANGE and ConfChange.decode(e.data) == ConfChange(REMOVE, self.id)
+            e.type is _ENTRY_TYPE.CONF_CHANGE and ConfChange.decode(e.data) == ConfChange(REMOVE, self.id)
             for e in self.log.slice(max(self.log.applied + 1, self.log.first_index()), self.log.last_index() + 1)
         )
         # An empty entry of the new term: committing it commits everything before it (Raft §5.4.2, §8).
@@ -262,13 +267,13 @@ class Raft:
     def append_proposals(self, datas: list[bytes]) -> None:
         """Leader: append_entries for normal entries holding ``datas`` (no intermediate entries built)."""
         term, first = self.term, self.log.last_index() + 1
-        last = self.log.append([Entry(term, first + k, EntryType.NORMAL, data) for k, data in enumerate(datas)])
+        last = self.log.append([Entry(term, first + k, _ENTRY_TYPE.NORMAL, data) for k, data in enumerate(datas)])
         self.send(Message(T.APP_RESP, to=self.id, index=last))
 
     def can_take_proposals(self) -> bool:
         """Whether a leader takes normal proposals now: leader_propose's checks for entries without conf changes."""
         return (
-            self.role is Role.LEADER
+            self.role is _ROLE.LEADER
             and self.lead_transferee == NONE
             and not self.removing_self
             and self.id in self.tracker.progress
@@ -284,7 +289,7 @@ class Raft:
         lo = max(self.log.applied + 1, self.log.first_index())  # below first_index: in a snapshot being applied
         if lo > self.log.committed:
             return False
-        return any(e.type is EntryType.CONF_CHANGE for e in self.log.slice(lo, self.log.committed + 1))
+        return any(e.type is _ENTRY_TYPE.CONF_CHANGE for e in self.log.slice(lo, self.log.committed + 1))
 
     # -- entry points --------------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -331,7 +336,7 @@ class Raft:
             self._step(self, m)
 
     def hup(self, transfer: bool = False) -> None:
-        if self.role is Role.LEADER or not self.promotable():
+        if self.role is _ROLE.LEADER or not self.promotable():
             return
         if self.has_unapplied_conf_changes():
             return  # campaigning now could be under a configuration that is about to change
@@ -424,7 +429,7 @@ class Raft:
         """Install a leader's snapshot (Raft §7) unless our log already covers it. True if installed."""
         if snap.index <= self.log.committed:
             return False
-        if self.role is not Role.FOLLOWER:
+        if self.role is not _ROLE.FOLLOWER:
             raise InvariantViolation(f"restoring a snapshot as {self.role.value}")
         conf = snap.conf_state
         if self.id not in conf.voters and self.id not in conf.learners:
@@ -464,7 +469,7 @@ class Raft:
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         conf = confchange.apply(self.tracker.conf, cc)
         self.tracker.set_conf(conf, self.log.last_index() + 1)
-        if self.role is not Role.LEADER:
+        if self.role is not _ROLE.LEADER:
             return conf
         if self.id not in conf.voters:
             # A removed or demoted leader steps down (etcd-io/raft's StepDownOnRemoval), after telling the
@@ -501,9 +506,9 @@ def tick_heartbeat(r: Raft) -> None:
         r.election_elapsed = 0
         if r.cfg.check_quorum:
             r.step(Message(T.CHECK_QUORUM, sender=r.id))
-        if r.role is Role.LEADER and r.lead_transferee != NONE:
+        if r.role is _ROLE.LEADER and r.lead_transferee != NONE:
             r.lead_transferee = NONE  # the transfer did not finish within an election timeout
-    if r.role is not Role.LEADER:
+    if r.role is not _ROLE.LEADER:
         return
     if r.heartbeat_elapsed >= r.cfg.heartbeat_tick:
         r.heartbeat_elapsed = 0
@@ -546,7 +551,7 @@ def step_leader(r: Raft, m: Message) -> None:
     elif t is T.HEARTBEAT_RESP:
         pr.recent_active = True
         pr.paused = False
-        if pr.match < r.log.last_index() or pr.state is ProgressState.PROBE:
+        if pr.match < r.log.last_index() or pr.state is _PROGRESS_STATE.PROBE:
             r.maybe_send_append(m.sender)
         if not m.context:
             return
@@ -556,13 +561,13 @@ def step_leader(r: Raft, m: Message) -> None:
         for status in r.read_only.advance(m.context):
             r.respond_to_read_index(status.request, status.index)
     elif t is T.SNAP_STATUS:
-        if pr.state is not ProgressState.SNAPSHOT:
+        if pr.state is not _PROGRESS_STATE.SNAPSHOT:
             return
         if m.reject:
             pr.pending_snapshot = 0
         pr.become_probe()
         pr.paused = True  # wait for a heartbeat response before probing again
-    elif t is T.UNREACHABLE and pr.state is ProgressState.REPLICATE:
+    elif t is T.UNREACHABLE and pr.state is _PROGRESS_STATE.REPLICATE:
         pr.become_probe()
 
 
@@ -581,7 +586,7 @@ def leader_propose(r: Raft, m: Message) -> None:
     if r.removing_self:
         raise ProposalDroppedError("this leader is being removed")
     for k, e in enumerate(m.entries):
-        if e.type is not EntryType.CONF_CHANGE:
+        if e.type is not _ENTRY_TYPE.CONF_CHANGE:
             continue
         if r.pending_conf_index > r.log.applied:
             raise ProposalDroppedError("a conf change is already pending")
@@ -618,20 +623,20 @@ def leader_handle_append_response(r: Raft, m: Message, pr: Progress) -> None:
         if m.log_term > 0:
             next_probe, _ = r.log.find_conflict_by_term(m.reject_hint, m.log_term)
         if pr.maybe_decrease_to(m.index, next_probe):
-            if pr.state is ProgressState.REPLICATE:
+            if pr.state is _PROGRESS_STATE.REPLICATE:
                 pr.become_probe()
             r.maybe_send_append(m.sender)
         return
     was_paused = pr.is_paused()
-    if not (pr.maybe_update(m.index) or (pr.match == m.index and pr.state is ProgressState.PROBE)):
+    if not (pr.maybe_update(m.index) or (pr.match == m.index and pr.state is _PROGRESS_STATE.PROBE)):
         return
-    if pr.state is ProgressState.PROBE:
+    if pr.state is _PROGRESS_STATE.PROBE:
         pr.become_replicate()
-    elif pr.state is ProgressState.SNAPSHOT and pr.match + 1 >= r.log.first_index():
+    elif pr.state is _PROGRESS_STATE.SNAPSHOT and pr.match + 1 >= r.log.first_index():
         # The follower installed the snapshot (or caught up past it): replicate from its match on.
         pr.become_probe()
         pr.become_replicate()
-    elif pr.state is ProgressState.REPLICATE:
+    elif pr.state is _PROGRESS_STATE.REPLICATE:
         pr.inflights.free_le(m.index)
     if r.maybe_commit():
         r.release_pending_read_index_messages()
@@ -648,7 +653,7 @@ def leader_handle_append_response(r: Raft, m: Message, pr: Progress) -> None:
 def step_candidate(r: Raft, m: Message) -> None:
     """Candidates and pre-candidates: count votes; a leader of our term (Raft §5.2) makes us follow it."""
     t = m.type
-    mine = T.PRE_VOTE_RESP if r.role is Role.PRE_CANDIDATE else T.VOTE_RESP
+    mine = T.PRE_VOTE_RESP if r.role is _ROLE.PRE_CANDIDATE else T.VOTE_RESP
     if t is T.PROP:
         raise ProposalDroppedError("no leader")
     if t in (T.APP, T.HEARTBEAT, T.SNAP):
@@ -658,7 +663,7 @@ def step_candidate(r: Raft, m: Message) -> None:
         r.tracker.record_vote(m.sender, not m.reject)
         result = r.tracker.tally()
         if result is VoteResult.WON:
-            if r.role is Role.PRE_CANDIDATE:
+            if r.role is _ROLE.PRE_CANDIDATE:
                 r.campaign(pre=False)
             else:
                 r.become_leader()

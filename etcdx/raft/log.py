@@ -99,7 +99,12 @@ class RaftLog:
 
     def term(self, index: int) -> int:
         """The term at index; raises CompactedError / UnavailableError outside [first_index() - 1, last_index()]."""
-        term = self.unstable.maybe_term(index)
+        u = self.unstable
+        if index < u.offset and u.snapshot is None:
+            # Below the unstable tail with no pending snapshot: storage's bounds are the log's there (its first
+            # index is the log's, and an index past its last is past the log's too), so it answers alone.
+            return self.storage.term(index)
+        term = u.maybe_term(index)
         if term is not None:
             return term
         if index > self.last_index():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import NamedTuple
 
 NONE = 0
@@ -206,3 +207,10 @@ def describe_message(m: Message) -> str:
     if m.context:
         parts.append(f"Context:{m.context.decode('utf-8', 'backslashreplace')}")
     return " ".join(parts)
+
+
+def plain_members(enum_class: type[enum.Enum]) -> SimpleNamespace:
+    """The enum's members as plain attributes (the same member objects). On Python 3.11 every ``Enum.X`` goes
+    through EnumType.__getattr__'s slow lookup hook (about 0.25 us, against 0.03 us for a plain attribute);
+    the core reads a dozen of these per message, so its hot paths read them from here."""
+    return SimpleNamespace(**enum_class.__members__)

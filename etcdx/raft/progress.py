@@ -12,12 +12,16 @@ import enum
 from collections import deque
 
 from etcdx.raft.errors import InvariantViolation
+from etcdx.raft.messages import plain_members
 
 
 class ProgressState(enum.Enum):
     PROBE = "StateProbe"
     REPLICATE = "StateReplicate"
     SNAPSHOT = "StateSnapshot"
+
+
+_PROGRESS_STATE = plain_members(ProgressState)
 
 
 class Inflights:
@@ -58,7 +62,7 @@ class Progress:
         """Highest index known replicated on the member. Invariant: match < next."""
         self.next = next_index
         """Next index to send."""
-        self.state = ProgressState.PROBE
+        self.state = _PROGRESS_STATE.PROBE
         self.paused = False
         """No more appends until an acknowledgement or a heartbeat response: in PROBE, set by each append
         sent; in REPLICATE, set when the in-flight window fills. A heartbeat response clears it, so a
@@ -76,7 +80,7 @@ class Progress:
             text += f" inflight={len(self.inflights)}"
         if self.paused:
             text += " paused"
-        if self.state is ProgressState.SNAPSHOT:
+        if self.state is _PROGRESS_STATE.SNAPSHOT:
             text += f" pending_snapshot={self.pending_snapshot}"
         return text + (" learner" if self.learner else "")
 
@@ -87,20 +91,20 @@ class Progress:
         self.inflights.reset()
 
     def become_probe(self) -> None:
-        if self.state is ProgressState.SNAPSHOT:
+        if self.state is _PROGRESS_STATE.SNAPSHOT:
             pending = self.pending_snapshot
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(_PROGRESS_STATE.PROBE)
             self.next = max(self.match + 1, pending + 1)
         else:
-            self._reset_state(ProgressState.PROBE)
+            self._reset_state(_PROGRESS_STATE.PROBE)
             self.next = self.match + 1
 
     def become_replicate(self) -> None:
-        self._reset_state(ProgressState.REPLICATE)
+        self._reset_state(_PROGRESS_STATE.REPLICATE)
         self.next = self.match + 1
 
     def become_snapshot(self, index: int) -> None:
-        self._reset_state(ProgressState.SNAPSHOT)
+        self._reset_state(_PROGRESS_STATE.SNAPSHOT)
         self.pending_snapshot = index
 
     def maybe_update(self, index: int) -> bool:
@@ -114,7 +118,7 @@ class Progress:
 
     def maybe_decrease_to(self, rejected: int, match_hint: int) -> bool:
         """The member refused an append after index `rejected`; back `next` off. False if the refusal is stale."""
-        if self.state is ProgressState.REPLICATE:
+        if self.state is _PROGRESS_STATE.REPLICATE:
             if rejected <= self.match:
                 return False
             self.next = self.match + 1
@@ -127,15 +131,15 @@ class Progress:
 
     def sent_entries(self, last_index: int | None, size: int) -> None:
         """An append went out carrying entries up to last_index (None: no entries)."""
-        if self.state is ProgressState.REPLICATE:
+        if self.state is _PROGRESS_STATE.REPLICATE:
             if last_index is not None:
                 self.next = last_index + 1
                 self.inflights.add(last_index, size)
             self.paused = self.inflights.full()
-        elif self.state is ProgressState.PROBE:
+        elif self.state is _PROGRESS_STATE.PROBE:
             self.paused = True
         else:
             raise InvariantViolation("an append sent to a member waiting for a snapshot")
 
     def is_paused(self) -> bool:
-        return self.paused or self.state is ProgressState.SNAPSHOT
+        return self.paused or self.state is _PROGRESS_STATE.SNAPSHOT

@@ -34,8 +34,13 @@ from etcdx.raft.messages import (
     Role,
     Snapshot,
     SoftState,
+    plain_members,
 )
 from etcdx.raft.storage import Storage
+
+_MT = plain_members(MessageType)
+_ROLE = plain_members(Role)
+_ENTRY_TYPE = plain_members(EntryType)
 
 
 @dataclass(slots=True)
@@ -82,7 +87,7 @@ class _InFlight:
 
 def _same_kind_ack(earlier: Message, later: Message) -> bool:
     return (
-        earlier.type is later.type is MessageType.APP_RESP
+        earlier.type is later.type is _MT.APP_RESP
         and earlier.term == later.term
         and not earlier.reject
         and not later.reject
@@ -103,11 +108,11 @@ class RawNode:
         self.raft.tick()
 
     def campaign(self) -> None:
-        self.raft.step(Message(MessageType.HUP))
+        self.raft.step(Message(_MT.HUP))
 
     def propose(self, data: bytes) -> None:
         """Append data to the log (through the leader). Raises ProposalDroppedError if no leader can take it."""
-        self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.NORMAL, data),)))
+        self.raft.step(Message(_MT.PROP, entries=(Entry(0, 0, _ENTRY_TYPE.NORMAL, data),)))
 
     def propose_batch(self, datas: list[bytes]) -> None:
         """Several proposals as one message: one append and one acknowledgement for all of them (a shell
@@ -119,11 +124,11 @@ class RawNode:
             r.append_proposals(datas)
             r.bcast_append()
             return
-        entries = tuple(Entry(0, 0, EntryType.NORMAL, data) for data in datas)
-        r.step(Message(MessageType.PROP, entries=entries))
+        entries = tuple(Entry(0, 0, _ENTRY_TYPE.NORMAL, data) for data in datas)
+        r.step(Message(_MT.PROP, entries=entries))
 
     def propose_conf_change(self, cc: ConfChange) -> None:
-        self.raft.step(Message(MessageType.PROP, entries=(Entry(0, 0, EntryType.CONF_CHANGE, cc.encode()),)))
+        self.raft.step(Message(_MT.PROP, entries=(Entry(0, 0, _ENTRY_TYPE.CONF_CHANGE, cc.encode()),)))
 
     def step(self, m: Message) -> None:
         """A message from a peer. Local message types (a confused or hostile peer) are ignored; a forwarded
@@ -136,7 +141,7 @@ class RawNode:
 
     def read_index(self, context: bytes) -> None:
         """Ask for a read index; the answer comes as a ReadState with this context (Raft thesis §6.4)."""
-        self.raft.step(Message(MessageType.READ_INDEX, context=context))
+        self.raft.step(Message(_MT.READ_INDEX, context=context))
 
     def read_index_now(self) -> int | None:
         """The answer read_index would give at once, without building a request: this member's commit index
@@ -144,7 +149,7 @@ class RawNode:
         member can have committed more); None when a ReadIndex must go through the core."""
         r = self.raft
         voters = r.tracker.conf.voters
-        if r.role is Role.LEADER and len(voters) == 1 and r.id in voters and r.log.committed >= r.term_start_index:
+        if r.role is _ROLE.LEADER and len(voters) == 1 and r.id in voters and r.log.committed >= r.term_start_index:
             return r.log.committed
         return None
 
@@ -156,13 +161,13 @@ class RawNode:
         return states
 
     def transfer_leader(self, transferee: int) -> None:
-        self.raft.step(Message(MessageType.TRANSFER_LEADER, sender=transferee))
+        self.raft.step(Message(_MT.TRANSFER_LEADER, sender=transferee))
 
     def report_unreachable(self, member: int) -> None:
-        self.raft.step(Message(MessageType.UNREACHABLE, sender=member))
+        self.raft.step(Message(_MT.UNREACHABLE, sender=member))
 
     def report_snapshot(self, member: int, failed: bool) -> None:
-        self.raft.step(Message(MessageType.SNAP_STATUS, sender=member, reject=failed))
+        self.raft.step(Message(_MT.SNAP_STATUS, sender=member, reject=failed))
 
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         """Called by the shell when it applies a committed conf change entry (always; never skipped)."""

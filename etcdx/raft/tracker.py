@@ -36,7 +36,12 @@ class ProgressTracker:
         return member in self.conf.voters
 
     def committed(self) -> int:
-        return quorum.committed_index(self.conf.voters, {m: p.match for m, p in self.progress.items()})
+        voters = self.conf.voters
+        if len(voters) == 1:  # one voter (a single member: every write comes here): its match is the quorum's
+            (voter,) = voters
+            pr = self.progress.get(voter)
+            return pr.match if pr is not None else 0
+        return quorum.committed_index(voters, {m: p.match for m, p in self.progress.items()})
 
     def record_vote(self, member: int, granted: bool) -> None:
         self.votes.setdefault(member, granted)
