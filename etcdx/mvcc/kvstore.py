@@ -56,6 +56,7 @@ class KVStore:
         no leases yet; the store keeps it told of the keys attached to them), rebuilds the key index, and
         finishes a compaction that a stop interrupted. No write transaction of ``backend`` may be open."""
         self.backend = backend
+        self._apply_batch = _ApplyBatch(self)
         self.index = KeyIndex()
         self.lessor = lessor if lessor is not None else Lessor(min_ttl=1, clock=lambda: 0.0)
         self._wtxn: TableWriter | None = None  # the batch transaction while one is open
@@ -272,18 +273,13 @@ class KVStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    @contextmanager
-    def apply_batch(self) -> Iterator[None]:
+    def apply_batch(self) -> _ApplyBatch:
         """Several entries applied inside the batch transaction, opened here if none is open and left open
         (``commit`` ends it). An exception aborts it: every entry applied since the last commit is lost
         from the backend while the in-memory state keeps it, so the caller must stop (the WAL replays them)."""
         if self._wtxn is None:
             self._wtxn = self.backend.begin_write()
-        try:
-            yield
-        except BaseException:
-            self.abort()
-            raise
+        return self._apply_batch
 
     def commit(self) -> int:
         """Commits the batch transaction, if one is open, with the consistent index it reached; returns
@@ -410,3 +406,20 @@ class KVStore:
         self._compact_rev = rev
         self._holds_compaction = True
         rows.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)
+
+
+class _ApplyBatch:
+    """``KVStore.apply_batch``'s context: aborts the batch transaction on an exception (a class rather than a
+    generator context manager: it is entered once per apply, on every write's path)."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: KVStore) -> None:
+        self._store = store
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._store.abort()

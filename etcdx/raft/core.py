@@ -295,6 +295,16 @@ class Raft:
     def tick(self) -> None:
         self._tick(self)
 
+    def step_own_ack(self, m: Message) -> None:
+        """This member's own acknowledgement of entries it persisted: what ``step`` does with it, by the
+        short way when it is a leader's of its current term (every write on a leader comes here)."""
+        if m.type is T.APP_RESP and m.term == self.term and self.role is _ROLE.LEADER and not m.reject:
+            pr = self.tracker.progress.get(m.sender)
+            if pr is not None:
+                leader_handle_append_response(self, m, pr)
+            return
+        self.step(m)
+
     def step(self, m: Message) -> None:
         """Process one message. Raises ProposalDroppedError for a proposal this member cannot take."""
         if m.term == 0:
@@ -450,7 +460,7 @@ class Raft:
             self.send(Message(T.READ_INDEX_RESP, to=request.sender, index=index, context=request.context))
 
     def release_pending_read_index_messages(self) -> None:
-        if not self.committed_entry_in_current_term():
+        if not self.pending_read_index_messages or not self.committed_entry_in_current_term():
             return
         pending, self.pending_read_index_messages = self.pending_read_index_messages, []
         for m in pending:

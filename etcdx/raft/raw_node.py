@@ -175,6 +175,9 @@ class RawNode:
 
     # -- outputs -------------------------------------------------------------------------------------------
     def has_ready(self) -> bool:
+        """Whether ready() has work. A commit index that moved with nothing else to do is not work by itself:
+        it is carried by the next Ready's HardState (a commit index needs no fsync; one lost in a crash is
+        learned again), so a single voter does not spend a second Ready on each write."""
         r = self.raft
         u = r.log.unstable
         soft, hard = self._prev_soft, self._prev_hard
@@ -183,7 +186,6 @@ class RawNode:
             or r.role is not soft.role
             or r.term != hard.term
             or r.vote != hard.vote
-            or r.log.committed != hard.commit
             or (u.snapshot is not None and not u.snapshot_in_progress)
             or r.log.has_next_unstable()
             or r.msgs
@@ -242,7 +244,19 @@ class RawNode:
             if done.last_entry is not None:
                 log.stable_to(*done.last_entry)
             for m in done.self_messages:
-                self.raft.step(m)
+                self.raft.step_own_ack(m)
+
+    def take_committed(self) -> list[Entry]:
+        """Committed entries not handed out yet, for the shell to apply at once, without waiting for the next
+        Ready: after on_persisted, which counts this member's own acknowledgement (a single voter's entries
+        commit there). They are what the next Ready's committed_entries would hold, under the same rules
+        (durable here, in log order, none while a snapshot waits to be applied); apply them, then
+        advance_apply."""
+        log = self.raft.log
+        entries = log.next_committed()
+        if entries:
+            log.accept_applying(entries[-1].index)
+        return entries
 
     def advance_apply(self, applied: int) -> None:
         self.raft.log.applied_to(applied)

@@ -394,10 +394,7 @@ class EtcdServer:
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
             if rd.committed_entries:
-                # Again after each wake-up: the next defragmentation may already hold the backend.
-                while self._applies_resumed is not None:
-                    await self._applies_resumed.wait()
-                self._apply_committed(rd.committed_entries)
+                await self._apply_in_order(rd.committed_entries)
             for rs in rd.read_states:
                 self._reads.on_read_state(rs.index, rs.context, self.store.consistent_index)
                 self._issue_read_index()  # reads that arrived while that one was in flight
@@ -411,8 +408,20 @@ class EtcdServer:
                 self._send(rd.persisted_messages)  # acknowledgements and votes: only once durable
             if rd.committed_entries:
                 node.advance_apply(rd.committed_entries[-1].index)
+            # What this member's own acknowledgement just committed (all of a single voter's writes): applied
+            # now, so the write is answered without waiting for another Ready.
+            if committed := node.take_committed():
+                await self._apply_in_order(committed)
+                node.advance_apply(committed[-1].index)
             if not self._caught_up.is_set() and self._leader_id and self._applied_all_committed():
                 self._caught_up.set()
+
+    async def _apply_in_order(self, entries: list[Entry]) -> None:
+        """Applies committed entries, after any defragmentation that holds the backend (checked again after
+        each wake-up: the next one may already hold it)."""
+        while self._applies_resumed is not None:
+            await self._applies_resumed.wait()
+        self._apply_committed(entries)
 
     def _persist(self, rd: Ready) -> int | None:
         """Writes the Ready's entries and HardState to the raft storage and the WAL; returns the WAL sync to
