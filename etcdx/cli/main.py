@@ -14,6 +14,7 @@ from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
 from etcdx.auth.options import AuthOptionsError
 from etcdx.cli.listener_tls import TlsSetupError, client_addresses, peer_addresses
+from etcdx.cli.systemd_notify import notify_ready
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
 from etcdx.net.grpc_limits import GrpcLimits
@@ -122,6 +123,7 @@ async def run(
             ],
             listen_peer_urls=[url.text for url in config.listen_peer_urls],
         )
+        notify_ready()
 
 
 async def _cancel_on_signal(scope: trio.CancelScope) -> None:
