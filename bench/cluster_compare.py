@@ -18,6 +18,7 @@ section), results.json and the plots.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import shlex
@@ -128,6 +129,19 @@ def cluster_section(clusters: dict[str, list[ServerProcess]], targets: list[comp
     return "\n".join(lines) + "\n"
 
 
+def add_members(results_path: str, clusters: dict[str, list[ServerProcess]]) -> None:
+    """Each target's members (name, endpoint, pid) into results.json."""
+    with open(results_path) as f:
+        results = json.load(f)
+    for target in results["targets"]:
+        target["members"] = [
+            {"name": m.argv[m.argv.index("--name") + 1], "endpoint": m.endpoint, "pid": m.pid}
+            for m in clusters[target["name"]]
+        ]
+    with open(results_path, "w") as f:
+        json.dump(results, f, indent=1, sort_keys=True)
+
+
 def main(argv: list[str]) -> int:
     options = parse(argv)
     command = shlex.join(["python", "bench/cluster_compare.py", *argv])
@@ -150,6 +164,7 @@ def main(argv: list[str]) -> int:
     compare.write_report(plain, cells, options, command)
     with open(os.path.join(options.out, "report.md"), "a") as f:
         f.write(cluster_section(clusters, plain))
+    add_members(os.path.join(options.out, "results.json"), clusters)
     sys.stdout.write(f"report: {os.path.join(options.out, 'report.md')}\n")
     return 0
 

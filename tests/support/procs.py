@@ -6,6 +6,7 @@ a gRPC Range answers, and stopped by PID. ``ServerProcess.kill9`` simulates a cr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -103,9 +104,18 @@ class ServerProcess:
             return ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (wait_stopped waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        """Waits for the process to exit (SIGKILL after 10 s)."""
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -234,9 +244,37 @@ def start_cluster(members: list[ServerProcess]) -> list[ServerProcess]:
     return members
 
 
-def stop_cluster(members: list[ServerProcess]) -> None:
+def current_leader(members: list[ServerProcess]) -> ServerProcess | None:
+    """The member the first answering member names as leader (asked over gRPC Status), or None."""
     for member in members:
-        member.stop()
+        if member.proc is None or member.proc.poll() is not None:
+            continue
+        try:
+            with grpc.insecure_channel(member.endpoint) as channel:
+                response = rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=1)
+        except grpc.RpcError:
+            continue
+        for candidate in members:
+            with contextlib.suppress(grpc.RpcError):
+                if candidate.proc is not None and candidate.proc.poll() is None:
+                    with grpc.insecure_channel(candidate.endpoint) as channel:
+                        stub = rpc_pb2_grpc.MaintenanceStub(channel)
+                        if stub.Status(rpc_pb2.StatusRequest(), timeout=1).header.member_id == response.leader:
+                            return candidate
+        return None
+    return None
+
+
+def stop_cluster(members: list[ServerProcess]) -> None:
+    """SIGTERM to every member but the leader at once, waits for them, then the same for the leader: etcd's
+    leader, stopped while followers run, hands its leadership over first, and waits seconds for a follower
+    that is stopping too."""
+    leader = current_leader(members)
+    for group in ([m for m in members if m is not leader], [leader] if leader is not None else []):
+        for member in group:
+            member.terminate()
+        for member in group:
+            member.wait_stopped()
 
 
 def kill_leftovers() -> None:
