@@ -16,7 +16,8 @@ stderr (timestamped log lines). Everything else, raft term, index and applied in
 
 Cases that cannot match until other work lands are strict xfails naming what is missing (KNOWN_GAPS), and
 ``test_raft_index_differs_only_by_the_bootstrap_entries`` pins down the one remaining field difference so
-that everything else in Status is still checked now. The member-change and move-leader cases are written
+that everything else in Status is still checked now. Last, the leader is left alone (the others stopped)
+and its Status, with "etcdserver: no leader", is compared too. The member-change and move-leader cases are written
 and skipped until their RPCs land.
 """
 
