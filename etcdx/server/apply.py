@@ -205,6 +205,8 @@ class Applier:
             auth.check_authenticated(info)
         elif kind == "authenticate":
             return  # the password was checked before proposing; check_authenticate runs below
+        elif kind == "alarm" and request.alarm.action == rpc_pb2.AlarmRequest.GET:
+            return  # listing alarms takes no role (the gate checked the token), as in etcd
         else:  # compaction, alarm changes and every auth admin request: root only
             auth.check_admin(info)
 
@@ -285,7 +287,8 @@ class Applier:
 
     def _alarm(self, request: rpc_pb2.AlarmRequest) -> rpc_pb2.AlarmResponse:
         """ACTIVATE raises the alarm (and answers it); DEACTIVATE clears it (and answers it if it was active);
-        ACTIVATE of NONE changes nothing, as in etcd. An action or type ``check_alarm_request`` refuses fails."""
+        ACTIVATE of NONE changes nothing, as in etcd; GET answers the active alarms, filtered by member and
+        type (etcd's GET goes through the log too). An action or type ``check_alarm_request`` refuses fails."""
         check_alarm_request(request)
         response = rpc_pb2.AlarmResponse()
         response.header.revision = self.store.current_revision
@@ -300,6 +303,8 @@ class Applier:
                 return response
             rows.delete_alarm(self.store.batch, *member)
         else:
+            listed = self.alarms.list(request.memberID, request.alarm)
+            response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)
             return response
         response.alarms.add(memberID=request.memberID, alarm=request.alarm)
         return response

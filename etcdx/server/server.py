@@ -972,6 +972,11 @@ class EtcdServer:
         return self._is_leader
 
     @property
+    def is_learner(self) -> bool:
+        """Whether this member is a learner in the membership it has applied (etcd's Status isLearner)."""
+        return any(self.member_id == m.ID and m.isLearner for m in self.members)
+
+    @property
     def current_revision(self) -> int:
         return self.store.current_revision
 

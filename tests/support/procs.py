@@ -6,6 +6,7 @@ a gRPC Range answers, and stopped by PID. ``ServerProcess.kill9`` simulates a cr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -103,9 +104,18 @@ class ServerProcess:
             return ""
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (wait_stopped waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        """Waits for the process to exit (SIGKILL after 10 s)."""
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -175,23 +185,96 @@ def etcdx_process(
     )
 
 
-def etcdx_cluster(
-    tmp_path, size: int, extra_args: tuple[str, ...] = (), command: tuple[str, ...] = ("-m", "etcdx")
+def cluster_ports(size: int) -> list[int]:
+    """Client and peer ports for ``size`` members (client of member n at 2n, peer at 2n+1): pass the same
+    list to etcd_cluster and etcdx_cluster, one after the other, and both get the same URLs, so the same
+    member and cluster IDs."""
+    return free_ports(2 * size)
+
+
+def _member_processes(
+    tmp_path, size: int, command: list[str], suffix: str, extra_args: tuple[str, ...], ports: list[int] | None
 ) -> list[ServerProcess]:
-    """``size`` etcdx members of one new cluster (members m0, m1, ...), not started: launch them all, then
-    wait_ready each. ``command``: what runs after the interpreter (tests.support.planted_etcdx plants a bug)."""
-    ports = free_ports(2 * size)
+    ports = ports or cluster_ports(size)
     names = [f"m{n}" for n in range(size)]
     initial = ",".join(f"{name}=http://127.0.0.1:{ports[2 * n + 1]}" for n, name in enumerate(names))
     members = []
     for n, name in enumerate(names):
         client_port, peer_port = ports[2 * n], ports[2 * n + 1]
-        data_dir = str(tmp_path / f"{name}.etcdx")
+        data_dir = str(tmp_path / f"{name}.{suffix}")
         flags = _cluster_flags(name, data_dir, client_port, peer_port)
         flags[flags.index("--initial-cluster") + 1] = initial
-        argv = [sys.executable, *command, *flags, *extra_args]
-        members.append(ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"{name}.log")))
+        log_path = str(tmp_path / (f"{name}.log" if suffix == "etcdx" else f"{name}.{suffix}.log"))
+        members.append(ServerProcess([*command, *flags, *extra_args], data_dir, client_port, peer_port, log_path))
     return members
+
+
+def etcdx_cluster(
+    tmp_path,
+    size: int,
+    extra_args: tuple[str, ...] = (),
+    command: tuple[str, ...] = ("-m", "etcdx"),
+    ports: list[int] | None = None,
+) -> list[ServerProcess]:
+    """``size`` etcdx members of one new cluster (members m0, m1, ...), not started: launch them all, then
+    wait_ready each. ``command``: what runs after the interpreter (tests.support.planted_etcdx plants a bug).
+    ``ports``: from cluster_ports (default: fresh ones)."""
+    return _member_processes(tmp_path, size, [sys.executable, *command], "etcdx", extra_args, ports)
+
+
+def etcd_cluster(
+    tmp_path, size: int, extra_args: tuple[str, ...] = (), ports: list[int] | None = None
+) -> list[ServerProcess]:
+    """``size`` real etcd 3.5.1 members of one new cluster, with exactly the flags etcdx_cluster gives its
+    members (names m0, m1, ..., the same URL shapes, the default --initial-cluster-token unless
+    ``extra_args`` sets one): not started, launch them all, then wait_ready each; stop each by PID."""
+    return _member_processes(tmp_path, size, [ETCD], "etcd", extra_args, ports)
+
+
+def start_cluster(members: list[ServerProcess]) -> list[ServerProcess]:
+    """Launches every member, then waits until each serves; on failure stops those it launched."""
+    try:
+        for member in members:
+            member.launch()
+        for member in members:
+            member.wait_ready()
+    except BaseException:
+        stop_cluster(members)
+        raise
+    return members
+
+
+def current_leader(members: list[ServerProcess]) -> ServerProcess | None:
+    """The member the first answering member names as leader (asked over gRPC Status), or None."""
+    for member in members:
+        if member.proc is None or member.proc.poll() is not None:
+            continue
+        try:
+            with grpc.insecure_channel(member.endpoint) as channel:
+                response = rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=1)
+        except grpc.RpcError:
+            continue
+        for candidate in members:
+            with contextlib.suppress(grpc.RpcError):
+                if candidate.proc is not None and candidate.proc.poll() is None:
+                    with grpc.insecure_channel(candidate.endpoint) as channel:
+                        stub = rpc_pb2_grpc.MaintenanceStub(channel)
+                        if stub.Status(rpc_pb2.StatusRequest(), timeout=1).header.member_id == response.leader:
+                            return candidate
+        return None
+    return None
+
+
+def stop_cluster(members: list[ServerProcess]) -> None:
+    """SIGTERM to every member but the leader at once, waits for them, then the same for the leader: etcd's
+    leader, stopped while followers run, hands its leadership over first, and waits seconds for a follower
+    that is stopping too."""
+    leader = current_leader(members)
+    for group in ([m for m in members if m is not leader], [leader] if leader is not None else []):
+        for member in group:
+            member.terminate()
+        for member in group:
+            member.wait_stopped()
 
 
 def kill_leftovers() -> None:

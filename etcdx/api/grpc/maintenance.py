@@ -1,5 +1,4 @@
-"""etcdserverpb.Maintenance: what a single member can answer so far (Status, Alarm, Defragment, Snapshot,
-Hash, HashKV)."""
+"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Snapshot, Hash and HashKV, as etcd 3.5 answers them."""
 
 from __future__ import annotations
 
@@ -39,8 +38,13 @@ class MaintenanceService:
         }
 
     async def status(self, data: bytes, ctx: RpcContext) -> bytes:
+        """etcd's Status, field by field: raftIndex is the committed index, raftAppliedIndex the applied one;
+        errors lists "etcdserver: no leader" while this member knows none, then each active alarm in
+        protobuf text form (with its trailing space), as etcd 3.5 does."""
         decode(rpc_pb2.StatusRequest, data)
         server = self._server
+        problems = [] if server.leader_id else [errors.ERR_NO_LEADER.message]
+        problems += [f"memberID:{m} alarm:{alarm_name(a)} " for m, a in server.alarms.list()]
         return rpc_pb2.StatusResponse(
             header=server.header(),
             version=SERVER_VERSION,
@@ -50,22 +54,18 @@ class MaintenanceService:
             raftIndex=server.committed_index,
             raftTerm=server.raft_term,
             raftAppliedIndex=server.applied_index,
-            errors=[f"memberID:{m} alarm:{alarm_name(a)} " for m, a in server.alarms.list()],
+            errors=problems,
+            isLearner=server.is_learner,
         ).SerializeToString()
 
     async def alarm(self, data: bytes, ctx: RpcContext) -> bytes:
-        """GET lists alarms (filtered by member and type) from the applied state; ACTIVATE and DEACTIVATE go
-        through the log, as etcd's do, and answer what they changed. What etcd cannot answer (an unknown
-        action, ACTIVATE of an unknown type) is refused here, before the log (check_alarm_request)."""
+        """Every action goes through the log, GET included, as etcd 3.5's Alarm does (so a GET takes a log
+        index, and fails as a write does without a quorum): GET answers the applied alarms (filtered by member
+        and type), ACTIVATE and DEACTIVATE what they changed. What etcd cannot answer (an unknown action,
+        ACTIVATE of an unknown type) is refused here, before the log (check_alarm_request)."""
         request = decode(rpc_pb2.AlarmRequest, data)
         check_alarm_request(request)
-        if request.action in (rpc_pb2.AlarmRequest.ACTIVATE, rpc_pb2.AlarmRequest.DEACTIVATE):
-            response = await self._server.propose(InternalRequest(alarm=request))
-            return response.SerializeToString()
-        response = rpc_pb2.AlarmResponse()
-        self._server.fill_header(response.header)
-        listed = self._server.alarms.list(request.memberID, request.alarm)
-        response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)
+        response = await self._server.propose(InternalRequest(alarm=request))
         return response.SerializeToString()
 
     async def defragment(self, data: bytes, ctx: RpcContext) -> bytes:
