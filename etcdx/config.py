@@ -587,7 +587,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         log_level=get("log-level"),
         enable_grpc_gateway=get("enable-grpc-gateway"),
         enable_v2=get("enable-v2"),
-        cors=_unique_strings(get("cors")),
+        cors=_cors(get("cors")),
         host_whitelist=_unique_strings(get("host-whitelist")),
         show_version=get("version"),
         show_help=get("help"),
@@ -610,6 +610,17 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         auth_token_ttl=get("auth-token-ttl"),
         bcrypt_cost=_bcrypt_cost(get("bcrypt-cost")),
     )
+
+
+def _cors(value: str) -> frozenset[str]:
+    """--cors as etcd takes it: "*" or URLs (each checked as a URL flag is), compared with a request's Origin."""
+    items = _unique_strings(value)
+    for item in items - {"*"}:
+        try:
+            _urls("cors", item)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(f'"{item}"', f'"{value}"', 1)) from None
+    return items
 
 
 def _unique_strings(value: str) -> frozenset[str]:

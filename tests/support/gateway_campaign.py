@@ -115,6 +115,9 @@ CASES: list[Case] = [
     ),
     Case("/v3/kv/txn", '{"success":{"request_put":{}}}'),
     Case("/v3/kv/txn", f'{{"success":[{{"request_put":{{"key":"{FOO}"}}}},{{"request_put":{{"key":"{FOO}"}}}}]}}'),
+    # Limits: past --max-request-bytes (etcd's check), past the gRPC receive limit (the transport's).
+    Case("/v3/kv/put", f'{{"key":"{b64("big")}","value":"{b64("v" * 1_600_000)}"}}'),
+    Case("/v3/kv/put", f'{{"key":"{b64("big")}","value":"{b64("v" * 2_200_000)}"}}'),
     Case("/v3/kv/deleterange", f'{{"key":"{b64("foo2")}","prev_kv":true}}'),
     Case("/v3/kv/deleterange", f'{{"key":"{b64("none")}"}}'),
     Case("/v3/kv/compaction", '{"revision":"2"}'),
@@ -213,6 +216,24 @@ CASES: list[Case] = [
     Case("/v3/auth/status"),
     Case("/v3/kv/range", f'{{"key":"{FOO}","range_end":"AA=="}}'),
 ]
+
+# For servers started with ACCESS_FLAGS: etcd's access controller (host whitelist, CORS, OPTIONS) on the gateway
+# and on the other HTTP paths.
+ACCESS_FLAGS = ("--cors", "http://ok.example:8080", "--host-whitelist", "localhost,ok.example")
+_OK_HOST, _OK_ORIGIN = ("Host", "ok.example:2379"), ("Origin", "http://ok.example:8080")
+ACCESS_CASES: list[Case] = [
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}'),  # Host 127.0.0.1:port: not listed
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(("Host", "evil.example"),)),
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(("Host", "localhost:1"),)),
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(_OK_HOST, _OK_ORIGIN)),
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(_OK_HOST, ("Origin", "http://bad.example"))),
+    Case("/v3/kv/put", f'{{"key":"{FOO}","value":"{BAR}"}}', method="OPTIONS", headers=(_OK_HOST, _OK_ORIGIN)),
+    Case("/health", "", method="GET", headers=(("Host", "evil.example:80"),)),
+    Case("/version", "", method="GET", headers=(_OK_HOST, _OK_ORIGIN)),
+    Case("/v3/nope", headers=(_OK_HOST, _OK_ORIGIN)),
+]
+# For servers started with --enable-grpc-gateway=false: /v3/ is an unknown path.
+NO_GATEWAY_CASES: list[Case] = [Case("/v3/kv/range", f'{{"key":"{FOO}"}}'), Case("/v3beta/kv/put")]
 
 _IDS = {"cluster_id", "member_id", "leader", "ID", "raft_term", "raftTerm", "raftIndex", "raftAppliedIndex"}
 _BACKEND = {"dbSize", "dbSizeInUse", "hash", "blob", "token"}
