@@ -43,6 +43,7 @@ class Case:
     headers: tuple[tuple[str, str], ...] = ()
     lines: int = 0  # a stream: read this many lines (or until the end or a pause of _STREAM_READ_SECONDS)
     differs: str = ""  # why etcdx's service (not its gateway) answers otherwise: mismatches are listed as known
+    then: tuple[Case, ...] = ()  # a stream: sent (to the same server) once its first line arrived
 
 
 @dataclass
@@ -133,6 +134,20 @@ CASES: list[Case] = [
         lines=3,
     ),
     Case("/v3/watch", f'{{"create_request":{{"key":"{FOO}","start_revision":"1"}}}}', lines=1),
+    # A live watch: events of writes made while it streams, with their previous values.
+    Case(
+        "/v3/watch",
+        f'{{"create_request":{{"key":"{b64("live")}","range_end":"{b64("livf")}","prev_kv":true}}}}',
+        lines=4,
+        then=(
+            Case("/v3/kv/put", f'{{"key":"{b64("live")}","value":"{b64("1")}"}}'),
+            Case("/v3/kv/put", f'{{"key":"{b64("live/a")}","value":"{b64("2")}"}}'),
+            Case("/v3/kv/deleterange", f'{{"key":"{b64("live")}","range_end":"{b64("livf")}"}}'),
+        ),
+    ),
+    Case(
+        "/v3/watch", f'{{"create_request":{{"key":"{b64("live")}","filters":["NOPUT"],"start_revision":"2"}}}}', lines=2
+    ),
     Case("/v3/watch", '{"create_request":{"key":5}}', lines=1),
     # Lease
     Case("/v3/lease/grant", '{"TTL":"60","ID":"1234"}'),
@@ -289,7 +304,13 @@ def request(port: int, case: Case, token: str) -> Answer:
         body = case.body.encode() if case.method != "GET" else None
         connection.request(case.method, case.path, body=body, headers=headers)
         response = connection.getresponse()
-        data = _read_lines(connection, response, case.lines) if case.lines else response.read()
+        if case.then:
+            data = _read_lines(connection, response, 1)
+            for later in case.then:
+                request(port, later, token)
+            data += _read_lines(connection, response, case.lines - data.count(b"\n"))
+        else:
+            data = _read_lines(connection, response, case.lines) if case.lines else response.read()
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
     except TimeoutError:
         return Answer(0, {}, b"(no answer within 10 s)")
