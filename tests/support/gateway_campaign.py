@@ -166,6 +166,11 @@ CASES: list[Case] = [
     # Lock and election on a lease the case grants.
     Case("/v3/lease/grant", '{"TTL":"60","ID":"4321"}'),
     Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"4321"}}'),
+    # Grpc-Timeout is the call's deadline: a lock held by another session, a watch that outlives it.
+    Case("/v3/lease/grant", '{"TTL":"60","ID":"4322"}'),
+    Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"4322"}}', headers=(("Grpc-Timeout", "1S"),)),
+    Case("/v3/watch", f'{{"create_request":{{"key":"{FOO}"}}}}', headers=(("Grpc-Timeout", "500m"),), lines=3),
+    Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(("Grpc-Timeout", "bogus"),)),
     Case("/v3/lock/unlock", f'{{"key":"{b64("lk/10e1")}"}}'),
     Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"999"}}'),
     Case("/v3/election/campaign", f'{{"name":"{b64("el")}","lease":"4321","value":"{b64("v1")}"}}'),
@@ -198,6 +203,10 @@ CASES: list[Case] = [
     Case("/v3/auth/status"),
     Case("/v3/auth/enable"),
     Case("/v3/auth/user/add", '{"name":"","password":"x"}'),
+    # Strings: an unpaired surrogate escape, HTML characters and non-ASCII text, as Go reads and writes them.
+    Case("/v3/auth/user/add", '{"name":"a\\ud800b<&>\\u00e9ü","password":"x"}'),
+    Case("/v3/auth/user/list"),
+    Case("/v3/auth/user/delete", '{"name":"a\\ufffdb<&>éü"}'),
     Case("/v3/auth/user/add", '{"name":"root","password":"pw"}'),
     Case("/v3/auth/user/add", '{"name":"root","password":"pw"}'),
     Case("/v3/auth/user/add", '{"name":"u1","password":"p1"}'),

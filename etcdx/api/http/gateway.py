@@ -2,8 +2,9 @@
 
 Every route (gateway_routes.py) is a POST whose JSON body is the request message (gateway_json.py); the call
 goes to the same method the gRPC transport resolves, behind the same auth gate (an ``Authorization`` header is
-the call's "authorization" metadata, a ``Grpc-Metadata-<name>`` header its <name> metadata) and the same
-receive limit (the request as protobuf at most --max-request-bytes plus gRPC's overhead).
+the call's "authorization" metadata, a ``Grpc-Metadata-<name>`` header its <name> metadata, ``Grpc-Timeout``
+its deadline) and the same receive limit (the request as protobuf at most --max-request-bytes plus gRPC's
+overhead).
 
 Unary answers: 200 with the response JSON, or the error as {"error","code","message"} with grpc-gateway's
 HTTP status for the code. Streams (watch, lease keep-alive, snapshot, election observe): chunked, one
@@ -32,6 +33,7 @@ from etcdx.api.http.gateway_routes import ROUTES, Route
 from etcdx.api.http.gateway_scan import GoJsonError
 from etcdx.errors import EtcdError, StatusCode, message_too_large
 from etcdx.net.grpc_server import Resolver, RpcContext
+from etcdx.net.grpc_status import parse_grpc_timeout
 from etcdx.net.http1 import HttpRequest, HttpResponse
 
 FIRST_OUTCOME_WAIT = 1.0
@@ -92,6 +94,10 @@ def _stream_error(error: EtcdError) -> bytes:
     ).encode()
 
 
+def _header(request: HttpRequest, name: str) -> str | None:
+    return next((value for key, value in request.headers if key.lower() == name), None)
+
+
 def _metadata(request: HttpRequest) -> dict[str, str]:
     metadata: dict[str, str] = {}
     for name, value in request.headers:
@@ -135,7 +141,14 @@ class Gateway:
         method = self._resolve(route.rpc)
         if method is None:
             return error_response(EtcdError(StatusCode.UNIMPLEMENTED, f"unknown method for {route.rpc}"))
-        ctx = RpcContext(route.rpc, _metadata(request), None)
+        timeout = _header(request, "grpc-timeout")
+        deadline = None
+        if timeout is not None:
+            seconds = parse_grpc_timeout(timeout.encode("latin-1"))
+            if seconds is None:
+                return error_response(EtcdError(StatusCode.INVALID_ARGUMENT, f"invalid grpc-timeout: {timeout}"))
+            deadline = trio.current_time() + seconds
+        ctx = RpcContext(route.rpc, _metadata(request), deadline)
         if gateway_call.is_streaming(method):
             return await self._stream(route, method, request.body, ctx)
         try:

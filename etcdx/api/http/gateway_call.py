@@ -10,11 +10,12 @@ stream end, as a gRPC client's CloseSend.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import AsyncIterator, Iterator
 
 import trio
 
-from etcdx.errors import EtcdError, StatusCode
+from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
@@ -27,6 +28,7 @@ from etcdx.net.grpc_server import (
 
 log = get_logger("etcdx.api.gateway")
 
+DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
 # Responses a stream holds for a client that does not read; the method waits (as on gRPC flow control).
 STREAM_BUFFER = 16
 
@@ -59,14 +61,21 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
 
 
 async def call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
-    try:
-        if isinstance(method, InlineUnaryMethod):
-            return method.handler(data, ctx)
-        if isinstance(method, DeferredUnaryMethod):
-            return await _deferred(method, data, ctx)
-        return await method.handler(data, ctx)
-    except Exception as exc:
-        raise as_etcd_error(exc, ctx.path) from None
+    """The response, or the call's EtcdError (DEADLINE_EXCEEDED once ``ctx.deadline`` passes)."""
+    with trio.move_on_at(_deadline(ctx)):
+        try:
+            if isinstance(method, InlineUnaryMethod):
+                return method.handler(data, ctx)
+            if isinstance(method, DeferredUnaryMethod):
+                return await _deferred(method, data, ctx)
+            return await method.handler(data, ctx)
+        except Exception as exc:
+            raise as_etcd_error(exc, ctx.path) from None
+    raise DEADLINE_EXCEEDED
+
+
+def _deadline(ctx: RpcContext) -> float:
+    return ctx.deadline if ctx.deadline is not None else math.inf
 
 
 async def _deferred(method: DeferredUnaryMethod, data: bytes, ctx: RpcContext) -> bytes:
@@ -109,7 +118,7 @@ def open_stream(nursery: trio.Nursery, method: Method, requests: list[bytes], ct
     """Starts ``method`` with ``requests`` (a server-streaming method takes the first; a bidi one reads them
     all, then sees its request stream end)."""
     send_channel, receive_channel = trio.open_memory_channel(STREAM_BUFFER)
-    scope = trio.CancelScope()
+    scope = trio.CancelScope(deadline=_deadline(ctx))
 
     async def send(data: bytes) -> None:
         await send_channel.send(("message", data))
@@ -131,6 +140,8 @@ def open_stream(nursery: trio.Nursery, method: Method, requests: list[bytes], ct
                     await send_channel.send(("error", as_etcd_error(exc, ctx.path)))
                     return
                 await send_channel.send(("end", None))
+            if scope.cancelled_caught:  # the deadline (a client that went closed the channel: this send fails)
+                await send_channel.send(("error", DEADLINE_EXCEEDED()))
 
     nursery.start_soon(_quiet(run))
     return Stream(receive_channel, scope)

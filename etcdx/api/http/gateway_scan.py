@@ -14,6 +14,7 @@ Decoder, "unexpected end of JSON input" for json.Unmarshal).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 WHITESPACE = b" \t\r\n"
@@ -35,6 +36,15 @@ class Node:
     kind: str
     value: object
     raw: bytes
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(raw: bytes) -> str:
+    """A checked string literal's value as Go decodes it: invalid UTF-8 and unpaired surrogate escapes become
+    U+FFFD."""
+    return _SURROGATE.sub("\ufffd", json.loads(raw.decode("utf-8", "replace")))
 
 
 def quote_char(c: int) -> str:
@@ -85,7 +95,7 @@ class _Reader:
         if c == ord('"'):
             end = self.string_end(pos)
             raw = self.data[pos:end]
-            return Node("string", json.loads(raw.decode("utf-8", "replace")), raw), end
+            return Node("string", _text(raw), raw), end
         if c == ord("-") or c in DIGITS:
             end = self.number_end(pos)
             return Node("number", None, self.data[pos:end]), end
@@ -108,7 +118,7 @@ class _Reader:
             if pos >= len(self.data) or self.data[pos] != ord('"'):
                 self.fail(pos, "looking for beginning of object key string")
             end = self.string_end(pos)
-            key = json.loads(self.data[pos:end].decode("utf-8", "replace"))
+            key = _text(self.data[pos:end])
             pos = self.skip(end)
             if pos >= len(self.data) or self.data[pos] != ord(":"):
                 self.fail(pos, "after object key")
