@@ -30,6 +30,10 @@ _TOKEN = "{token}"
 _NOT_YET = "not implemented in etcdx yet (docs/differences.md)"
 # Deliberate: etcd 3.5.1 lets anyone call Status (GHSA-q8m4-xhhv-38mg); etcdx needs a user (docs/differences.md).
 _STATUS_NEEDS_USER = "Status needs an authenticated user in etcdx (docs/differences.md)"
+# At a Grpc-Timeout deadline etcd answers DEADLINE_EXCEEDED (4, 504) when its gateway's client deadline fires
+# first, UNKNOWN (2, 500) when its server's handler returns the context's error first: either, from run to run.
+# etcdx answers 4 (docs/differences.md, "Lock waiting past its deadline").
+_DEADLINE_RACE = "etcd's code at a deadline is 2 or 4 from run to run; etcdx's is 4"
 # etcdx refuses a watch create with watch_id -1 and the bare "etcdserver: permission denied" (through gRPC too).
 _WATCH_REFUSAL = "etcdx's watch refusal text and watch_id (api/grpc/watch.py), same through gRPC"
 _STREAM_READ_SECONDS = 1.0
@@ -168,8 +172,19 @@ CASES: list[Case] = [
     Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"4321"}}'),
     # Grpc-Timeout is the call's deadline: a lock held by another session, a watch that outlives it.
     Case("/v3/lease/grant", '{"TTL":"60","ID":"4322"}'),
-    Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"4322"}}', headers=(("Grpc-Timeout", "1S"),)),
-    Case("/v3/watch", f'{{"create_request":{{"key":"{FOO}"}}}}', headers=(("Grpc-Timeout", "500m"),), lines=3),
+    Case(
+        "/v3/lock/lock",
+        f'{{"name":"{b64("lk")}","lease":"4322"}}',
+        headers=(("Grpc-Timeout", "1S"),),
+        differs=_DEADLINE_RACE,
+    ),
+    Case(
+        "/v3/watch",
+        f'{{"create_request":{{"key":"{FOO}"}}}}',
+        headers=(("Grpc-Timeout", "500m"),),
+        lines=3,
+        differs=_DEADLINE_RACE,
+    ),
     Case("/v3/kv/range", f'{{"key":"{FOO}"}}', headers=(("Grpc-Timeout", "bogus"),)),
     Case("/v3/lock/unlock", f'{{"key":"{b64("lk/10e1")}"}}'),
     Case("/v3/lock/lock", f'{{"name":"{b64("lk")}","lease":"999"}}'),
@@ -239,7 +254,12 @@ CASES: list[Case] = [
     Case("/v3/auth/disable", headers=_auth()),
     Case("/v3/auth/status"),
     Case("/v3/kv/range", f'{{"key":"{FOO}","range_end":"AA=="}}'),
+    # Last: etcd adds the learner (a member that never starts), which the cases above must not see.
+    Case("/v3/cluster/member/add", '{"peerURLs":["http://127.0.0.1:1"],"isLearner":true}', differs=_NOT_YET),
 ]
+# Paths no case sends, and why: etcd 3.5.1 held a MemberRemove of an unknown ID sent seconds after its start for
+# 10 s without an answer (observed; one sent later answers "member not found" at once). etcdx does not serve it yet.
+UNSENT_PATHS = {"/v3/cluster/member/remove"}
 
 # For servers started with ACCESS_FLAGS: etcd's access controller (host whitelist, CORS, OPTIONS) on the gateway
 # and on the other HTTP paths.
