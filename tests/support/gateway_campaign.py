@@ -153,6 +153,10 @@ CASES: list[Case] = [
         "/v3/watch", f'{{"create_request":{{"key":"{b64("live")}","filters":["NOPUT"],"start_revision":"2"}}}}', lines=2
     ),
     Case("/v3/watch", '{"create_request":{"key":5}}', lines=1),
+    Case("/v3/watch", f'{{"create_request":{{"key":"{FOO}"}}}} {{"create_request":{{"key":5}}}}', lines=2),
+    Case("/v3/watch", f'{{"create_request":{{"key":"{FOO}"}}}} {{bad', lines=2),
+    Case("/v3/election/observe", '{"name":5}', lines=1),
+    Case("/v3/maintenance/snapshot", "{bad", lines=1),
     # Lease
     Case("/v3/lease/grant", '{"TTL":"60","ID":"1234"}'),
     Case("/v3/lease/grant", '{"TTL":"60","ID":"1234"}'),

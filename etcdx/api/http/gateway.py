@@ -172,8 +172,11 @@ class Gateway:
             requests = _stream_requests(route, method, body)
             for data in requests:
                 self._check_size(data)
-        except GoJsonError as exc:  # the first message: etcd's gateway fails the call with it
-            return error_response(EtcdError(StatusCode.UNKNOWN, str(exc)))
+        except GoJsonError as exc:
+            # etcd's gateway refuses a server stream's request as a unary one's; a bidi stream's first message
+            # fails the call with the decoder's error as it is (UNKNOWN).
+            code = StatusCode.UNKNOWN if gateway_call.is_bidi(method) else StatusCode.INVALID_ARGUMENT
+            return error_response(EtcdError(code, str(exc)))
         except EtcdError as exc:
             return error_response(exc)
         assert self._nursery is not None, "Gateway.run is not running"
