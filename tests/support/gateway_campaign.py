@@ -307,27 +307,120 @@ def normalise(value, parent: str = ""):
 
 
 def random_bodies(seed: int, count: int = 20) -> list[Case]:
-    """Seeded random request bodies for a few paths: mostly valid, some broken as clients break them."""
+    """Seeded random request bodies: ranges and deletes with fields of random types, and txns whose compares and
+    ops (nested txns included) hold random values; a third of them then broken as clients break JSON (cut short,
+    a stray character)."""
     rng = random.Random(seed)
-    keys = [FOO, b64("foo2"), b64("t"), b64("r" * rng.randint(1, 9)), "Zm9", "Zm9v!", "", "AA=="]
-    values = ['"x"', "true", "1", "-1", "1.5", '"-3"', '"18446744073709551616"', "null", "[]", "{}", '"1e3"']
     cases = []
     for _ in range(count):
-        fields = [f'"key":"{rng.choice(keys)}"']
-        for name in rng.sample(["limit", "revision", "serializable", "sort_order", "range_end", "keys_only"], 2):
-            fields.append(f'"{name}":{rng.choice(values + [chr(34) + rng.choice(keys) + chr(34)])}')
-        body = "{" + ",".join(fields) + "}"
+        if rng.random() < 0.5:
+            path, body = rng.choice(["/v3/kv/range", "/v3/kv/range", "/v3/kv/deleterange"]), _range_body(rng)
+        else:
+            path, body = "/v3/kv/txn", _txn_body(rng, 0)
         mutation = rng.random()
-        if mutation < 0.2:
-            cut = rng.randint(0, len(body))
-            body = body[:cut]
-        elif mutation < 0.35:
+        if mutation < 0.15:
+            body = body[: rng.randint(0, len(body))]
+        elif mutation < 0.33:
             at = rng.randint(0, len(body))
-            body = body[:at] + rng.choice([",", "}", "]", ":", '"', "x", " ", "\\", "\t", "\u00e9"]) + body[at:]
-        cases.append(
-            Case(rng.choice(["/v3/kv/range", "/v3/kv/deleterange"]) if mutation < 0.5 else "/v3/kv/range", body)
-        )
+            stray = rng.choice([",", "}", "]", "[", ":", '"', "x", " ", "\\", "\t", "\u00e9", "\x01", "0", "-"])
+            body = body[:at] + stray + body[at:]
+        cases.append(Case(path, body))
     return cases
+
+
+_KEYS = [FOO, b64("foo2"), b64("t"), b64("rr"), "Zm9", "Zm9v!", "", "AA==", "Zm9v\\n", "Zg=", "Zg==Zg=="]
+_ODD = [
+    '"x"',
+    "true",
+    "false",
+    "1",
+    "-1",
+    "0",
+    "-0",
+    "01",
+    "1.5",
+    "1e3",
+    "1E+2",
+    "-",
+    '"-3"',
+    '"07"',
+    '""',
+    '" 5"',
+    '"18446744073709551616"',
+    "9223372036854775808",
+    "null",
+    "[]",
+    "{}",
+    '"\\u00e9"',
+    '"\\ud83d\\ude00"',
+    '"a\\nb"',
+    '"\\q"',
+    '"\\u12"',
+    "[1,2,300]",
+    '[1,"x"]',
+    "nul",
+    "tru",
+]
+
+
+def _value(rng: random.Random, proper: str) -> str:
+    """``proper`` most of the time, else a value of a random type or a broken one."""
+    return proper if rng.random() < 0.7 else rng.choice(_ODD)
+
+
+def _key(rng: random.Random) -> str:
+    return f'"{rng.choice(_KEYS)}"'
+
+
+def _range_body(rng: random.Random) -> str:
+    fields = [f'"key":{_value(rng, _key(rng))}']
+    for name, proper in rng.sample(
+        [
+            ("limit", '"2"'),
+            ("revision", "0"),
+            ("serializable", "true"),
+            ("sort_order", '"DESCEND"'),
+            ("sort_target", '"VALUE"'),
+            ("range_end", '"AA=="'),
+            ("keys_only", "false"),
+            ("min_mod_revision", '"1"'),
+        ],
+        rng.randint(0, 3),
+    ):
+        fields.append(f'"{name}":{_value(rng, proper)}')
+    return "{" + ",".join(fields) + "}"
+
+
+def _txn_body(rng: random.Random, depth: int) -> str:
+    compares = []
+    for _ in range(rng.randint(0, 2)):
+        target, field_name, proper = rng.choice(
+            [
+                ("VERSION", "version", '"0"'),
+                ("CREATE", "create_revision", "2"),
+                ("MOD", "mod_revision", '"3"'),
+                ("VALUE", "value", f'"{BAR}"'),
+                ("LEASE", "lease", '"0"'),
+            ]
+        )
+        result = _value(rng, rng.choice(['"EQUAL"', '"GREATER"', '"LESS"', '"NOT_EQUAL"']))
+        compares.append(
+            f'{{"key":{_key(rng)},"result":{result},"target":{_value(rng, chr(34) + target + chr(34))},'
+            f'"{field_name}":{_value(rng, proper)}}}'
+        )
+    body = f'{{"compare":{_value(rng, "[" + ",".join(compares) + "]")}'
+    for branch in ("success", "failure"):
+        ops = []
+        for _ in range(rng.randint(0, 2)):
+            kind = rng.choice(["request_range", "request_put", "request_delete_range", "requestTxn"])
+            if kind == "requestTxn" and depth < 1:
+                ops.append(f'{{"{kind}":{_txn_body(rng, depth + 1)}}}')
+            elif kind == "request_put":
+                ops.append(f'{{"{kind}":{{"key":{_key(rng)},"value":{_value(rng, chr(34) + BAR + chr(34))}}}}}')
+            else:
+                ops.append(f'{{"request_range":{_value(rng, _range_body(rng))}}}')
+        body += f',"{branch}":{_value(rng, "[" + ",".join(ops) + "]")}'
+    return body + "}"
 
 
 def request(port: int, case: Case, token: str) -> Answer:
