@@ -5,7 +5,12 @@ and ETCDX_GATEWAY_SEEDS sets of random bodies; scripts/gateway_differential.py r
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import ssl
+import sys
+import time
 
 from etcdx.api.http.gateway_routes import ROUTES
 from tests.support.gateway_campaign import (
@@ -17,7 +22,7 @@ from tests.support.gateway_campaign import (
     random_bodies,
     run,
 )
-from tests.support.procs import etcd_process, etcdx_process
+from tests.support.procs import ETCD, READY_TIMEOUT, ServerProcess, etcd_process, etcdx_process, free_ports
 
 SEEDS = int(os.environ.get("ETCDX_GATEWAY_SEEDS", "5"))
 
@@ -48,3 +53,47 @@ def test_cors_and_host_whitelist_answer_as_etcd(tmp_path):
 def test_without_the_gateway_v3_paths_are_unknown_as_in_etcd(tmp_path):
     campaign = _run_both(tmp_path, NO_GATEWAY_CASES, ("--enable-grpc-gateway=false",))
     assert campaign.failures == [], "\n".join(campaign.failures[:20])
+
+
+def _https_member(tmp_path, binary: list[str], name: str) -> ServerProcess:
+    """A member whose client URL is https (--auto-tls), with a host whitelist that names no host the test sends."""
+    client_port, peer_port = free_ports(2)
+    client, peer = f"https://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    data_dir = str(tmp_path / name)
+    argv = [*binary, "--name", name, "--data-dir", data_dir, "--auto-tls", "--host-whitelist", "ok.example"]
+    argv += ["--listen-client-urls", client, "--advertise-client-urls", client, "--listen-peer-urls", peer]
+    argv += ["--initial-advertise-peer-urls", peer, "--initial-cluster", f"{name}={peer}"]
+    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"{name}.log"))
+
+
+def _https_post(port: int, path: str, body: bytes, host: str) -> tuple[int, bytes]:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # --auto-tls: a self-signed certificate
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+        try:
+            connection.request("POST", path, body=body, headers={"Host": host})
+            response = connection.getresponse()
+            return response.status, response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        finally:
+            connection.close()
+
+
+def test_over_tls_the_host_whitelist_does_not_apply_as_in_etcd(tmp_path):
+    """etcd checks the Host only on plain connections: over https a host it does not list is served."""
+    answers = []
+    for binary, name in (([ETCD], "etcd"), ([sys.executable, "-m", "etcdx"], "etcdx")):
+        server = _https_member(tmp_path, binary, name)
+        server.launch()
+        try:
+            put = _https_post(server.client_port, "/v3/kv/put", b'{"key":"Zm9v","value":"YmFy"}', "evil.example")
+            status, body = _https_post(server.client_port, "/v3/kv/range", b'{"key":"Zm9v"}', "evil.example:1")
+        finally:
+            server.stop()
+        answers.append((put[0], status, json.loads(body)["kvs"][0]["value"]))
+    assert answers == [(200, 200, "YmFy"), (200, 200, "YmFy")]
