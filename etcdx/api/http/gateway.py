@@ -182,14 +182,18 @@ class Gateway:
         assert self._nursery is not None, "Gateway.run is not running"
         stream = gateway_call.open_stream(self._nursery, method, requests, ctx)
         first: tuple = ("pending", None)
-        with trio.move_on_after(FIRST_OUTCOME_WAIT):
-            first = await stream.next()
+        try:
+            with trio.move_on_after(FIRST_OUTCOME_WAIT):
+                first = await stream.next()
+        except BaseException:
+            stream.close()
+            raise
         kind, payload = first
         if kind == "error":
             stream.close()
             return HttpResponse(HTTP_STATUS.get(payload.code, 500), [_JSON], _single(_stream_error(payload)))
         headers = [_JSON, _GRPC_METADATA] if kind in ("message", "pending") else [_JSON]
-        return HttpResponse(200, headers, _lines(route, stream, first))
+        return HttpResponse(200, headers, StreamBody(route, stream, first))
 
 
 def _stream_requests(route: Route, method, body: bytes) -> list[bytes]:
@@ -212,21 +216,32 @@ async def _single(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def _lines(route: Route, stream: gateway_call.Stream, first: tuple) -> AsyncIterator[bytes]:
-    """The stream's messages as {"result":...} lines from ``first`` on, then its error object if it fails."""
-    try:
-        kind, payload = first
-        while True:
-            if kind == "pending":
-                kind, payload = await stream.next()
-                continue
-            if kind == "message":
-                yield b'{"result":' + to_json(route.response.FromString(payload)).encode() + b"}\n"
-            elif kind == "error":
-                yield _stream_error(payload)
-                return
-            else:
-                return
-            kind, payload = await stream.next()
-    finally:
-        stream.close()
+class StreamBody:
+    """A stream's answer as an async iterator of chunks: {"result":...} lines from ``first`` on, then its error
+    object if it fails. ``aclose`` ends the call, whether or not iteration began (so an answer whose headers
+    could not be sent leaves nothing running)."""
+
+    def __init__(self, route: Route, stream: gateway_call.Stream, first: tuple) -> None:
+        self._route = route
+        self._stream = stream
+        self._next: tuple | None = first
+
+    def __aiter__(self) -> StreamBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        outcome = self._next
+        self._next = None
+        if outcome is None or outcome[0] == "pending":
+            outcome = await self._stream.next()
+        kind, payload = outcome
+        if kind == "message":
+            return b'{"result":' + to_json(self._route.response.FromString(payload)).encode() + b"}\n"
+        if kind == "error":
+            self._next = ("end", None)
+            return _stream_error(payload)
+        self._stream.close()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._stream.close()
