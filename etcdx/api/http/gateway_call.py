@@ -9,7 +9,6 @@ stream end, as a gRPC client's CloseSend.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import AsyncIterator, Iterator
 
@@ -148,10 +147,15 @@ def open_stream(nursery: trio.Nursery, method: Method, requests: list[bytes], ct
 
 
 def _quiet(run):
-    """``run``, ending quietly when the client went (its channel closed) while it was sending."""
+    """``run``, ending quietly when the client went (its channel closed) while it was sending; anything else it
+    raises is logged, never passed to the gateway's nursery (a client's call cannot stop the member)."""
 
     async def wrapped() -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        try:
             await run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("gateway stream failed")
 
     return wrapped
