@@ -487,6 +487,8 @@ def compare(case: Case, etcd: Answer, etcdx: Answer) -> list[str]:
     for name in _COMPARED_HEADERS:
         if etcd.headers.get(name) != etcdx.headers.get(name):
             problems.append(f"header {name}: {etcd.headers.get(name)!r} != {etcdx.headers.get(name)!r}")
+    if ("date" in etcd.headers) != ("date" in etcdx.headers):
+        problems.append("a Date header on one answer only")
     if _documents(etcd.body) != _documents(etcdx.body):
         problems.append(f"body\n  etcd:  {etcd.body[:600]!r}\n  etcdx: {etcdx.body[:600]!r}")
     return [f"{case.method} {case.path} {case.body[:200]!r}: {problem}" for problem in problems]

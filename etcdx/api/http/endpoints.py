@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from email.utils import formatdate
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -29,6 +30,13 @@ _METHOD_NOT_ALLOWED = _response(
     405, b"Method Not Allowed\n", extra=[("allow", "GET"), ("x-content-type-options", "nosniff")]
 )
 _NOT_FOUND = _response(404, b"404 page not found\n", extra=[("x-content-type-options", "nosniff")])
+
+
+def _dated(response: HttpResponse) -> HttpResponse:
+    """Go's net/http dates every answer."""
+    if any(name == "date" for name, _ in response.headers):
+        return response
+    return HttpResponse(response.status, [*response.headers, ("date", formatdate(usegmt=True))], response.body)
 
 
 def _v3_path(path: str) -> str:
@@ -57,13 +65,13 @@ class HttpEndpoints:
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         refusal = self._access.refusal(request, self._secure)
         if refusal is not None:
-            return refusal
+            return _dated(refusal)
         cors = self._access.cors_headers(request)
         if request.method == "OPTIONS":
-            return HttpResponse(200, cors, b"")
+            return _dated(HttpResponse(200, cors, b""))
         response = await self._route(request)
         kept = [(name, value) for name, value in response.headers if not name.startswith("access-control-")]
-        return HttpResponse(response.status, [*cors, *kept], response.body)
+        return _dated(HttpResponse(response.status, [*cors, *kept], response.body))
 
     async def _route(self, request: HttpRequest) -> HttpResponse:
         path = _v3_path(request.target.split("?", 1)[0])
