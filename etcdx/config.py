@@ -68,6 +68,8 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "log-outputs": ("str", "default"),
     "log-level": ("str", "info"),
     "enable-grpc-gateway": ("bool", True),
+    "cors": ("str", "*"),
+    "host-whitelist": ("str", "*"),
     "enable-v2": ("bool", False),
     "experimental-watch-progress-notify-interval": ("str", "10m"),
     # TLS (net/tls.py). The two version flags are not in etcd 3.5.1 (later etcd has them).
@@ -112,8 +114,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "auto-compaction-retention": ("str", "0"),
     "auto-compaction-mode": ("str", "periodic"),
     "v2-deprecation": ("str", "not-yet"),
-    "cors": ("str", "*"),
-    "host-whitelist": ("str", "*"),
     "enable-pprof": ("bool", False),
     "metrics": ("str", "basic"),
     "listen-metrics-urls": ("str", ""),
@@ -223,6 +223,8 @@ class Config:
     show_help: bool
     watch_progress_notify_interval: float = 600.0
     enable_v2: bool = False
+    cors: frozenset[str] = frozenset(["*"])
+    host_whitelist: frozenset[str] = frozenset(["*"])
     max_wals: int = 5
     max_snapshots: int = 5
     snapshot_catchup_entries: int = 5000
@@ -585,6 +587,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         log_level=get("log-level"),
         enable_grpc_gateway=get("enable-grpc-gateway"),
         enable_v2=get("enable-v2"),
+        cors=_cors(get("cors")),
+        host_whitelist=_unique_strings(get("host-whitelist")),
         show_version=get("version"),
         show_help=get("help"),
         backend_batch_interval=batch_interval or DEFAULT_BACKEND_BATCH_INTERVAL,
@@ -606,6 +610,22 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         auth_token_ttl=get("auth-token-ttl"),
         bcrypt_cost=_bcrypt_cost(get("bcrypt-cost")),
     )
+
+
+def _cors(value: str) -> frozenset[str]:
+    """--cors as etcd takes it: "*" or URLs (each checked as a URL flag is), compared with a request's Origin."""
+    items = _unique_strings(value)
+    for item in items - {"*"}:
+        try:
+            _urls("cors", item)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace(f'"{item}"', f'"{value}"', 1)) from None
+    return items
+
+
+def _unique_strings(value: str) -> frozenset[str]:
+    """etcd's UniqueStringsValue: the comma-separated items (none for an empty value)."""
+    return frozenset(item for item in value.split(",") if item) if value else frozenset()
 
 
 def _auth_token(value: str) -> str:

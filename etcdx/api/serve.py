@@ -5,7 +5,9 @@ from __future__ import annotations
 import trio
 
 from etcdx.api.grpc.router import build_resolver
+from etcdx.api.http.access_control import AccessControl
 from etcdx.api.http.endpoints import HttpEndpoints
+from etcdx.api.http.gateway import Gateway
 from etcdx.api.http.v2expiry import run_expiry
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
@@ -27,16 +29,21 @@ async def serve_clients(
     share the connection limits (net/conn_limits.py): the cap on open connections and the read budget are
     divided between them."""
     resolve, services = build_resolver(server)
-    http_handler = HttpEndpoints(server)
-    max_recv = server.settings.max_request_bytes + GRPC_OVERHEAD_BYTES
+    settings = server.settings
+    max_recv = settings.max_request_bytes + GRPC_OVERHEAD_BYTES
+    gateway = Gateway(resolve, max_recv) if settings.enable_grpc_gateway else None
+    access = AccessControl(cors=settings.cors, host_whitelist=settings.host_whitelist)
     limits = DEFAULT_LIMITS.shared_by(len(addresses))
     async with trio.open_nursery() as nursery:
-        if server.settings.enable_v2:
+        if settings.enable_v2:
             nursery.start_soon(run_expiry, server)
+        if gateway is not None:
+            await nursery.start(gateway.run)
         ports = []
         for address in addresses:
+            http_handler = HttpEndpoints(server, gateway, access, secure=address.tls is not None)
             bound = await nursery.start(
-                lambda task_status, address=address: serve_client_port(
+                lambda task_status, address=address, http_handler=http_handler: serve_client_port(
                     address.host,
                     address.port,
                     resolve=resolve,

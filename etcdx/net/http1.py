@@ -14,7 +14,8 @@ Limits (net/conn_limits.py has the values), all applied before anything is buffe
   larger than the whole budget is 413).
 
 A streamed response (an async iterator body) ends when the iterator ends or when the client goes; then
-the iterator is closed (aclose), so the handler's generator can clean up.
+the iterator is closed (aclose), so the handler's generator can clean up; it is closed too when its headers
+cannot be sent.
 """
 
 from __future__ import annotations
@@ -317,9 +318,15 @@ async def _respond(stream: trio.abc.Stream, conn: h11.Connection, response: Http
         await stream.send_all(out + conn.send(h11.EndOfMessage()))
         return
     headers.append(("transfer-encoding", "chunked"))
-    await stream.send_all(
-        conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
-    )
+    try:
+        await stream.send_all(
+            conn.send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+        )
+    except BaseException:
+        if hasattr(response.body, "aclose"):  # the body's producer must end even though it never started
+            with trio.CancelScope(shield=True):
+                await response.body.aclose()
+        raise
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_when_client_goes, stream, conn, nursery.cancel_scope)
         await _send_chunks(stream, conn, response.body)

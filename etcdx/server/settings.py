@@ -36,6 +36,9 @@ class ServerSettings:
     auth_token_ttl: int  # seconds a simple token lives after its last use
     bcrypt_cost: int
     enable_v2: bool = False  # serve the v2 API (--enable-v2); its store exists only then
+    enable_grpc_gateway: bool = True  # serve the /v3 JSON gateway (--enable-grpc-gateway)
+    cors: frozenset[str] = frozenset(["*"])  # --cors: origins allowed (empty or "*": all)
+    host_whitelist: frozenset[str] = frozenset(["*"])  # --host-whitelist: Host names allowed (empty or "*": all)
 
     @property
     def member_dir(self) -> str:

@@ -1,31 +1,29 @@
-"""The HTTP/1.1 side of the client port: /health, /version, /metrics, as etcd 3.5 serves them."""
+"""The HTTP/1.1 side of the client port: /health, /version, /metrics, the v2 API and the /v3 gateway, behind
+etcd's access controller (access_control.py: host whitelist, CORS headers, OPTIONS), as etcd 3.5 serves them."""
 
 from __future__ import annotations
 
 import json
 import urllib.parse
+from email.utils import formatdate
 
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from etcdx.api.http import v2routes
+from etcdx.api.http import gateway, v2routes
+from etcdx.api.http.access_control import AccessControl
 from etcdx.mvcc.alarms import KNOWN_ALARMS, alarm_name
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.server import metrics
 from etcdx.server.server import EtcdServer
 from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
 
-_CORS = [
-    ("access-control-allow-headers", "accept, content-type, authorization"),
-    ("access-control-allow-methods", "POST, GET, OPTIONS, PUT, DELETE"),
-    ("access-control-allow-origin", "*"),
-]
 _TEXT = ("content-type", "text/plain; charset=utf-8")
 _VERSION_BODY = json.dumps({"etcdserver": SERVER_VERSION, "etcdcluster": CLUSTER_VERSION}, separators=(",", ":"))
 
 
 def _response(status: int, body: bytes, content_type: tuple[str, str] = _TEXT, extra=()) -> HttpResponse:
-    return HttpResponse(status=status, headers=[*_CORS, content_type, *extra], body=body)
+    return HttpResponse(status=status, headers=[content_type, *extra], body=body)
 
 
 _METHOD_NOT_ALLOWED = _response(
@@ -34,15 +32,51 @@ _METHOD_NOT_ALLOWED = _response(
 _NOT_FOUND = _response(404, b"404 page not found\n", extra=[("x-content-type-options", "nosniff")])
 
 
-class HttpEndpoints:
-    """An HttpHandler for the client port."""
+def _dated(response: HttpResponse) -> HttpResponse:
+    """Go's net/http dates every answer."""
+    if any(name == "date" for name, _ in response.headers):
+        return response
+    return HttpResponse(response.status, [*response.headers, ("date", formatdate(usegmt=True))], response.body)
 
-    def __init__(self, server: EtcdServer) -> None:
+
+def _v3_path(path: str) -> str:
+    """etcd serves /v3beta/... as /v3/..."""
+    return "/v3/" + path[len("/v3beta/") :] if path.startswith("/v3beta/") else path
+
+
+class HttpEndpoints:
+    """An HttpHandler for one client URL (``secure``: a TLS one, where etcd checks no Host); ``gateway`` is
+    None without --enable-grpc-gateway."""
+
+    def __init__(
+        self,
+        server: EtcdServer,
+        gateway: gateway.Gateway | None = None,
+        access: AccessControl = AccessControl(),  # noqa: B008 - frozen
+        *,
+        secure: bool = False,
+    ) -> None:
         self._server = server
         self._v2 = v2routes.V2Routes(server) if server.settings.enable_v2 else None
+        self._gateway = gateway
+        self._access = access
+        self._secure = secure
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        path = request.target.split("?", 1)[0]
+        refusal = self._access.refusal(request, self._secure)
+        if refusal is not None:
+            return _dated(refusal)
+        cors = self._access.cors_headers(request)
+        if request.method == "OPTIONS":
+            return _dated(HttpResponse(200, cors, b""))
+        response = await self._route(request)
+        kept = [(name, value) for name, value in response.headers if not name.startswith("access-control-")]
+        return _dated(HttpResponse(response.status, [*cors, *kept], response.body))
+
+    async def _route(self, request: HttpRequest) -> HttpResponse:
+        path = _v3_path(request.target.split("?", 1)[0])
+        if self._gateway is not None and gateway.serves(path):
+            return await self._gateway(request, path)
         if self._v2 is not None and v2routes.serves(path):
             return await self._v2(request)
         handler = {"/health": self._health, "/version": self._version, "/metrics": self._metrics}.get(path)
@@ -56,7 +90,10 @@ class HttpEndpoints:
         """None for paths that read no body (as in etcd, /health, /version and /metrics ignore it), so
         net/http1.py drops a small one and answers a large one without reading it, closing the connection;
         the v2 API reads a form of up to Go's ParseForm limit."""
-        if self._v2 is not None and v2routes.serves(target.split("?", 1)[0]):
+        path = _v3_path(target.split("?", 1)[0])
+        if self._gateway is not None and gateway.serves(path):
+            return self._gateway.body_limit
+        if self._v2 is not None and v2routes.serves(path):
             return v2routes.BODY_LIMIT
         return None
 

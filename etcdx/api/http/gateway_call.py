@@ -1,0 +1,161 @@
+"""Runs a gRPC method (as the gRPC transport's resolver gives it, behind its auth gate) for the /v3 gateway.
+
+``call_unary`` returns the response bytes or raises the call's EtcdError. ``open_stream`` starts a streaming
+method in the gateway's nursery and hands back a ``Stream``: a bounded channel of outcomes, each ("message",
+bytes), ("error", EtcdError) or ("end", None), the last one ending it; closing the Stream cancels the call.
+Streaming requests are what grpc-gateway forwards from the body: once they run out the call sees its request
+stream end, as a gRPC client's CloseSend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterator
+
+import trio
+
+from etcdx.errors import EtcdError, StatusCode, etcd_error
+from etcdx.log import get_logger
+from etcdx.net.grpc_server import (
+    BidiStreamMethod,
+    DeferredUnaryMethod,
+    InlineUnaryMethod,
+    Method,
+    RpcContext,
+    ServerStreamMethod,
+)
+
+log = get_logger("etcdx.api.gateway")
+
+DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+# Responses a stream holds for a client that does not read; the method waits (as on gRPC flow control).
+STREAM_BUFFER = 16
+
+
+def is_streaming(method: Method) -> bool:
+    return isinstance(method, ServerStreamMethod | BidiStreamMethod)
+
+
+def is_bidi(method: Method) -> bool:
+    return isinstance(method, BidiStreamMethod)
+
+
+def as_etcd_error(exc: BaseException, path: str) -> EtcdError:
+    """The status a failed handler ends its call with, as the gRPC transport sends it (the first EtcdError in
+    an exception group; anything else is UNKNOWN with its text, and logged)."""
+    leaves = list(_leaves(exc))
+    for leaf in leaves:
+        if isinstance(leaf, EtcdError):
+            return leaf
+    log.exception("gateway handler failed", method=path)
+    return EtcdError(StatusCode.UNKNOWN, str(leaves[0]))
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield exc
+
+
+async def call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
+    """The response, or the call's EtcdError (DEADLINE_EXCEEDED once ``ctx.deadline`` passes)."""
+    with trio.move_on_at(_deadline(ctx)):
+        try:
+            if isinstance(method, InlineUnaryMethod):
+                return method.handler(data, ctx)
+            if isinstance(method, DeferredUnaryMethod):
+                return await _deferred(method, data, ctx)
+            return await method.handler(data, ctx)
+        except Exception as exc:
+            raise as_etcd_error(exc, ctx.path) from None
+    raise DEADLINE_EXCEEDED
+
+
+def _deadline(ctx: RpcContext) -> float:
+    return ctx.deadline if ctx.deadline is not None else math.inf
+
+
+async def _deferred(method: DeferredUnaryMethod, data: bytes, ctx: RpcContext) -> bytes:
+    done = trio.Event()
+    outcome: list[bytes | EtcdError] = []
+
+    def reply(result: bytes | EtcdError) -> None:
+        if not outcome:
+            outcome.append(result)
+            done.set()
+
+    at_once = method.handler(data, ctx, reply)
+    if at_once is not None:
+        return at_once
+    await done.wait()
+    if isinstance(outcome[0], EtcdError):
+        raise outcome[0]
+    return outcome[0]
+
+
+class Stream:
+    """One streaming call's outcomes (see the module docstring)."""
+
+    def __init__(self, receive: trio.MemoryReceiveChannel, scope: trio.CancelScope) -> None:
+        self._receive = receive
+        self._scope = scope
+
+    async def next(self) -> tuple[str, bytes | EtcdError | None]:
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            return "end", None
+
+    def close(self) -> None:
+        self._scope.cancel()
+        self._receive.close()
+
+
+def open_stream(nursery: trio.Nursery, method: Method, requests: list[bytes], ctx: RpcContext) -> Stream:
+    """Starts ``method`` with ``requests`` (a server-streaming method takes the first; a bidi one reads them
+    all, then sees its request stream end)."""
+    send_channel, receive_channel = trio.open_memory_channel(STREAM_BUFFER)
+    scope = trio.CancelScope(deadline=_deadline(ctx))
+
+    async def send(data: bytes) -> None:
+        await send_channel.send(("message", data))
+
+    async def request_stream() -> AsyncIterator[bytes]:
+        for request in requests:
+            yield request
+
+    async def run() -> None:
+        async with send_channel:
+            with scope:
+                try:
+                    if isinstance(method, ServerStreamMethod):
+                        await method.handler(requests[0], ctx, send)
+                    else:
+                        assert isinstance(method, BidiStreamMethod)
+                        await method.handler(request_stream(), ctx, send)
+                except Exception as exc:
+                    await send_channel.send(("error", as_etcd_error(exc, ctx.path)))
+                    return
+                await send_channel.send(("end", None))
+            if scope.cancelled_caught:  # the deadline (a client that went closed the channel: this send fails)
+                await send_channel.send(("error", DEADLINE_EXCEEDED()))
+
+    nursery.start_soon(_quiet(run))
+    return Stream(receive_channel, scope)
+
+
+def _quiet(run):
+    """``run``, ending quietly when the client went (its channel closed) while it was sending; anything else it
+    raises is logged, never passed to the gateway's nursery (a client's call cannot stop the member)."""
+
+    async def wrapped() -> None:
+        try:
+            await run()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        except Exception:
+            log.exception("gateway stream failed")
+
+    return wrapped
