@@ -138,6 +138,11 @@ def finish_interrupted(backend_path: str, wal_path: str) -> None:
             )
 
 
+def discard_pending(backend_path: str) -> None:
+    """Removes the pending directory (what is left of it once its file was moved into place)."""
+    _remove_tree(pending_dir(backend_path))
+
+
 def _remove_tree(directory: str) -> None:
     if os.path.isdir(directory):
         shutil.rmtree(directory)
@@ -169,7 +174,7 @@ async def install(server: EtcdServer, snap: Snapshot, hard_state: HardState) -> 
     async with server._backend_lock:  # no defragmentation or sync runs on the file meanwhile
         server.store.abort()  # applied but uncommitted entries: the snapshot supersedes them
         server.backend.swap_in(pending_file)
-    await trio.to_thread.run_sync(_remove_tree, pending_dir(s.backend_path))
+    await trio.to_thread.run_sync(discard_pending, s.backend_path)
     removed = await server.wal.drop_before_snapshot()
     _rebuild(server, snap)
     log.info(
@@ -198,6 +203,7 @@ def _rebuild(server: EtcdServer, snap: Snapshot) -> None:
         server.applier.v2_applier = lambda request, index: server.v2store.apply(request, index, time.time_ns())
         server.store.v2_state = lambda: state_if_changed(server.v2store)
     server.watch_hub.rebase(server.store, delivered_through=old_store.current_revision)
+    server.request_watch_sync()
     server.raft_storage.apply_snapshot(replace(snap, data=b""))
     server.durable_index = snap.index
     _adopt_members(server, snap)
