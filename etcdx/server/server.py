@@ -24,6 +24,9 @@ that began it) --backend-batch-interval after its first change or once it holds 
 right after a compaction (as etcd forces one), and before anything that needs the committed file (a
 defragmentation's copy, close). Reads go through it; Status's sizes are those of the last commit, as in etcd.
 
+Snapshots: a follower the leader's compacted log cannot reach is sent the leader's backend image
+(snapshot_images.py) and installs it before the entries that follow (snapshot_install.py).
+
 WAL release: the backend is the snapshot. Once --snapshot-count entries were applied since the last
 release point, and a backend sync that started after they were committed has completed, the release point
 moves to that index minus --experimental-snapshot-catchup-entries (only committed entries count: the sync
@@ -385,17 +388,17 @@ class EtcdServer:
                 self._work = trio.Event()
                 continue
             rd = node.ready()
-            if rd.snapshot is not None:  # before this Ready's entries, which follow it (snapshot_install.py)
-                try:
-                    await snapshot_install.install(self, rd.snapshot, rd.hard_state or self.raft_storage.hard_state)
-                except snapshot_install.SnapshotInstallError as exc:
-                    raise self._stop(f"raft: cannot install the leader's snapshot: {exc}") from exc
-                self._backend_bytes = self.backend.size_bytes
-                self._reads.on_applied(self.store.consistent_index)
             if rd.soft_state is not None:
                 self._follow_soft_state(rd.soft_state.leader, rd.soft_state.role is Role.LEADER)
             if rd.messages:
                 self._send(rd.messages)  # before the fsync: they assert nothing about this member's disk
+            if rd.snapshot is not None:  # before this Ready's entries, which follow it (snapshot_install.py)
+                try:
+                    await snapshot_install.install(self, rd.snapshot, rd.hard_state or self.raft_storage.hard_state)
+                except Exception as exc:  # a bad image, or a disk that fails: a crash here is safe (see there)
+                    raise self._stop(f"raft: cannot install the leader's snapshot, stopping: {exc}") from exc
+                self._backend_bytes = self.backend.size_bytes
+                self._reads.on_applied(self.store.consistent_index)
             synced = self._persist(rd)
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
