@@ -1,17 +1,21 @@
 """Catch-up by snapshot, with real processes: a follower killed (kill -9) while more than --snapshot-count
 writes, leases and a compaction land comes back, is sent the leader's snapshot (its log says so), and then
 holds what the others hold: the same HashKV at the same revision, the same keys on a serializable Range,
-the same leases. A watch opened on it before the kill, resumed after, gets every event once."""
+the same leases. A member paused (SIGSTOP) instead catches up the same way under an open watch stream: the
+watch gets every event of the writes it missed, in order and once; with a compaction past its revision in
+between, it is cancelled with that compact revision, as etcd cancels a watcher that fell behind one."""
 
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import grpc
 import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.compat.watch_client import RecordingWatch
 from tests.support.procs import etcdx_cluster
 
 SNAPSHOT_COUNT = 100
@@ -125,3 +129,42 @@ def test_a_member_down_for_more_than_snapshot_count_writes_catches_up_by_snapsho
     finally:
         for channel in channels:
             channel.close()
+
+
+@pytest.mark.parametrize("compaction", [False, True])
+def test_a_watch_open_on_a_paused_member_sees_the_snapshot_catch_up_once(cluster, compaction):
+    """Some of the writes reach the paused member before the leader stops sending (256 appends in flight), the
+    rest come in the snapshot. The watch gets each event once, in order: all of them, or (with a compaction
+    past what it got before the snapshot) those it got, then a cancel with the compact revision."""
+    leader_id = status(cluster[0]).leader
+    paused = next(m for m in cluster if status(m).header.member_id != leader_id)
+    leader = next(m for m in cluster if status(m).header.member_id == leader_id)
+    channel, kv = stub(leader, "KVStub")
+    watch = RecordingWatch(paused.endpoint)
+    try:
+        start = kv.Put(rpc_pb2.PutRequest(key=b"p/start", value=b"0"), timeout=10).header.revision + 1
+        watch.create(rpc_pb2.WatchCreateRequest(key=b"p/", range_end=b"p0", start_revision=start))
+        paused.proc.send_signal(signal.SIGSTOP)
+        try:
+            written = [kv.Put(rpc_pb2.PutRequest(key=b"p/%03d" % n, value=b"v"), timeout=10) for n in range(WRITES)]
+            compact_at = written[-20].header.revision
+            if compaction:
+                kv.Compact(rpc_pb2.CompactionRequest(revision=compact_at), timeout=10)
+            time.sleep(1)  # a backend sync: the leader compacts its raft log
+        finally:
+            paused.proc.send_signal(signal.SIGCONT)
+        last = written[-1].header.revision
+        ended = watch.wait_for(lambda r: r.canceled or any(e.kv.mod_revision == last for e in r.events), 0, 20)
+        watch.wait_quiet(0.5)
+        seen = [(e.kv.mod_revision, e.kv.key) for r in watch.responses for e in r.events]
+        expected = [(w.header.revision, b"p/%03d" % n) for n, w in enumerate(written)]
+        assert seen == expected[: len(seen)]
+        if compaction:
+            assert ended.canceled and ended.compact_revision == compact_at
+            assert len(seen) < WRITES  # what came before the snapshot (the appends in flight), not the compacted rest
+        else:
+            assert not ended.canceled and len(seen) == WRITES
+        assert log_records(paused, "applied snapshot"), paused.log_tail(20)
+    finally:
+        watch.close()
+        channel.close()
