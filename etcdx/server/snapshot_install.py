@@ -15,7 +15,7 @@ The steps, and what a crash after each leaves (the data dir holds the member's l
 4. The WAL segments before the snapshot's are removed; the pending directory too.
 
 A WAL whose last snapshot record is above the backend with no pending file at that index cannot be made
-whole: start-up stops with that reason (nothing on disk is changed).
+whole: start-up stops with that reason, having changed nothing but a stale pending directory.
 
 Then the state is rebuilt exactly as start-up builds it: a new Lessor, KVStore, Applier (alarms and auth from
 the backend), the v2 store if it is served, and the watch hub rebased on the new store (every watcher catches
@@ -134,7 +134,8 @@ def finish_interrupted(backend_path: str, wal_path: str) -> None:
         if backend_index < marker[0]:
             raise SnapshotInstallError(
                 f"start-up refused: the WAL restarts after a snapshot at index {marker[0]} but the backend is at "
-                f"index {backend_index} and no installed snapshot file is left (files unchanged)"
+                f"index {backend_index} and no file of that snapshot is left: restore this member from a backup "
+                "(etcdx snapshot restore) or remove and re-add it"
             )
 
 
