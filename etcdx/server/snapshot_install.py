@@ -17,7 +17,8 @@ The steps, and what a crash after each leaves (the data dir holds the member's l
 A WAL whose last snapshot record is above the backend with no pending file at that index cannot be made
 whole: start-up stops with that reason, having changed nothing but a stale pending directory.
 
-Then the state is rebuilt exactly as start-up builds it: a new Lessor, KVStore, Applier (alarms and auth from
+Right after the rename, under the backend lock and without yielding (no read may see the old store over the
+new file), the state is rebuilt exactly as start-up builds it: a new Lessor, KVStore, Applier (alarms and auth from
 the backend), the v2 store if it is served, and the watch hub rebased on the new store (every watcher catches
 up from the restored history, or is cancelled with the compact revision if the revision it needs is gone).
 The membership comes from the image's members table; peers the transport does not know are added, moved
@@ -173,11 +174,12 @@ async def install(server: EtcdServer, snap: Snapshot, hard_state: HardState) -> 
     server.wal.append_snapshot(snap.index, snap.term, to_wal_hard_state(hard_state))
     await server.wal.sync()
     async with server._backend_lock:  # no defragmentation or sync runs on the file meanwhile
+        # From here to the end of the rebuild nothing yields: no read sees the old store over the new file.
         server.store.abort()  # applied but uncommitted entries: the snapshot supersedes them
         server.backend.swap_in(pending_file)
+        _rebuild(server, snap)
     await trio.to_thread.run_sync(discard_pending, s.backend_path)
     removed = await server.wal.drop_before_snapshot()
-    _rebuild(server, snap)
     log.info(
         "applied snapshot",
         current_applied_index=server.store.consistent_index,
