@@ -1,6 +1,6 @@
 """The member's raft storage as the core sees it when a follower needs a snapshot: a snapshot recorded without
-its image is unavailable (and asks for one) until an image at its index, or a newer one, is attached; an
-image that disagrees with the log or is older than the stored snapshot is refused."""
+its image is unavailable (and asks for one) until an image is attached that the log continues from; an image
+that disagrees with the log or that the log was compacted past is refused."""
 
 from __future__ import annotations
 
@@ -40,13 +40,29 @@ def test_an_image_at_the_snapshot_index_or_after_it_is_what_the_core_sends():
     assert storage.first_index() == 11  # recording a snapshot compacts nothing
 
 
-def test_an_image_older_than_the_snapshot_or_of_another_term_is_refused():
+def test_an_image_the_log_no_longer_continues_from_or_of_another_term_is_refused():
     storage, _ = storage_with_log(40)
     assert storage.attach_image(30, 3, CONF, b"image-30")
-    assert not storage.attach_image(20, 3, CONF, b"older")
     assert not storage.attach_image(35, 2, CONF, b"wrong term")
     assert not storage.attach_image(30, 4, CONF, b"wrong term at the snapshot")
+    storage.compact(20)
+    assert not storage.attach_image(15, 3, CONF, b"compacted")
     assert storage.snapshot().data == b"image-30"
-    storage.create_snapshot(38, CONF, b"")  # the next compaction: its image is built anew when needed
+
+
+def test_an_older_image_is_sent_while_the_log_continues_from_it():
+    """A snapshot recorded without an image after one with it (the next --snapshot-count): the older image is
+    sent as long as the log holds the entries after it; once compacted past it, a new image is asked for."""
+    storage, wanted = storage_with_log(60)
+    assert storage.attach_image(30, 3, CONF, b"image-30")
+    storage.create_snapshot(50, CONF, b"")
+    storage.compact(30)
+    assert (storage.snapshot().index, storage.snapshot().data) == (30, b"image-30")
+    assert wanted == []
+    storage.compact(40)
     with pytest.raises(SnapshotTemporarilyUnavailableError):
         storage.snapshot()
+    assert wanted == [1]
+    assert storage.attach_image(45, 3, CONF, b"image-45")  # built meanwhile, older than the stored snapshot
+    assert (storage.snapshot().index, storage.snapshot().data) == (45, b"image-45")
+    assert storage.stored_snapshot().index == 50
