@@ -110,6 +110,18 @@ class WatchHub:
             watcher.next_rev = start_revision
             self._unsynced.add(watcher)
 
+    def rebase(self, store: KVStore, delivered_through: int) -> None:
+        """Serves from ``store`` from now on (a restored snapshot replaced the old one, whose synced watchers
+        were sent everything through revision ``delivered_through``): every watcher becomes unsynced at the
+        revision it needs next, and ``sync`` catches it up from the new store's history, or cancels it with the
+        compact revision if that revision was compacted there. Nothing is sent twice or skipped."""
+        self.store = store
+        synced = [w for group in self._by_key.values() for w in group] + list(self._ranges)
+        for watcher in synced:
+            self._remove_synced(watcher)
+            watcher.next_rev = max(watcher.next_rev, delivered_through + 1)
+            self._unsynced.add(watcher)
+
     def remove(self, watcher: Watcher) -> None:
         if watcher.synced:
             self._remove_synced(watcher)

@@ -24,6 +24,9 @@ that began it) --backend-batch-interval after its first change or once it holds 
 right after a compaction (as etcd forces one), and before anything that needs the committed file (a
 defragmentation's copy, close). Reads go through it; Status's sizes are those of the last commit, as in etcd.
 
+Snapshots: a follower the leader's compacted log cannot reach is sent the leader's backend image
+(snapshot_images.py) and installs it before the entries that follow (snapshot_install.py).
+
 WAL release: the backend is the snapshot. Once --snapshot-count entries were applied since the last
 release point, and a backend sync that started after they were committed has completed, the release point
 moves to that index minus --experimental-snapshot-catchup-entries (only committed entries count: the sync
@@ -69,13 +72,14 @@ from etcdx.raft import (
     Role,
     confchange,
 )
-from etcdx.server import auth_tokens, caller, data_dir, metrics
+from etcdx.server import auth_tokens, caller, data_dir, metrics, snapshot_install
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.ids import cluster_id
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, from_wal_entry, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
 from etcdx.server.settings import ServerSettings
+from etcdx.server.snapshot_images import SnapshotImages
 from etcdx.server.waiters import Waiters
 from etcdx.v2store.bootstrap import register_member, state_if_changed
 from etcdx.v2store.store import V2Store
@@ -184,6 +188,10 @@ class EtcdServer:
     async def _run_locked(self, task_status: trio.TaskStatus[None]) -> None:
         s = self.settings
         Backend.discard_interrupted_defragmentation(s.backend_path)
+        try:
+            snapshot_install.finish_interrupted(s.backend_path, s.wal_path)
+        except snapshot_install.SnapshotInstallError as exc:
+            raise self._stop(str(exc)) from exc
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
         try:
             self.store = KVStore(self.backend, self.lessor)
@@ -249,6 +257,7 @@ class EtcdServer:
                         await nursery.start(self.transport.run)
                     self._transport_ready.set()
                     nursery.start_soon(self._ready_loop)
+                    nursery.start_soon(self._snapshot_images.run)
                     nursery.start_soon(self._tick_loop)
                     nursery.start_soon(self._read_retry_loop)
                     if self.node.raft.tracker.conf.voters == {self.member_id}:
@@ -358,6 +367,9 @@ class EtcdServer:
             entries=replay.entries,
         )
         self.raft_storage = storage
+        self._snapshot_images = SnapshotImages(
+            storage, self.committed_view, lambda: self.node.raft.tracker.conf, lambda: self._work.set()
+        )
         cfg = Config(
             id=self.member_id,
             election_tick=max(2, s.election_timeout_ms // max(1, s.heartbeat_interval_ms)),
@@ -379,17 +391,17 @@ class EtcdServer:
                 self._work = trio.Event()
                 continue
             rd = node.ready()
-            if rd.snapshot is not None:
-                # Applying entries after a snapshot this member's backend does not hold would make it diverge
-                # in silence; until snapshots are installed, a member that needs one stops instead.
-                raise self._stop(
-                    f"raft: the leader sent a snapshot at index {rd.snapshot.index}; installing snapshots is not "
-                    "supported yet: restore this member from a backup (etcdx snapshot restore) or re-add it"
-                )
             if rd.soft_state is not None:
                 self._follow_soft_state(rd.soft_state.leader, rd.soft_state.role is Role.LEADER)
             if rd.messages:
                 self._send(rd.messages)  # before the fsync: they assert nothing about this member's disk
+            if rd.snapshot is not None:  # before this Ready's entries, which follow it (snapshot_install.py)
+                try:
+                    await snapshot_install.install(self, rd.snapshot, rd.hard_state or self.raft_storage.hard_state)
+                except Exception as exc:  # a bad image, or a disk that fails: a crash here is safe (see there)
+                    raise self._stop(f"raft: cannot install the leader's snapshot, stopping: {exc}") from exc
+                self._backend_bytes = self.backend.size_bytes
+                self._reads.on_applied(self.store.consistent_index)
             synced = self._persist(rd)
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
@@ -408,6 +420,8 @@ class EtcdServer:
                 self._send(rd.persisted_messages)  # acknowledgements and votes: only once durable
             if rd.committed_entries:
                 node.advance_apply(rd.committed_entries[-1].index)
+            elif rd.snapshot is not None:
+                node.advance_apply(rd.snapshot.index)
             # What this member's own acknowledgement just committed (all of a single voter's writes): applied
             # now, so the write is answered without waiting for another Ready.
             if committed := node.take_committed():
@@ -625,7 +639,7 @@ class EtcdServer:
         backend itself) and drops the in-memory entries up to ``compact_to``, keeping the catch-up entries
         after it, as etcd compacts its raft log after a snapshot."""
         storage = self.raft_storage
-        if snapshot_index > storage.snapshot().index:
+        if snapshot_index > storage.stored_snapshot().index:
             storage.create_snapshot(snapshot_index, self.node.raft.tracker.conf, b"")
         if compact_to >= storage.first_index():
             storage.compact(compact_to)

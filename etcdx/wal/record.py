@@ -6,7 +6,8 @@ A record on disk:
     u32 little-endian  length   number of bytes in type + payload (>= 1; 0 marks the end of data)
     u32 little-endian  crc      zlib.crc32 over type + payload
     u8                 type     RecordType
-    bytes              payload  a serialized raft_pb2 message (Entry or HardState); empty for SYNC_START
+    bytes              payload  a serialized raft_pb2 message (Entry or HardState; an Entry with only index
+                                and term for SNAPSHOT); empty for SYNC_START
 
 Segments are preallocated with zeros, so a zero length is where the written data ends.
 
@@ -37,3 +38,4 @@ class RecordType(enum.IntEnum):
     ENTRY = 1
     HARD_STATE = 2
     SYNC_START = 3  # empty; the first record of each write-and-fsync job (what came before it was durable)
+    SNAPSHOT = 4  # an Entry holding only (index, term): the log restarts after a snapshot installed there

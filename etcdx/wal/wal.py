@@ -19,6 +19,14 @@ its own size).
 The log's API is Raft-shaped: ``first_index``, ``last_index``, ``entries_from(index)``, ``term(index)``,
 ``release_to(index)``. Release removes whole segments, oldest first, only when every entry in them is
 below the given index, and keeps at least ``max_segments`` segments (etcd's --max-wals; 0 keeps all).
+
+Snapshot install (a follower given the leader's snapshot at index S): ``append_snapshot(S, term, hard_state)``
+starts a new segment (first index S + 1) with a SNAPSHOT record and the HardState; once it is durable, the log
+is "the snapshot at S, then what follows": a replay that reads past it forgets every entry before it (those
+after S that it held too: they were not committed), and the entries after it continue from S + 1.
+``drop_before_snapshot`` then removes the segments before it. Because a reset segment starts at S + 1, a
+segment's first index may be lower than its predecessor's: reading starts at the last segment whose first
+index is at or below the one wanted (reading from earlier is only slower; the SNAPSHOT record resets).
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 
 _entrycodec = load("entrycodec")
 
-__all__ = ["WAL", "WalCorruptError", "WalGapError", "WalReplay", "WalWriteError", "SEGMENT_BYTES"]
+__all__ = ["WAL", "WalCorruptError", "WalGapError", "WalReplay", "WalWriteError", "SEGMENT_BYTES", "last_snapshot"]
 
 
 class LogEntry(Protocol):
@@ -84,9 +92,11 @@ class TornTail:
 
 @dataclass
 class WalReplay:
-    """What the log holds: the last HardState and the entries after ``after_index``, in log order."""
+    """What the log holds: the last HardState and the entries after ``after_index``, in log order; ``snapshot``
+    is the (index, term) of the last SNAPSHOT record read (the log restarts after it), or None."""
 
     hard_state: HardState | None = None
+    snapshot: tuple[int, int] | None = None
     entries: list[Entry] = field(default_factory=list)
     last_index: int = 0
     segments_read: int = 0
@@ -100,6 +110,12 @@ class WalReplay:
         self.last_index = entry.index
         if entry.index > after_index:
             self.entries.append(entry)
+
+    def add_snapshot(self, index: int, term: int) -> None:
+        """A snapshot was installed at ``index``: every entry read so far is superseded."""
+        self.snapshot = (index, term)
+        self.entries = []
+        self.last_index = index
 
 
 class WAL:
@@ -120,6 +136,7 @@ class WAL:
         self._jobs: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._writing: Segment | None = None  # the sync thread's: the segment whose fd it holds open
+        self._snapshot_segment: Segment | None = None  # the segment the last append_snapshot started
         self.fsync_count = 0
 
     # -- opening ---------------------------------------------------------------------------
@@ -151,7 +168,7 @@ class WAL:
             fsync_dir(directory)
         else:
             _check_sequence(segments)
-            start = max(0, bisect.bisect_right([s.first_index for s in segments], after_index + 1) - 1)
+            start = _start_segment(segments, after_index + 1)
             if segments[start].first_index > after_index + 1:
                 raise WalGapError(
                     f"wal: entries {after_index + 1} to {segments[start].first_index - 1} are missing: the backend "
@@ -197,7 +214,7 @@ class WAL:
     async def entries_from(self, index: int) -> list[Entry]:
         """The entries at ``index`` and after that are written (read back from the files)."""
         segments = list(self._segments)
-        start = max(0, bisect.bisect_right([s.first_index for s in segments], index) - 1)
+        start = _start_segment(segments, index)
 
         def read() -> list[Entry]:
             replay = WalReplay(last_index=segments[start].first_index - 1)
@@ -207,6 +224,9 @@ class WAL:
                     while (decoded := record.decode_at(buf, offset)).kind == "record":
                         if decoded.record_type == RecordType.ENTRY:
                             replay.add_entry(Entry.FromString(decoded.payload), index - 1)
+                        elif decoded.record_type == RecordType.SNAPSHOT:
+                            marker = Entry.FromString(decoded.payload)
+                            replay.add_snapshot(marker.index, marker.term)
                         offset = decoded.next_offset
             return replay.entries
 
@@ -262,14 +282,44 @@ class WAL:
         if hard_state is not None:
             self._add(record.encode(RecordType.HARD_STATE, hard_state.SerializeToString()), 1)
 
-    def _add(self, data: bytes, records: int) -> None:
-        """Queues ``data`` (``records`` whole records) at the end of the log, in one segment; the first data of
-        a job is preceded by a SYNC_START record."""
+    def append_snapshot(self, index: int, term: int, hard_state: HardState) -> None:
+        """Buffers the start of a new segment (first index ``index`` + 1) holding a SNAPSHOT record at
+        (``index``, ``term``) and ``hard_state``: once synced, the log restarts after ``index`` (see the module
+        docstring) and the next entry appended is ``index`` + 1. Nothing else may be pending."""
+        if self._pending:
+            raise RuntimeError("wal: append_snapshot with records pending")
+        marker = Entry(term=term, index=index).SerializeToString()
+        data = record.encode(RecordType.SNAPSHOT, marker) + record.encode(
+            RecordType.HARD_STATE, hard_state.SerializeToString()
+        )
+        self._last_index = index
+        self._add(data, 2, new_segment=True)
+        self._snapshot_segment = self._segments[-1]
+
+    async def drop_before_snapshot(self) -> list[str]:
+        """Removes every segment older than the one the last ``append_snapshot`` started (call it once that
+        one is durable and the state it leads to is in place); returns their paths, oldest first."""
+        if self._snapshot_segment is None or self._snapshot_segment not in self._segments:
+            return []
+        keep = self._segments.index(self._snapshot_segment)
+        victims, self._segments = self._segments[:keep], self._segments[keep:]
+
+        def remove() -> None:
+            for segment in victims:
+                os.remove(segment.path)
+            fsync_dir(self._dir)
+
+        await trio.to_thread.run_sync(remove)
+        return [segment.path for segment in victims]
+
+    def _add(self, data: bytes, records: int, new_segment: bool = False) -> None:
+        """Queues ``data`` (``records`` whole records) at the end of the log, in one segment (a new one if
+        ``new_segment``); the first data of a job is preceded by a SYNC_START record."""
         if not self._pending:
             data = SYNC_START_RECORD + data
             records += 1
         segment = self._segments[-1]
-        if segment.offset + len(data) > segment.size and segment.offset > 0:
+        if new_segment or (segment.offset + len(data) > segment.size and segment.offset > 0):
             seq, first = segment.seq + 1, self._last_index + 1
             path = os.path.join(self._dir, segment_name(seq, first))
             segment = Segment(path, seq, first, max(self._segment_bytes, len(data)), 0)
@@ -374,12 +424,37 @@ class WAL:
                     segment.fd = -1
 
 
+def last_snapshot(directory: str) -> tuple[int, int] | None:
+    """The (index, term) of the newest segment in ``directory`` that ``append_snapshot`` started (its first
+    records: SYNC_START, SNAPSHOT), or None; reads only the head of each segment, newest first."""
+    if not os.path.isdir(directory):
+        return None
+    for segment in reversed(list_segments(directory)):
+        with open(segment.path, "rb") as f, mapped(f) as buf:
+            first = record.decode_at(buf, 0)
+            if first.kind != "record" or first.record_type != RecordType.SYNC_START:
+                continue
+            second = record.decode_at(buf, first.next_offset)
+            if second.kind == "record" and second.record_type == RecordType.SNAPSHOT:
+                marker = Entry.FromString(second.payload)
+                return marker.index, marker.term
+    return None
+
+
 def _check_sequence(segments: list[Segment]) -> None:
+    """Segments count without gaps (a first index may go down: a snapshot's segment starts after it)."""
     for before, after in zip(segments, segments[1:], strict=False):
         if after.seq != before.seq + 1:
             raise WalGapError(f"wal: a segment is missing between {before.path} and {after.path}")
-        if after.first_index < before.first_index:
-            raise WalGapError(f"wal: segment {after.path} starts before the segment ahead of it, {before.path}")
+
+
+def _start_segment(segments: list[Segment], index: int) -> int:
+    """The position of the last segment whose first index is at or below ``index`` (0 if none is): reading
+    from there on finds every entry from ``index`` on."""
+    for position in range(len(segments) - 1, -1, -1):
+        if segments[position].first_index <= index:
+            return position
+    return 0
 
 
 def _read_segments(
@@ -413,6 +488,12 @@ def _apply_record(path: str, offset: int, record_type: int, payload: bytes, repl
                 f"wal: gap in the indexes in {path} at offset {offset}: entry {entry.index} follows {replay.last_index}"
             )
         replay.add_entry(entry, after)
+    elif record_type == RecordType.SNAPSHOT:
+        try:
+            marker = Entry.FromString(payload)
+        except DecodeError as exc:
+            raise WalCorruptError(path, offset, f"snapshot record does not decode: {exc}") from exc
+        replay.add_snapshot(marker.index, marker.term)
     elif record_type == RecordType.HARD_STATE:
         try:
             replay.hard_state = HardState.FromString(payload)
