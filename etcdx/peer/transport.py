@@ -23,18 +23,24 @@ Nothing a peer sends ends the transport. Messages from one connection reach ``on
 
 Callbacks are plain functions called from trio tasks (``on_unreachable`` also from inside ``send``); they
 must not block, and an exception from them is logged and swallowed.
+
+Calls (etcd's peer HTTP handlers for lease renewals, lease time-to-live and HashKV): ``call`` dials the peer
+on a connection of its own, sends one PeerCall frame and reads one PeerReply frame; the receiver hands the
+call to ``on_call`` (an async function: method, request bytes -> response bytes, or an EtcdError to answer
+with) and closes the connection after the reply. A call gets the same envelope checks as a message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import trio
 
+from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
 from etcdx.net.sockets import remote_address
 from etcdx.pb.etcdxpb import raft_pb2
@@ -65,6 +71,7 @@ MAX_LOGGED_REFUSALS = 4096
 OnMessage = Callable[[Message], None]
 OnUnreachable = Callable[[int], None]
 OnSnapshotStatus = Callable[[int, bool], None]
+OnCall = Callable[[str, bytes], Awaitable[bytes]]
 
 
 class _Refused(Exception):
@@ -111,6 +118,7 @@ class PeerTransport:
         on_snapshot_status: OnSnapshotStatus,
         client_tls: ssl.SSLContext | None = None,
         *,
+        on_call: OnCall | None = None,
         queue_size: int = QUEUE_SIZE,
         down_queue_size: int = DOWN_QUEUE_SIZE,
         max_frame: int = DEFAULT_MAX_FRAME,
@@ -124,6 +132,7 @@ class PeerTransport:
         self._on_message = on_message
         self._on_unreachable = on_unreachable
         self._on_snapshot_status = on_snapshot_status
+        self._on_call = on_call
         self._client_tls = client_tls
         self._queue_size = queue_size
         self._down_queue_size = min(down_queue_size, queue_size)
@@ -481,6 +490,9 @@ class PeerTransport:
 
     async def _take(self, frame: raft_pb2.PeerFrame, receiving: _InboundSnapshot, stream: trio.abc.Stream) -> None:
         body = frame.WhichOneof("body")
+        if body == "call" and receiving.message is None:
+            await self._answer_call(frame, stream)
+            return
         if receiving.message is not None:  # a MsgSnap came: its header, then its chunks, must follow
             if receiving.assembler is None and body == "snapshot_header":
                 receiving.assembler = SnapshotAssembler(frame.snapshot_header.size, frame.snapshot_header.chunk_size)
@@ -527,6 +539,49 @@ class PeerTransport:
         self._deliver(m)
         await stream.send_all(self._envelope(m.sender, snapshot_received=True))
 
+    # -- calls ----------------------------------------------------------------------------------
+
+    async def call(self, peer_id: int, method: str, request: bytes, timeout: float) -> bytes:
+        """Asks ``peer_id`` to run ``method`` on ``request`` (see the module docstring); returns its response
+        bytes. Raises the EtcdError the peer answered with, or PeerCallFailed if no answer came within
+        ``timeout`` seconds (unknown peer, no connection, closed without a reply)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise PeerCallFailed(f"unknown peer {peer_id:x}")
+        frame = self._envelope(peer_id, call=raft_pb2.PeerCall(method=method, request=request))
+        try:
+            with trio.fail_after(timeout):
+                stream = await self._dial(peer)
+                try:
+                    await stream.send_all(frame)
+                    reply = await _read_one_frame(stream, self._max_frame)
+                finally:
+                    await trio.aclose_forcefully(stream)
+        except (_DialFailed, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise PeerCallFailed(f"{method} to {peer_id:x}: {exc!r}") from None
+        except CodecError as exc:
+            raise PeerCallFailed(f"{method} to {peer_id:x}: {exc}") from None
+        body = None if reply is None else reply.WhichOneof("body")
+        if body == "refused":
+            raise PeerCallFailed(f"{method} to {peer_id:x}: refused: {reply.refused}")
+        if body != "reply":
+            raise PeerCallFailed(f"{method} to {peer_id:x}: closed without a reply")
+        if reply.reply.code:
+            code = reply.reply.code
+            raise EtcdError(StatusCode(code) if code in iter(StatusCode) else StatusCode.UNKNOWN, reply.reply.error)
+        return reply.reply.response
+
+    async def _answer_call(self, frame: raft_pb2.PeerFrame, stream: trio.abc.Stream) -> None:
+        """Runs a PeerCall through ``on_call`` and writes its PeerReply (an error for a member that serves none)."""
+        answer = raft_pb2.PeerReply()
+        try:
+            if self._on_call is None:
+                raise EtcdError(StatusCode.UNIMPLEMENTED, f"peer call {frame.call.method!r} is not served")
+            answer.response = await self._on_call(frame.call.method, frame.call.request)
+        except EtcdError as exc:
+            answer.code, answer.error = int(exc.code), exc.message
+        await stream.send_all(self._envelope(frame.sender, reply=answer))
+
     def _deliver(self, m: Message) -> None:
         self._call(self._on_message, m)
 
@@ -553,6 +608,10 @@ class _InboundSnapshot:
 
     message: Message | None = None
     assembler: SnapshotAssembler | None = None
+
+
+class PeerCallFailed(Exception):
+    """A call got no answer from its peer (the peer's own refusal of the request comes as its EtcdError)."""
 
 
 class _DialFailed(Exception):

@@ -84,6 +84,10 @@ _AUTH_KINDS = frozenset(
 )
 
 
+# What etcd's applier refuses while a CORRUPT alarm is active.
+_REFUSED_WHEN_CORRUPT = frozenset({"put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke"})
+
+
 def _adds_data(request: InternalRequest, kind: str) -> bool:
     """Whether ``request`` (of a kind in _ADDS_DATA) may add data: what apply refuses while the NOSPACE
     alarm is on (etcd's capped applier), so that a write proposed before the alarm applied cannot land
@@ -164,6 +168,8 @@ class Applier:
 
     def _dispatch(self, index: int, request: InternalRequest) -> Message | None:
         kind = request.WhichOneof("request")
+        if kind in _REFUSED_WHEN_CORRUPT and self.alarms.has(rpc_pb2.CORRUPT):
+            raise errors.ERR_CORRUPT  # etcd's corrupt applier, outermost: before auth and the NOSPACE cap
         if request.HasField("auth"):
             self._authorize(kind, request, AuthInfo(request.auth.username, request.auth.revision))
         if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):

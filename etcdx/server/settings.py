@@ -36,6 +36,8 @@ class ServerSettings:
     auth_token_ttl: int  # seconds a simple token lives after its last use
     bcrypt_cost: int
     enable_v2: bool = False  # serve the v2 API (--enable-v2); its store exists only then
+    initial_corrupt_check: bool = False  # --experimental-initial-corrupt-check
+    corrupt_check_time: float = 0.0  # --experimental-corrupt-check-time in seconds (0: no periodic check)
 
     @property
     def member_dir(self) -> str:
