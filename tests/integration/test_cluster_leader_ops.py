@@ -54,16 +54,16 @@ def leader_of(members, exclude: int = 0, timeout: float = 15.0):
     raise AssertionError(f"no leader agreed on: {seen}")
 
 
-def call(member, stub, method: str, request, timeout: float = 20.0):
+def call(member, stub, method: str, request, timeout: float = 20.0, metadata=()):
     with grpc.insecure_channel(member.endpoint) as channel:
-        return getattr(getattr(rpc_pb2_grpc, stub)(channel), method)(request, timeout=timeout)
+        return getattr(getattr(rpc_pb2_grpc, stub)(channel), method)(request, timeout=timeout, metadata=metadata)
 
 
-def outcome(member, stub: str, method: str, request, timeout: float = 20.0):
+def outcome(member, stub: str, method: str, request, timeout: float = 20.0, metadata=()):
     """(status code, details, seconds taken) of a call expected to fail."""
     started = time.monotonic()
     try:
-        call(member, stub, method, request, timeout)
+        call(member, stub, method, request, timeout, metadata)
     except grpc.RpcError as exc:
         return exc.code(), exc.details(), time.monotonic() - started
     return grpc.StatusCode.OK, "", time.monotonic() - started
@@ -121,14 +121,14 @@ def stop_all(members) -> None:
 
 class KeepAlive:
     """A LeaseKeepAlive stream held on one member, renewing ``lease`` every ``every`` seconds in a thread;
-    ``ttls`` collects the TTLs answered."""
+    ``ttls`` collects the TTLs answered, ``error`` the error that ended the stream (``metadata``: the call's)."""
 
-    def __init__(self, member, lease: int, every: float) -> None:
+    def __init__(self, member, lease: int, every: float, metadata=()) -> None:
         self.ttls: list[int] = []
         self.error: grpc.RpcError | None = None
         self._stop = threading.Event()
         self._channel = grpc.insecure_channel(member.endpoint)
-        self._lease, self._every = lease, every
+        self._lease, self._every, self._metadata = lease, every, metadata
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
 
@@ -139,7 +139,8 @@ class KeepAlive:
 
     def _run(self) -> None:
         try:
-            for response in rpc_pb2_grpc.LeaseStub(self._channel).LeaseKeepAlive(self._requests()):
+            stub = rpc_pb2_grpc.LeaseStub(self._channel)
+            for response in stub.LeaseKeepAlive(self._requests(), metadata=self._metadata):
                 self.ttls.append(response.TTL)
         except grpc.RpcError as exc:
             if not self._stop.is_set():
@@ -189,14 +190,20 @@ def test_a_lease_kept_alive_through_a_follower_lives_on_through_a_leader_change(
 def test_a_member_without_a_leader_answers_with_etcds_errors(cluster):
     """etcd 3.5.1, two of three members killed, on the survivor: Put waits the request timeout and fails with
     Unknown "context deadline exceeded"; a linearizable Range fails with "etcdserver: request timed out"; a
-    serializable Range is served; lease calls, which need the leader, fail with "etcdserver: no leader"."""
+    serializable Range is served; lease calls, which need the leader, fail with "etcdserver: no leader". With
+    the `hasleader` metadata (clientv3's WithRequireLeader) a call is refused at once with "no leader", and an
+    open stream that carried it ends with that error after 3 election timeouts without a leader."""
     survivor, *others = cluster
     call(survivor, "KVStub", "Put", rpc_pb2.PutRequest(key=b"k", value=b"v"))
     lease = call(survivor, "LeaseStub", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=60)).ID
+    require_leader = (("hasleader", "true"),)
+    keep = KeepAlive(survivor, lease, every=0.5, metadata=require_leader)
     for member in others:
         member.kill9()
     time.sleep(2.5)  # past an election timeout: it knows it has no leader
     assert status(survivor).leader == 0
+    refused = outcome(survivor, "KVStub", "Range", rpc_pb2.RangeRequest(key=b"k"), metadata=require_leader)
+    assert refused[:2] == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader") and refused[2] < 1
     put, read, ttl = in_threads(
         lambda: outcome(survivor, "KVStub", "Put", rpc_pb2.PutRequest(key=b"k2", value=b"v")),
         lambda: outcome(survivor, "KVStub", "Range", rpc_pb2.RangeRequest(key=b"k")),
@@ -209,6 +216,9 @@ def test_a_member_without_a_leader_answers_with_etcds_errors(cluster):
         assert REQUEST_TIMEOUT - 0.5 < took < REQUEST_TIMEOUT + 3
     served = call(survivor, "KVStub", "Range", rpc_pb2.RangeRequest(key=b"k", serializable=True))
     assert [kv.value for kv in served.kvs] == [b"v"]
+    keep.close()
+    assert keep.error is not None and keep.error.code() == grpc.StatusCode.UNAVAILABLE
+    assert keep.error.details() == "etcdserver: no leader"
 
 
 def test_requests_lost_with_their_leader_get_etcds_errors(cluster):
