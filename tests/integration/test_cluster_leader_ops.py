@@ -185,6 +185,15 @@ def test_a_lease_kept_alive_through_a_follower_lives_on_through_a_leader_change(
     time.sleep(1)
     once.close()
     assert once.ttls[:1] == [0]
+    # etcdctl 3.5.1 through the follower prints what it prints against etcd 3.5.1's followers.
+    alive = etcdctl("lease", "keep-alive", "--once", f"{lease:x}", endpoints=follower.endpoint)
+    assert alive.stdout == f"lease {lease:016x} keepalived with TTL(2)\n"
+    ttl_line = etcdctl("lease", "timetolive", f"{lease:x}", endpoints=follower.endpoint).stdout
+    assert ttl_line in (f"lease {lease:016x} granted with TTL(2s), remaining({n}s)\n" for n in (1, 2))
+    gone = etcdctl("lease", "timetolive", "1234", endpoints=follower.endpoint)
+    assert gone.stdout == "lease 0000000000001234 already expired\n"
+    unknown = etcdctl("lease", "keep-alive", "--once", "1234", endpoints=follower.endpoint)
+    assert unknown.stderr.splitlines()[-1] == "Error: etcdserver: requested lease not found"
 
 
 def test_a_member_without_a_leader_answers_with_etcds_errors(cluster):
