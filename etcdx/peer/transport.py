@@ -580,6 +580,9 @@ class PeerTransport:
             answer.response = await self._on_call(frame.call.method, frame.call.request)
         except EtcdError as exc:
             answer.code, answer.error = int(exc.code), exc.message
+        except Exception as exc:  # nothing a peer sends ends the transport: the call fails, the member goes on
+            log.exception("peer call failed", method=frame.call.method, remote_peer_id=_hex(frame.sender))
+            answer.code, answer.error = int(StatusCode.INTERNAL), f"peer call {frame.call.method!r} failed: {exc!r}"
         await stream.send_all(self._envelope(frame.sender, reply=answer))
 
     def _deliver(self, m: Message) -> None:

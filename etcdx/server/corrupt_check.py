@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
+from google.protobuf.message import DecodeError
 
 from etcdx import errors
 from etcdx.log import get_logger
@@ -62,7 +63,10 @@ async def hash_kv(server: EtcdServer, revision: int) -> rpc_pb2.HashKVResponse:
 
 async def serve_hash_kv(server: EtcdServer, data: bytes) -> bytes:
     """A peer's HashKV call."""
-    request = rpc_pb2.HashKVRequest.FromString(data)
+    try:
+        request = rpc_pb2.HashKVRequest.FromString(data)
+    except DecodeError:
+        raise errors.EtcdError(errors.StatusCode.INTERNAL, "malformed HashKVRequest from a peer") from None
     return (await hash_kv(server, request.revision)).SerializeToString()
 
 
@@ -75,7 +79,7 @@ async def _peer_hashes(server: EtcdServer, revision: int) -> list[tuple[int, rpc
         try:
             data = await server.transport.call(peer, HASH_KV, request, server.request_timeout)
             results.append((peer, rpc_pb2.HashKVResponse.FromString(data), None))
-        except (PeerCallFailed, errors.EtcdError) as exc:
+        except (PeerCallFailed, errors.EtcdError, DecodeError) as exc:
             log.warning(
                 "failed hash kv request",
                 local_member_id=f"{server.member_id:x}",
@@ -147,8 +151,8 @@ async def monitor(server: EtcdServer, interval: float) -> None:
             continue
         try:
             await check_peers(server)
-        except errors.EtcdError as exc:
-            log.warning("failed to check hash KV", error=str(exc))
+        except (errors.EtcdError, trio.TooSlowError) as exc:
+            log.warning("failed to check hash KV", error=str(exc) or repr(exc))
 
 
 async def check_peers(server: EtcdServer) -> None:

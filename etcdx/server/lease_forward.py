@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
+from google.protobuf.message import DecodeError
 
 from etcdx import errors
 from etcdx.log import get_logger
@@ -39,22 +40,18 @@ CALL_TIMEOUT = 1.0
 
 async def renew(server: EtcdServer, lease_id: int) -> int:
     """A keep-alive of ``lease_id``: the TTL it was renewed for, 0 if the lease is unknown or expired."""
-    if server.is_leader:
+    data = await _forward(server, RENEW, rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString())
+    if data is None:
         return server.lessor.renew(lease_id)
-    request = rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString()
-    data = await _forward(server, RENEW, request, lambda: server.lessor.renew(lease_id) if server.is_leader else None)
-    return data if isinstance(data, int) else rpc_pb2.LeaseKeepAliveResponse.FromString(data).TTL
+    return _decode(rpc_pb2.LeaseKeepAliveResponse, data).TTL
 
 
 async def time_to_live(server: EtcdServer, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
     """The lease's remaining and granted TTL (and keys, if asked) as the leader's lessor has them."""
-    if server.is_leader:
+    data = await _forward(server, TIME_TO_LIVE, request.SerializeToString())
+    if data is None:
         return server.local_lease_time_to_live(request)
-    local = lambda: server.local_lease_time_to_live(request) if server.is_leader else None  # noqa: E731
-    data = await _forward(server, TIME_TO_LIVE, request.SerializeToString(), local)
-    if isinstance(data, rpc_pb2.LeaseTimeToLiveResponse):
-        return data
-    response = rpc_pb2.LeaseTimeToLiveResponse.FromString(data)
+    response = _decode(rpc_pb2.LeaseTimeToLiveResponse, data)
     server.fill_identity(response.header)
     return response
 
@@ -65,22 +62,28 @@ async def serve(server: EtcdServer, method: str, data: bytes) -> bytes:
     if not server.is_leader:
         raise errors.ERR_NOT_LEADER
     if method == RENEW:
-        request = rpc_pb2.LeaseKeepAliveRequest.FromString(data)
+        request = _decode(rpc_pb2.LeaseKeepAliveRequest, data)
         response = rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=server.lessor.renew(request.ID))
         return response.SerializeToString()
-    request = rpc_pb2.LeaseTimeToLiveRequest.FromString(data)
+    request = _decode(rpc_pb2.LeaseTimeToLiveRequest, data)
     return server.local_lease_time_to_live(request).SerializeToString()
 
 
-async def _forward(server: EtcdServer, method: str, request: bytes, serve_here):
-    """The leader's answer bytes to ``method``, or what ``serve_here()`` gives once this member leads itself
-    (it returns None while it does not); raises as the module docstring says."""
+def _decode(message_type, data: bytes):
+    try:
+        return message_type.FromString(data)
+    except DecodeError:
+        raise errors.EtcdError(errors.StatusCode.INTERNAL, f"malformed {message_type.__name__} from a peer") from None
+
+
+async def _forward(server: EtcdServer, method: str, request: bytes) -> bytes | None:
+    """The leader's answer bytes to ``method``, or None once this member leads (it serves the request itself);
+    raises as the module docstring says."""
     deadline = trio.current_time() + server.request_timeout
     leader_seen = False
     while trio.current_time() < deadline:
-        local = serve_here()
-        if local is not None:
-            return local
+        if server.is_leader:
+            return None
         leader = server.leader_id
         if leader and server.transport is not None:
             leader_seen = True

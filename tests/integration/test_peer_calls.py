@@ -15,6 +15,8 @@ async def echo(method: str, request: bytes) -> bytes:
         raise errors.ERR_NOT_LEADER
     if method == "slow":
         await trio.sleep(10)
+    if method == "broken":
+        raise ValueError("a bug, or a request it could not decode")
     return method.encode() + b":" + request
 
 
@@ -28,6 +30,10 @@ async def test_a_call_gets_the_peers_answer_or_its_etcd_error(nursery):
         errors.StatusCode.FAILED_PRECONDITION,
         "etcdserver: not leader",
     )
+    # A handler that fails any other way answers INTERNAL; the transport goes on serving calls.
+    with pytest.raises(errors.EtcdError) as broken:
+        await a.transport.call(2, "broken", b"", timeout=5)
+    assert broken.value.code == errors.StatusCode.INTERNAL
     # Calls run side by side, each on its own connection.
     results = []
     async with trio.open_nursery() as calls:
