@@ -25,28 +25,36 @@ def request_timeout(election_timeout_ms: int) -> float:
 
 
 class ProposalDeadlines:
-    """The proposals in flight in the order made, each with its deadline (``timeout`` after it was made). As
-    the timeout is the same for all, the order of deadlines is the order of proposals: adding and expiring
-    cost O(1) each. Entries stay until they expire, answered or not (expiring an answered one is a no-op
-    for the caller: Waiters.resolve ignores an id nobody waits for)."""
+    """Deadlines of the proposals made, in constant memory per ``slot`` seconds rather than per proposal:
+    request ids grow with every proposal, so the proposals of one slot are the ids from its first to its
+    last, and they share the slot's start as the time they were made (up to ``slot`` early). As the timeout is
+    the same for all, slots expire in the order they were made. A slot stays until it expires; expiring an
+    answered proposal is a no-op for the caller (Waiters.resolve ignores an id nobody waits for)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, slot: float = 0.1) -> None:
         self.timeout = timeout
-        self._queue: deque[tuple[float, int, float]] = deque()
+        self.slot = slot
+        self._slots: deque[list] = deque()  # [start, first id, last id]
 
     def add(self, request_id: int, now: float) -> None:
-        self._queue.append((now + self.timeout, request_id, now))
+        """Records a proposal; ``request_id`` is greater than every id added before it."""
+        slots = self._slots
+        if slots and now - slots[-1][0] < self.slot:
+            slots[-1][2] = request_id
+        else:
+            slots.append([now, request_id, request_id])
 
-    def expired(self, now: float) -> list[tuple[int, float]]:
-        """(request id, time it was made) of every proposal whose deadline is past, oldest first; removed."""
-        queue, due = self._queue, []
-        while queue and queue[0][0] <= now:
-            _, request_id, started = queue.popleft()
-            due.append((request_id, started))
+    def expired(self, now: float) -> list[tuple[int, int, float]]:
+        """(first id, last id, time made) of every slot whose deadline is past, oldest first; removed. Ids
+        between the two were made by this member in that slot (not every id in between was used)."""
+        slots, due = self._slots, []
+        while slots and slots[0][0] + self.timeout <= now:
+            start, first, last = slots.popleft()
+            due.append((first, last, start))
         return due
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._slots)
 
 
 def timeout_error(
@@ -55,12 +63,13 @@ def timeout_error(
     election_timeout: float,
     leader: int,
     connected: bool,
-) -> errors.EtcdError:
-    """The error for a proposal made at ``started`` that timed out (see the module docstring).
+) -> type[errors.EtcdError]:
+    """The error (its class: raise or instantiate it once per proposal) for a proposal made at ``started`` that
+    timed out (see the module docstring).
     ``leader_elected_at``: when this member last became leader (None: never); ``connected``: whether this
     member is connected to its leader (to a quorum, when it leads)."""
     if leader_elected_at is not None and leader_elected_at - 2 * election_timeout < started < leader_elected_at:
-        return errors.ERR_TIMEOUT_DUE_TO_LEADER_FAIL()
+        return errors.ERR_TIMEOUT_DUE_TO_LEADER_FAIL
     if leader and not connected:
-        return errors.ERR_TIMEOUT_DUE_TO_CONNECTION_LOST()
-    return errors.ERR_TIMEOUT()
+        return errors.ERR_TIMEOUT_DUE_TO_CONNECTION_LOST
+    return errors.ERR_TIMEOUT

@@ -496,7 +496,6 @@ class EtcdServer:
         metrics.IS_LEADER.set(1 if is_leader else 0)
         if leader and leader != previous:
             metrics.LEADER_CHANGES.inc()
-        if leader and leader != previous:
             self._reads.fail_in_flight(errors.ERR_LEADER_CHANGED())  # its ReadIndex may be lost with the old one
             self._issue_read_index()
             if is_leader:
@@ -845,25 +844,23 @@ class EtcdServer:
         (request_timeout.py); one that never reached a leader is withdrawn from the queue first."""
         while True:
             await trio.sleep(0.1)
-            expired = self._deadlines.expired(trio.current_time())
-            if not expired:
-                continue
-            ids = {request_id for request_id, _ in expired}
-            never_proposed = {request_id for request_id, _ in self._proposals if request_id in ids}
-            if never_proposed:
-                self._proposals = [p for p in self._proposals if p[0] not in never_proposed]
-            for request_id, started in expired:
-                if request_id in never_proposed:
-                    error = errors.ERR_PROPOSAL_CONTEXT_DEADLINE()
-                else:
-                    error = timeout_error(
-                        started,
-                        self._leader_elected_at,
-                        self.settings.election_timeout_ms / 1000,
-                        self._leader_id,
-                        self._connected_to_leader(),
-                    )
-                self._waiters.resolve(request_id, error)
+            for first, last, started in self._deadlines.expired(trio.current_time()):
+                pending = self._waiters.pending_between(first, last)
+                if not pending:
+                    continue
+                never_proposed = {request_id for request_id, _ in self._proposals if first <= request_id <= last}
+                if never_proposed:
+                    self._proposals = [p for p in self._proposals if p[0] not in never_proposed]
+                lost = timeout_error(
+                    started,
+                    self._leader_elected_at,
+                    self.settings.election_timeout_ms / 1000,
+                    self._leader_id,
+                    self._connected_to_leader(),
+                )
+                for request_id in pending:
+                    never = request_id in never_proposed
+                    self._waiters.resolve(request_id, (errors.ERR_PROPOSAL_CONTEXT_DEADLINE if never else lost)())
 
     def _connected_to_leader(self) -> bool:
         """Whether this member has a connection to its leader (to a quorum of voters, when it leads)."""

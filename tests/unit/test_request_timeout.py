@@ -2,6 +2,7 @@
 
 from etcdx import errors
 from etcdx.server.request_timeout import ProposalDeadlines, request_timeout, timeout_error
+from etcdx.server.waiters import Waiters
 
 
 def test_the_request_timeout_is_etcds():
@@ -9,16 +10,27 @@ def test_the_request_timeout_is_etcds():
     assert request_timeout(500) == 6.0
 
 
-def test_deadlines_expire_in_the_order_proposals_were_made():
-    deadlines = ProposalDeadlines(7.0)
+def test_deadlines_expire_by_slot_in_the_order_proposals_were_made():
+    deadlines = ProposalDeadlines(7.0, slot=0.1)
     deadlines.add(1, now=10.0)
-    deadlines.add(2, now=11.0)
-    deadlines.add(3, now=11.5)
+    deadlines.add(2, now=10.05)  # same slot
+    deadlines.add(5, now=11.0)
+    deadlines.add(6, now=11.5)
+    assert len(deadlines) == 3  # memory per slot, not per proposal
     assert deadlines.expired(16.9) == []
-    assert deadlines.expired(18.0) == [(1, 10.0), (2, 11.0)]
-    assert len(deadlines) == 1
-    assert deadlines.expired(100.0) == [(3, 11.5)]
+    assert deadlines.expired(18.0) == [(1, 2, 10.0), (5, 5, 11.0)]
+    assert deadlines.expired(100.0) == [(6, 6, 11.5)]
     assert deadlines.expired(200.0) == []
+
+
+def test_waiters_list_the_ids_of_a_slot_still_waiting():
+    waiters = Waiters()
+    for request_id in (3, 4, 7, 100):
+        waiters.on_resolve(request_id, lambda _: None)
+    waiters.resolve(4, None)
+    assert waiters.pending_between(1, 10) == [3, 7]  # walks the range
+    assert waiters.pending_between(5, 10**9) == [7, 100]  # walks the waiters
+    assert waiters.pending_between(8, 99) == []
 
 
 def message(**kw) -> str:
