@@ -266,6 +266,7 @@ def test_move_leader_with_etcdctl(cluster):
     leader = leader_of(cluster)
     follower = next(m for m in cluster if m is not leader)
     source, target = member_id(leader), member_id(follower)
+    member_id_of = {id(m): member_id(m) for m in cluster}
     done = etcdctl("move-leader", f"{target:x}", endpoints=endpoints)
     assert (done.returncode, done.stdout) == (0, f"Leadership transferred from {source:x} to {target:x}\n")
     assert leader_of(cluster) is follower
@@ -278,6 +279,23 @@ def test_move_leader_with_etcdctl(cluster):
     assert no_leader_endpoint.stderr.strip() == f"Error: no leader endpoint given at [{leader.endpoint}]"
     refused = outcome(leader, "MaintenanceStub", "MoveLeader", rpc_pb2.MoveLeaderRequest(targetID=source))
     assert refused[:2] == (grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: not leader")
+    # A transfer to a paused member cannot finish: without a deadline of its own the call gets etcd's error
+    # after the request timeout (etcd would wait for the caller's deadline).
+    paused = next(m for m in cluster if m is not follower)
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        request = rpc_pb2.MoveLeaderRequest(targetID=member_id_of[id(paused)])
+        started = time.monotonic()
+        with grpc.insecure_channel(follower.endpoint) as channel, pytest.raises(grpc.RpcError) as too_long:
+            rpc_pb2_grpc.MaintenanceStub(channel).MoveLeader(request)
+        took = time.monotonic() - started
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    assert (too_long.value.code(), too_long.value.details()) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "etcdserver: request timed out, leader transfer took too long",
+    )
+    assert REQUEST_TIMEOUT - 0.5 < took < REQUEST_TIMEOUT + 3
 
 
 def plant_divergence(member, key: bytes) -> None:

@@ -111,14 +111,12 @@ class MaintenanceService:
 
     async def move_leader(self, data: bytes, ctx: RpcContext) -> bytes:
         """etcd's MoveLeader: only the leader takes it ("etcdserver: not leader" elsewhere); it answers once the
-        target leads (EtcdServer.move_leader), within the caller's deadline or else the request timeout. The
-        response has no header, as etcd's."""
+        target leads (EtcdServer.move_leader), waiting until the caller's deadline (etcd's context), or for the
+        request timeout when the call has none (etcd would wait on). The response has no header, as etcd's."""
         request = decode(rpc_pb2.MoveLeaderRequest, data)
         server = self._server
         if not server.is_leader:
             raise errors.ERR_NOT_LEADER
-        deadline = trio.current_time() + server.request_timeout
-        if ctx.deadline is not None:
-            deadline = min(deadline, ctx.deadline)
+        deadline = ctx.deadline if ctx.deadline is not None else trio.current_time() + server.request_timeout
         await server.move_leader(request.targetID, deadline)
         return rpc_pb2.MoveLeaderResponse().SerializeToString()
