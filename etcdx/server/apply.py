@@ -31,11 +31,14 @@ from etcdx.auth import checks
 from etcdx.auth.store import AuthStore
 from etcdx.auth.tokens import AuthInfo, TokenProvider
 from etcdx.lease.lessor import Lessor
+from etcdx.log import get_logger
 from etcdx.mvcc import rows
-from etcdx.mvcc.alarms import Alarms, check_alarm_request
+from etcdx.mvcc.alarms import Alarms, alarm_name, check_alarm_request
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+
+log = get_logger("etcdx.server.apply")
 
 Result = Message | errors.EtcdError | None
 
@@ -299,12 +302,17 @@ class Applier:
         if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
             if request.alarm == rpc_pb2.NONE:
                 return response
+            first_of_type = not self.alarms.has(request.alarm)
             rows.put_alarm(self.store.batch, *member)
             self.alarms.activate(*member)
+            if first_of_type:  # etcd logs the type's first activation
+                log.warning("alarm raised", alarm=alarm_name(request.alarm), **{"from": f"{request.memberID:x}"})
         elif request.action == rpc_pb2.AlarmRequest.DEACTIVATE:
             if not self.alarms.deactivate(*member):
                 return response
             rows.delete_alarm(self.store.batch, *member)
+            if not self.alarms.has(request.alarm):
+                log.warning("alarm disarmed", alarm=alarm_name(request.alarm), **{"from": f"{request.memberID:x}"})
         else:
             return response
         response.alarms.add(memberID=request.memberID, alarm=request.alarm)

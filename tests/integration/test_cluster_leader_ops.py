@@ -345,7 +345,9 @@ def test_corruption_checks_find_a_member_edited_offline(tmp_path):
                 break
             time.sleep(0.3)
         assert alarms == f"memberID:{victim_id} alarm:CORRUPT \n"
-        assert "same compact revision then hashes must match" in leader.log_tail(400)
+        leader_log = leader.log_tail(400)
+        assert "same compact revision then hashes must match" in leader_log
+        assert "alarm raised" in leader_log
         refused = outcome(leader, "KVStub", "Put", rpc_pb2.PutRequest(key=b"after", value=b"v"))
         assert refused[:2] == (grpc.StatusCode.DATA_LOSS, "etcdserver: corrupt cluster")
     finally:
