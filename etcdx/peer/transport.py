@@ -65,6 +65,8 @@ DOWN_QUEUE_SIZE = 64
 BATCH_MESSAGES = 512
 BATCH_BYTES = 4 * 1024 * 1024
 RECEIVE_BYTES = 256 * 1024
+IDLE_CALL_CONNECTIONS = 4
+"""Connections kept open per peer for the next call (see ``call``)."""
 MAX_LOGGED_REFUSALS = 4096
 """(remote, reason) pairs remembered to log each refusal once; forgotten all at once past this."""
 
@@ -145,6 +147,7 @@ class PeerTransport:
         self._removed: set[int] = set()
         self._logged_refusals: set[tuple[str, str]] = set()
         self._nursery: trio.Nursery | None = None
+        self._idle_calls: dict[int, list[trio.abc.Stream]] = {}  # per peer: connections kept for the next call
         for peer_id, urls in peers.items():
             self.add_peer(peer_id, urls)
 
@@ -202,6 +205,9 @@ class PeerTransport:
                 await trio.sleep_forever()
         finally:
             self._nursery = None
+            idle, self._idle_calls = self._idle_calls, {}
+            for stream in (s for streams in idle.values() for s in streams):
+                await trio.aclose_forcefully(stream)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -544,24 +550,45 @@ class PeerTransport:
     async def call(self, peer_id: int, method: str, request: bytes, timeout: float) -> bytes:
         """Asks ``peer_id`` to run ``method`` on ``request`` (see the module docstring); returns its response
         bytes. Raises the EtcdError the peer answered with, or PeerCallFailed if no answer came within
-        ``timeout`` seconds (unknown peer, no connection, closed without a reply)."""
+        ``timeout`` seconds (unknown peer, no connection, closed without a reply).
+
+        Connections are kept for the next call (up to IDLE_CALL_CONNECTIONS per peer), as etcd's peer HTTP
+        client keeps its connections: a follower forwarding keep-alives does not open one per renewal. A kept
+        connection that turns out closed is replaced by a new one, once (every call here may run twice)."""
         peer = self._peers.get(peer_id)
         if peer is None:
             raise PeerCallFailed(f"unknown peer {peer_id:x}")
         frame = self._envelope(peer_id, call=raft_pb2.PeerCall(method=method, request=request))
+        idle = self._idle_calls.setdefault(peer_id, [])
         try:
             with trio.fail_after(timeout):
-                stream = await self._dial(peer)
-                try:
-                    await stream.send_all(frame)
-                    reply = await _read_one_frame(stream, self._max_frame)
-                finally:
-                    await trio.aclose_forcefully(stream)
+                while True:
+                    reused = bool(idle)
+                    stream = idle.pop() if reused else await self._dial(peer)
+                    try:
+                        await stream.send_all(frame)
+                        reply = await _read_one_frame(stream, self._max_frame)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
+                        await trio.aclose_forcefully(stream)
+                        if not reused:
+                            raise
+                        continue
+                    except BaseException:  # the timeout, or the caller cancelled
+                        await trio.aclose_forcefully(stream)
+                        raise
+                    if reply is None and reused:
+                        await trio.aclose_forcefully(stream)
+                        continue
+                    break
         except (_DialFailed, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             raise PeerCallFailed(f"{method} to {peer_id:x}: {exc!r}") from None
         except CodecError as exc:
             raise PeerCallFailed(f"{method} to {peer_id:x}: {exc}") from None
         body = None if reply is None else reply.WhichOneof("body")
+        if body == "reply" and len(idle) < IDLE_CALL_CONNECTIONS and peer_id in self._peers:
+            idle.append(stream)
+        else:
+            await trio.aclose_forcefully(stream)
         if body == "refused":
             raise PeerCallFailed(f"{method} to {peer_id:x}: refused: {reply.refused}")
         if body != "reply":

@@ -42,6 +42,17 @@ async def test_a_call_gets_the_peers_answer_or_its_etcd_error(nursery):
     assert sorted(results) == sorted(b"m:%d" % n for n in range(20))
 
 
+async def test_connections_are_kept_for_the_next_call_and_replaced_when_closed(nursery):
+    a, b = await start_member(nursery, 1), await start_member(nursery, 2, on_call=echo)
+    connect_all([a, b])
+    for n in range(50):
+        assert await a.transport.call(2, "renew", b"%d" % n, timeout=5) == b"renew:%d" % n
+    assert len(a.transport._idle_calls[2]) == 1  # one connection served the 50 calls in turn
+    b.stop_listener()  # its open connections go with it: the kept one is dead now
+    await b.start_listener(nursery)
+    assert await a.transport.call(2, "renew", b"again", timeout=5) == b"renew:again"
+
+
 async def _append(results, call):
     results.append(await call)
 
