@@ -88,6 +88,9 @@ ERR_TIMEOUT_DUE_TO_LEADER_FAIL = _e(
 )
 ERR_TIMEOUT_DUE_TO_CONNECTION_LOST = _e(C.UNAVAILABLE, "etcdserver: request timed out, possibly due to connection lost")
 ERR_TIMEOUT_LEADER_TRANSFER = _e(C.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long")
+ERR_TIMEOUT_WAIT_APPLIED_INDEX = _e(
+    C.UNAVAILABLE, "etcdserver: request timed out, waiting for the applied index took too long"
+)
 ERR_BAD_LEADER_TRANSFEREE = _e(C.FAILED_PRECONDITION, "etcdserver: bad leader transferee")
 # etcd 3.5.1 passes these raft and context errors to the client as they are (code Unknown): a proposal made
 # while the member knows no leader waits out the request timeout; one the leader drops (a transfer is on).

@@ -3,8 +3,9 @@ not lead forwards them to the leader over the peer transport (PeerTransport.call
 LeaseRenew and LeaseTimeToLive over its peer HTTP, and the leader answers from its lessor.
 
 Contracts (etcd 3.5's LeaseRenew / LeaseTimeToLive):
-- On the leader both are served at once from its lessor: a renewal answers the granted TTL (0 for a lease
-  unknown or expired), a time-to-live answers TTL -1 for an unknown lease.
+- On the leader both are served from its lessor: a renewal answers the granted TTL (0 for a lease unknown or
+  expired) once the leader has applied all it had committed (etcd's waitAppliedIndex, at most 1 s), a
+  time-to-live answers at once, TTL -1 for an unknown lease.
 - Elsewhere the call goes to the member this one follows, and is tried again (every RETRY_PAUSE) while
   the leader cannot be reached or no longer leads, until the request timeout (5 s + 2 x election timeout)
   ends it: "etcdserver: no leader" if no leader was known then, else "etcdserver: request timed out".
@@ -34,6 +35,8 @@ RENEW = "lease_renew"
 TIME_TO_LIVE = "lease_time_to_live"
 METHODS = frozenset({RENEW, TIME_TO_LIVE})
 RETRY_PAUSE = 0.05
+APPLY_WAIT = 1.0  # etcd's applyTimeout
+APPLY_POLL = 0.002
 CALL_TIMEOUT = 1.0
 """Seconds one forwarded call may take before it is tried again (etcd bounds each by its request timeout)."""
 
@@ -42,7 +45,7 @@ async def renew(server: EtcdServer, lease_id: int) -> int:
     """A keep-alive of ``lease_id``: the TTL it was renewed for, 0 if the lease is unknown or expired."""
     data = await _forward(server, RENEW, rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString())
     if data is None:
-        return server.lessor.renew(lease_id)
+        return await _renew_here(server, lease_id)
     return _decode(rpc_pb2.LeaseKeepAliveResponse, data).TTL
 
 
@@ -63,10 +66,23 @@ async def serve(server: EtcdServer, method: str, data: bytes) -> bytes:
         raise errors.ERR_NOT_LEADER
     if method == RENEW:
         request = _decode(rpc_pb2.LeaseKeepAliveRequest, data)
-        response = rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=server.lessor.renew(request.ID))
+        response = rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=await _renew_here(server, request.ID))
         return response.SerializeToString()
     request = _decode(rpc_pb2.LeaseTimeToLiveRequest, data)
     return server.local_lease_time_to_live(request).SerializeToString()
+
+
+async def _renew_here(server: EtcdServer, lease_id: int) -> int:
+    """The leader's renewal, once it has applied everything committed when it was asked (etcd's
+    waitAppliedIndex): a grant a follower already acknowledged may not be applied here yet."""
+    committed = server.committed_index
+    if server.applied_index < committed:
+        with trio.move_on_after(APPLY_WAIT) as waited:
+            while server.applied_index < committed:
+                await trio.sleep(APPLY_POLL)
+        if waited.cancelled_caught:
+            raise errors.ERR_TIMEOUT_WAIT_APPLIED_INDEX
+    return server.lessor.renew(lease_id)
 
 
 def _decode(message_type, data: bytes):
