@@ -3,10 +3,11 @@ lease keep-alives and time-to-live through a follower reach the leader and survi
 that lose their leader, or never had one, get etcd 3.5.1's errors instead of waiting out the client; MoveLeader
 with etcdctl's output and etcd's errors; the corruption checks find a member whose backend was edited offline.
 
-The errors expected here are what a real etcd 3.5.1 cluster answered in the same situations (checked by hand
-with scripts/..., see the comments): a Put on a member without a leader waits out the request timeout (5 s +
-2 x election timeout) and fails with code Unknown "context deadline exceeded"; a linearizable Range there fails
-with "etcdserver: request timed out"; `etcdctl move-leader` prints "Leadership transferred from X to Y".
+The errors expected here are what a real etcd 3.5.1 cluster answers in the same situations
+(scripts/leader_ops_oracle.py runs them against etcd or etcdx and prints comparable output): a Put on a member
+without a leader waits out the request timeout (5 s + 2 x election timeout) and fails with code Unknown "context
+deadline exceeded"; a linearizable Range there fails with "etcdserver: request timed out"; `etcdctl move-leader`
+prints "Leadership transferred from X to Y".
 """
 
 from __future__ import annotations
