@@ -96,6 +96,8 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "config-file": ("str", ""),
     "version": ("bool", False),
     "help": ("bool", False),
+    "experimental-initial-corrupt-check": ("bool", False),
+    "experimental-corrupt-check-time": ("str", "0s"),
 }
 
 # Flags etcd 3.5 has that etcdx does not honour yet: accepted only at their default value.
@@ -129,8 +131,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "proxy-dial-timeout": ("int", 1000),
     "proxy-write-timeout": ("int", 5000),
     "proxy-read-timeout": ("int", 0),
-    "experimental-initial-corrupt-check": ("bool", False),
-    "experimental-corrupt-check-time": ("str", "0s"),
     "experimental-enable-v2v3": ("str", ""),
     "experimental-enable-lease-checkpoint": ("bool", False),
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
@@ -243,6 +243,8 @@ class Config:
     auth_token: str = "simple"  # as given; checked by etcdx.auth.options.parse_auth_token
     auth_token_ttl: int = 300  # seconds a simple token lives after its last use
     bcrypt_cost: int = 10
+    initial_corrupt_check: bool = False
+    corrupt_check_time: float = 0.0  # seconds; 0: no periodic check
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -609,6 +611,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         auth_token=_auth_token(get("auth-token")),
         auth_token_ttl=get("auth-token-ttl"),
         bcrypt_cost=_bcrypt_cost(get("bcrypt-cost")),
+        initial_corrupt_check=get("experimental-initial-corrupt-check"),
+        corrupt_check_time=parse_duration("experimental-corrupt-check-time", get("experimental-corrupt-check-time")),
     )
 
 

@@ -83,6 +83,19 @@ ERR_NOT_LEADER = _e(C.FAILED_PRECONDITION, "etcdserver: not leader")
 ERR_LEADER_CHANGED = _e(C.UNAVAILABLE, "etcdserver: leader changed")
 ERR_STOPPED = _e(C.UNAVAILABLE, "etcdserver: server stopped")
 ERR_TIMEOUT = _e(C.UNAVAILABLE, "etcdserver: request timed out")
+ERR_TIMEOUT_DUE_TO_LEADER_FAIL = _e(
+    C.UNAVAILABLE, "etcdserver: request timed out, possibly due to previous leader failure"
+)
+ERR_TIMEOUT_DUE_TO_CONNECTION_LOST = _e(C.UNAVAILABLE, "etcdserver: request timed out, possibly due to connection lost")
+ERR_TIMEOUT_LEADER_TRANSFER = _e(C.UNAVAILABLE, "etcdserver: request timed out, leader transfer took too long")
+ERR_TIMEOUT_WAIT_APPLIED_INDEX = _e(
+    C.UNAVAILABLE, "etcdserver: request timed out, waiting for the applied index took too long"
+)
+ERR_BAD_LEADER_TRANSFEREE = _e(C.FAILED_PRECONDITION, "etcdserver: bad leader transferee")
+# etcd 3.5.1 passes these raft and context errors to the client as they are (code Unknown): a proposal made
+# while the member knows no leader waits out the request timeout; one the leader drops (a transfer is on).
+ERR_PROPOSAL_CONTEXT_DEADLINE = _e(C.UNKNOWN, "context deadline exceeded")
+ERR_PROPOSAL_DROPPED = _e(C.UNKNOWN, "raft proposal dropped")
 ERR_CORRUPT = _e(C.DATA_LOSS, "etcdserver: corrupt cluster")
 ERR_PERMISSION_DENIED = _e(C.PERMISSION_DENIED, "etcdserver: permission denied")
 ERR_INVALID_AUTH_TOKEN = _e(C.UNAUTHENTICATED, "etcdserver: invalid auth token")

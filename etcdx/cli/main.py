@@ -66,6 +66,8 @@ def settings_from_config(config: Config) -> ServerSettings:
         auth_token=config.auth_token,
         auth_token_ttl=config.auth_token_ttl,
         bcrypt_cost=config.bcrypt_cost,
+        initial_corrupt_check=config.initial_corrupt_check,
+        corrupt_check_time=config.corrupt_check_time,
         # Test-only knob (small segments make release observable in a short run); not an etcd flag.
         wal_segment_bytes=int(os.environ.get("ETCDX_TEST_WAL_SEGMENT_BYTES") or SEGMENT_BYTES),
     )

@@ -23,18 +23,24 @@ Nothing a peer sends ends the transport. Messages from one connection reach ``on
 
 Callbacks are plain functions called from trio tasks (``on_unreachable`` also from inside ``send``); they
 must not block, and an exception from them is logged and swallowed.
+
+Calls (etcd's peer HTTP handlers for lease renewals, lease time-to-live and HashKV): ``call`` dials the peer
+on a connection of its own, sends one PeerCall frame and reads one PeerReply frame; the receiver hands the
+call to ``on_call`` (an async function: method, request bytes -> response bytes, or an EtcdError to answer
+with) and closes the connection after the reply. A call gets the same envelope checks as a message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import trio
 
+from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
 from etcdx.net.sockets import remote_address
 from etcdx.pb.etcdxpb import raft_pb2
@@ -59,12 +65,15 @@ DOWN_QUEUE_SIZE = 64
 BATCH_MESSAGES = 512
 BATCH_BYTES = 4 * 1024 * 1024
 RECEIVE_BYTES = 256 * 1024
+IDLE_CALL_CONNECTIONS = 4
+"""Connections kept open per peer for the next call (see ``call``)."""
 MAX_LOGGED_REFUSALS = 4096
 """(remote, reason) pairs remembered to log each refusal once; forgotten all at once past this."""
 
 OnMessage = Callable[[Message], None]
 OnUnreachable = Callable[[int], None]
 OnSnapshotStatus = Callable[[int, bool], None]
+OnCall = Callable[[str, bytes], Awaitable[bytes]]
 
 
 class _Refused(Exception):
@@ -111,6 +120,7 @@ class PeerTransport:
         on_snapshot_status: OnSnapshotStatus,
         client_tls: ssl.SSLContext | None = None,
         *,
+        on_call: OnCall | None = None,
         queue_size: int = QUEUE_SIZE,
         down_queue_size: int = DOWN_QUEUE_SIZE,
         max_frame: int = DEFAULT_MAX_FRAME,
@@ -124,6 +134,7 @@ class PeerTransport:
         self._on_message = on_message
         self._on_unreachable = on_unreachable
         self._on_snapshot_status = on_snapshot_status
+        self._on_call = on_call
         self._client_tls = client_tls
         self._queue_size = queue_size
         self._down_queue_size = min(down_queue_size, queue_size)
@@ -136,6 +147,7 @@ class PeerTransport:
         self._removed: set[int] = set()
         self._logged_refusals: set[tuple[str, str]] = set()
         self._nursery: trio.Nursery | None = None
+        self._idle_calls: dict[int, list[trio.abc.Stream]] = {}  # per peer: connections kept for the next call
         for peer_id, urls in peers.items():
             self.add_peer(peer_id, urls)
 
@@ -193,6 +205,9 @@ class PeerTransport:
                 await trio.sleep_forever()
         finally:
             self._nursery = None
+            idle, self._idle_calls = self._idle_calls, {}
+            for stream in (s for streams in idle.values() for s in streams):
+                await trio.aclose_forcefully(stream)
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -481,6 +496,9 @@ class PeerTransport:
 
     async def _take(self, frame: raft_pb2.PeerFrame, receiving: _InboundSnapshot, stream: trio.abc.Stream) -> None:
         body = frame.WhichOneof("body")
+        if body == "call" and receiving.message is None:
+            await self._answer_call(frame, stream)
+            return
         if receiving.message is not None:  # a MsgSnap came: its header, then its chunks, must follow
             if receiving.assembler is None and body == "snapshot_header":
                 receiving.assembler = SnapshotAssembler(frame.snapshot_header.size, frame.snapshot_header.chunk_size)
@@ -527,6 +545,73 @@ class PeerTransport:
         self._deliver(m)
         await stream.send_all(self._envelope(m.sender, snapshot_received=True))
 
+    # -- calls ----------------------------------------------------------------------------------
+
+    async def call(self, peer_id: int, method: str, request: bytes, timeout: float) -> bytes:
+        """Asks ``peer_id`` to run ``method`` on ``request`` (see the module docstring); returns its response
+        bytes. Raises the EtcdError the peer answered with, or PeerCallFailed if no answer came within
+        ``timeout`` seconds (unknown peer, no connection, closed without a reply).
+
+        Connections are kept for the next call (up to IDLE_CALL_CONNECTIONS per peer), as etcd's peer HTTP
+        client keeps its connections: a follower forwarding keep-alives does not open one per renewal. A kept
+        connection that turns out closed is replaced by a new one, once (every call here may run twice)."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise PeerCallFailed(f"unknown peer {peer_id:x}")
+        frame = self._envelope(peer_id, call=raft_pb2.PeerCall(method=method, request=request))
+        idle = self._idle_calls.setdefault(peer_id, [])
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    reused = bool(idle)
+                    stream = idle.pop() if reused else await self._dial(peer)
+                    try:
+                        await stream.send_all(frame)
+                        reply = await _read_one_frame(stream, self._max_frame)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
+                        await trio.aclose_forcefully(stream)
+                        if not reused:
+                            raise
+                        continue
+                    except BaseException:  # the timeout, or the caller cancelled
+                        await trio.aclose_forcefully(stream)
+                        raise
+                    if reply is None and reused:
+                        await trio.aclose_forcefully(stream)
+                        continue
+                    break
+        except (_DialFailed, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            raise PeerCallFailed(f"{method} to {peer_id:x}: {exc!r}") from None
+        except CodecError as exc:
+            raise PeerCallFailed(f"{method} to {peer_id:x}: {exc}") from None
+        body = None if reply is None else reply.WhichOneof("body")
+        if body == "reply" and len(idle) < IDLE_CALL_CONNECTIONS and peer_id in self._peers:
+            idle.append(stream)
+        else:
+            await trio.aclose_forcefully(stream)
+        if body == "refused":
+            raise PeerCallFailed(f"{method} to {peer_id:x}: refused: {reply.refused}")
+        if body != "reply":
+            raise PeerCallFailed(f"{method} to {peer_id:x}: closed without a reply")
+        if reply.reply.code:
+            code = reply.reply.code
+            raise EtcdError(StatusCode(code) if code in iter(StatusCode) else StatusCode.UNKNOWN, reply.reply.error)
+        return reply.reply.response
+
+    async def _answer_call(self, frame: raft_pb2.PeerFrame, stream: trio.abc.Stream) -> None:
+        """Runs a PeerCall through ``on_call`` and writes its PeerReply (an error for a member that serves none)."""
+        answer = raft_pb2.PeerReply()
+        try:
+            if self._on_call is None:
+                raise EtcdError(StatusCode.UNIMPLEMENTED, f"peer call {frame.call.method!r} is not served")
+            answer.response = await self._on_call(frame.call.method, frame.call.request)
+        except EtcdError as exc:
+            answer.code, answer.error = int(exc.code), exc.message
+        except Exception as exc:  # nothing a peer sends ends the transport: the call fails, the member goes on
+            log.exception("peer call failed", method=frame.call.method, remote_peer_id=_hex(frame.sender))
+            answer.code, answer.error = int(StatusCode.INTERNAL), f"peer call {frame.call.method!r} failed: {exc!r}"
+        await stream.send_all(self._envelope(frame.sender, reply=answer))
+
     def _deliver(self, m: Message) -> None:
         self._call(self._on_message, m)
 
@@ -553,6 +638,10 @@ class _InboundSnapshot:
 
     message: Message | None = None
     assembler: SnapshotAssembler | None = None
+
+
+class PeerCallFailed(Exception):
+    """A call got no answer from its peer (the peer's own refusal of the request comes as its EtcdError)."""
 
 
 class _DialFailed(Exception):

@@ -31,11 +31,14 @@ from etcdx.auth import checks
 from etcdx.auth.store import AuthStore
 from etcdx.auth.tokens import AuthInfo, TokenProvider
 from etcdx.lease.lessor import Lessor
+from etcdx.log import get_logger
 from etcdx.mvcc import rows
-from etcdx.mvcc.alarms import Alarms, check_alarm_request
+from etcdx.mvcc.alarms import Alarms, alarm_name, check_alarm_request
 from etcdx.mvcc.kvstore import KVStore
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+
+log = get_logger("etcdx.server.apply")
 
 Result = Message | errors.EtcdError | None
 
@@ -82,6 +85,10 @@ _AUTH_KINDS = frozenset(
         "role_revoke_permission",
     )
 )
+
+
+# What etcd's applier refuses while a CORRUPT alarm is active.
+_REFUSED_WHEN_CORRUPT = frozenset({"put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke"})
 
 
 def _adds_data(request: InternalRequest, kind: str) -> bool:
@@ -164,6 +171,8 @@ class Applier:
 
     def _dispatch(self, index: int, request: InternalRequest) -> Message | None:
         kind = request.WhichOneof("request")
+        if kind in _REFUSED_WHEN_CORRUPT and self.alarms.has(rpc_pb2.CORRUPT):
+            raise errors.ERR_CORRUPT  # etcd's corrupt applier, outermost: before auth and the NOSPACE cap
         if request.HasField("auth"):
             self._authorize(kind, request, AuthInfo(request.auth.username, request.auth.revision))
         if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
@@ -296,12 +305,17 @@ class Applier:
         if request.action == rpc_pb2.AlarmRequest.ACTIVATE:
             if request.alarm == rpc_pb2.NONE:
                 return response
+            first_of_type = not self.alarms.has(request.alarm)
             rows.put_alarm(self.store.batch, *member)
             self.alarms.activate(*member)
+            if first_of_type:  # etcd logs the type's first activation
+                log.warning("alarm raised", alarm=alarm_name(request.alarm), **{"from": f"{request.memberID:x}"})
         elif request.action == rpc_pb2.AlarmRequest.DEACTIVATE:
             if not self.alarms.deactivate(*member):
                 return response
             rows.delete_alarm(self.store.batch, *member)
+            if not self.alarms.has(request.alarm):
+                log.warning("alarm disarmed", alarm=alarm_name(request.alarm), **{"from": f"{request.memberID:x}"})
         else:
             listed = self.alarms.list(request.memberID, request.alarm)
             response.alarms.extend(rpc_pb2.AlarmMember(memberID=m, alarm=a) for m, a in listed)

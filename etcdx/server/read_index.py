@@ -71,6 +71,14 @@ class ReadIndexBatches:
         self._in_flight, self._next = None, reads
         return self.issue()
 
+    def fail_in_flight(self, error: errors.EtcdError) -> None:
+        """Ends the reads of the request in flight, if any, with ``error`` (its answer is given up on: a leader
+        change, the request timeout); reads waiting for the next request stay."""
+        if self._in_flight is not None:
+            reads = self._in_flight[1]
+            self._in_flight = None
+            _run(reads, error)
+
     def fail_all(self, error: errors.EtcdError) -> None:
         """Ends every read with ``error`` (the member stops serving)."""
         pending = self._next + (self._in_flight[1] if self._in_flight else [])

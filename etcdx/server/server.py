@@ -72,12 +72,13 @@ from etcdx.raft import (
     Role,
     confchange,
 )
-from etcdx.server import auth_tokens, caller, data_dir, metrics, snapshot_install
+from etcdx.server import auth_tokens, caller, corrupt_check, data_dir, lease_forward, metrics, snapshot_install
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.ids import cluster_id
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, from_wal_entry, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
+from etcdx.server.request_timeout import ProposalDeadlines, request_timeout, timeout_error
 from etcdx.server.settings import ServerSettings
 from etcdx.server.snapshot_images import SnapshotImages
 from etcdx.server.waiters import Waiters
@@ -136,6 +137,10 @@ class EtcdServer:
         self._log_last_index = 0  # the core's last log index as of the Ready loop's last turn (for admission)
         self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
+        self._read_issued_at = 0.0  # when the ReadIndex in flight was first issued (its request timeout runs)
+        self.request_timeout = request_timeout(settings.election_timeout_ms)
+        self._deadlines = ProposalDeadlines(self.request_timeout)
+        self._leader_elected_at: float | None = None  # when this member last became leader
         self._leader_id = 0
         self._is_leader = False
         self._caught_up = trio.Event()  # set once, when this member leads and has applied all it committed
@@ -253,13 +258,21 @@ class EtcdServer:
                             on_unreachable=self._on_peer_unreachable,
                             on_snapshot_status=self._on_snapshot_status,
                             client_tls=self._peer_client_tls,
+                            on_call=self._on_peer_call,
                         )
                         await nursery.start(self.transport.run)
+                        if s.initial_corrupt_check:  # before this member serves peers or clients, as etcd's
+                            try:
+                                await corrupt_check.initial_check(self)
+                            except corrupt_check.DataInconsistency as exc:
+                                log.error("checkInitialHashKV failed", error=str(exc))
+                                raise self._stop(str(exc)) from exc
                     self._transport_ready.set()
                     nursery.start_soon(self._ready_loop)
                     nursery.start_soon(self._snapshot_images.run)
                     nursery.start_soon(self._tick_loop)
                     nursery.start_soon(self._read_retry_loop)
+                    nursery.start_soon(self._proposal_timeout_loop)
                     if self.node.raft.tracker.conf.voters == {self.member_id}:
                         # A single voter elects itself at once (etcd fast-forwards its first election the
                         # same way); with peers the election timeout runs first, as etcd's.
@@ -275,6 +288,8 @@ class EtcdServer:
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
                     nursery.start_soon(self._token_purge_loop)
+                    if s.corrupt_check_time > 0 and self.transport is not None:
+                        nursery.start_soon(corrupt_check.monitor, self, s.corrupt_check_time)
             finally:
                 self._reads.fail_all(errors.ERR_STOPPED())  # reads parked on a ReadIndex get an answer
                 if self._hard_state_unwritten is not None and self._failure is None:
@@ -469,6 +484,14 @@ class EtcdServer:
         self.node.step(message)
         self._work.set()
 
+    async def _on_peer_call(self, method: str, request: bytes) -> bytes:
+        """A peer's request outside Raft: a forwarded lease call (to the leader) or a HashKV."""
+        if method in lease_forward.METHODS:
+            return await lease_forward.serve(self, method, request)
+        if method == corrupt_check.HASH_KV:
+            return await corrupt_check.serve_hash_kv(self, request)
+        raise errors.EtcdError(errors.StatusCode.UNIMPLEMENTED, f"unknown peer call {method!r}")
+
     def _on_peer_unreachable(self, peer: int) -> None:
         self.node.report_unreachable(peer)
         self._work.set()
@@ -499,6 +522,10 @@ class EtcdServer:
         metrics.IS_LEADER.set(1 if is_leader else 0)
         if leader and leader != previous:
             metrics.LEADER_CHANGES.inc()
+            self._reads.fail_in_flight(errors.ERR_LEADER_CHANGED())  # its ReadIndex may be lost with the old one
+            self._issue_read_index()
+            if is_leader:
+                self._leader_elected_at = trio.current_time()
         if is_leader and not was_leader:
             self.lessor.promote(extend=self.settings.election_timeout_ms / 1000)
         elif was_leader and not is_leader:
@@ -717,6 +744,26 @@ class EtcdServer:
             request.ID = self.next_id()
         return await self.propose(InternalRequest(lease_grant=request))
 
+    async def move_leader(self, transferee: int, deadline: float) -> None:
+        """etcd's MoveLeader on the leader: hands leadership to the voting member ``transferee`` (the core's
+        transfer: catch it up, then TimeoutNow) and waits, until the trio time ``deadline``, for it to lead.
+        "etcdserver: bad leader transferee" for a target that is not a voting member; "etcdserver: request
+        timed out, leader transfer took too long" if it does not lead by then."""
+        target = next((m for m in self.members if transferee == m.ID), None)
+        if target is None or target.isLearner:
+            raise errors.ERR_BAD_LEADER_TRANSFEREE
+        fields = dict(sender=f"{self.member_id:x}", target=f"{transferee:x}")
+        log.info("leadership transfer starting", **fields)
+        started = trio.current_time()
+        self.node.transfer_leader(transferee)
+        self._work.set()
+        interval = self.settings.heartbeat_interval_ms / 1000
+        while self._leader_id != transferee:
+            if trio.current_time() >= deadline:
+                raise errors.ERR_TIMEOUT_LEADER_TRANSFER
+            await trio.sleep(interval)
+        log.info("leadership transfer finished", took=f"{trio.current_time() - started:.3f}s", **fields)
+
     async def defragment(self) -> None:
         """etcd's Defragment: rewrites the backend as a compact file and swaps it in under the running member.
 
@@ -797,6 +844,7 @@ class EtcdServer:
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
         queued.append((request.id, data))
+        self._deadlines.add(request.id, trio.current_time())
         self._work.set()
         return request.id
 
@@ -807,8 +855,45 @@ class EtcdServer:
         try:
             self.node.propose_batch([data for _, data in queued])
         except ProposalDroppedError:
+            if not self.node.raft.lead:  # they wait for a leader (or their deadline), as etcd's Propose blocks
+                self._proposals = queued + self._proposals
+                return
             for request_id, _ in queued:
-                self._waiters.resolve(request_id, errors.ERR_NO_LEADER())
+                self._waiters.resolve(request_id, errors.ERR_PROPOSAL_DROPPED())
+
+    async def _proposal_timeout_loop(self) -> None:
+        """Answers each proposal not applied within the request timeout with etcd's error for it
+        (request_timeout.py); one that never reached a leader is withdrawn from the queue first."""
+        while True:
+            await trio.sleep(0.1)
+            for first, last, started in self._deadlines.expired(trio.current_time()):
+                pending = self._waiters.pending_between(first, last)
+                if not pending:
+                    continue
+                never_proposed = {request_id for request_id, _ in self._proposals if first <= request_id <= last}
+                if never_proposed:
+                    self._proposals = [p for p in self._proposals if p[0] not in never_proposed]
+                lost = timeout_error(
+                    started,
+                    self._leader_elected_at,
+                    self.settings.election_timeout_ms / 1000,
+                    self._leader_id,
+                    self._connected_to_leader(),
+                )
+                for request_id in pending:
+                    never = request_id in never_proposed
+                    self._waiters.resolve(request_id, (errors.ERR_PROPOSAL_CONTEXT_DEADLINE if never else lost)())
+
+    def _connected_to_leader(self) -> bool:
+        """Whether this member has a connection to its leader (to a quorum of voters, when it leads)."""
+        transport = self.transport
+        if transport is None or not self._leader_id:
+            return True
+        if self._leader_id != self.member_id:
+            return transport.is_active(self._leader_id)
+        voters = self.node.raft.tracker.conf.voters
+        reachable = sum(1 for v in voters if v == self.member_id or transport.is_active(v))
+        return reachable > len(voters) // 2
 
     def _next_request_id(self) -> int:
         """Unique across members (the member id's low 16 bits lead) and restarts (a millisecond clock
@@ -858,7 +943,12 @@ class EtcdServer:
         if ctx is None:
             return
         node = self.node
-        node.read_index(ctx)
+        self._read_issued_at = trio.current_time()
+        try:
+            node.read_index(ctx)
+        except ProposalDroppedError:  # no leader to ask: the retry loop asks again until the request timeout
+            self._read_issued.set()
+            return
         states = node.take_read_states()
         if states:
             applied = self.store.consistent_index
@@ -874,11 +964,16 @@ class EtcdServer:
             await self._read_issued.wait()
             self._read_issued = trio.Event()
             await trio.sleep(READ_INDEX_RETRY)
-            if self._reads.in_flight:
+            if self._reads.in_flight and trio.current_time() - self._read_issued_at >= self.request_timeout:
+                log.warning("timed out waiting for read index response (local node might have slow network)")
+                self._reads.fail_in_flight(errors.ERR_TIMEOUT())
+                self._issue_read_index()  # the reads that came since get a ReadIndex of their own
+            elif self._reads.in_flight:
                 ctx = self._reads.retry()
                 if ctx is not None:
                     log.warning("ReadIndex not answered in time, retrying", pending_reads=len(self._reads))
-                    self.node.read_index(ctx)
+                    with contextlib.suppress(ProposalDroppedError):  # no leader yet: tried again next time
+                        self.node.read_index(ctx)
                     self._read_issued.set()
                     self._work.set()
 
@@ -1004,11 +1099,17 @@ class EtcdServer:
 
     # -- leases as clients see them (grant and revoke go through the log) ----------------------
 
-    def renew_lease(self, lease_id: int) -> int:
-        """A keep-alive: the granted TTL, or 0 for an unknown or already expired lease."""
-        return self.lessor.renew(lease_id)
+    async def renew_lease(self, lease_id: int) -> int:
+        """A keep-alive: the granted TTL, or 0 for an unknown or already expired lease (the leader's lessor
+        answers: lease_forward.py)."""
+        return await lease_forward.renew(self, lease_id)
 
-    def lease_time_to_live(self, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+    async def lease_time_to_live(self, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+        """TimeToLive as the leader's lessor answers it (lease_forward.py)."""
+        return await lease_forward.time_to_live(self, request)
+
+    def local_lease_time_to_live(self, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
+        """TimeToLive from this member's lessor (its expiries are real only while it leads)."""
         response = rpc_pb2.LeaseTimeToLiveResponse(header=self.header(), ID=request.ID)
         lease = self.lessor.leases.get(request.ID)
         if lease is None:

@@ -39,6 +39,8 @@ class ServerSettings:
     enable_grpc_gateway: bool = True  # serve the /v3 JSON gateway (--enable-grpc-gateway)
     cors: frozenset[str] = frozenset(["*"])  # --cors: origins allowed (empty or "*": all)
     host_whitelist: frozenset[str] = frozenset(["*"])  # --host-whitelist: Host names allowed (empty or "*": all)
+    initial_corrupt_check: bool = False  # --experimental-initial-corrupt-check
+    corrupt_check_time: float = 0.0  # --experimental-corrupt-check-time in seconds (0: no periodic check)
 
     @property
     def member_dir(self) -> str:

@@ -50,5 +50,12 @@ class Waiters:
         if callback is not None:
             callback(result)
 
+    def pending_between(self, first: int, last: int) -> list[int]:
+        """The ids from ``first`` to ``last`` (both included) that a waiter waits for, in order."""
+        by_index = self._by_index
+        if last - first < len(by_index):
+            return [i for i in range(first, last + 1) if i in by_index]
+        return sorted(i for i in by_index if first <= i <= last)
+
     def __len__(self) -> int:
         return len(self._by_index)

@@ -77,3 +77,26 @@ def test_fail_all_ends_every_read_once_with_the_error():
     assert all(isinstance(error, errors.ERR_NO_LEADER) for _, error in r.served)
     r.batches.on_applied(100)
     assert len(r.served) == 3
+
+
+def test_fail_in_flight_ends_only_the_reads_of_the_request_in_flight():
+    """A leader change (or the request timeout) gives up on the ReadIndex in flight: its reads fail; reads
+    already answered wait for their apply, and reads that came after it get the next request."""
+    r = Reads()
+    r.add("waiting-apply")
+    ctx = r.batches.issue()
+    r.batches.on_read_state(index=9, ctx=ctx, applied=1)
+    r.add("in-flight")
+    lost = r.batches.issue()
+    r.add("next")
+    r.batches.fail_in_flight(errors.ERR_LEADER_CHANGED())
+    assert [(name, type(error)) for name, error in r.served] == [("in-flight", errors.ERR_LEADER_CHANGED)]
+    r.batches.on_read_state(index=10, ctx=lost, applied=10)  # its answer, late: nobody waits for it any more
+    assert len(r.served) == 1
+    fresh = r.batches.issue()
+    r.batches.on_read_state(index=10, ctx=fresh, applied=10)
+    assert [name for name, _ in r.served] == ["in-flight", "next"]
+    r.batches.on_applied(9)
+    assert [name for name, _ in r.served] == ["in-flight", "next", "waiting-apply"]
+    r.batches.fail_in_flight(errors.ERR_TIMEOUT())  # nothing in flight: nothing happens
+    assert len(r.served) == 3

@@ -1,4 +1,5 @@
-"""etcdserverpb.Lease: grant and revoke go through the log; keep-alive and reads are the leader's."""
+"""etcdserverpb.Lease: grant and revoke go through the log; keep-alive and time-to-live are the leader's (a
+follower forwards them: server/lease_forward.py); the lease list is this member's, as etcd 3.5 serves it."""
 
 from __future__ import annotations
 
@@ -42,13 +43,13 @@ class LeaseService:
             request = decode(rpc_pb2.LeaseKeepAliveRequest, data)
             check_lease_keys(server, request.ID, time_to_live=False)
             header = server.header()  # captured before the renewal, as etcd does
-            ttl = server.renew_lease(request.ID)
+            ttl = await server.renew_lease(request.ID)
             await send(rpc_pb2.LeaseKeepAliveResponse(header=header, ID=request.ID, TTL=ttl).SerializeToString())
 
     async def time_to_live(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.LeaseTimeToLiveRequest, data)
         check_lease_keys(self._server, request.ID, time_to_live=True, with_keys=request.keys)
-        response = self._server.lease_time_to_live(request)
+        response = await self._server.lease_time_to_live(request)
         return response.SerializeToString()
 
     async def leases(self, data: bytes, ctx: RpcContext) -> bytes:

@@ -1,4 +1,5 @@
-"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Snapshot, Hash and HashKV, as etcd 3.5 answers them."""
+"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Snapshot, Hash, HashKV and MoveLeader, as etcd 3.5 answers
+them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from etcdx.mvcc.alarms import alarm_name, check_alarm_request
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server import corrupt_check
 from etcdx.server.server import EtcdServer
 from etcdx.version import SERVER_VERSION
 
@@ -35,6 +37,7 @@ class MaintenanceService:
             "/etcdserverpb.Maintenance/Status": UnaryMethod(self.status),
             "/etcdserverpb.Maintenance/Alarm": UnaryMethod(self.alarm),
             "/etcdserverpb.Maintenance/Defragment": UnaryMethod(self.defragment),
+            "/etcdserverpb.Maintenance/MoveLeader": UnaryMethod(self.move_leader),
         }
 
     async def status(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -104,22 +107,18 @@ class MaintenanceService:
         return response.SerializeToString()
 
     async def hash_kv(self, data: bytes, ctx: RpcContext) -> bytes:
-        """etcd's HashKV (3.5): the key table's hash up to ``revision`` (0: the current one), with the compacted
-        revision (-1 if never compacted) and the hashed revision; the header's revision is the current one.
-        A revision at or below the compacted one is ERR_COMPACTED, one past the current ERR_FUTURE_REV."""
+        """etcd's HashKV (3.5): corrupt_check.hash_kv, the same hash members compare."""
         request = decode(rpc_pb2.HashKVRequest, data)
-        store = self._server.store
-        async with self._server.committed_view() as view:
-            current, compacted = store.current_revision, store.compact_revision
-            rev = request.revision
-            if 0 < rev <= compacted:
-                raise errors.ERR_COMPACTED
-            if rev > current:
-                raise errors.ERR_FUTURE_REV
-            rev = rev or current
-            keep = store.index.keep(rev)
-            value = await trio.to_thread.run_sync(kv_hash.kv_hash, view, rev, compacted, keep)
-        response = rpc_pb2.HashKVResponse(hash=value, compact_revision=compacted, hash_revision=rev)
-        self._server.fill_header(response.header)
-        response.header.revision = current
-        return response.SerializeToString()
+        return (await corrupt_check.hash_kv(self._server, request.revision)).SerializeToString()
+
+    async def move_leader(self, data: bytes, ctx: RpcContext) -> bytes:
+        """etcd's MoveLeader: only the leader takes it ("etcdserver: not leader" elsewhere); it answers once the
+        target leads (EtcdServer.move_leader), waiting until the caller's deadline (etcd's context), or for the
+        request timeout when the call has none (etcd would wait on). The response has no header, as etcd's."""
+        request = decode(rpc_pb2.MoveLeaderRequest, data)
+        server = self._server
+        if not server.is_leader:
+            raise errors.ERR_NOT_LEADER
+        deadline = ctx.deadline if ctx.deadline is not None else trio.current_time() + server.request_timeout
+        await server.move_leader(request.targetID, deadline)
+        return rpc_pb2.MoveLeaderResponse().SerializeToString()

@@ -8,6 +8,7 @@ from etcdx.api.grpc.cluster import ClusterService
 from etcdx.api.grpc.election import ElectionService
 from etcdx.api.grpc.health import HealthService
 from etcdx.api.grpc.kv import KVService
+from etcdx.api.grpc.leader_gate import require_leader
 from etcdx.api.grpc.lease import LeaseService
 from etcdx.api.grpc.lock import LockService
 from etcdx.api.grpc.maintenance import MaintenanceService
@@ -19,7 +20,8 @@ from etcdx.server.server import EtcdServer
 
 
 def build_routes(server: EtcdServer) -> dict:
-    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate."""
+    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate and, outside
+    that, the "require leader" gate (leader_gate.py)."""
     routes: dict = {}
     services = (
         KVService(server),
@@ -33,7 +35,9 @@ def build_routes(server: EtcdServer) -> dict:
         HealthService(),
     )
     for service in services:
-        routes.update((path, guard(server, path, method)) for path, method in service.methods().items())
+        routes.update(
+            (path, require_leader(server, guard(server, path, method))) for path, method in service.methods().items()
+        )
     for path in policy.METHODS.keys() - routes.keys():
         routes[path] = guard(server, path, UnaryMethod(_not_served(path)))
     return routes
