@@ -59,6 +59,8 @@ def settings_from_config(config: Config) -> ServerSettings:
         backend_batch_interval=config.backend_batch_interval,
         backend_batch_limit=config.backend_batch_limit,
         enable_v2=config.enable_v2,
+        initial_cluster_state=config.initial_cluster_state,
+        strict_reconfig_check=config.strict_reconfig_check,
         auth_token=config.auth_token,
         auth_token_ttl=config.auth_token_ttl,
         bcrypt_cost=config.bcrypt_cost,

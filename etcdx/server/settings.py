@@ -36,6 +36,8 @@ class ServerSettings:
     auth_token_ttl: int  # seconds a simple token lives after its last use
     bcrypt_cost: int
     enable_v2: bool = False  # serve the v2 API (--enable-v2); its store exists only then
+    initial_cluster_state: str = "new"  # "existing": an empty data dir joins the running cluster of initial_members
+    strict_reconfig_check: bool = True  # refuse a membership change that could cost the quorum
 
     @property
     def member_dir(self) -> str:
