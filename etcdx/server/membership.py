@@ -28,10 +28,7 @@ MAX_LEARNERS = 1
 """etcd's maxLearners."""
 REMOVED_META = b"etcdx_members_removed"
 """Meta row: the ids of removed members, 8 bytes big-endian each, ascending."""
-IDENTITY_META = b"etcdx_identity"
-"""Meta row: this member's id and the cluster's id, 8 bytes big-endian each (etcd keeps them in its WAL)."""
 _HEAD = struct.Struct(">BQ")
-_IDENTITY = struct.Struct(">QQ")
 
 
 class ChangeKind(IntEnum):
@@ -112,16 +109,6 @@ class Membership:
     def load_removed(view: TableView) -> set[int]:
         raw = rows.get_meta_bytes(view, REMOVED_META) or b""
         return {int.from_bytes(raw[i : i + 8], "big") for i in range(0, len(raw), 8)}
-
-    @staticmethod
-    def load_identity(view: TableView) -> tuple[int, int] | None:
-        """(member id, cluster id) as this data dir first stored them, or None (a data dir from before)."""
-        raw = rows.get_meta_bytes(view, IDENTITY_META)
-        return None if raw is None else _IDENTITY.unpack(raw)
-
-    @staticmethod
-    def store_identity(txn: TableWriter, member: int, cluster: int) -> None:
-        rows.put_meta_bytes(txn, IDENTITY_META, _IDENTITY.pack(member, cluster))
 
     def listed(self) -> list[rpc_pb2.Member]:
         """The members as etcd lists them: by id."""

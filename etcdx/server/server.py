@@ -70,7 +70,7 @@ from etcdx.raft import (
     Role,
     confchange,
 )
-from etcdx.server import auth_tokens, caller, data_dir, metrics
+from etcdx.server import auth_tokens, caller, data_dir, identity, metrics
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.ids import cluster_id
 from etcdx.server.membership import Change, ChangeKind, Membership
@@ -98,7 +98,8 @@ MAX_APPLY_BACKLOG = 5000
 READ_INDEX_RETRY = 0.5
 TOKEN_PURGE_INTERVAL = 1.0
 REMOVED_REASON = "the member has been permanently removed from the cluster"
-CONF_CHANGE_RETRY = 0.1  # a membership change proposed while another one is pending is proposed again after this
+REMOVED_STOP_DELAY = 1.0  # etcd's stopWithDelay for a member that applied its own removal
+CONF_CHANGE_RETRY = 0.5  # a membership change not applied this long after its proposal is proposed again
 
 
 def _leading_request_id(data: bytes) -> int:
@@ -110,6 +111,15 @@ def _leading_request_id(data: bytes) -> int:
         return read_varint(data, 1)[0]
     except ValueError:
         return 0
+
+
+_CHANGE_LOGS = {
+    ChangeKind.ADD: "added member",
+    ChangeKind.REMOVE: "removed member",
+    ChangeKind.PROMOTE: "promote member",
+    ChangeKind.UPDATE_PEER_URLS: "updated member",
+    ChangeKind.PUBLISH_ATTRIBUTES: "updated member attributes",
+}
 
 
 def _conf_change_error(reason: str) -> errors.EtcdError:
@@ -127,6 +137,10 @@ def _conf_change_error(reason: str) -> errors.EtcdError:
 
 class MemberStopped(Exception):
     """The member cannot go on without risking acknowledged data; the message says why, in one line."""
+
+
+class MemberRemoved(MemberStopped):
+    """The member was removed from its cluster: it stops, and its data dir must be removed (etcd exits 0)."""
 
 
 class EtcdServer:
@@ -164,7 +178,7 @@ class EtcdServer:
         self._boot_conf = ConfState()
         self.transport: PeerTransport | None = None
         self._transport_ready = trio.Event()
-        self._removed_by_peer = trio.Event()
+        self._removed_from_cluster = trio.Event()
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
             minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
@@ -355,7 +369,7 @@ class EtcdServer:
         with self.backend.begin_read() as view:
             stored = [rpc_pb2.Member.FromString(value) for _, value in rows.members(view)]
             removed = Membership.load_removed(view)
-            identity = Membership.load_identity(view)
+        found = identity.read(self.settings.member_dir)
         if not stored:
             stored = (
                 list(joined.members)
@@ -366,19 +380,19 @@ class EtcdServer:
                 ]
             )
             if self.store.consistent_index == 0:
+                identity.write(self.settings.member_dir, self.member_id, self.cluster_id)
                 with self.backend.begin_write() as txn:
                     for member in stored:
                         rows.put_member(txn, member.ID, member.SerializeToString())
-                    Membership.store_identity(txn, self.member_id, self.cluster_id)
         ids = [m.ID for m in stored]
-        if identity is not None and identity[0] in ids:
-            if identity[0] != self.member_id:
+        if found is not None:
+            if found[0] != self.member_id:
                 log.warning(
                     "the flags give this member another ID than its data dir; keeping the data dir's",
                     flags_member_id=f"{self.member_id:x}",
-                    member_id=f"{identity[0]:x}",
+                    member_id=f"{found[0]:x}",
                 )
-            self.member_id, self.cluster_id = identity
+            self.member_id, self.cluster_id = found
             self._id_prefix = (self.member_id & 0xFFFF) << 48
         elif self.member_id not in ids:
             # The flags give another ID (the peer URLs changed): the data dir's identity wins, as etcd takes its
@@ -615,6 +629,14 @@ class EtcdServer:
             except errors.EtcdError as exc:
                 return change.request_id, exc  # refused on every member alike: the configuration stays
             self.membership.apply(change, self.store.batch)
+            if self.node is not None:  # not during the replay of changes logged before
+                log.info(
+                    _CHANGE_LOGS[change.kind],
+                    cluster_id=f"{self.cluster_id:x}",
+                    local_member_id=f"{self.member_id:x}",
+                    member_id=f"{change.member.ID:x}",
+                    peer_urls=list(change.member.peerURLs),
+                )
         if self.node is not None:
             self.node.apply_conf_change(cc)
         else:
@@ -629,8 +651,7 @@ class EtcdServer:
         target = change.member.ID
         if target == self.member_id:
             if change.member.ID not in self.membership.members and self.node is not None:
-                log.warning("the member has been permanently removed from the cluster", member_id=f"{target:x}")
-                raise self._stop(REMOVED_REASON)
+                self._removed_from_cluster.set()  # stops after REMOVED_STOP_DELAY: the others learn the commit first
             return
         if self.transport is None:
             return  # replaying before the transport runs: it starts with the applied membership
@@ -643,10 +664,15 @@ class EtcdServer:
             self.transport.update_peer(target, list(member.peerURLs))
 
     async def _stop_when_removed(self) -> None:
-        await self._removed_by_peer.wait()
+        await self._removed_from_cluster.wait()
+        await trio.sleep(REMOVED_STOP_DELAY)
+        raise self._removed()
+
+    def _removed(self) -> MemberRemoved:
         log.warning("server error", error=REMOVED_REASON)
         log.warning("data-dir used by this member must be removed")
-        raise self._stop(REMOVED_REASON)
+        self._stop(REMOVED_REASON)
+        return MemberRemoved(REMOVED_REASON)
 
     async def _publish_attributes(self) -> None:
         """Publishes this member's name and client URLs through the log once they differ from the applied ones
@@ -676,13 +702,16 @@ class EtcdServer:
                 while True:
                     try:
                         self.node.propose_conf_change(cc)
-                        break
                     except ProposalDroppedError as exc:
                         if "already pending" not in str(exc):
                             raise _conf_change_error(str(exc)) from None
-                    await trio.sleep(CONF_CHANGE_RETRY)
-                self._work.set()
-                result = await self._waiters.wait(request_id)
+                    else:
+                        self._work.set()
+                    # A leader drops a change forwarded while another one is pending, unheard: propose it again
+                    # (the same request id: a change applied twice fails validation the second time, unanswered).
+                    with trio.move_on_after(CONF_CHANGE_RETRY):
+                        result = await self._waiters.wait(request_id)
+                        break
         except trio.TooSlowError:
             raise errors.ERR_TIMEOUT() from None
         if isinstance(result, errors.EtcdError):
@@ -690,8 +719,9 @@ class EtcdServer:
         return result
 
     def _on_removed(self) -> None:
-        """A peer refused this member's messages because it was removed: it stops (etcd's errMemberRemoved)."""
-        self._removed_by_peer.set()
+        """A peer refused this member's messages because it was removed: it stops (etcd's errMemberRemoved), as
+        it does once it applies its own removal."""
+        self._removed_from_cluster.set()
 
     def _members_answer(self) -> bytes:
         """What a member joining with --initial-cluster-state existing is told: the membership and cluster id."""

@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 
+import grpc
 import pytest
 
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.procs import ETCD, ETCDCTL, ServerProcess, etcdx_cluster, free_ports
 
 
@@ -51,7 +53,7 @@ def joiner(tmp_path, command: list[str], add_output: str, client_port: int, peer
 
 
 def added_id(add_output: str) -> str:
-    return re.match(r"Member (\w+) added", add_output).group(1)
+    return re.match(r"Member +(\w+) added", add_output).group(1)
 
 
 def operate(tmp_path, command: list[str] | None) -> list[str]:
@@ -70,24 +72,24 @@ def operate(tmp_path, command: list[str] | None) -> list[str]:
 
         def step(*args: str) -> subprocess.CompletedProcess:
             result = ctl(members, *args)
-            text = result.stdout + "".join(line for line in result.stderr.splitlines(True) if "Error" in line)
+            text = f"$ {' '.join(args)} -> {result.returncode}\n" + result.stdout
+            text += "".join(line for line in result.stderr.splitlines(True) if "Error" in line)
             for member_id, name in names.items():
                 text = text.replace(member_id, f"<id:{name}>")
-            text = re.sub(r"cluster [0-9a-f]+", "cluster <cluster>", text)
+            text = re.sub(r"cluster +[0-9a-f]+", "cluster <cluster>", text)  # %16x: padded
             text = re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:" + ports.get(m.group(1), "?"), text)
             # etcdctl prints ETCD_INITIAL_CLUSTER in the order of a Go map: sort its entries
             text = re.sub(r'ETCD_INITIAL_CLUSTER="([^"]*)"', lambda m: ",".join(sorted(m.group(1).split(","))), text)
-            outputs.append(f"$ {' '.join(args)} -> {result.returncode}\n{text}")
+            if args[:2] == ("member", "list"):  # by id, and ids differ between the runs: by name instead
+                head, *lines = text.splitlines(True)
+                text = head + "".join(sorted(lines))
+            outputs.append(text)
             return result
 
         new_peer = f"--peer-urls=http://127.0.0.1:{peer_port}"
         step("member", "add", "bad", "--peer-urls=foo")
-        deadline = time.monotonic() + 20
-        taken = f"--peer-urls=http://127.0.0.1:{members[0].peer_port}"
-        while "unhealthy cluster" in ctl(members, "member", "add", "m4", "--learner", taken).stderr:
-            assert time.monotonic() < deadline, "the cluster never became healthy"  # peers connected for 5 s
-            time.sleep(0.5)
-        step("member", "add", "m4", "--learner", taken)
+        wait_healthy(members)
+        step("member", "add", "m4", "--learner", f"--peer-urls=http://127.0.0.1:{members[0].peer_port}")
         add = step("member", "add", "m3", "--learner", new_peer)
         assert add.returncode == 0, add.stderr
         names[added_id(add.stdout)] = "m3"
@@ -105,6 +107,8 @@ def operate(tmp_path, command: list[str] | None) -> list[str]:
         step("member", "list")
         assert ctl([new], "put", "via-new", "1").returncode == 0
         step("get", "via-new")
+        new.restart()  # keeps the identity it took when it joined (the flags would give another id)
+        assert ctl([new], "get", "via-new", "--print-value-only").stdout == "1\n"
         step("member", "update", new_id, new_peer)
         step("member", "remove", new_id)
         assert new.proc.wait(timeout=20) is not None
@@ -152,3 +156,52 @@ def test_etcdctl_output_matches_etcd(etcdx_run, tmp_path):
     etcd_outputs, etcd_new = operate(tmp_path, [ETCD])
     assert etcdx_run[0] == etcd_outputs
     assert etcdx_run[1].proc.returncode == etcd_new.proc.returncode
+
+
+def test_removing_the_leader_leaves_a_working_cluster(tmp_path):
+    members = start_cluster(tmp_path, None)
+    try:
+        wait_healthy(members)
+        statuses = {}
+        for m in members:
+            with grpc.insecure_channel(m.endpoint) as channel:
+                statuses[m.client_port] = rpc_pb2_grpc.MaintenanceStub(channel).Status(
+                    rpc_pb2.StatusRequest(), timeout=5
+                )
+        (old,) = [m for m in members if statuses[m.client_port].header.member_id == statuses[m.client_port].leader]
+        removed = ctl(members, "member", "remove", f"{statuses[old.client_port].leader:x}")
+        assert removed.returncode == 0, removed.stderr
+        assert old.proc.wait(timeout=20) == 0  # it stepped down, then stopped as etcd does
+        rest = [m for m in members if m is not old]
+        deadline = time.monotonic() + 20
+        while leader_of(rest) in (0, statuses[old.client_port].leader):  # the two left elect a leader
+            assert time.monotonic() < deadline, "no new leader"
+            time.sleep(0.2)
+        assert ctl(rest, "put", "after", "1").returncode == 0
+        assert len(ctl(rest, "member", "list").stdout.splitlines()) == 2
+        assert "removed member" in rest[0].log_tail(60)
+    finally:
+        for m in members:
+            m.stop()
+
+
+def wait_healthy(members) -> None:
+    """Until the members were connected long enough for --strict-reconfig-check (5 s)."""
+    taken = f"--peer-urls=http://127.0.0.1:{members[0].peer_port}"
+    deadline = time.monotonic() + 20
+    while "unhealthy cluster" in ctl(members, "member", "add", "probe", "--learner", taken).stderr:
+        assert time.monotonic() < deadline, "the cluster never became healthy"
+        time.sleep(0.5)
+
+
+def leader_of(members) -> int:
+    """The leader every member in ``members`` reports (0 while they do not agree or have none)."""
+    leaders = set()
+    for m in members:
+        with grpc.insecure_channel(m.endpoint) as channel:
+            try:
+                status = rpc_pb2_grpc.MaintenanceStub(channel).Status(rpc_pb2.StatusRequest(), timeout=2)
+            except grpc.RpcError:
+                return 0
+            leaders.add(status.leader)
+    return leaders.pop() if len(leaders) == 1 else 0
