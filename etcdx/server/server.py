@@ -535,12 +535,8 @@ class EtcdServer:
         self._work.set()
 
     async def handle_peer_connection(self, stream) -> None:
-        """The peer listener's handler: a connection from a peer, served by the transport once it runs (a
-        member without peers closes it)."""
+        """The peer listener's handler: a connection from a peer, served by the transport once it runs."""
         await self._transport_ready.wait()
-        if self.transport is None:
-            await stream.aclose()
-            return
         await self.transport.handle_connection(stream)
 
     def _applied_all_committed(self) -> bool:
