@@ -6,6 +6,7 @@ member's id from the time, so ids are replaced by the member's name)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,13 +16,13 @@ import grpc
 import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCD, ETCDCTL, ServerProcess, etcdx_cluster, free_ports
+from tests.support.procs import ETCD, ETCDCTL, ETCDCTL_34, ServerProcess, etcdx_cluster, free_ports
 
 
-def ctl(members, *args: str) -> subprocess.CompletedProcess:
+def ctl(members, *args: str, etcdctl: str = ETCDCTL) -> subprocess.CompletedProcess:
     endpoints = ",".join(m.endpoint for m in members)
     return subprocess.run(
-        [ETCDCTL, "--endpoints", endpoints, "--command-timeout=15s", *args], capture_output=True, text=True, timeout=60
+        [etcdctl, "--endpoints", endpoints, "--command-timeout=15s", *args], capture_output=True, text=True, timeout=60
     )
 
 
@@ -52,6 +53,10 @@ def joiner(tmp_path, command: list[str], add_output: str, client_port: int, peer
     return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / "m3.log"), env=env)
 
 
+def sort_commas(text: str) -> str:
+    return ",".join(sorted(text.split(",")))
+
+
 def added_id(add_output: str) -> str:
     return re.match(r"Member +(\w+) added", add_output).group(1)
 
@@ -70,17 +75,19 @@ def operate(tmp_path, command: list[str] | None) -> list[str]:
         client_port, peer_port = free_ports(2)
         ports.update({str(client_port): "<new-client>", str(peer_port): "<new-peer>"})
 
-        def step(*args: str) -> subprocess.CompletedProcess:
-            result = ctl(members, *args)
-            text = f"$ {' '.join(args)} -> {result.returncode}\n" + result.stdout
+        def step(*args: str, etcdctl: str = ETCDCTL) -> subprocess.CompletedProcess:
+            result = ctl(members, *args, etcdctl=etcdctl)
+            text = f"$ {os.path.basename(os.path.dirname(etcdctl))} {' '.join(args)} -> {result.returncode}\n"
+            text += result.stdout
             text += "".join(line for line in result.stderr.splitlines(True) if "Error" in line)
             for member_id, name in names.items():
                 text = text.replace(member_id, f"<id:{name}>")
             text = re.sub(r"cluster +[0-9a-f]+", "cluster <cluster>", text)  # %16x: padded
             text = re.sub(r"Member +", "Member ", text)  # a random id of 15 hex digits is padded too
+            text = re.sub(r"-+", "-", re.sub(r" +", " ", text))  # table widths follow the ids' lengths
             text = re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:" + ports.get(m.group(1), "?"), text)
             # etcdctl prints ETCD_INITIAL_CLUSTER in the order of a Go map: sort its entries
-            text = re.sub(r'ETCD_INITIAL_CLUSTER="([^"]*)"', lambda m: ",".join(sorted(m.group(1).split(","))), text)
+            text = re.sub(r'(ETCD_INITIAL_CLUSTER=")([^"]*)', lambda m: m.group(1) + sort_commas(m.group(2)), text)
             if args[:2] == ("member", "list"):  # by id, and ids differ between the runs: by name instead
                 head, *lines = text.splitlines(True)
                 text = head + "".join(sorted(lines))
@@ -96,6 +103,7 @@ def operate(tmp_path, command: list[str] | None) -> list[str]:
         names[added_id(add.stdout)] = "m3"
         outputs[-1] = outputs[-1].replace(added_id(add.stdout), "<id:m3>")
         step("member", "list")  # the learner is unstarted: no name, no client URLs
+        step("member", "list", etcdctl=ETCDCTL_34)
         step("member", "add", "m4", "--learner", "--peer-urls=http://127.0.0.1:1")  # a second learner
         # its peer URL is taken (another URL with it: the same URLs in the same second would give m3's id)
         step("member", "add", "m5", f"{new_peer},http://127.0.0.1:2")
@@ -107,6 +115,7 @@ def operate(tmp_path, command: list[str] | None) -> list[str]:
             assert time.monotonic() < deadline, "the learner was never promoted"
             time.sleep(0.5)
         step("member", "list")
+        step("member", "list", "-w", "table", etcdctl=ETCDCTL_34)
         assert ctl([new], "put", "via-new", "1").returncode == 0
         step("get", "via-new")
         new.restart()  # keeps the identity it took when it joined (the flags would give another id)
