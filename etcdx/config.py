@@ -53,6 +53,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "initial-cluster": ("str", ""),
     "initial-cluster-state": ("str", "new"),
     "initial-cluster-token": ("str", "etcd-cluster"),
+    "strict-reconfig-check": ("bool", True),
     "advertise-client-urls": ("urls", "http://localhost:2379"),
     "quota-backend-bytes": ("int", 0),
     # 0 means etcd's defaults (100ms, 10000 entries).
@@ -111,7 +112,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "discovery-proxy": ("str", ""),
     "discovery-srv": ("str", ""),
     "discovery-srv-name": ("str", ""),
-    "strict-reconfig-check": ("bool", True),
     "pre-vote": ("bool", True),
     "auto-compaction-retention": ("str", "0"),
     "auto-compaction-mode": ("str", "periodic"),
@@ -211,6 +211,7 @@ class Config:
     initial_cluster: dict[str, tuple[str, ...]]
     initial_cluster_state: str
     initial_cluster_token: str
+    strict_reconfig_check: bool
     advertise_client_urls: tuple[Url, ...]
     quota_backend_bytes: int
     max_txn_ops: int
@@ -511,8 +512,6 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         raise ConfigError(
             f'invalid value "{state}" for flag -initial-cluster-state: valid values are "new", "existing"'
         )
-    if state == "existing":
-        raise ConfigError("etcdx: --initial-cluster-state existing is not implemented yet (joining needs Raft)")
 
     batch_interval = parse_duration("backend-batch-interval", get("backend-batch-interval"))
     if batch_interval < 0:  # etcd panics on a negative ticker interval
@@ -579,6 +578,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         initial_advertise_peer_urls=peer_urls,
         initial_cluster=initial_cluster,
         initial_cluster_state=state,
+        strict_reconfig_check=get("strict-reconfig-check"),
         initial_cluster_token=get("initial-cluster-token"),
         advertise_client_urls=_urls("advertise-client-urls", get("advertise-client-urls")),
         quota_backend_bytes=get("quota-backend-bytes"),

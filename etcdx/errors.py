@@ -97,6 +97,17 @@ ERR_BAD_LEADER_TRANSFEREE = _e(C.FAILED_PRECONDITION, "etcdserver: bad leader tr
 ERR_PROPOSAL_CONTEXT_DEADLINE = _e(C.UNKNOWN, "context deadline exceeded")
 ERR_PROPOSAL_DROPPED = _e(C.UNKNOWN, "raft proposal dropped")
 ERR_CORRUPT = _e(C.DATA_LOSS, "etcdserver: corrupt cluster")
+ERR_MEMBER_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: member ID already exist")
+ERR_PEER_URL_EXIST = _e(C.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists")
+ERR_MEMBER_NOT_ENOUGH_STARTED = _e(C.UNKNOWN, "etcdserver: re-configuration failed due to not enough started members")
+ERR_MEMBER_BAD_URLS = _e(C.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid")
+ERR_MEMBER_NOT_FOUND = _e(C.NOT_FOUND, "etcdserver: member not found")
+ERR_MEMBER_NOT_LEARNER = _e(C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member")
+ERR_LEARNER_NOT_READY = _e(
+    C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member which is in sync with leader"
+)
+ERR_TOO_MANY_LEARNERS = _e(C.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster")
+ERR_UNHEALTHY = _e(C.UNAVAILABLE, "etcdserver: unhealthy cluster")
 ERR_PERMISSION_DENIED = _e(C.PERMISSION_DENIED, "etcdserver: permission denied")
 ERR_INVALID_AUTH_TOKEN = _e(C.UNAUTHENTICATED, "etcdserver: invalid auth token")
 ERR_USER_EMPTY = _e(C.INVALID_ARGUMENT, "etcdserver: user name is empty")

@@ -22,7 +22,7 @@ from etcdx.net.listener import ListenAddress
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.peer.client_tls import peer_client_context
 from etcdx.server.data_dir import DataDirLockedError
-from etcdx.server.server import EtcdServer, MemberStopped
+from etcdx.server.server import EtcdServer, MemberRemoved, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
 from etcdx.wal.wal import SEGMENT_BYTES
@@ -63,6 +63,8 @@ def settings_from_config(config: Config) -> ServerSettings:
         enable_grpc_gateway=config.enable_grpc_gateway,
         cors=config.cors,
         host_whitelist=config.host_whitelist,
+        initial_cluster_state=config.initial_cluster_state,
+        strict_reconfig_check=config.strict_reconfig_check,
         auth_token=config.auth_token,
         auth_token_ttl=config.auth_token_ttl,
         bcrypt_cost=config.bcrypt_cost,
@@ -195,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"etcdx: {locked[0]}", file=sys.stderr)
         return 1
     if stopped:
+        if isinstance(stopped[0], MemberRemoved):
+            return 0  # as etcd: a removed member stops cleanly (it logged why)
         log.error("member stopped", reason=str(stopped[0]))
         return 1
     return 0

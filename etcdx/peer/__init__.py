@@ -6,6 +6,7 @@
   transport.py        PeerTransport on trio: per-peer bounded queues and connections, snapshot streaming,
                       the receiving side with its refusals
   client_tls.py       the ssl context for https:// peer URLs, from the peer TLS settings (as etcd)
+  join.py             fetch_members: a member joining a running cluster asks a peer for the membership
 
 Interface for the server (the shell of the Raft core):
 

@@ -20,6 +20,9 @@ member is refused: the sender is told why (it logs that once), the connection cl
 logged once per remote and reason. Bytes that do not decode (a bad length, bad protobuf, a local-only
 message type, a snapshot stream out of order or corrupt) close the connection the same way, untold.
 Nothing a peer sends ends the transport. Messages from one connection reach ``on_message`` in the order sent.
+A ``members_request`` frame (a member joining with --initial-cluster-state existing, which knows no cluster id
+yet) is answered with ``members_answer()`` and the connection closed. A peer that refuses this member's
+messages because it was removed makes the transport call ``on_removed()``.
 
 Callbacks are plain functions called from trio tasks (``on_unreachable`` also from inside ``send``); they
 must not block, and an exception from them is logged and swallowed.
@@ -67,6 +70,7 @@ BATCH_BYTES = 4 * 1024 * 1024
 RECEIVE_BYTES = 256 * 1024
 IDLE_CALL_CONNECTIONS = 4
 """Connections kept open per peer for the next call (see ``call``)."""
+REMOVED_REFUSAL = "rejected stream from remote peer because it was removed"
 MAX_LOGGED_REFUSALS = 4096
 """(remote, reason) pairs remembered to log each refusal once; forgotten all at once past this."""
 
@@ -98,6 +102,7 @@ class _Peer:
     snapshot_scope: trio.CancelScope | None = None  # the snapshot being sent, if any
     next_url: int = 0
     active: bool = False
+    active_since: float = 0.0  # trio time the current outbound connection came up
     dropping: bool = False
 
 
@@ -128,7 +133,11 @@ class PeerTransport:
         dial_timeout: float = 1.0,
         backoff_min: float = 0.05,
         backoff_max: float = 2.0,
+        removed: Iterable[int] = (),
+        on_removed: Callable[[], None] | None = None,
+        members_answer: Callable[[], bytes] | None = None,
     ) -> None:
+        """``removed``: member ids removed from the cluster (refused from the start)."""
         self.member_id = member_id
         self.cluster_id = cluster_id
         self._on_message = on_message
@@ -144,7 +153,9 @@ class PeerTransport:
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
         self._peers: dict[int, _Peer] = {}
-        self._removed: set[int] = set()
+        self._removed: set[int] = set(removed)
+        self._on_removed = on_removed
+        self._members_answer = members_answer
         self._logged_refusals: set[tuple[str, str]] = set()
         self._nursery: trio.Nursery | None = None
         self._idle_calls: dict[int, list[trio.abc.Stream]] = {}  # per peer: connections kept for the next call
@@ -186,6 +197,11 @@ class PeerTransport:
 
     def peer_ids(self) -> list[int]:
         return sorted(self._peers)
+
+    def active_since(self, peer_id: int) -> float | None:
+        """When the outbound connection to ``peer_id`` came up (trio time), or None while it is down."""
+        peer = self._peers.get(peer_id)
+        return peer.active_since if peer is not None and peer.active else None
 
     def is_active(self, peer_id: int) -> bool:
         """Whether the outbound connection to ``peer_id`` is up."""
@@ -260,6 +276,7 @@ class PeerTransport:
                 continue
             connected_at = trio.current_time()
             peer.active = True
+            peer.active_since = connected_at
             log.info("peer became active", local_member_id=_hex(self.member_id), peer_id=_hex(peer.id))
             reason = "connection closed by remote peer"
             with trio.CancelScope() as connection_scope:
@@ -288,8 +305,10 @@ class PeerTransport:
         """Ends the connection when the receiver closes it; the receiver writes on a message stream only to
         say why it refuses it, which is logged once per peer and reason."""
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
-            frame = await _read_one_frame(stream, self._max_frame)
+            frame = await read_one_frame(stream, self._max_frame)
             if frame is not None and frame.WhichOneof("body") == "refused":
+                if frame.refused == REMOVED_REFUSAL and self._on_removed is not None:
+                    self._call(self._on_removed)
                 self._log_once(
                     f"to {peer.id}",
                     "request sent was ignored by remote peer",
@@ -355,25 +374,7 @@ class PeerTransport:
         raise _DialFailed("; ".join(errors) or "no peer URLs")
 
     async def _open(self, url: str) -> trio.abc.Stream:
-        parts = urlsplit(url)
-        if parts.scheme in ("unix", "unixs"):
-            stream: trio.abc.Stream = await trio.open_unix_socket(parts.netloc + parts.path)
-        elif parts.scheme in ("http", "https"):
-            if parts.hostname is None or parts.port is None:
-                raise ValueError(f"peer URL {url!r} has no host:port")
-            stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-        else:
-            raise ValueError(f"peer URL {url!r}: unsupported scheme")
-        if parts.scheme in ("https", "unixs"):
-            context = self._client_tls or ssl.create_default_context()
-            tls = trio.SSLStream(stream, context, server_hostname=parts.hostname, https_compatible=False)
-            try:
-                await tls.do_handshake()
-            except BaseException:
-                await trio.aclose_forcefully(stream)
-                raise
-            return tls
-        return stream
+        return await open_peer_stream(url, self._client_tls)
 
     # -- snapshots, sending ------------------------------------------------------------------
 
@@ -423,7 +424,7 @@ class PeerTransport:
             for chunk in chunks(data, self._chunk_size):
                 await stream.send_all(self._envelope(peer.id, snapshot_chunk=chunk))
                 sent += 1
-            reply = await _read_one_frame(stream, self._max_frame)
+            reply = await read_one_frame(stream, self._max_frame)
         finally:
             await trio.aclose_forcefully(stream)
         if reply is not None and reply.WhichOneof("body") == "refused":
@@ -451,6 +452,9 @@ class PeerTransport:
                     return
                 for payload in reader.feed(data):
                     frame = decode_frame(payload)
+                    if frame.WhichOneof("body") == "members_request" and self._members_answer is not None:
+                        await stream.send_all(encode_frame(raft_pb2.PeerFrame(members=self._members_answer())))
+                        return
                     self._check_envelope(frame)
                     await self._take(frame, receiving, stream)
         except _Refused as refused:
@@ -478,7 +482,7 @@ class PeerTransport:
             )
         if frame.sender in self._removed:
             raise _Refused(
-                "rejected stream from remote peer because it was removed",
+                REMOVED_REFUSAL,
                 frame.sender,
                 f"member {sender}",
                 local_member_id=_hex(self.member_id),
@@ -567,7 +571,7 @@ class PeerTransport:
                     stream = idle.pop() if reused else await self._dial(peer)
                     try:
                         await stream.send_all(frame)
-                        reply = await _read_one_frame(stream, self._max_frame)
+                        reply = await read_one_frame(stream, self._max_frame)
                     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, CodecError):
                         await trio.aclose_forcefully(stream)
                         if not reused:
@@ -648,7 +652,30 @@ class _DialFailed(Exception):
     """None of a peer's URLs could be connected to."""
 
 
-async def _read_one_frame(stream: trio.abc.Stream, max_frame: int) -> raft_pb2.PeerFrame | None:
+async def open_peer_stream(url: str, client_tls: ssl.SSLContext | None) -> trio.abc.Stream:
+    """A connection to a peer URL (http, https, unix, unixs); TLS with ``client_tls`` for https and unixs."""
+    parts = urlsplit(url)
+    if parts.scheme in ("unix", "unixs"):
+        stream: trio.abc.Stream = await trio.open_unix_socket(parts.netloc + parts.path)
+    elif parts.scheme in ("http", "https"):
+        if parts.hostname is None or parts.port is None:
+            raise ValueError(f"peer URL {url!r} has no host:port")
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+    else:
+        raise ValueError(f"peer URL {url!r}: unsupported scheme")
+    if parts.scheme in ("https", "unixs"):
+        context = client_tls or ssl.create_default_context()
+        tls = trio.SSLStream(stream, context, server_hostname=parts.hostname, https_compatible=False)
+        try:
+            await tls.do_handshake()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        return tls
+    return stream
+
+
+async def read_one_frame(stream: trio.abc.Stream, max_frame: int) -> raft_pb2.PeerFrame | None:
     """The next frame on ``stream``; None if it closes first."""
     reader = FrameReader(max_frame)
     while True:

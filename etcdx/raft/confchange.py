@@ -21,6 +21,8 @@ def refusal(cc: ConfChange, tracker: ProgressTracker, me: int, last_index: int) 
     remove and promote (ErrIDExists, ErrIDNotFound, ErrUnhealthy, ErrLearnerNotReady)."""
     voters, learners = tracker.conf.voters, tracker.conf.learners
     member = cc.node_id
+    if cc.type is ConfChangeType.UPDATE_NODE:
+        return None if member in voters or member in learners else "member not found"
     active = {v for v in voters if v == me or tracker.progress[v].recent_active}
     if cc.type is ConfChangeType.ADD_NODE:
         if member in voters:
@@ -48,8 +50,11 @@ def refusal(cc: ConfChange, tracker: ProgressTracker, me: int, last_index: int) 
 
 
 def apply(conf: ConfState, cc: ConfChange) -> ConfState:
-    """The configuration after cc. Adding a voter that is a learner promotes it; adding a learner that is a
-    voter demotes it (refused at proposal time, applied as etcd-io/raft does if it is in the log)."""
+    """The configuration after cc (the same for UPDATE_NODE). Adding a voter that is a learner promotes it;
+    adding a learner that is a voter demotes it (refused at proposal time, applied as etcd-io/raft does if it
+    is in the log)."""
+    if cc.type is ConfChangeType.UPDATE_NODE:
+        return conf
     voters, learners = set(conf.voters), set(conf.learners)
     member = cc.node_id
     if cc.type is ConfChangeType.ADD_NODE:

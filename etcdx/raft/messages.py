@@ -7,7 +7,7 @@ clusters, and the wire encoding belongs to the transport that will carry these (
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -90,24 +90,29 @@ class ConfChangeType(enum.IntEnum):
     """Add a voter, or promote the learner with that id."""
     REMOVE_NODE = 1
     ADD_LEARNER = 2
+    UPDATE_NODE = 3
+    """Leaves the configuration as it is: carries a change of a member's attributes in its context."""
 
 
 @dataclass(frozen=True, slots=True)
 class ConfChange:
-    """A single-step membership change; it takes effect when its entry is applied (etcd's ConfChange v1)."""
+    """A single-step membership change; it takes effect when its entry is applied (etcd's ConfChange v1).
+    ``context`` is opaque to the core (the shell's description of the member); it takes no part in equality."""
 
     type: ConfChangeType
     node_id: int
+    context: bytes = field(default=b"", compare=False)
 
     def encode(self) -> bytes:
-        """Nine bytes: the type, then the node id big-endian. The data of an EntryType.CONF_CHANGE entry."""
-        return bytes([self.type]) + self.node_id.to_bytes(8, "big")
+        """The type, the node id big-endian (nine bytes), then the context: the data of an EntryType.CONF_CHANGE
+        entry."""
+        return bytes([self.type]) + self.node_id.to_bytes(8, "big") + self.context
 
     @classmethod
     def decode(cls, data: bytes) -> ConfChange:
-        if len(data) != 9:
-            raise ValueError(f"a conf change is 9 bytes, got {len(data)}")
-        return cls(ConfChangeType(data[0]), int.from_bytes(data[1:], "big"))
+        if len(data) < 9:
+            raise ValueError(f"a conf change is at least 9 bytes, got {len(data)}")
+        return cls(ConfChangeType(data[0]), int.from_bytes(data[1:9], "big"), bytes(data[9:]))
 
 
 class MessageType(enum.Enum):

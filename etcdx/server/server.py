@@ -60,6 +60,7 @@ from etcdx.mvcc.watch import WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.peer import PeerTransport
+from etcdx.peer.join import JoinError, fetch_members
 from etcdx.raft import (
     ConfChange,
     Config,
@@ -72,9 +73,19 @@ from etcdx.raft import (
     Role,
     confchange,
 )
-from etcdx.server import auth_tokens, caller, corrupt_check, data_dir, lease_forward, metrics, snapshot_install
+from etcdx.server import (
+    auth_tokens,
+    caller,
+    corrupt_check,
+    data_dir,
+    identity,
+    lease_forward,
+    metrics,
+    snapshot_install,
+)
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.ids import cluster_id
+from etcdx.server.membership import Change, ChangeKind, Membership
 from etcdx.server.quota import Quota, QuotaExceeded
 from etcdx.server.raft_storage import boot_storage, from_wal_entry, to_wal_hard_state
 from etcdx.server.read_index import ReadIndexBatches
@@ -100,6 +111,9 @@ MAX_APPLY_BACKLOG = 5000
 # etcd's readIndexRetryTime: a ReadIndex not answered in this long is issued again.
 READ_INDEX_RETRY = 0.5
 TOKEN_PURGE_INTERVAL = 1.0
+REMOVED_REASON = "the member has been permanently removed from the cluster"
+REMOVED_STOP_DELAY = 1.0  # etcd's stopWithDelay for a member that applied its own removal
+CONF_CHANGE_RETRY = 0.5  # a membership change not applied this long after its proposal is proposed again
 
 
 def _leading_request_id(data: bytes) -> int:
@@ -113,8 +127,34 @@ def _leading_request_id(data: bytes) -> int:
         return 0
 
 
+_CHANGE_LOGS = {
+    ChangeKind.ADD: "added member",
+    ChangeKind.REMOVE: "removed member",
+    ChangeKind.PROMOTE: "promote member",
+    ChangeKind.UPDATE_PEER_URLS: "updated member",
+    ChangeKind.PUBLISH_ATTRIBUTES: "updated member attributes",
+}
+
+
+def _conf_change_error(reason: str) -> errors.EtcdError:
+    """etcd's error for a membership change the Raft core refused to propose (confchange.refusal's reasons)."""
+    if "learner not ready" in reason:
+        return errors.ERR_LEARNER_NOT_READY()
+    if "member not found" in reason:
+        return errors.ERR_MEMBER_NOT_FOUND()
+    if "already exists" in reason:
+        return errors.ERR_MEMBER_EXIST()
+    if "no leader" in reason:
+        return errors.ERR_NO_LEADER()
+    return errors.ERR_UNHEALTHY()
+
+
 class MemberStopped(Exception):
     """The member cannot go on without risking acknowledged data; the message says why, in one line."""
+
+
+class MemberRemoved(MemberStopped):
+    """The member was removed from its cluster: it stops, and its data dir must be removed (etcd exits 0)."""
 
 
 class EtcdServer:
@@ -151,11 +191,12 @@ class EtcdServer:
         self.applier: Applier | None = None
         self.wal: WAL | None = None
         self.node: RawNode | None = None
-        # The membership: the stored one (the initial cluster for a new member), then the replay's changes.
-        self.members: list[rpc_pb2.Member] = []
+        # The membership: the stored one (the initial cluster for a new member), then the applied changes.
+        self.membership = Membership([], set())
         self._boot_conf = ConfState()
         self.transport: PeerTransport | None = None
         self._transport_ready = trio.Event()
+        self._removed_from_cluster = trio.Event()
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
             minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
@@ -202,7 +243,7 @@ class EtcdServer:
             self.store = KVStore(self.backend, self.lessor)
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
             self.auth = self.applier.auth
-            self.members = self._load_membership()
+            self.membership = self._load_membership(await self._join_cluster())
             if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
                 self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
                 self.applier.v2_applier = lambda request, index: self.v2store.apply(request, index, time.time_ns())
@@ -248,25 +289,28 @@ class EtcdServer:
                 metrics.PROPOSALS_APPLIED.set_function(lambda: self.store.consistent_index)
                 metrics.CURRENT_REVISION.set_function(lambda: self.store.current_revision)
                 async with trio.open_nursery() as nursery:
+                    # Always a transport, even alone: a member added later is reached through it.
                     peers = {m.ID: list(m.peerURLs) for m in self.members if self.member_id != m.ID}
-                    if peers:
-                        self.transport = PeerTransport(
-                            self.member_id,
-                            self.cluster_id,
-                            peers,
-                            on_message=self._on_peer_message,
-                            on_unreachable=self._on_peer_unreachable,
-                            on_snapshot_status=self._on_snapshot_status,
-                            client_tls=self._peer_client_tls,
-                            on_call=self._on_peer_call,
-                        )
-                        await nursery.start(self.transport.run)
-                        if s.initial_corrupt_check:  # before this member serves peers or clients, as etcd's
-                            try:
-                                await corrupt_check.initial_check(self)
-                            except corrupt_check.DataInconsistency as exc:
-                                log.error("checkInitialHashKV failed", error=str(exc))
-                                raise self._stop(str(exc)) from exc
+                    self.transport = PeerTransport(
+                        self.member_id,
+                        self.cluster_id,
+                        peers,
+                        on_message=self._on_peer_message,
+                        on_unreachable=self._on_peer_unreachable,
+                        on_snapshot_status=self._on_snapshot_status,
+                        client_tls=self._peer_client_tls,
+                        on_call=self._on_peer_call,
+                        removed=self.membership.removed,
+                        on_removed=self._on_removed,
+                        members_answer=self._members_answer,
+                    )
+                    await nursery.start(self.transport.run)
+                    if peers and s.initial_corrupt_check:  # before this member serves peers or clients, as etcd's
+                        try:
+                            await corrupt_check.initial_check(self)
+                        except corrupt_check.DataInconsistency as exc:
+                            log.error("checkInitialHashKV failed", error=str(exc))
+                            raise self._stop(str(exc)) from exc
                     self._transport_ready.set()
                     nursery.start_soon(self._ready_loop)
                     nursery.start_soon(self._snapshot_images.run)
@@ -280,6 +324,8 @@ class EtcdServer:
                         self._work.set()
                     # Clients are served once a leader is known and everything it committed is applied here.
                     await self._caught_up.wait()
+                    nursery.start_soon(self._stop_when_removed)
+                    await self._publish_attributes()  # as etcd, a member serves once it published them
                     self._started.set()
                     task_status.started()
                     nursery.start_soon(self._watch_sync_loop)
@@ -322,23 +368,70 @@ class EtcdServer:
             return f"wal: cannot write the log: {self.wal.failure!r}"
         return self._failure
 
-    def _load_membership(self) -> list[rpc_pb2.Member]:
+    @property
+    def members(self) -> list[rpc_pb2.Member]:
+        """The members as applied here, by id."""
+        return self.membership.listed()
+
+    async def _join_cluster(self) -> rpc_pb2.MemberListResponse | None:
+        """With --initial-cluster-state existing and an empty data dir: the running cluster's membership, asked
+        of the other members' peer URLs (etcd's GetClusterFromRemotePeers); None otherwise."""
+        if self.settings.initial_cluster_state != "existing" or self.store.consistent_index:
+            return None
+        with self.backend.begin_read() as view:
+            if rows.members(view):
+                return None
+        own = set(self.settings.peer_urls)
+        urls = [u for _, _, peer_urls in self.settings.initial_members for u in peer_urls if u not in own]
+        try:
+            joined = await fetch_members(urls, self._peer_client_tls)
+        except JoinError as exc:
+            raise self._stop(f"cannot join the cluster: {exc}") from exc
+        mine = [m for m in joined.members if sorted(m.peerURLs) == sorted(own)]
+        if len(mine) != 1:
+            raise self._stop(
+                "cannot join the cluster: no member there has this member's peer URLs "
+                f"{sorted(own)} (add it first: etcdctl member add)"
+            )
+        self.member_id, self.cluster_id = mine[0].ID, joined.header.cluster_id
+        self._id_prefix = (self.member_id & 0xFFFF) << 48
+        log.info("joining the cluster", member_id=f"{self.member_id:x}", cluster_id=f"{self.cluster_id:x}")
+        return joined
+
+    def _load_membership(self, joined: rpc_pb2.MemberListResponse | None = None) -> Membership:
         """The cluster's members as the backend holds them (a restart ignores the --initial-* flags, as etcd's
-        does; `etcdx snapshot restore` writes them too). A new member stores its initial cluster first; a data
-        dir from before the membership was stored uses the flags. Sets the membership the core starts with."""
+        does; `etcdx snapshot restore` writes them too). A new member stores its initial cluster (or, joining,
+        the running cluster's membership) first; a data dir from before the membership was stored uses the
+        flags. Sets the membership the core starts with."""
         with self.backend.begin_read() as view:
             stored = [rpc_pb2.Member.FromString(value) for _, value in rows.members(view)]
+            removed = Membership.load_removed(view)
+        found = identity.read(self.settings.member_dir)
         if not stored:
-            stored = [
-                rpc_pb2.Member(ID=member_id, name=name, peerURLs=list(urls))
-                for member_id, name, urls in self.settings.initial_members
-            ]
+            stored = (
+                list(joined.members)
+                if joined is not None
+                else [
+                    rpc_pb2.Member(ID=member_id, name=name, peerURLs=list(urls))
+                    for member_id, name, urls in self.settings.initial_members
+                ]
+            )
             if self.store.consistent_index == 0:
+                identity.write(self.settings.member_dir, self.member_id, self.cluster_id)
                 with self.backend.begin_write() as txn:
                     for member in stored:
                         rows.put_member(txn, member.ID, member.SerializeToString())
         ids = [m.ID for m in stored]
-        if self.member_id not in ids:
+        if found is not None:
+            if found[0] != self.member_id:
+                log.warning(
+                    "the flags give this member another ID than its data dir; keeping the data dir's",
+                    flags_member_id=f"{self.member_id:x}",
+                    member_id=f"{found[0]:x}",
+                )
+            self.member_id, self.cluster_id = found
+            self._id_prefix = (self.member_id & 0xFFFF) << 48
+        elif self.member_id not in ids:
             # The flags give another ID (the peer URLs changed): the data dir's identity wins, as etcd takes its
             # member ID from its WAL and ignores the --initial-* flags on a restart.
             mine = [m for m in stored if m.name == self.settings.name]
@@ -358,7 +451,7 @@ class EtcdServer:
             voters=frozenset(m.ID for m in stored if not m.isLearner),
             learners=frozenset(m.ID for m in stored if m.isLearner),
         )
-        return stored
+        return Membership(stored, removed)
 
     def _replay(self, entries: list, commit: int) -> None:
         """Re-applies the WAL's entries past the backend's consistent index up to the HardState's commit; the
@@ -501,12 +594,8 @@ class EtcdServer:
         self._work.set()
 
     async def handle_peer_connection(self, stream) -> None:
-        """The peer listener's handler: a connection from a peer, served by the transport once it runs (a
-        member without peers closes it)."""
+        """The peer listener's handler: a connection from a peer, served by the transport once it runs."""
         await self._transport_ready.wait()
-        if self.transport is None:
-            await stream.aclose()
-            return
         await self.transport.handle_connection(stream)
 
     def _applied_all_committed(self) -> bool:
@@ -567,7 +656,9 @@ class EtcdServer:
         for entry in entries:
             data = entry.data
             if entry.type is EntryType.CONF_CHANGE:
-                self._apply_conf_change(ConfChange.decode(data))
+                answer = self._apply_conf_change(ConfChange.decode(data))
+                if answer is not None:
+                    results.append(answer)
             elif data:
                 try:
                     request = decode(data)
@@ -582,11 +673,119 @@ class EtcdServer:
             self.store.note_applied(entries[-1].index, entries[-1].term)
         return results
 
-    def _apply_conf_change(self, cc: ConfChange) -> None:
+    def _apply_conf_change(self, cc: ConfChange) -> tuple[int, Any] | None:
+        """A membership change, in log order on every member (membership.py): the member list and its rows,
+        the core's configuration, the transport's peers. Returns (request id, the members or the EtcdError)
+        for the proposer. A member that applies its own removal stops."""
+        change = Change.decode(cc)
+        if change is not None:
+            try:
+                self.membership.validate(change)
+            except errors.EtcdError as exc:
+                return change.request_id, exc  # refused on every member alike: the configuration stays
+            self.membership.apply(change, self.store.batch)
+            if self.node is not None:  # not during the replay of changes logged before
+                log.info(
+                    _CHANGE_LOGS[change.kind],
+                    cluster_id=f"{self.cluster_id:x}",
+                    local_member_id=f"{self.member_id:x}",
+                    member_id=f"{change.member.ID:x}",
+                    peer_urls=list(change.member.peerURLs),
+                )
         if self.node is not None:
             self.node.apply_conf_change(cc)
         else:
             self._boot_conf = confchange.apply(self._boot_conf, cc)
+        if change is None:
+            return None
+        self._follow_membership(change)
+        return change.request_id, self.members
+
+    def _follow_membership(self, change: Change) -> None:
+        """The transport's peers after an applied change; this member's own removal stops it."""
+        target = change.member.ID
+        if target == self.member_id:
+            if change.member.ID not in self.membership.members and self.node is not None:
+                self._removed_from_cluster.set()  # stops after REMOVED_STOP_DELAY: the others learn the commit first
+            return
+        if self.transport is None:
+            return  # replaying before the transport runs: it starts with the applied membership
+        member = self.membership.members.get(target)
+        if member is None:
+            self.transport.remove_peer(target)
+        elif change.kind is ChangeKind.ADD:
+            self.transport.add_peer(target, list(member.peerURLs))
+        elif change.kind is ChangeKind.UPDATE_PEER_URLS:
+            self.transport.update_peer(target, list(member.peerURLs))
+
+    async def _stop_when_removed(self) -> None:
+        await self._removed_from_cluster.wait()
+        await trio.sleep(REMOVED_STOP_DELAY)
+        raise self._removed()
+
+    def _removed(self) -> MemberRemoved:
+        log.warning("server error", error=REMOVED_REASON)
+        log.warning("data-dir used by this member must be removed")
+        self._stop(REMOVED_REASON)
+        return MemberRemoved(REMOVED_REASON)
+
+    async def _publish_attributes(self) -> None:
+        """Publishes this member's name and client URLs through the log once they differ from the applied ones
+        (etcd's publish on start), retrying until applied, so MemberList shows them on every member."""
+        own = rpc_pb2.Member(ID=self.member_id, name=self.settings.name, clientURLs=self.settings.client_urls)
+        while True:
+            applied = self.membership.members.get(self.member_id)
+            if applied is None or (applied.name, list(applied.clientURLs)) == (own.name, list(own.clientURLs)):
+                return
+            try:
+                await self.change_membership(ChangeKind.PUBLISH_ATTRIBUTES, own)
+                log.info("published local member to cluster through raft", name=own.name, urls=list(own.clientURLs))
+                return
+            except errors.EtcdError as exc:
+                log.warning("failed to publish local member to cluster through raft", error=str(exc))
+                await trio.sleep(self.settings.election_timeout_ms / 1000)
+
+    async def change_membership(self, kind: ChangeKind, member: rpc_pb2.Member) -> list[rpc_pb2.Member]:
+        """Proposes a membership change and waits until this member applied it; returns the members then.
+        Raises the EtcdError that refused it, ERR_TIMEOUT if it was not applied in etcd's request timeout
+        (a leader dropped it: say, a promotion proposed on a follower for a learner not in sync)."""
+        request_id = self._next_request_id()
+        cc = Change(kind, request_id, member).conf_change()
+        timeout = 5 + 2 * self.settings.election_timeout_ms / 1000
+        try:
+            with trio.fail_after(timeout):
+                while True:
+                    try:
+                        self.node.propose_conf_change(cc)
+                    except ProposalDroppedError as exc:
+                        if "already pending" not in str(exc):
+                            raise _conf_change_error(str(exc)) from None
+                    else:
+                        self._work.set()
+                    # A leader drops a change forwarded while another one is pending, unheard: propose it again
+                    # (the same request id: a change applied twice fails validation the second time, unanswered).
+                    with trio.move_on_after(CONF_CHANGE_RETRY):
+                        result = await self._waiters.wait(request_id)
+                        break
+        except trio.TooSlowError:
+            raise errors.ERR_TIMEOUT() from None
+        if isinstance(result, errors.EtcdError):
+            raise result
+        return result
+
+    def _on_removed(self) -> None:
+        """A peer refused this member's messages because it was removed: it stops (etcd's errMemberRemoved), as
+        it does once it applies its own removal."""
+        self._removed_from_cluster.set()
+
+    def _members_answer(self) -> bytes:
+        """What a member joining with --initial-cluster-state existing is told: the membership and cluster id."""
+        return self.member_list().SerializeToString()
+
+    def member_list(self) -> rpc_pb2.MemberListResponse:
+        header = rpc_pb2.ResponseHeader()
+        self.fill_identity(header)
+        return rpc_pb2.MemberListResponse(header=header, members=self.members)
 
     @staticmethod
     def _log_apply_failure(entry: Entry, failed: ApplyFailed) -> None:
