@@ -45,6 +45,7 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.raft import HardState, Snapshot
 from etcdx.server.apply import Applier
 from etcdx.server.data_dir import fsync_dir
+from etcdx.server.membership import Membership
 from etcdx.server.raft_storage import to_wal_hard_state
 from etcdx.v2store.bootstrap import register_member, state_if_changed
 from etcdx.wal.wal import last_snapshot
@@ -213,12 +214,15 @@ def _rebuild(server: EtcdServer, snap: Snapshot) -> None:
 
 
 def _adopt_members(server: EtcdServer, snap: Snapshot) -> None:
+    """The membership as the image holds it (its members table and removed ids) replaces this member's, and
+    the transport follows: new peers added, moved ones updated, removed ones dropped and refused."""
     with server.backend.begin_read() as view:
         stored = [rpc_pb2.Member.FromString(value) for _, value in rows.members(view)]
+        removed = Membership.load_removed(view)
     if not stored:
         return
     before = {m.ID: list(m.peerURLs) for m in server.members}
-    server.members = stored
+    server.membership = Membership(stored, removed)
     transport = server.transport
     if transport is None:
         return
@@ -230,5 +234,5 @@ def _adopt_members(server: EtcdServer, snap: Snapshot) -> None:
         elif urls != before.get(member_id):
             transport.update_peer(member_id, urls)
     in_conf = snap.conf_state.voters | snap.conf_state.learners
-    for member_id in known - set(listed) - in_conf:
+    for member_id in (known - set(listed) - in_conf) | (removed & known):
         transport.remove_peer(member_id)
