@@ -1,6 +1,7 @@
 """Backup and restore (tests/support/snapshot_migration.py), small: `etcdctl snapshot save` from etcd 3.5.1
-and from etcdx, `etcdx snapshot restore`, etcdx started on the new data dir, every Range compared.
-The 100,000-key run is scripts/snapshot_migration.py."""
+and from etcdx (a member, and a live 3-member cluster), `etcdx snapshot restore` into a new member or a new
+3-member cluster, every Range and lease compared on every member. The 100,000-key run is
+scripts/snapshot_migration.py."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import subprocess
 import sys
 
 from tests.support import snapshot_migration as migration
+from tests.support.procs import etcdx_cluster, start_cluster, stop_cluster
 
 
-def test_restore_from_etcd_snapshot(etcd_server, tmp_path):
+def test_restore_from_etcd_snapshot_into_a_new_cluster(etcd_server, tmp_path):
     compacted = migration.load(etcd_server.endpoint, keys=1500, seed=3)
-    outcome = migration.compare(etcd_server, tmp_path, compacted, keys=1500)
+    outcome = migration.compare(etcd_server, tmp_path, compacted, keys=1500, members=3)
     assert outcome.ranges_equal == outcome.ranges_compared
     assert outcome.leases_equal
     ours, etcdutl = json.loads(outcome.status_etcdx), json.loads(outcome.status_etcdutl)
@@ -23,6 +25,19 @@ def test_restore_from_etcd_snapshot(etcd_server, tmp_path):
 def test_restore_from_etcdx_snapshot(etcdx_server, tmp_path):
     compacted = migration.load(etcdx_server.endpoint, keys=1500, seed=4)
     outcome = migration.compare(etcdx_server, tmp_path, compacted, keys=1500)
+    assert outcome.ranges_equal == outcome.ranges_compared
+    assert outcome.leases_equal
+    assert json.loads(outcome.status_etcdx)["revision"] == outcome.revision
+
+
+def test_restore_from_a_live_etcdx_cluster_into_a_new_cluster(tmp_path):
+    (tmp_path / "source").mkdir()
+    source = start_cluster(etcdx_cluster(tmp_path / "source", 3))
+    try:
+        compacted = migration.load(source[1].endpoint, keys=1200, seed=5)
+        outcome = migration.compare(source[2], tmp_path, compacted, keys=1200, members=3)
+    finally:
+        stop_cluster(source)
     assert outcome.ranges_equal == outcome.ranges_compared
     assert outcome.leases_equal
     assert json.loads(outcome.status_etcdx)["revision"] == outcome.revision

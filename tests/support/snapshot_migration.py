@@ -6,7 +6,9 @@ from the file; etcdx starts on it; then every Range asked (all keys at the lates
 older revisions after the compaction) must give the same kvs as etcd, and the leases the same ids and
 granted TTLs. ``etcdx snapshot status`` and ``etcdutl snapshot status`` are run on the file.
 
-``roundtrip_etcdx``: the same from a live etcdx (save, restore, start, compare with the original member).
+The same from a live etcdx (a member, or a cluster). The restore makes a new cluster of one member or of several
+(``compare(..., members=3)``: every member restored from the one file, as etcd's disaster-recovery runbook
+does), and every member's answers must equal the source's.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import grpc
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCD_BIN, ETCDCTL, ServerProcess, free_ports
+from tests.support.procs import ETCD_BIN, ETCDCTL, ServerProcess, free_ports, start_cluster, stop_cluster
 
 ETCDUTL = os.path.join(ETCD_BIN, "etcdutl")
 _BIG = [("grpc.max_receive_message_length", 512 * 1024 * 1024)]
@@ -120,27 +122,41 @@ def save(endpoint: str, path: Path) -> None:
 
 def restored_member(tmp: Path, snapshot: Path, name: str = "restored") -> ServerProcess:
     """`etcdx snapshot restore` into a new data dir, and the etcdx process (not started) to run on it."""
-    client, peer = free_ports(2)
-    data_dir = str(tmp / f"{name}.etcdx")
-    peer_url, client_url = f"http://127.0.0.1:{peer}", f"http://127.0.0.1:{client}"
-    flags = ["--name", name, "--initial-cluster", f"{name}={peer_url}", "--initial-advertise-peer-urls", peer_url]
-    flags += ["--initial-cluster-token", "restored-cluster"]
-    subprocess.run(
-        [sys.executable, "-m", "etcdx", "snapshot", "restore", str(snapshot), "--data-dir", data_dir, *flags],
-        check=True,
-        capture_output=True,
-    )
-    argv = [sys.executable, "-m", "etcdx", "--data-dir", data_dir, *flags]
-    argv += ["--listen-client-urls", client_url, "--advertise-client-urls", client_url, "--listen-peer-urls", peer_url]
-    return ServerProcess(argv, data_dir, client, peer, str(tmp / f"{name}.log"))
+    return restored_cluster(tmp, snapshot, size=1, names=[name])[0]
+
+
+def restored_cluster(tmp: Path, snapshot: Path, size: int, names: list[str] | None = None) -> list[ServerProcess]:
+    """`etcdx snapshot restore` of one file into ``size`` new data dirs, one per member of a new cluster (the
+    disaster-recovery runbook: every member restored from the same file with its own --name and peer URL), and
+    the etcdx processes (not started) to run on them: launch them all, then wait_ready each."""
+    names = names or [f"restored{n}" for n in range(size)]
+    ports = free_ports(2 * size)
+    peers = [f"http://127.0.0.1:{ports[2 * n + 1]}" for n in range(size)]
+    initial = ",".join(f"{name}={url}" for name, url in zip(names, peers, strict=True))
+    members = []
+    for n, name in enumerate(names):
+        client_url, peer_url, data_dir = f"http://127.0.0.1:{ports[2 * n]}", peers[n], str(tmp / f"{name}.etcdx")
+        flags = ["--name", name, "--initial-cluster", initial, "--initial-advertise-peer-urls", peer_url]
+        flags += ["--initial-cluster-token", "restored-cluster"]
+        subprocess.run(
+            [sys.executable, "-m", "etcdx", "snapshot", "restore", str(snapshot), "--data-dir", data_dir, *flags],
+            check=True,
+            capture_output=True,
+        )
+        argv = [sys.executable, "-m", "etcdx", "--data-dir", data_dir, *flags]
+        argv += ["--listen-client-urls", client_url, "--advertise-client-urls", client_url]
+        argv += ["--listen-peer-urls", peer_url]
+        members.append(ServerProcess(argv, data_dir, ports[2 * n], ports[2 * n + 1], str(tmp / f"{name}.log")))
+    return members
 
 
 def _status(*argv: str) -> str:
     return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def compare(source: ServerProcess, tmp: Path, compacted: int, keys: int) -> Outcome:
-    """Saves ``source``, restores the file into a new etcdx member and compares the two."""
+def compare(source: ServerProcess, tmp: Path, compacted: int, keys: int, members: int = 1) -> Outcome:
+    """Saves ``source``, restores the file into a new etcdx cluster of ``members`` and compares every member's
+    answers with the source's (``ranges_equal`` counts the ranges every member answered as the source did)."""
     snapshot = tmp / "backup.db"
     save(source.endpoint, snapshot)
     with grpc.insecure_channel(source.endpoint) as channel:
@@ -152,9 +168,13 @@ def compare(source: ServerProcess, tmp: Path, compacted: int, keys: int) -> Outc
         status_etcdutl = _status(ETCDUTL, "snapshot", "status", str(snapshot), "-w", "json")
     except subprocess.CalledProcessError as exc:
         status_etcdutl = f"(etcdutl refused: {exc.stderr.strip()})"
-    with restored_member(tmp, snapshot).start() as member:
-        got, got_leases = _answers(member.endpoint, requests), _leases(member.endpoint)
-    equal = sum(1 for a, b in zip(expected, got, strict=True) if a == b)
+    restored = start_cluster(restored_cluster(tmp, snapshot, members))
+    try:
+        answers = [(_answers(m.endpoint, requests), _leases(m.endpoint)) for m in restored]
+    finally:
+        stop_cluster(restored)
+    equal = sum(1 for k, a in enumerate(expected) if all(got[k] == a for got, _ in answers))
+    same_leases = all(got_leases == expected_leases for _, got_leases in answers)
     return Outcome(
         keys=keys,
         latest_keys=expected[0][1],
@@ -162,7 +182,7 @@ def compare(source: ServerProcess, tmp: Path, compacted: int, keys: int) -> Outc
         compacted=compacted,
         ranges_compared=len(requests),
         ranges_equal=equal,
-        leases_equal=expected_leases == got_leases,
+        leases_equal=same_leases,
         status_etcdx=status_etcdx,
         status_etcdutl=status_etcdutl,
     )
