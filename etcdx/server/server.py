@@ -138,6 +138,9 @@ _CHANGE_LOGS = {
 }
 
 
+PROMOTE_MEMBER = "member_promote"  # the peer call that forwards a MemberPromote to the leader
+
+
 def _conf_change_error(reason: str) -> errors.EtcdError:
     """etcd's error for a membership change the Raft core refused to propose (confchange.refusal's reasons)."""
     if "learner not ready" in reason:
@@ -610,6 +613,12 @@ class EtcdServer:
             return await lease_forward.serve(self, method, request)
         if method == corrupt_check.HASH_KV:
             return await corrupt_check.serve_hash_kv(self, request)
+        if method == PROMOTE_MEMBER:
+            if not self.is_leader:
+                raise errors.ERR_NOT_LEADER
+            learner_id = rpc_pb2.MemberPromoteRequest.FromString(request).ID
+            members = await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+            return rpc_pb2.MemberPromoteResponse(members=members).SerializeToString()
         raise errors.EtcdError(errors.StatusCode.UNIMPLEMENTED, f"unknown peer call {method!r}")
 
     def _on_peer_unreachable(self, peer: int) -> None:
@@ -789,6 +798,16 @@ class EtcdServer:
         while self.applier.cluster_version is None:
             await trio.sleep(self.settings.election_timeout_ms / 1000)
             await self._record_cluster_version()
+
+    async def promote_member(self, learner_id: int) -> list[rpc_pb2.Member]:
+        """etcd's MemberPromote: the leader proposes it (refused at once, "can only promote a learner member
+        which is in sync with leader", while the learner lags); a follower forwards it to the leader over the
+        peer transport, as etcd's follower does over its peer HTTP, and returns the members the leader gave."""
+        request = rpc_pb2.MemberPromoteRequest(ID=learner_id).SerializeToString()
+        data = await lease_forward.forward(self, PROMOTE_MEMBER, request, call_timeout=self.request_timeout)
+        if data is None:
+            return await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+        return list(rpc_pb2.MemberPromoteResponse.FromString(data).members)
 
     async def change_membership(self, kind: ChangeKind, member: rpc_pb2.Member) -> list[rpc_pb2.Member]:
         """Proposes a membership change and waits until this member applied it; returns the members then.
