@@ -11,4 +11,5 @@ META_CONSISTENT_INDEX = b"consistent_index"
 META_TERM = b"term"  # the term of the entry at the consistent index (etcd 3.5 keeps it under this name)
 META_SCHEDULED_COMPACT = b"scheduledCompactRev"
 META_FINISHED_COMPACT = b"finishedCompactRev"
+META_CLUSTER_VERSION = b"clusterVersion"  # the cluster version the leader recorded (etcd: "cluster" bucket)
 META_V2_STORE = b"v2store"  # the v2 store's state (etcdx; etcd keeps it in its snapshot files)

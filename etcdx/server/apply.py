@@ -35,6 +35,7 @@ from etcdx.log import get_logger
 from etcdx.mvcc import rows
 from etcdx.mvcc.alarms import Alarms, alarm_name, check_alarm_request
 from etcdx.mvcc.kvstore import KVStore
+from etcdx.mvcc.schema import META_CLUSTER_VERSION
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 
@@ -130,6 +131,9 @@ class Applier:
         self.v2_applier: Callable[[Message, int], object] | None = None
         with store.backend.begin_read() as view:
             alarms.replace(rows.alarms(view))
+            recorded = rows.get_meta_bytes(view, META_CLUSTER_VERSION)
+            # The cluster version recorded through the log (None until the leader records it on a new cluster).
+            self.cluster_version: str | None = recorded.decode() if recorded is not None else None
             self.auth = AuthStore.load(rows.auth_records(view), tokens)
 
     def apply(self, index: int, data: bytes) -> Result:
@@ -194,6 +198,10 @@ class Applier:
             return self._lease_revoke(request.lease_revoke)
         if kind == "alarm":
             return self._alarm(request.alarm)
+        if kind == "cluster_version_set":
+            self.cluster_version = request.cluster_version_set.ver
+            rows.put_meta_bytes(store.batch, META_CLUSTER_VERSION, self.cluster_version.encode())
+            return None
         if kind == "v2" and self.v2_applier is not None:
             return self.v2_applier(request.v2, store.consistent_index)
         return None

@@ -43,7 +43,7 @@ CALL_TIMEOUT = 1.0
 
 async def renew(server: EtcdServer, lease_id: int) -> int:
     """A keep-alive of ``lease_id``: the TTL it was renewed for, 0 if the lease is unknown or expired."""
-    data = await _forward(server, RENEW, rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString())
+    data = await forward(server, RENEW, rpc_pb2.LeaseKeepAliveRequest(ID=lease_id).SerializeToString())
     if data is None:
         return await _renew_here(server, lease_id)
     return _decode(rpc_pb2.LeaseKeepAliveResponse, data).TTL
@@ -51,7 +51,7 @@ async def renew(server: EtcdServer, lease_id: int) -> int:
 
 async def time_to_live(server: EtcdServer, request: rpc_pb2.LeaseTimeToLiveRequest) -> rpc_pb2.LeaseTimeToLiveResponse:
     """The lease's remaining and granted TTL (and keys, if asked) as the leader's lessor has them."""
-    data = await _forward(server, TIME_TO_LIVE, request.SerializeToString())
+    data = await forward(server, TIME_TO_LIVE, request.SerializeToString())
     if data is None:
         return server.local_lease_time_to_live(request)
     response = _decode(rpc_pb2.LeaseTimeToLiveResponse, data)
@@ -92,9 +92,10 @@ def _decode(message_type, data: bytes):
         raise errors.EtcdError(errors.StatusCode.INTERNAL, f"malformed {message_type.__name__} from a peer") from None
 
 
-async def _forward(server: EtcdServer, method: str, request: bytes) -> bytes | None:
+async def forward(server: EtcdServer, method: str, request: bytes, call_timeout: float = CALL_TIMEOUT) -> bytes | None:
     """The leader's answer bytes to ``method``, or None once this member leads (it serves the request itself);
-    raises as the module docstring says."""
+    raises as the module docstring says. Each call may take ``call_timeout`` seconds before it is tried again
+    (a call that must not run twice, as a forwarded MemberPromote, gives the request timeout)."""
     deadline = trio.current_time() + server.request_timeout
     leader_seen = False
     while trio.current_time() < deadline:
@@ -104,7 +105,7 @@ async def _forward(server: EtcdServer, method: str, request: bytes) -> bytes | N
         if leader and server.transport is not None:
             leader_seen = True
             try:
-                timeout = min(CALL_TIMEOUT, max(deadline - trio.current_time(), 0.001))
+                timeout = min(call_timeout, max(deadline - trio.current_time(), 0.001))
                 return await server.transport.call(leader, method, request, timeout)
             except PeerCallFailed as exc:
                 log.debug("forwarding to the leader failed, retrying", method=method, error=str(exc))

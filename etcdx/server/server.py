@@ -37,6 +37,7 @@ its oldest segments wholly below the point while more than --max-wals remain (0:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import ssl
 import time
@@ -84,6 +85,7 @@ from etcdx.server import (
     snapshot_install,
 )
 from etcdx.server.apply import Applier, ApplyFailed
+from etcdx.server.bootstrap_log import bootstrap_entries, cluster_version_request
 from etcdx.server.ids import cluster_id
 from etcdx.server.membership import Change, ChangeKind, Membership
 from etcdx.server.quota import Quota, QuotaExceeded
@@ -95,7 +97,7 @@ from etcdx.server.snapshot_images import SnapshotImages
 from etcdx.server.waiters import Waiters
 from etcdx.v2store.bootstrap import register_member, state_if_changed
 from etcdx.v2store.store import V2Store
-from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalWriteError
+from etcdx.wal.wal import WAL, WalCorruptError, WalGapError, WalReplay, WalWriteError
 
 log = get_logger("etcdx.server")
 
@@ -134,6 +136,9 @@ _CHANGE_LOGS = {
     ChangeKind.UPDATE_PEER_URLS: "updated member",
     ChangeKind.PUBLISH_ATTRIBUTES: "updated member attributes",
 }
+
+
+PROMOTE_MEMBER = "member_promote"  # the peer call that forwards a MemberPromote to the leader
 
 
 def _conf_change_error(reason: str) -> errors.EtcdError:
@@ -243,7 +248,8 @@ class EtcdServer:
             self.store = KVStore(self.backend, self.lessor)
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
             self.auth = self.applier.auth
-            self.membership = self._load_membership(await self._join_cluster())
+            joined = await self._join_cluster()
+            self.membership = self._load_membership(joined)
             if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
                 self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
                 self.applier.v2_applier = lambda request, index: self.v2store.apply(request, index, time.time_ns())
@@ -260,6 +266,8 @@ class EtcdServer:
                 reason = f"start-up refused: {exc}{repair if isinstance(exc, WalCorruptError) else ''}"
                 raise self._stop(reason) from exc
             try:
+                if self._starts_new_cluster(joined, replay):
+                    replay = await self._write_bootstrap_log(replay)
                 if replay.torn_tail is not None:
                     torn = replay.torn_tail
                     log.warning(
@@ -326,6 +334,7 @@ class EtcdServer:
                     await self._caught_up.wait()
                     nursery.start_soon(self._stop_when_removed)
                     await self._publish_attributes()  # as etcd, a member serves once it published them
+                    await self._record_cluster_version()  # before serving: a new cluster's indexes are etcd's
                     self._started.set()
                     task_status.started()
                     nursery.start_soon(self._watch_sync_loop)
@@ -334,6 +343,7 @@ class EtcdServer:
                     nursery.start_soon(self._watch_progress_loop)
                     nursery.start_soon(self._lease_expiry_loop, nursery)
                     nursery.start_soon(self._token_purge_loop)
+                    nursery.start_soon(self._cluster_version_loop)
                     if s.corrupt_check_time > 0 and self.transport is not None:
                         nursery.start_soon(corrupt_check.monitor, self, s.corrupt_check_time)
             finally:
@@ -452,6 +462,26 @@ class EtcdServer:
             learners=frozenset(m.ID for m in stored if m.isLearner),
         )
         return Membership(stored, removed)
+
+    def _starts_new_cluster(self, joined: rpc_pb2.MemberListResponse | None, replay: WalReplay) -> bool:
+        """Whether this member bootstraps a new cluster: --initial-cluster-state new, nothing applied and
+        nothing in the WAL (a restart, a restored snapshot or a joining member starts from what it has)."""
+        return (
+            joined is None
+            and self.settings.initial_cluster_state == "new"
+            and not self.store.consistent_index
+            and replay.hard_state is None
+            and replay.snapshot is None
+            and not replay.entries
+            and bool(self.members)
+        )
+
+    async def _write_bootstrap_log(self, replay: WalReplay) -> WalReplay:
+        """Writes etcd's bootstrap entries (bootstrap_log.py) to the empty WAL, synced; the replay holding them."""
+        entries, hard_state = bootstrap_entries([m.ID for m in self.members])
+        self.wal.append(entries, hard_state)
+        await self.wal.sync()
+        return dataclasses.replace(replay, hard_state=hard_state, entries=entries, last_index=len(entries))
 
     def _replay(self, entries: list, commit: int) -> None:
         """Re-applies the WAL's entries past the backend's consistent index up to the HardState's commit; the
@@ -583,6 +613,12 @@ class EtcdServer:
             return await lease_forward.serve(self, method, request)
         if method == corrupt_check.HASH_KV:
             return await corrupt_check.serve_hash_kv(self, request)
+        if method == PROMOTE_MEMBER:
+            if not self.is_leader:
+                raise errors.ERR_NOT_LEADER
+            learner_id = rpc_pb2.MemberPromoteRequest.FromString(request).ID
+            members = await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+            return rpc_pb2.MemberPromoteResponse(members=members).SerializeToString()
         raise errors.EtcdError(errors.StatusCode.UNIMPLEMENTED, f"unknown peer call {method!r}")
 
     def _on_peer_unreachable(self, peer: int) -> None:
@@ -744,6 +780,34 @@ class EtcdServer:
             except errors.EtcdError as exc:
                 log.warning("failed to publish local member to cluster through raft", error=str(exc))
                 await trio.sleep(self.settings.election_timeout_ms / 1000)
+
+    async def _record_cluster_version(self) -> None:
+        """etcd's leader records the cluster version once on a cluster that has none: if none is applied and
+        this member leads with everything committed applied, it proposes this release's and waits for it
+        (bounded: a dropped proposal is tried again by ``_cluster_version_loop``). Otherwise returns at once."""
+        if self.applier.cluster_version is not None or not self._is_leader or not self._applied_all_committed():
+            return
+        with trio.move_on_after(5 + 2 * self.settings.election_timeout_ms / 1000):
+            try:
+                await self._waiters.wait(self._append_proposal(cluster_version_request()))
+            except errors.EtcdError as exc:
+                log.warning("failed to record the cluster version", error=str(exc))
+
+    async def _cluster_version_loop(self) -> None:
+        """Until a cluster version is applied (one leader may fall before recording it): whoever leads records it."""
+        while self.applier.cluster_version is None:
+            await trio.sleep(self.settings.election_timeout_ms / 1000)
+            await self._record_cluster_version()
+
+    async def promote_member(self, learner_id: int) -> list[rpc_pb2.Member]:
+        """etcd's MemberPromote: the leader proposes it (refused at once, "can only promote a learner member
+        which is in sync with leader", while the learner lags); a follower forwards it to the leader over the
+        peer transport, as etcd's follower does over its peer HTTP, and returns the members the leader gave."""
+        request = rpc_pb2.MemberPromoteRequest(ID=learner_id).SerializeToString()
+        data = await lease_forward.forward(self, PROMOTE_MEMBER, request, call_timeout=self.request_timeout)
+        if data is None:
+            return await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+        return list(rpc_pb2.MemberPromoteResponse.FromString(data).members)
 
     async def change_membership(self, kind: ChangeKind, member: rpc_pb2.Member) -> list[rpc_pb2.Member]:
         """Proposes a membership change and waits until this member applied it; returns the members then.

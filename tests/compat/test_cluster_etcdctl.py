@@ -14,12 +14,11 @@ differ (bbolt pages vs LMDB pages: the same keys take another number of bytes); 
 `endpoint health` and its line order (it checks the endpoints concurrently, in etcd too); `snapshot save`'s
 stderr (timestamped log lines). Everything else, raft term, index and applied index included, must match.
 
-Cases that cannot match until other work lands are strict xfails naming what is missing (KNOWN_GAPS), and
-``test_raft_index_differs_only_by_the_bootstrap_entries`` pins down the one remaining field difference so
-that everything else in Status is still checked now. Then a NOSPACE alarm is raised (over gRPC) and alarm
-list, status and health compared; last, the leader is left alone (the others stopped) and its Status, with
-"etcdserver: no leader", is compared too. The member-change and move-leader cases are written
-and skipped until their RPCs land.
+Both logs start alike (etcd's bootstrap entries: one ConfChange per member, the leader's empty entry, each
+member's attributes, the cluster version), so raft indexes match from the start. Then a NOSPACE alarm is
+raised (over gRPC) and alarm list, status and health compared; last, the leader is left alone (the others
+stopped) and its Status, with "etcdserver: no leader", is compared too. On fresh 3-member clusters: member
+add (learner)/list/promote/update/remove, and move-leader.
 """
 
 from __future__ import annotations
@@ -64,25 +63,6 @@ CASES = {
     "alarm list": ["alarm", "list"],
     "alarm list json": ["alarm", "list", "-w", "json"],
     "snapshot save": ["snapshot", "save", "{snapshot}"],
-}
-_MEMBER_ATTRIBUTES = (
-    "etcdx members do not publish their name and client URLs through the log yet (lands with dev-members): "
-    "MemberList shows only the answering member's client URL, so --cluster reaches one member"
-)
-_BOOTSTRAP_ENTRIES = (
-    "etcd's log starts with one ConfChange entry per initial member, then one member-attributes entry per "
-    "member and a cluster-version entry; etcdx's has none of them, so its raft index is 2n+1 lower"
-)
-KNOWN_GAPS = {
-    "member list table": _MEMBER_ATTRIBUTES,
-    "member list json": _MEMBER_ATTRIBUTES,
-    "endpoint status --cluster table": _MEMBER_ATTRIBUTES,
-    "endpoint status --cluster json": _MEMBER_ATTRIBUTES,
-    "endpoint status all table": _BOOTSTRAP_ENTRIES,
-    "endpoint status all json": _BOOTSTRAP_ENTRIES,
-    "endpoint health --cluster": _MEMBER_ATTRIBUTES,
-    "endpoint hashkv --cluster": _MEMBER_ATTRIBUTES,
-    "endpoint hashkv --cluster json": _MEMBER_ATTRIBUTES,
 }
 # The writes both clusters see before the commands (through the leader and through a follower).
 WORKLOAD = [
@@ -156,8 +136,7 @@ def run_commands(kind: str, tmp_path, size: int, ports: list[int], leader: int |
             done = etcdctl(ETCDCTL, members[n].endpoint, args, str(tmp_path))
             assert done.returncode == 0, f"{kind}: {args}: {done.stderr}"
         every = ",".join(m.endpoint for m in members)
-        # The cases that discover the members (--cluster) run last, with each etcdctl in turn: until etcdx
-        # members publish their client URLs they reach fewer members, so take fewer log indexes, there.
+        # The cases that discover the members (--cluster) run last, with each etcdctl in turn.
         order = [(ctl, case) for ctl in CTLS for case in CASES if "--cluster" not in CASES[case]]
         order += [(ctl, case) for ctl in CTLS for case in CASES if "--cluster" in CASES[case]]
         for ctl, case in order:
@@ -267,9 +246,7 @@ def normalise(case: str, result: dict) -> dict:
 
 @pytest.mark.parametrize("ctl", list(CTLS))
 @pytest.mark.parametrize("case", list(CASES))
-def test_output_identical_to_etcd(runs, case, ctl, request):
-    if case in KNOWN_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[case]))
+def test_output_identical_to_etcd(runs, case, ctl):
     etcd = normalise(case, runs["etcd"][(ctl, case)])
     etcdx = normalise(case, runs["etcdx"][(ctl, case)])
     assert etcd["rc"] == 0, etcd
@@ -277,61 +254,34 @@ def test_output_identical_to_etcd(runs, case, ctl, request):
 
 
 @pytest.mark.parametrize("ctl", list(CTLS))
-def test_raft_index_differs_only_by_the_bootstrap_entries(runs, ctl):
-    """Until etcdx writes etcd's bootstrap entries (KNOWN_GAPS): the Status of every member, asked of every
-    endpoint, equals etcd's once etcd's raft index and applied index are lowered by 2n+1; with etcdctl 3.4 it
-    is asked after etcdctl 3.5.1's commands, so the constant holds through them (alarm list and health
-    checks take a log index each, in both)."""
-    offset = 2 * runs["size"] + 1
-    etcd = normalise("json", runs["etcd"][(ctl, "endpoint status all json")])["stdout"]
-    etcdx = normalise("json", runs["etcdx"][(ctl, "endpoint status all json")])["stdout"]
-    assert etcdx == lowered(etcd, offset)
-
-
-def lowered(statuses: list[dict], offset: int) -> list[dict]:
-    for entry in statuses:
-        entry["Status"]["raftIndex"] -= offset
-        entry["Status"]["raftAppliedIndex"] -= offset
-    return statuses
-
-
-@pytest.mark.parametrize("ctl", list(CTLS))
 def test_an_alarm_shows_in_alarm_list_status_and_health_as_etcds(runs, ctl):
     """With a NOSPACE alarm raised for m1: alarm list, health and Status (errors on every member) as etcd's;
-    `alarm disarm` as etcd's. The raft indexes are left out (see the test below)."""
+    `alarm disarm` as etcd's."""
     for case in ("alarmed alarm list", "alarmed endpoint health all"):
         assert normalise(case, runs["etcdx"][(ctl, case)]) == normalise(case, runs["etcd"][(ctl, case)]), case
     etcd = normalise("json", runs["etcd"][(ctl, "alarmed endpoint status all json")])["stdout"]
     etcdx = normalise("json", runs["etcdx"][(ctl, "alarmed endpoint status all json")])["stdout"]
-    for entry in etcd + etcdx:
-        entry["Status"]["raftIndex"] = entry["Status"]["raftAppliedIndex"] = "<left out>"
     assert etcdx == etcd
     assert all(e["Status"]["errors"][0].endswith(" alarm:NOSPACE ") for e in etcdx)
     etcd_rows = normalise("table", runs["etcd"][(ctl, "alarmed endpoint status all table")])["stdout"]
     etcdx_rows = normalise("table", runs["etcdx"][(ctl, "alarmed endpoint status all table")])["stdout"]
-    assert [row[-1] for row in etcdx_rows] == [row[-1] for row in etcd_rows]
+    assert etcdx_rows == etcd_rows
     assert runs["etcdx"]["alarm disarm"] == runs["etcd"]["alarm disarm"]
 
 
 @pytest.mark.parametrize("ctl", list(CTLS))
 def test_a_leader_without_quorum_reports_no_leader_as_etcd(runs, ctl):
     """The leader alone (the others stopped) steps down; its Status then has leader 0 and "etcdserver: no
-    leader" in errors, at the same term, in both. The raft indexes are left out here: after the --cluster
-    cases, which reach fewer etcdx members (KNOWN_GAPS), etcdx's log is shorter by more than 2n+1."""
+    leader" in errors, at the same term and raft index, in both."""
     etcd = normalise("json", runs["etcd"][(ctl, "no quorum status json")])["stdout"]
     etcdx = normalise("json", runs["etcdx"][(ctl, "no quorum status json")])["stdout"]
-    for entry in etcd + etcdx:
-        entry["Status"]["raftIndex"] = entry["Status"]["raftAppliedIndex"] = "<left out>"
     assert etcdx == etcd
     assert [e["Status"].get("leader", 0) for e in etcdx] == [0]
     assert [e["Status"]["errors"] for e in etcdx] == [["etcdserver: no leader"]]
     etcd_rows = normalise("table", runs["etcd"][(ctl, "no quorum status table")])["stdout"]
     etcdx_rows = normalise("table", runs["etcdx"][(ctl, "no quorum status table")])["stdout"]
-    for rows in (etcd_rows, etcdx_rows):
-        for row in rows[1:]:
-            row[rows[0].index("RAFT INDEX")] = row[rows[0].index("RAFT APPLIED INDEX")] = "<left out>"
     assert etcdx_rows == etcd_rows
-    assert etcdx_rows[1][rows[0].index("ERRORS")] == "etcdserver: no leader"
+    assert etcdx_rows[1][etcdx_rows[0].index("ERRORS")] == "etcdserver: no leader"
 
 
 @pytest.mark.parametrize("ctl", list(CTLS))
@@ -377,15 +327,7 @@ def test_snapshot_save_file_is_accepted_by_etcdx_snapshot_status(runs, ctl):
     assert statuses["etcdx"]["revision"] == statuses["etcd"]["revision"]
 
 
-# -- member changes and move-leader: written now, enabled when their RPCs land ----------------------------------
-
-# Checked against etcd alone (both halves run on etcd 3.5.1 give these outputs: added learner, promote refused
-# as not in sync, update, remove, "member not found"; transferred, status, transferred to itself, "no leader
-# endpoint given", "bad leader transferee"). Once enabled, the move-leader status step also needs etcd's
-# bootstrap entries (KNOWN_GAPS) for its raft index to match.
-MEMBER_API = pytest.mark.skip(reason="member API lands with dev-members")
-MOVE_LEADER = pytest.mark.skip(reason="MoveLeader lands with dev-leaderops")
-
+# -- member changes and move-leader ---------------------------------------------------------------------------
 
 RECONFIG_HEALTH_INTERVAL = 5.5
 
@@ -460,7 +402,6 @@ def run_member_changes(kind: str, tmp_path, ports: list[int], ctl: str, leader: 
         stop_cluster(members)
 
 
-@MEMBER_API
 @pytest.mark.parametrize("ctl", list(CTLS))
 def test_member_changes_identical_to_etcd(tmp_path, ctl):
     ports = cluster_ports(4)[:7]
@@ -498,7 +439,6 @@ def run_move_leader(kind: str, tmp_path, ports: list[int], ctl: str, leader: int
         stop_cluster(members)
 
 
-@MOVE_LEADER
 @pytest.mark.parametrize("ctl", list(CTLS))
 def test_move_leader_identical_to_etcd(tmp_path, ctl):
     ports = cluster_ports(3)

@@ -82,5 +82,5 @@ class ClusterService:
     async def member_promote(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.MemberPromoteRequest, data)
         self._server.membership.check_promote(request.ID, *self._checks())
-        members = await self._server.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=request.ID))
+        members = await self._server.promote_member(request.ID)
         return rpc_pb2.MemberPromoteResponse(header=self._header(), members=members).SerializeToString()
