@@ -52,6 +52,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "initial-advertise-peer-urls": ("urls", "http://localhost:2380"),
     "initial-cluster": ("str", ""),
     "initial-cluster-state": ("str", "new"),
+    "force-new-cluster": ("bool", False),
     "initial-cluster-token": ("str", "etcd-cluster"),
     "strict-reconfig-check": ("bool", True),
     "advertise-client-urls": ("urls", "http://localhost:2379"),
@@ -139,9 +140,16 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
     "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
     "experimental-memory-mlock": ("bool", False),
-    "force-new-cluster": ("bool", False),
     "unsafe-no-fsync": ("bool", False),
 }
+
+# Flags refused because what they need lies outside the cluster: the reason replaces "not implemented yet".
+_DISCOVERY = (
+    "needs a discovery service outside this cluster (etcd's public discovery service or DNS SRV records), which "
+    "etcdx does not contact: bootstrap with --initial-cluster and --initial-cluster-state instead"
+)
+_DISCOVERY_FLAGS = ("discovery", "discovery-fallback", "discovery-proxy", "discovery-srv", "discovery-srv-name")
+NEEDS_OUTSIDE_SERVICE = dict.fromkeys(_DISCOVERY_FLAGS, _DISCOVERY)
 
 # Accepted and ignored with a warning, as etcd does.
 OBSOLETE = frozenset(
@@ -210,6 +218,7 @@ class Config:
     initial_advertise_peer_urls: tuple[Url, ...]
     initial_cluster: dict[str, tuple[str, ...]]
     initial_cluster_state: str
+    force_new_cluster: bool
     initial_cluster_token: str
     strict_reconfig_check: bool
     advertise_client_urls: tuple[Url, ...]
@@ -486,6 +495,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     typed = {name: _convert(name, raw) for name, raw in values.items()}
     for name, value in typed.items():
         if name in NOT_IMPLEMENTED and value != NOT_IMPLEMENTED[name][1]:
+            if name in NEEDS_OUTSIDE_SERVICE:
+                raise ConfigError(f"etcdx: --{name} {NEEDS_OUTSIDE_SERVICE[name]}")
             raise ConfigError(f"etcdx: --{name} is not implemented yet")
 
     def get(name: str) -> object:
@@ -578,6 +589,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         initial_advertise_peer_urls=peer_urls,
         initial_cluster=initial_cluster,
         initial_cluster_state=state,
+        force_new_cluster=get("force-new-cluster"),
         strict_reconfig_check=get("strict-reconfig-check"),
         initial_cluster_token=get("initial-cluster-token"),
         advertise_client_urls=_urls("advertise-client-urls", get("advertise-client-urls")),

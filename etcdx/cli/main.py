@@ -64,6 +64,7 @@ def settings_from_config(config: Config) -> ServerSettings:
         cors=config.cors,
         host_whitelist=config.host_whitelist,
         initial_cluster_state=config.initial_cluster_state,
+        force_new_cluster=config.force_new_cluster,
         strict_reconfig_check=config.strict_reconfig_check,
         auth_token=config.auth_token,
         auth_token_ttl=config.auth_token_ttl,

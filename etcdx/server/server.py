@@ -68,6 +68,7 @@ from etcdx.raft import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     ProposalDroppedError,
     RawNode,
     Ready,
@@ -266,7 +267,8 @@ class EtcdServer:
                 reason = f"start-up refused: {exc}{repair if isinstance(exc, WalCorruptError) else ''}"
                 raise self._stop(reason) from exc
             try:
-                if self._starts_new_cluster(joined, replay):
+                starts_new = self._starts_new_cluster(joined, replay)
+                if starts_new:
                     replay = await self._write_bootstrap_log(replay)
                 if replay.torn_tail is not None:
                     torn = replay.torn_tail
@@ -278,6 +280,8 @@ class EtcdServer:
                         copy=torn.copy_path,
                     )
                 self._replay(replay.entries, replay.hard_state.commit if replay.hard_state else 0)
+                if s.force_new_cluster and not starts_new and self.store.consistent_index:
+                    replay = await self._restart_standalone(replay)
                 self._backend_bytes = self.backend.size_bytes
                 self.store.take_events()  # nobody watched the replay
                 self.watch_hub = WatchHub(self.store)
@@ -482,6 +486,40 @@ class EtcdServer:
         self.wal.append(entries, hard_state)
         await self.wal.sync()
         return dataclasses.replace(replay, hard_state=hard_state, entries=entries, last_index=len(entries))
+
+    async def _restart_standalone(self, replay: WalReplay) -> WalReplay:
+        """--force-new-cluster on a member with data (etcd's restartAsStandaloneNode): the entries past the
+        commit index are dropped, every other member is removed (its id refused from now on), and the log
+        restarts at the applied index with this member as the only voter; the data, the member id and the
+        cluster id stay. A crash part way is finished by starting with the flag again (the membership is written
+        first, then the WAL's snapshot record at the applied index that supersedes the older entries)."""
+        applied, term = self.store.consistent_index, self.store.consistent_term
+        dropped = [e for e in replay.entries if e.index > applied]
+        if dropped:
+            log.info(
+                "discarding uncommitted WAL entries",
+                entry_index=dropped[0].index,
+                commit_index_from_wal=applied,
+                number_of_discarded_entries=len(dropped),
+            )
+        with self.store.apply_batch():
+            for member in self.members:
+                if self.member_id != member.ID:
+                    self.membership.apply(Change(ChangeKind.REMOVE, 0, member), self.store.batch)
+        self.store.commit()
+        previous = replay.hard_state or to_wal_hard_state(HardState())
+        hard_state = to_wal_hard_state(HardState(term=max(term, previous.term), vote=previous.vote, commit=applied))
+        self.wal.append_snapshot(applied, term, hard_state)
+        await self.wal.sync()
+        await self.wal.drop_before_snapshot()
+        self._boot_conf = ConfState(voters=frozenset({self.member_id}))
+        log.info(
+            "forcing restart member",
+            cluster_id=f"{self.cluster_id:x}",
+            local_member_id=f"{self.member_id:x}",
+            commit_index=applied,
+        )
+        return dataclasses.replace(replay, hard_state=hard_state, entries=[], last_index=applied)
 
     def _replay(self, entries: list, commit: int) -> None:
         """Re-applies the WAL's entries past the backend's consistent index up to the HardState's commit; the

@@ -41,6 +41,7 @@ class ServerSettings:
     host_whitelist: frozenset[str] = frozenset(["*"])  # --host-whitelist: Host names allowed (empty or "*": all)
     initial_corrupt_check: bool = False  # --experimental-initial-corrupt-check
     corrupt_check_time: float = 0.0  # --experimental-corrupt-check-time in seconds (0: no periodic check)
+    force_new_cluster: bool = False  # --force-new-cluster: restart as the only member of its cluster, data kept
     initial_cluster_state: str = "new"  # "existing": an empty data dir joins the running cluster of initial_members
     strict_reconfig_check: bool = True  # refuse a membership change that could cost the quorum
 
