@@ -5,7 +5,7 @@ writes, time to recover and violations. Exits 1 unless every history is lineariz
 its due, no acknowledged write is lost, the members agree, and the cluster recovered from every fault.
 
     python scripts/fault_campaign.py [--faults 200] [--seed 0] [--faults-per-run 25] [--clients 4]
-        [--watchers 2] [--kinds kill,pause,...] [--plant local-reads] [--keep DIR] [--quiet]
+        [--watchers 2] [--pace 0.03] [--kinds kill,pause,...] [--plant local-reads] [--keep DIR] [--quiet]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.faults.campaign import campaign  # noqa: E402
+from tests.support.faults.campaign import PACE, campaign  # noqa: E402
 from tests.support.faults.injectors import KINDS  # noqa: E402
 
 
@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--faults-per-run", type=int, default=25)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--watchers", type=int, default=2)
+    parser.add_argument("--pace", type=float, default=PACE, help="seconds each client waits between operations")
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated subset of " + ",".join(KINDS))
     parser.add_argument("--plant", default=None, help="run tests.support.planted_etcdx with this bug")
     parser.add_argument("--keep", default=None, help="keep data dirs and logs in this directory")
@@ -50,6 +51,7 @@ def main() -> int:
             kinds=kinds,
             clients=args.clients,
             watchers=args.watchers,
+            pace=args.pace,
             command=command,
             echo=None if args.quiet else lambda line: print(line, flush=True),
         )

@@ -6,8 +6,14 @@ equal, and the cluster healthy again after each fault. A planted bug shows the c
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 
+import grpc
+import pytest
+
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.faults.campaign import campaign
 from tests.support.faults.cluster import fault_cluster, status
 from tests.support.faults.proxy import BLACKHOLE
@@ -38,6 +44,41 @@ def test_a_partitioned_leader_is_replaced_and_rejoins_once_healed(tmp_path):
             raise AssertionError("the members cut off from the leader elected no other leader")
         assert cluster.proxies.frames_dropped > 0
         cluster.proxies.heal()
+        assert cluster.wait_healthy(20) is not None
+    finally:
+        cluster.stop()
+
+
+def _isolate(cluster, member) -> None:
+    for other in cluster.members:
+        if other is not member:
+            cluster.proxies.cut(member.member_id, other.member_id, BLACKHOLE)
+            cluster.proxies.cut(other.member_id, member.member_id, BLACKHOLE)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="server bug found by the campaign: a leader that steps down (check quorum) with a linearizable read "
+    "pending retries its ReadIndex as a follower without a leader; raft raises ProposalDroppedError "
+    "('no leader to serve a read index') in Server._read_retry_loop and the member exits",
+)
+def test_a_leader_cut_off_with_a_read_pending_keeps_running(tmp_path):
+    cluster = fault_cluster(tmp_path, slow_disk=False)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        _isolate(cluster, leader)
+
+        def read() -> None:
+            with grpc.insecure_channel(leader.endpoint) as channel, contextlib.suppress(grpc.RpcError):
+                rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=8)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(5)  # > election timeout (check quorum steps it down) + several ReadIndex retries
+        cluster.proxies.heal()
+        reader.join(timeout=10)
+        assert leader.running, leader.process.log_tail()
         assert cluster.wait_healthy(20) is not None
     finally:
         cluster.stop()

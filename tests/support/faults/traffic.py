@@ -1,10 +1,11 @@
 """The campaign's traffic: recording KV clients and recording watchers, each failing over between endpoints.
 
-``KVClient``: one sequential client issuing puts, compare-and-put txns, deletes, linearizable and serializable
-ranges on a few keys under ``prefix``, recorded as the linearizability checker's history
-(tests/support/lincheck/history.py). A write whose call failed in any way is recorded with an unknown outcome
-(it may have been applied); a failed read is left out. On an error the client moves to the next endpoint.
-Every value is unique (client number and sequence), so a watch event names the write it comes from.
+``KVClient``: one sequential client (waiting ``pace`` seconds between operations) issuing puts,
+compare-and-put txns, deletes, linearizable and serializable ranges on a few keys under ``prefix``, recorded
+as the linearizability checker's history (tests/support/lincheck/history.py). A write whose call failed in
+any way is recorded with an unknown outcome (it may have been applied); a failed read is left out. On an
+error the client moves to the next endpoint. Every value is unique (client number and sequence), so a
+watch event names the write it comes from.
 
 ``Watcher``: one watch on the prefix at a time, from revision 1 at first; when its stream breaks it opens a
 new one on the next endpoint from the revision after the last event it got. Each stream is one
@@ -54,6 +55,7 @@ class KVClient:
     endpoints: list[str]
     keys: list[bytes]
     seed: int
+    pace: float = 0.0
     history: list[Operation] = field(default_factory=list)
     errors: int = 0
 
@@ -71,6 +73,8 @@ class KVClient:
                     at = (at + 1) % len(self.endpoints)
                     channel = grpc.insecure_channel(self.endpoints[at])
                     stop.wait(0.05)
+                elif self.pace:
+                    stop.wait(self.pace)
         finally:
             channel.close()
 
