@@ -7,6 +7,7 @@ equal, and the cluster healthy again after each fault. A planted bug shows the c
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 
@@ -17,6 +18,7 @@ from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.faults.campaign import campaign
 from tests.support.faults.cluster import fault_cluster, status
 from tests.support.faults.proxy import BLACKHOLE
+from tests.support.lazyfs import LazyFSMount
 from tests.support.lincheck import LINEARIZABLE, VIOLATION
 
 
@@ -47,6 +49,23 @@ def test_a_partitioned_leader_is_replaced_and_rejoins_once_healed(tmp_path):
         assert cluster.wait_healthy(20) is not None
     finally:
         cluster.stop()
+
+
+def test_lazyfs_slow_fsync_mode_makes_each_fsync_wait_the_delay_file(tmp_path):
+    """The slow-fsync fault is real: an fsync on the mount waits at least the delay the file names."""
+    delay_file = tmp_path / "delay"
+    delay_file.write_text("0\n")
+    with LazyFSMount(str(tmp_path / "store"), str(tmp_path / "mnt"), fsync_delay_file=str(delay_file)):
+        fd = os.open(tmp_path / "mnt" / "f", os.O_CREAT | os.O_WRONLY)
+        try:
+            os.write(fd, b"x")
+            delay_file.write_text("0.6\n")
+            started = time.monotonic()
+            os.fsync(fd)
+            slow = time.monotonic() - started
+        finally:
+            os.close(fd)
+    assert slow >= 0.6
 
 
 def _isolate(cluster, member) -> None:
