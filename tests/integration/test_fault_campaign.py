@@ -15,11 +15,13 @@ import grpc
 import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.faults.campaign import campaign
+from tests.support.faults.campaign import CampaignReport, campaign, check_writes
 from tests.support.faults.cluster import fault_cluster, status
 from tests.support.faults.proxy import BLACKHOLE
 from tests.support.lazyfs import LazyFSMount
 from tests.support.lincheck import LINEARIZABLE, VIOLATION
+from tests.support.lincheck.history import Operation, Put, PutResponse
+from tests.support.watch_checker import PUT
 
 
 def test_a_partitioned_leader_is_replaced_and_rejoins_once_healed(tmp_path):
@@ -123,3 +125,14 @@ def test_the_campaign_catches_followers_answering_linearizable_reads_locally(tmp
     print(report.summary())
     assert report.verdicts[VIOLATION] == 1, report.summary()
     assert not report.passed
+
+
+def test_an_acknowledged_put_missing_from_the_event_history_is_a_lost_write():
+    history = [
+        Operation(0, 1.0, 1.1, Put(b"robust/a", b"c0-1"), PutResponse(2)),
+        Operation(1, 1.2, 1.3, Put(b"robust/a", b"c1-1"), PutResponse(3)),
+    ]
+    report = CampaignReport()
+    check_writes(history, {2: [(PUT, b"robust/a", b"c0-1")], 3: [(PUT, b"robust/a", b"other")]}, report, 0)
+    assert report.writes_found == 1
+    assert len(report.violations) == 2  # c1-1 lost; "other" written by no client
