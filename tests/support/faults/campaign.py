@@ -173,7 +173,10 @@ def check_writes(history: list[Operation], truth: dict, report: CampaignReport, 
         if expected in truth.get(resp.revision, []):
             report.writes_found += 1
         else:
-            report.violations.append(f"run {run}: acknowledged write lost: {req} at revision {resp.revision}")
+            report.violations.append(
+                f"run {run}: acknowledged write lost: client {op.client} {req} at revision {resp.revision} "
+                f"(the event history has {truth.get(resp.revision, [])} there)"
+            )
     written.add(b"sentinel")
     for revision, events in truth.items():
         for etype, _key, value in events:
