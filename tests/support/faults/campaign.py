@@ -278,7 +278,9 @@ def run_once(
             recovered = _recover(cluster, report, run, echo)
             if recovered is None:
                 report.unrecovered += 1
-                report.violations.append(f"run {run}: not healthy {RECOVERY_DEADLINE} s after: {what}")
+                report.violations.append(
+                    f"run {run}: not healthy {RECOVERY_DEADLINE} s after: {what} ({cluster.describe()})"
+                )
                 break
             report.recovery_seconds.append(recovered)
             line = f"run {run} fault {injected}: {what}; healthy {recovered:.2f} s later"

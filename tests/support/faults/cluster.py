@@ -115,6 +115,25 @@ class FaultCluster:
                 return False
         return True
 
+    def describe(self) -> str:
+        """Each member's state as its Status shows it (leader, term, index), or why it does not answer."""
+        parts = []
+        for member in self.members:
+            if not member.running:
+                parts.append(f"{member.name}: not running")
+                continue
+            try:
+                s = status(member.endpoint)
+                parts.append(f"{member.name}: leader {s.leader:x} term {s.raftTerm} index {s.raftIndex}")
+            except grpc.RpcError as exc:
+                parts.append(f"{member.name}: Status {exc.code().name}")
+            try:
+                with grpc.insecure_channel(member.endpoint) as channel:
+                    rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"health"), timeout=1)
+            except grpc.RpcError as exc:
+                parts[-1] += f", linearizable Range {exc.code().name}"
+        return "; ".join(parts)
+
     def wait_healthy(self, deadline: float) -> float | None:
         """Seconds until ``healthy`` holds, or None if it did not within ``deadline`` seconds."""
         started = time.monotonic()
