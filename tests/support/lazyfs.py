@@ -9,6 +9,10 @@ or through ``LazyFSMount``. The mount behaves as a local filesystem for one mach
 - **Directory entries** (create, mkdir, rename, link, unlink, rmdir) change only the live tree; they become
   durable when that directory is fsynced (its whole entry list at that moment becomes the durable list).
   An fsynced file whose name was never made durable is lost at a cut, as on a disk.
+- **Slow fsync** (optional, ``--fsync-delay-file PATH``): before each fsync, fdatasync, directory fsync or
+  O_SYNC/O_DSYNC write is made durable, the filesystem waits the number of seconds written in PATH (read at
+  each call; a missing or empty file means no wait), as a stalled disk would. The file can be changed while
+  mounted, so a test makes the disk slow and fast again.
 - **A power cut** (SIGUSR1 or SIGTERM) unmounts and exits without writing anything more, except that with
   ``--keep-fraction F > 0`` each unsynced dirty page survives independently with probability F (seeded), as
   a disk's write-back cache may have written any subset of them. Unsynced directory changes never survive.
@@ -97,11 +101,13 @@ def _ceil_page(offset: int) -> int:
 
 def _build_ops():  # pyfuse3 is imported only in the filesystem's own process
     import pyfuse3
+    import trio
 
     class LazyFS(pyfuse3.Operations):
-        def __init__(self, store: _Store, keep_fraction: float, seed: int) -> None:
+        def __init__(self, store: _Store, keep_fraction: float, seed: int, fsync_delay_file: str | None) -> None:
             super().__init__()
             self.store = store
+            self.fsync_delay_file = fsync_delay_file
             self.keep_fraction = keep_fraction
             self.rng = random.Random(seed)
             self.nodes: dict[int, _Node] = {}
@@ -327,9 +333,22 @@ def _build_ops():  # pyfuse3 is imported only in the filesystem's own process
         async def releasedir(self, fh):
             pass
 
+        async def _stall(self) -> None:
+            """Waits the delay the delay file holds (slow fsync mode), if any."""
+            if self.fsync_delay_file is None:
+                return
+            try:
+                with open(self.fsync_delay_file) as f:
+                    delay = float(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return
+            if delay > 0:
+                await trio.sleep(delay)
+
         async def fsyncdir(self, fh, datasync):
             if self.cut_done:
                 raise pyfuse3.FUSEError(errno.EIO)
+            await self._stall()
             node = self._node(fh)
             node.synced_entries = dict(node.entries)
             self._save_tree()
@@ -374,10 +393,12 @@ def _build_ops():  # pyfuse3 is imported only in the filesystem's own process
             node.size = max(node.size, off + len(buf))
             node.mtime_ns = time.time_ns()
             if synchronous:
+                await self._stall()
                 self._sync_file(node)
             return len(buf)
 
         async def fsync(self, fh, datasync):
+            await self._stall()
             self._sync_file(self.nodes[self.handles[fh][0]])
 
         async def flush(self, fh):
@@ -395,12 +416,14 @@ def _build_ops():  # pyfuse3 is imported only in the filesystem's own process
     return pyfuse3, LazyFS
 
 
-def serve(store_dir: str, mountpoint: str, keep_fraction: float, seed: int) -> None:
+def serve(
+    store_dir: str, mountpoint: str, keep_fraction: float, seed: int, fsync_delay_file: str | None = None
+) -> None:
     """Mounts, serves until SIGUSR1 or SIGTERM, then cuts the power: unmounts and drops what was not synced."""
     import trio
 
     pyfuse3, lazyfs_class = _build_ops()
-    operations = lazyfs_class(_Store(store_dir), keep_fraction, seed)
+    operations = lazyfs_class(_Store(store_dir), keep_fraction, seed, fsync_delay_file)
     options = set(pyfuse3.default_options)
     options.add("fsname=lazyfs")
     pyfuse3.init(operations, mountpoint, options)
@@ -426,8 +449,16 @@ class LazyFSMount:
     Stop every process using the mount before ``power_cut`` (a power cut stops them all at once).
     """
 
-    def __init__(self, store_dir: str, mountpoint: str, keep_fraction: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        store_dir: str,
+        mountpoint: str,
+        keep_fraction: float = 0.0,
+        seed: int = 0,
+        fsync_delay_file: str | None = None,
+    ) -> None:
         self.store_dir = store_dir
+        self.fsync_delay_file = fsync_delay_file
         self.mountpoint = mountpoint
         self.keep_fraction = keep_fraction
         self.seed = seed
@@ -438,6 +469,8 @@ class LazyFSMount:
         os.makedirs(self.mountpoint, exist_ok=True)
         argv = [sys.executable, "-m", "tests.support.lazyfs", self.store_dir, self.mountpoint]
         argv += ["--keep-fraction", str(self.keep_fraction), "--seed", str(self.seed)]
+        if self.fsync_delay_file is not None:
+            argv += ["--fsync-delay-file", self.fsync_delay_file]
         log = open(os.path.join(self.store_dir, "..", "lazyfs.log"), "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -475,8 +508,9 @@ def _main() -> None:
     parser.add_argument("mountpoint")
     parser.add_argument("--keep-fraction", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fsync-delay-file", default=None)
     args = parser.parse_args()
-    serve(args.store, args.mountpoint, args.keep_fraction, args.seed)
+    serve(args.store, args.mountpoint, args.keep_fraction, args.seed, args.fsync_delay_file)
 
 
 if __name__ == "__main__":
