@@ -16,7 +16,7 @@ import grpc
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.faults.campaign import CampaignReport, campaign, check_writes
 from tests.support.faults.cluster import fault_cluster, status
-from tests.support.faults.proxy import BLACKHOLE
+from tests.support.faults.proxy import BLACKHOLE, RESET
 from tests.support.lazyfs import LazyFSMount
 from tests.support.lincheck import LINEARIZABLE, VIOLATION
 from tests.support.lincheck.history import Operation, Put, PutResponse
@@ -97,6 +97,53 @@ def test_a_leader_cut_off_with_a_read_pending_keeps_running(tmp_path):
         assert leader.running, leader.process.log_tail()
         assert cluster.wait_healthy(20) is not None
     finally:
+        cluster.stop()
+
+
+def test_a_member_whose_inbound_was_reset_serves_linearizable_reads_soon_after_the_heal(tmp_path):
+    """Found by the campaign (3 runs of 200 faults that never recovered): a leader whose inbound peer traffic is
+    refused (reset mode) steps down (check quorum) and follows no leader; a linearizable read arriving then
+    found no leader to ask, and its ReadIndex stayed "in flight" with no retry, so every later read on that
+    member queued behind it for good. Once healed, the member must catch up with the new leader and answer
+    linearizable reads within seconds."""
+    cluster = fault_cluster(tmp_path, slow_disk=False)
+    stop = threading.Event()
+
+    def write(endpoint: str) -> None:
+        with grpc.insecure_channel(endpoint) as channel:
+            kv = rpc_pb2_grpc.KVStub(channel)
+            while not stop.is_set():
+                with contextlib.suppress(grpc.RpcError):
+                    kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), timeout=2)
+
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        target = leader
+        writers = [threading.Thread(target=write, args=(m.endpoint,)) for m in cluster.members if m is not target]
+        for writer in writers:
+            writer.start()
+        for member in cluster.members:
+            if member is not target:
+                cluster.proxies.cut(member.member_id, target.member_id, RESET)
+        deadline = time.monotonic() + 10
+        while status(target.endpoint).leader != 0:  # it hears no quorum for an election timeout: steps down
+            assert time.monotonic() < deadline, cluster.describe()
+            time.sleep(0.01)
+        with grpc.insecure_channel(target.endpoint) as channel, contextlib.suppress(grpc.RpcError):
+            rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=0.5)  # no leader to ask
+        assert cluster.proxies.connections_reset > 0
+        cluster.proxies.heal()
+        time.sleep(1)
+        stop.set()
+        for writer in writers:
+            writer.join()
+        assert cluster.wait_healthy(5) is not None, cluster.describe()
+        with grpc.insecure_channel(target.endpoint) as channel:
+            rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=2)
+        assert status(target.endpoint).raftIndex == status(cluster.leader().endpoint).raftIndex, cluster.describe()
+    finally:
+        stop.set()
         cluster.stop()
 
 
