@@ -1,6 +1,6 @@
 """The long fault campaign: runs of a 3-member etcdx cluster under KV and watch traffic while a seeded
-schedule injects faults (kill -9, SIGSTOP pauses, symmetric and one-way partitions, slow fsync; the
-member-replace hook until the member API lands); prints the faults per kind, operations, acknowledged
+schedule injects faults (kill -9, SIGSTOP pauses, symmetric and one-way partitions, slow fsync, a member
+removed, wiped and added back or rejoined as a new member); prints the faults per kind, operations, acknowledged
 writes, time to recover and violations. Exits 1 unless every history is linearizable, every watch got
 its due, no acknowledged write is lost, the members agree, and the cluster recovered from every fault.
 

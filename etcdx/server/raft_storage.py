@@ -38,6 +38,7 @@ class MemberStorage(MemoryStorage):
     def __init__(self, conf_state: ConfState | None = None) -> None:
         super().__init__(conf_state)
         self.on_image_wanted: Callable[[], None] = lambda: None
+        self.current_conf: Callable[[], ConfState] | None = None  # the membership in force (None: unchecked)
         self._imaged: Snapshot | None = None  # the snapshot of the last image attached
 
     def stored_snapshot(self) -> Snapshot:
@@ -45,13 +46,19 @@ class MemberStorage(MemoryStorage):
         return super().snapshot()
 
     def snapshot(self) -> Snapshot:
-        """What the core sends: a snapshot with its image that the log continues from (see above)."""
+        """What the core sends: a snapshot with its image that the log continues from (see above), whose
+        membership is the one in force (``current_conf``). One taken before a member was added would be
+        ignored by that member (it is not in the snapshot's membership) and sent again, for ever: a newer
+        image is asked for instead."""
         stored = super().snapshot()
-        if not stored.index or stored.data:
+        if not stored.index:
             return stored
         imaged = self._imaged
-        if imaged is not None and imaged.index >= self.first_index() - 1:
-            return imaged
+        for candidate in (stored if stored.data else None, imaged):
+            if candidate is not None and candidate.index >= self.first_index() - 1:
+                if self.current_conf is None or candidate.conf_state == self.current_conf():
+                    return candidate
+                break
         self.on_image_wanted()
         raise SnapshotTemporarilyUnavailableError()
 

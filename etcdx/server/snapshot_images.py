@@ -41,6 +41,7 @@ class SnapshotImages:
         self._on_attached = on_attached
         self._wanted = trio.Event()
         storage.on_image_wanted = self.want
+        storage.current_conf = conf_state
 
     def want(self) -> None:
         self._wanted.set()

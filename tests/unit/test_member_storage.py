@@ -66,3 +66,22 @@ def test_an_older_image_is_sent_while_the_log_continues_from_it():
     assert storage.attach_image(45, 3, CONF, b"image-45")  # built meanwhile, older than the stored snapshot
     assert (storage.snapshot().index, storage.snapshot().data) == (45, b"image-45")
     assert storage.stored_snapshot().index == 50
+
+
+def test_an_image_from_before_a_member_was_added_is_not_sent_a_newer_one_is_asked_for():
+    """A member added after the image was built is not in its membership and would ignore it (Raft restore),
+    then be sent it again for ever: the campaign's wiped-and-re-added member looped on one. Once an image
+    with the membership in force is attached, that one is sent."""
+    storage, wanted = storage_with_log(40)
+    grown = ConfState(voters=frozenset({1, 2, 3, 4}))
+    current = [CONF]
+    storage.current_conf = lambda: current[0]
+    assert storage.attach_image(30, 3, CONF, b"image-30")
+    assert storage.snapshot().data == b"image-30"
+    current[0] = grown  # member 4 added at index 35
+    with pytest.raises(SnapshotTemporarilyUnavailableError):
+        storage.snapshot()
+    assert wanted == [1]
+    assert storage.attach_image(38, 3, grown, b"image-38")
+    snap = storage.snapshot()
+    assert (snap.index, snap.data, snap.conf_state) == (38, b"image-38", grown)

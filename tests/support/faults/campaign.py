@@ -273,6 +273,9 @@ def run_once(
                 report.skipped[(kind, str(skipped))] += 1
                 active.remove(kind)  # for this run: it would be skipped again
                 continue
+            except injectors.FaultFailed as failed:
+                report.violations.append(f"run {run}: {failed}")
+                what = f"{kind} on {target.name} (failed)"
             injected += 1
             report.faults[kind] += 1
             recovered = _recover(cluster, report, run, echo)

@@ -8,8 +8,9 @@ election timeout (etcd's default 1 s) so that each fault can cost the cluster it
 - ``one-way``: only the target's outbound or only its inbound peer traffic cut;
   (partitions: ``blackhole`` or ``reset`` mode, see proxy.py);
 - ``slow-fsync``: the slow-disk member's fsyncs each wait a delay (LazyFS slow-fsync mode);
-- ``member-replace``: the target removed and re-added, or wiped and rejoined as a new member. It needs
-  MemberAdd/MemberRemove; while the server answers them UNIMPLEMENTED the kind raises ``Skipped``.
+- ``member-replace``: the target removed (MemberRemove), its data dir wiped, added back (MemberAdd) and
+  started with --initial-cluster-state existing: under its name and peer URL, or as a new member under new
+  ones. A change the cluster refuses raises ``FaultFailed`` (a violation: a healthy cluster takes it).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ import random
 import signal
 import time
 
-import grpc
-
-from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.support.faults import member_change
 from tests.support.faults.cluster import FaultCluster, Member
 from tests.support.faults.proxy import BLACKHOLE, RESET
 
 
 class Skipped(Exception):
     """The fault kind cannot run against this server; the message says why."""
+
+
+class FaultFailed(Exception):
+    """The fault could not be carried out because the cluster refused an operator's request; the message
+    says which."""
 
 
 def kill(cluster: FaultCluster, target: Member, rng: random.Random) -> str:
@@ -88,17 +92,11 @@ def slow_fsync(cluster: FaultCluster, target: Member, rng: random.Random) -> str
 
 
 def member_replace(cluster: FaultCluster, target: Member, rng: random.Random) -> str:
-    """Hook for the member API. The probe is a MemberAdd without peer URLs, which changes nothing: etcd
-    refuses it as invalid; an etcdx without the member API answers UNIMPLEMENTED."""
+    """Half the time the target comes back under its name and peer URL, else under new ones (member_change)."""
     try:
-        with grpc.insecure_channel(target.endpoint) as channel:
-            rpc_pb2_grpc.ClusterStub(channel).MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=[]), timeout=2)
-    except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
-            raise Skipped("MemberAdd is unimplemented (member API not landed)") from None
-        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
-            raise Skipped(f"MemberAdd probe failed: {exc.code().name}") from None
-    raise Skipped("member API present but the remove/re-add and wipe/rejoin steps are not written yet")
+        return member_change.rejoin(cluster, target, new_identity=rng.random() < 0.5)
+    except member_change.ChangeFailed as exc:
+        raise FaultFailed(f"member change on {target.name}: {exc}") from None
 
 
 KINDS = {

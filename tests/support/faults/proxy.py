@@ -15,7 +15,11 @@ A cut is per direction, ``sender -> receiver``, in one of two modes:
 Frames always cross whole, so a healed connection carries valid frames again. Receiver-to-sender frames on
 a connection (refusals, snapshot acknowledgements) are judged by their own envelope, the reverse pair.
 
-The proxies run on trio in one thread; ``cut``/``heal`` may be called from any thread.
+Routes may be added while running (``add_route``: a member rejoining under a new peer URL). A member that
+rejoins under a new member ID needs nothing here: frames are judged by the ids they carry, and cuts name
+the ids the caller knows now.
+
+The proxies run on trio in one thread; ``cut``/``heal``/``add_route`` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class PeerProxies:
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
         self.frames_dropped = 0
         self.connections_reset = 0
 
@@ -54,6 +59,11 @@ class PeerProxies:
     def rule(self, sender: int, receiver: int) -> str | None:
         with self._lock:
             return self._cuts.get((sender, receiver))
+
+    def add_route(self, listen: int, target: int) -> None:
+        """Starts proxying port ``listen`` to the member's peer port ``target``; returns once it listens."""
+        trio.from_thread.run(self._listen, listen, target, trio_token=self._token)
+        self.routes[listen] = target
 
     def start(self) -> PeerProxies:
         ready = threading.Event()
@@ -85,11 +95,14 @@ class PeerProxies:
     async def _main(self, ready: threading.Event) -> None:
         self._token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
-            self._scope = nursery.cancel_scope
+            self._scope, self._nursery = nursery.cancel_scope, nursery
             for listen, target in self.routes.items():
-                listeners = await trio.open_tcp_listeners(listen, host="127.0.0.1")
-                nursery.start_soon(trio.serve_listeners, self._handler(target), listeners)
+                await self._listen(listen, target)
             ready.set()
+
+    async def _listen(self, listen: int, target: int) -> None:
+        listeners = await trio.open_tcp_listeners(listen, host="127.0.0.1")
+        self._nursery.start_soon(trio.serve_listeners, self._handler(target), listeners)
 
     def _handler(self, target: int):
         async def handle(inbound: trio.SocketStream) -> None:
