@@ -10,6 +10,7 @@ certificates). tests/integration/test_tls_listener.py covers what needs short li
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -428,13 +429,16 @@ def test_auto_tls_certificates_name_the_listen_hosts_and_serve_both_ports(auto):
 
 
 def peer_handshake(server: TlsMember, ca: str, issued: Issued) -> bool:
-    """True when the peer port completes a handshake with ``issued`` and keeps it past its checks."""
+    """True when the peer port completes a handshake with ``issued`` and keeps it past its checks (the member's
+    transport then waits for peer frames, so a read that times out means the connection was kept)."""
     context = ssl.create_default_context(cafile=ca)
     context.load_cert_chain(issued.cert, issued.key)
     raw = socket.create_connection(("127.0.0.1", server.peer_port), timeout=10)
     try:
         with context.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False) as sock:
-            sock.recv(1)  # TLS 1.3 reports a refused client certificate on the first read
+            sock.settimeout(5)
+            with contextlib.suppress(TimeoutError):  # a timeout: kept open
+                sock.recv(1)  # TLS 1.3 reports a refused client certificate on the first read
             return True
     except (ssl.SSLError, ConnectionResetError):
         return False
