@@ -16,7 +16,7 @@ import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.compat.watch_client import RecordingWatch
-from tests.support.procs import etcdx_cluster
+from tests.support.procs import etcdx_cluster, start_cluster, stop_cluster
 
 SNAPSHOT_COUNT = 100
 WRITES = 500
@@ -62,15 +62,11 @@ def log_records(member, message: str) -> list[dict]:
 def cluster(tmp_path):
     flags = ("--snapshot-count", str(SNAPSHOT_COUNT), "--experimental-snapshot-catchup-entries", "10")
     members = etcdx_cluster(tmp_path, 3, flags)
-    for member in members:
-        member.launch()
+    start_cluster(members)
     try:
-        for member in members:
-            member.wait_ready()
         yield members
     finally:
-        for member in members:
-            member.stop()
+        stop_cluster(members)
 
 
 def test_a_member_down_for_more_than_snapshot_count_writes_catches_up_by_snapshot(cluster):

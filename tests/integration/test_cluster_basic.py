@@ -13,7 +13,7 @@ import pytest
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.peer.codec import message_frame
 from etcdx.raft import Message, MessageType
-from tests.support.procs import etcdx_cluster
+from tests.support.procs import etcdx_cluster, start_cluster, stop_cluster
 
 
 def status(member) -> rpc_pb2.StatusResponse:
@@ -40,15 +40,11 @@ def leaders(members) -> set[int]:
 @pytest.fixture
 def cluster(tmp_path):
     members = etcdx_cluster(tmp_path, 3)
-    for member in members:
-        member.launch()
+    start_cluster(members)
     try:
-        for member in members:
-            member.wait_ready()
         yield members
     finally:
-        for member in members:
-            member.stop()
+        stop_cluster(members)
 
 
 def test_three_members_agree_on_a_leader_and_replicate_writes(cluster):
