@@ -47,7 +47,8 @@ class Alarms:
         self.active = set(pairs)
 
     def has(self, alarm: int) -> bool:
-        return any(kind == alarm for _, kind in self.active)
+        """Whether any member has ``alarm`` active (checked on every write: the usual empty set costs one test)."""
+        return bool(self.active) and any(kind == alarm for _, kind in self.active)
 
     def activate(self, member_id: int, alarm: int) -> None:
         self.active.add((member_id, alarm))

@@ -32,6 +32,7 @@ closed. The ping policy (EnforcementPolicy) is the HTTP/2 driver's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import struct
 from collections import deque
@@ -559,7 +560,7 @@ class GrpcConnection:
 
     def _run_deferred(self, call: _Call, message: bytes) -> None:
         try:
-            at_once = call.method.handler(message, call.ctx, lambda outcome: self._deferred_reply(call, outcome))
+            at_once = call.method.handler(message, call.ctx, functools.partial(self._deferred_reply, call))
         except Exception as exc:
             self._finish(call, *_outcome(call, exc))
             return

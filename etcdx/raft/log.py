@@ -230,7 +230,8 @@ class RaftLog:
 
     # -- handing out work ----------------------------------------------------------------------------------
     def has_next_unstable(self) -> bool:
-        return self.unstable.in_progress < self.last_index() and bool(self.unstable.entries)
+        entries = self.unstable.entries  # when there are any, the last of them is the log's last index
+        return bool(entries) and self.unstable.in_progress < entries[-1].index
 
     def next_unstable(self) -> list[Entry]:
         u = self.unstable

@@ -175,11 +175,12 @@ class Applier:
 
     def _dispatch(self, index: int, request: InternalRequest) -> Message | None:
         kind = request.WhichOneof("request")
-        if kind in _REFUSED_WHEN_CORRUPT and self.alarms.has(rpc_pb2.CORRUPT):
+        alarms = self.alarms
+        if alarms.active and kind in _REFUSED_WHEN_CORRUPT and alarms.has(rpc_pb2.CORRUPT):
             raise errors.ERR_CORRUPT  # etcd's corrupt applier, outermost: before auth and the NOSPACE cap
-        if request.HasField("auth"):
+        if self.auth.enabled and request.HasField("auth"):
             self._authorize(kind, request, AuthInfo(request.auth.username, request.auth.revision))
-        if kind in _ADDS_DATA and self.alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
+        if alarms.active and kind in _ADDS_DATA and alarms.has(rpc_pb2.NOSPACE) and _adds_data(request, kind):
             raise errors.ERR_NO_SPACE
         if kind in _AUTH_KINDS:
             return self._apply_auth(index, kind, getattr(request, kind))

@@ -180,7 +180,7 @@ class EtcdServer:
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
         self._proposals: list[tuple[int, bytes]] = []  # (request id, InternalRequest bytes) for the next Ready
-        self._log_last_index = 0  # the core's last log index as of the Ready loop's last turn (for admission)
+        self._log_last_index = 0  # the core's last log index, updated whenever the log changes (for admission)
         self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
         self._read_issued_at = 0.0  # when the ReadIndex in flight was first issued (its request timeout runs)
@@ -561,7 +561,7 @@ class EtcdServer:
         while True:
             if self._proposals:
                 self._flush_proposals()
-            self._log_last_index = node.raft.log.last_index()
+                self._log_last_index = node.raft.log.last_index()
             if not node.has_ready():
                 await self._work.wait()
                 self._work = trio.Event()
@@ -579,6 +579,8 @@ class EtcdServer:
                 self._backend_bytes = self.backend.size_bytes
                 self._reads.on_applied(self.store.consistent_index)
             synced = self._persist(rd)
+            if rd.entries or rd.snapshot is not None:  # appended, replaced (a conflict) or reset by a snapshot
+                self._log_last_index = node.raft.log.last_index()
             # Pipelined: the committed entries (persisted by an earlier Ready) are applied while this Ready's
             # entries are fsynced; apply order stays log order, and each waiter is resolved by its own apply.
             if rd.committed_entries:

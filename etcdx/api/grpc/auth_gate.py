@@ -26,10 +26,7 @@ from etcdx.auth.rangeperms import key_interval
 from etcdx.auth.tokens import AuthInfo
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
-    DeferredUnaryMethod,
-    InlineUnaryMethod,
     Method,
-    Reply,
     RpcContext,
     Send,
     ServerStreamMethod,
@@ -91,14 +88,14 @@ def _access(path: str, data: bytes) -> Access:
     return access
 
 
-def _admit(server: EtcdServer, access: Access, info: AuthInfo | None) -> None:
+def _check_access(server: EtcdServer, access: Access, info: AuthInfo | None) -> None:
     if access is Access.AUTHENTICATED:
         server.auth.check_authenticated(info)
     elif access is Access.ADMIN:
         server.auth.check_admin(info)
 
 
-def _enter(server: EtcdServer, path: str, ctx: RpcContext, data: bytes) -> AuthInfo | None:
+def admit(server: EtcdServer, path: str, ctx: RpcContext, data: bytes) -> AuthInfo | None:
     """The call's user, once the method's gate let it in; raises the refusal etcd sends."""
     if not server.auth.enabled:
         return None
@@ -107,7 +104,7 @@ def _enter(server: EtcdServer, path: str, ctx: RpcContext, data: bytes) -> AuthI
         return None
     try:
         info = who(server, ctx)
-        _admit(server, access, info)
+        _check_access(server, access, info)
     except errors.EtcdError as exc:
         if path.startswith(policy.MAINTENANCE_PREFIX):
             raise policy.unmapped(exc) from None
@@ -116,49 +113,28 @@ def _enter(server: EtcdServer, path: str, ctx: RpcContext, data: bytes) -> AuthI
 
 
 def guard(server: EtcdServer, path: str, method: Method) -> Method:
-    """``method`` behind the auth gate of ``path``."""
+    """A task-running ``method`` (unary, server stream, bidi) behind the auth gate of ``path``; the synchronous
+    unary kinds get both gates in one wrapper (gates.py)."""
     if isinstance(method, UnaryMethod):
         handler = method.handler
 
         async def unary(data: bytes, ctx: RpcContext) -> bytes:
-            with caller.acting_as(_enter(server, path, ctx, data)):
+            with caller.acting_as(admit(server, path, ctx, data)):
                 return await handler(data, ctx)
 
         return UnaryMethod(unary)
-    if isinstance(method, InlineUnaryMethod):
-        inline_handler = method.handler
-
-        def inline(data: bytes, ctx: RpcContext) -> bytes:
-            token = caller.enter(_enter(server, path, ctx, data))
-            try:
-                return inline_handler(data, ctx)
-            finally:
-                caller.leave(token)
-
-        return InlineUnaryMethod(inline)
-    if isinstance(method, DeferredUnaryMethod):
-        deferred_handler = method.handler
-
-        def deferred(data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
-            token = caller.enter(_enter(server, path, ctx, data))
-            try:
-                return deferred_handler(data, ctx, reply)  # an answer given at once goes back as it is
-            finally:
-                caller.leave(token)
-
-        return DeferredUnaryMethod(deferred)
     if isinstance(method, ServerStreamMethod):
         stream_handler = method.handler
 
         async def server_stream(data: bytes, ctx: RpcContext, send: Send) -> None:
-            with caller.acting_as(_enter(server, path, ctx, data)):
+            with caller.acting_as(admit(server, path, ctx, data)):
                 await stream_handler(data, ctx, send)
 
         return ServerStreamMethod(server_stream)
     bidi_handler = method.handler
 
     async def bidi(requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
-        with caller.acting_as(_enter(server, path, ctx, b"")):
+        with caller.acting_as(admit(server, path, ctx, b"")):
             await bidi_handler(requests, ctx, send)
 
     assert isinstance(method, BidiStreamMethod)

@@ -15,10 +15,7 @@ import trio
 from etcdx import errors
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
-    DeferredUnaryMethod,
-    InlineUnaryMethod,
     Method,
-    Reply,
     RpcContext,
     Send,
     ServerStreamMethod,
@@ -33,8 +30,9 @@ def _requires_leader(ctx: RpcContext) -> bool:
     return ctx.metadata.get("hasleader") == "true"
 
 
-def _check(server: EtcdServer, ctx: RpcContext) -> None:
-    if _requires_leader(ctx) and not server.leader_id:
+def check(server: EtcdServer, ctx: RpcContext) -> None:
+    """Refuses a call that requires a leader while this member knows none."""
+    if not server.leader_id and ctx.metadata.get("hasleader") == "true":
         raise errors.ERR_NO_LEADER
 
 
@@ -66,36 +64,21 @@ async def _while_leader(server: EtcdServer, ctx: RpcContext, run) -> None:
 
 
 def require_leader(server: EtcdServer, method: Method) -> Method:
-    """``method`` behind the gate (see the module docstring)."""
+    """A task-running ``method`` (unary, server stream, bidi) behind the gate (see the module docstring); the
+    synchronous unary kinds get both gates in one wrapper (gates.py)."""
     if isinstance(method, UnaryMethod):
         unary_handler = method.handler
 
         async def unary(data: bytes, ctx: RpcContext) -> bytes:
-            _check(server, ctx)
+            check(server, ctx)
             return await unary_handler(data, ctx)
 
         return UnaryMethod(unary)
-    if isinstance(method, InlineUnaryMethod):
-        inline_handler = method.handler
-
-        def inline(data: bytes, ctx: RpcContext) -> bytes:
-            _check(server, ctx)
-            return inline_handler(data, ctx)
-
-        return InlineUnaryMethod(inline)
-    if isinstance(method, DeferredUnaryMethod):
-        deferred_handler = method.handler
-
-        def deferred(data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
-            _check(server, ctx)
-            return deferred_handler(data, ctx, reply)
-
-        return DeferredUnaryMethod(deferred)
     if isinstance(method, ServerStreamMethod):
         stream_handler = method.handler
 
         async def server_stream(data: bytes, ctx: RpcContext, send: Send) -> None:
-            _check(server, ctx)
+            check(server, ctx)
             await _while_leader(server, ctx, lambda: stream_handler(data, ctx, send))
 
         return ServerStreamMethod(server_stream)
@@ -103,7 +86,7 @@ def require_leader(server: EtcdServer, method: Method) -> Method:
     bidi_handler = method.handler
 
     async def bidi(requests: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
-        _check(server, ctx)
+        check(server, ctx)
         await _while_leader(server, ctx, lambda: bidi_handler(requests, ctx, send))
 
     return BidiStreamMethod(bidi)

@@ -6,9 +6,9 @@ from etcdx.api.grpc.auth import AuthService
 from etcdx.api.grpc.auth_gate import guard
 from etcdx.api.grpc.cluster import ClusterService
 from etcdx.api.grpc.election import ElectionService
+from etcdx.api.grpc.gates import gated
 from etcdx.api.grpc.health import HealthService
 from etcdx.api.grpc.kv import KVService
-from etcdx.api.grpc.leader_gate import require_leader
 from etcdx.api.grpc.lease import LeaseService
 from etcdx.api.grpc.lock import LockService
 from etcdx.api.grpc.maintenance import MaintenanceService
@@ -21,7 +21,7 @@ from etcdx.server.server import EtcdServer
 
 def build_routes(server: EtcdServer) -> dict:
     """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate and, outside
-    that, the "require leader" gate (leader_gate.py)."""
+    that, the "require leader" gate (gates.py)."""
     routes: dict = {}
     services = (
         KVService(server),
@@ -35,9 +35,7 @@ def build_routes(server: EtcdServer) -> dict:
         HealthService(),
     )
     for service in services:
-        routes.update(
-            (path, require_leader(server, guard(server, path, method))) for path, method in service.methods().items()
-        )
+        routes.update((path, gated(server, path, method)) for path, method in service.methods().items())
     for path in policy.METHODS.keys() - routes.keys():
         routes[path] = guard(server, path, UnaryMethod(_not_served(path)))
     return routes

@@ -1,0 +1,44 @@
+"""Both gates in front of every route: "require leader" (leader_gate.py) outside, auth (auth_gate.py) inside.
+
+The synchronous unary kinds (inline and deferred: every KV call, run once per request in the connection's
+reader) get both checks in one wrapper, so a request pays one extra frame rather than two; the task-running
+kinds are wrapped by each gate in turn. Either way the order is the same: a call that requires a leader is
+refused "no leader" before its token is looked at, and the handler runs acting as the call's user.
+"""
+
+from __future__ import annotations
+
+from etcdx.api.grpc import auth_gate, leader_gate
+from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Method, Reply, RpcContext
+from etcdx.server import caller
+from etcdx.server.server import EtcdServer
+
+
+def gated(server: EtcdServer, path: str, method: Method) -> Method:
+    """``method`` (the handler of ``path``) behind both gates."""
+    check_leader, admit, enter, leave = leader_gate.check, auth_gate.admit, caller.enter, caller.leave
+    if isinstance(method, DeferredUnaryMethod):
+        deferred_handler = method.handler
+
+        def deferred(data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
+            check_leader(server, ctx)
+            token = enter(admit(server, path, ctx, data))
+            try:
+                return deferred_handler(data, ctx, reply)  # an answer given at once goes back as it is
+            finally:
+                leave(token)
+
+        return DeferredUnaryMethod(deferred)
+    if isinstance(method, InlineUnaryMethod):
+        inline_handler = method.handler
+
+        def inline(data: bytes, ctx: RpcContext) -> bytes:
+            check_leader(server, ctx)
+            token = enter(admit(server, path, ctx, data))
+            try:
+                return inline_handler(data, ctx)
+            finally:
+                leave(token)
+
+        return InlineUnaryMethod(inline)
+    return leader_gate.require_leader(server, auth_gate.guard(server, path, method))
