@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from etcdx.raft.errors import CompactedError, InvariantViolation, SnapshotTemporarilyUnavailableError, UnavailableError
-from etcdx.raft.messages import ConfState, Entry, HardState, Snapshot
+from etcdx.raft.messages import ConfState, Entry, EntryType, HardState, Snapshot
 
 
 class Storage(Protocol):
@@ -45,15 +45,31 @@ def limit_size(entries: list[Entry], max_size: int | None) -> list[Entry]:
     return entries
 
 
+_NORMAL, _CONF_CHANGE = EntryType.NORMAL, EntryType.CONF_CHANGE
+
+
+def _stored(e: Entry) -> tuple[int, int, bool, bytes]:
+    return (e.term, e.index, e.type is _CONF_CHANGE, e.data)
+
+
+def _entry(t: tuple[int, int, bool, bytes]) -> Entry:
+    return Entry(t[0], t[1], _CONF_CHANGE if t[2] else _NORMAL, t[3])
+
+
 class MemoryStorage:
     """Storage held in lists. Invariant: self._entries[0] is a dummy at the snapshot's (index, term), and
-    self._entries[k].index == self._entries[0].index + k."""
+    self._entries[k] holds index self._entries[0]'s index + k.
+
+    Stored entries are plain tuples (term, index, is a conf change, data) of atomic values, turned back into
+    Entry when read: the cyclic GC stops tracking such a tuple the first time it sees it, so a long log (up to
+    --snapshot-count entries on a member) costs the collector nothing, where every Entry (a tuple subclass that
+    holds an enum member) would be traversed by each full collection."""
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
         """An empty log; conf_state is the initial membership of a new cluster (held as a snapshot at 0)."""
         self.hard_state = HardState()
         self._snapshot = Snapshot(conf_state=conf_state or ConfState())
-        self._entries: list[Entry] = [Entry(term=0, index=0)]
+        self._entries: list[tuple[int, int, bool, bytes]] = [(0, 0, False, b"")]
         self.snapshot_unavailable = False
         """Set by tests to make snapshot() fail as a busy store would."""
 
@@ -64,29 +80,37 @@ class MemoryStorage:
         self.hard_state = hs
 
     def _offset(self) -> int:
-        return self._entries[0].index
+        return self._entries[0][1]
 
     def first_index(self) -> int:
-        return self._offset() + 1
+        return self._entries[0][1] + 1
 
     def last_index(self) -> int:
-        return self._entries[-1].index
+        return self._entries[-1][1]
 
     def term(self, index: int) -> int:
-        offset = self._offset()
+        offset = self._entries[0][1]
         if index < offset:
             raise CompactedError(index)
-        if index > self.last_index():
+        if index > self._entries[-1][1]:
             raise UnavailableError(index)
-        return self._entries[index - offset].term
+        return self._entries[index - offset][0]
 
     def entries(self, lo: int, hi: int, max_size: int | None = None) -> list[Entry]:
-        offset = self._offset()
+        offset = self._entries[0][1]
         if lo <= offset:
             raise CompactedError(lo)
-        if hi > self.last_index() + 1:
+        if hi > self._entries[-1][1] + 1:
             raise UnavailableError(hi)
-        return limit_size(self._entries[lo - offset : hi - offset], max_size)
+        stored = self._entries[lo - offset : hi - offset]
+        if max_size is not None and len(stored) > 1:  # limit_size's rule, on the stored form
+            total = 0
+            for n, t in enumerate(stored):
+                total += len(t[3]) + 16
+                if n > 0 and total > max_size:
+                    stored = stored[:n]
+                    break
+        return [_entry(t) for t in stored]
 
     def snapshot(self) -> Snapshot:
         if self.snapshot_unavailable:
@@ -107,14 +131,14 @@ class MemoryStorage:
         if first > self.last_index() + 1:
             raise InvariantViolation(f"gap: appending at {first} after last index {self.last_index()}")
         del self._entries[first - offset :]
-        self._entries.extend(entries)
+        self._entries.extend(map(_stored, entries))
 
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace everything with the snapshot (a follower installing one sent by the leader)."""
         if snap.index <= self._snapshot.index:
             raise CompactedError(snap.index)
         self._snapshot = snap
-        self._entries = [Entry(term=snap.term, index=snap.index)]
+        self._entries = [(snap.term, snap.index, False, b"")]
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
         """Record the state machine at `index` (applied there) as the current snapshot; entries stay."""
@@ -132,6 +156,4 @@ class MemoryStorage:
             raise CompactedError(index)
         if index > self.last_index():
             raise InvariantViolation(f"compacting to {index} beyond last index {self.last_index()}")
-        self._entries = [Entry(term=self._entries[index - offset].term, index=index)] + self._entries[
-            index - offset + 1 :
-        ]
+        self._entries = [(self._entries[index - offset][0], index, False, b"")] + self._entries[index - offset + 1 :]

@@ -139,13 +139,11 @@ class Applier:
     def apply(self, index: int, data: bytes) -> Result:
         """``apply_request`` for an entry as the log holds it (a serialized InternalRequest). Bytes that do not
         parse are that entry's ApplyFailed answer (the same bytes fail the same way on every member)."""
-        if not self.store.advance_to(index):
-            return None
         try:
             request = InternalRequest.FromString(data)
         except Exception as exc:  # DecodeError, or whatever else the decoder raises for these bytes
-            return ApplyFailed(exc)
-        return self._apply_advanced(index, request)
+            return ApplyFailed(exc) if self.store.advance_to(index) else None
+        return self.apply_request(index, request)
 
     def apply_request(self, index: int, request: InternalRequest) -> Result:
         """Applies one committed entry; returns its response, or the EtcdError it failed with.
@@ -158,10 +156,6 @@ class Applier:
         """
         if not self.store.advance_to(index):
             return None
-        return self._apply_advanced(index, request)
-
-    def _apply_advanced(self, index: int, request: InternalRequest) -> Result:
-        """``apply_request`` once the store has recorded the entry's index."""
         try:
             return self._dispatch(index, request)
         except errors.EtcdError as exc:

@@ -1141,8 +1141,11 @@ class EtcdServer:
         request.id = self._next_request_id()
         info = caller.current()
         if info is not None:  # a client's request: apply checks it as this user, at this auth revision
-            request.auth.username = info.username
-            request.auth.revision = info.revision
+            if info is caller.ANONYMOUS:
+                request.auth.SetInParent()  # the same stamp (empty user, revision 0), set in one call
+            else:
+                request.auth.username = info.username
+                request.auth.revision = info.revision
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
