@@ -560,8 +560,7 @@ class EtcdServer:
         node = self.node
         while True:
             if self._proposals:
-                self._flush_proposals()
-                self._log_last_index = node.raft.log.last_index()
+                self._flush_proposals()  # the core appended them: the Ready below carries them (and the last index)
             if not node.has_ready():
                 await self._work.wait()
                 self._work = trio.Event()
