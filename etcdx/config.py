@@ -108,6 +108,7 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-compaction-batch-limit": ("int", 1000),
     "experimental-warning-apply-duration": ("str", "100ms"),
     "experimental-memory-mlock": ("bool", False),
+    "experimental-bootstrap-defrag-threshold-megabytes": ("uint", 0),
     "unsafe-no-fsync": ("bool", False),
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
@@ -115,7 +116,6 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     # bbolt and Go tuning with nothing to tune in LMDB: validated as etcd does, no effect (docs/differences.md).
     "backend-bbolt-freelist-type": ("str", "map"),
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
-    "experimental-bootstrap-defrag-threshold-megabytes": ("uint", 0),
     # Sub-flags that only matter with their main flag (which stays refused below): accepted and validated.
     "discovery-fallback": ("str", "proxy"),
     "discovery-proxy": ("str", ""),
@@ -279,6 +279,7 @@ class Config:
     socket_reuse_address: bool = False
     unsafe_no_fsync: bool = False
     memory_mlock: bool = False
+    bootstrap_defrag_threshold_megabytes: int = 0
     v2_deprecation: str = "not-yet"
 
     @property
@@ -668,6 +669,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         socket_reuse_address=get("socket-reuse-address"),
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
+        bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),
         v2_deprecation=v2_deprecation,
     )
 
@@ -693,7 +695,7 @@ def _auto_compaction(mode: str, retention: str) -> tuple[str, float]:
 
 def _v2_deprecation(stage: str, enable_v2: bool) -> str:
     """etcd 3.5's v2 deprecation stages; from write-only on, the v2 API cannot be served."""
-    _check_choice("v2-deprecation", stage, _V2_DEPRECATION_STAGES, f': invalid value "{stage}"')
+    _check_choice("v2-deprecation", stage, _V2_DEPRECATION_STAGES, f' "{stage}"')
     if enable_v2 and stage != "not-yet":
         raise ConfigError(f"--enable-v2 and --v2-deprecation={stage} are mutually exclusive")
     return stage

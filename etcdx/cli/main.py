@@ -79,6 +79,7 @@ def settings_from_config(config: Config) -> ServerSettings:
         initial_election_tick_advance=config.initial_election_tick_advance,
         pre_vote=config.pre_vote,
         unsafe_no_fsync=config.unsafe_no_fsync,
+        bootstrap_defrag_threshold_bytes=config.bootstrap_defrag_threshold_megabytes * 1024**2,
         # Test-only knob (etcd's 5 minutes between revision-mode compactions is too long for a test run).
         revision_compaction_interval=float(os.environ.get("ETCDX_TEST_REVISION_COMPACTION_INTERVAL") or 300.0),
         # Test-only knob (small segments make release observable in a short run); not an etcd flag.

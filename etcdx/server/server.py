@@ -249,6 +249,7 @@ class EtcdServer:
             raise self._stop(str(exc)) from exc
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size, fsync=not s.unsafe_no_fsync)
         try:
+            await self._bootstrap_defrag()
             self.store = KVStore(self.backend, self.lessor)
             self.store.compaction_batch_limit = s.compaction_batch_limit
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
@@ -300,6 +301,8 @@ class EtcdServer:
                     wal_segments=self.wal.segment_count,
                     revision=self.store.current_revision,
                     term=self.raft_term,
+                    pre_vote=s.pre_vote,
+                    initial_election_tick_advance=s.initial_election_tick_advance,
                 )
                 metrics.publish_identity(self.member_id)
                 metrics.PROPOSALS_COMMITTED.set_function(lambda: self.node.raft.log.committed)
@@ -377,6 +380,18 @@ class EtcdServer:
                             if self.store is not None:
                                 self.store.abort()
                             self.backend.close()
+
+    async def _bootstrap_defrag(self) -> None:
+        """--experimental-bootstrap-defrag-threshold-megabytes: defragments the backend before anything reads
+        it when its free pages reach the threshold (0: never)."""
+        threshold = self.settings.bootstrap_defrag_threshold_bytes
+        free = self.backend.size_bytes - self.backend.size_in_use_bytes
+        if threshold <= 0 or free < threshold:
+            return
+        before = self.backend.size_bytes
+        copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
+        self.backend.swap_in(copy_path)
+        log.info("bootstrap defragmentation", db_size_before=before, db_size_after=self.backend.size_bytes)
 
     def _stop(self, reason: str) -> MemberStopped:
         """Marks the member as unable to write (/health turns false) and returns the error that stops it."""
@@ -936,13 +951,16 @@ class EtcdServer:
         while True:
             await self._compaction_work.wait()
             self._compaction_work = trio.Event()
+            batches = 1  # the compaction's own apply deleted the first
             while self.store.compaction_pending:
                 while self._applies_resumed is not None:  # a defragmentation holds the backend
                     await self._applies_resumed.wait()
                 with self.store.apply_batch():
                     self.store.continue_compaction()
                 self._commit_backend()
+                batches += 1
                 await trio.sleep(COMPACTION_BATCH_PAUSE)
+            log.info("finished scheduled compaction", compact_revision=self.store.compact_revision, batches=batches)
 
     async def _auto_compaction_loop(self) -> None:
         """--auto-compaction-*: proposes the Compact the schedule (auto_compaction.py) asks for, as the leader."""
