@@ -113,6 +113,8 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
     "v2-deprecation": ("str", "not-yet"),
+    "experimental-enable-lease-checkpoint": ("bool", False),
+    "experimental-enable-lease-checkpoint-persist": ("bool", False),
     # bbolt and Go tuning with nothing to tune in LMDB: validated as etcd does, no effect (docs/differences.md).
     "backend-bbolt-freelist-type": ("str", "map"),
     "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
@@ -142,8 +144,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "experimental-enable-distributed-tracing": ("bool", False),
     "proxy": ("str", "off"),
     "experimental-enable-v2v3": ("str", ""),
-    "experimental-enable-lease-checkpoint": ("bool", False),
-    "experimental-enable-lease-checkpoint-persist": ("bool", False),
 }
 
 # Flags refused with the reason (rather than "not implemented yet"): what they need lies outside this process.
@@ -280,6 +280,8 @@ class Config:
     unsafe_no_fsync: bool = False
     memory_mlock: bool = False
     bootstrap_defrag_threshold_megabytes: int = 0
+    lease_checkpoint: bool = False
+    lease_checkpoint_persist: bool = False
     v2_deprecation: str = "not-yet"
 
     @property
@@ -603,6 +605,10 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     )
     v2_deprecation = _v2_deprecation(get("v2-deprecation"), get("enable-v2"))
     _check_choice("discovery-fallback", get("discovery-fallback"), ("exit", "proxy"))
+    if get("experimental-enable-lease-checkpoint-persist") and not get("experimental-enable-lease-checkpoint"):
+        raise ConfigError(
+            "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint"
+        )
 
     return Config(
         name=name,
@@ -670,6 +676,8 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
         bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),
+        lease_checkpoint=get("experimental-enable-lease-checkpoint"),
+        lease_checkpoint_persist=get("experimental-enable-lease-checkpoint-persist"),
         v2_deprecation=v2_deprecation,
     )
 

@@ -79,6 +79,10 @@ def settings_from_config(config: Config) -> ServerSettings:
         initial_election_tick_advance=config.initial_election_tick_advance,
         pre_vote=config.pre_vote,
         unsafe_no_fsync=config.unsafe_no_fsync,
+        lease_checkpoint=config.lease_checkpoint,
+        lease_checkpoint_persist=config.lease_checkpoint_persist,
+        # Test-only knob (etcd checkpoints every 5 minutes).
+        lease_checkpoint_interval=float(os.environ.get("ETCDX_TEST_LEASE_CHECKPOINT_INTERVAL") or 300.0),
         bootstrap_defrag_threshold_bytes=config.bootstrap_defrag_threshold_megabytes * 1024**2,
         # Test-only knob (etcd's 5 minutes between revision-mode compactions is too long for a test run).
         revision_compaction_interval=float(os.environ.get("ETCDX_TEST_REVISION_COMPACTION_INTERVAL") or 300.0),

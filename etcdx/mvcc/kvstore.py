@@ -76,8 +76,8 @@ class KVStore:
             self._consistent_term = rows.get_meta_int(view, meta.META_TERM, 0)
             self._compact_rev = rows.get_meta_int(view, meta.META_FINISHED_COMPACT, -1)
             scheduled = rows.get_meta_int(view, meta.META_SCHEDULED_COMPACT, -1)
-            for lease_id, ttl in rows.leases(view):
-                self.lessor.restore(lease_id, ttl)
+            for lease_id, ttl, remaining_ttl in rows.leases_with_remaining(view):
+                self.lessor.restore(lease_id, ttl, remaining_ttl)
             newest = self._restore_index(view)
         self._committed_index = self._consistent_index
         self._current_rev = max(1, self._compact_rev, newest)

@@ -106,6 +106,7 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
+LEASE_CHECKPOINTS_PER_PROPOSAL = 1000  # etcd's maxLeaseCheckpointBatchSize
 # A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync this long after a commit
 # makes it durable, so that the WAL can be released below it.
 BACKEND_SYNC_INTERVAL = 0.1
@@ -207,7 +208,9 @@ class EtcdServer:
         self._removed_from_cluster = trio.Event()
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
-            minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
+            minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms),
+            trio.current_time,
+            settings.lease_checkpoint_interval if settings.lease_checkpoint else None,
         )
         self._revoking: dict[int, float] = {}
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
@@ -253,6 +256,7 @@ class EtcdServer:
             self.store = KVStore(self.backend, self.lessor)
             self.store.compaction_batch_limit = s.compaction_batch_limit
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
+            self.applier.persist_checkpoints = s.lease_checkpoint_persist
             self.auth = self.applier.auth
             joined = await self._join_cluster()
             self.membership = self._load_membership(joined)
@@ -360,6 +364,8 @@ class EtcdServer:
                     nursery.start_soon(self._compaction_batches_loop)
                     if s.auto_compaction_retention > 0:
                         nursery.start_soon(self._auto_compaction_loop)
+                    if s.lease_checkpoint:
+                        nursery.start_soon(self._lease_checkpoint_loop)
                     if s.corrupt_check_time > 0 and self.transport is not None:
                         nursery.start_soon(corrupt_check.monitor, self, s.corrupt_check_time)
             finally:
@@ -1105,6 +1111,29 @@ class EtcdServer:
                     continue
                 self._revoking[lease_id] = now + LEASE_REVOKE_RETRY
                 nursery.start_soon(self._revoke_expired, lease_id)
+
+    async def _lease_checkpoint_loop(self) -> None:
+        """--experimental-enable-lease-checkpoint: the leader proposes the remaining TTLs of the leases whose
+        checkpoint is due (etcd's batches of at most 1000)."""
+        while True:
+            await trio.sleep(LEASE_CHECK_INTERVAL)
+            due = self.lessor.due_checkpoints(LEASE_CHECKPOINTS_PER_PROPOSAL)
+            if due:
+                checkpoints = [rpc_pb2.LeaseCheckpoint(ID=lease_id, remaining_TTL=ttl) for lease_id, ttl in due]
+                await self._propose_checkpoints(checkpoints)
+
+    async def clear_lease_checkpoint(self, lease_id: int) -> None:
+        """Before a renewal: a checkpointed remaining TTL is cleared on every member first (as etcd does), so
+        that a later leader does not start the renewed lease from it."""
+        if self.lessor.needs_checkpoint_reset(lease_id):
+            await self._propose_checkpoints([rpc_pb2.LeaseCheckpoint(ID=lease_id, remaining_TTL=0)])
+
+    async def _propose_checkpoints(self, checkpoints: list[rpc_pb2.LeaseCheckpoint]) -> None:
+        request = InternalRequest(lease_checkpoint=rpc_pb2.LeaseCheckpointRequest(checkpoints=checkpoints))
+        try:
+            await self.propose(request)
+        except errors.EtcdError as exc:  # the next round (or renewal) tries again
+            log.warning("failed to checkpoint leases", leases=len(checkpoints), error=exc.message)
 
     async def _revoke_expired(self, lease_id: int) -> None:
         try:

@@ -51,6 +51,9 @@ class ServerSettings:
     initial_election_tick_advance: bool = True  # a member with peers fast-forwards its first election timeout
     pre_vote: bool = True  # the raft core's pre-vote phase
     unsafe_no_fsync: bool = False  # neither the WAL nor the backend fsyncs (a crash may lose acknowledged writes)
+    lease_checkpoint: bool = False  # the leader checkpoints remaining TTLs through the log
+    lease_checkpoint_persist: bool = False  # ... and they are kept in the backend (a restart keeps them)
+    lease_checkpoint_interval: float = 300.0  # seconds between two checkpoints of a lease (etcd's 5 minutes)
     bootstrap_defrag_threshold_bytes: int = 0  # free backend bytes that make the start defragment (0: never)
     revision_compaction_interval: float = 300.0  # seconds between two revision-mode auto compactions (etcd's)
 

@@ -22,6 +22,7 @@ FLAGS = [
     ("experimental-memory-mlock", "true", "memory_mlock", True),
     ("experimental-bootstrap-defrag-threshold-megabytes", "64", "bootstrap_defrag_threshold_megabytes", 64),
     ("v2-deprecation", "write-only", "v2_deprecation", "write-only"),
+    ("experimental-enable-lease-checkpoint", "true", "lease_checkpoint", True),
 ]
 # Accepted and validated, with no effect of their own (docs/differences.md): parsing must not refuse them.
 ACCEPTED = [
@@ -40,6 +41,12 @@ ACCEPTED = [
     ("proxy-read-timeout", "100"),
 ]
 SOURCES = ("argv", "env", "yaml")
+
+
+def test_checkpoint_persist_from_each_source(tmp_path):
+    flags = {"experimental-enable-lease-checkpoint": "true", "experimental-enable-lease-checkpoint-persist": "true"}
+    for source in SOURCES:
+        assert _parse(source, flags, tmp_path).lease_checkpoint_persist
 
 
 def _parse(source: str, flags: dict[str, str], tmp_path):
@@ -108,4 +115,4 @@ def test_refusals(argv, message):
 def test_help_marks_only_what_is_not_implemented():
     marked = [line.split()[0] for line in usage().splitlines() if line.endswith(" *")]
     assert sorted(marked) == sorted(f"--{name}" for name in NOT_IMPLEMENTED)
-    assert len(marked) <= 12  # of them, 4 logging and metrics flags another part implements
+    assert len(marked) <= 10  # of them, 4 logging and metrics flags another part implements
