@@ -953,14 +953,18 @@ class EtcdServer:
 
     async def _compaction_batches_loop(self) -> None:
         """Deletes what a compaction left to later batches (--experimental-compaction-batch-limit keys per
-        backend transaction, committed each, 10 ms apart as etcd's), between apply batches."""
+        backend transaction, committed each, 10 ms apart as etcd's), between apply batches; also what a
+        compaction replayed from the WAL at start left."""
         while True:
-            await self._compaction_work.wait()
+            if not self.store.compaction_pending:
+                await self._compaction_work.wait()
             self._compaction_work = trio.Event()
             batches = 1  # the compaction's own apply deleted the first
             while self.store.compaction_pending:
                 while self._applies_resumed is not None:  # a defragmentation holds the backend
                     await self._applies_resumed.wait()
+                if not self.store.compaction_pending:  # a snapshot installed meanwhile replaced the store
+                    break
                 with self.store.apply_batch():
                     self.store.continue_compaction()
                 self._commit_backend()
