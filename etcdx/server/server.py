@@ -987,16 +987,16 @@ class EtcdServer:
             target = schedule.due(now, self.store.current_revision)
             if target is None:
                 continue
-            log.info("starting auto compaction", revision=target, mode=s.auto_compaction_mode)
+            log.info(f"starting auto {s.auto_compaction_mode} compaction", revision=target)
             try:
                 await self.propose(InternalRequest(compaction=rpc_pb2.CompactionRequest(revision=target)))
             except errors.ERR_COMPACTED:
                 pass
             except errors.EtcdError as exc:
-                log.warning("failed auto compaction", revision=target, error=exc.message)
+                log.warning(f"failed auto {s.auto_compaction_mode} compaction", revision=target, error=exc.message)
                 continue
             schedule.succeeded(now, target)
-            log.info("completed auto compaction", revision=target, mode=s.auto_compaction_mode)
+            log.info(f"completed auto {s.auto_compaction_mode} compaction", revision=target)
 
     async def _tick_loop(self) -> None:
         """Drives the core's clock: one tick per --heartbeat-interval (elections after --election-timeout)."""

@@ -116,8 +116,8 @@ def test_periodic_auto_compaction_in_batches_with_slow_apply_warnings(tmp_path):
         # Compacted to the revision seen 2 s before: the puts' revisions go, the newest stays readable.
         assert _wait_for(lambda: not _readable(proc.endpoint, newest - 1))
         assert _readable(proc.endpoint, newest)
-        started = _log(proc, "starting auto compaction")
-        assert started and all(entry["mode"] == "periodic" for entry in started)
+        assert _log(proc, "starting auto periodic compaction")
+        assert _log(proc, "completed auto periodic compaction")
         # 9 rows at 2 a batch: the compaction's own apply, then at least 4 more committed batches.
         assert _wait_for(lambda: any(e["batches"] >= 5 for e in _log(proc, "finished scheduled compaction")))
         slow = _log(proc, "apply request took too long")
@@ -147,6 +147,7 @@ def test_revision_auto_compaction_without_fsync_on_reused_ports(tmp_path):
         # current - retention stays readable, the revision before it is compacted.
         assert _wait_for(lambda: not _readable(proc.endpoint, newest - 6))
         assert _readable(proc.endpoint, newest - 5)
+        assert newest - 5 in [entry["revision"] for entry in _log(proc, "completed auto revision compaction")]
         # SO_REUSEPORT: another socket that sets it binds the member's client and peer ports.
         for port in (proc.client_port, proc.peer_port):
             other = socket.socket()
