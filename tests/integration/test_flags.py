@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ServerProcess, etcdx_process
+from tests.support.procs import ServerProcess, current_leader, etcdx_cluster, etcdx_process, start_cluster, stop_cluster
 
 SOURCES = ("argv", "env", "yaml")
 SEED = int(os.environ.get("ETCDX_FLAGS_SEED", "13"))
@@ -222,6 +222,25 @@ def test_persisted_lease_checkpoints_keep_the_remaining_ttl_over_a_restart(tmp_p
         assert _time_to_live(proc.endpoint, granted.ID) <= 58
     finally:
         proc.stop()
+
+
+def test_a_new_leader_starts_leases_from_their_checkpoints(tmp_path):
+    members = etcdx_cluster(tmp_path, 3, extra_args=("--experimental-enable-lease-checkpoint",))
+    for member in members:
+        member.env["ETCDX_TEST_LEASE_CHECKPOINT_INTERVAL"] = "1"
+    start_cluster(members)
+    try:
+        leader = current_leader(members)
+        with grpc.insecure_channel(leader.endpoint) as channel:
+            granted = rpc_pb2_grpc.LeaseStub(channel).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=10)
+        time.sleep(4)  # checkpoints at about 59, 58, 57, 56 s remaining, applied on every member
+        leader.stop()
+        survivors = [m for m in members if m is not leader]
+        assert _wait_for(lambda: current_leader(survivors) is not None)
+        # Without checkpoints the new leader would give the lease its whole 60 s again (plus an election timeout).
+        assert _time_to_live(survivors[0].endpoint, granted.ID) <= 58
+    finally:
+        stop_cluster(members)
 
 
 def _seconds(ts: str) -> float:
