@@ -100,56 +100,69 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "help": ("bool", False),
     "experimental-initial-corrupt-check": ("bool", False),
     "experimental-corrupt-check-time": ("str", "0s"),
-}
-
-# Flags etcd 3.5 has that etcdx does not honour yet: accepted only at their default value.
-NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
+    # Raft, storage and compaction tuning (etcdx/server/auto_compaction.py, the server's apply and boot).
     "initial-election-tick-advance": ("bool", True),
-    "backend-bbolt-freelist-type": ("str", "map"),
-    "socket-reuse-port": ("bool", False),
-    "socket-reuse-address": ("bool", False),
-    "discovery": ("str", ""),
-    "discovery-fallback": ("str", "proxy"),
-    "discovery-proxy": ("str", ""),
-    "discovery-srv": ("str", ""),
-    "discovery-srv-name": ("str", ""),
     "pre-vote": ("bool", True),
     "auto-compaction-retention": ("str", "0"),
     "auto-compaction-mode": ("str", "periodic"),
+    "experimental-compaction-batch-limit": ("int", 1000),
+    "experimental-warning-apply-duration": ("str", "100ms"),
+    "experimental-memory-mlock": ("bool", False),
+    "experimental-bootstrap-defrag-threshold-megabytes": ("uint", 0),
+    "unsafe-no-fsync": ("bool", False),
+    "socket-reuse-port": ("bool", False),
+    "socket-reuse-address": ("bool", False),
     "v2-deprecation": ("str", "not-yet"),
+    "experimental-enable-lease-checkpoint": ("bool", False),
+    "experimental-enable-lease-checkpoint-persist": ("bool", False),
+    # bbolt and Go tuning with nothing to tune in LMDB: validated as etcd does, no effect (docs/differences.md).
+    "backend-bbolt-freelist-type": ("str", "map"),
+    "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
+    # Sub-flags that only matter with their main flag (which stays refused below): accepted and validated.
+    "discovery-fallback": ("str", "proxy"),
+    "discovery-proxy": ("str", ""),
+    "discovery-srv-name": ("str", ""),
+    "experimental-distributed-tracing-address": ("str", "localhost:4317"),
+    "experimental-distributed-tracing-service-name": ("str", "etcd"),
+    "experimental-distributed-tracing-instance-id": ("str", ""),
+    "proxy-failure-wait": ("uint", 5000),
+    "proxy-refresh-interval": ("uint", 30000),
+    "proxy-dial-timeout": ("uint", 1000),
+    "proxy-write-timeout": ("uint", 5000),
+    "proxy-read-timeout": ("uint", 0),
+}
+
+# Flags etcd 3.5 has that etcdx does not honour: accepted only at their default value.
+NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
+    "discovery": ("str", ""),
+    "discovery-srv": ("str", ""),
     "enable-pprof": ("bool", False),
     "metrics": ("str", "basic"),
     "listen-metrics-urls": ("str", ""),
     "enable-log-rotation": ("bool", False),
     "log-rotation-config-json": ("str", _LOG_ROTATION_DEFAULT),
     "experimental-enable-distributed-tracing": ("bool", False),
-    "experimental-distributed-tracing-address": ("str", "localhost:4317"),
-    "experimental-distributed-tracing-service-name": ("str", "etcd"),
-    "experimental-distributed-tracing-instance-id": ("str", ""),
     "proxy": ("str", "off"),
-    "proxy-failure-wait": ("int", 5000),
-    "proxy-refresh-interval": ("int", 30000),
-    "proxy-dial-timeout": ("int", 1000),
-    "proxy-write-timeout": ("int", 5000),
-    "proxy-read-timeout": ("int", 0),
     "experimental-enable-v2v3": ("str", ""),
-    "experimental-enable-lease-checkpoint": ("bool", False),
-    "experimental-enable-lease-checkpoint-persist": ("bool", False),
-    "experimental-compaction-batch-limit": ("int", 1000),
-    "experimental-warning-apply-duration": ("str", "100ms"),
-    "experimental-txn-mode-write-with-shared-buffer": ("bool", True),
-    "experimental-bootstrap-defrag-threshold-megabytes": ("int", 0),
-    "experimental-memory-mlock": ("bool", False),
-    "unsafe-no-fsync": ("bool", False),
 }
 
-# Flags refused because what they need lies outside the cluster: the reason replaces "not implemented yet".
+# Flags refused with the reason (rather than "not implemented yet"): what they need lies outside this process.
 _DISCOVERY = (
     "needs a discovery service outside this cluster (etcd's public discovery service or DNS SRV records), which "
     "etcdx does not contact: bootstrap with --initial-cluster and --initial-cluster-state instead"
 )
-_DISCOVERY_FLAGS = ("discovery", "discovery-fallback", "discovery-proxy", "discovery-srv", "discovery-srv-name")
-NEEDS_OUTSIDE_SERVICE = dict.fromkeys(_DISCOVERY_FLAGS, _DISCOVERY)
+NEEDS_OUTSIDE_SERVICE = {
+    "discovery": _DISCOVERY,
+    "discovery-srv": _DISCOVERY,
+    "enable-pprof": "serves Go's runtime profiler (net/http/pprof), which a Python process does not have",
+    "experimental-enable-distributed-tracing": (
+        "exports OpenTelemetry spans to a collector outside this process, which etcdx does not run"
+    ),
+    "proxy": "is etcd's v2 proxy mode (forwarding /v2 to the --initial-cluster members), which etcdx does not run",
+    "experimental-enable-v2v3": (
+        "serves the v2 API from the v3 store; etcdx serves v2 from its own v2 store with --enable-v2 instead"
+    ),
+}
 
 # Accepted and ignored with a warning, as etcd does.
 OBSOLETE = frozenset(
@@ -255,6 +268,21 @@ class Config:
     bcrypt_cost: int = 10
     initial_corrupt_check: bool = False
     corrupt_check_time: float = 0.0  # seconds; 0: no periodic check
+    auto_compaction_mode: str = "periodic"  # "periodic" or "revision"
+    # periodic: seconds of history kept; revision: revisions kept; 0: no auto compaction.
+    auto_compaction_retention: float = 0.0
+    compaction_batch_limit: int = 1000  # keys a compaction deletes per backend transaction (<= 0: all at once)
+    warning_apply_duration: float = 0.1  # seconds an apply may take before it is logged as slow
+    initial_election_tick_advance: bool = True
+    pre_vote: bool = True
+    socket_reuse_port: bool = False
+    socket_reuse_address: bool = False
+    unsafe_no_fsync: bool = False
+    memory_mlock: bool = False
+    bootstrap_defrag_threshold_megabytes: int = 0
+    lease_checkpoint: bool = False
+    lease_checkpoint_persist: bool = False
+    v2_deprecation: str = "not-yet"
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -290,7 +318,7 @@ class Config:
 
 
 def usage() -> str:
-    lines = ["Usage:", "", "  etcdx [flags]", "", "Flags (etcd's; those marked * are not implemented yet):"]
+    lines = ["Usage:", "", "  etcdx [flags]", "", "Flags (etcd's; those marked * are not implemented):"]
     for name, (_, default) in sorted(FLAGS.items()):
         star = " *" if name in NOT_IMPLEMENTED else ""
         lines.append(f"  --{name} '{_show(default)}'{star}")
@@ -572,6 +600,16 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
             f"--initial-advertise-peer-urls={','.join(u.text for u in peer_urls)}"
         )
 
+    compaction_mode, compaction_retention = _auto_compaction(
+        get("auto-compaction-mode"), get("auto-compaction-retention")
+    )
+    v2_deprecation = _v2_deprecation(get("v2-deprecation"), get("enable-v2"))
+    _check_choice("discovery-fallback", get("discovery-fallback"), ("exit", "proxy"))
+    if get("experimental-enable-lease-checkpoint-persist") and not get("experimental-enable-lease-checkpoint"):
+        raise ConfigError(
+            "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint"
+        )
+
     return Config(
         name=name,
         # etcd's default is "<name>.etcd"; etcdx keeps its own data beside it as "<name>.etcdx".
@@ -625,7 +663,56 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         bcrypt_cost=_bcrypt_cost(get("bcrypt-cost")),
         initial_corrupt_check=get("experimental-initial-corrupt-check"),
         corrupt_check_time=parse_duration("experimental-corrupt-check-time", get("experimental-corrupt-check-time")),
+        auto_compaction_mode=compaction_mode,
+        auto_compaction_retention=compaction_retention,
+        compaction_batch_limit=get("experimental-compaction-batch-limit"),
+        warning_apply_duration=parse_duration(
+            "experimental-warning-apply-duration", get("experimental-warning-apply-duration")
+        ),
+        initial_election_tick_advance=get("initial-election-tick-advance"),
+        pre_vote=get("pre-vote"),
+        socket_reuse_port=get("socket-reuse-port"),
+        socket_reuse_address=get("socket-reuse-address"),
+        unsafe_no_fsync=get("unsafe-no-fsync"),
+        memory_mlock=get("experimental-memory-mlock"),
+        bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),
+        lease_checkpoint=get("experimental-enable-lease-checkpoint"),
+        lease_checkpoint_persist=get("experimental-enable-lease-checkpoint-persist"),
+        v2_deprecation=v2_deprecation,
     )
+
+
+_V2_DEPRECATION_STAGES = ("not-yet", "write-only", "write-only-drop-data", "gone")
+
+
+def _auto_compaction(mode: str, retention: str) -> tuple[str, float]:
+    """etcd's reading of --auto-compaction-retention: a bare non-negative integer is hours (periodic) or
+    revisions (revision); anything else is a Go duration, in seconds (a revision count for revision mode is
+    then the duration in nanoseconds, as etcd's is)."""
+    if mode not in ("periodic", "revision"):
+        raise ConfigError(f'unknown auto-compaction-mode "{mode}"')
+    if re.fullmatch(r"\+?\d+", retention.strip()):
+        count = int(retention)
+        return mode, float(count * 3600 if mode == "periodic" else count)
+    try:
+        seconds = parse_duration("auto-compaction-retention", retention)
+    except ConfigError:
+        raise ConfigError(f'error parsing CompactionRetention: time: invalid duration "{retention}"') from None
+    return mode, seconds if mode == "periodic" else float(round(seconds * 1e9))
+
+
+def _v2_deprecation(stage: str, enable_v2: bool) -> str:
+    """etcd 3.5's v2 deprecation stages; from write-only on, the v2 API cannot be served."""
+    _check_choice("v2-deprecation", stage, _V2_DEPRECATION_STAGES, f' "{stage}"')
+    if enable_v2 and stage != "not-yet":
+        raise ConfigError(f"--enable-v2 and --v2-deprecation={stage} are mutually exclusive")
+    return stage
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...], detail: str = "") -> None:
+    """etcd's SelectiveStringValue: one of ``choices``, or its parse error."""
+    if value not in choices:
+        raise ConfigError(f'invalid value "{value}" for flag -{name}: invalid value{detail}')
 
 
 def _cors(value: str) -> frozenset[str]:

@@ -55,6 +55,7 @@ async def serve_clients(
                     limits=limits,
                     tls=address.tls,
                     unix=address.unix,
+                    reuse_port=address.reuse_port,
                     task_status=task_status,
                 )
             )

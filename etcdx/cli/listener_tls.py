@@ -27,16 +27,17 @@ class TlsSetupError(Exception):
 
 def client_addresses(config: Config) -> list[ListenAddress]:
     tls = _server_tls(config, config.client_tls, config.listen_client_urls, "client")
-    return [_address(url, tls) for url in config.listen_client_urls]
+    return [_address(url, tls, config.socket_reuse_port) for url in config.listen_client_urls]
 
 
 def peer_addresses(config: Config) -> list[ListenAddress]:
     tls = _server_tls(config, config.peer_tls, config.listen_peer_urls, "peer")
-    return [_address(url, tls) for url in config.listen_peer_urls]
+    return [_address(url, tls, config.socket_reuse_port) for url in config.listen_peer_urls]
 
 
-def _address(url: Url, tls: ServerTls | None) -> ListenAddress:
-    return ListenAddress(url.host, url.port, tls=tls if is_secure(url) else None, unix=url.scheme in ("unix", "unixs"))
+def _address(url: Url, tls: ServerTls | None, reuse_port: bool) -> ListenAddress:
+    unix = url.scheme in ("unix", "unixs")
+    return ListenAddress(url.host, url.port, tls=tls if is_secure(url) else None, unix=unix, reuse_port=reuse_port)
 
 
 def _server_tls(config: Config, flags: TlsFlags, urls: tuple[Url, ...], kind: str) -> ServerTls | None:

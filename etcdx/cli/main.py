@@ -15,6 +15,7 @@ from etcdx import log as logging_setup
 from etcdx.api.serve import serve_clients
 from etcdx.auth.options import AuthOptionsError
 from etcdx.cli.listener_tls import TlsSetupError, client_addresses, peer_addresses
+from etcdx.cli.memory_lock import MemoryLockError, lock_current_memory
 from etcdx.cli.systemd_notify import notify_ready
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
@@ -72,6 +73,20 @@ def settings_from_config(config: Config) -> ServerSettings:
         bcrypt_cost=config.bcrypt_cost,
         initial_corrupt_check=config.initial_corrupt_check,
         corrupt_check_time=config.corrupt_check_time,
+        auto_compaction_mode=config.auto_compaction_mode,
+        auto_compaction_retention=config.auto_compaction_retention,
+        compaction_batch_limit=config.compaction_batch_limit,
+        warning_apply_duration=config.warning_apply_duration,
+        initial_election_tick_advance=config.initial_election_tick_advance,
+        pre_vote=config.pre_vote,
+        unsafe_no_fsync=config.unsafe_no_fsync,
+        lease_checkpoint=config.lease_checkpoint,
+        lease_checkpoint_persist=config.lease_checkpoint_persist,
+        # Test-only knob (etcd checkpoints every 5 minutes).
+        lease_checkpoint_interval=float(os.environ.get("ETCDX_TEST_LEASE_CHECKPOINT_INTERVAL") or 300.0),
+        bootstrap_defrag_threshold_bytes=config.bootstrap_defrag_threshold_megabytes * 1024**2,
+        # Test-only knob (etcd's 5 minutes between revision-mode compactions is too long for a test run).
+        revision_compaction_interval=float(os.environ.get("ETCDX_TEST_REVISION_COMPACTION_INTERVAL") or 300.0),
         # Test-only knob (small segments make release observable in a short run); not an etcd flag.
         wal_segment_bytes=int(os.environ.get("ETCDX_TEST_WAL_SEGMENT_BYTES") or SEGMENT_BYTES),
     )
@@ -112,7 +127,15 @@ async def run(
         for peer in peers:
             handler = server.handle_peer_connection
             await nursery.start(
-                partial(hold_peer_port, peer.host, peer.port, tls=peer.tls, unix=peer.unix, handler=handler)
+                partial(
+                    hold_peer_port,
+                    peer.host,
+                    peer.port,
+                    tls=peer.tls,
+                    unix=peer.unix,
+                    reuse_port=peer.reuse_port,
+                    handler=handler,
+                )
             )
         await nursery.start(server.run)
         limits = GrpcLimits(
@@ -174,6 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(version_text())
         return 0
     logging_setup.configure(config.log_level, config.log_outputs)
+    if config.unsafe_no_fsync:
+        log.warning(
+            "--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash or power loss can lose "
+            "acknowledged writes and leave the data dir inconsistent (for tests only)"
+        )
+    if config.memory_mlock:
+        try:
+            lock_current_memory()
+        except MemoryLockError as exc:
+            log.error("cannot start: --experimental-memory-mlock", error=str(exc))
+            print(f"etcdx: --experimental-memory-mlock: {exc}", file=sys.stderr)
+            return 1
+        log.info("locked the process memory in RAM (--experimental-memory-mlock)")
     # The WAL's sync thread must get the GIL back soon after its fsync, even while the event loop is busy with
     # many connections: Python's default 5 ms switch interval made every put wait up to that long per handoff.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)

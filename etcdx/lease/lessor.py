@@ -3,6 +3,9 @@
 Time comes in through ``clock`` (seconds, monotonic) given by the server. Grant and revoke are
 applied from committed entries on every member; renew (keep-alive), expiry and promotion are the
 leader's business. Invariant: ``_lease_of[key] == id`` exactly when ``key in leases[id].keys``.
+Checkpoints (--experimental-enable-lease-checkpoint, etcd's): the leader records each lease's remaining TTL
+through the log every ``checkpoint_interval`` seconds (``due_checkpoints``; applied with ``checkpoint`` on every
+member), and ``promote`` starts a lease from its remaining TTL rather than its whole TTL; a renewal clears it.
 Expiry order: ``_queue`` is a min-heap of (expiry, id) holding an entry for every lease with a finite
 expiry, plus stale entries (a lease renewed or revoked since) that are dropped when they surface, so a
 check for expired leases costs O(k log n) for k due leases, not a scan of all n.
@@ -21,13 +24,20 @@ FOREVER = math.inf
 
 
 class Lease:
-    __slots__ = ("id", "ttl", "expiry", "keys")
+    __slots__ = ("id", "ttl", "expiry", "keys", "remaining_ttl", "checkpoint_at")
 
-    def __init__(self, lease_id: int, ttl: int) -> None:
+    def __init__(self, lease_id: int, ttl: int, remaining_ttl: int = 0) -> None:
         self.id = lease_id
         self.ttl = ttl
         self.expiry = FOREVER  # followers never expire leases; the leader sets real expiries
         self.keys: set[bytes] = set()
+        self.remaining_ttl = remaining_ttl  # the last checkpoint's remaining TTL (0: none since the last renewal)
+        self.checkpoint_at = FOREVER  # when the leader checkpoints it next
+
+    @property
+    def start_ttl(self) -> int:
+        """What a new leader gives the lease: its checkpointed remaining TTL, else its whole TTL."""
+        return self.remaining_ttl if self.remaining_ttl > 0 else self.ttl
 
 
 def minimum_ttl(election_timeout_ms: int, heartbeat_ms: int) -> int:
@@ -37,9 +47,11 @@ def minimum_ttl(election_timeout_ms: int, heartbeat_ms: int) -> int:
 
 
 class Lessor:
-    def __init__(self, min_ttl: int, clock: Callable[[], float]) -> None:
+    def __init__(self, min_ttl: int, clock: Callable[[], float], checkpoint_interval: float | None = None) -> None:
+        """``checkpoint_interval``: seconds between two checkpoints of a lease (None: no checkpoints)."""
         self.min_ttl = min_ttl
         self.clock = clock
+        self.checkpoint_interval = checkpoint_interval
         self.leases: dict[int, Lease] = {}
         self._lease_of: dict[bytes, int] = {}
         self._queue: list[tuple[float, int]] = []
@@ -56,8 +68,16 @@ class Lessor:
             self._set_expiry(lease, self.clock() + lease.ttl)
         return lease
 
-    def restore(self, lease_id: int, ttl: int) -> None:
-        self.leases[lease_id] = Lease(lease_id, ttl)
+    def restore(self, lease_id: int, ttl: int, remaining_ttl: int = 0) -> None:
+        self.leases[lease_id] = Lease(lease_id, ttl, remaining_ttl)
+
+    def checkpoint(self, lease_id: int, remaining_ttl: int) -> Lease | None:
+        """Applied from the log: the lease's remaining TTL as its leader saw it (0 clears it); None for a lease
+        revoked meanwhile."""
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            lease.remaining_ttl = remaining_ttl
+        return lease
 
     def revoke(self, lease_id: int) -> list[bytes]:
         """Forgets the lease; returns its keys in sorted order (the caller deletes them)."""
@@ -101,8 +121,9 @@ class Lessor:
         now = self.clock()
         self._queue = []
         for lease in self.leases.values():
-            lease.expiry = now + lease.ttl + extend
+            lease.expiry = now + lease.start_ttl + extend
             self._queue.append((lease.expiry, lease.id))
+            self._schedule_checkpoint(lease, now)
         heapq.heapify(self._queue)
 
     def demote(self) -> None:
@@ -118,8 +139,44 @@ class Lessor:
         now = self.clock()
         if lease is None or lease.expiry <= now:
             return 0
+        lease.remaining_ttl = 0  # the caller cleared it through the log first (needs_checkpoint_reset)
         self._set_expiry(lease, now + lease.ttl)
         return lease.ttl
+
+    def needs_checkpoint_reset(self, lease_id: int) -> bool:
+        """Whether renewing the lease must first clear its checkpoint on every member (etcd proposes a
+        checkpoint of 0 before it renews such a lease)."""
+        lease = self.leases.get(lease_id)
+        return self.checkpoint_interval is not None and lease is not None and lease.remaining_ttl > 0
+
+    def due_checkpoints(self, limit: int) -> list[tuple[int, int]]:
+        """On the leader: up to ``limit`` (lease id, remaining whole seconds, rounded up) for the leases whose
+        checkpoint is due; each is scheduled again ``checkpoint_interval`` later. A lease whose remaining TTL
+        is not below its TTL yet is skipped, as etcd skips it."""
+        if not self.primary or self.checkpoint_interval is None:
+            return []
+        now, due = self.clock(), []
+        for lease in self.leases.values():
+            if lease.checkpoint_at > now:
+                continue
+            if len(due) == limit:
+                break
+            lease.checkpoint_at = FOREVER
+            if lease.expiry <= now or lease.expiry == FOREVER:
+                continue
+            remaining = math.ceil(lease.expiry - now)
+            if remaining < lease.ttl:
+                due.append((lease.id, remaining))
+            self._schedule_checkpoint(lease, now)
+        return due
+
+    def _schedule_checkpoint(self, lease: Lease, now: float) -> None:
+        """The next checkpoint of ``lease``, if checkpoints are on and it lives longer than an interval."""
+        interval = self.checkpoint_interval
+        if interval is not None and lease.expiry != FOREVER and lease.expiry - now > interval:
+            lease.checkpoint_at = now + interval
+        else:
+            lease.checkpoint_at = FOREVER
 
     def remaining(self, lease_id: int) -> int:
         """Whole seconds left (truncated); -1 for an unknown lease."""
@@ -147,6 +204,8 @@ class Lessor:
     def _set_expiry(self, lease: Lease, expiry: float) -> None:
         lease.expiry = expiry
         heapq.heappush(self._queue, (expiry, lease.id))
+        if self.checkpoint_interval is not None:
+            self._schedule_checkpoint(lease, self.clock())
         if len(self._queue) > 2 * len(self.leases) + 64:  # mostly stale entries: rebuild from the live leases
             self._queue = [(x.expiry, x.id) for x in self.leases.values() if x.expiry != FOREVER]
             heapq.heapify(self._queue)

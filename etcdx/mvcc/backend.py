@@ -102,18 +102,22 @@ class Backend:
 
     storage_errors: tuple[type[BaseException], ...] = (lmdb.Error, OSError, MemoryError)
 
-    def __init__(self, path: str, map_size: int = 8 * 1024**3) -> None:
+    def __init__(self, path: str, map_size: int = 8 * 1024**3, *, fsync: bool = True) -> None:
+        """``fsync=False`` (--unsafe-no-fsync): commits and ``sync`` leave the pages to the kernel's writeback."""
         os.makedirs(path, exist_ok=True)
         self.path = path
+        self.fsync = fsync
         self.env = lmdb.open(
-            path, map_size=map_size, max_dbs=8, max_readers=1024, sync=True, metasync=False, readahead=False, lock=True
+            path, map_size=map_size, max_dbs=8, max_readers=1024, sync=fsync, metasync=False, readahead=False, lock=True
         )
         _fsync_dir(path)  # data.mdb's directory entry, if LMDB just created it
         self._dbs = {name: self.env.open_db(name) for name in TABLES}
 
     def sync(self) -> None:
-        """Forces committed transactions to disk (blocking: callers run it off the event loop)."""
-        self.env.sync(True)
+        """Forces committed transactions to disk (blocking: callers run it off the event loop); nothing when
+        opened without fsync."""
+        if self.fsync:
+            self.env.sync(True)
 
     def close(self) -> None:
         self.sync()
@@ -203,7 +207,7 @@ class Backend:
             os.replace(copy_path, os.path.join(self.path, DATA_FILE))
             _fsync_dir(self.path)
         finally:  # on the compact file, or on the old one if the rename failed
-            Backend.__init__(self, self.path, map_size)
+            Backend.__init__(self, self.path, map_size, fsync=self.fsync)
 
 
 def _fsync_dir(path: str) -> None:

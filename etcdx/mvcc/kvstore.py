@@ -62,6 +62,10 @@ class KVStore:
         self._wtxn: TableWriter | None = None  # the batch transaction while one is open
         self._uncommitted_entries = 0  # entries applied into the open batch transaction
         self._holds_compaction = False
+        # Keys a compaction deletes per batch transaction (<= 0: all in the compaction's own); the rest wait in
+        # _doomed for continue_compaction. Set by the server; 0 while the constructor finishes a compaction.
+        self.compaction_batch_limit = 0
+        self._doomed: list[bytes] = []
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
@@ -72,8 +76,8 @@ class KVStore:
             self._consistent_term = rows.get_meta_int(view, meta.META_TERM, 0)
             self._compact_rev = rows.get_meta_int(view, meta.META_FINISHED_COMPACT, -1)
             scheduled = rows.get_meta_int(view, meta.META_SCHEDULED_COMPACT, -1)
-            for lease_id, ttl in rows.leases(view):
-                self.lessor.restore(lease_id, ttl)
+            for lease_id, ttl, remaining_ttl in rows.leases_with_remaining(view):
+                self.lessor.restore(lease_id, ttl, remaining_ttl)
             newest = self._restore_index(view)
         self._committed_index = self._consistent_index
         self._current_rev = max(1, self._compact_rev, newest)
@@ -398,14 +402,36 @@ class KVStore:
         resume at ``rev``, and the DELETE events of ``rev`` must be there for it to read.
         """
         txn = self.batch
+        if self._doomed:  # the previous compaction's deletions first, all of them
+            self._delete_doomed(len(self._doomed))
         rows.put_meta_int(txn, meta.META_SCHEDULED_COMPACT, rev)
         keep = self.index.compact(rev)
-        doomed = [k for k in txn.keys(KEY_DB, stop=backend_key(pack(rev, 0))) if parse_backend_key(k)[0] not in keep]
-        for raw_key in doomed:
-            txn.delete(KEY_DB, raw_key)
+        self._doomed = [
+            k for k in txn.keys(KEY_DB, stop=backend_key(pack(rev, 0))) if parse_backend_key(k)[0] not in keep
+        ]
+        self._doomed.reverse()  # taken from the end, oldest first
         self._compact_rev = rev
         self._holds_compaction = True
-        rows.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)
+        self.continue_compaction()
+
+    @property
+    def compaction_pending(self) -> bool:
+        """Whether the last compaction still has rows to delete (in later batches: ``continue_compaction``).
+        Its revision is refused to readers already; a restart before it finishes redoes it whole."""
+        return bool(self._doomed)
+
+    def continue_compaction(self) -> None:
+        """Deletes the next ``compaction_batch_limit`` rows the last compaction doomed (inside ``apply_batch``);
+        marks the compaction finished with the last of them."""
+        limit = self.compaction_batch_limit
+        self._delete_doomed(limit if limit > 0 else len(self._doomed))
+        if not self._doomed:
+            rows.put_meta_int(self.batch, meta.META_FINISHED_COMPACT, self._compact_rev)
+
+    def _delete_doomed(self, count: int) -> None:
+        txn, doomed = self.batch, self._doomed
+        for _ in range(min(count, len(doomed))):
+            txn.delete(KEY_DB, doomed.pop())
 
 
 class _ApplyBatch:

@@ -3,7 +3,8 @@ TableWriter (tables.py). Pure. The encodings are fixed by the files already on d
 
 - meta: name -> int64 as 8 big-endian bytes of ``value + 2**63`` (so byte order is number order), or the
   bytes as they are for a meta row that holds a blob (the v2 store's state);
-- lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL;
+- lease: int64 id (signed big-endian: clients may choose negative ids) -> uint64 granted TTL, then the uint64
+  remaining TTL of a persisted lease checkpoint, if there is one;
 - alarm: uint64 member id + uint32 alarm type -> b"";
 - members: uint64 member id -> serialized etcdserverpb.Member (kept as bytes here: mvcc does not decode it).
 - auth: the auth store's own records (etcdx.auth.records), stored as they are.
@@ -38,8 +39,10 @@ def put_meta_bytes(txn: TableWriter, name: bytes, value: bytes) -> None:
     txn.put(META_DB, name, value)
 
 
-def put_lease(txn: TableWriter, lease_id: int, ttl: int) -> None:
-    txn.put(LEASE_DB, _LEASE_ID.pack(lease_id), _U64.pack(ttl))
+def put_lease(txn: TableWriter, lease_id: int, ttl: int, remaining_ttl: int = 0) -> None:
+    """A positive ``remaining_ttl`` (a persisted lease checkpoint) follows the TTL as a second uint64."""
+    value = _U64.pack(ttl) + (_U64.pack(remaining_ttl) if remaining_ttl > 0 else b"")
+    txn.put(LEASE_DB, _LEASE_ID.pack(lease_id), value)
 
 
 def delete_lease(txn: TableWriter, lease_id: int) -> None:
@@ -48,7 +51,16 @@ def delete_lease(txn: TableWriter, lease_id: int) -> None:
 
 def leases(view: TableView) -> list[tuple[int, int]]:
     """Every stored (lease id, granted TTL)."""
-    return [(_LEASE_ID.unpack(k)[0], _U64.unpack(v)[0]) for k, v in view.scan(LEASE_DB)]
+    return [(lease_id, ttl) for lease_id, ttl, _ in leases_with_remaining(view)]
+
+
+def leases_with_remaining(view: TableView) -> list[tuple[int, int, int]]:
+    """Every stored (lease id, granted TTL, persisted remaining TTL or 0)."""
+    found = []
+    for key, value in view.scan(LEASE_DB):
+        remaining = _U64.unpack_from(value, 8)[0] if len(value) >= 16 else 0
+        found.append((_LEASE_ID.unpack(key)[0], _U64.unpack_from(value)[0], remaining))
+    return found
 
 
 def put_alarm(txn: TableWriter, member_id: int, alarm: int) -> None:

@@ -29,6 +29,7 @@ class ListenAddress:
     port: int
     tls: ServerTls | None = None
     unix: bool = False
+    reuse_port: bool = False  # --socket-reuse-port
 
 
 async def serve_client_port(
@@ -44,6 +45,7 @@ async def serve_client_port(
     limits: ConnectionLimits = DEFAULT_LIMITS,
     tls: ServerTls | None = None,
     unix: bool = False,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -54,8 +56,9 @@ async def serve_client_port(
     RESOURCE_EXHAUSTED. HTTP/1.1 requests go to ``http_handler``; ``http_body_limit`` says how large a body
     each of them may carry (default: ``max_recv_message_bytes`` for any path). On cancellation every HTTP/2
     connection gets a GOAWAY and every running handler is cancelled. With ``tls`` every connection is
-    TLS; with ``unix`` the listener is the unix socket named "host:port" (etcd's unix:// URLs)."""
-    listeners = await open_listeners(host, port, unix=unix)
+    TLS; with ``unix`` the listener is the unix socket named "host:port" (etcd's unix:// URLs); with
+    ``reuse_port`` the port is bound with SO_REUSEPORT."""
+    listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
     serve = partial(
         serve_connection,
         resolve=resolve,

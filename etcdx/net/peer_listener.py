@@ -30,10 +30,11 @@ async def hold_peer_port(
     *,
     tls: ServerTls | None = None,
     unix: bool = False,
+    reuse_port: bool = False,
     handler: PeerHandler | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    listeners = await open_listeners(host, port, unix=unix)
+    listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
     async with trio.open_nursery() as nursery:
         # serve_listeners rides out accept errors such as EMFILE instead of stopping the member.
         await nursery.start(trio.serve_listeners, partial(_serve, tls, handler), listeners)

@@ -127,6 +127,7 @@ class Applier:
         self.alarms = alarms
         self.tokens = tokens
         self._now = now
+        self.persist_checkpoints = False  # --experimental-enable-lease-checkpoint-persist
         # Applies a V2Request at its log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
         self.v2_applier: Callable[[Message, int], object] | None = None
         with store.backend.begin_read() as view:
@@ -193,6 +194,8 @@ class Applier:
             return self._lease_revoke(request.lease_revoke)
         if kind == "alarm":
             return self._alarm(request.alarm)
+        if kind == "lease_checkpoint":
+            return self._lease_checkpoint(request.lease_checkpoint)
         if kind == "cluster_version_set":
             self.cluster_version = request.cluster_version_set.ver
             rows.put_meta_bytes(store.batch, META_CLUSTER_VERSION, self.cluster_version.encode())
@@ -286,6 +289,17 @@ class Applier:
         lease = self.lessor.grant(request.ID, request.TTL)
         rows.put_lease(self.store.batch, lease.id, lease.ttl)
         response = rpc_pb2.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
+        response.header.revision = self.store.current_revision
+        return response
+
+    def _lease_checkpoint(self, request: rpc_pb2.LeaseCheckpointRequest) -> rpc_pb2.LeaseCheckpointResponse:
+        """The leader's remaining TTLs (lease checkpoints); kept in the lease rows too with ``persist_checkpoints``.
+        A lease revoked meanwhile is skipped."""
+        for checkpoint in request.checkpoints:
+            lease = self.lessor.checkpoint(checkpoint.ID, checkpoint.remaining_TTL)
+            if lease is not None and self.persist_checkpoints:
+                rows.put_lease(self.store.batch, lease.id, lease.ttl, lease.remaining_ttl)
+        response = rpc_pb2.LeaseCheckpointResponse()
         response.header.revision = self.store.current_revision
         return response
 

@@ -82,6 +82,7 @@ async def _renew_here(server: EtcdServer, lease_id: int) -> int:
                 await trio.sleep(APPLY_POLL)
         if waited.cancelled_caught:
             raise errors.ERR_TIMEOUT_WAIT_APPLIED_INDEX
+    await server.clear_lease_checkpoint(lease_id)
     return server.lessor.renew(lease_id)
 
 

@@ -86,6 +86,7 @@ from etcdx.server import (
     snapshot_install,
 )
 from etcdx.server.apply import Applier, ApplyFailed
+from etcdx.server.auto_compaction import schedule_for
 from etcdx.server.bootstrap_log import bootstrap_entries, cluster_version_request
 from etcdx.server.ids import cluster_id
 from etcdx.server.membership import Change, ChangeKind, Membership
@@ -105,9 +106,11 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
+LEASE_CHECKPOINTS_PER_PROPOSAL = 1000  # etcd's maxLeaseCheckpointBatchSize
 # A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync this long after a commit
 # makes it durable, so that the WAL can be released below it.
 BACKEND_SYNC_INTERVAL = 0.1
+COMPACTION_BATCH_PAUSE = 0.01  # between two batches of a compaction's deletions (etcd 3.5's fixed pause)
 # etcd's maxGapBetweenApplyAndCommitIndex: a proposal is refused with "too many requests" while more entries
 # than this wait to be applied.
 MAX_APPLY_BACKLOG = 5000
@@ -205,7 +208,9 @@ class EtcdServer:
         self._removed_from_cluster = trio.Event()
         self.watch_hub: WatchHub | None = None
         self.lessor = Lessor(
-            minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms), trio.current_time
+            minimum_ttl(settings.election_timeout_ms, settings.heartbeat_interval_ms),
+            trio.current_time,
+            settings.lease_checkpoint_interval if settings.lease_checkpoint else None,
         )
         self._revoking: dict[int, float] = {}
         self._id_prefix = (settings.member_id & 0xFFFF) << 48
@@ -220,6 +225,7 @@ class EtcdServer:
         self._uncommitted_cost = 0
         # Held by whatever runs on the backend off the event loop (its sync; a defragmentation's copy).
         self._backend_lock = trio.Lock()
+        self._compaction_work = trio.Event()  # set when a compaction left deletions to later batches
         self._applies_resumed: trio.Event | None = None  # an unset Event while a defragmentation holds applies
         self._failure: str | None = None  # why the member cannot write any more (it is stopping)
         self.durable_index = 0  # the highest index a completed backend sync covers
@@ -244,10 +250,13 @@ class EtcdServer:
             snapshot_install.finish_interrupted(s.backend_path, s.wal_path)
         except snapshot_install.SnapshotInstallError as exc:
             raise self._stop(str(exc)) from exc
-        self.backend = Backend(s.backend_path, map_size=s.backend_map_size)
+        self.backend = Backend(s.backend_path, map_size=s.backend_map_size, fsync=not s.unsafe_no_fsync)
         try:
+            await self._bootstrap_defrag()
             self.store = KVStore(self.backend, self.lessor)
+            self.store.compaction_batch_limit = s.compaction_batch_limit
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
+            self.applier.persist_checkpoints = s.lease_checkpoint_persist
             self.auth = self.applier.auth
             joined = await self._join_cluster()
             self.membership = self._load_membership(joined)
@@ -262,6 +271,7 @@ class EtcdServer:
                     segment_bytes=s.wal_segment_bytes,
                     max_segments=s.max_wals,
                 )
+                self.wal.fsync = not s.unsafe_no_fsync
             except (WalCorruptError, WalGapError) as exc:
                 repair = " (files unchanged; `etcdx wal repair` cuts the log there)"
                 reason = f"start-up refused: {exc}{repair if isinstance(exc, WalCorruptError) else ''}"
@@ -295,6 +305,8 @@ class EtcdServer:
                     wal_segments=self.wal.segment_count,
                     revision=self.store.current_revision,
                     term=self.raft_term,
+                    pre_vote=s.pre_vote,
+                    initial_election_tick_advance=s.initial_election_tick_advance,
                 )
                 metrics.publish_identity(self.member_id)
                 metrics.PROPOSALS_COMMITTED.set_function(lambda: self.node.raft.log.committed)
@@ -329,9 +341,10 @@ class EtcdServer:
                     nursery.start_soon(self._tick_loop)
                     nursery.start_soon(self._read_retry_loop)
                     nursery.start_soon(self._proposal_timeout_loop)
-                    if self.node.raft.tracker.conf.voters == {self.member_id}:
+                    if self.node.raft.tracker.conf.voters == {self.member_id} and s.initial_election_tick_advance:
                         # A single voter elects itself at once (etcd fast-forwards its first election the
-                        # same way); with peers the election timeout runs first, as etcd's.
+                        # same way, with --initial-election-tick-advance); with peers (or without the flag)
+                        # the election timeout runs first, as etcd's.
                         self.node.campaign()
                         self._work.set()
                     # Clients are served once a leader is known and everything it committed is applied here.
@@ -348,6 +361,11 @@ class EtcdServer:
                     nursery.start_soon(self._lease_expiry_loop, nursery)
                     nursery.start_soon(self._token_purge_loop)
                     nursery.start_soon(self._cluster_version_loop)
+                    nursery.start_soon(self._compaction_batches_loop)
+                    if s.auto_compaction_retention > 0:
+                        nursery.start_soon(self._auto_compaction_loop)
+                    if s.lease_checkpoint:
+                        nursery.start_soon(self._lease_checkpoint_loop)
                     if s.corrupt_check_time > 0 and self.transport is not None:
                         nursery.start_soon(corrupt_check.monitor, self, s.corrupt_check_time)
             finally:
@@ -368,6 +386,18 @@ class EtcdServer:
                             if self.store is not None:
                                 self.store.abort()
                             self.backend.close()
+
+    async def _bootstrap_defrag(self) -> None:
+        """--experimental-bootstrap-defrag-threshold-megabytes: defragments the backend before anything reads
+        it when its free pages reach the threshold (0: never)."""
+        threshold = self.settings.bootstrap_defrag_threshold_bytes
+        free = self.backend.size_bytes - self.backend.size_in_use_bytes
+        if threshold <= 0 or free < threshold:
+            return
+        before = self.backend.size_bytes
+        copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
+        self.backend.swap_in(copy_path)
+        log.info("bootstrap defragmentation", db_size_before=before, db_size_after=self.backend.size_bytes)
 
     def _stop(self, reason: str) -> MemberStopped:
         """Marks the member as unable to write (/health turns false) and returns the error that stops it."""
@@ -551,6 +581,7 @@ class EtcdServer:
             election_tick=max(2, s.election_timeout_ms // max(1, s.heartbeat_interval_ms)),
             heartbeat_tick=1,
             applied=self.store.consistent_index,
+            pre_vote=s.pre_vote,
         )
         return RawNode(cfg, storage, random.Random(self.member_id ^ time.time_ns()))
 
@@ -704,6 +735,8 @@ class EtcdServer:
             self._commit_backend()
         elif self.store.batch_open:
             self._batch_open.set()
+        if self.store.compaction_pending:
+            self._compaction_work.set()
         hub = self.watch_hub
         for revision, events in self.store.take_events():
             hub.notify(revision, events)
@@ -728,7 +761,9 @@ class EtcdServer:
         (the member goes on: every member applies the same entry the same way)."""
         results = []
         apply, decode = self.applier.apply_request, InternalRequest.FromString
+        clock, slow = time.perf_counter, self.settings.warning_apply_duration
         for entry in entries:
+            started = clock()
             data = entry.data
             if entry.type is EntryType.CONF_CHANGE:
                 answer = self._apply_conf_change(ConfChange.decode(data))
@@ -744,6 +779,8 @@ class EtcdServer:
                 if result.__class__ is ApplyFailed:
                     self._log_apply_failure(entry, result)
                 results.append((request_id, result))
+            if (took := clock() - started) > slow:
+                self._log_slow_apply(entry, took)
         if entries:
             self.store.note_applied(entries[-1].index, entries[-1].term)
         return results
@@ -901,6 +938,67 @@ class EtcdServer:
             stack="".join(traceback.format_exception(cause)),
         )
 
+    def _log_slow_apply(self, entry: Entry, took: float) -> None:
+        """etcd's warning for an apply slower than --experimental-warning-apply-duration."""
+        try:
+            kind = InternalRequest.FromString(entry.data).WhichOneof("request") if entry.data else None
+        except Exception:
+            kind = None
+        log.warning(
+            "apply request took too long",
+            took=f"{took * 1000:.3f}ms",
+            expected_duration=f"{self.settings.warning_apply_duration * 1000:g}ms",
+            index=entry.index,
+            request=kind or entry.type.name.lower(),
+        )
+
+    async def _compaction_batches_loop(self) -> None:
+        """Deletes what a compaction left to later batches (--experimental-compaction-batch-limit keys per
+        backend transaction, committed each, 10 ms apart as etcd's), between apply batches; also what a
+        compaction replayed from the WAL at start left."""
+        while True:
+            if not self.store.compaction_pending:
+                await self._compaction_work.wait()
+            self._compaction_work = trio.Event()
+            batches = 1  # the compaction's own apply deleted the first
+            while self.store.compaction_pending:
+                while self._applies_resumed is not None:  # a defragmentation holds the backend
+                    await self._applies_resumed.wait()
+                if not self.store.compaction_pending:  # a snapshot installed meanwhile replaced the store
+                    break
+                with self.store.apply_batch():
+                    self.store.continue_compaction()
+                self._commit_backend()
+                batches += 1
+                await trio.sleep(COMPACTION_BATCH_PAUSE)
+            log.info("finished scheduled compaction", compact_revision=self.store.compact_revision, batches=batches)
+
+    async def _auto_compaction_loop(self) -> None:
+        """--auto-compaction-*: proposes the Compact the schedule (auto_compaction.py) asks for, as the leader."""
+        s = self.settings
+        schedule = schedule_for(
+            s.auto_compaction_mode, s.auto_compaction_retention, trio.current_time(), s.revision_compaction_interval
+        )
+        while True:
+            schedule.sample(self.store.current_revision)
+            await trio.sleep(schedule.interval)
+            if not self._is_leader:
+                continue
+            now = trio.current_time()
+            target = schedule.due(now, self.store.current_revision)
+            if target is None:
+                continue
+            log.info(f"starting auto {s.auto_compaction_mode} compaction", revision=target)
+            try:
+                await self.propose(InternalRequest(compaction=rpc_pb2.CompactionRequest(revision=target)))
+            except errors.ERR_COMPACTED:
+                pass
+            except errors.EtcdError as exc:
+                log.warning(f"failed auto {s.auto_compaction_mode} compaction", revision=target, error=exc.message)
+                continue
+            schedule.succeeded(now, target)
+            log.info(f"completed auto {s.auto_compaction_mode} compaction", revision=target)
+
     async def _tick_loop(self) -> None:
         """Drives the core's clock: one tick per --heartbeat-interval (elections after --election-timeout)."""
         interval = self.settings.heartbeat_interval_ms / 1000
@@ -1018,6 +1116,29 @@ class EtcdServer:
                     continue
                 self._revoking[lease_id] = now + LEASE_REVOKE_RETRY
                 nursery.start_soon(self._revoke_expired, lease_id)
+
+    async def _lease_checkpoint_loop(self) -> None:
+        """--experimental-enable-lease-checkpoint: the leader proposes the remaining TTLs of the leases whose
+        checkpoint is due (etcd's batches of at most 1000)."""
+        while True:
+            await trio.sleep(LEASE_CHECK_INTERVAL)
+            due = self.lessor.due_checkpoints(LEASE_CHECKPOINTS_PER_PROPOSAL)
+            if due:
+                checkpoints = [rpc_pb2.LeaseCheckpoint(ID=lease_id, remaining_TTL=ttl) for lease_id, ttl in due]
+                await self._propose_checkpoints(checkpoints)
+
+    async def clear_lease_checkpoint(self, lease_id: int) -> None:
+        """Before a renewal: a checkpointed remaining TTL is cleared on every member first (as etcd does), so
+        that a later leader does not start the renewed lease from it."""
+        if self.lessor.needs_checkpoint_reset(lease_id):
+            await self._propose_checkpoints([rpc_pb2.LeaseCheckpoint(ID=lease_id, remaining_TTL=0)])
+
+    async def _propose_checkpoints(self, checkpoints: list[rpc_pb2.LeaseCheckpoint]) -> None:
+        request = InternalRequest(lease_checkpoint=rpc_pb2.LeaseCheckpointRequest(checkpoints=checkpoints))
+        try:
+            await self.propose(request)
+        except errors.EtcdError as exc:  # the next round (or renewal) tries again
+            log.warning("failed to checkpoint leases", leases=len(checkpoints), error=exc.message)
 
     async def _revoke_expired(self, lease_id: int) -> None:
         try:

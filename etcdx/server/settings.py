@@ -44,6 +44,18 @@ class ServerSettings:
     force_new_cluster: bool = False  # --force-new-cluster: restart as the only member of its cluster, data kept
     initial_cluster_state: str = "new"  # "existing": an empty data dir joins the running cluster of initial_members
     strict_reconfig_check: bool = True  # refuse a membership change that could cost the quorum
+    auto_compaction_mode: str = "periodic"  # --auto-compaction-mode: "periodic" or "revision"
+    auto_compaction_retention: float = 0.0  # seconds (periodic) or revisions (revision) kept; 0: no auto compaction
+    compaction_batch_limit: int = 1000  # keys a compaction deletes per backend transaction (<= 0: all at once)
+    warning_apply_duration: float = 0.1  # seconds an applied request may take before it is logged as slow
+    initial_election_tick_advance: bool = True  # a member with peers fast-forwards its first election timeout
+    pre_vote: bool = True  # the raft core's pre-vote phase
+    unsafe_no_fsync: bool = False  # neither the WAL nor the backend fsyncs (a crash may lose acknowledged writes)
+    lease_checkpoint: bool = False  # the leader checkpoints remaining TTLs through the log
+    lease_checkpoint_persist: bool = False  # ... and they are kept in the backend (a restart keeps them)
+    lease_checkpoint_interval: float = 300.0  # seconds between two checkpoints of a lease (etcd's 5 minutes)
+    bootstrap_defrag_threshold_bytes: int = 0  # free backend bytes that make the start defragment (0: never)
+    revision_compaction_interval: float = 300.0  # seconds between two revision-mode auto compactions (etcd's)
 
     @property
     def member_dir(self) -> str:

@@ -196,11 +196,13 @@ async def install(server: EtcdServer, snap: Snapshot, hard_state: HardState) -> 
 def _rebuild(server: EtcdServer, snap: Snapshot) -> None:
     s = server.settings
     old_store, old_lessor = server.store, server.lessor
-    server.lessor = Lessor(old_lessor.min_ttl, old_lessor.clock)
+    server.lessor = Lessor(old_lessor.min_ttl, old_lessor.clock, old_lessor.checkpoint_interval)
     if old_lessor.primary:  # a leader is never sent a snapshot; kept for the invariant
         server.lessor.promote(extend=s.election_timeout_ms / 1000)
     server.store = KVStore(server.backend, server.lessor)
+    server.store.compaction_batch_limit = s.compaction_batch_limit
     server.applier = Applier(server.store, server.lessor, server.alarms, tokens=server.tokens, now=time.time)
+    server.applier.persist_checkpoints = s.lease_checkpoint_persist
     server.auth = server.applier.auth
     if s.enable_v2:
         server.v2store = register_member(s, time.time_ns(), server.store.saved_v2_state())

@@ -77,7 +77,8 @@ def test_flag_and_environment_together_is_fatal():
             "cipher suites cannot be configured when only TLS1.3 is enabled",
         ),
         (["--auto-tls", "--self-signed-cert-validity", "0"], "selfSignedCertValidity is invalid"),
-        (["--experimental-enable-v2v3=x"], "etcdx: --experimental-enable-v2v3 is not implemented yet"),
+        (["--experimental-enable-lease-checkpoint-persist"], "requires experimental-enable-lease-checkpoint"),
+        (["--experimental-enable-v2v3=x"], "etcdx: --experimental-enable-v2v3 serves the v2 API from the v3 store"),
         (["--initial-cluster", "other=http://localhost:2380"], 'couldn\'t find local name "default"'),
     ],
 )
