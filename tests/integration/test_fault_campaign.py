@@ -12,6 +12,7 @@ import threading
 import time
 
 import grpc
+import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.faults.campaign import CampaignReport, campaign, check_writes
@@ -21,6 +22,8 @@ from tests.support.lazyfs import LazyFSMount
 from tests.support.lincheck import LINEARIZABLE, VIOLATION
 from tests.support.lincheck.history import Operation, Put, PutResponse
 from tests.support.watch_checker import PUT
+
+pytestmark = pytest.mark.campaign  # CI runs it once, with the compiled extensions (scripts/test.sh)
 
 
 def test_a_partitioned_leader_is_replaced_and_rejoins_once_healed(tmp_path):

@@ -4,8 +4,12 @@ between members, must be linearizable, and a new leader must come each time."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.leader_drill import drill
 from tests.support.lincheck import LINEARIZABLE, VIOLATION
+
+pytestmark = pytest.mark.campaign  # CI runs it once, with the compiled extensions (scripts/test.sh)
 
 
 def test_leader_kills_under_load_keep_the_history_linearizable(tmp_path):
