@@ -44,6 +44,7 @@ class Lessor:
         self._lease_of: dict[bytes, int] = {}
         self._queue: list[tuple[float, int]] = []
         self.primary = False  # True on the leader: expiries are real
+        self.renewals = 0  # keep-alives answered with a TTL (etcd_debugging_lease_renewed_total)
 
     # -- applied from the log -------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ class Lessor:
         now = self.clock()
         if lease is None or lease.expiry <= now:
             return 0
+        self.renewals += 1
         self._set_expiry(lease, now + lease.ttl)
         return lease.ttl
 

@@ -22,6 +22,7 @@ Call ``apply`` inside ``store.apply_batch()``; ``store.commit()`` makes the batc
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from google.protobuf.message import Message
@@ -129,6 +130,8 @@ class Applier:
         self._now = now
         # Applies a V2Request at its log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
         self.v2_applier: Callable[[Message, int], object] | None = None
+        # Entries applied per request kind ("put", "txn", ...), read when /metrics is scraped.
+        self.applied_kinds: defaultdict[str, int] = defaultdict(int)
         with store.backend.begin_read() as view:
             alarms.replace(rows.alarms(view))
             recorded = rows.get_meta_bytes(view, META_CLUSTER_VERSION)
@@ -175,6 +178,7 @@ class Applier:
 
     def _dispatch(self, index: int, request: InternalRequest) -> Message | None:
         kind = request.WhichOneof("request")
+        self.applied_kinds[kind] += 1
         if kind in _REFUSED_WHEN_CORRUPT and self.alarms.has(rpc_pb2.CORRUPT):
             raise errors.ERR_CORRUPT  # etcd's corrupt applier, outermost: before auth and the NOSPACE cap
         if request.HasField("auth"):

@@ -83,6 +83,7 @@ from etcdx.server import (
     identity,
     lease_forward,
     metrics,
+    metrics_scrape,
     snapshot_install,
 )
 from etcdx.server.apply import Applier, ApplyFailed
@@ -105,6 +106,7 @@ log = get_logger("etcdx.server")
 LEASE_CHECK_INTERVAL = 0.5
 LEASE_REVOKES_PER_CHECK = 500  # etcd revokes at most 1000 expired leases a second
 LEASE_REVOKE_RETRY = 3.0
+SLOW_APPLY_SECONDS = 0.1  # etcd's default --experimental-warning-apply-duration: a slower apply batch counts
 # A commit leaves its meta page unsynced (MDB_NOMETASYNC, see Backend); a backend sync this long after a commit
 # makes it durable, so that the WAL can be released below it.
 BACKEND_SYNC_INTERVAL = 0.1
@@ -173,9 +175,6 @@ class EtcdServer:
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
         self._waiters = Waiters()
-        # Pending proposals = parked proposers, read when /metrics is scraped (the series is per process, as
-        # the server is; the last server constructed owns it).
-        metrics.PROPOSALS_PENDING.set_function(self._waiters.__len__)
         self._work = trio.Event()
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
@@ -296,10 +295,9 @@ class EtcdServer:
                     revision=self.store.current_revision,
                     term=self.raft_term,
                 )
-                metrics.publish_identity(self.member_id)
-                metrics.PROPOSALS_COMMITTED.set_function(lambda: self.node.raft.log.committed)
-                metrics.PROPOSALS_APPLIED.set_function(lambda: self.store.consistent_index)
-                metrics.CURRENT_REVISION.set_function(lambda: self.store.current_revision)
+                # /metrics reads this member (pending proposals = parked proposers); the WAL reports its fsyncs.
+                metrics_scrape.watch(self, pending=self._waiters.__len__)
+                self.wal.observe_fsync = metrics.WAL_FSYNC_SECONDS.observe
                 async with trio.open_nursery() as nursery:
                     # Always a transport, even alone: a member added later is reached through it.
                     peers = {m.ID: list(m.peerURLs) for m in self.members if self.member_id != m.ID}
@@ -697,8 +695,11 @@ class EtcdServer:
             log.info("raft leader changed", leader=f"{leader:x}", is_leader=is_leader, term=self.raft_term)
 
     def _apply_committed(self, entries: list[Entry]) -> None:
+        started = time.perf_counter()
         with self.store.apply_batch():
             results = self._apply_entries(entries)
+        if time.perf_counter() - started > SLOW_APPLY_SECONDS:
+            metrics.SLOW_APPLY.inc()
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
         elif self.store.batch_open:
@@ -922,10 +923,12 @@ class EtcdServer:
         the member."""
         if not self.store.batch_open:
             return
+        started = time.perf_counter()
         try:
             self.store.commit()
         except self.backend.storage_errors as exc:
             raise self._stop(f"backend: commit failed, stopping: {exc!r}") from exc
+        metrics.BACKEND_COMMIT_SECONDS.observe(time.perf_counter() - started)
         self._backend_bytes = self.backend.size_bytes
         self._uncommitted_cost = 0
         self._backend_committed.set()
@@ -1021,6 +1024,7 @@ class EtcdServer:
     async def _revoke_expired(self, lease_id: int) -> None:
         try:
             await self.propose(InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
+            metrics.LEASE_EXPIRED.inc()
         except errors.EtcdError:
             pass  # already revoked by a client; if it is still there, the next check retries it
         finally:
@@ -1076,6 +1080,7 @@ class EtcdServer:
         """
         async with self._backend_lock:
             self._applies_resumed = trio.Event()
+            started = time.perf_counter()
             try:
                 self._commit_backend()  # the copy reads the committed file
                 copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
@@ -1083,6 +1088,7 @@ class EtcdServer:
             finally:
                 self._applies_resumed.set()
                 self._applies_resumed = None
+            metrics.DEFRAG_SECONDS.observe(time.perf_counter() - started)
         self._backend_bytes = self.backend.size_bytes
         log.info("finished defragment", db_size=self._backend_bytes)
 
@@ -1389,6 +1395,11 @@ class EtcdServer:
     @property
     def current_revision(self) -> int:
         return self.store.current_revision
+
+    @property
+    def defragmenting(self) -> bool:
+        """A defragmentation holds the backend (its copy is being written or swapped in)."""
+        return self._applies_resumed is not None
 
     @property
     def db_size_bytes(self) -> int:
