@@ -39,6 +39,7 @@ from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.schema import META_CLUSTER_VERSION
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server import metrics
 
 log = get_logger("etcdx.server.apply")
 
@@ -293,6 +294,7 @@ class Applier:
 
     def _lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
         lease = self.lessor.grant(request.ID, request.TTL)
+        metrics.LEASE_TTL.observe(lease.ttl)
         rows.put_lease(self.store.batch, lease.id, lease.ttl)
         response = rpc_pb2.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
         response.header.revision = self.store.current_revision

@@ -162,7 +162,7 @@ class MemberCollector:
         yield _gauge(
             "etcd_debugging_mvcc_total_put_size_in_bytes", "The total size of put kv pairs seen by this member.", 0
         )
-        ranges = COUNTS.started_calls(_RANGE) + kinds.get("txn", 0)
+        ranges = COUNTS.started_calls(_RANGE)
         yield _counter("etcd_mvcc_range_total", "Total number of ranges seen by this member.", ranges)
         yield _counter("etcd_debugging_mvcc_range_total", "Total number of ranges seen by this member.", ranges)
         yield _counter("etcd_mvcc_put_total", "Total number of puts seen by this member.", kinds.get("put", 0))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import select
+import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -136,3 +138,27 @@ def test_excluded_families_are_really_absent(exported):
     """The EXCLUDED list stays honest: a family etcdx exports must be compared, not excluded."""
     _, etcdx = exported
     assert not [name for name in EXCLUDED if name in etcdx]
+
+
+def _status(url: str, context: ssl.SSLContext, method: str = "GET") -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10, context=context) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_https_metrics_url_serves_only_metrics_and_health_as_etcd(tmp_path):
+    """An https:// --listen-metrics-urls listener takes the client TLS settings (here --auto-tls) and serves
+    /metrics and /health only: the same status per path as etcd's."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    paths = [("/metrics", "GET"), ("/health", "GET"), ("/health", "POST"), ("/version", "GET"), ("/v2/keys", "GET")]
+    statuses = []
+    for make in (procs.etcd_process, procs.etcdx_process):
+        (port,) = procs.free_ports(1)
+        flags = ("--auto-tls", "--listen-metrics-urls", f"https://127.0.0.1:{port}", "--enable-v2")
+        with make(tmp_path, extra_args=flags).start():
+            statuses.append([_status(f"https://127.0.0.1:{port}{path}", context, method) for path, method in paths])
+    assert statuses[1] == statuses[0] == [200, 200, 405, 404, 404]
