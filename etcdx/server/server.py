@@ -844,8 +844,10 @@ class EtcdServer:
         peer transport, as etcd's follower does over its peer HTTP, and returns the members the leader gave."""
         request = rpc_pb2.MemberPromoteRequest(ID=learner_id).SerializeToString()
         data = await lease_forward.forward(self, PROMOTE_MEMBER, request, call_timeout=self.request_timeout)
-        if data is None:
-            return await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+        if data is None:  # this member leads
+            members = await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+            metrics.LEARNER_PROMOTE_SUCCESSES.inc()
+            return members
         return list(rpc_pb2.MemberPromoteResponse.FromString(data).members)
 
     async def change_membership(self, kind: ChangeKind, member: rpc_pb2.Member) -> list[rpc_pb2.Member]:
@@ -1273,6 +1275,8 @@ class EtcdServer:
             await trio.sleep(READ_INDEX_RETRY)
             if self._reads.in_flight and trio.current_time() - self._read_issued_at >= self.request_timeout:
                 log.warning("timed out waiting for read index response (local node might have slow network)")
+                metrics.SLOW_READ_INDEXES.inc()
+                metrics.READ_INDEXES_FAILED.inc()
                 self._reads.fail_in_flight(errors.ERR_TIMEOUT())
                 self._issue_read_index()  # the reads that came since get a ReadIndex of their own
             elif self._reads.in_flight:
