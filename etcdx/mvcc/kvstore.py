@@ -65,6 +65,7 @@ class KVStore:
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
+        self.compacted_keys = 0  # backend rows removed by compactions since start (a /metrics series)
         # The v2 store's state to commit with the consistent index (None when unchanged since the last commit).
         self.v2_state: Callable[[], bytes | None] | None = None
         with backend.begin_read() as view:
@@ -403,6 +404,7 @@ class KVStore:
         doomed = [k for k in txn.keys(KEY_DB, stop=backend_key(pack(rev, 0))) if parse_backend_key(k)[0] not in keep]
         for raw_key in doomed:
             txn.delete(KEY_DB, raw_key)
+        self.compacted_keys += len(doomed)
         self._compact_rev = rev
         self._holds_compaction = True
         rows.put_meta_int(txn, meta.META_FINISHED_COMPACT, rev)

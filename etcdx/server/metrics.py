@@ -98,7 +98,6 @@ INDEX_COMPACTION_PAUSE_MS = _histogram(
     2,
     14,
 )
-DB_COMPACTION_KEYS = _counter("etcd_debugging_mvcc_db_compaction_keys_total", "Total number of db keys compacted.")
 DB_COMPACTION_LAST = Gauge(
     "etcd_debugging_mvcc_db_compaction_last",
     "The unix time of the last db compaction. Resets to 0 on start.",

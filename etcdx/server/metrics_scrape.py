@@ -148,6 +148,9 @@ class MemberCollector:
             max(store.compact_revision, 0),
         )
         yield _gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", len(store.index))
+        yield _counter(
+            "etcd_debugging_mvcc_db_compaction_keys_total", "Total number of db keys compacted.", store.compacted_keys
+        )
         hub = server.watch_hub
         watchers = len(hub) if hub is not None else 0
         unsynced = hub.unsynced_count if hub is not None else 0

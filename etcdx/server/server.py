@@ -700,6 +700,8 @@ class EtcdServer:
             results = self._apply_entries(entries)
         if time.perf_counter() - started > SLOW_APPLY_SECONDS:
             metrics.SLOW_APPLY.inc()
+        if self.store.holds_compaction:
+            metrics.DB_COMPACTION_LAST.set(time.time())
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
         elif self.store.batch_open:
