@@ -95,14 +95,22 @@ def _workload_and_scrape(members: list[procs.ServerProcess], metrics_url: str) -
         watcher.wait(timeout=10)
 
 
-def _run_cluster(members: list[procs.ServerProcess], metrics_port: int) -> dict[str, tuple[str, frozenset[str]]]:
+def _series(text: str, family_name: str) -> set[tuple]:
+    """The label sets of one family's samples."""
+    for family in text_string_to_metric_families(text):
+        if family.name == family_name:
+            return {tuple(sorted(sample.labels.items())) for sample in family.samples}
+    return set()
+
+
+def _run_cluster(members: list[procs.ServerProcess], metrics_port: int) -> str:
     members[0].argv += ["--listen-metrics-urls", f"http://127.0.0.1:{metrics_port}"]
     procs.start_cluster(members)
     try:
         deadline = time.monotonic() + 15
         while procs.current_leader(members) is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        return _families(_workload_and_scrape(members, f"http://127.0.0.1:{metrics_port}"))
+        return _workload_and_scrape(members, f"http://127.0.0.1:{metrics_port}")
     finally:
         procs.stop_cluster(members)
 
@@ -123,7 +131,7 @@ def exported(tmp_path_factory):
 
 
 def test_every_etcd_family_is_exported_with_its_type_and_labels(exported):
-    etcd, etcdx = exported
+    etcd, etcdx = (_families(text) for text in exported)
     wanted = {name: shape for name, shape in etcd.items() if not name.startswith(GO_RUNTIME) and name not in EXCLUDED}
     missing = sorted(name for name in wanted if name not in etcdx)
     different = {name: (wanted[name], etcdx[name]) for name in wanted if name in etcdx and etcdx[name] != wanted[name]}
@@ -134,9 +142,19 @@ def test_every_etcd_family_is_exported_with_its_type_and_labels(exported):
         assert name in wanted, f"etcd did not export {name}: the workload did not exercise it"
 
 
+@pytest.mark.parametrize(
+    "family", ["grpc_server_started", "grpc_server_handled", "grpc_server_msg_sent", "etcd_server_client_requests"]
+)
+def test_grpc_series_are_etcds(exported, family):
+    """Not only the label names: the same series (every method of the same services, every code, the client
+    API versions etcdctl announced) as etcd's after the same workload."""
+    etcd, etcdx = (_series(text, family) for text in exported)
+    assert etcd and etcdx == etcd, sorted(etcd ^ etcdx)[:10]
+
+
 def test_excluded_families_are_really_absent(exported):
     """The EXCLUDED list stays honest: a family etcdx exports must be compared, not excluded."""
-    _, etcdx = exported
+    etcdx = _families(exported[1])
     assert not [name for name in EXCLUDED if name in etcdx]
 
 
