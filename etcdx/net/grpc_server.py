@@ -231,6 +231,8 @@ class GrpcConnection:
                     self._closing = True
                     nursery.cancel_scope.cancel()
         finally:
+            for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
+                COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()
 
     async def _say_goodbye(self) -> None:

@@ -180,3 +180,49 @@ def test_https_metrics_url_serves_only_metrics_and_health_as_etcd(tmp_path):
         with make(tmp_path, extra_args=flags).start():
             statuses.append([_status(f"https://127.0.0.1:{port}{path}", context, method) for path, method in paths])
     assert statuses[1] == statuses[0] == [200, 200, 405, 404, 404]
+
+
+def _watch_metrics(member: procs.ServerProcess) -> tuple[float, float]:
+    """(open watch streams, Watch calls ended Canceled) from the member's /metrics."""
+    text = _http(f"{member.client_url}/metrics").decode()
+    streams = canceled = None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "etcd_debugging_mvcc_watch_stream_total":
+                streams = sample.value
+            labels = sample.labels
+            if sample.name == "grpc_server_handled_total" and labels.get("grpc_service") == "etcdserverpb.Watch":
+                canceled = sample.value if labels["grpc_code"] == "Canceled" else canceled
+    return streams, canceled
+
+
+def _open_watch(member: procs.ServerProcess) -> subprocess.Popen:
+    watcher = subprocess.Popen(
+        [procs.ETCDCTL, "--endpoints", member.endpoint, "watch", "x", "-w", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while _watch_metrics(member)[0] != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return watcher
+
+
+def test_watch_streams_that_end_are_counted_as_etcd_counts_them(tmp_path):
+    """A watch stream whose client is killed (the connection drops) or interrupted (it cancels) ends: the
+    stream gauge goes back to 0 and the call counts as handled with code Canceled, as in etcd."""
+    seen = []
+    for make in (procs.etcd_process, procs.etcdx_process):
+        with make(tmp_path).start() as member:
+            steps = []
+            for stop in (subprocess.Popen.kill, subprocess.Popen.terminate):
+                watcher = _open_watch(member)
+                steps.append(_watch_metrics(member))
+                stop(watcher)
+                watcher.wait(timeout=10)
+                deadline = time.monotonic() + 10
+                while _watch_metrics(member)[0] != 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                steps.append(_watch_metrics(member))
+            seen.append(steps)
+    assert seen[1] == seen[0] == [(1, 0), (0, 1), (1, 1), (0, 2)]
