@@ -226,3 +226,37 @@ def test_watch_streams_that_end_are_counted_as_etcd_counts_them(tmp_path):
                 steps.append(_watch_metrics(member))
             seen.append(steps)
     assert seen[1] == seen[0] == [(1, 0), (0, 1), (1, 1), (0, 2)]
+
+
+_CALL_FAMILIES = ("grpc_server_", "etcd_server_client_requests_total", "etcd_debugging_mvcc_watch_stream_total")
+
+
+def _call_series(member: procs.ServerProcess) -> set[str]:
+    """The non-zero series lines of the call-counting families."""
+    text = _http(f"{member.client_url}/metrics").decode()
+    return {line for line in text.splitlines() if line.startswith(_CALL_FAMILIES) and not line.endswith(" 0")}
+
+
+def test_gateway_calls_are_counted_as_grpc_calls_as_in_etcd(tmp_path):
+    """etcd's /v3 gateway reaches its gRPC server, so its calls count in grpc_server_* (client API version
+    "unknown"): a put, and a watch the client drops, add the same series on both."""
+    added = []
+    for make in (procs.etcd_process, procs.etcdx_process):
+        with make(tmp_path).start() as member:
+            before = _call_series(member)
+            _http(f"{member.client_url}/v3/kv/put", "POST", b'{"key":"YQ==","value":"Yg=="}')
+            watch = urllib.request.urlopen(
+                urllib.request.Request(
+                    f"{member.client_url}/v3/watch", data=b'{"create_request":{"key":"YQ=="}}', method="POST"
+                ),
+                timeout=10,
+            )
+            assert b'"created":true' in watch.readline()
+            open_watch = _call_series(member) - before
+            watch.close()
+            deadline = time.monotonic() + 10
+            while any("watch_stream_total" in line for line in _call_series(member)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            added.append((open_watch, _call_series(member) - before))
+    assert added[1] == added[0]
+    assert "etcd_debugging_mvcc_watch_stream_total 1" in added[0][0]
