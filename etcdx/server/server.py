@@ -88,6 +88,7 @@ from etcdx.server import (
 )
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.bootstrap_log import bootstrap_entries, cluster_version_request
+from etcdx.server.heartbeat_watch import HeartbeatWatch
 from etcdx.server.ids import cluster_id
 from etcdx.server.membership import Change, ChangeKind, Membership
 from etcdx.server.quota import Quota, QuotaExceeded
@@ -175,6 +176,7 @@ class EtcdServer:
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
         self._waiters = Waiters()
+        self._heartbeats = HeartbeatWatch(settings.heartbeat_interval_ms / 1000)
         self._work = trio.Event()
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
@@ -636,6 +638,8 @@ class EtcdServer:
 
     def _send(self, messages: list) -> None:
         if self.transport is not None:
+            if self._is_leader:
+                self._heartbeats.observe(messages, trio.current_time())
             self.transport.send(messages)
 
     def _on_peer_message(self, message) -> None:
@@ -688,6 +692,7 @@ class EtcdServer:
             if is_leader:
                 self._leader_elected_at = trio.current_time()
         if is_leader and not was_leader:
+            self._heartbeats.reset()
             self.lessor.promote(extend=self.settings.election_timeout_ms / 1000)
         elif was_leader and not is_leader:
             self.lessor.demote()
