@@ -97,6 +97,14 @@ def test_rotation_keeps_lumberjack_named_backups(tmp_path, compress):
     assert len(kept) > 5000 and kept[-1]["n"] + 1 == _lines(path)[0]["n"]
 
 
+def test_member_with_rotation_logs_to_its_file(tmp_path):
+    path = tmp_path / "rotated.log"
+    flags = ("--enable-log-rotation", "--log-outputs", str(path), "--log-rotation-config-json", '{"maxsize": 1}')
+    with procs.etcdx_process(tmp_path, extra_args=flags).start():
+        pass
+    assert any(line["msg"] == "ready to serve client requests" for line in _lines(path))
+
+
 REFUSED = [
     ("--logger", "capnslog"),
     ("--logger", "glog"),
