@@ -18,6 +18,7 @@ import yaml
 from etcdx.auth import passwords
 from etcdx.auth.options import AuthOptionsError, parse_auth_token
 from etcdx.log import get_logger
+from etcdx.log_config import LogFlagError, LogRotation, check_logger, rotation_settings
 from etcdx.net.tls_versions import TlsFlagError, openssl_ciphers, version_range
 from etcdx.server.ids import cluster_id, member_id
 
@@ -69,6 +70,10 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "logger": ("str", "zap"),
     "log-outputs": ("str", "default"),
     "log-level": ("str", "info"),
+    "enable-log-rotation": ("bool", False),
+    "log-rotation-config-json": ("str", _LOG_ROTATION_DEFAULT),
+    "metrics": ("str", "basic"),
+    "listen-metrics-urls": ("str", ""),
     "enable-grpc-gateway": ("bool", True),
     "cors": ("str", "*"),
     "host-whitelist": ("str", "*"),
@@ -137,10 +142,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, object]] = {
     "discovery": ("str", ""),
     "discovery-srv": ("str", ""),
     "enable-pprof": ("bool", False),
-    "metrics": ("str", "basic"),
-    "listen-metrics-urls": ("str", ""),
-    "enable-log-rotation": ("bool", False),
-    "log-rotation-config-json": ("str", _LOG_ROTATION_DEFAULT),
     "experimental-enable-distributed-tracing": ("bool", False),
     "proxy": ("str", "off"),
     "experimental-enable-v2v3": ("str", ""),
@@ -283,6 +284,9 @@ class Config:
     lease_checkpoint: bool = False
     lease_checkpoint_persist: bool = False
     v2_deprecation: str = "not-yet"
+    log_rotation: LogRotation | None = None  # with --enable-log-rotation
+    metrics: str = "basic"  # "extensive" adds grpc_server_handling_seconds; any other value means basic, as in etcd
+    listen_metrics_urls: tuple[Url, ...] = ()  # extra listeners serving only /metrics and /health
 
     @property
     def effective_quota_backend_bytes(self) -> int:
@@ -546,6 +550,14 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         raise ConfigError(f'invalid value "{max_streams}" for flag -max-concurrent-streams: parse error')
     if get("log-level") not in ("debug", "info", "warn", "error", "dpanic", "panic", "fatal"):
         raise ConfigError(f'unknown level "{get("log-level")}"')
+    log_outputs = tuple(get("log-outputs").split(","))
+    try:
+        check_logger(get("logger"))
+        rotate = get("enable-log-rotation")
+        log_rotation = rotation_settings(log_outputs, get("log-rotation-config-json")) if rotate else None
+    except LogFlagError as exc:
+        raise ConfigError(str(exc)) from None
+    metrics_urls = get("listen-metrics-urls")
     state = get("initial-cluster-state")
     if state not in ("new", "existing"):
         raise ConfigError(
@@ -635,8 +647,11 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         max_txn_ops=get("max-txn-ops"),
         max_request_bytes=get("max-request-bytes"),
         logger=get("logger"),
-        log_outputs=tuple(get("log-outputs").split(",")),
+        log_outputs=log_outputs,
         log_level=get("log-level"),
+        log_rotation=log_rotation,
+        metrics=get("metrics"),
+        listen_metrics_urls=_urls("listen-metrics-urls", metrics_urls) if metrics_urls else (),
         enable_grpc_gateway=get("enable-grpc-gateway"),
         enable_v2=get("enable-v2"),
         cors=_cors(get("cors")),

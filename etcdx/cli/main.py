@@ -12,18 +12,22 @@ from functools import partial
 import trio
 
 from etcdx import log as logging_setup
+from etcdx.api.http.metrics_port import serve_metrics_ports
 from etcdx.api.serve import serve_clients
 from etcdx.auth.options import AuthOptionsError
-from etcdx.cli.listener_tls import TlsSetupError, client_addresses, peer_addresses
+from etcdx.cli.listener_tls import TlsSetupError, client_addresses, metrics_addresses, peer_addresses
 from etcdx.cli.memory_lock import MemoryLockError, lock_current_memory
 from etcdx.cli.systemd_notify import notify_ready
 from etcdx.config import Config, ConfigError, parse_config, usage
 from etcdx.log import get_logger
+from etcdx.log_config import LogFlagError
 from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.listener import ListenAddress
 from etcdx.net.peer_listener import hold_peer_port
 from etcdx.peer.client_tls import peer_client_context
 from etcdx.server.data_dir import DataDirLockedError
+from etcdx.server.metrics_grpc import enable_handling_histogram
 from etcdx.server.server import EtcdServer, MemberRemoved, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
@@ -117,7 +121,11 @@ def version_text() -> str:
 
 
 async def run(
-    config: Config, clients: list[ListenAddress], peers: list[ListenAddress], peer_client_tls: ssl.SSLContext | None
+    config: Config,
+    clients: list[ListenAddress],
+    peers: list[ListenAddress],
+    peer_client_tls: ssl.SSLContext | None,
+    metrics_ports: tuple[ListenAddress, ...] | list[ListenAddress] = (),
 ) -> None:
     """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed)."""
     server = EtcdServer(settings_from_config(config), peer_client_tls=peer_client_tls)
@@ -145,6 +153,8 @@ async def run(
             keepalive_timeout=config.grpc_keepalive_timeout,
         )
         client_ports = await nursery.start(partial(serve_clients, grpc_limits=limits), server, clients)
+        if metrics_ports:
+            await nursery.start(serve_metrics_ports, server, metrics_ports)
         log.info(
             "ready to serve client requests",
             name=config.name,
@@ -196,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if config.show_version:
         sys.stdout.write(version_text())
         return 0
-    logging_setup.configure(config.log_level, config.log_outputs)
+    try:
+        logging_setup.configure(config.log_level, config.log_outputs, config.log_rotation)
+    except LogFlagError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if config.metrics == "extensive":
+        enable_handling_histogram(COUNTS)
     if config.unsafe_no_fsync:
         log.warning(
             "--unsafe-no-fsync: the WAL and the backend are never fsynced; a crash or power loss can lose "
@@ -215,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     try:
         clients, peers = client_addresses(config), peer_addresses(config)
+        metrics_ports = metrics_addresses(config)
         peer_client_tls = _peer_client_tls(config, peers)
     except TlsSetupError as exc:
         log.error("cannot start: TLS", error=str(exc))
@@ -224,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     stopped: list[BaseException] = []
     bad_auth: list[BaseException] = []
     try:
-        trio.run(run, config, clients, peers, peer_client_tls)
+        trio.run(run, config, clients, peers, peer_client_tls, metrics_ports)
     except* AuthOptionsError as group:  # a JWT key file that cannot be read or does not fit the sign method
         bad_auth.extend(_leaves(group))
     except* DataDirLockedError as group:

@@ -56,6 +56,7 @@ class Lessor:
         self._lease_of: dict[bytes, int] = {}
         self._queue: list[tuple[float, int]] = []
         self.primary = False  # True on the leader: expiries are real
+        self.renewals = 0  # keep-alives answered with a TTL (etcd_debugging_lease_renewed_total)
 
     # -- applied from the log -------------------------------------------------------------------
 
@@ -140,6 +141,7 @@ class Lessor:
         if lease is None or lease.expiry <= now:
             return 0
         lease.remaining_ttl = 0  # the caller cleared it through the log first (needs_checkpoint_reset)
+        self.renewals += 1
         self._set_expiry(lease, now + lease.ttl)
         return lease.ttl
 

@@ -69,6 +69,7 @@ class KVStore:
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
+        self.compacted_keys = 0  # backend rows removed by compactions since start (a /metrics series)
         # The v2 store's state to commit with the consistent index (None when unchanged since the last commit).
         self.v2_state: Callable[[], bytes | None] | None = None
         with backend.begin_read() as view:
@@ -430,8 +431,10 @@ class KVStore:
 
     def _delete_doomed(self, count: int) -> None:
         txn, doomed = self.batch, self._doomed
-        for _ in range(min(count, len(doomed))):
+        count = min(count, len(doomed))
+        for _ in range(count):
             txn.delete(KEY_DB, doomed.pop())
+        self.compacted_keys += count
 
 
 class _ApplyBatch:

@@ -46,6 +46,7 @@ from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
 from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
 
 log = get_logger("etcdx.net.grpc")
@@ -147,6 +148,7 @@ class _Call:
         "unacknowledged",
         "backlog",
         "held",
+        "started_at",
     )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext) -> None:
@@ -166,6 +168,7 @@ class _Call:
         self.unacknowledged = 0  # streaming: flow-controlled bytes received but not yet acknowledged
         self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
         self.held = 0  # request bytes counted in GrpcConnection._held (see GrpcConnection._holding)
+        self.started_at = 0.0  # trio time the call started (kept only for --metrics extensive)
 
 
 class GrpcConnection:
@@ -220,6 +223,7 @@ class GrpcConnection:
                         if not data:
                             break
                         self._last_read = trio.current_time()
+                        COUNTS.received_bytes += len(data)
                         await self._take(data)
                         await self._output_room()
                 except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
@@ -228,6 +232,8 @@ class GrpcConnection:
                     self._closing = True
                     nursery.cancel_scope.cancel()
         finally:
+            for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
+                COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()
 
     async def _say_goodbye(self) -> None:
@@ -264,6 +270,7 @@ class GrpcConnection:
                     self._writing = True
                     self._in_flight = len(data)
                     await self._stream.send_all(data)
+                    COUNTS.sent_bytes += len(data)
                     self._in_flight = 0
                     self._writing = False
                 self._drained.set()
@@ -354,6 +361,9 @@ class GrpcConnection:
         deadline = trio.current_time() + timeout if timeout is not None else None
         call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline, self._peer_common_name))
         self._calls[event.stream_id] = call
+        COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
+        if COUNTS.timing:
+            call.started_at = trio.current_time()
         if not isinstance(method, _UNARY):
             # Unbounded in messages, bounded in bytes by withholding acknowledgements (see the module doc).
             send, receive = trio.open_memory_channel(math.inf)
@@ -404,6 +414,7 @@ class GrpcConnection:
 
     def _deliver(self, call: _Call, message: bytes) -> None:
         if call.inbox is not None:
+            COUNTS.stream_received[call.ctx.path] += 1
             call.backlog += 5 + len(message)
             call.inbox.send_nowait(message)
         elif not call.messages:
@@ -511,6 +522,7 @@ class GrpcConnection:
     def _on_reset(self, stream_id: int) -> None:
         call = self._calls.pop(stream_id, None)
         if call is not None:
+            COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1  # the client gave up, as grpc-go counts it
             call.closed = True
             self._hold(call, 0)
             self._release_window(call)
@@ -602,7 +614,11 @@ class GrpcConnection:
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
 
+        sent = COUNTS.stream_sent
+        path = call.ctx.path
+
         async def send(data: bytes) -> None:
+            sent[path] += 1
             await self._send_message(call, data)
 
         try:
@@ -726,6 +742,9 @@ class GrpcConnection:
         if call.closed:
             return
         call.closed = True
+        COUNTS.handled[call.ctx.path, code] += 1
+        if COUNTS.timing:
+            COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
         self._calls.pop(call.stream_id, None)
         self._hold(call, 0)
         self._release_window(call)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
@@ -103,6 +104,8 @@ class _Peer:
     next_url: int = 0
     active: bool = False
     active_since: float = 0.0  # trio time the current outbound connection came up
+    sent_bytes: int = 0  # written to its connections (etcd_network_peer_sent_bytes_total)
+    disconnects: int = 0  # times an active connection to it failed (etcd_network_disconnected_peers_total)
     dropping: bool = False
 
 
@@ -153,6 +156,8 @@ class PeerTransport:
         self._backoff_min = backoff_min
         self._backoff_max = backoff_max
         self._peers: dict[int, _Peer] = {}
+        # Frame bytes received per sender (etcd_network_peer_received_bytes_total).
+        self.received_bytes: defaultdict[int, int] = defaultdict(int)
         self._removed: set[int] = set(removed)
         self._on_removed = on_removed
         self._members_answer = members_answer
@@ -202,6 +207,10 @@ class PeerTransport:
         """When the outbound connection to ``peer_id`` came up (trio time), or None while it is down."""
         peer = self._peers.get(peer_id)
         return peer.active_since if peer is not None and peer.active else None
+
+    def peer_stats(self) -> dict[int, _Peer]:
+        """Every peer by member id, for /metrics (read only: activity and byte counts)."""
+        return dict(self._peers)
 
     def is_active(self, peer_id: int) -> bool:
         """Whether the outbound connection to ``peer_id`` is up."""
@@ -335,7 +344,9 @@ class PeerTransport:
                     break
                 batch.append(self._frame(m))
                 size += len(batch[-1])
-            await stream.send_all(b"".join(batch))
+            data = b"".join(batch)
+            await stream.send_all(data)
+            peer.sent_bytes += len(data)
 
     def _frame(self, m: Message) -> bytes:
         return encode_frame(
@@ -353,6 +364,7 @@ class PeerTransport:
                 break
         if peer.active:
             peer.active = False
+            peer.disconnects += 1
             log.warning(
                 "peer became inactive (message send to peer failed)",
                 local_member_id=_hex(self.member_id),
@@ -452,6 +464,7 @@ class PeerTransport:
                     return
                 for payload in reader.feed(data):
                     frame = decode_frame(payload)
+                    self.received_bytes[frame.sender] += len(payload)
                     if frame.WhichOneof("body") == "members_request" and self._members_answer is not None:
                         await stream.send_all(encode_frame(raft_pb2.PeerFrame(members=self._members_answer())))
                         return

@@ -22,6 +22,7 @@ Call ``apply`` inside ``store.apply_batch()``; ``store.commit()`` makes the batc
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from google.protobuf.message import Message
@@ -38,6 +39,7 @@ from etcdx.mvcc.kvstore import KVStore
 from etcdx.mvcc.schema import META_CLUSTER_VERSION
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server import metrics
 
 log = get_logger("etcdx.server.apply")
 
@@ -130,6 +132,8 @@ class Applier:
         self.persist_checkpoints = False  # --experimental-enable-lease-checkpoint-persist
         # Applies a V2Request at its log index (the server's v2 store, with --enable-v2); None: v2 entries are no-ops.
         self.v2_applier: Callable[[Message, int], object] | None = None
+        # Entries applied per request kind ("put", "txn", ...), read when /metrics is scraped.
+        self.applied_kinds: defaultdict[str, int] = defaultdict(int)
         with store.backend.begin_read() as view:
             alarms.replace(rows.alarms(view))
             recorded = rows.get_meta_bytes(view, META_CLUSTER_VERSION)
@@ -170,6 +174,7 @@ class Applier:
 
     def _dispatch(self, index: int, request: InternalRequest) -> Message | None:
         kind = request.WhichOneof("request")
+        self.applied_kinds[kind] += 1
         alarms = self.alarms
         if alarms.active and kind in _REFUSED_WHEN_CORRUPT and alarms.has(rpc_pb2.CORRUPT):
             raise errors.ERR_CORRUPT  # etcd's corrupt applier, outermost: before auth and the NOSPACE cap
@@ -287,6 +292,7 @@ class Applier:
 
     def _lease_grant(self, request: rpc_pb2.LeaseGrantRequest) -> rpc_pb2.LeaseGrantResponse:
         lease = self.lessor.grant(request.ID, request.TTL)
+        metrics.LEASE_TTL.observe(lease.ttl)
         rows.put_lease(self.store.batch, lease.id, lease.ttl)
         response = rpc_pb2.LeaseGrantResponse(ID=lease.id, TTL=lease.ttl)
         response.header.revision = self.store.current_revision

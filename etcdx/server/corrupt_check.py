@@ -16,6 +16,7 @@ A peer's HashKV travels as a peer call (PeerTransport.call, method HASH_KV).
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -27,7 +28,7 @@ from etcdx.mvcc import kv_hash
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.peer.transport import PeerCallFailed
-from etcdx.server import caller
+from etcdx.server import caller, metrics
 
 if TYPE_CHECKING:
     from etcdx.server.server import EtcdServer
@@ -54,7 +55,9 @@ async def hash_kv(server: EtcdServer, revision: int) -> rpc_pb2.HashKVResponse:
             raise errors.ERR_FUTURE_REV
         revision = revision or current
         keep = store.index.keep(revision)
+        started = time.perf_counter()
         value = await trio.to_thread.run_sync(kv_hash.kv_hash, view, revision, compacted, keep)
+        metrics.HASH_REV_SECONDS.observe(time.perf_counter() - started)
     response = rpc_pb2.HashKVResponse(hash=value, compact_revision=compacted, hash_revision=revision)
     server.fill_header(response.header)
     response.header.revision = current

@@ -83,11 +83,13 @@ from etcdx.server import (
     identity,
     lease_forward,
     metrics,
+    metrics_scrape,
     snapshot_install,
 )
 from etcdx.server.apply import Applier, ApplyFailed
 from etcdx.server.auto_compaction import schedule_for
 from etcdx.server.bootstrap_log import bootstrap_entries, cluster_version_request
+from etcdx.server.heartbeat_watch import HeartbeatWatch
 from etcdx.server.ids import cluster_id
 from etcdx.server.membership import Change, ChangeKind, Membership
 from etcdx.server.quota import Quota, QuotaExceeded
@@ -176,9 +178,7 @@ class EtcdServer:
         self.member_id = settings.member_id
         self.cluster_id = settings.cluster_id
         self._waiters = Waiters()
-        # Pending proposals = parked proposers, read when /metrics is scraped (the series is per process, as
-        # the server is; the last server constructed owns it).
-        metrics.PROPOSALS_PENDING.set_function(self._waiters.__len__)
+        self._heartbeats = HeartbeatWatch(settings.heartbeat_interval_ms / 1000)
         self._work = trio.Event()
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
@@ -308,10 +308,9 @@ class EtcdServer:
                     pre_vote=s.pre_vote,
                     initial_election_tick_advance=s.initial_election_tick_advance,
                 )
-                metrics.publish_identity(self.member_id)
-                metrics.PROPOSALS_COMMITTED.set_function(lambda: self.node.raft.log.committed)
-                metrics.PROPOSALS_APPLIED.set_function(lambda: self.store.consistent_index)
-                metrics.CURRENT_REVISION.set_function(lambda: self.store.current_revision)
+                # /metrics reads this member (pending proposals = parked proposers); the WAL reports its fsyncs.
+                metrics_scrape.watch(self, pending=self._waiters.__len__)
+                self.wal.observe_fsync = metrics.WAL_FSYNC_SECONDS.observe
                 async with trio.open_nursery() as nursery:
                     # Always a transport, even alone: a member added later is reached through it.
                     peers = {m.ID: list(m.peerURLs) for m in self.members if self.member_id != m.ID}
@@ -670,6 +669,8 @@ class EtcdServer:
 
     def _send(self, messages: list) -> None:
         if self.transport is not None:
+            if self._is_leader:
+                self._heartbeats.observe(messages, trio.current_time())
             self.transport.send(messages)
 
     def _on_peer_message(self, message) -> None:
@@ -722,6 +723,7 @@ class EtcdServer:
             if is_leader:
                 self._leader_elected_at = trio.current_time()
         if is_leader and not was_leader:
+            self._heartbeats.reset()
             self.lessor.promote(extend=self.settings.election_timeout_ms / 1000)
         elif was_leader and not is_leader:
             self.lessor.demote()
@@ -731,6 +733,8 @@ class EtcdServer:
     def _apply_committed(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
             results = self._apply_entries(entries)
+        if self.store.holds_compaction:
+            metrics.DB_COMPACTION_LAST.set(time.time())
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
             self._commit_backend()
         elif self.store.batch_open:
@@ -881,8 +885,10 @@ class EtcdServer:
         peer transport, as etcd's follower does over its peer HTTP, and returns the members the leader gave."""
         request = rpc_pb2.MemberPromoteRequest(ID=learner_id).SerializeToString()
         data = await lease_forward.forward(self, PROMOTE_MEMBER, request, call_timeout=self.request_timeout)
-        if data is None:
-            return await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+        if data is None:  # this member leads
+            members = await self.change_membership(ChangeKind.PROMOTE, rpc_pb2.Member(ID=learner_id))
+            metrics.LEARNER_PROMOTE_SUCCESSES.inc()
+            return members
         return list(rpc_pb2.MemberPromoteResponse.FromString(data).members)
 
     async def change_membership(self, kind: ChangeKind, member: rpc_pb2.Member) -> list[rpc_pb2.Member]:
@@ -939,7 +945,8 @@ class EtcdServer:
         )
 
     def _log_slow_apply(self, entry: Entry, took: float) -> None:
-        """etcd's warning for an apply slower than --experimental-warning-apply-duration."""
+        """etcd's warning for an apply slower than --experimental-warning-apply-duration, counted as a slow apply."""
+        metrics.SLOW_APPLY.inc()
         try:
             kind = InternalRequest.FromString(entry.data).WhichOneof("request") if entry.data else None
         except Exception:
@@ -1021,10 +1028,12 @@ class EtcdServer:
         the member."""
         if not self.store.batch_open:
             return
+        started = time.perf_counter()
         try:
             self.store.commit()
         except self.backend.storage_errors as exc:
             raise self._stop(f"backend: commit failed, stopping: {exc!r}") from exc
+        metrics.BACKEND_COMMIT_SECONDS.observe(time.perf_counter() - started)
         self._backend_bytes = self.backend.size_bytes
         self._uncommitted_cost = 0
         self._backend_committed.set()
@@ -1143,6 +1152,7 @@ class EtcdServer:
     async def _revoke_expired(self, lease_id: int) -> None:
         try:
             await self.propose(InternalRequest(lease_revoke=rpc_pb2.LeaseRevokeRequest(ID=lease_id)))
+            metrics.LEASE_EXPIRED.inc()
         except errors.EtcdError:
             pass  # already revoked by a client; if it is still there, the next check retries it
         finally:
@@ -1198,6 +1208,7 @@ class EtcdServer:
         """
         async with self._backend_lock:
             self._applies_resumed = trio.Event()
+            started = time.perf_counter()
             try:
                 self._commit_backend()  # the copy reads the committed file
                 copy_path = await trio.to_thread.run_sync(self.backend.write_compact_copy)
@@ -1205,6 +1216,7 @@ class EtcdServer:
             finally:
                 self._applies_resumed.set()
                 self._applies_resumed = None
+            metrics.DEFRAG_SECONDS.observe(time.perf_counter() - started)
         self._backend_bytes = self.backend.size_bytes
         log.info("finished defragment", db_size=self._backend_bytes)
 
@@ -1392,6 +1404,8 @@ class EtcdServer:
             await trio.sleep(READ_INDEX_RETRY)
             if self._reads.in_flight and trio.current_time() - self._read_issued_at >= self.request_timeout:
                 log.warning("timed out waiting for read index response (local node might have slow network)")
+                metrics.SLOW_READ_INDEXES.inc()
+                metrics.READ_INDEXES_FAILED.inc()
                 self._reads.fail_in_flight(errors.ERR_TIMEOUT())
                 self._issue_read_index()  # the reads that came since get a ReadIndex of their own
             elif self._reads.in_flight:
@@ -1514,6 +1528,11 @@ class EtcdServer:
     @property
     def current_revision(self) -> int:
         return self.store.current_revision
+
+    @property
+    def defragmenting(self) -> bool:
+        """A defragmentation holds the backend (its copy is being written or swapped in)."""
+        return self._applies_resumed is not None
 
     @property
     def db_size_bytes(self) -> int:

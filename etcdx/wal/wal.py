@@ -36,7 +36,8 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -139,6 +140,9 @@ class WAL:
         self._writing: Segment | None = None  # the sync thread's: the segment whose fd it holds open
         self._snapshot_segment: Segment | None = None  # the segment the last append_snapshot started
         self.fsync_count = 0
+        self.written_bytes = 0  # record bytes written (etcd_disk_wal_write_bytes_total)
+        # Called on the sync thread with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds).
+        self.observe_fsync: Callable[[float], None] = lambda seconds: None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -404,9 +408,13 @@ class WAL:
                 if previous is not None and previous.fd >= 0:
                     os.close(previous.fd)
                     previous.fd = -1
-            write_all(segment.fd, b"".join(chunks), offset)
+            data = b"".join(chunks)
+            write_all(segment.fd, data, offset)
             if self.fsync:
+                started = time.perf_counter()
                 os.fdatasync(segment.fd)
+                self.observe_fsync(time.perf_counter() - started)
+            self.written_bytes += len(data)
         if self.fsync:
             self.fsync_count += len(runs)
 

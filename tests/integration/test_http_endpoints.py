@@ -40,9 +40,9 @@ def test_metrics_in_prometheus_format_with_etcds_names(etcdx_server):
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
     for series in (
-        "etcd_server_has_leader 1.0",
-        "etcd_server_is_leader 1.0",
-        'etcd_server_version{server_version="3.5.1"} 1.0',
+        "etcd_server_has_leader 1\n",  # numbers as Go writes them
+        "etcd_server_is_leader 1\n",
+        'etcd_server_version{server_version="3.5.1"} 1\n',
         "etcd_debugging_mvcc_current_revision",
         "etcd_mvcc_db_total_size_in_bytes",
         "etcd_server_quota_backend_bytes 2.147483648e+09",

@@ -4,6 +4,7 @@ them."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import trio
 
@@ -15,7 +16,7 @@ from etcdx.mvcc.alarms import alarm_name, check_alarm_request
 from etcdx.net.grpc_server import RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
-from etcdx.server import corrupt_check
+from etcdx.server import corrupt_check, metrics
 from etcdx.server.server import EtcdServer
 from etcdx.version import SERVER_VERSION
 
@@ -84,6 +85,7 @@ class MaintenanceService:
         bytes still to come after it in ``remaining_bytes``, then one more message whose blob is the SHA-256 of
         the image (remaining_bytes 0): the trailer `etcdutl snapshot restore` checks. No header, as etcd."""
         decode(rpc_pb2.SnapshotRequest, data)
+        started = time.perf_counter()
         async with self._server.committed_view() as view:
             image = snapshot_file.padded(await trio.to_thread.run_sync(backend_image.encode, view.scan))
         total = len(image)
@@ -94,13 +96,16 @@ class MaintenanceService:
             await send(rpc_pb2.SnapshotResponse(remaining_bytes=remaining, blob=blob).SerializeToString())
         await send(rpc_pb2.SnapshotResponse(remaining_bytes=0, blob=hashlib.sha256(image).digest()).SerializeToString())
         log.info("sent database snapshot to client", total_bytes=total)
+        metrics.BACKEND_SNAPSHOT_SECONDS.observe(time.perf_counter() - started)
 
     async def hash(self, data: bytes, ctx: RpcContext) -> bytes:
         """etcd's Hash: CRC-32C of the whole backend as committed (kv_hash.backend_hash), at the current revision."""
         decode(rpc_pb2.HashRequest, data)
         async with self._server.committed_view() as view:
             revision = self._server.store.current_revision
+            started = time.perf_counter()
             value = await trio.to_thread.run_sync(kv_hash.backend_hash, view)
+            metrics.HASH_SECONDS.observe(time.perf_counter() - started)
         response = rpc_pb2.HashResponse(hash=value)
         self._server.fill_header(response.header)
         response.header.revision = revision

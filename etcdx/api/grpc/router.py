@@ -15,7 +15,8 @@ from etcdx.api.grpc.maintenance import MaintenanceService
 from etcdx.api.grpc.watch import WatchService
 from etcdx.auth import policy
 from etcdx.errors import EtcdError, StatusCode
-from etcdx.net.grpc_server import Resolver, RpcContext, UnaryMethod
+from etcdx.net.grpc_metrics import BIDI_STREAM, COUNTS, SERVER_STREAM, UNARY
+from etcdx.net.grpc_server import BidiStreamMethod, Resolver, RpcContext, ServerStreamMethod, UnaryMethod
 from etcdx.server.server import EtcdServer
 
 
@@ -56,4 +57,14 @@ def build_resolver(server: EtcdServer) -> tuple[Resolver, frozenset[str]]:
     """The resolver for the transport and the set of known service names (for its error texts)."""
     routes = build_routes(server)
     services = frozenset(path.split("/")[1] for path in routes)
+    COUNTS.declare({path: _grpc_type(method) for path, method in routes.items()})
     return routes.get, services
+
+
+def _grpc_type(method) -> str:
+    """grpc-prometheus' grpc_type label of a method (the /metrics series of its calls)."""
+    if isinstance(method, ServerStreamMethod):
+        return SERVER_STREAM
+    if isinstance(method, BidiStreamMethod):
+        return BIDI_STREAM
+    return UNARY

@@ -7,14 +7,11 @@ import json
 import urllib.parse
 from email.utils import formatdate
 
-from prometheus_client import generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-
 from etcdx.api.http import gateway, v2routes
 from etcdx.api.http.access_control import AccessControl
 from etcdx.mvcc.alarms import KNOWN_ALARMS, alarm_name
 from etcdx.net.http1 import HttpRequest, HttpResponse
-from etcdx.server import metrics
+from etcdx.server import metrics, metrics_page
 from etcdx.server.server import EtcdServer
 from etcdx.version import CLUSTER_VERSION, SERVER_VERSION
 
@@ -79,7 +76,7 @@ class HttpEndpoints:
             return await self._gateway(request, path)
         if self._v2 is not None and v2routes.serves(path):
             return await self._v2(request)
-        handler = {"/health": self._health, "/version": self._version, "/metrics": self._metrics}.get(path)
+        handler = {"/health": self.health, "/version": self._version, "/metrics": self.metrics}.get(path)
         if handler is None:
             return _NOT_FOUND
         if request.method != "GET" and path != "/metrics":  # etcd serves /metrics to any method
@@ -96,6 +93,12 @@ class HttpEndpoints:
         if self._v2 is not None and v2routes.serves(path):
             return v2routes.BODY_LIMIT
         return None
+
+    def health(self, request: HttpRequest) -> HttpResponse:
+        """/health, counted in etcd_server_health_success / _failures as etcd counts its checks."""
+        response = self._health(request)
+        (metrics.HEALTH_SUCCESS if response.status == 200 else metrics.HEALTH_FAILURES).inc()
+        return response
 
     def _health(self, request: HttpRequest) -> HttpResponse:
         """Unhealthy (503) when the member cannot write (its WAL or backend failed; no exclude hides that), and
@@ -121,7 +124,6 @@ class HttpEndpoints:
     def _version(self, request: HttpRequest) -> HttpResponse:
         return _response(200, _VERSION_BODY.encode(), ("content-type", "application/json"))
 
-    def _metrics(self, request: HttpRequest) -> HttpResponse:
-        metrics.DB_TOTAL_SIZE.set(self._server.db_size_bytes)
-        metrics.QUOTA_BACKEND_BYTES.set(self._server.settings.quota_backend_bytes)
-        return _response(200, generate_latest(), ("content-type", CONTENT_TYPE_PLAIN_0_0_4))
+    def metrics(self, request: HttpRequest) -> HttpResponse:
+        body, content_type = metrics_page.scrape()
+        return _response(200, body, ("content-type", content_type))

@@ -16,6 +16,7 @@ import trio
 
 from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
+from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
     DeferredUnaryMethod,
@@ -59,8 +60,24 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
+def _started(ctx: RpcContext) -> None:
+    """Counts the call in the gRPC metrics, as etcd's gateway calls reach its gRPC server (net/grpc_metrics.py)."""
+    COUNTS.started[ctx.path, ctx.metadata.get("client-api-version", "unknown")] += 1
+
+
 async def call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
     """The response, or the call's EtcdError (DEADLINE_EXCEEDED once ``ctx.deadline`` passes)."""
+    _started(ctx)
+    try:
+        reply = await _call_unary(method, data, ctx)
+    except EtcdError as exc:
+        COUNTS.handled[ctx.path, exc.code] += 1
+        raise
+    COUNTS.handled[ctx.path, StatusCode.OK] += 1
+    return reply
+
+
+async def _call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
     with trio.move_on_at(_deadline(ctx)):
         try:
             if isinstance(method, InlineUnaryMethod):
@@ -120,27 +137,39 @@ def open_stream(nursery: trio.Nursery, method: Method, requests: list[bytes], ct
     scope = trio.CancelScope(deadline=_deadline(ctx))
 
     async def send(data: bytes) -> None:
+        COUNTS.stream_sent[ctx.path] += 1
         await send_channel.send(("message", data))
 
     async def request_stream() -> AsyncIterator[bytes]:
         for request in requests:
+            COUNTS.stream_received[ctx.path] += 1
             yield request
 
     async def run() -> None:
-        async with send_channel:
-            with scope:
-                try:
-                    if isinstance(method, ServerStreamMethod):
-                        await method.handler(requests[0], ctx, send)
-                    else:
-                        assert isinstance(method, BidiStreamMethod)
-                        await method.handler(request_stream(), ctx, send)
-                except Exception as exc:
-                    await send_channel.send(("error", as_etcd_error(exc, ctx.path)))
-                    return
-                await send_channel.send(("end", None))
-            if scope.cancelled_caught:  # the deadline (a client that went closed the channel: this send fails)
-                await send_channel.send(("error", DEADLINE_EXCEEDED()))
+        _started(ctx)
+        code = StatusCode.CANCELLED  # unless it ends otherwise: the client went
+        try:
+            async with send_channel:
+                with scope:
+                    try:
+                        if isinstance(method, ServerStreamMethod):
+                            COUNTS.stream_received[ctx.path] += 1
+                            await method.handler(requests[0], ctx, send)
+                        else:
+                            assert isinstance(method, BidiStreamMethod)
+                            await method.handler(request_stream(), ctx, send)
+                    except Exception as exc:
+                        error = as_etcd_error(exc, ctx.path)
+                        code = error.code
+                        await send_channel.send(("error", error))
+                        return
+                    code = StatusCode.OK
+                    await send_channel.send(("end", None))
+                if scope.cancelled_caught:  # the deadline (a client that went closed the channel: this send fails)
+                    code = StatusCode.DEADLINE_EXCEEDED if trio.current_time() >= scope.deadline else code
+                    await send_channel.send(("error", DEADLINE_EXCEEDED()))
+        finally:
+            COUNTS.handled[ctx.path, code] += 1
 
     nursery.start_soon(_quiet(run))
     return Stream(receive_channel, scope)

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import posixpath
+import time
 import urllib.parse
+from collections.abc import Awaitable
 from email.utils import formatdate
 
 from etcdx.api.http.v2cluster import V2Cluster
@@ -12,6 +14,7 @@ from etcdx.api.http.v2common import CORS, TEXT
 from etcdx.api.http.v2keys import PREFIX as KEYS_PREFIX
 from etcdx.api.http.v2keys import serve_keys
 from etcdx.net.http1 import HttpRequest, HttpResponse
+from etcdx.server import metrics
 from etcdx.server.server import EtcdServer
 
 # Go's ParseForm reads at most this much of a form body.
@@ -57,7 +60,7 @@ class V2Routes:
                 body = f'<a href="{location}">Moved Permanently</a>.\n\n'.encode()
             return HttpResponse(301, headers, body)
         if path == KEYS_PREFIX or path.startswith(KEYS_PREFIX + "/"):
-            return await serve_keys(self._server, request)
+            return await _counted(serve_keys(self._server, request), request, query)
         if path == "/v2/members" or path.startswith("/v2/members/"):
             return self._cluster.members(request, path[len("/v2/members") :].strip("/"))
         if path == "/v2/machines":
@@ -65,3 +68,17 @@ class V2Routes:
         if path in ("/v2/stats/self", "/v2/stats/leader", "/v2/stats/store"):
             return self._cluster.stats(request, path.rsplit("/", 1)[1])
         return _NOT_FOUND
+
+
+async def _counted(answer: Awaitable[HttpResponse], request: HttpRequest, query: str) -> HttpResponse:
+    """A keys request, counted as etcd's v2http counts it: received by method, then failed by method and code,
+    or (not a watch) its duration when it succeeded."""
+    method = request.method
+    metrics.V2_RECEIVED.labels(method).inc()
+    started = time.perf_counter()
+    response = await answer
+    if response.status >= 400:
+        metrics.V2_FAILED.labels(method, str(response.status)).inc()
+    elif "wait=true" not in query:
+        metrics.V2_SUCCESS_SECONDS.labels(method).observe(time.perf_counter() - started)
+    return response
