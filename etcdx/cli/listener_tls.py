@@ -33,7 +33,7 @@ def client_addresses(config: Config) -> list[ListenAddress]:
 def metrics_addresses(config: Config) -> list[ListenAddress]:
     """--listen-metrics-urls: an https:// one uses the client TLS settings, as etcd's metrics listeners do."""
     tls = _server_tls(config, config.client_tls, config.listen_metrics_urls, "client")
-    return [_address(url, tls) for url in config.listen_metrics_urls]
+    return [_address(url, tls, config.socket_reuse_port) for url in config.listen_metrics_urls]
 
 
 def peer_addresses(config: Config) -> list[ListenAddress]:
