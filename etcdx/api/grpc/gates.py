@@ -21,8 +21,9 @@ def gated(server: EtcdServer, path: str, method: Method) -> Method:
         deferred_handler = method.handler
 
         def deferred(data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
-            check_leader(server, ctx)
-            token = enter(admit(server, path, ctx, data))
+            if not server.leader_id:  # the leader gate has nothing to refuse while there is a leader
+                check_leader(server, ctx)
+            token = enter(admit(server, path, ctx, data) if server.auth.enabled else None)
             try:
                 return deferred_handler(data, ctx, reply)  # an answer given at once goes back as it is
             finally:
@@ -33,8 +34,9 @@ def gated(server: EtcdServer, path: str, method: Method) -> Method:
         inline_handler = method.handler
 
         def inline(data: bytes, ctx: RpcContext) -> bytes:
-            check_leader(server, ctx)
-            token = enter(admit(server, path, ctx, data))
+            if not server.leader_id:
+                check_leader(server, ctx)
+            token = enter(admit(server, path, ctx, data) if server.auth.enabled else None)
             try:
                 return inline_handler(data, ctx)
             finally:

@@ -36,8 +36,10 @@ class KVService:
         the applied state covers every write committed before it arrived."""
         request = decode(rpc_pb2.RangeRequest, data)
         kv_checks.check_range(request)
-        check_read(self._server, request.key, request.range_end)
-        if request.serializable or self._server.can_read_now():
+        server = self._server
+        if server.auth.enabled:
+            check_read(server, request.key, request.range_end)
+        if request.serializable or server.can_read_now():
             return self._server.range_encoded(request)
 
         def serve(error: EtcdError | None) -> None:
