@@ -52,6 +52,8 @@ def refused(call, code: grpc.StatusCode, text: str) -> None:
 
 DENIED = (grpc.StatusCode.PERMISSION_DENIED, "etcdserver: permission denied")
 BAD_TOKEN = (grpc.StatusCode.UNAUTHENTICATED, "etcdserver: invalid auth token")
+# etcd 3.5.1's cancel_reason of a watch refused for permission: its gRPC error's Error() text.
+WATCH_DENIED = "rpc error: code = PermissionDenied desc = etcdserver: permission denied"
 OLD_REVISION = (grpc.StatusCode.UNKNOWN, "auth: revision in header is old")  # etcd's answer for key operations
 
 
@@ -133,12 +135,13 @@ def test_txn_put_prev_kv_needs_read(channel):
     refused(lambda: alice.call(alice.kv.Txn, rpc_pb2.TxnRequest(success=[put])), *DENIED)
 
 
-def _watch(client: Client, key: bytes, range_end: bytes):
+def _watch(client: Client, key: bytes, range_end: bytes, watch_id: int = 0):
     """Opens a watch; returns (its created reply, the response iterator, the request queue's closer)."""
     import queue
 
     requests: queue.Queue = queue.Queue()
-    create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key, range_end=range_end))
+    create = rpc_pb2.WatchCreateRequest(key=key, range_end=range_end, watch_id=watch_id)
+    create = rpc_pb2.WatchRequest(create_request=create)
     requests.put(create)
 
     def feed():
@@ -157,8 +160,11 @@ def test_watch_wider_than_read_permission_is_refused_and_leaks_nothing(channel):
     for key, end in ((b"foo", b"\x00"), (b"", b"\x00"), (b"fo", b"fop"), (b"zoo", b"")):
         created, responses, close = _watch(alice, key, end)
         close()
-        assert created.created and created.canceled and created.cancel_reason == "etcdserver: permission denied"
-        assert created.watch_id == -1
+        assert created.created and created.canceled and created.cancel_reason == WATCH_DENIED
+        assert created.watch_id == 0  # the requested id, as etcd 3.5.1 answers
+    created, responses, close = _watch(alice, b"zoo", b"", watch_id=7)
+    close()
+    assert (created.watch_id, created.created, created.canceled, created.cancel_reason) == (7, True, True, WATCH_DENIED)
     created, responses, close = _watch(alice, b"foo", b"fop")  # exactly its permission: allowed
     assert created.created and not created.canceled
     root.call(("kv", "Put"), rpc_pb2.PutRequest(key=b"zoo", value=b"hidden"))
@@ -320,7 +326,7 @@ def test_open_watch_stops_when_its_user_loses_the_permission(channel):
     assert (ended.watch_id, ended.canceled, ended.cancel_reason, list(ended.events)) == (
         created.watch_id,
         True,
-        "etcdserver: permission denied",
+        WATCH_DENIED,
         [],
     )
 

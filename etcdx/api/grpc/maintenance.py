@@ -1,5 +1,5 @@
-"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Snapshot, Hash, HashKV and MoveLeader, as etcd 3.5 answers
-them."""
+"""etcdserverpb.Maintenance: Status, Alarm, Defragment, Snapshot, Hash, HashKV, MoveLeader and Downgrade
+(etcdx/api/grpc/downgrade.py), as etcd 3.5 answers them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import trio
 
 from etcdx import errors
 from etcdx.api.grpc.codec import decode
+from etcdx.api.grpc.downgrade import downgrade
 from etcdx.log import get_logger
 from etcdx.mvcc import backend_image, kv_hash, snapshot_file
 from etcdx.mvcc.alarms import alarm_name, check_alarm_request
@@ -39,6 +40,7 @@ class MaintenanceService:
             "/etcdserverpb.Maintenance/Alarm": UnaryMethod(self.alarm),
             "/etcdserverpb.Maintenance/Defragment": UnaryMethod(self.defragment),
             "/etcdserverpb.Maintenance/MoveLeader": UnaryMethod(self.move_leader),
+            "/etcdserverpb.Maintenance/Downgrade": UnaryMethod(self.downgrade),
         }
 
     async def status(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -127,3 +129,6 @@ class MaintenanceService:
         deadline = ctx.deadline if ctx.deadline is not None else trio.current_time() + server.request_timeout
         await server.move_leader(request.targetID, deadline)
         return rpc_pb2.MoveLeaderResponse().SerializeToString()
+
+    async def downgrade(self, data: bytes, ctx: RpcContext) -> bytes:
+        return (await downgrade(self._server, decode(rpc_pb2.DowngradeRequest, data))).SerializeToString()

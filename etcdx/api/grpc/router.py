@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from etcdx.api.grpc.auth import AuthService
-from etcdx.api.grpc.auth_gate import guard
 from etcdx.api.grpc.cluster import ClusterService
 from etcdx.api.grpc.election import ElectionService
 from etcdx.api.grpc.gates import gated
@@ -13,10 +12,8 @@ from etcdx.api.grpc.lease import LeaseService
 from etcdx.api.grpc.lock import LockService
 from etcdx.api.grpc.maintenance import MaintenanceService
 from etcdx.api.grpc.watch import WatchService
-from etcdx.auth import policy
-from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_metrics import BIDI_STREAM, COUNTS, SERVER_STREAM, UNARY
-from etcdx.net.grpc_server import BidiStreamMethod, Resolver, RpcContext, ServerStreamMethod, UnaryMethod
+from etcdx.net.grpc_server import BidiStreamMethod, Resolver, ServerStreamMethod
 from etcdx.server.server import EtcdServer
 
 
@@ -37,20 +34,7 @@ def build_routes(server: EtcdServer) -> dict:
     )
     for service in services:
         routes.update((path, gated(server, path, method)) for path, method in service.methods().items())
-    for path in policy.METHODS.keys() - routes.keys():
-        routes[path] = guard(server, path, UnaryMethod(_not_served(path)))
     return routes
-
-
-def _not_served(path: str):
-    """A method of etcd's API etcdx does not serve yet: past its auth gate (so a caller without the rights
-    gets etcd's refusal), it answers what the transport answers for an unknown method."""
-    service, method = path[1:].split("/")
-
-    async def handler(data: bytes, ctx: RpcContext) -> bytes:
-        raise EtcdError(StatusCode.UNIMPLEMENTED, f"unknown method {method} for service {service}")
-
-    return handler
 
 
 def build_resolver(server: EtcdServer) -> tuple[Resolver, frozenset[str]]:

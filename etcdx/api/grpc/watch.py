@@ -5,12 +5,15 @@ Control replies (created, canceled, progress) wait for room, so a reader that st
 back-pressures only its own stream; event delivery never waits: a watcher whose queue is full falls
 back to catching up from history (see etcdx.mvcc.watch).
 
-Auth: a create is refused (created + canceled, "permission denied") unless the stream's user, its token
-resolved anew, may read the whole range as sent (etcdx.auth.checks.check_watch). Each watcher remembers
-the user it was created for; once auth is turned on or off or the auth revision moves, the next events
-are sent only after every watcher of the stream is checked again as that user, and a watcher refused then
-is canceled with the same reason, so a user who lost a permission (or was deleted) stops receiving its
-keys' events.
+Refusals, as etcd 3.5.1 answers them: a create the stream's user (its token resolved anew) may not read the
+whole range of, as sent (etcdx.auth.checks.check_watch), is answered created + canceled with the requested watch
+id and DENIED_REASON (etcd's text of the gRPC error); then an empty range or a watch id already in use, with
+watch id -1 and mvcc's error text.
+
+Each watcher remembers the user it was created for; once auth is turned on or off or the auth revision moves,
+the next events are sent only after every watcher of the stream is checked again as that user, and a watcher
+refused then is canceled with DENIED_REASON, so a user who lost a permission (or was deleted) stops receiving
+its keys' events (etcd 3.5.1 keeps sending them: docs/differences.md).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from etcdx.server.server import EtcdServer
 QUEUE_CAPACITY = 128
 ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
+DENIED_REASON = f"rpc error: code = PermissionDenied desc = {errors.ERR_PERMISSION_DENIED.message}"
+"""The cancel_reason of a watch refused for permission: etcd sends its gRPC error's Error() text."""
 FRAGMENT_OVERHEAD = 512 * 1024
 Create = rpc_pb2.WatchCreateRequest
 
@@ -112,16 +117,16 @@ class WatchStream(ChannelSink):
         if end == b"\x00":
             end = b""
         current = self._server.current_revision
-        error = None
+        refused_id, error = -1, None
         user = self._permitted(key, create.range_end)
         if user is None:
-            error = errors.ERR_PERMISSION_DENIED.message
+            refused_id, error = create.watch_id, DENIED_REASON
         elif end and key >= end:
             error = ERR_EMPTY_RANGE
         elif create.watch_id and create.watch_id in self._watchers:
             error = ERR_DUPLICATE_ID
         if error is not None:
-            response = rpc_pb2.WatchResponse(watch_id=-1, created=True, canceled=True, cancel_reason=error)
+            response = rpc_pb2.WatchResponse(watch_id=refused_id, created=True, canceled=True, cancel_reason=error)
             await self._reply(response, current)
             return
         watch_id = create.watch_id
@@ -190,8 +195,7 @@ class WatchStream(ChannelSink):
                 self._revoked.add(watch_id)
                 if watcher is not None:
                     self._hub.remove(watcher)
-                reason = errors.ERR_PERMISSION_DENIED.message
-                response = rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True, cancel_reason=reason)
+                response = rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True, cancel_reason=DENIED_REASON)
                 response.header.revision = self._server.current_revision
                 self._server.fill_identity(response.header)
                 await send(response.SerializeToString())
