@@ -153,6 +153,7 @@ class _Connection:
         self._h2 = h2.connection.H2Connection(config)
         self._calls: dict[int, UpstreamCall] = {}
         self._send_lock = trio.Lock()
+        self._nursery: trio.Nursery | None = None  # the reader's, for flushes started from synchronous code
         self.broken: str | None = None
 
     async def start(self) -> None:
@@ -175,8 +176,6 @@ class _Connection:
     def _flush_soon(self) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(self.flush)
-
-    _nursery: trio.Nursery | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reads until the connection ends; then every open call ends UNAVAILABLE."""
@@ -217,8 +216,9 @@ class _Connection:
     def _handle(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.DataReceived):
             call = self._calls.get(event.stream_id)
-            if call is None:
-                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            if call is None:  # a call reset by this side: its bytes still count for the connection window
+                with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 return
             call._on_data(event.data, event.flow_controlled_length)
             if call._backlog < BACKLOG_BYTES:
@@ -282,6 +282,9 @@ class _Connection:
             self._h2.send_headers(stream_id, headers)
         except h2.exceptions.TooManyStreamsError:
             raise unavailable(f"too many streams open to {self.endpoint.address}") from None
+        except h2.exceptions.ProtocolError as exc:
+            self._break(f"connection to {self.endpoint.address} unusable: {exc}")
+            raise unavailable(self.broken or str(exc)) from None
         self._calls[stream_id] = call
         await self.flush()
         return call

@@ -10,6 +10,8 @@ Contracts:
   reason, as etcd's grpc-proxy does.
 - Responses to a client wait in a queue of ``QUEUE_SIZE``; a client that lets it fill is disconnected
   (CANCELLED), so the broadcasts never wait for it.
+- A progress request is answered at once, for the whole stream (watch id -1, as etcd), with the newest
+  upstream header the stream's watches have seen: the proxy's watches are only as current as their upstream.
 - When the client stream ends, every receiver it holds leaves its broadcast.
 """
 
@@ -49,6 +51,11 @@ class _ClientStream:
             self.scope.cancel()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+
+    def latest_header(self) -> rpc_pb2.ResponseHeader:
+        """The newest upstream header among this stream's watches (empty before any arrived)."""
+        headers = [r.broadcast.last_header for r in self.receivers.values() if r.broadcast and r.broadcast.last_header]
+        return max(headers, key=lambda h: h.revision, default=rpc_pb2.ResponseHeader())
 
     def free_id(self, wanted: int) -> int | None:
         if wanted > 0:
@@ -102,6 +109,8 @@ class WatchProxy:
             if receiver is not None:
                 self._hub.remove(receiver)
                 client.deliver(rpc_pb2.WatchResponse(watch_id=receiver.watch_id, canceled=True))
+        elif kind == "progress_request":
+            client.deliver(rpc_pb2.WatchResponse(header=client.latest_header(), watch_id=-1))
 
     async def _create(
         self, client: _ClientStream, create: rpc_pb2.WatchCreateRequest, metadata: dict[str, str]

@@ -19,12 +19,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCDCTL, ServerProcess, etcd_process, etcdx_process, free_ports
+from tests.support.procs import ETCDCTL, READY_TIMEOUT, ServerProcess, etcd_process, etcdx_process, free_ports
+from tests.support.tls_certs import CertFiles, make_certs
 
 WATCH_STREAMS = 10
 WATCHERS_PER_STREAM = 100
@@ -276,3 +278,71 @@ def test_gateway_skips_dead_endpoint(upstreams, tmp_path):
         for i in range(4):  # round-robin would reach the dead endpoint every other connection
             assert ctl(gateway.endpoint, "put", "via-gateway", str(i)) == "OK\n"
         assert "failed to connect to endpoint" in gateway.log_tail()
+
+
+def wait_tls_ready(process: ServerProcess, certs: CertFiles, client_cert: bool) -> None:
+    credentials = grpc.ssl_channel_credentials(
+        Path(certs.ca).read_bytes(),
+        Path(certs.client_key).read_bytes() if client_cert else None,
+        Path(certs.client_cert).read_bytes() if client_cert else None,
+    )
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.proc.poll() is None, process.log_tail()
+        try:
+            with grpc.secure_channel(process.endpoint, credentials) as channel:
+                rpc_pb2_grpc.KVStub(channel).Range(rpc_pb2.RangeRequest(key=b"ready?"), timeout=1)
+            return
+        except grpc.RpcError:
+            time.sleep(0.1)
+    raise AssertionError(f"not ready over TLS:\n{process.log_tail()}")
+
+
+def test_grpc_proxy_tls_both_sides(tmp_path):
+    """Upstream: an https member that demands client certificates (--cert/--key/--cacert); listener: TLS with
+    --cert-file/--key-file. etcdctl talks to the proxy over TLS."""
+    certs = make_certs(tmp_path)
+    client_port, peer_port = free_ports(2)
+    url, peer = f"https://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    member_argv = [sys.executable, "-m", "etcdx", "--name", "tls", "--data-dir", str(tmp_path / "data")]
+    member_argv += ["--listen-client-urls", url, "--advertise-client-urls", url, "--listen-peer-urls", peer]
+    member_argv += ["--initial-advertise-peer-urls", peer, "--initial-cluster", f"tls={peer}"]
+    member_argv += ["--cert-file", certs.server_cert, "--key-file", certs.server_key, "--trusted-ca-file", certs.ca]
+    member = ServerProcess(member_argv, str(tmp_path / "data"), client_port, peer_port, str(tmp_path / "m.log"))
+    proxy = proxy_process(
+        tmp_path, "grpc-proxy", url, f"--cacert={certs.ca}", f"--cert={certs.client_cert}", f"--key={certs.client_key}"
+    )
+    proxy.argv += [f"--cert-file={certs.server_cert}", f"--key-file={certs.server_key}"]
+    try:
+        wait_tls_ready(member.launch(), certs, client_cert=True)
+        wait_tls_ready(proxy.launch(), certs, client_cert=False)
+        ep = f"https://{proxy.endpoint}"
+        assert ctl(ep, "--cacert", certs.ca, "put", "secure", "yes") == "OK\n"
+        assert ctl(ep, "--cacert", certs.ca, "get", "secure", "--print-value-only") == "yes\n"
+        tls = ["--cacert", certs.ca, "--cert", certs.client_cert, "--key", certs.client_key]
+        assert ctl(url, *tls, "get", "secure", "--print-value-only") == "yes\n"
+    finally:
+        proxy.stop()
+        member.stop()
+
+
+def test_grpc_proxy_watch_survives_upstream_restart(tmp_path):
+    server = etcdx_process(tmp_path).start()
+    proxy = proxy_process(tmp_path, "grpc-proxy", server.endpoint).start()
+    watch = subprocess.Popen(
+        [ETCDCTL, "--endpoints", proxy.endpoint, "watch", "phoenix"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while metric(proxy.client_url, "etcdx_grpc_proxy_upstream_watches") != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        ctl(proxy.endpoint, "put", "phoenix", "1")
+        assert read_lines(watch, 3) == ["PUT", "phoenix", "1"]
+        server.restart()  # same port and data: the proxy's upstream connection breaks and is made again
+        ctl(proxy.endpoint, "put", "phoenix", "2")
+        assert read_lines(watch, 3) == ["PUT", "phoenix", "2"]
+    finally:
+        watch.kill()
+        watch.wait(10)
+        proxy.stop()
+        server.stop()
