@@ -40,6 +40,7 @@ log = get_logger("etcdx.proxy")
 
 _PREFIX = struct.Struct(">BI")
 CONNECT_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 1.0
 READ_SIZE = 64 * 1024
 BACKLOG_BYTES = 1024 * 1024
 WINDOW = 4 * 1024 * 1024
@@ -116,6 +117,7 @@ class UpstreamCall:
         self._backlog -= len(message)
         if self._unacknowledged and self._backlog < BACKLOG_BYTES:
             self._connection.acknowledge(self)
+            self._connection.wake()
         return message
 
     async def responses(self) -> AsyncIterator[bytes]:
@@ -152,8 +154,7 @@ class _Connection:
         config = h2.config.H2Configuration(client_side=True, header_encoding=None, validate_inbound_headers=False)
         self._h2 = h2.connection.H2Connection(config)
         self._calls: dict[int, UpstreamCall] = {}
-        self._send_lock = trio.Lock()
-        self._nursery: trio.Nursery | None = None  # the reader's, for flushes started from synchronous code
+        self._wakeup = trio.Event()  # set when the h2 state machine has bytes for the writer
         self.broken: str | None = None
 
     async def start(self) -> None:
@@ -162,10 +163,19 @@ class _Connection:
             {h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW, h2.settings.SettingCodes.ENABLE_PUSH: 0}
         )
         self._h2.increment_flow_control_window(WINDOW)
-        await self.flush()
+        await self._stream.send_all(self._h2.data_to_send())
 
-    async def flush(self) -> None:
-        async with self._send_lock:
+    def wake(self) -> None:
+        """Has the writer send what the h2 state machine produced. Never blocks: the bytes waiting are bounded
+        by the upstream's flow-control windows (DATA) and by the calls' own steps (everything else)."""
+        self._wakeup.set()
+
+    async def _writer(self) -> None:
+        """The one task that writes to the socket, so the reader never waits for the upstream to read (two
+        HTTP/2 peers that each stop reading while their writes are blocked would wait for each other)."""
+        while self.broken is None:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
             data = self._h2.data_to_send()
             if data:
                 try:
@@ -173,15 +183,11 @@ class _Connection:
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     self._break(f"connection to {self.endpoint.address} lost: {exc}")
 
-    def _flush_soon(self) -> None:
-        if self._nursery is not None:
-            self._nursery.start_soon(self.flush)
-
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Reads until the connection ends; then every open call ends UNAVAILABLE."""
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
+                nursery.start_soon(self._writer)
                 task_status.started()
                 while self.broken is None:
                     try:
@@ -199,7 +205,7 @@ class _Connection:
                         break
                     for event in events:
                         self._handle(event)
-                    await self.flush()
+                    self.wake()
                 nursery.cancel_scope.cancel()
         finally:
             self._break(self.broken or "connection closed")
@@ -222,7 +228,7 @@ class _Connection:
                 return
             call._on_data(event.data, event.flow_controlled_length)
             if call._backlog < BACKLOG_BYTES:
-                self.acknowledge(call, flush=False)
+                self.acknowledge(call)
         elif isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
             headers = dict(event.headers)
             if b"grpc-status" in headers:
@@ -235,8 +241,9 @@ class _Connection:
             call = self._calls.pop(event.stream_id, None)
             if call is not None:
                 call._end(unavailable(f"stream reset by {self.endpoint.address} (code {event.error_code})"))
-        elif isinstance(event, h2.events.WindowUpdated):
-            targets = self._calls.values() if event.stream_id == 0 else [self._calls.get(event.stream_id)]
+        elif isinstance(event, h2.events.WindowUpdated | h2.events.RemoteSettingsChanged):
+            stream_id = getattr(event, "stream_id", 0)  # new settings may change every stream's window
+            targets = list(self._calls.values()) if stream_id == 0 else [self._calls.get(stream_id)]
             for call in targets:
                 if call is not None:
                     call._window.set()
@@ -254,13 +261,12 @@ class _Connection:
         text = unquote_to_bytes(headers.get(b"grpc-message", b"")).decode("utf-8", "replace")
         call._end(EtcdError(code, text))
 
-    def acknowledge(self, call: UpstreamCall, *, flush: bool = True) -> None:
+    def acknowledge(self, call: UpstreamCall) -> None:
+        """Reopens the window for the bytes ``call`` received; the caller wakes the writer."""
         amount, call._unacknowledged = call._unacknowledged, 0
         if amount and not call.ended:
             with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 self._h2.acknowledge_received_data(amount, call.stream_id)
-            if flush:
-                self._flush_soon()
 
     async def open(self, path: str, metadata: dict[str, str]) -> UpstreamCall:
         if self.broken is not None:
@@ -286,7 +292,7 @@ class _Connection:
             self._break(f"connection to {self.endpoint.address} unusable: {exc}")
             raise unavailable(self.broken or str(exc)) from None
         self._calls[stream_id] = call
-        await self.flush()
+        self.wake()
         return call
 
     async def send_data(self, call: UpstreamCall, data: bytes, end: bool) -> None:
@@ -302,7 +308,7 @@ class _Connection:
                 room = min(self._h2.local_flow_control_window(call.stream_id), self._h2.max_outbound_frame_size)
                 if room <= 0:
                     call._window = trio.Event()
-                    await self.flush()
+                    self.wake()
                     await call._window.wait()
                     continue
                 chunk, view = view[:room], view[room:]
@@ -311,7 +317,7 @@ class _Connection:
                     break
             except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 return
-        await self.flush()
+        self.wake()
 
     def reset(self, call: UpstreamCall) -> None:
         if not call.ended:
@@ -319,12 +325,13 @@ class _Connection:
             self._calls.pop(call.stream_id, None)
             with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                 self._h2.reset_stream(call.stream_id, _CANCEL)
-            self._flush_soon()
+            self.wake()
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             self._h2.close_connection()
-            await self.flush()
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._stream.send_all(self._h2.data_to_send())
         with contextlib.suppress(Exception):
             await trio.aclose_forcefully(self._stream)
 
