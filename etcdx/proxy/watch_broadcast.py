@@ -5,6 +5,7 @@ Contracts:
 - A ``Broadcast`` is one upstream Watch stream carrying one watch on [key, range_end), created with prev_kv and
   progress notifications (each receiver gets them only if it asked). It lives while it has receivers: the last
   one leaving ends it, and the upstream stream is reset.
+- Broadcasts are per key range and caller credentials (the auth token the upstream watch carries).
 - A watcher joins an existing broadcast of its range only if it misses nothing there: a "current" watcher
   (start revision 0) joins a broadcast that was itself started at "current" (so it is at the head of the
   store); a watcher from revision R joins a broadcast whose next revision is known and at most R. Otherwise
@@ -96,7 +97,7 @@ class Broadcast:
     hub: WatchHub
     key: bytes
     range_end: bytes
-    metadata: dict[str, str]
+    credentials: tuple[tuple[str, str], ...]
     from_current: bool
     next_revision: int  # 0 while a "current" broadcast has no created response yet
     receivers: set[Receiver] = field(default_factory=set)
@@ -138,7 +139,7 @@ class Broadcast:
             prev_kv=True,
             progress_notify=True,
         )
-        async with self.hub.upstream.open_call(WATCH_PATH, self.metadata) as call:
+        async with self.hub.upstream.open_call(WATCH_PATH, dict(self.credentials)) as call:
             await call.send(rpc_pb2.WatchRequest(create_request=create).SerializeToString())
             async for data in call.responses():
                 response = rpc_pb2.WatchResponse.FromString(data)
@@ -176,6 +177,7 @@ class Broadcast:
                 rpc_pb2.WatchResponse(
                     header=upstream.header,
                     watch_id=receiver.watch_id,
+                    created=not self.created,  # a watch refused at creation: created + canceled, as etcd
                     canceled=True,
                     compact_revision=upstream.compact_revision,
                     cancel_reason=upstream.cancel_reason,
@@ -190,7 +192,7 @@ class WatchHub:
     def __init__(self, upstream: Upstream, metrics: WatchMetrics) -> None:
         self.upstream = upstream
         self.metrics = metrics
-        self._ranges: dict[tuple[bytes, bytes], list[Broadcast]] = {}
+        self._ranges: dict[tuple, list[Broadcast]] = {}  # (key, range_end, credentials) -> broadcasts
         self._nursery: trio.Nursery | None = None
         self._watchers = 0
 
@@ -200,16 +202,18 @@ class WatchHub:
             task_status.started()
             await trio.sleep_forever()
 
-    def add(self, receiver: Receiver, metadata: dict[str, str]) -> None:
+    def add(self, receiver: Receiver, credentials: tuple[tuple[str, str], ...]) -> None:
+        """Joins ``receiver`` to a broadcast of its range with the same ``credentials`` that accepts it, or to
+        a new one."""
         assert self._nursery is not None, "WatchHub.run must be running"
-        broadcasts = self._ranges.setdefault((receiver.key, receiver.range_end), [])
+        broadcasts = self._ranges.setdefault((receiver.key, receiver.range_end, credentials), [])
         broadcast = next((b for b in broadcasts if b.accepts(receiver)), None)
         if broadcast is None:
             broadcast = Broadcast(
                 self,
                 receiver.key,
                 receiver.range_end,
-                metadata,
+                credentials,
                 from_current=receiver.start_revision == 0,
                 next_revision=receiver.start_revision,
             )
@@ -241,7 +245,7 @@ class WatchHub:
             self._publish()
 
     def _forget(self, broadcast: Broadcast) -> None:
-        key = (broadcast.key, broadcast.range_end)
+        key = (broadcast.key, broadcast.range_end, broadcast.credentials)
         broadcasts = self._ranges.get(key, [])
         if broadcast in broadcasts:
             broadcasts.remove(broadcast)

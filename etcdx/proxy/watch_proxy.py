@@ -5,9 +5,9 @@ Contracts:
 - Watch ids are per client stream, as etcd assigns them: the id the client asks for if it is free, else the
   lowest free id counting from 0. A create request for an id in use gets etcd's "watch id already exists"
   refusal (created and canceled at once).
-- A client that sets an auth token has its right to watch the range checked upstream (a serializable,
-  count-only Range with its token) before its receiver joins: the refusal comes back as the watch's cancel
-  reason, as etcd's grpc-proxy does.
+- Auth: watchers join only broadcasts of callers with the same credentials (``credentials``), whose upstream
+  watch carries them; so the upstream checks each watch as it checks its creator's, and its refusal comes
+  back to each watcher as created + canceled with etcd's reason.
 - Responses to a client wait in a queue of ``QUEUE_SIZE``; a client that lets it fill is disconnected
   (CANCELLED), so the broadcasts never wait for it.
 - A progress request is answered at once, for the whole stream (watch id -1, as etcd), with the newest
@@ -30,8 +30,14 @@ from etcdx.proxy.namespace import Namespace
 from etcdx.proxy.watch_broadcast import Receiver, WatchHub
 
 QUEUE_SIZE = 4096
-_RANGE_PATH = "/etcdserverpb.KV/Range"
+_CREDENTIALS = ("authorization", "token")
 _CLIENT_TOO_SLOW = "etcdx grpc-proxy: watch client too slow to receive its events"
+
+
+def credentials(metadata: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The metadata that says who the caller is (its auth token): watchers share an upstream watch only with
+    callers that present the same, so the upstream checks every watcher's permission as its creator's."""
+    return tuple((name, metadata[name]) for name in _CREDENTIALS if name in metadata)
 
 
 class _ClientStream:
@@ -44,6 +50,8 @@ class _ClientStream:
     def deliver(self, response: rpc_pb2.WatchResponse) -> None:
         if self.overrun:
             return
+        if response.canceled:  # the id is free again
+            self.receivers.pop(response.watch_id, None)
         try:
             self.outbox.send_nowait(response)
         except trio.WouldBlock:
@@ -124,13 +132,6 @@ class WatchProxy:
             )
             return
         key, range_end = self._namespace.range(create.key, create.range_end)
-        if "token" in metadata or "authorization" in metadata:
-            refusal = await self._refusal(key, range_end, metadata)
-            if refusal is not None:
-                client.deliver(
-                    rpc_pb2.WatchResponse(watch_id=watch_id, created=True, canceled=True, cancel_reason=refusal)
-                )
-                return
         receiver = Receiver(
             watch_id=watch_id,
             key=key,
@@ -142,12 +143,4 @@ class WatchProxy:
             deliver=client.deliver,
         )
         client.receivers[watch_id] = receiver
-        self._hub.add(receiver, metadata)
-
-    async def _refusal(self, key: bytes, range_end: bytes, metadata: dict[str, str]) -> str | None:
-        check = rpc_pb2.RangeRequest(key=key, range_end=range_end, serializable=True, count_only=True, limit=1)
-        try:
-            await self._hub.upstream.unary(_RANGE_PATH, check.SerializeToString(), metadata)
-        except EtcdError as exc:
-            return exc.message
-        return None
+        self._hub.add(receiver, credentials(metadata))

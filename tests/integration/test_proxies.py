@@ -396,3 +396,57 @@ def test_large_messages_and_concurrent_calls_through_grpc_proxy(proxies):
         futures = [kv.Range.future(rpc_pb2.RangeRequest(key=b"big", keys_only=True), timeout=30) for _ in range(200)]
         assert all(f.result().kvs[0].key == b"big" for f in futures)
         kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"big"), timeout=30)
+
+
+def _watch_once(channel, key: bytes, metadata) -> rpc_pb2.WatchResponse:
+    requests: queue.Queue = queue.Queue()
+    requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key)))
+    call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), metadata=metadata, timeout=30)
+    try:
+        return next(call)
+    finally:
+        requests.put(None)
+        call.cancel()
+
+
+def test_grpc_proxy_watch_permissions(tmp_path):
+    """With auth on upstream, a coalesced watch never lets a caller see a range its own token cannot read."""
+    server = etcdx_process(tmp_path).start()
+    proxy = proxy_process(tmp_path, "grpc-proxy", server.endpoint).start()
+    try:
+        ep = server.endpoint
+        for step in (
+            ["user", "add", "root:rootpw"],
+            ["role", "add", "reader"],
+            ["role", "grant-permission", "reader", "read", "open/", "--prefix"],
+            ["user", "add", "alice:alicepw"],
+            ["user", "grant-role", "alice", "reader"],
+            ["auth", "enable"],
+        ):
+            ctl(ep, *step)
+        with grpc.insecure_channel(proxy.endpoint) as channel:
+            auth = rpc_pb2_grpc.AuthStub(channel)
+            root = [("token", auth.Authenticate(rpc_pb2.AuthenticateRequest(name="root", password="rootpw")).token)]
+            alice = [("token", auth.Authenticate(rpc_pb2.AuthenticateRequest(name="alice", password="alicepw")).token)]
+            # root's watch of "secret" is open upstream; alice and a caller without a token must not join it.
+            requests: queue.Queue = queue.Queue()
+            requests.put(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"secret")))
+            root_watch = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), metadata=root, timeout=30)
+            try:
+                assert next(root_watch).created
+                refused = _watch_once(channel, b"secret", alice)
+                assert refused.created and refused.canceled
+                assert refused.cancel_reason == "etcdserver: permission denied"
+                anonymous = _watch_once(channel, b"secret", None)
+                with grpc.insecure_channel(ep) as upstream:
+                    direct = _watch_once(upstream, b"secret", None)
+                assert direct.canceled and direct.cancel_reason
+                assert (anonymous.canceled, anonymous.cancel_reason) == (True, direct.cancel_reason)
+                allowed = _watch_once(channel, b"open/x", alice)
+                assert allowed.created and not allowed.canceled
+            finally:
+                requests.put(None)
+                root_watch.cancel()
+    finally:
+        proxy.stop()
+        server.stop()
