@@ -65,7 +65,19 @@ def _convert(flag: Flag, value: str) -> object:
 def usage(command: str, summary: str, flags: list[Flag]) -> str:
     lines = [summary, "", "Usage:", f"  etcdx {command} [flags]", "", "Flags:"]
     for flag in sorted(flags, key=lambda f: f.name):
-        default = f" (default {flag.default})" if flag.default not in ("", False, 0) else ""
+        shown = go_duration(float(flag.default)) if flag.kind == "duration" else flag.default
+        default = f" (default {shown})" if flag.default not in ("", False, 0) else ""
         lines.append(f"      --{flag.name:<38} {flag.usage}{default}")
     lines.append("  -h, --help                                 help for start")
     return "\n".join(lines) + "\n"
+
+
+def go_duration(seconds: float) -> str:
+    """Whole seconds as Go prints a time.Duration: 60 -> "1m0s", 7200 -> "2h0m0s", 5 -> "5s"."""
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"

@@ -18,6 +18,15 @@ from etcdx.proxy.upstream import Upstream
 _LOCAL = frozenset(["te", "content-type", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "user-agent"])
 
 
+_CREDENTIALS = ("authorization", "token")
+
+
+def credentials(metadata: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The metadata that says who the caller is (its auth token). What the proxy shares between callers (an
+    upstream watch, a cached Range response) it shares only between callers that present the same."""
+    return tuple((name, metadata[name]) for name in _CREDENTIALS if name in metadata)
+
+
 def upstream_metadata(ctx: RpcContext) -> dict[str, str]:
     return {name: value for name, value in ctx.metadata.items() if name not in _LOCAL and not name.startswith(":")}
 

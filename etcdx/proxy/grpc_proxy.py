@@ -12,7 +12,8 @@ resolve), --experimental-leasing-prefix (etcd's experimental leasing KV), --auto
 certificates generated for the proxy). Accepted with no effect: --data-dir (etcd keeps only auto-TLS
 certificates there), --experimental-serializable-ordering (one upstream connection at a time: revisions of
 serializable reads only move forward while it lasts), --debug (the log level), --self-signed-cert-validity,
---resolver-ttl, --advertise-client-url (used only with --resolver-prefix).
+--resolver-ttl, --advertise-client-url (used only with --resolver-prefix), --max-send-bytes (replies are as
+large as the upstream made them).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from etcdx.api.grpc.codec import decode
 from etcdx.net.grpc_server import RpcContext, UnaryMethod
 from etcdx.pb.etcdserverpb import rpc_pb2
-from etcdx.proxy.forward import upstream_metadata
+from etcdx.proxy.forward import credentials, upstream_metadata
 from etcdx.proxy.namespace import Namespace
 from etcdx.proxy.range_cache import RangeCache
 from etcdx.proxy.upstream import Upstream
@@ -35,8 +35,9 @@ class KVProxy:
     async def range(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.RangeRequest, data)
         self._ns.range_request(request)
+        caller = credentials(ctx.metadata)
         if request.serializable:
-            cached = self._cache.get(request)
+            cached = self._cache.get(request, caller)
             if cached is not None:
                 return cached
         reply = await self._call("Range", request, ctx)
@@ -44,7 +45,7 @@ class KVProxy:
             response = rpc_pb2.RangeResponse.FromString(reply)
             self._ns.range_response(response)
             reply = response.SerializeToString()
-        self._cache.add(request, reply)
+        self._cache.add(request, reply, caller)
         return reply
 
     async def put(self, data: bytes, ctx: RpcContext) -> bytes:

@@ -8,6 +8,8 @@ Contracts:
   entry whose key range meets the written range (a Txn: the ranges of all its ops, nested included; Compact:
   everything). Writes made by other clients of the upstream are not seen: a serializable read through the
   proxy may be stale, as it may be on any etcd member.
+- Per caller: an entry answers only callers with the credentials (auth token) of the one whose read filled it,
+  so a cached response never reaches a caller the upstream would refuse.
 - Bounded: at most ``max_entries`` entries, least recently used first out (etcd's default is 2048). Requests
   at a fixed revision are never stored (etcd does not cache them either).
 """
@@ -40,32 +42,35 @@ def _meets(key: bytes, end: bytes, other_key: bytes, other_end: bytes) -> bool:
 class RangeCache:
     def __init__(self, registry: CollectorRegistry, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self._max = max_entries
-        self._entries: OrderedDict[bytes, tuple[bytes, bytes, bytes]] = OrderedDict()  # request -> key, end, reply
+        # (caller, request) -> (key, range_end, reply)
+        self._entries: OrderedDict[tuple, tuple[bytes, bytes, bytes]] = OrderedDict()
         self.hits = Counter("etcd_grpc_proxy_cache_hits", "Total number of cache hits", registry=registry)
         self.misses = Counter("etcd_grpc_proxy_cache_misses", "Total number of cache misses", registry=registry)
         self.keys = Gauge("etcd_grpc_proxy_cache_keys_total", "Total number of keys/ranges cached", registry=registry)
 
     @staticmethod
-    def _cache_key(request: rpc_pb2.RangeRequest) -> bytes:
+    def _cache_key(request: rpc_pb2.RangeRequest, caller: tuple) -> tuple:
         keyed = rpc_pb2.RangeRequest()
         keyed.CopyFrom(request)
         keyed.serializable = True
-        return keyed.SerializeToString(deterministic=True)
+        return caller, keyed.SerializeToString(deterministic=True)
 
-    def get(self, request: rpc_pb2.RangeRequest) -> bytes | None:
-        entry = self._entries.get(self._cache_key(request))
+    def get(self, request: rpc_pb2.RangeRequest, caller: tuple = ()) -> bytes | None:
+        key = self._cache_key(request, caller)
+        entry = self._entries.get(key)
         if entry is None:
             self.misses.inc()
             return None
-        self._entries.move_to_end(self._cache_key(request))
+        self._entries.move_to_end(key)
         self.hits.inc()
         return entry[2]
 
-    def add(self, request: rpc_pb2.RangeRequest, reply: bytes) -> None:
+    def add(self, request: rpc_pb2.RangeRequest, reply: bytes, caller: tuple = ()) -> None:
         if request.revision:
             return
-        self._entries[self._cache_key(request)] = (request.key, request.range_end, reply)
-        self._entries.move_to_end(self._cache_key(request))
+        key = self._cache_key(request, caller)
+        self._entries[key] = (request.key, request.range_end, reply)
+        self._entries.move_to_end(key)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
         self.keys.set(len(self._entries))

@@ -5,7 +5,7 @@ Contracts:
 - Watch ids are per client stream, as etcd assigns them: the id the client asks for if it is free, else the
   lowest free id counting from 0. A create request for an id in use gets etcd's "watch id already exists"
   refusal (created and canceled at once).
-- Auth: watchers join only broadcasts of callers with the same credentials (``credentials``), whose upstream
+- Auth: watchers join only broadcasts of callers with the same credentials (forward.credentials), whose upstream
   watch carries them; so the upstream checks each watch as it checks its creator's, and its refusal comes
   back to each watcher as created + canceled with etcd's reason.
 - Responses to a client wait in a queue of ``QUEUE_SIZE``; a client that lets it fill is disconnected
@@ -25,19 +25,12 @@ from etcdx.api.grpc.codec import decode
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
 from etcdx.pb.etcdserverpb import rpc_pb2
-from etcdx.proxy.forward import upstream_metadata
+from etcdx.proxy.forward import credentials, upstream_metadata
 from etcdx.proxy.namespace import Namespace
 from etcdx.proxy.watch_broadcast import Receiver, WatchHub
 
 QUEUE_SIZE = 4096
-_CREDENTIALS = ("authorization", "token")
 _CLIENT_TOO_SLOW = "etcdx grpc-proxy: watch client too slow to receive its events"
-
-
-def credentials(metadata: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    """The metadata that says who the caller is (its auth token): watchers share an upstream watch only with
-    callers that present the same, so the upstream checks every watcher's permission as its creator's."""
-    return tuple((name, metadata[name]) for name in _CREDENTIALS if name in metadata)
 
 
 class _ClientStream:

@@ -409,8 +409,9 @@ def _watch_once(channel, key: bytes, metadata) -> rpc_pb2.WatchResponse:
         call.cancel()
 
 
-def test_grpc_proxy_watch_permissions(tmp_path):
-    """With auth on upstream, a coalesced watch never lets a caller see a range its own token cannot read."""
+def test_grpc_proxy_permissions(tmp_path):
+    """With auth on upstream, neither a coalesced watch nor the Range cache lets a caller see a range its own
+    token cannot read."""
     server = etcdx_process(tmp_path).start()
     proxy = proxy_process(tmp_path, "grpc-proxy", server.endpoint).start()
     try:
@@ -444,6 +445,15 @@ def test_grpc_proxy_watch_permissions(tmp_path):
                 assert (anonymous.canceled, anonymous.cancel_reason) == (True, direct.cancel_reason)
                 allowed = _watch_once(channel, b"open/x", alice)
                 assert allowed.created and not allowed.canceled
+                # root's serializable read is cached; alice's same read must still be refused by the upstream.
+                kv = rpc_pb2_grpc.KVStub(channel)
+                read = rpc_pb2.RangeRequest(key=b"secret", serializable=True)
+                kv.Range(read, metadata=root, timeout=10)
+                kv.Range(read, metadata=root, timeout=10)
+                assert metric(proxy.client_url, "etcd_grpc_proxy_cache_hits_total") >= 1
+                with pytest.raises(grpc.RpcError) as denied:
+                    kv.Range(read, metadata=alice, timeout=10)
+                assert denied.value.details() == "etcdserver: permission denied"
             finally:
                 requests.put(None)
                 root_watch.cancel()

@@ -10,7 +10,7 @@ from etcdx import errors
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.mvccpb import kv_pb2
 from etcdx.proxy import gateway
-from etcdx.proxy.flags import FlagError, parse
+from etcdx.proxy.flags import FlagError, go_duration, parse
 from etcdx.proxy.namespace import Namespace, prefix_end
 from etcdx.proxy.range_cache import RangeCache
 from etcdx.proxy.upstream import Endpoint, parse_endpoints
@@ -83,6 +83,21 @@ def test_cache_hits_and_invalidation():
     txn = rpc_pb2.TxnRequest(failure=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"a"))])
     cache.invalidate_txn(txn)
     assert cache.get(_range(b"a")) is None
+
+
+def test_cache_entries_answer_only_their_caller():
+    cache = RangeCache(CollectorRegistry())
+    root = (("token", "root-token"),)
+    cache.add(_range(b"secret"), b"S", root)
+    assert cache.get(_range(b"secret"), root) == b"S"
+    assert cache.get(_range(b"secret"), (("token", "other"),)) is None
+    assert cache.get(_range(b"secret")) is None
+    cache.invalidate(b"secret", b"")
+    assert cache.get(_range(b"secret"), root) is None
+
+
+def test_go_duration():
+    assert [go_duration(s) for s in (5, 60, 90, 7200)] == ["5s", "1m0s", "1m30s", "2h0m0s"]
 
 
 def test_cache_is_bounded_and_skips_fixed_revisions():
