@@ -27,6 +27,8 @@ import pytest
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.pb.v3electionpb import v3election_pb2, v3election_pb2_grpc
 from etcdx.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
+from tests.integration.test_etcdctl import run_scenario
+from tests.integration.test_etcdctl_watch_lease import lease_session, watch_session
 from tests.support.procs import ETCDCTL, READY_TIMEOUT, ServerProcess, etcd_process, etcdx_process, free_ports
 from tests.support.tls_certs import CertFiles, make_certs
 
@@ -460,3 +462,22 @@ def test_grpc_proxy_permissions(tmp_path):
     finally:
         proxy.stop()
         server.stop()
+
+
+@pytest.mark.parametrize("upstream_kind", ["etcdx", "etcd"])
+def test_seed_sessions_print_the_same_through_both_proxies(upstream_kind, tmp_path):
+    """test_etcdctl's seed scenario (KV, txn, compaction, errors) and the lease and watch sessions of
+    test_etcdctl_watch_lease print through each proxy exactly what they print against a fresh upstream of the
+    same kind directly (each run on its own fresh upstream, so revisions line up)."""
+    start = etcdx_process if upstream_kind == "etcdx" else etcd_process
+    sessions = (run_scenario, lease_session, watch_session)
+
+    def outputs(endpoint: str) -> list:
+        return [session(endpoint, ETCDCTL) for session in sessions]
+
+    with start(tmp_path).start() as direct:
+        expected = outputs(direct.endpoint)
+    for kind in ("gateway", "grpc-proxy"):
+        with start(tmp_path).start() as server, proxy_process(tmp_path, kind, server.endpoint).start() as proxy:
+            for session, got, want in zip(sessions, outputs(proxy.endpoint), expected, strict=True):
+                assert got == want, f"{kind}: {session.__name__}"
