@@ -36,12 +36,9 @@ from etcdx.proxy.namespace import Namespace
 from etcdx.proxy.range_cache import RangeCache
 from etcdx.proxy.routes import build_routes
 from etcdx.proxy.run import log, parse_listen_addr, run_until_signal
-from etcdx.proxy.upstream import Upstream, parse_endpoints
+from etcdx.proxy.upstream import MAX_RECV_MESSAGE, Upstream, parse_endpoints
 from etcdx.proxy.watch_broadcast import WatchHub, WatchMetrics
 
-# The largest request message the proxy takes: etcd's default is 2 GiB - 1, but a connection's request budget
-# is twice this, so etcdx keeps it to what a member could accept anyway with a generous --max-request-bytes.
-MAX_RECV_CAP = 64 * 1024 * 1024
 STR, BOOL, DUR, INT = "string", "bool", "duration", "int"
 FLAGS = [
     Flag("advertise-client-url", STR, "127.0.0.1:23790", "advertise address to register (must be reachable by client)"),
@@ -161,7 +158,8 @@ async def serve_proxy(values: dict, task_status: trio.TaskStatus[int] = trio.TAS
         keepalive_interval=values["grpc_keepalive_interval"],
         keepalive_timeout=values["grpc_keepalive_timeout"],
     )
-    max_recv = min(values["max_recv_bytes"], MAX_RECV_CAP)
+    # etcd's default is 2 GiB - 1; a connection's request budget is twice this, so it stays at 64 MiB.
+    max_recv = min(values["max_recv_bytes"], MAX_RECV_MESSAGE)
     async with trio.open_nursery() as nursery:
         await nursery.start(upstream.run)
         await nursery.start(hub.run)

@@ -44,8 +44,9 @@ CLOSE_TIMEOUT = 1.0
 READ_SIZE = 64 * 1024
 BACKLOG_BYTES = 1024 * 1024
 WINDOW = 4 * 1024 * 1024
-MAX_RECV_MESSAGE = 2**31 - 1
+MAX_RECV_MESSAGE = 64 * 1024 * 1024  # the largest reply the proxy takes (its listener's request cap too)
 _CANCEL = 0x8
+_TOO_LARGE = "grpc: received message larger than max (%d vs. %d)"
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,15 @@ class UpstreamCall:
 
     # --- fed by the connection's reader ---
 
-    def _on_data(self, data: bytes, flow: int) -> None:
+    def _on_data(self, data: bytes, flow: int) -> bool:
+        """Takes DATA bytes; False if they announce a message larger than MAX_RECV_MESSAGE (the call ends)."""
         self._buffer += data
         self._unacknowledged += flow
         while len(self._buffer) >= 5:
-            compressed, size = _PREFIX.unpack_from(self._buffer)
+            _compressed, size = _PREFIX.unpack_from(self._buffer)
+            if size > MAX_RECV_MESSAGE:
+                self._end(EtcdError(StatusCode.RESOURCE_EXHAUSTED, _TOO_LARGE % (size, MAX_RECV_MESSAGE)))
+                return False
             if len(self._buffer) < 5 + size:
                 break
             message = bytes(self._buffer[5 : 5 + size])
@@ -138,6 +143,7 @@ class UpstreamCall:
             self._messages.append(message)
             self._backlog += size
         self._arrived.set()
+        return True
 
     def _end(self, status: EtcdError) -> None:
         if not self.ended:
@@ -226,8 +232,12 @@ class _Connection:
                 with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
                     self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 return
-            call._on_data(event.data, event.flow_controlled_length)
-            if call._backlog < BACKLOG_BYTES:
+            if not call._on_data(event.data, event.flow_controlled_length):
+                self._calls.pop(event.stream_id, None)
+                with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                    self._h2.reset_stream(event.stream_id, _CANCEL)
+                    self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            elif call._backlog < BACKLOG_BYTES:
                 self.acknowledge(call)
         elif isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
             headers = dict(event.headers)
@@ -336,6 +346,13 @@ class _Connection:
             await trio.aclose_forcefully(self._stream)
 
 
+def _default_tls() -> ssl.SSLContext:
+    """https:// endpoints without --cacert: the system's CAs, ALPN h2 (as grpc-go)."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
 class Upstream:
     """Calls to the upstream cluster over one connection at a time (see the module contracts).
 
@@ -382,7 +399,7 @@ class Upstream:
         with trio.fail_after(CONNECT_TIMEOUT):
             stream: trio.abc.Stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
             if endpoint.secure:
-                context = self._tls or ssl.create_default_context()
+                context = self._tls or _default_tls()
                 stream = trio.SSLStream(stream, context, server_hostname=endpoint.host)
                 await stream.do_handshake()
             connection = _Connection(endpoint, stream)

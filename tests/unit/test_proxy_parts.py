@@ -3,6 +3,8 @@ coalesced watcher's filtering, and the proxy commands' flag syntax."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -13,7 +15,7 @@ from etcdx.proxy import gateway
 from etcdx.proxy.flags import FlagError, go_duration, parse
 from etcdx.proxy.namespace import Namespace, prefix_end
 from etcdx.proxy.range_cache import RangeCache
-from etcdx.proxy.upstream import Endpoint, parse_endpoints
+from etcdx.proxy.upstream import MAX_RECV_MESSAGE, Endpoint, UpstreamCall, parse_endpoints
 from etcdx.proxy.watch_broadcast import Receiver
 
 
@@ -146,3 +148,16 @@ def test_flags_and_endpoints():
         parse(gateway.FLAGS, ["--no-such-flag"])
     with pytest.raises(ValueError):
         parse_endpoints("nohost")
+
+
+async def test_upstream_call_frames_messages_and_refuses_oversized_ones():
+    call = UpstreamCall(None, 1)
+    framed = struct.pack(">BI", 0, 3) + b"abc" + struct.pack(">BI", 0, 2)
+    assert call._on_data(framed, 0)  # 0: no window to reopen (no connection here)
+    assert call._on_data(b"de", 0)  # the second message completes in a later DATA frame
+    assert [await call.receive(), await call.receive()] == [b"abc", b"de"]
+    huge = UpstreamCall(None, 3)
+    assert not huge._on_data(struct.pack(">BI", 0, MAX_RECV_MESSAGE + 1), 5)
+    with pytest.raises(errors.EtcdError) as raised:
+        await huge.receive()
+    assert raised.value.code == errors.StatusCode.RESOURCE_EXHAUSTED
