@@ -481,3 +481,38 @@ def test_seed_sessions_print_the_same_through_both_proxies(upstream_kind, tmp_pa
         with start(tmp_path).start() as server, proxy_process(tmp_path, kind, server.endpoint).start() as proxy:
             for session, got, want in zip(sessions, outputs(proxy.endpoint), expected, strict=True):
                 assert got == want, f"{kind}: {session.__name__}"
+
+
+def test_coalesced_watchers_get_their_own_history(upstreams, proxies):
+    """Watchers of one key from different start revisions (and from now) on one stream each get exactly the
+    events from their own start, whichever broadcast they joined."""
+    server, proxy = upstreams["etcd"], proxies["grpc-proxy", "etcd"]
+    key = b"history-key"
+    with grpc.insecure_channel(server.endpoint) as channel:
+        kv = rpc_pb2_grpc.KVStub(channel)
+        revisions = [kv.Put(rpc_pb2.PutRequest(key=key, value=b"%d" % i), timeout=10).header.revision for i in range(5)]
+    starts = [0, 0, revisions[1], revisions[1], revisions[3]]
+    with grpc.insecure_channel(proxy.endpoint) as channel:
+        requests: queue.Queue = queue.Queue()
+        for start in starts:
+            create = rpc_pb2.WatchCreateRequest(key=key, start_revision=start)
+            requests.put(rpc_pb2.WatchRequest(create_request=create))
+        call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), timeout=30)
+        try:
+            seen: dict[int, list[int]] = {}
+            created = 0
+            while created < len(starts):
+                response = next(call)
+                created += response.created
+                seen.setdefault(response.watch_id, []).extend(e.kv.mod_revision for e in response.events)
+            last = rpc_pb2_grpc.KVStub(channel).Put(rpc_pb2.PutRequest(key=key, value=b"last"), timeout=10)
+            final = last.header.revision
+            while any(not seen.get(i) or seen[i][-1] != final for i in range(len(starts))):
+                response = next(call)
+                seen.setdefault(response.watch_id, []).extend(e.kv.mod_revision for e in response.events)
+        finally:
+            requests.put(None)
+            call.cancel()
+    for watch_id, start in enumerate(starts):
+        expected = [r for r in revisions if start and r >= start] + [final]
+        assert seen[watch_id] == expected, f"watcher {watch_id} from {start}"
