@@ -173,6 +173,7 @@ class Broadcast:
 
     def _cancel_all(self, upstream: rpc_pb2.WatchResponse) -> None:
         for receiver in list(self.receivers):
+            self.hub.remove(receiver)  # first: whoever the response reaches sees the watch gone
             receiver.deliver(
                 rpc_pb2.WatchResponse(
                     header=upstream.header,
@@ -183,7 +184,6 @@ class Broadcast:
                     cancel_reason=upstream.cancel_reason,
                 )
             )
-            self.hub.remove(receiver)
 
 
 class WatchHub:

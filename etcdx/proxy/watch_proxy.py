@@ -2,9 +2,9 @@
 WatchHub's coalesced upstream watches (watch_broadcast.py).
 
 Contracts:
-- Watch ids are per client stream, as etcd assigns them: the id the client asks for if it is free, else the
-  lowest free id counting from 0. A create request for an id in use gets etcd's "watch id already exists"
-  refusal (created and canceled at once).
+- Watch ids are per client stream, as etcd assigns them: the id the client asks for, else the next free one
+  of the stream's counter. An id in use, or an empty range, gets etcd's refusal (watch id -1, created and
+  canceled, etcd's reason), without asking the upstream.
 - Auth: watchers join only broadcasts of callers with the same credentials (forward.credentials), whose upstream
   watch carries them; so the upstream checks each watch as it checks its creator's, and its refusal comes
   back to each watcher as created + canceled with etcd's reason.
@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 import trio
 
 from etcdx.api.grpc.codec import decode
+from etcdx.api.grpc.watch import ERR_DUPLICATE_ID, ERR_EMPTY_RANGE
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send
 from etcdx.pb.etcdserverpb import rpc_pb2
@@ -38,13 +39,16 @@ class _ClientStream:
         self.outbox = outbox
         self.scope = scope
         self.receivers: dict[int, Receiver] = {}
+        self.next_id = 0
         self.overrun = False
 
     def deliver(self, response: rpc_pb2.WatchResponse) -> None:
         if self.overrun:
             return
-        if response.canceled:  # the id is free again
-            self.receivers.pop(response.watch_id, None)
+        if response.canceled:  # a watch its broadcast dropped (it left the hub first): the id is free again
+            receiver = self.receivers.get(response.watch_id)
+            if receiver is not None and receiver.broadcast is None:
+                del self.receivers[response.watch_id]
         try:
             self.outbox.send_nowait(response)
         except trio.WouldBlock:
@@ -58,13 +62,15 @@ class _ClientStream:
         headers = [r.broadcast.last_header for r in self.receivers.values() if r.broadcast and r.broadcast.last_header]
         return max(headers, key=lambda h: h.revision, default=rpc_pb2.ResponseHeader())
 
-    def free_id(self, wanted: int) -> int | None:
-        if wanted > 0:
-            return None if wanted in self.receivers else wanted
-        watch_id = 0
-        while watch_id in self.receivers:
-            watch_id += 1
-        return watch_id
+    def take_id(self, wanted: int) -> int:
+        """The id for a new watch (the caller checked that ``wanted``, if set, is free): ``wanted``, or the next
+        id of the stream's counter that is free (etcd's order: ids are not reused while the counter moves on)."""
+        if wanted:
+            return wanted
+        while self.next_id in self.receivers:
+            self.next_id += 1
+        self.next_id += 1
+        return self.next_id - 1
 
 
 class WatchProxy:
@@ -116,14 +122,16 @@ class WatchProxy:
     async def _create(
         self, client: _ClientStream, create: rpc_pb2.WatchCreateRequest, metadata: dict[str, str]
     ) -> None:
-        watch_id = client.free_id(create.watch_id)
-        if watch_id is None:
-            client.deliver(
-                rpc_pb2.WatchResponse(
-                    watch_id=create.watch_id, created=True, canceled=True, cancel_reason="mvcc: watch id already exists"
-                )
-            )
+        end = b"" if create.range_end == b"\0" else create.range_end
+        error = None
+        if end and (create.key or b"\0") >= end:
+            error = ERR_EMPTY_RANGE
+        elif create.watch_id and create.watch_id in client.receivers:
+            error = ERR_DUPLICATE_ID
+        if error is not None:
+            client.deliver(rpc_pb2.WatchResponse(watch_id=-1, created=True, canceled=True, cancel_reason=error))
             return
+        watch_id = client.take_id(create.watch_id)
         key, range_end = self._namespace.range(create.key, create.range_end)
         receiver = Receiver(
             watch_id=watch_id,

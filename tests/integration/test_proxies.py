@@ -516,3 +516,33 @@ def test_coalesced_watchers_get_their_own_history(upstreams, proxies):
     for watch_id, start in enumerate(starts):
         expected = [r for r in revisions if start and r >= start] + [final]
         assert seen[watch_id] == expected, f"watcher {watch_id} from {start}"
+
+
+def _watch_answers(endpoint: str, creates: list[rpc_pb2.WatchCreateRequest]) -> list[tuple]:
+    with grpc.insecure_channel(endpoint) as channel:
+        requests: queue.Queue = queue.Queue()
+        for create in creates:
+            requests.put(rpc_pb2.WatchRequest(create_request=create))
+        call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(requests.get, None), timeout=30)
+        try:
+            answers = [next(call) for _ in creates]
+        finally:
+            requests.put(None)
+            call.cancel()
+    return [(a.watch_id, a.created, a.canceled, a.cancel_reason) for a in answers]
+
+
+@pytest.mark.parametrize("upstream", ["etcd", "etcdx"])
+def test_watch_ids_and_refusals_as_upstream(upstreams, proxies, upstream):
+    """Watch ids (asked for, and the stream's counter) and the refusals of a duplicate id and an empty range."""
+    creates = [
+        rpc_pb2.WatchCreateRequest(key=b"ids"),
+        rpc_pb2.WatchCreateRequest(key=b"ids", watch_id=7),
+        rpc_pb2.WatchCreateRequest(key=b"ids", watch_id=7),  # duplicate id
+        rpc_pb2.WatchCreateRequest(key=b"b", range_end=b"a"),  # empty range
+        rpc_pb2.WatchCreateRequest(key=b"ids"),
+    ]
+    direct = _watch_answers(upstreams[upstream].endpoint, creates)
+    # The same answers; not in the same order: a refusal is the proxy's own, at once, while created answers
+    # wait for the shared upstream watch (as with etcd's grpc-proxy).
+    assert sorted(_watch_answers(proxies["grpc-proxy", upstream].endpoint, creates)) == sorted(direct)
