@@ -44,6 +44,10 @@ class RangeCache:
         self._max = max_entries
         # (caller, request) -> (key, range_end, reply)
         self._entries: OrderedDict[tuple, tuple[bytes, bytes, bytes]] = OrderedDict()
+        # Invariant: every entry is in exactly one of these, by its range: single-key reads by key (so a Put
+        # finds what it invalidates without a scan), reads of a range in the set.
+        self._single: dict[bytes, set[tuple]] = {}
+        self._ranged: set[tuple] = set()
         self.hits = Counter("etcd_grpc_proxy_cache_hits", "Total number of cache hits", registry=registry)
         self.misses = Counter("etcd_grpc_proxy_cache_misses", "Total number of cache misses", registry=registry)
         self.keys = Gauge("etcd_grpc_proxy_cache_keys_total", "Total number of keys/ranges cached", registry=registry)
@@ -71,14 +75,32 @@ class RangeCache:
         key = self._cache_key(request, caller)
         self._entries[key] = (request.key, request.range_end, reply)
         self._entries.move_to_end(key)
+        if request.range_end:
+            self._ranged.add(key)
+        else:
+            self._single.setdefault(request.key, set()).add(key)
         while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+            self._drop(next(iter(self._entries)))
         self.keys.set(len(self._entries))
 
+    def _drop(self, cache_key: tuple) -> None:
+        key, range_end, _ = self._entries.pop(cache_key)
+        if range_end:
+            self._ranged.discard(cache_key)
+            return
+        same_key = self._single[key]
+        same_key.discard(cache_key)
+        if not same_key:
+            del self._single[key]
+
     def invalidate(self, key: bytes, end: bytes) -> None:
-        stale = [k for k, (lo, hi, _) in self._entries.items() if _meets(lo, hi, key, end)]
-        for k in stale:
-            del self._entries[k]
+        """Drops every entry whose range meets [key, end): a single key costs the range entries and the
+        entries of that key; a range costs every entry."""
+        candidates = list(self._entries) if end else [*self._single.get(key, ()), *self._ranged]
+        for cache_key in candidates:
+            lo, hi, _ = self._entries[cache_key]
+            if _meets(lo, hi, key, end):
+                self._drop(cache_key)
         self.keys.set(len(self._entries))
 
     def invalidate_txn(self, request: rpc_pb2.TxnRequest) -> None:
@@ -93,4 +115,6 @@ class RangeCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._single.clear()
+        self._ranged.clear()
         self.keys.set(0)

@@ -3,6 +3,7 @@ coalesced watcher's filtering, and the proxy commands' flag syntax."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
@@ -14,7 +15,7 @@ from etcdx.pb.mvccpb import kv_pb2
 from etcdx.proxy import gateway
 from etcdx.proxy.flags import FlagError, go_duration, parse
 from etcdx.proxy.namespace import Namespace, prefix_end
-from etcdx.proxy.range_cache import RangeCache
+from etcdx.proxy.range_cache import RangeCache, _meets
 from etcdx.proxy.upstream import MAX_RECV_MESSAGE, Endpoint, UpstreamCall, parse_endpoints
 from etcdx.proxy.watch_broadcast import Receiver
 
@@ -161,3 +162,27 @@ async def test_upstream_call_frames_messages_and_refuses_oversized_ones():
     with pytest.raises(errors.EtcdError) as raised:
         await huge.receive()
     assert raised.value.code == errors.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_cache_invalidation_matches_a_full_scan():
+    """The key index finds exactly what checking every entry against the write would find."""
+    rng = random.Random(7)
+    keys = [b"k%d" % i for i in range(12)]
+    cache = RangeCache(CollectorRegistry(), max_entries=40)
+    model: dict[bytes, tuple[bytes, bytes]] = {}  # request bytes -> (key, end), for what the cache should hold
+    for _ in range(2000):
+        lo = rng.choice(keys)
+        if rng.random() < 0.6:
+            end = rng.choice([b"", b"", b"\0", rng.choice(keys)])
+            request = _range(lo, end)
+            cache.add(request, b"r")
+            model.pop(request.SerializeToString(), None)  # added again: the most recent
+            model[request.SerializeToString()] = (lo, end)
+            model = dict(list(model.items())[-40:])  # the cache's bound drops the least recently added
+        else:
+            end = rng.choice([b"", b"", rng.choice(keys)])
+            cache.invalidate(lo, end)
+            model = {r: (k, e) for r, (k, e) in model.items() if not _meets(k, e, lo, end)}
+    held = {r for r in model if cache.get(rpc_pb2.RangeRequest.FromString(r)) is not None}
+    assert held == set(model)
+    assert len(cache._entries) == len(model) == sum(map(len, cache._single.values())) + len(cache._ranged)
