@@ -275,13 +275,16 @@ def test_refused_flags(argv, reason):
     assert reason in done.stderr
 
 
-def test_gateway_skips_dead_endpoint(upstreams, tmp_path):
+@pytest.mark.parametrize("kind", ["gateway", "grpc-proxy"])
+def test_proxies_skip_a_dead_endpoint(upstreams, tmp_path, kind):
     (dead,) = free_ports(1)
     live = upstreams["etcdx"].endpoint
-    with proxy_process(tmp_path, "gateway", f"127.0.0.1:{dead},{live}", "--retry-delay=1m").start() as gateway:
+    extra = ["--retry-delay=1m"] if kind == "gateway" else []
+    with proxy_process(tmp_path, kind, f"127.0.0.1:{dead},{live}", *extra).start() as proxy:
         for i in range(4):  # round-robin would reach the dead endpoint every other connection
-            assert ctl(gateway.endpoint, "put", "via-gateway", str(i)) == "OK\n"
-        assert "failed to connect to endpoint" in gateway.log_tail()
+            assert ctl(proxy.endpoint, "put", "via-proxy", str(i)) == "OK\n"
+        if kind == "gateway":
+            assert "failed to connect to endpoint" in proxy.log_tail()
 
 
 def wait_tls_ready(process: ServerProcess, certs: CertFiles, client_cert: bool) -> None:
