@@ -4,14 +4,14 @@ every v3 service by calling the upstream cluster (upstream.py) over one HTTP/2 c
 
 The listener is etcdx's own client-port stack (net/listener.py: gRPC and HTTP/1.1 on one port, TLS with
 --cert-file/--key-file), so connection limits and protocol behaviour are the member's. HTTP/1.1 serves
-/metrics (the proxy's series) and /health; so does --metrics-addr.
+/metrics (the proxy's series) and /health; so does --metrics-addr (HTTP only). --debug logs at debug level.
 
 Refused, with the reason: --discovery-srv (DNS SRV records), --enable-pprof (a Go runtime profiler),
 --resolver-prefix (registers the proxy in etcd's gRPC naming service, which etcdx's clients do not
 resolve), --experimental-leasing-prefix (etcd's experimental leasing KV), --auto-tls (no listener
 certificates generated for the proxy). Accepted with no effect: --data-dir (etcd keeps only auto-TLS
 certificates there), --experimental-serializable-ordering (one upstream connection at a time: revisions of
-serializable reads only move forward while it lasts), --debug (the log level), --self-signed-cert-validity,
+serializable reads only move forward while it lasts), --self-signed-cert-validity,
 --resolver-ttl, --advertise-client-url (used only with --resolver-prefix), --max-send-bytes (replies are as
 large as the upstream made them).
 """
@@ -173,9 +173,10 @@ async def serve_proxy(values: dict, task_status: trio.TaskStatus[int] = trio.TAS
             limits=DEFAULT_LIMITS,
         )
         bound = await nursery.start(partial(serve, host, port, tls=listener_tls(values)))
-        if values["metrics_addr"]:
+        if values["metrics_addr"]:  # HTTP only (/metrics, /health): gRPC there finds no method
             metrics_host, metrics_port = parse_listen_addr(values["metrics_addr"])
-            await nursery.start(partial(serve, metrics_host, metrics_port))
+            metrics_only = partial(serve, resolve=lambda path: None, known_services=frozenset())
+            await nursery.start(partial(metrics_only, metrics_host, metrics_port))
         task_status.started(bound)
 
 
@@ -207,4 +208,4 @@ def main(argv: list[str]) -> int:
             namespace=values["namespace"],
         )
 
-    return run_until_signal(partial(serve_proxy, values), ready)
+    return run_until_signal(partial(serve_proxy, values), ready, log_level="debug" if values["debug"] else "info")

@@ -21,7 +21,7 @@ def parse_listen_addr(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def run_until_signal(serve, ready: Callable[[int], None]) -> int:
+def run_until_signal(serve, ready: Callable[[int], None], log_level: str = "info") -> int:
     """Runs ``serve`` (started with nursery.start; it reports the bound port) until SIGINT or SIGTERM."""
 
     async def main() -> None:
@@ -30,7 +30,7 @@ def run_until_signal(serve, ready: Callable[[int], None]) -> int:
             port = await nursery.start(serve)
             ready(port)
 
-    configure("info")
+    configure(log_level)
     failures: list[BaseException] = []
     try:
         trio.run(main)

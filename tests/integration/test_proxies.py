@@ -238,8 +238,11 @@ def test_range_cache(upstreams, proxies):
 
 def test_namespace(upstreams, tmp_path):
     server = upstreams["etcdx"]
-    with proxy_process(tmp_path, "grpc-proxy", server.endpoint, "--namespace=tenant/").start() as proxy:
+    (metrics_port,) = free_ports(1)
+    metrics_addr = f"--metrics-addr=http://127.0.0.1:{metrics_port}"
+    with proxy_process(tmp_path, "grpc-proxy", server.endpoint, "--namespace=tenant/", metrics_addr).start() as proxy:
         ep = proxy.endpoint
+        assert metric(f"http://127.0.0.1:{metrics_port}", "etcdx_grpc_proxy_upstream_watches") == 0
         ctl(server.endpoint, "put", "outside", "x")
         assert ctl(ep, "put", "k", "v") == "OK\n"
         assert ctl(server.endpoint, "get", "tenant/k", "--print-value-only") == "v\n"
