@@ -191,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         from etcdx.cli.snapshot_command import main as snapshot_main
 
         return snapshot_main(argv[1:])
+    if argv[:1] == ["gateway"]:
+        from etcdx.proxy.gateway import main as gateway_main
+
+        return gateway_main(argv[1:])
+    if argv[:1] == ["grpc-proxy"]:
+        from etcdx.proxy.grpc_proxy import main as grpc_proxy_main
+
+        return grpc_proxy_main(argv[1:])
     if argv[:1] == ["wal"]:
         from etcdx.cli.wal_command import main as wal_main
 
