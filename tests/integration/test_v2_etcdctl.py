@@ -1,18 +1,25 @@
 """The seed's etcdctl v2 commands (etcdctl 3.4, ETCDCTL_API=2) give the same output against etcdx as against
-etcd 3.4.23, both with --enable-v2. Normalised: the member ID and the URLs in `member list` (each member has
-its own). `member add`, and `member remove` of the member itself, need Raft membership, which etcdx does not
-run yet (docs/differences.md); removing an unknown member gives etcd's answer."""
+etcd 3.4.23, both with --enable-v2. Normalised: member IDs and ports in the member commands' output (each
+member has its own; an added member's ID hashes the time), and the order of members (by ID, so random).
+`member remove` of the only member is refused by both (etcd's strict reconfig check); `member add` is last,
+since a lone member that adds a second voter waits for it and serves no more writes (etcd does the same).
+`backup`: etcdctl backup on etcd's data dir and `etcdx backup` on etcdx's both exit 0, and each copy starts
+as a one-member cluster with a new member ID holding the data (etcd's copy needs --force-new-cluster)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
-from tests.support.procs import ETCD_34, ETCDCTL_34, etcd34_process, etcdx_process
+from tests.support.procs import ETCD_34, ETCDCTL_34, etcd34_process, etcdx_process, free_ports
 
 pytestmark = pytest.mark.skipif(
     (shutil.which(ETCD_34) is None or shutil.which(ETCDCTL_34) is None) and not os.environ.get("CI"),
@@ -59,7 +66,9 @@ COMMANDS = [
     ["watch", "--after-index", "4", "/testdir/testkey"],
     ["member", "list"],
     ["member", "remove", "1234abcd"],
+    ["member", "remove", "<own id>"],
 ]
+MEMBER_ADD = ["member", "add", "etcd3", "http://127.0.0.1:<spare>"]
 
 # A watcher, and the key whose set wakes it. etcdctl 3.4's exec-watch takes its LAST argument as the key when
 # the command follows "--" (the seed's form): it then watches "ls" and fails to run "testdir/testkey"; the form
@@ -82,16 +91,40 @@ def etcdctl(endpoint: str, *args: str, timeout: float = 15) -> tuple[int, str, s
     return done.returncode, done.stdout, done.stderr
 
 
+def own_id(server) -> str:
+    listed = json.loads(urllib.request.urlopen(f"{server.client_url}/v2/members", timeout=10).read())
+    return listed["members"][0]["id"]
+
+
+def normalise(text: str, server, ids: dict[str, str], spare: int) -> str:
+    """IDs and ports as names; the members of `member list` and of ETCD_INITIAL_CLUSTER sorted."""
+    for member_id, name in ids.items():
+        text = text.replace(member_id, name)
+    text = text.replace(f":{server.client_port}", ":<client>").replace(f":{server.peer_port}", ":<peer>")
+    text = text.replace(f":{spare}", ":<spare>")
+    lines = text.split("\n")
+    lines = [
+        'ETCD_INITIAL_CLUSTER="' + ",".join(sorted(line.split("=", 1)[1].strip('"').split(","))) + '"'
+        if line.startswith("ETCD_INITIAL_CLUSTER=")
+        else line
+        for line in lines
+    ]
+    if all(line.startswith("<") for line in lines if line):  # `member list`: one line per member, by ID
+        lines = sorted(line for line in lines if line) + [""]
+    return "\n".join(lines)
+
+
 def session(server) -> list[tuple[int, str, str]]:
-    """Runs the commands, then a watch and an exec-watch that a set wakes; member list normalised."""
+    """Runs the commands, then a watch and an exec-watch that a set wakes, then `member add` and `member list`."""
     endpoint = server.client_url
+    ids = {own_id(server): "<id>"}
+    spare = free_ports(1)[0]
     out = []
     for command in COMMANDS:
+        command = [part.replace("<own id>", next(iter(ids))) for part in command]
         code, stdout, stderr = etcdctl(endpoint, *command)
-        if command == ["member", "list"]:
-            member_id = stdout.split(":", 1)[0]
-            stdout = stdout.replace(member_id, "<id>").replace(f":{server.client_port}", ":<client>")
-            stdout = stdout.replace(f":{server.peer_port}", ":<peer>")
+        if command[0] == "member":
+            stdout, stderr = normalise(stdout, server, ids, spare), normalise(stderr, server, ids, spare)
         out.append((code, stdout, stderr))
     env = {**os.environ, "ETCDCTL_API": "2"}
     for watcher_args, key in WATCHES:
@@ -111,6 +144,14 @@ def session(server) -> list[tuple[int, str, str]]:
             watcher.kill()
             watcher.wait(timeout=10)
             watcher.stdout.close()
+    add = [part.replace("<spare>", str(spare)) for part in MEMBER_ADD]
+    code, stdout, stderr = etcdctl(endpoint, *add)
+    added = re.search(r"with ID ([0-9a-f]+)", stdout)
+    if added:
+        ids[added.group(1)] = "<added>"
+    out.append((code, normalise(stdout, server, ids, spare), normalise(stderr, server, ids, spare)))
+    code, stdout, stderr = etcdctl(endpoint, "member", "list")
+    out.append((code, normalise(stdout, server, ids, spare), normalise(stderr, server, ids, spare)))
     return out
 
 
@@ -119,9 +160,73 @@ def test_seed_etcdctl_v2_commands_match_etcd_34(tmp_path):
         expected = session(etcd)
     with etcdx_process(tmp_path, extra_args=("--enable-v2",)).start() as etcdx:
         got = session(etcdx)
-    labels = [*COMMANDS, *(label for args, _ in WATCHES for label in (["set"], args))]
+    labels = [*COMMANDS, *(label for args, _ in WATCHES for label in (["set"], args)), MEMBER_ADD, ["member", "list"]]
     for command, want, have in zip(labels, expected, got, strict=True):
         assert have == want, command
-    assert expected[-1] == (0, "set /testdir/testkey Hello exec-watch\n", "")
+    assert expected[-3] == (0, "set /testdir/testkey Hello exec-watch\n", "")
+    assert expected[-2][0] == 0 and expected[-2][1].startswith("Added member named etcd3 with ID <added> to cluster")
+    assert "<added>[unstarted]: peerURLs=http://127.0.0.1:<spare>" in expected[-1][1]
     assert expected[1] == (0, "Hello world\n", "")
     assert expected[2][0] == 4 and "Key not found" in expected[2][2]
+
+
+# /v2/members changes with JSON bodies, in order; "<peer>" is the member's own peer URL, "<id>" its ID, "<spare>"
+# a free port. The add is last: then the lone member waits for the new one.
+MEMBER_REQUESTS = [
+    ("POST", "/v2/members", "application/json", "notjson"),
+    ("POST", "/v2/members", "application/json", ""),
+    ("POST", "/v2/members", "application/json", "[]"),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":[1]}'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":"x"}'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":null}'),
+    ("POST", "/v2/members", "application/json", '{"PEERURLS":["bad"]}'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":["http://127.0.0.1"]}'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":["http://127.0.0.1:1/p"]}'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":["http://a:1"]} x'),
+    ("POST", "/v2/members", "application/json", '{"peerURLs":["<peer>"]}'),
+    ("POST", "/v2/members", "text/plain", '{"peerURLs":["http://127.0.0.1:<spare>"]}'),
+    ("PUT", "/v2/members", "application/json", '{"peerURLs":["http://127.0.0.1:<spare>"]}'),
+    ("DELETE", "/v2/members/", None, None),
+    ("DELETE", "/v2/members/zz", None, None),
+    ("DELETE", "/v2/members/00001234", None, None),
+    ("PUT", "/v2/members/1234", "application/json", '{"peerURLs":["http://127.0.0.1:<spare>"]}'),
+    ("PUT", "/v2/members/<id>", "text/plain", "{}"),
+    ("PUT", "/v2/members/<id>", "application/json", '{"peerURLs":["<peer>"]}'),
+    ("DELETE", "/v2/members/<id>", None, None),
+    ("POST", "/v2/members/any", "application/json", '{"peerURLs":["http://127.0.0.1:<spare>"]}'),
+]
+
+
+def member_answers(server) -> list:
+    member_id, spare = own_id(server), str(free_ports(1)[0])
+    peer = f"http://127.0.0.1:{server.peer_port}"
+    out = []
+    for method, path, content_type, body in MEMBER_REQUESTS:
+        path = path.replace("<id>", member_id)
+        data = None if body is None else body.replace("<peer>", peer).replace("<spare>", spare).encode()
+        request = urllib.request.Request(server.client_url + path, data=data, method=method)
+        if content_type:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, headers, answer = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as exc:
+            status, headers, answer = exc.code, exc.headers, exc.read()
+        text = answer.decode().replace(spare, "<spare>").replace(str(server.peer_port), "<peer>")
+        text = re.sub(r'"id":"[0-9a-f]+"', '"id":"<added>"', text)
+        out.append((method, path.replace(member_id, "<id>"), status, headers.get("content-type"), text))
+    return out
+
+
+def test_v2_members_changes_match_etcd_34(tmp_path):
+    with etcd34_process(tmp_path, extra_args=("--enable-v2",)).start() as etcd:
+        expected = member_answers(etcd)
+    with etcdx_process(tmp_path, extra_args=("--enable-v2",)).start() as etcdx:
+        got = member_answers(etcdx)
+    for want, have in zip(expected, got, strict=True):
+        assert have == want
+    assert expected[-1][2:] == (
+        201,
+        "application/json",
+        '{"id":"<added>","name":"","peerURLs":["http://127.0.0.1:<spare>"],"clientURLs":[]}\n',
+    )
