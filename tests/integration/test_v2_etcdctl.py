@@ -13,13 +13,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.support.procs import ETCD_34, ETCDCTL_34, etcd34_process, etcdx_process, free_ports
+from tests.support.procs import ETCD_34, ETCDCTL_34, ServerProcess, etcd34_process, etcdx_process, free_ports
 
 pytestmark = pytest.mark.skipif(
     (shutil.which(ETCD_34) is None or shutil.which(ETCDCTL_34) is None) and not os.environ.get("CI"),
@@ -230,3 +231,72 @@ def test_v2_members_changes_match_etcd_34(tmp_path):
         "application/json",
         '{"id":"<added>","name":"","peerURLs":["http://127.0.0.1:<spare>"],"clientURLs":[]}\n',
     )
+
+
+def copy_process(tmp_path, binary: list[str], data_dir: str, *extra: str) -> ServerProcess:
+    """A member on a backup's data dir, on new ports."""
+    client_port, peer_port = free_ports(2)
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    argv = [*binary, "--data-dir", data_dir, "--listen-client-urls", client, "--advertise-client-urls", client]
+    argv += ["--listen-peer-urls", peer, "--enable-v2", *extra]
+    return ServerProcess(argv, data_dir, client_port, peer_port, str(tmp_path / f"copy-{client_port}.log"))
+
+
+def v3ctl(endpoint: str, *args: str) -> tuple[int, str, str]:
+    done = subprocess.run(
+        [ETCDCTL_34, "--endpoints", endpoint, *args],
+        env={**os.environ, "ETCDCTL_API": "3"},
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def read_copy(copy: ServerProcess) -> tuple[tuple, tuple, list[str]]:
+    """The v2 key, the v3 key, and the member IDs a started copy holds."""
+    members = v3ctl(copy.client_url, "member", "list")[1].splitlines()
+    return etcdctl(copy.client_url, "get", "/seed/v2"), v3ctl(copy.client_url, "get", "seed-v3"), members
+
+
+def write_keys(server) -> str:
+    assert etcdctl(server.client_url, "set", "/seed/v2", "kept in v2")[0] == 0
+    assert v3ctl(server.client_url, "put", "seed-v3", "kept in v3")[0] == 0
+    return own_id(server)
+
+
+def test_backup_copies_start_as_one_member_with_the_data(tmp_path):
+    """etcdctl backup (the seed's form, and --with-v3: etcdctl 3.4 copies the v3 keys only with it; it needs
+    etcd stopped, as it waits for the backend's lock) vs `etcdx backup` of a running member (v3 by default)."""
+    etcd = etcd34_process(tmp_path, extra_args=("--enable-v2",)).start()
+    with etcd:
+        etcd_id = write_keys(etcd)
+    backups = {form: str(tmp_path / f"etcd-backup{form}") for form in ("", "-v3")}
+    codes = [
+        etcdctl("", "backup", "--data-dir", etcd.data_dir, "--backup-dir", backups[""])[0],
+        etcdctl("", "backup", "--data-dir", etcd.data_dir, "--backup-dir", backups["-v3"], "--with-v3")[0],
+    ]
+    with copy_process(tmp_path, [ETCD_34], backups[""], "--force-new-cluster").start() as copy:
+        v2_only = read_copy(copy)
+    with copy_process(tmp_path, [ETCD_34], backups["-v3"], "--force-new-cluster").start() as copy:
+        expected = read_copy(copy)
+    assert codes == [0, 0]
+    assert v2_only[:2] == ((0, "kept in v2\n", ""), (0, "", ""))
+    assert expected[:2] == ((0, "kept in v2\n", ""), (0, "seed-v3\nkept in v3\n", ""))
+    assert len(expected[2]) == 1 and etcd_id not in expected[2][0]
+
+    with etcdx_process(tmp_path, extra_args=("--enable-v2",)).start() as etcdx:
+        etcdx_id = write_keys(etcdx)
+        time.sleep(0.3)  # the backend commits every --backend-batch-interval (100 ms): the backup reads what it did
+        backup = str(tmp_path / "etcdx-backup")
+        done = subprocess.run(
+            [sys.executable, "-m", "etcdx", "backup", "--data-dir", etcdx.data_dir, "--backup-dir", backup],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 0, done.stderr
+    with copy_process(tmp_path, [sys.executable, "-m", "etcdx"], backup).start() as copy:
+        got = read_copy(copy)
+    assert got[:2] == expected[:2]
+    assert len(got[2]) == 1 and etcdx_id not in got[2][0]
