@@ -288,15 +288,21 @@ def test_backup_copies_start_as_one_member_with_the_data(tmp_path):
     with etcdx_process(tmp_path, extra_args=("--enable-v2",)).start() as etcdx:
         etcdx_id = write_keys(etcdx)
         time.sleep(0.3)  # the backend commits every --backend-batch-interval (100 ms): the backup reads what it did
-        backup = str(tmp_path / "etcdx-backup")
-        done = subprocess.run(
-            [sys.executable, "-m", "etcdx", "backup", "--data-dir", etcdx.data_dir, "--backup-dir", backup],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert done.returncode == 0, done.stderr
-    with copy_process(tmp_path, [sys.executable, "-m", "etcdx"], backup).start() as copy:
-        got = read_copy(copy)
-    assert got[:2] == expected[:2]
-    assert len(got[2]) == 1 and etcdx_id not in got[2][0]
+        online = etcdx_backup(etcdx.data_dir, str(tmp_path / "etcdx-backup"))
+    assert online.returncode == 0, online.stderr
+    offline = etcdx_backup(etcdx.data_dir, str(tmp_path / "etcdx-backup-stopped"))  # the member stopped cleanly
+    assert offline.returncode == 0, offline.stderr
+    for backup in ("etcdx-backup", "etcdx-backup-stopped"):
+        with copy_process(tmp_path, [sys.executable, "-m", "etcdx"], str(tmp_path / backup)).start() as copy:
+            got = read_copy(copy)
+        assert got[:2] == expected[:2]
+        assert len(got[2]) == 1 and etcdx_id not in got[2][0]
+    refused = etcdx_backup(etcdx.data_dir, str(tmp_path / "etcdx-backup"))
+    assert refused.returncode == 1 and "is not empty" in refused.stderr
+    missing = etcdx_backup(str(tmp_path / "nothing-here"), str(tmp_path / "etcdx-backup-2"))
+    assert missing.returncode == 1 and "not an etcdx data dir" in missing.stderr
+
+
+def etcdx_backup(data_dir: str, backup_dir: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "etcdx", "backup", "--data-dir", data_dir, "--backup-dir", backup_dir]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30)
