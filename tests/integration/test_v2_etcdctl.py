@@ -303,6 +303,23 @@ def test_backup_copies_start_as_one_member_with_the_data(tmp_path):
     assert missing.returncode == 1 and "not an etcdx data dir" in missing.stderr
 
 
+def test_backup_refuses_a_crashed_member_until_it_applied_its_log(tmp_path):
+    """A member killed before its backend committed holds acknowledged writes only in its WAL: the backup says
+    so; once the member started again (and applied them) and stopped, the backup holds them."""
+    etcdx = etcdx_process(tmp_path, extra_args=("--backend-batch-interval", "1h")).start()
+    try:
+        assert v3ctl(etcdx.client_url, "put", "acknowledged", "yes")[0] == 0
+    finally:
+        etcdx.kill9()
+    refused = etcdx_backup(etcdx.data_dir, str(tmp_path / "backup-refused"))
+    assert refused.returncode == 1 and "start the member once so that it applies them" in refused.stderr
+    etcdx.start().stop()
+    done = etcdx_backup(etcdx.data_dir, str(tmp_path / "backup"))
+    assert done.returncode == 0, done.stderr
+    with copy_process(tmp_path, [sys.executable, "-m", "etcdx"], str(tmp_path / "backup")).start() as copy:
+        assert v3ctl(copy.client_url, "get", "acknowledged") == (0, "acknowledged\nyes\n", "")
+
+
 def etcdx_backup(data_dir: str, backup_dir: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "etcdx", "backup", "--data-dir", data_dir, "--backup-dir", backup_dir]
     return subprocess.run(command, capture_output=True, text=True, timeout=30)
