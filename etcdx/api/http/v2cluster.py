@@ -7,6 +7,7 @@ etcd 3.4's v2 codes and bodies: 201 with the new member, 204, 400 for a body etc
 
 from __future__ import annotations
 
+import re
 import time
 
 from etcdx import errors
@@ -37,6 +38,7 @@ def _not_allowed(methods: str) -> HttpResponse:
     return HttpResponse(405, headers, b"Method Not Allowed\n")
 
 
+_HEX = re.compile(r"[0-9a-fA-F]+")
 _CONFLICTS = {
     errors.ERR_MEMBER_EXIST.message: "membership: ID exists",
     errors.ERR_PEER_URL_EXIST.message: "membership: peerURL exists",
@@ -78,11 +80,8 @@ class V2Cluster:
             if sub == "":  # etcd's getID: no id in the path
                 headers = [*CORS, TEXT, ("x-content-type-options", "nosniff"), *extra]
                 return HttpResponse(405, headers, b"Method Not Allowed\n")
-            try:
-                member_id = int(sub, 16)
-            except ValueError:
-                member_id = None
-            if member_id is None or not 0 <= member_id < 2**64:
+            member_id = int(sub, 16) if _HEX.fullmatch(sub) else None  # Go's strconv.ParseUint(sub, 16, 64)
+            if member_id is None or member_id >= 2**64:
                 return _json(404, {"message": f"No such member: {sub}"}, newline=False, extra=extra)
             if request.method == "DELETE":
                 return await self._remove(member_id, extra)
