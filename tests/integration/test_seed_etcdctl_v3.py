@@ -12,6 +12,7 @@ Normalised, each for a reason:
   at start);
 - `remaining(Ns)` of `lease timetolive`: the seconds left depend on when the command ran (checked to be within
   the TTL);
+- the order of `attached keys([...])`: etcd lists a lease's keys from a Go map, in random order;
 - etcdctl's own client log lines on stderr (JSON with a timestamp and a random client id: its retry warnings);
   the "Error:" lines are compared.
 """
@@ -97,6 +98,7 @@ STEPS: list[tuple[str, ...]] = [
 
 _GRANTED = re.compile(r"lease ([0-9a-f]+) granted")
 _JSON_IDS = re.compile(r'"(cluster_id|member_id|raft_term)":\d+')
+_ATTACHED = re.compile(r"attached keys\(\[([^\]]*)\]\)")
 _REMAINING = re.compile(r"remaining\((-?\d+)s\)")
 
 
@@ -146,6 +148,7 @@ class Session:
             for form in (f"{lease:016x}", f"{lease:x}", str(lease)):  # etcdctl pads to 16; a lock key does not
                 text = text.replace(form, f"<lease{n}>")
         text = _JSON_IDS.sub(r'"\1":<id>', text)
+        text = _ATTACHED.sub(lambda m: "attached keys([" + " ".join(sorted(m.group(1).split())) + "])", text)
         return _REMAINING.sub("remaining(<s>)", text)
 
     def run(self) -> list[tuple[str, int, str, str]]:
