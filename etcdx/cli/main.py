@@ -199,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         from etcdx.proxy.grpc_proxy import main as grpc_proxy_main
 
         return grpc_proxy_main(argv[1:])
+    if argv[:1] == ["backup"]:
+        from etcdx.cli.backup_command import main as backup_main
+
+        return backup_main(argv[1:])
     if argv[:1] == ["wal"]:
         from etcdx.cli.wal_command import main as wal_main
 

@@ -37,7 +37,7 @@ class ClusterService:
         self._server.fill_identity(header)  # etcd's Cluster responses carry no revision
         return header
 
-    def _checks(self) -> tuple[int, set[int], bool]:
+    def checks(self) -> tuple[int, set[int], bool]:
         """(this member's id, the peers connected for HEALTH_INTERVAL at least, --strict-reconfig-check) for
         membership.check_* (etcd's isConnectedFullySince)."""
         server = self._server
@@ -55,32 +55,40 @@ class ClusterService:
         members = self._server.members
         return rpc_pb2.MemberListResponse(header=self._header(), members=members).SerializeToString()
 
+    async def add(self, urls: list[str], is_learner: bool = False) -> tuple[rpc_pb2.Member, list[rpc_pb2.Member]]:
+        """Adds a member with ``urls`` (etcd's checks first); returns it and the members once applied here."""
+        check_urls(urls)
+        member = rpc_pb2.Member(ID=new_member_id(urls, int(time.time())), peerURLs=urls, isLearner=is_learner)
+        self._server.membership.check_add(member, *self.checks())
+        return member, await self._server.change_membership(ChangeKind.ADD, member)
+
+    async def remove(self, member_id: int) -> list[rpc_pb2.Member]:
+        self._server.membership.check_remove(member_id, *self.checks())
+        return await self._server.change_membership(ChangeKind.REMOVE, rpc_pb2.Member(ID=member_id))
+
+    async def update(self, member_id: int, urls: list[str]) -> list[rpc_pb2.Member]:
+        check_urls(urls)
+        member = rpc_pb2.Member(ID=member_id, peerURLs=urls)
+        self._server.membership.validate_update(member)
+        return await self._server.change_membership(ChangeKind.UPDATE_PEER_URLS, member)
+
     async def member_add(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.MemberAddRequest, data)
-        urls = list(request.peerURLs)
-        check_urls(urls)
-        member = rpc_pb2.Member(ID=new_member_id(urls, int(time.time())), peerURLs=urls, isLearner=request.isLearner)
-        self._server.membership.check_add(member, *self._checks())
-        members = await self._server.change_membership(ChangeKind.ADD, member)
+        member, members = await self.add(list(request.peerURLs), request.isLearner)
         return rpc_pb2.MemberAddResponse(header=self._header(), member=member, members=members).SerializeToString()
 
     async def member_remove(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.MemberRemoveRequest, data)
-        self._server.membership.check_remove(request.ID, *self._checks())
-        members = await self._server.change_membership(ChangeKind.REMOVE, rpc_pb2.Member(ID=request.ID))
+        members = await self.remove(request.ID)
         return rpc_pb2.MemberRemoveResponse(header=self._header(), members=members).SerializeToString()
 
     async def member_update(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.MemberUpdateRequest, data)
-        urls = list(request.peerURLs)
-        check_urls(urls)
-        member = rpc_pb2.Member(ID=request.ID, peerURLs=urls)
-        self._server.membership.validate_update(member)
-        members = await self._server.change_membership(ChangeKind.UPDATE_PEER_URLS, member)
+        members = await self.update(request.ID, list(request.peerURLs))
         return rpc_pb2.MemberUpdateResponse(header=self._header(), members=members).SerializeToString()
 
     async def member_promote(self, data: bytes, ctx: RpcContext) -> bytes:
         request = decode(rpc_pb2.MemberPromoteRequest, data)
-        self._server.membership.check_promote(request.ID, *self._checks())
+        self._server.membership.check_promote(request.ID, *self.checks())
         members = await self._server.promote_member(request.ID)
         return rpc_pb2.MemberPromoteResponse(header=self._header(), members=members).SerializeToString()

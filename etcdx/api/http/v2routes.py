@@ -62,7 +62,7 @@ class V2Routes:
         if path == KEYS_PREFIX or path.startswith(KEYS_PREFIX + "/"):
             return await _counted(serve_keys(self._server, request), request, query)
         if path == "/v2/members" or path.startswith("/v2/members/"):
-            return self._cluster.members(request, path[len("/v2/members") :].strip("/"))
+            return await self._cluster.members(request, path[len("/v2/members") :].strip("/"))
         if path == "/v2/machines":
             return self._cluster.machines(request)
         if path in ("/v2/stats/self", "/v2/stats/leader", "/v2/stats/store"):
