@@ -31,6 +31,8 @@ def refusal(cc: ConfChange, tracker: ProgressTracker, me: int, last_index: int) 
             match = tracker.progress[member].match
             if match < last_index * LEARNER_READY_FRACTION:
                 return "learner not ready to be promoted"
+            if tracker.progress[member].recent_active:
+                active = active | {member}  # a learner in sync counts toward the quorum it is to join
         if len(active) < quorum.quorum_size(range(len(voters) + 1)):
             return "unhealthy cluster: adding a voter would leave too few active voters for a quorum"
         return None
