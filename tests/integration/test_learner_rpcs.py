@@ -82,6 +82,7 @@ RAW_UNARY = [  # methods a user's own gRPC client may call; empty requests (refu
     "/v3electionpb.Election/Leader",
     "/etcdserverpb.Maintenance/Hash",
     "/etcdserverpb.Lease/LeaseTimeToLive",
+    "/etcdserverpb.Maintenance/Downgrade",
 ]
 READY_TIMEOUT = 30.0
 STILL_RUNNING = 10

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from etcdx.api.grpc import learner_gate
 from etcdx.api.grpc.auth import AuthService
 from etcdx.api.grpc.auth_gate import guard
 from etcdx.api.grpc.cluster import ClusterService
@@ -21,8 +22,8 @@ from etcdx.server.server import EtcdServer
 
 
 def build_routes(server: EtcdServer) -> dict:
-    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate and, outside
-    that, the "require leader" gate (gates.py)."""
+    """Every method of etcd's API by path, e.g. "/etcdserverpb.KV/Range", each behind its gates (gates.py); the
+    ones not served yet behind the learner's and auth's."""
     routes: dict = {}
     services = (
         KVService(server),
@@ -38,7 +39,7 @@ def build_routes(server: EtcdServer) -> dict:
     for service in services:
         routes.update((path, gated(server, path, method)) for path, method in service.methods().items())
     for path in policy.METHODS.keys() - routes.keys():
-        routes[path] = guard(server, path, UnaryMethod(_not_served(path)))
+        routes[path] = learner_gate.guard(server, path, guard(server, path, UnaryMethod(_not_served(path))))
     return routes
 
 
