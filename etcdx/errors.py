@@ -107,6 +107,7 @@ ERR_LEARNER_NOT_READY = _e(
     C.FAILED_PRECONDITION, "etcdserver: can only promote a learner member which is in sync with leader"
 )
 ERR_TOO_MANY_LEARNERS = _e(C.FAILED_PRECONDITION, "etcdserver: too many learner members in cluster")
+ERR_NOT_SUPPORTED_FOR_LEARNER = _e(C.UNAVAILABLE, "etcdserver: rpc not supported for learner")
 ERR_UNHEALTHY = _e(C.UNAVAILABLE, "etcdserver: unhealthy cluster")
 ERR_PERMISSION_DENIED = _e(C.PERMISSION_DENIED, "etcdserver: permission denied")
 ERR_INVALID_AUTH_TOKEN = _e(C.UNAUTHENTICATED, "etcdserver: invalid auth token")

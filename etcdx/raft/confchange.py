@@ -31,6 +31,8 @@ def refusal(cc: ConfChange, tracker: ProgressTracker, me: int, last_index: int) 
             match = tracker.progress[member].match
             if match < last_index * LEARNER_READY_FRACTION:
                 return "learner not ready to be promoted"
+            if tracker.progress[member].recent_active:
+                active = active | {member}  # a learner in sync counts toward the quorum it is to join
         if voters == {me}:
             return None  # etcd's exception: a second voter added to a lone one (it waits for the new member)
         if len(active) < quorum.quorum_size(range(len(voters) + 1)):

@@ -202,6 +202,9 @@ class EtcdServer:
         self.node: RawNode | None = None
         # The membership: the stored one (the initial cluster for a new member), then the applied changes.
         self.membership = Membership([], set())
+        # Whether this member is a learner in the membership it has applied (etcd's Status isLearner): a plain
+        # attribute, as every client call tests it (learner_gate.py); note_membership keeps it current.
+        self.is_learner = False
         self._boot_conf = ConfState()
         self.transport: PeerTransport | None = None
         self._transport_ready = trio.Event()
@@ -260,6 +263,7 @@ class EtcdServer:
             self.auth = self.applier.auth
             joined = await self._join_cluster()
             self.membership = self._load_membership(joined)
+            self.note_membership()
             if s.enable_v2:  # the v2 store as of the consistent index; the WAL replay below brings it up to date
                 self.v2store = register_member(s, time.time_ns(), self.store.saved_v2_state())
                 self.applier.v2_applier = lambda request, index: self.v2store.apply(request, index, time.time_ns())
@@ -536,6 +540,7 @@ class EtcdServer:
                 if self.member_id != member.ID:
                     self.membership.apply(Change(ChangeKind.REMOVE, 0, member), self.store.batch)
         self.store.commit()
+        self.note_membership()
         previous = replay.hard_state or to_wal_hard_state(HardState())
         hard_state = to_wal_hard_state(HardState(term=max(term, previous.term), vote=previous.vote, commit=applied))
         self.wal.append_snapshot(applied, term, hard_state)
@@ -800,6 +805,7 @@ class EtcdServer:
             except errors.EtcdError as exc:
                 return change.request_id, exc  # refused on every member alike: the configuration stays
             self.membership.apply(change, self.store.batch)
+            self.note_membership()
             if self.node is not None:  # not during the replay of changes logged before
                 log.info(
                     _CHANGE_LOGS[change.kind],
@@ -1520,10 +1526,10 @@ class EtcdServer:
     def is_leader(self) -> bool:
         return self._is_leader
 
-    @property
-    def is_learner(self) -> bool:
-        """Whether this member is a learner in the membership it has applied (etcd's Status isLearner)."""
-        return any(self.member_id == m.ID and m.isLearner for m in self.members)
+    def note_membership(self) -> None:
+        """Refreshes ``is_learner`` from the membership; called whenever the membership changes."""
+        own = self.membership.members.get(self.member_id)
+        self.is_learner = own is not None and own.isLearner
 
     @property
     def current_revision(self) -> int:

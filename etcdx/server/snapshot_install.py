@@ -225,6 +225,7 @@ def _adopt_members(server: EtcdServer, snap: Snapshot) -> None:
         return
     before = {m.ID: list(m.peerURLs) for m in server.members}
     server.membership = Membership(stored, removed)
+    server.note_membership()
     transport = server.transport
     if transport is None:
         return

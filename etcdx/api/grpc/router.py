@@ -18,8 +18,8 @@ from etcdx.server.server import EtcdServer
 
 
 def build_routes(server: EtcdServer) -> dict:
-    """Every implemented method by path, e.g. "/etcdserverpb.KV/Range", each behind its auth gate and, outside
-    that, the "require leader" gate (gates.py)."""
+    """Every method of etcd's API by path, e.g. "/etcdserverpb.KV/Range", each behind its gates (gates.py); the
+    ones not served yet behind the learner's and auth's."""
     routes: dict = {}
     services = (
         KVService(server),

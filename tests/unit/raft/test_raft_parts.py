@@ -257,6 +257,16 @@ def test_a_learner_is_promoted_only_once_nearly_caught_up():
     assert confchange.apply(t.conf, cc) == ConfState(frozenset({1, 2, 3, 4}), frozenset())
 
 
+def test_a_lone_voter_promotes_its_caught_up_learner_that_it_hears_from():
+    """etcd 3.5.1 promotes the learner of a one-voter cluster: the learner counts toward the new quorum."""
+    t = tracker_for({1}, {2})
+    t.progress[2].match = 10
+    cc = ConfChange(ConfChangeType.ADD_NODE, 2)
+    assert confchange.refusal(cc, t, me=1, last_index=10).startswith("unhealthy cluster")  # not heard from
+    t.progress[2].recent_active = True
+    assert confchange.refusal(cc, t, me=1, last_index=10) is None
+
+
 def test_conf_changes_round_trip_through_entry_data():
     cc = ConfChange(ConfChangeType.ADD_LEARNER, 2**40 + 7)
     assert ConfChange.decode(cc.encode()) == cc
