@@ -258,13 +258,24 @@ def test_a_learner_is_promoted_only_once_nearly_caught_up():
 
 
 def test_a_lone_voter_promotes_its_caught_up_learner_that_it_hears_from():
-    """etcd 3.5.1 promotes the learner of a one-voter cluster: the learner counts toward the new quorum."""
+    """etcd 3.5.1 promotes the caught-up learner of a one-voter cluster (a lone voter may take a second one)."""
     t = tracker_for({1}, {2})
-    t.progress[2].match = 10
+    t.progress[2].match = 5
     cc = ConfChange(ConfChangeType.ADD_NODE, 2)
-    assert confchange.refusal(cc, t, me=1, last_index=10).startswith("unhealthy cluster")  # not heard from
+    assert confchange.refusal(cc, t, me=1, last_index=10) == "learner not ready to be promoted"
+    t.progress[2].match = 10
     t.progress[2].recent_active = True
     assert confchange.refusal(cc, t, me=1, last_index=10) is None
+
+
+def test_an_active_learner_counts_toward_the_quorum_it_joins():
+    """Promoting into 4 voters needs 3 active: two voters and the learner heard from recently make it."""
+    t = tracker_for({1, 2, 3}, {4}, {2})
+    t.progress[4].match = 100
+    cc = ConfChange(ConfChangeType.ADD_NODE, 4)
+    assert confchange.refusal(cc, t, me=1, last_index=100).startswith("unhealthy cluster")
+    t.progress[4].recent_active = True
+    assert confchange.refusal(cc, t, me=1, last_index=100) is None
 
 
 def test_conf_changes_round_trip_through_entry_data():
