@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -280,14 +281,18 @@ def test_refused_flags(argv, reason):
 
 @pytest.mark.parametrize("kind", ["gateway", "grpc-proxy"])
 def test_proxies_skip_a_dead_endpoint(upstreams, tmp_path, kind):
-    (dead,) = free_ports(1)
-    live = upstreams["etcdx"].endpoint
-    extra = ["--retry-delay=1m"] if kind == "gateway" else []
-    with proxy_process(tmp_path, kind, f"127.0.0.1:{dead},{live}", *extra).start() as proxy:
-        for i in range(4):  # round-robin would reach the dead endpoint every other connection
-            assert ctl(proxy.endpoint, "put", "via-proxy", str(i)) == "OK\n"
-        if kind == "gateway":
-            assert "failed to connect to endpoint" in proxy.log_tail()
+    # The dead endpoint's port stays bound (never listening) for the whole test: a connect is refused,
+    # and no process started meanwhile (the proxy itself) can be handed that port.
+    with socket.socket() as dead_socket:
+        dead_socket.bind(("127.0.0.1", 0))
+        dead = dead_socket.getsockname()[1]
+        live = upstreams["etcdx"].endpoint
+        extra = ["--retry-delay=1m"] if kind == "gateway" else []
+        with proxy_process(tmp_path, kind, f"127.0.0.1:{dead},{live}", *extra).start() as proxy:
+            for i in range(4):  # round-robin would reach the dead endpoint every other connection
+                assert ctl(proxy.endpoint, "put", "via-proxy", str(i)) == "OK\n"
+            if kind == "gateway":
+                assert "failed to connect to endpoint" in proxy.log_tail()
 
 
 def wait_tls_ready(process: ServerProcess, certs: CertFiles, client_cert: bool) -> None:
