@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.grpc_history import RecordingClient, merged_history, run_clients
+from tests.support.faults.traffic import KVClient, merged_history, start_threads
 from tests.support.lincheck import check
 from tests.support.procs import ServerProcess, etcdx_cluster
 
@@ -84,14 +84,14 @@ def drill(
     report = DrillReport()
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    recorders: list[RecordingClient] = []
+    recorders: list[KVClient] = []
     try:
         for member in members:
             member.wait_ready()
         endpoints = [m.endpoint for m in members]
         keys = [b"drill/%d" % k for k in range(4)]
-        recorders = [RecordingClient(n, endpoints, keys, seed * 1000 + n) for n in range(clients)]
-        threads = run_clients(recorders, stop)
+        recorders = [KVClient(n, endpoints, keys, seed * 1000 + n) for n in range(clients)]
+        threads = start_threads(recorders, stop)
         end = time.monotonic() + seconds
         while time.monotonic() + kill_every < end:
             stop.wait(kill_every)

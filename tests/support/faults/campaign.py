@@ -33,7 +33,7 @@ from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support import watch_checker
 from tests.support.faults import injectors
 from tests.support.faults.cluster import FaultCluster, fault_cluster
-from tests.support.faults.traffic import KVClient, Watcher, prefix_end, start_threads
+from tests.support.faults.traffic import KVClient, Watcher, merged_history, prefix_end, start_threads
 from tests.support.lincheck import LINEARIZABLE, VIOLATION, check
 from tests.support.lincheck.history import DeleteRange, Operation, Put, Txn
 
@@ -319,7 +319,7 @@ def run_once(
         for thread in threads:
             thread.join(timeout=30)
         cluster.stop()
-    history = sorted((op for c in kv_clients for op in c.history), key=lambda op: op.call)
+    history = merged_history(kv_clients)
     report.operations += len(history)
     report.acknowledged_writes += sum(1 for op in history if op.known and _is_write(op))
     report.unknown_writes += sum(1 for op in history if not op.known)

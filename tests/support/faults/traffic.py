@@ -201,6 +201,11 @@ class Watcher:
                 self._call.cancel()
 
 
+def merged_history(clients: list[KVClient]) -> list[Operation]:
+    """Every client's operations, in the order they were called."""
+    return sorted((op for c in clients for op in c.history), key=lambda op: op.call)
+
+
 def start_threads(targets, stop: threading.Event) -> list[threading.Thread]:
     threads = [threading.Thread(target=t.run, args=(stop,), daemon=True) for t in targets]
     for thread in threads:
