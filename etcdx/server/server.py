@@ -13,9 +13,9 @@ the two thread hand-offs and the scheduler pass that cost a lone write about 100
 Durability contract: a proposal's waiter is resolved only after its entry was fsynced to the WAL (the core
 counts its own acknowledgement only in on_persisted) and applied to the store; a Ready's entries and HardState
 are durable before on_persisted and before its persisted_messages (acknowledgements, votes) are sent, whether
-the fsync ran on the WAL's thread or inline. Waiters are keyed by the
-request id each proposal carries (InternalRequest.id), never by log index: a new leader may replace an
-uncommitted entry at an index with another. Linearizable reads go through ReadIndex (read_index.py).
+the fsync ran on the WAL's thread or inline (tests/unit/test_server_inline_fsync.py checks both). Waiters are
+keyed by the request id each proposal carries (InternalRequest.id), never by log index: a new leader may replace
+an uncommitted entry at an index with another. Linearizable reads go through ReadIndex (read_index.py).
 On start, WAL entries past the backend's consistent index are re-applied (apply is idempotent per
 index), so a backend that lags the WAL after a crash catches up before any client is served.
 
