@@ -1,0 +1,108 @@
+"""WAL.sync_inline: the fsync on the calling thread, taken only while no sync job runs and every pending record
+goes to an open segment; the same durability and fail-stop as a job on the sync thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from etcdx.pb.etcdxpb.raft_pb2 import Entry, HardState
+from etcdx.wal import wal as wal_module
+from etcdx.wal.wal import WAL, WalWriteError
+
+
+def entries(first: int, last: int, term: int = 1) -> list[Entry]:
+    return [Entry(term=term, index=i, data=b"payload-%d" % i) for i in range(first, last + 1)]
+
+
+def record_fdatasyncs(monkeypatch) -> list[str]:
+    """The name of the thread each WAL fdatasync ran on, in order."""
+    threads: list[str] = []
+    real = wal_module.os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        real(fd)
+        threads.append(threading.current_thread().name)
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", fdatasync)
+    return threads
+
+
+async def test_an_inline_sync_is_durable_and_runs_on_the_calling_thread(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    threads = record_fdatasyncs(monkeypatch)
+    wal.append(entries(1, 2), HardState(term=1, commit=2))
+    assert wal.sync_inline()
+    assert threads == [threading.current_thread().name]
+    assert wal.fsync_count == 1
+    await wal.wait_synced(wal.start_sync())  # already durable: returns at once, starts no job
+    assert len(threads) == 1
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2]
+    assert replay.hard_state == HardState(term=1, commit=2)
+
+
+async def test_inline_and_thread_syncs_interleave_in_append_order(tmp_path):
+    wal, _ = await WAL.open(str(tmp_path))
+    wal.append(entries(1, 1))
+    assert wal.sync_inline()
+    wal.append(entries(2, 3))
+    await wal.sync()
+    wal.append(entries(4, 4))
+    assert wal.sync_inline()
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2, 3, 4]
+
+
+async def test_no_inline_sync_while_a_job_runs(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    threads = record_fdatasyncs(monkeypatch)
+    wal.append(entries(1, 1))
+    target = wal.start_sync()  # a job on the sync thread
+    wal.append(entries(2, 2))
+    assert not wal.sync_inline()  # it would write beside the running job: left to the thread
+    await wal.wait_synced(target)
+    await wal.sync()
+    assert threads == ["etcdx-wal-sync", "etcdx-wal-sync"]
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2]
+
+
+async def test_no_inline_sync_when_a_new_segment_must_be_created(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path), segment_bytes=4096)
+    threads = record_fdatasyncs(monkeypatch)
+    wal.append(entries(1, 1))
+    assert wal.sync_inline()
+    wal.append([Entry(term=1, index=2, data=b"x" * 5000)])  # does not fit: the next segment is created
+    assert not wal.sync_inline()
+    await wal.sync()
+    assert threads[0] == threading.current_thread().name and threads[-1] == "etcdx-wal-sync"
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2]
+    assert wal.segment_count == 2
+
+
+async def test_a_failed_inline_fsync_fails_it_and_every_later_sync(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    wal.append(entries(1, 1))
+    assert wal.sync_inline()
+
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", failing_fdatasync)
+    wal.append(entries(2, 2))
+    with pytest.raises(WalWriteError, match="Input/output error"):
+        wal.sync_inline()
+    assert isinstance(wal.failure, OSError)
+    monkeypatch.undo()
+    wal.append(entries(3, 3))
+    with pytest.raises(WalWriteError):
+        wal.sync_inline()
+    with pytest.raises(WalWriteError):
+        await wal.sync()
