@@ -78,6 +78,18 @@ def encode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
     return _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, frame_type, flags, stream_id) + bytes(payload)
 
 
+def encode_response(stream_id: int, header_block: bytes, head: bytes, body: bytes, trailer_block: bytes) -> bytes:
+    """A whole response in one bytes object: HEADERS (END_HEADERS) holding ``header_block``, one DATA frame
+    holding ``head`` + ``body``, and HEADERS (END_HEADERS | END_STREAM) holding ``trailer_block``.
+
+    Each payload must fit one frame of the peer's (the caller checks its SETTINGS_MAX_FRAME_SIZE)."""
+    return (
+        encode_frame(HEADERS, FLAG_END_HEADERS, stream_id, header_block)
+        + encode_frame(DATA, 0, stream_id, bytes(head) + bytes(body))
+        + encode_frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, stream_id, trailer_block)
+    )
+
+
 class FrameReader:
     """Splits a byte stream into frames; keeps a partial frame until the rest arrives.
 

@@ -53,6 +53,7 @@ log = get_logger("etcdx.net.grpc")
 
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # as _finish sends them for OK
 # Texts as etcd 3.5.1 (grpc-go) answers them.
 _DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
 _COMPRESSED = etcd_error(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
@@ -596,7 +597,22 @@ class GrpcConnection:
                 self._finish(call, *_outcome(call, exc))
 
     def _reply(self, call: _Call, reply: bytes) -> None:
-        """Sends a unary call's response and ends it; waits for send window in a task of its own if needed."""
+        """Sends a unary call's response and ends it; waits for send window in a task of its own if needed.
+
+        The common case, headers not sent yet and the message fitting the window and one frame, goes out as
+        one piece: headers, message and OK trailers (what _send_message_nowait and _finish would send)."""
+        if not call.headers_sent and self._backlog() <= OUTPUT_HIGH_WATER:
+            try:
+                sent = self._h2.send_response(
+                    call.stream_id, _RESPONSE_HEADERS, _PREFIX.pack(0, len(reply)), reply, _OK_TRAILERS
+                )
+            except http2.StreamClosedError:
+                self._gone(call)
+                return
+            if sent:
+                call.headers_sent = True
+                self._ended(call, StatusCode.OK)
+                return
         if not self._send_message_nowait(call, reply):
             self._nursery.start_soon(self._send_and_finish, call, reply)
             return
@@ -741,13 +757,7 @@ class GrpcConnection:
         """Sends the trailers (or a trailers-only response) and forgets the call."""
         if call.closed:
             return
-        call.closed = True
-        COUNTS.handled[call.ctx.path, code] += 1
-        if COUNTS.timing:
-            COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
-        self._calls.pop(call.stream_id, None)
-        self._hold(call, 0)
-        self._release_window(call)
+        self._forget_call(call, code)
         if call.headers_sent:
             trailers = [(b"grpc-status", str(int(code)).encode())]
         else:
@@ -755,6 +765,23 @@ class GrpcConnection:
         trailers.append((b"grpc-message", encode_grpc_message(text)))  # empty on OK, as grpc-go sends it
         with contextlib.suppress(http2.StreamClosedError, http2.ProtocolError):
             self._h2.send_headers(call.stream_id, trailers, end_stream=True)
+        self._end_request_side(call)
+
+    def _ended(self, call: _Call, code: int) -> None:
+        """What _finish does for a call whose trailers are out already (sent with its response)."""
+        self._forget_call(call, code)
+        self._end_request_side(call)
+
+    def _forget_call(self, call: _Call, code: int) -> None:
+        call.closed = True
+        COUNTS.handled[call.ctx.path, code] += 1
+        if COUNTS.timing:
+            COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
+        self._calls.pop(call.stream_id, None)
+        self._hold(call, 0)
+        self._release_window(call)
+
+    def _end_request_side(self, call: _Call) -> None:
         if not call.half_closed:
             self._h2.reset(call.stream_id, _NO_ERROR)  # the client may stop sending (RFC 9113 8.1)
         self._flush_soon()

@@ -530,18 +530,52 @@ class ServerConnection:
         Names are lowercase bytes; the response's first section carries :status, a later one is trailers."""
         stream = self._sendable(stream_id)
         self._sent_since_ping = True
-        block = self._encoder.encode(headers)
+        self._emit_block(stream_id, self._encoder.encode(headers), end_stream)
+        if end_stream:
+            self._end_local(stream_id, stream)
+
+    def _emit_block(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        """A header block as HEADERS, and CONTINUATION frames when it exceeds the peer's max frame size."""
         flags = h2codec.FLAG_END_STREAM if end_stream else 0
         limit = self._peer_max_frame_size
         if len(block) <= limit:
             self._emit(_encode_frame(h2codec.HEADERS, flags | h2codec.FLAG_END_HEADERS, stream_id, block))
+            return
+        self._emit(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
+        for start in range(limit, len(block), limit):
+            flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
+            self._emit(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
+
+    def send_response(
+        self,
+        stream_id: int,
+        headers: list[tuple[bytes, bytes]],
+        head: bytes,
+        body: bytes,
+        trailers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """A whole response at once, ending the stream: ``headers``, one DATA frame of ``head`` + ``body``,
+        ``trailers``. The same frames as send_headers, send_data and send_headers(end_stream=True) (built by
+        the codec in one piece), when head + body fits the send window and one frame of the peer's; else
+        returns False and nothing is sent."""
+        stream = self._sendable(stream_id)
+        size = len(head) + len(body)
+        if size > stream.send_window or size > self._send_window or size > self._peer_max_frame_size:
+            return False
+        stream.send_window -= size
+        self._send_window -= size
+        self._sent_since_ping = True
+        encode = self._encoder.encode
+        header_block, trailer_block = encode(headers), encode(trailers)
+        limit = self._peer_max_frame_size
+        if len(header_block) <= limit and len(trailer_block) <= limit:
+            self._emit(h2codec.encode_response(stream_id, header_block, head, body, trailer_block))
         else:
-            self._emit(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
-            for start in range(limit, len(block), limit):
-                flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
-                self._emit(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
-        if end_stream:
-            self._end_local(stream_id, stream)
+            self._emit_block(stream_id, header_block, False)
+            self._emit(_encode_frame(h2codec.DATA, 0, stream_id, head + body))
+            self._emit_block(stream_id, trailer_block, True)
+        self._end_local(stream_id, stream)
+        return True
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Sends ``data`` in DATA frames of at most max_frame_size bytes. The caller keeps len(data) <=
