@@ -493,6 +493,7 @@ cdef class HpackDecoder:
 
     cdef list _ring
     cdef Py_ssize_t _head, _count, _size, _max_size, _allowed, _max_list_size
+    cdef readonly Py_ssize_t list_size  # the last decoded list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it
 
     def __init__(self, Py_ssize_t max_table_size=4096, Py_ssize_t max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
         self._max_list_size = max_header_list_size
@@ -578,6 +579,7 @@ cdef class HpackDecoder:
             if listed > self._max_list_size:
                 raise H2CodecError(_COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
             headers.append(entry)
+        self.list_size = listed
         return headers
 
 

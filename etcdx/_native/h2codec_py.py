@@ -345,6 +345,7 @@ class HpackDecoder:
         self._max_size = max_table_size
         self._size = 0
         self._entries: list[tuple[bytes, bytes]] = []
+        self.list_size = 0  # the last decoded list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)
 
     def set_max_allowed_table_size(self, size: int) -> None:
         """What we advertised as SETTINGS_HEADER_TABLE_SIZE: the bound for the peer's size updates."""
@@ -413,6 +414,7 @@ class HpackDecoder:
             if listed > self._max_list_size:
                 raise H2CodecError(COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
             headers.append(entry)
+        self.list_size = listed
         return headers
 
 

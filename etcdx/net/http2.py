@@ -1,8 +1,8 @@
 """The sans-I/O HTTP/2 server connection driver (RFC 9113): bytes in -> events out; calls -> bytes to send.
 
-Frames and HPACK come from the native codec module ``h2codec``; this module keeps the connection's state:
-the preface check, settings, stream states and ids, flow control both ways, and the errors. The gRPC layer
-sees only the events and methods here. Header names and values are bytes.
+Frames and HPACK come from the native codec module ``h2codec``, field checks from ``h2fields``; this module
+keeps the connection's state: the preface check, settings, stream states and ids, flow control both ways, and
+the errors. The gRPC layer sees only the events and methods here. Header names and values are bytes.
 
 Bounds. Everything a peer can make this driver hold is bounded: open streams (``max_concurrent_streams``, at
 most STREAM_CEILING; beyond it REFUSED_STREAM), the header bytes of open streams (HEADER_BUDGET; beyond it
@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdx._native import load
-from etcdx.net.http2_fields import FieldChecker
 from etcdx.net.token_bucket import TokenBucket
 
 h2codec = load("h2codec")
+h2fields = load("h2fields")
 
 # Receive windows opened up front so that clients are never throttled by our flow control.
 INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
@@ -159,7 +159,7 @@ class ServerConnection:
         self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE)
         self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
         self._encoder = h2codec.HpackEncoder()
-        self._fields = FieldChecker()
+        self._fields = h2fields.FieldChecker()
         self._out: list[bytes] = []
         self._events: list = []  # of the receive() under way
         self._streams: dict[int, _Stream] = {}
@@ -318,14 +318,16 @@ class ServerConnection:
             self._late_frame(stream_id, end_stream)
         else:
             self._highest_stream_id = stream_id
-            self._on_request(stream_id, end_stream, headers)
+            self._on_request(stream_id, end_stream, headers, self._decoder.list_size)
 
-    def _on_request(self, stream_id: int, end_stream: bool, headers: list[tuple[bytes, bytes]]) -> None:
+    def _on_request(
+        self, stream_id: int, end_stream: bool, headers: list[tuple[bytes, bytes]], header_bytes: int
+    ) -> None:
+        """``header_bytes``: the list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)."""
         if self._goaway_sent:
             if not end_stream:  # above the last stream id our GOAWAY named: never processed (RFC 9113 6.8)
                 self._ignore_later_frames(stream_id)
             return
-        header_bytes = _listed_size(headers)
         if len(self._streams) >= self._max_streams or self._header_bytes + header_bytes > HEADER_BUDGET:
             self._refuse(stream_id, end_stream, h2codec.REFUSED_STREAM)
         elif self._fields.request_problem(headers) is not None:
@@ -652,11 +654,6 @@ class ServerConnection:
         out.clear()
         self._queued = 0
         return data
-
-
-def _listed_size(headers: list[tuple[bytes, bytes]]) -> int:
-    """A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)."""
-    return sum(32 + len(name) + len(value) for name, value in headers)
 
 
 def _window_update(stream_id: int, increment: int) -> bytes:

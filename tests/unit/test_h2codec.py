@@ -82,7 +82,13 @@ def test_encode_frame_rejects_arguments_out_of_range(stream_id, payload):
         h2c.encode_frame(h2c.DATA, 0, stream_id, payload)
 
 
-@given(st.integers(1, 2**31 - 1), st.binary(max_size=40), st.binary(max_size=8), st.binary(max_size=300), st.binary(max_size=40))
+@given(
+    st.integers(1, 2**31 - 1),
+    st.binary(max_size=40),
+    st.binary(max_size=8),
+    st.binary(max_size=300),
+    st.binary(max_size=40),
+)
 def test_encode_response_is_three_frames(stream_id, header_block, head, body, trailer_block):
     data = h2c.encode_response(stream_id, header_block, head, body, trailer_block)
     assert data == (
