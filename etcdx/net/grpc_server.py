@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import trio
 
 from etcdx import errors
+from etcdx._native import load
 from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
@@ -50,6 +51,7 @@ from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
 
 log = get_logger("etcdx.net.grpc")
+grpchead = load("grpchead")
 
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
@@ -69,9 +71,6 @@ _KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
-_TRANSPORT_HEADERS = frozenset(
-    [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
-)
 
 
 @dataclass(slots=True)
@@ -335,24 +334,11 @@ class GrpcConnection:
     def _on_request(self, event: http2.RequestHeaders) -> None:
         """Starts a call. A request that is not gRPC (not POST, or no application/grpc content type) is
         refused with RST_STREAM(PROTOCOL_ERROR), as etcd 3.5's grpc-go does."""
-        path = ""
-        metadata: dict[str, str] = {}
-        timeout = None
-        is_post = is_grpc = False
-        for name, value in event.headers:
-            if name == b":path":
-                path = value.decode("utf-8", "replace")
-            elif name == b":method":
-                is_post = value == b"POST"
-            elif name == b"content-type":
-                is_grpc = value == b"application/grpc" or value.startswith((b"application/grpc+", b"application/grpc;"))
-            elif name == b"grpc-timeout":
-                timeout = parse_grpc_timeout(value)
-            elif not name.startswith(b":") and name not in _TRANSPORT_HEADERS:
-                metadata[name.decode("latin-1")] = value.decode("latin-1")
-        if not (is_post and is_grpc):
+        path, is_grpc, timeout_value, metadata = grpchead.request_head(event.headers)
+        if not is_grpc:
             self._h2.reset(event.stream_id, _PROTOCOL_ERROR)
             return
+        timeout = parse_grpc_timeout(timeout_value) if timeout_value is not None else None
         method = self._resolve(path)
         if method is None:
             self._send_status(event.stream_id, *self._unimplemented(path))
