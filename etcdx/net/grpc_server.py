@@ -759,6 +759,7 @@ class GrpcConnection:
         self._end_request_side(call)
 
     def _forget_call(self, call: _Call, code: int) -> None:
+        """Counts the call as ended with ``code`` and lets go of it and of the request bytes it held."""
         call.closed = True
         COUNTS.handled[call.ctx.path, code] += 1
         if COUNTS.timing:
@@ -768,6 +769,7 @@ class GrpcConnection:
         self._release_window(call)
 
     def _end_request_side(self, call: _Call) -> None:
+        """After the call's last frame is queued: the request side ends too, and the output goes out."""
         if not call.half_closed:
             self._h2.reset(call.stream_id, _NO_ERROR)  # the client may stop sending (RFC 9113 8.1)
         self._flush_soon()
