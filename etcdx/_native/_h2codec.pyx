@@ -53,6 +53,10 @@ COMPRESSION_ERROR = 0x9
 
 cdef enum:
     _HEADER = 9
+    _DATA = 0x0
+    _HEADERS = 0x1
+    _END_STREAM = 0x1
+    _END_HEADERS = 0x4
     _PADDED = 0x8
     _PRIORITY = 0x20
     _PROTOCOL_ERROR = 0x1
@@ -103,6 +107,57 @@ def encode_frame(frame_type, flags, stream_id, payload):
     p[7] = sid >> 8
     p[8] = sid
     memcpy(p + _HEADER, PyBytes_AS_STRING(body), length)
+    return out
+
+
+cdef inline unsigned char* _put_frame_header(
+    unsigned char* p, Py_ssize_t length, unsigned char frame_type, unsigned char flags, uint32_t sid
+) noexcept:
+    p[0] = length >> 16
+    p[1] = length >> 8
+    p[2] = length
+    p[3] = frame_type
+    p[4] = flags
+    p[5] = sid >> 24
+    p[6] = sid >> 16
+    p[7] = sid >> 8
+    p[8] = sid
+    return p + _HEADER
+
+
+cdef inline unsigned char* _put_bytes(unsigned char* p, bytes data) noexcept:
+    memcpy(p, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+    return p + PyBytes_GET_SIZE(data)
+
+
+cdef int _check_length(Py_ssize_t length) except -1:
+    if length > _MAX_FRAME_LENGTH:
+        raise ValueError(f"frame payload of {length} bytes exceeds 2**24 - 1")
+    return 0
+
+
+def encode_response(stream_id, header_block, head, body, trailer_block):
+    """A whole response in one bytes object: HEADERS (END_HEADERS) holding ``header_block``, one DATA frame
+    holding ``head`` + ``body``, and HEADERS (END_HEADERS | END_STREAM) holding ``trailer_block``.
+
+    Each payload must fit one frame of the peer's (the caller checks its SETTINGS_MAX_FRAME_SIZE)."""
+    cdef bytes headers = _as_bytes(header_block), first = _as_bytes(head), rest = _as_bytes(body)
+    cdef bytes trailers = _as_bytes(trailer_block)
+    cdef Py_ssize_t data_length = PyBytes_GET_SIZE(first) + PyBytes_GET_SIZE(rest)
+    _check_length(PyBytes_GET_SIZE(headers))
+    _check_length(data_length)
+    _check_length(PyBytes_GET_SIZE(trailers))
+    if not 0 <= stream_id <= _MAX_STREAM_ID:
+        raise ValueError(f"stream id {stream_id} out of range")
+    cdef uint32_t sid = stream_id
+    cdef bytes out = PyBytes_FromStringAndSize(
+        NULL, 3 * _HEADER + PyBytes_GET_SIZE(headers) + data_length + PyBytes_GET_SIZE(trailers)
+    )
+    cdef unsigned char* p = <unsigned char*>PyBytes_AS_STRING(out)
+    p = _put_bytes(_put_frame_header(p, PyBytes_GET_SIZE(headers), _HEADERS, _END_HEADERS, sid), headers)
+    p = _put_bytes(_put_bytes(_put_frame_header(p, data_length, _DATA, 0, sid), first), rest)
+    p = _put_frame_header(p, PyBytes_GET_SIZE(trailers), _HEADERS, _END_HEADERS | _END_STREAM, sid)
+    _put_bytes(p, trailers)
     return out
 
 
@@ -438,6 +493,7 @@ cdef class HpackDecoder:
 
     cdef list _ring
     cdef Py_ssize_t _head, _count, _size, _max_size, _allowed, _max_list_size
+    cdef readonly Py_ssize_t list_size  # the last decoded list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it
 
     def __init__(self, Py_ssize_t max_table_size=4096, Py_ssize_t max_header_list_size=DEFAULT_MAX_HEADER_LIST_SIZE):
         self._max_list_size = max_header_list_size
@@ -523,6 +579,7 @@ cdef class HpackDecoder:
             if listed > self._max_list_size:
                 raise H2CodecError(_COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
             headers.append(entry)
+        self.list_size = listed
         return headers
 
 

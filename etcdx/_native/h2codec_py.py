@@ -78,6 +78,18 @@ def encode_frame(frame_type: int, flags: int, stream_id: int, payload: bytes) ->
     return _FRAME_HEADER.pack(length >> 16, length & 0xFFFF, frame_type, flags, stream_id) + bytes(payload)
 
 
+def encode_response(stream_id: int, header_block: bytes, head: bytes, body: bytes, trailer_block: bytes) -> bytes:
+    """A whole response in one bytes object: HEADERS (END_HEADERS) holding ``header_block``, one DATA frame
+    holding ``head`` + ``body``, and HEADERS (END_HEADERS | END_STREAM) holding ``trailer_block``.
+
+    Each payload must fit one frame of the peer's (the caller checks its SETTINGS_MAX_FRAME_SIZE)."""
+    return (
+        encode_frame(HEADERS, FLAG_END_HEADERS, stream_id, header_block)
+        + encode_frame(DATA, 0, stream_id, bytes(head) + bytes(body))
+        + encode_frame(HEADERS, FLAG_END_HEADERS | FLAG_END_STREAM, stream_id, trailer_block)
+    )
+
+
 class FrameReader:
     """Splits a byte stream into frames; keeps a partial frame until the rest arrives.
 
@@ -333,6 +345,7 @@ class HpackDecoder:
         self._max_size = max_table_size
         self._size = 0
         self._entries: list[tuple[bytes, bytes]] = []
+        self.list_size = 0  # the last decoded list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)
 
     def set_max_allowed_table_size(self, size: int) -> None:
         """What we advertised as SETTINGS_HEADER_TABLE_SIZE: the bound for the peer's size updates."""
@@ -401,6 +414,7 @@ class HpackDecoder:
             if listed > self._max_list_size:
                 raise H2CodecError(COMPRESSION_ERROR, f"header list larger than {self._max_list_size} bytes")
             headers.append(entry)
+        self.list_size = listed
         return headers
 
 

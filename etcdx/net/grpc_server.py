@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import trio
 
 from etcdx import errors
+from etcdx._native import load
 from etcdx.errors import EtcdError, StatusCode, etcd_error
 from etcdx.log import get_logger
 from etcdx.net import http2
@@ -50,9 +51,11 @@ from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
 
 log = get_logger("etcdx.net.grpc")
+grpchead = load("grpchead")
 
 _PREFIX = struct.Struct(">BI")
 _RESPONSE_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_OK_TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]  # as _finish sends them for OK
 # Texts as etcd 3.5.1 (grpc-go) answers them.
 _DEADLINE_EXCEEDED = etcd_error(StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
 _COMPRESSED = etcd_error(StatusCode.INTERNAL, "grpc: compressed flag set with identity or empty encoding")
@@ -68,9 +71,6 @@ _KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
-_TRANSPORT_HEADERS = frozenset(
-    [b"te", b"content-type", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding", b"user-agent"]
-)
 
 
 @dataclass(slots=True)
@@ -334,24 +334,11 @@ class GrpcConnection:
     def _on_request(self, event: http2.RequestHeaders) -> None:
         """Starts a call. A request that is not gRPC (not POST, or no application/grpc content type) is
         refused with RST_STREAM(PROTOCOL_ERROR), as etcd 3.5's grpc-go does."""
-        path = ""
-        metadata: dict[str, str] = {}
-        timeout = None
-        is_post = is_grpc = False
-        for name, value in event.headers:
-            if name == b":path":
-                path = value.decode("utf-8", "replace")
-            elif name == b":method":
-                is_post = value == b"POST"
-            elif name == b"content-type":
-                is_grpc = value == b"application/grpc" or value.startswith((b"application/grpc+", b"application/grpc;"))
-            elif name == b"grpc-timeout":
-                timeout = parse_grpc_timeout(value)
-            elif not name.startswith(b":") and name not in _TRANSPORT_HEADERS:
-                metadata[name.decode("latin-1")] = value.decode("latin-1")
-        if not (is_post and is_grpc):
+        path, is_grpc, timeout_value, metadata = grpchead.request_head(event.headers)
+        if not is_grpc:
             self._h2.reset(event.stream_id, _PROTOCOL_ERROR)
             return
+        timeout = parse_grpc_timeout(timeout_value) if timeout_value is not None else None
         method = self._resolve(path)
         if method is None:
             self._send_status(event.stream_id, *self._unimplemented(path))
@@ -596,7 +583,22 @@ class GrpcConnection:
                 self._finish(call, *_outcome(call, exc))
 
     def _reply(self, call: _Call, reply: bytes) -> None:
-        """Sends a unary call's response and ends it; waits for send window in a task of its own if needed."""
+        """Sends a unary call's response and ends it; waits for send window in a task of its own if needed.
+
+        The common case, headers not sent yet and the message fitting the window and one frame, goes out as
+        one piece: headers, message and OK trailers (what _send_message_nowait and _finish would send)."""
+        if not call.headers_sent and self._backlog() <= OUTPUT_HIGH_WATER:
+            try:
+                sent = self._h2.send_response(
+                    call.stream_id, _RESPONSE_HEADERS, _PREFIX.pack(0, len(reply)), reply, _OK_TRAILERS
+                )
+            except http2.StreamClosedError:
+                self._gone(call)
+                return
+            if sent:
+                call.headers_sent = True
+                self._ended(call, StatusCode.OK)
+                return
         if not self._send_message_nowait(call, reply):
             self._nursery.start_soon(self._send_and_finish, call, reply)
             return
@@ -741,13 +743,7 @@ class GrpcConnection:
         """Sends the trailers (or a trailers-only response) and forgets the call."""
         if call.closed:
             return
-        call.closed = True
-        COUNTS.handled[call.ctx.path, code] += 1
-        if COUNTS.timing:
-            COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
-        self._calls.pop(call.stream_id, None)
-        self._hold(call, 0)
-        self._release_window(call)
+        self._forget_call(call, code)
         if call.headers_sent:
             trailers = [(b"grpc-status", str(int(code)).encode())]
         else:
@@ -755,6 +751,25 @@ class GrpcConnection:
         trailers.append((b"grpc-message", encode_grpc_message(text)))  # empty on OK, as grpc-go sends it
         with contextlib.suppress(http2.StreamClosedError, http2.ProtocolError):
             self._h2.send_headers(call.stream_id, trailers, end_stream=True)
+        self._end_request_side(call)
+
+    def _ended(self, call: _Call, code: int) -> None:
+        """What _finish does for a call whose trailers are out already (sent with its response)."""
+        self._forget_call(call, code)
+        self._end_request_side(call)
+
+    def _forget_call(self, call: _Call, code: int) -> None:
+        """Counts the call as ended with ``code`` and lets go of it and of the request bytes it held."""
+        call.closed = True
+        COUNTS.handled[call.ctx.path, code] += 1
+        if COUNTS.timing:
+            COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
+        self._calls.pop(call.stream_id, None)
+        self._hold(call, 0)
+        self._release_window(call)
+
+    def _end_request_side(self, call: _Call) -> None:
+        """After the call's last frame is queued: the request side ends too, and the output goes out."""
         if not call.half_closed:
             self._h2.reset(call.stream_id, _NO_ERROR)  # the client may stop sending (RFC 9113 8.1)
         self._flush_soon()

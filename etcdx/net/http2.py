@@ -1,8 +1,8 @@
 """The sans-I/O HTTP/2 server connection driver (RFC 9113): bytes in -> events out; calls -> bytes to send.
 
-Frames and HPACK come from the native codec module ``h2codec``; this module keeps the connection's state:
-the preface check, settings, stream states and ids, flow control both ways, and the errors. The gRPC layer
-sees only the events and methods here. Header names and values are bytes.
+Frames and HPACK come from the native codec module ``h2codec``, field checks from ``h2fields``; this module
+keeps the connection's state: the preface check, settings, stream states and ids, flow control both ways, and
+the errors. The gRPC layer sees only the events and methods here. Header names and values are bytes.
 
 Bounds. Everything a peer can make this driver hold is bounded: open streams (``max_concurrent_streams``, at
 most STREAM_CEILING; beyond it REFUSED_STREAM), the header bytes of open streams (HEADER_BUDGET; beyond it
@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from etcdx._native import load
-from etcdx.net.http2_fields import FieldChecker
 from etcdx.net.token_bucket import TokenBucket
 
 h2codec = load("h2codec")
+h2fields = load("h2fields")
 
 # Receive windows opened up front so that clients are never throttled by our flow control.
 INITIAL_STREAM_WINDOW = 4 * 1024 * 1024
@@ -159,7 +159,7 @@ class ServerConnection:
         self._decoder = h2codec.HpackDecoder(HEADER_TABLE_SIZE, MAX_HEADER_LIST_SIZE)
         self._decoder.set_max_allowed_table_size(HEADER_TABLE_SIZE)
         self._encoder = h2codec.HpackEncoder()
-        self._fields = FieldChecker()
+        self._fields = h2fields.FieldChecker()
         self._out: list[bytes] = []
         self._events: list = []  # of the receive() under way
         self._streams: dict[int, _Stream] = {}
@@ -318,14 +318,16 @@ class ServerConnection:
             self._late_frame(stream_id, end_stream)
         else:
             self._highest_stream_id = stream_id
-            self._on_request(stream_id, end_stream, headers)
+            self._on_request(stream_id, end_stream, headers, self._decoder.list_size)
 
-    def _on_request(self, stream_id: int, end_stream: bool, headers: list[tuple[bytes, bytes]]) -> None:
+    def _on_request(
+        self, stream_id: int, end_stream: bool, headers: list[tuple[bytes, bytes]], header_bytes: int
+    ) -> None:
+        """``header_bytes``: the list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)."""
         if self._goaway_sent:
             if not end_stream:  # above the last stream id our GOAWAY named: never processed (RFC 9113 6.8)
                 self._ignore_later_frames(stream_id)
             return
-        header_bytes = _listed_size(headers)
         if len(self._streams) >= self._max_streams or self._header_bytes + header_bytes > HEADER_BUDGET:
             self._refuse(stream_id, end_stream, h2codec.REFUSED_STREAM)
         elif self._fields.request_problem(headers) is not None:
@@ -530,18 +532,52 @@ class ServerConnection:
         Names are lowercase bytes; the response's first section carries :status, a later one is trailers."""
         stream = self._sendable(stream_id)
         self._sent_since_ping = True
-        block = self._encoder.encode(headers)
+        self._emit_block(stream_id, self._encoder.encode(headers), end_stream)
+        if end_stream:
+            self._end_local(stream_id, stream)
+
+    def _emit_block(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        """A header block as HEADERS, and CONTINUATION frames when it exceeds the peer's max frame size."""
         flags = h2codec.FLAG_END_STREAM if end_stream else 0
         limit = self._peer_max_frame_size
         if len(block) <= limit:
             self._emit(_encode_frame(h2codec.HEADERS, flags | h2codec.FLAG_END_HEADERS, stream_id, block))
+            return
+        self._emit(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
+        for start in range(limit, len(block), limit):
+            flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
+            self._emit(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
+
+    def send_response(
+        self,
+        stream_id: int,
+        headers: list[tuple[bytes, bytes]],
+        head: bytes,
+        body: bytes,
+        trailers: list[tuple[bytes, bytes]],
+    ) -> bool:
+        """A whole response at once, ending the stream: ``headers``, one DATA frame of ``head`` + ``body``,
+        ``trailers``. The same frames as send_headers, send_data and send_headers(end_stream=True) (built by
+        the codec in one piece), when head + body fits the send window and one frame of the peer's; else
+        returns False and nothing is sent."""
+        stream = self._sendable(stream_id)
+        size = len(head) + len(body)
+        if size > stream.send_window or size > self._send_window or size > self._peer_max_frame_size:
+            return False
+        stream.send_window -= size
+        self._send_window -= size
+        self._sent_since_ping = True
+        encode = self._encoder.encode
+        header_block, trailer_block = encode(headers), encode(trailers)
+        limit = self._peer_max_frame_size
+        if len(header_block) <= limit and len(trailer_block) <= limit:
+            self._emit(h2codec.encode_response(stream_id, header_block, head, body, trailer_block))
         else:
-            self._emit(_encode_frame(h2codec.HEADERS, flags, stream_id, block[:limit]))
-            for start in range(limit, len(block), limit):
-                flags = h2codec.FLAG_END_HEADERS if start + limit >= len(block) else 0
-                self._emit(_encode_frame(h2codec.CONTINUATION, flags, stream_id, block[start : start + limit]))
-        if end_stream:
-            self._end_local(stream_id, stream)
+            self._emit_block(stream_id, header_block, False)
+            self._emit(_encode_frame(h2codec.DATA, 0, stream_id, head + body))
+            self._emit_block(stream_id, trailer_block, True)
+        self._end_local(stream_id, stream)
+        return True
 
     def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
         """Sends ``data`` in DATA frames of at most max_frame_size bytes. The caller keeps len(data) <=
@@ -618,11 +654,6 @@ class ServerConnection:
         out.clear()
         self._queued = 0
         return data
-
-
-def _listed_size(headers: list[tuple[bytes, bytes]]) -> int:
-    """A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 6.5.2)."""
-    return sum(32 + len(name) + len(value) for name, value in headers)
 
 
 def _window_update(stream_id: int, increment: int) -> bytes:

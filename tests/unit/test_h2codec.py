@@ -82,6 +82,42 @@ def test_encode_frame_rejects_arguments_out_of_range(stream_id, payload):
         h2c.encode_frame(h2c.DATA, 0, stream_id, payload)
 
 
+@given(
+    st.integers(1, 2**31 - 1),
+    st.binary(max_size=40),
+    st.binary(max_size=8),
+    st.binary(max_size=300),
+    st.binary(max_size=40),
+)
+def test_encode_response_is_three_frames(stream_id, header_block, head, body, trailer_block):
+    data = h2c.encode_response(stream_id, header_block, head, body, trailer_block)
+    assert data == (
+        hyperframe.frame.HeadersFrame(stream_id, header_block, flags=["END_HEADERS"]).serialize()
+        + hyperframe.frame.DataFrame(stream_id, head + body).serialize()
+        + hyperframe.frame.HeadersFrame(stream_id, trailer_block, flags=["END_HEADERS", "END_STREAM"]).serialize()
+    )
+    assert h2c.FrameReader(400).feed(data) == [
+        (h2c.HEADERS, h2c.FLAG_END_HEADERS, stream_id, header_block),
+        (h2c.DATA, 0, stream_id, head + body),
+        (h2c.HEADERS, h2c.FLAG_END_HEADERS | h2c.FLAG_END_STREAM, stream_id, trailer_block),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stream_id", "blocks"),
+    [
+        (-1, (b"", b"", b"", b"")),
+        (2**31, (b"", b"", b"", b"")),
+        (1, (bytes(2**24), b"", b"", b"")),
+        (1, (b"", bytes(2**23), bytes(2**23), b"")),
+        (1, (b"", b"", b"", bytes(2**24))),
+    ],
+)
+def test_encode_response_rejects_arguments_out_of_range(stream_id, blocks):
+    with pytest.raises(ValueError):
+        h2c.encode_response(stream_id, *blocks)
+
+
 @given(frames_st)
 def test_frames_round_trip(frames):
     data = b"".join(h2c.encode_frame(*f) for f in frames)
@@ -575,3 +611,6 @@ def test_compiled_matches_twin(blocks, stream, max_frame_size):
         assert _outcome(compiled.headers_fragment, flags, stream) == _outcome(twin.headers_fragment, flags, stream)
     headers = [(block[:5], block[5:]) for block in blocks]
     assert compiled.HpackEncoder().encode(headers) == twin.HpackEncoder().encode(headers)
+    for stream_id in (0, 1, max_frame_size, 2**31 - 1, 2**31):
+        parts = (stream_id, blocks[0], stream[:5], stream[5:], blocks[-1])
+        assert _outcome(compiled.encode_response, *parts) == _outcome(twin.encode_response, *parts)

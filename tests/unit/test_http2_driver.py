@@ -415,6 +415,70 @@ def test_a_reset_from_the_peer_closes_the_stream_for_sending():
     assert server.bytes_to_send() == b""
 
 
+RESPONSE = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]
+
+
+def two_servers_with_a_request(**settings):
+    """Two drivers in the same state: an h2 client's request (stream 1, ended) received by both."""
+    client = h2_client(**settings)
+    servers = http2.ServerConnection(), http2.ServerConnection()
+    hello = client.data_to_send()
+    for server in servers:
+        server.receive(hello)
+    client.receive_data(servers[0].bytes_to_send())
+    servers[1].bytes_to_send()
+    client.send_headers(1, REQUEST, end_stream=True)
+    more = client.data_to_send()
+    for server in servers:
+        server.receive(more)
+        server.bytes_to_send()
+    return client, servers
+
+
+@pytest.mark.parametrize("size", [0, 1, 16379])
+def test_send_response_sends_what_headers_data_and_trailers_send(size):
+    client, (whole, parts) = two_servers_with_a_request()
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert whole.send_response(1, RESPONSE, b"\0\0\0\0\1", body, TRAILERS)
+    parts.send_headers(1, RESPONSE)
+    parts.send_data(1, b"\0\0\0\0\1" + body)
+    parts.send_headers(1, TRAILERS, end_stream=True)
+    data = whole.bytes_to_send()
+    assert data == parts.bytes_to_send()
+    events = client.receive_data(data)
+    assert [type(e) for e in events][-2:] == [h2.events.TrailersReceived, h2.events.StreamEnded]
+    with pytest.raises(http2.StreamClosedError):
+        whole.send_response(1, RESPONSE, b"", b"", TRAILERS)
+
+
+def test_send_response_sends_nothing_beyond_the_window_or_one_frame():
+    client, (server, _) = two_servers_with_a_request(initial_window_size=100)
+    assert not server.send_response(1, RESPONSE, b"12345", bytes(96), TRAILERS)
+    assert server.bytes_to_send() == b""
+    assert server.send_window(1) == 100
+    client, (server, _) = two_servers_with_a_request()
+    assert not server.send_response(1, RESPONSE, b"12345", bytes(16380), TRAILERS)
+    assert server.bytes_to_send() == b""
+    assert server.send_response(1, RESPONSE, b"12345", bytes(95), TRAILERS)
+    with pytest.raises(http2.StreamClosedError):  # the response ended the stream
+        server.send_window(1)
+
+
+def test_send_response_splits_a_large_header_block_into_continuations():
+    client, (whole, parts) = two_servers_with_a_request()
+    trailers = [*TRAILERS, (b"x-big", b"v" * 20000)]
+    assert whole.send_response(1, RESPONSE, b"", b"hi", trailers)
+    parts.send_headers(1, RESPONSE)
+    parts.send_data(1, b"hi")
+    parts.send_headers(1, trailers, end_stream=True)
+    data = whole.bytes_to_send()
+    assert data == parts.bytes_to_send()
+    assert [f[0] for f in frames_of(data)] == [HEADERS, DATA, HEADERS, CONTINUATION]
+    events = client.receive_data(data)
+    assert dict(events[-2].headers)["x-big"] == "v" * 20000
+
+
 def test_push_promise_from_a_client_is_a_protocol_error():
     connection_error(raw_server(), frame(PUSH_PROMISE, END_HEADERS, 1, b"\0\0\0\2"), PROTOCOL_ERROR)
 

@@ -1,4 +1,5 @@
-"""Field validity of HTTP/2 requests and trailers received by a server (RFC 9113 8.2 and 8.3.1).
+"""Field validity of HTTP/2 requests and trailers received by a server (RFC 9113 8.2 and 8.3.1): the
+pure-Python twin of _h2fields.pyx (and its specification).
 
 A request or trailer section that breaks a rule here is malformed: the driver answers it with
 RST_STREAM(PROTOCOL_ERROR). Names and values are bytes as HPACK decoded them.
