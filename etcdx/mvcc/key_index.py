@@ -18,101 +18,123 @@ SortedMap = load("btree").SortedMap
 
 
 class Generation:
-    """Invariant: revs ascending; ``version`` is the version of revs[-1] (a tombstone counts, as in etcd);
-    ``created`` is the main revision that created the key in this generation."""
+    """An ended generation. Invariant: revs ascending and never empty (the last one is the tombstone that
+    ended it); ``version`` is the version of revs[-1] (a tombstone counts, as in etcd); ``created`` is the main
+    revision that created the key in this generation."""
 
     __slots__ = ("created", "version", "revs")
 
-    def __init__(self, created: int = 0, version: int = 0) -> None:
+    def __init__(self, created: int, version: int, revs: list[int]) -> None:
         self.created = created
         self.version = version
-        self.revs: list[int] = []
+        self.revs = revs
 
     def version_at(self, position: int) -> int:
         return self.version - (len(self.revs) - 1 - position)
 
 
 class KeyHistory:
-    """Invariant: ``generations`` is never empty; only the last generation lacks a tombstone."""
+    """One key's generations. The current generation is held inline (one object and one list per key, the
+    common case at scale: the index is most of a member's memory): ``created``, ``version`` and ``revs`` as a
+    Generation's, ``revs`` empty while the key does not exist now. ``past``: the ended generations, oldest
+    first, or None when there are none."""
 
-    __slots__ = ("generations",)
+    __slots__ = ("created", "version", "revs", "past")
 
-    def __init__(self) -> None:
-        self.generations = [Generation()]
+    def __init__(self, created: int = 0, version: int = 0, revs: list[int] | None = None) -> None:
+        self.created = created
+        self.version = version
+        self.revs: list[int] = [] if revs is None else revs
+        self.past: list[Generation] | None = None
 
     def put(self, rev: int) -> tuple[int, int]:
         """Records a put at ``rev``; returns (create main revision, version) of the new value."""
-        gen = self.generations[-1]
-        if not gen.revs:
-            gen.created = main_of(rev)
-        gen.revs.append(rev)
-        gen.version += 1
-        return gen.created, gen.version
+        if self.revs:
+            self.revs.append(rev)
+        else:
+            self.created = main_of(rev)
+            self.revs = [rev]
+        self.version += 1
+        return self.created, self.version
 
     def restore(self, rev: int, created: int, version: int) -> None:
         """Rebuilds from the backend: a value read back with its stored create revision and version."""
-        gen = self.generations[-1]
-        if not gen.revs:
-            gen.created = created
-        gen.revs.append(rev)
-        gen.version = version
+        if self.revs:
+            self.revs.append(rev)
+        else:
+            self.created = created
+            self.revs = [rev]
+        self.version = version
 
     def tombstone(self, rev: int) -> None:
         """Ends the current generation at ``rev``. Caller guarantees the key exists now."""
-        gen = self.generations[-1]
-        gen.revs.append(rev)
-        gen.version += 1
-        self.generations.append(Generation())
+        self.revs.append(rev)
+        ended = Generation(self.created, self.version + 1, self.revs)
+        if self.past is None:
+            self.past = [ended]
+        else:
+            self.past.append(ended)
+        self.created, self.version, self.revs = 0, 0, []
 
     def is_live(self) -> bool:
-        return bool(self.generations[-1].revs)
+        return bool(self.revs)
 
     def find(self, at_main: int) -> tuple[int, int, int] | None:
         """(revision, create main revision, version) of the value visible at ``at_main``, or None."""
         bound = last_of_main(at_main)
-        generations = self.generations
-        for g in range(len(generations) - 1, -1, -1):
-            gen = generations[g]
-            revs = gen.revs
-            if not revs or revs[0] > bound:
-                continue
+        revs = self.revs
+        if revs and revs[0] <= bound:
             i = bisect.bisect_right(revs, bound) - 1
-            if g != len(generations) - 1 and i == len(revs) - 1:
-                return None  # the visible revision is this generation's tombstone
-            return revs[i], gen.created, gen.version_at(i)
+            return revs[i], self.created, self.version - (len(revs) - 1 - i)
+        if self.past is not None:
+            for gen in reversed(self.past):
+                revs = gen.revs
+                if revs[0] > bound:
+                    continue
+                i = bisect.bisect_right(revs, bound) - 1
+                if i == len(revs) - 1:
+                    return None  # the visible revision is this generation's tombstone
+                return revs[i], gen.created, gen.version_at(i)
         return None
+
+    def _first_reaching(self, bound: int) -> tuple[int, list[int], bool]:
+        """(g, revs, ended): the oldest generation whose last revision is above ``bound`` (the current one if
+        no ended one is): its position in ``past`` (len(past) for the current one), its revs, and whether it
+        is an ended one."""
+        past = self.past
+        if past is not None:
+            for g, gen in enumerate(past):
+                if gen.revs[-1] > bound:
+                    return g, gen.revs, True
+            return len(past), self.revs, False
+        return 0, self.revs, False
 
     def keep(self, at_main: int, keep: set[int]) -> None:
         """Adds to ``keep`` the revision a compaction at ``at_main`` would keep (etcd's keyIndex.keep), if any;
         changes nothing."""
         bound = last_of_main(at_main)
-        generations = self.generations
-        g = 0
-        while g < len(generations) - 1 and generations[g].revs[-1] <= bound:
-            g += 1
-        revs = generations[g].revs
+        _, revs, ended = self._first_reaching(bound)
         i = bisect.bisect_right(revs, bound) - 1
-        if i >= 0 and not (i == len(revs) - 1 and g != len(generations) - 1):
+        if i >= 0 and not (i == len(revs) - 1 and ended):
             keep.add(revs[i])
 
     def compact(self, at_main: int, keep: set[int]) -> bool:
         """Drops history older than ``at_main`` (etcd's rules); adds surviving revisions <= at_main to
         ``keep``. Returns True when nothing is left (the key can leave the index)."""
         bound = last_of_main(at_main)
-        generations = self.generations
-        g = 0
-        while g < len(generations) - 1 and generations[g].revs[-1] <= bound:
-            g += 1
-        gen = generations[g]
-        i = bisect.bisect_right(gen.revs, bound) - 1
+        g, revs, ended = self._first_reaching(bound)
+        i = bisect.bisect_right(revs, bound) - 1
         if i >= 0:
-            keep.add(gen.revs[i])
-            del gen.revs[:i]
-            if len(gen.revs) == 1 and g != len(generations) - 1:
-                keep.discard(gen.revs[0])  # only the tombstone survived: the generation goes
+            keep.add(revs[i])
+            del revs[:i]
+            if len(revs) == 1 and ended:
+                keep.discard(revs[0])  # only the tombstone survived: the generation goes
                 g += 1
-        del generations[:g]
-        return len(generations) == 1 and not generations[0].revs
+        if g:
+            del self.past[:g]
+        if not self.past:
+            self.past = None
+        return self.past is None and not self.revs
 
 
 class KeyIndex:
@@ -128,8 +150,9 @@ class KeyIndex:
     def restore(self, key: bytes, rev: int, created: int, version: int) -> None:
         history = self._tree.get(key)
         if history is None:
-            history = self._tree[key] = KeyHistory()
-        history.restore(rev, created, version)
+            self._tree[key] = KeyHistory(created, version, [rev])
+        else:
+            history.restore(rev, created, version)
 
     def tombstone(self, key: bytes, rev: int) -> None:
         self._tree[key].tombstone(rev)

@@ -88,23 +88,28 @@ class KVStore:
             self.commit()
 
     def _restore_index(self, view: TableView) -> int:
-        """Rebuilds the key index from the key table in revision order; returns the newest main revision."""
-        newest = 0
-        lease_of: dict[bytes, int] = {}
+        """Rebuilds the key index from the key table in revision order; returns the newest main revision.
+        The loop runs once per stored revision (millions at scale): it is start-up's longest step."""
+        newest_rev = 0
+        lease_of: dict[bytes, int] = {}  # keys whose newest row is a put with a lease: that lease
+        restore, restore_tombstone = self.index.restore, self.index.restore_tombstone
+        decode = kv_pb2.KeyValue.FromString
         for raw_key, value in view.scan(KEY_DB):
-            rev, tombstone = parse_backend_key(raw_key)
-            kv = kv_pb2.KeyValue.FromString(value)
+            newest_rev, tombstone = parse_backend_key(raw_key)
+            kv = decode(value)
+            key = kv.key
             if tombstone:
-                self.index.restore_tombstone(kv.key, rev)
-                lease_of.pop(kv.key, None)
+                restore_tombstone(key, newest_rev)
+                lease_of.pop(key, None)
             else:
-                self.index.restore(kv.key, rev, kv.create_revision, kv.version)
-                lease_of[kv.key] = kv.lease
-            newest = main_of(rev)
+                restore(key, newest_rev, kv.create_revision, kv.version)
+                if kv.lease:
+                    lease_of[key] = kv.lease
+                elif lease_of:
+                    lease_of.pop(key, None)
         for key, lease_id in lease_of.items():
-            if lease_id:
-                self.lessor.on_put(key, lease_id)
-        return newest
+            self.lessor.on_put(key, lease_id)
+        return main_of(newest_rev)
 
     # -- state -----------------------------------------------------------------------------
 

