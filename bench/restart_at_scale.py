@@ -9,7 +9,8 @@ ports with default flags and its own data dir, filled with ``--keys`` distinct k
 times stopped (SIGTERM by PID; ``--signal kill`` for a crash) and started again with the same argv. Reported per
 target: the RSS (VmRSS from /proc) once filled, the data dir's disk usage (allocated blocks, as du) and apparent
 size once filled, and per restart the seconds from spawn to a linearizable count-only Range that sees every key
-(`etcdx bench recovery`'s definition) and the RSS at that moment. Servers are stopped by PID and their data dirs
+(`etcdx bench recovery`'s definition) and the RSS at that moment (VmRSS, and RssAnon: the part not backed by a
+file). Servers are stopped by PID and their data dirs
 removed at the end. Targets run one after the other (fill, then restarts), each alone on the machine.
 """
 
@@ -27,12 +28,15 @@ from etcdx.cli.bench import recovery
 from etcdx.cli.bench.compare import start_server, stop_server
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, RssAnon) in MiB: all resident pages, and those not backed by a file (the heap; the rest is
+    mostly the backend's memory-mapped file, which both servers map)."""
+    fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+            name, _, value = line.partition(":")
+            fields[name] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["RssAnon"].split()[0]) / 1024
 
 
 def disk_mib(path: str) -> tuple[float, float]:
@@ -98,22 +102,30 @@ def run_target(spec: str, options, stack: ExitStack) -> dict:
     }
 
 
+def mib(pair: tuple[float, float]) -> str:
+    return f"{pair[0]:.0f} ({pair[1]:.0f})"
+
+
+def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+
+
 def render(results: list[dict], options, command: str) -> str:
     lines = [
         f"{options.keys} keys ({options.key_size} B keys, {options.val_size} B values) filled by {options.clients}"
         f" clients in Txns of {options.batch} puts; {options.repeat} restarts by SIG{options.signal.upper()}",
         f"Command: {command}",
         "",
-        "| target | fill s | RSS filled MiB | disk MiB (du) | apparent MiB | restart-to-serving s (median) | runs |"
-        " RSS after restart MiB (median) | disk after restarts MiB | keys lost |",
+        "| target | fill s | RSS filled MiB (anon) | disk MiB (du) | apparent MiB | restart-to-serving s (median) |"
+        " runs | RSS after restart MiB (anon), median | disk after restarts MiB | keys lost |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         serving = [x[0] for x in r["restarts"]]
         lines.append(
-            f"| {r['name']} ({r['version']}) | {r['fill_seconds']:.1f} | {r['filled_rss_mib']:.0f} |"
+            f"| {r['name']} ({r['version']}) | {r['fill_seconds']:.1f} | {mib(r['filled_rss_mib'])} |"
             f" {r['disk_mib']:.0f} | {r['apparent_mib']:.0f} | {statistics.median(serving):.2f} |"
-            f" {', '.join(f'{s:.2f}' for s in serving)} | {statistics.median(x[1] for x in r['restarts']):.0f} |"
+            f" {', '.join(f'{s:.2f}' for s in serving)} | {mib(_median_pair([x[1] for x in r['restarts']]))} |"
             f" {r['disk_after_restarts_mib']:.0f} | {sum(x[2] for x in r['restarts'])} |"
         )
     return "\n".join(lines) + "\n"

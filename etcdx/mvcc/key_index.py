@@ -137,28 +137,70 @@ class KeyHistory:
         return self.past is None and not self.revs
 
 
+class SingleRevision:
+    """A key whose whole history is one live value (the common case at scale: a key written once): its
+    revision, create main revision and version, without a KeyHistory's list. Same reading methods as
+    KeyHistory; a second write replaces it in the index by ``expanded()``."""
+
+    __slots__ = ("rev", "created", "version")
+
+    def __init__(self, rev: int, created: int, version: int) -> None:
+        self.rev = rev
+        self.created = created
+        self.version = version
+
+    def expanded(self) -> KeyHistory:
+        return KeyHistory(self.created, self.version, [self.rev])
+
+    def is_live(self) -> bool:
+        return True
+
+    def find(self, at_main: int) -> tuple[int, int, int] | None:
+        return (self.rev, self.created, self.version) if self.rev <= last_of_main(at_main) else None
+
+    def keep(self, at_main: int, keep: set[int]) -> None:
+        if self.rev <= last_of_main(at_main):
+            keep.add(self.rev)
+
+    def compact(self, at_main: int, keep: set[int]) -> bool:
+        """A live key's only revision always survives: adds it to ``keep`` if <= at_main; never empty."""
+        self.keep(at_main, keep)
+        return False
+
+
 class KeyIndex:
+    """Invariant: each key maps to a SingleRevision while its history is one live value, else a KeyHistory."""
+
     def __init__(self) -> None:
         self._tree = SortedMap()
 
-    def put(self, key: bytes, rev: int) -> tuple[int, int]:
+    def _history(self, key: bytes) -> KeyHistory | None:
+        """The key's KeyHistory, expanding a SingleRevision in the index first; None for an unknown key."""
         history = self._tree.get(key)
+        if type(history) is SingleRevision:
+            history = self._tree[key] = history.expanded()
+        return history
+
+    def put(self, key: bytes, rev: int) -> tuple[int, int]:
+        history = self._history(key)
         if history is None:
-            history = self._tree[key] = KeyHistory()
+            created = main_of(rev)
+            self._tree[key] = SingleRevision(rev, created, 1)
+            return created, 1
         return history.put(rev)
 
     def restore(self, key: bytes, rev: int, created: int, version: int) -> None:
-        history = self._tree.get(key)
+        history = self._history(key)
         if history is None:
-            self._tree[key] = KeyHistory(created, version, [rev])
+            self._tree[key] = SingleRevision(rev, created, version)
         else:
             history.restore(rev, created, version)
 
     def tombstone(self, key: bytes, rev: int) -> None:
-        self._tree[key].tombstone(rev)
+        self._history(key).tombstone(rev)
 
     def restore_tombstone(self, key: bytes, rev: int) -> None:
-        history = self._tree.get(key)
+        history = self._history(key)
         if history is None:
             # Only the tombstone survived a compaction: nothing of the key is visible at any revision.
             return
