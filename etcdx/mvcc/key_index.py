@@ -224,6 +224,19 @@ class KeyIndex:
                 result.append((k, found[0]))
         return result
 
+    def count(self, key: bytes, end: bytes | None, at_main: int) -> int:
+        """``len(self.range(key, end, at_main))``, without building the list (a count over every key)."""
+        if end is None:
+            return 0 if self.get(key, at_main) is None else 1
+        bound = last_of_main(at_main)
+        count = 0
+        for _, history in self._tree.irange(key, end or None):
+            if type(history) is SingleRevision:
+                count += history.rev <= bound
+            elif history.find(at_main) is not None:
+                count += 1
+        return count
+
     def live_keys(self, key: bytes, end: bytes | None) -> list[bytes]:
         """Keys in [key, end) that exist now (same ``end`` convention as ``range``)."""
         if end is None:

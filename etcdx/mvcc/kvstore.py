@@ -221,11 +221,13 @@ class KVStore:
     def _range_stored(self, r: rpc_pb2.RangeRequest, header: rpc_pb2.ResponseHeader) -> bytes:
         """ReadView.range's answer for a count or a ``_stored_kvs_answer`` request, encoded directly."""
         self._check_read_revision(r.revision)
-        pairs = self.index.range(r.key, range_end(r.range_end), r.revision if r.revision > 0 else self._current_rev)
-        count = len(pairs)
+        at_main = r.revision if r.revision > 0 else self._current_rev
         header.revision = self._current_rev
         if r.count_only:
+            count = self.index.count(r.key, range_end(r.range_end), at_main)
             return rangecodec.encode(header.SerializeToString(), [], False, count)
+        pairs = self.index.range(r.key, range_end(r.range_end), at_main)
+        count = len(pairs)
         if r.sort_order == RangeRequest.DESCEND:
             pairs.reverse()
         more = 0 < r.limit < count
