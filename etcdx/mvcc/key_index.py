@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 
 from etcdx._native import load
-from etcdx.mvcc.revision import last_of_main, main_of
+from etcdx.mvcc.revision import SUB_BITS, last_of_main, main_of
 
 SortedMap = load("btree").SortedMap
 
@@ -140,14 +140,19 @@ class KeyHistory:
 class SingleRevision:
     """A key whose whole history is one live value (the common case at scale: a key written once): its
     revision, create main revision and version, without a KeyHistory's list. Same reading methods as
-    KeyHistory; a second write replaces it in the index by ``expanded()``."""
+    KeyHistory; a second write replaces it in the index by ``expanded()``. ``_created`` is None when the value
+    created the key (created == main_of(rev)): no int object per key for it."""
 
-    __slots__ = ("rev", "created", "version")
+    __slots__ = ("rev", "_created", "version")
 
     def __init__(self, rev: int, created: int, version: int) -> None:
         self.rev = rev
-        self.created = created
+        self._created = None if created == rev >> SUB_BITS else created
         self.version = version
+
+    @property
+    def created(self) -> int:
+        return self.rev >> SUB_BITS if self._created is None else self._created
 
     def expanded(self) -> KeyHistory:
         return KeyHistory(self.created, self.version, [self.rev])
