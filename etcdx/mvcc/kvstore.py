@@ -16,6 +16,7 @@ Every rule here was checked against etcd 3.5.1 by the differential tests (tests/
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -446,16 +447,18 @@ class KVStore:
 
 class _ApplyBatch:
     """``KVStore.apply_batch``'s context: aborts the batch transaction on an exception (a class rather than a
-    generator context manager: it is entered once per apply, on every write's path)."""
+    generator context manager: it is entered once per apply, on every write's path). It refers to its store
+    weakly: no reference cycle, so a store the member froze from the cyclic collector (its boot store) is still
+    freed by reference counting once a snapshot install replaces it."""
 
     __slots__ = ("_store",)
 
     def __init__(self, store: KVStore) -> None:
-        self._store = store
+        self._store = weakref.ref(store)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self._store.abort()
+            self._store().abort()
