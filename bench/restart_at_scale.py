@@ -11,7 +11,8 @@ target: the RSS (VmRSS from /proc) once filled, the data dir's disk usage (alloc
 size once filled, and per restart the seconds from spawn to a linearizable count-only Range that sees every key
 (`etcdx bench recovery`'s definition) and the RSS at that moment (VmRSS, and RssAnon: the part not backed by a
 file). Servers are stopped by PID and their data dirs
-removed at the end. Targets run one after the other (fill, then restarts), each alone on the machine.
+removed at the end. Each target is filled while the others idle; then the restarts run in rounds, alternating
+targets.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return options
 
 
-def run_target(spec: str, options, stack: ExitStack) -> dict:
+def fill_target(spec: str, options, stack: ExitStack) -> tuple[object, dict]:
     kind, _, tree = spec.partition("=")
     name = kind if not tree else f"{kind}-{os.path.basename(os.path.normpath(tree))}"
     target = start_server(kind, name, options, options.data_root, tree)
@@ -83,23 +84,30 @@ def run_target(spec: str, options, stack: ExitStack) -> dict:
     if held != options.keys:
         raise RuntimeError(f"{name} holds {held} keys, not the {options.keys} written")
     time.sleep(options.settle)
-    filled_rss = rss_mib(target.proc.pid)
     allocated, apparent = disk_mib(target.data_dir)
-    restarts = []
-    for _ in range(options.repeat):
-        r = recovery.restart(target, options, held)
-        restarts.append((r.serving_seconds, rss_mib(target.proc.pid), r.keys_lost))
-    allocated_after, _ = disk_mib(target.data_dir)
-    return {
+    result = {
         "name": name,
         "version": target.version.strip(),
         "fill_seconds": fill_seconds,
-        "filled_rss_mib": filled_rss,
+        "filled_rss_mib": rss_mib(target.proc.pid),
         "disk_mib": allocated,
         "apparent_mib": apparent,
-        "disk_after_restarts_mib": allocated_after,
-        "restarts": restarts,
+        "restarts": [],
     }
+    return target, result
+
+
+def run(options, stack: ExitStack) -> list[dict]:
+    """Fills every target (each alone on the machine: the others are idle), then restarts them in rounds,
+    alternating targets, so that a burst of other load on the machine falls on every target alike."""
+    filled = [fill_target(spec, options, stack) for spec in options.start]
+    for _ in range(options.repeat):
+        for target, result in filled:
+            r = recovery.restart(target, options, options.keys)
+            result["restarts"].append((r.serving_seconds, rss_mib(target.proc.pid), r.keys_lost))
+    for target, result in filled:
+        result["disk_after_restarts_mib"] = disk_mib(target.data_dir)[0]
+    return [result for _, result in filled]
 
 
 def mib(pair: tuple[float, float]) -> str:
@@ -135,7 +143,7 @@ def main(argv: list[str]) -> int:
     options = parse(argv)
     command = shlex.join(["python", "bench/restart_at_scale.py", *argv])
     with ExitStack() as stack:
-        results = [run_target(spec, options, stack) for spec in options.start]
+        results = run(options, stack)
     sys.stdout.write(render(results, options, command))
     return 0
 
