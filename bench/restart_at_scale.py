@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -65,6 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--settle", type=float, default=2.0, help="seconds between the fill and the RSS reading")
     parser.add_argument("--etcd-binary", default="")
     parser.add_argument("--data-root", default=None)
+    parser.add_argument("--logs", default="", help="copy each server's log (all its starts) into this directory")
     options = parser.parse_args(argv)
     if not options.start:
         parser.error("give at least one --start")
@@ -107,6 +109,10 @@ def run(options, stack: ExitStack) -> list[dict]:
             result["restarts"].append((r.serving_seconds, rss_mib(target.proc.pid), r.keys_lost))
     for target, result in filled:
         result["disk_after_restarts_mib"] = disk_mib(target.data_dir)[0]
+        if options.logs:
+            os.makedirs(options.logs, exist_ok=True)
+            log = os.path.join(options.logs, f"{result['name']}.log")
+            shutil.copy(os.path.join(target.data_dir, "server.log"), log)
     return [result for _, result in filled]
 
 
