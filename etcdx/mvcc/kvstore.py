@@ -16,6 +16,7 @@ Every rule here was checked against etcd 3.5.1 by the differential tests (tests/
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
@@ -88,23 +89,28 @@ class KVStore:
             self.commit()
 
     def _restore_index(self, view: TableView) -> int:
-        """Rebuilds the key index from the key table in revision order; returns the newest main revision."""
-        newest = 0
-        lease_of: dict[bytes, int] = {}
+        """Rebuilds the key index from the key table in revision order; returns the newest main revision.
+        The loop runs once per stored revision (millions at scale): it is start-up's longest step."""
+        newest_rev = 0
+        lease_of: dict[bytes, int] = {}  # keys whose newest row is a put with a lease: that lease
+        restore, restore_tombstone = self.index.restore, self.index.restore_tombstone
+        decode = kv_pb2.KeyValue.FromString
         for raw_key, value in view.scan(KEY_DB):
-            rev, tombstone = parse_backend_key(raw_key)
-            kv = kv_pb2.KeyValue.FromString(value)
+            newest_rev, tombstone = parse_backend_key(raw_key)
+            kv = decode(value)
+            key = kv.key
             if tombstone:
-                self.index.restore_tombstone(kv.key, rev)
-                lease_of.pop(kv.key, None)
+                restore_tombstone(key, newest_rev)
+                lease_of.pop(key, None)
             else:
-                self.index.restore(kv.key, rev, kv.create_revision, kv.version)
-                lease_of[kv.key] = kv.lease
-            newest = main_of(rev)
+                restore(key, newest_rev, kv.create_revision, kv.version)
+                if kv.lease:
+                    lease_of[key] = kv.lease
+                elif lease_of:
+                    lease_of.pop(key, None)
         for key, lease_id in lease_of.items():
-            if lease_id:
-                self.lessor.on_put(key, lease_id)
-        return newest
+            self.lessor.on_put(key, lease_id)
+        return main_of(newest_rev)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -216,11 +222,13 @@ class KVStore:
     def _range_stored(self, r: rpc_pb2.RangeRequest, header: rpc_pb2.ResponseHeader) -> bytes:
         """ReadView.range's answer for a count or a ``_stored_kvs_answer`` request, encoded directly."""
         self._check_read_revision(r.revision)
-        pairs = self.index.range(r.key, range_end(r.range_end), r.revision if r.revision > 0 else self._current_rev)
-        count = len(pairs)
+        at_main = r.revision if r.revision > 0 else self._current_rev
         header.revision = self._current_rev
         if r.count_only:
+            count = self.index.count(r.key, range_end(r.range_end), at_main)
             return rangecodec.encode(header.SerializeToString(), [], False, count)
+        pairs = self.index.range(r.key, range_end(r.range_end), at_main)
+        count = len(pairs)
         if r.sort_order == RangeRequest.DESCEND:
             pairs.reverse()
         more = 0 < r.limit < count
@@ -439,16 +447,18 @@ class KVStore:
 
 class _ApplyBatch:
     """``KVStore.apply_batch``'s context: aborts the batch transaction on an exception (a class rather than a
-    generator context manager: it is entered once per apply, on every write's path)."""
+    generator context manager: it is entered once per apply, on every write's path). It refers to its store
+    weakly: no reference cycle, so a store the member froze from the cyclic collector (its boot store) is still
+    freed by reference counting once a snapshot install replaces it."""
 
     __slots__ = ("_store",)
 
     def __init__(self, store: KVStore) -> None:
-        self._store = store
+        self._store = weakref.ref(store)
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self._store.abort()
+            self._store().abort()

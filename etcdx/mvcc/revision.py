@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 
 _BACKEND_KEY = struct.Struct(">Q1sQ")
+_unpack_backend_key = struct.Struct(">QxQ").unpack_from  # the same layout; the separator byte is not read
+_TOMBSTONE_KEY_SIZE = _BACKEND_KEY.size + 1
 SUB_BITS = 32
 SUB_MASK = (1 << SUB_BITS) - 1
 TOMBSTONE_MARK = b"t"
@@ -35,5 +37,5 @@ def backend_key(rev: int, tombstone: bool = False) -> bytes:
 
 def parse_backend_key(key: bytes) -> tuple[int, bool]:
     """Inverse of ``backend_key``: (packed revision, is tombstone)."""
-    main, _, sub = _BACKEND_KEY.unpack_from(key)
-    return pack(main, sub), len(key) == _BACKEND_KEY.size + 1
+    main, sub = _unpack_backend_key(key)
+    return (main << SUB_BITS) | sub, len(key) == _TOMBSTONE_KEY_SIZE

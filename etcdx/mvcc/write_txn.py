@@ -115,7 +115,7 @@ class ReadView:
         return response
 
     def _count(self, r: rpc_pb2.RangeRequest, end: bytes | None) -> int:
-        return len(self.store.index.range(r.key, end, self._resolve(r.revision)))
+        return self.store.index.count(r.key, end, self._resolve(r.revision))
 
     def _resolve(self, rev: int) -> int:
         """The revision a read at ``rev`` sees (0 or less = current); etcd's checks, future first."""

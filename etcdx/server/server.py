@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import random
 import ssl
 import time
@@ -261,7 +262,7 @@ class EtcdServer:
         self.backend = Backend(s.backend_path, map_size=s.backend_map_size, fsync=not s.unsafe_no_fsync)
         try:
             await self._bootstrap_defrag()
-            self.store = KVStore(self.backend, self.lessor)
+            self.store = _restore_store(self.backend, self.lessor)
             self.store.compaction_batch_limit = s.compaction_batch_limit
             self.applier = Applier(self.store, self.lessor, self.alarms, tokens=self.tokens, now=time.time)
             self.applier.persist_checkpoints = s.lease_checkpoint_persist
@@ -1594,3 +1595,20 @@ class EtcdServer:
 
     def lease_ids(self) -> list[int]:
         return sorted(self.lessor.leases)
+
+
+def _restore_store(backend: Backend, lessor: Lessor) -> KVStore:
+    """The store over the backend's committed state, its key index rebuilt (a few objects per key: millions at
+    scale). The cyclic collector is paused meanwhile (each collection would walk the index built so far), then
+    what exists is frozen, as the member freezes its boot state once it serves (cli/main.py): later collections
+    do not walk the index (it holds no reference cycles; reference counting still frees it). Garbage from
+    before is collected first, so that none is frozen."""
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        return KVStore(backend, lessor)
+    finally:
+        gc.freeze()
+        if collecting:
+            gc.enable()

@@ -107,3 +107,25 @@ def test_restore_uses_the_stored_create_revision_and_version():
     assert ix.get(b"k", 8) == (pack(8, 0), 3, 5)
     assert ix.get(b"k", 9) is None
     assert ix.put(b"k", pack(10, 0)) == (10, 1)
+
+
+def test_restore_rebuilds_the_index_that_puts_built(index):
+    """The restore path (a key read back once, then again: its compact form expands) answers as the puts did."""
+    restored = KeyIndex()
+    restored.restore(b"k", pack(2, 0), 2, 1)
+    restored.restore(b"k", pack(3, 0), 2, 2)
+    restored.restore(b"j", pack(3, 1), 3, 1)
+    restored.restore_tombstone(b"k", pack(4, 0))
+    restored.restore(b"k", pack(6, 0), 6, 1)
+    for at in range(1, 8):
+        assert restored.range(b"a", b"", at) == index.range(b"a", b"", at)
+        for key in (b"j", b"k"):
+            assert restored.get(key, at) == index.get(key, at)
+    assert restored.compact(5) == index.compact(5)
+    assert restored.range(b"a", b"", 9) == index.range(b"a", b"", 9)
+
+
+@pytest.mark.parametrize("at", range(1, 8))
+def test_count_is_the_length_of_range(index, at):
+    for key, end in [(b"a", b""), (b"k", None), (b"x", None), (b"j", b"k"), (b"a", b"z"), (b"k", b"")]:
+        assert index.count(key, end, at) == len(index.range(key, end, at))

@@ -5,6 +5,9 @@ Expected values follow etcd 3.5.1; the Range tie orders below were read from a r
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from etcdx import errors
@@ -289,3 +292,22 @@ def test_alarms_are_applied_state_that_survives_a_reopen(store):
     assert alarm(pb.AlarmRequest.DEACTIVATE) == []  # not active any more: nothing to answer
     store.reopen()
     assert store.alarms.list() == [(9, pb.CORRUPT)]
+
+
+def test_a_replaced_store_is_freed_by_reference_counting_alone(tmp_path):
+    """A member freezes its boot store from the cyclic collector (gc.freeze); when a snapshot install replaces
+    that store, its key index must still be freed: the store holds no reference cycle."""
+    from etcdx.mvcc.kvstore import KVStore
+    from etcdx.mvcc.memory_backend import MemoryBackend
+
+    store = KVStore(MemoryBackend())
+    with store.apply_batch():
+        store.put(pb.PutRequest(key=b"a", value=b"1"))
+    store.commit()
+    gone = weakref.ref(store)
+    gc.disable()
+    try:
+        del store
+        assert gone() is None
+    finally:
+        gc.enable()
