@@ -63,6 +63,9 @@ from etcdx.wal.segment import (
 )
 
 SEGMENT_BYTES = 64 * 1024 * 1024
+# A disk whose last fdatasync took longer than this (seconds) syncs on the thread only (sync_inline); a healthy
+# SSD's fdatasync takes 0.1 to 1 ms.
+INLINE_FSYNC_LIMIT = 0.002
 
 _entrycodec = load("entrycodec")
 
@@ -143,6 +146,7 @@ class WAL:
         self._writing: Segment | None = None  # the sync thread's: the segment whose fd it holds open
         self._snapshot_segment: Segment | None = None  # the segment the last append_snapshot started
         self.fsync_count = 0
+        self._last_fsync_seconds = 0.0  # the last fdatasync's duration, on either thread (see sync_inline)
         self.written_bytes = 0  # record bytes written (etcd_disk_wal_write_bytes_total)
         # Called on the sync thread with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds).
         self.observe_fsync: Callable[[float], None] = lambda seconds: None
@@ -355,10 +359,19 @@ class WAL:
         and fdatasync'ed (or nothing was pending), False when it did nothing (then use ``start_sync``). Blocks
         for the fdatasync: for a caller with nothing to overlap it with, as a lone proposal's Ready.
 
+        While the disk is slow (the last fdatasync, inline or on the thread, took over INLINE_FSYNC_LIMIT), it
+        does nothing and returns False: a stalling disk holds the event loop (reads, watches, keep-alives) for
+        at most one such fsync; the thread's syncs go on measuring the disk, and inline syncs resume once one
+        is fast again.
+
         Raises WalWriteError if the write or fdatasync failed: fail-stop, as a job that failed on the thread."""
         if self._failed is not None:
             raise WalWriteError(f"wal: write or fsync failed: {self._failed!r}") from self._failed
-        if self._sync_running or any(segment.fd < 0 for segment, _, _ in self._pending):
+        if (
+            self._sync_running
+            or self._last_fsync_seconds > INLINE_FSYNC_LIMIT
+            or any(segment.fd < 0 for segment, _, _ in self._pending)
+        ):
             return False
         pending, self._pending = self._pending, []
         if pending:
@@ -439,7 +452,8 @@ class WAL:
             if self.fsync:
                 started = time.perf_counter()
                 os.fdatasync(segment.fd)
-                self.observe_fsync(time.perf_counter() - started)
+                self._last_fsync_seconds = time.perf_counter() - started
+                self.observe_fsync(self._last_fsync_seconds)
             self.written_bytes += len(data)
         if self.fsync:
             self.fsync_count += len(runs)

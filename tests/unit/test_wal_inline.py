@@ -4,6 +4,7 @@ goes to an open segment; the same durability and fail-stop as a job on the sync 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -106,3 +107,33 @@ async def test_a_failed_inline_fsync_fails_it_and_every_later_sync(tmp_path, mon
         wal.sync_inline()
     with pytest.raises(WalWriteError):
         await wal.sync()
+
+
+async def test_a_slow_disk_keeps_syncs_on_the_thread_until_one_is_fast_again(tmp_path, monkeypatch):
+    wal, _ = await WAL.open(str(tmp_path))
+    threads: list[str] = []
+
+    def fdatasync_taking(seconds: float):
+        def fdatasync(fd: int) -> None:  # records where it ran; the duration is what this test is about
+            threads.append(threading.current_thread().name)
+            time.sleep(seconds)
+
+        return fdatasync
+
+    monkeypatch.setattr(wal_module.os, "fdatasync", fdatasync_taking(wal_module.INLINE_FSYNC_LIMIT * 3))
+    wal.append(entries(1, 1))
+    assert wal.sync_inline()  # nothing was known of the disk yet: this one holds the loop for a slow fsync
+    wal.append(entries(2, 2))
+    assert not wal.sync_inline()  # the disk was just slow: no second stall of the event loop
+    await wal.sync()  # slow again, on the thread
+    wal.append(entries(3, 3))
+    assert not wal.sync_inline()
+    monkeypatch.setattr(wal_module.os, "fdatasync", fdatasync_taking(0.0))
+    await wal.sync()  # a fast fsync on the thread
+    wal.append(entries(4, 4))
+    assert wal.sync_inline()  # the disk is fast again
+    main = threading.current_thread().name
+    assert threads == [main, "etcdx-wal-sync", "etcdx-wal-sync", main]
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2, 3, 4]
