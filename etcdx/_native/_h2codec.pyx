@@ -84,32 +84,6 @@ cdef inline uint32_t _u32(const unsigned char* p) noexcept:
 # -- frames ----------------------------------------------------------------------------------------
 
 
-def encode_frame(frame_type, flags, stream_id, payload):
-    """The 9-byte frame header followed by ``payload`` (the caller keeps it within the peer's limit)."""
-    cdef bytes body = _as_bytes(payload)
-    cdef Py_ssize_t length = PyBytes_GET_SIZE(body)
-    if length > _MAX_FRAME_LENGTH:
-        raise ValueError(f"frame payload of {length} bytes exceeds 2**24 - 1")
-    if not 0 <= stream_id <= _MAX_STREAM_ID:
-        raise ValueError(f"stream id {stream_id} out of range")
-    if not (0 <= frame_type <= 0xFF and 0 <= flags <= 0xFF):
-        raise ValueError(f"frame type {frame_type} or flags {flags} out of range")
-    cdef uint32_t sid = stream_id
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, _HEADER + length)
-    cdef unsigned char* p = <unsigned char*>PyBytes_AS_STRING(out)
-    p[0] = length >> 16
-    p[1] = length >> 8
-    p[2] = length
-    p[3] = frame_type
-    p[4] = flags
-    p[5] = sid >> 24
-    p[6] = sid >> 16
-    p[7] = sid >> 8
-    p[8] = sid
-    memcpy(p + _HEADER, PyBytes_AS_STRING(body), length)
-    return out
-
-
 cdef inline unsigned char* _put_frame_header(
     unsigned char* p, Py_ssize_t length, unsigned char frame_type, unsigned char flags, uint32_t sid
 ) noexcept:
@@ -134,6 +108,20 @@ cdef int _check_length(Py_ssize_t length) except -1:
     if length > _MAX_FRAME_LENGTH:
         raise ValueError(f"frame payload of {length} bytes exceeds 2**24 - 1")
     return 0
+
+
+def encode_frame(frame_type, flags, stream_id, payload):
+    """The 9-byte frame header followed by ``payload`` (the caller keeps it within the peer's limit)."""
+    cdef bytes body = _as_bytes(payload)
+    cdef Py_ssize_t length = PyBytes_GET_SIZE(body)
+    _check_length(length)
+    if not 0 <= stream_id <= _MAX_STREAM_ID:
+        raise ValueError(f"stream id {stream_id} out of range")
+    if not (0 <= frame_type <= 0xFF and 0 <= flags <= 0xFF):
+        raise ValueError(f"frame type {frame_type} or flags {flags} out of range")
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, _HEADER + length)
+    _put_bytes(_put_frame_header(<unsigned char*>PyBytes_AS_STRING(out), length, frame_type, flags, stream_id), body)
+    return out
 
 
 def encode_response(stream_id, header_block, head, body, trailer_block):

@@ -148,7 +148,8 @@ class WAL:
         self.fsync_count = 0
         self._last_fsync_seconds = 0.0  # the last fdatasync's duration, on either thread (see sync_inline)
         self.written_bytes = 0  # record bytes written (etcd_disk_wal_write_bytes_total)
-        # Called on the sync thread with each fdatasync's duration in seconds (etcd_disk_wal_fsync_duration_seconds).
+        # Called with each fdatasync's duration in seconds, on the thread that ran it
+        # (etcd_disk_wal_fsync_duration_seconds).
         self.observe_fsync: Callable[[float], None] = lambda seconds: None
 
     # -- opening ---------------------------------------------------------------------------
@@ -430,8 +431,8 @@ class WAL:
         done.set()
 
     def _write_and_sync(self, pending: list[tuple[Segment, int, bytes]]) -> None:
-        """Runs on the sync thread: writes each segment's run of records, then fdatasyncs them in order (a
-        segment is durable before the next one is created)."""
+        """Runs on the sync thread, or inline (sync_inline): writes each segment's run of records, then
+        fdatasyncs them in order (a segment is durable before the next one is created)."""
         runs: list[tuple[Segment, int, list[bytes]]] = []
         for segment, offset, data in pending:
             if runs and runs[-1][0] is segment:

@@ -3,14 +3,12 @@ ETCDX_NO_EXTENSIONS) against known answers, and the compiled module against its 
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdx._native import load
+from tests.support.native_pair import compiled_and_twin
 
 gh = load("grpchead")
 
@@ -48,14 +46,7 @@ def test_metadata_keeps_the_order_of_first_appearance():
 
 
 def _both():
-    twin = importlib.import_module("etcdx._native.grpchead_py")
-    try:
-        compiled = importlib.import_module("etcdx._native._grpchead")
-    except ImportError:
-        if os.environ.get("ETCDX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            raise
-        pytest.skip("the _grpchead extension is not built")
-    return compiled, twin
+    return compiled_and_twin("grpchead")
 
 
 _names = st.one_of(

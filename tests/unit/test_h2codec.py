@@ -7,8 +7,6 @@ same random input when the extension is built.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import os
 
 import hpack
 import hyperframe.frame
@@ -21,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdx._native import load
+from tests.support.native_pair import compiled_and_twin
 
 h2c = load("h2codec")
 
@@ -567,14 +566,7 @@ def test_our_encoder_to_our_decoder():
 
 
 def _both():
-    twin = importlib.import_module("etcdx._native.h2codec_py")
-    try:
-        compiled = importlib.import_module("etcdx._native._h2codec")
-    except ImportError:
-        if os.environ.get("ETCDX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            raise
-        pytest.skip("the _h2codec extension is not built")
-    return compiled, twin
+    return compiled_and_twin("h2codec")
 
 
 def _outcome(function, *args):

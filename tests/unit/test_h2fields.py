@@ -3,14 +3,12 @@ ETCDX_NO_EXTENSIONS) against known answers, and the compiled module against its 
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etcdx._native import load
+from tests.support.native_pair import compiled_and_twin
 
 h2f = load("h2fields")
 
@@ -51,14 +49,7 @@ def test_trailers_problems():
 
 
 def _both():
-    twin = importlib.import_module("etcdx._native.h2fields_py")
-    try:
-        compiled = importlib.import_module("etcdx._native._h2fields")
-    except ImportError:
-        if os.environ.get("ETCDX_REQUIRE_EXTENSIONS", "") not in ("", "0"):
-            raise
-        pytest.skip("the _h2fields extension is not built")
-    return compiled, twin
+    return compiled_and_twin("h2fields")
 
 
 # Octets and names chosen to hit every rule: pseudo-headers, token and non-token octets, uppercase, the edges.
