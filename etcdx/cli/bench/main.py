@@ -141,9 +141,9 @@ def run_requests(options) -> dict:
 def run_watch(options) -> dict:
     from etcdx.cli.bench import watch_scenarios  # grpcio: the watch scenarios always use it
 
-    server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
     result = watch_scenarios.run(options)
-    server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
+    extra = dict(result.extra)
+    server_cpu = extra.pop("server_cpu_seconds")  # over the part the scenario measures
     histogram = Histogram.from_dict(result.histogram)
     return summary(
         options.scenario,
@@ -152,7 +152,7 @@ def run_watch(options) -> dict:
         result.errors,
         result.elapsed,
         result.cpu_seconds,
-        result.extra,
+        extra,
         server_cpu,
     )
 

@@ -67,7 +67,15 @@ def render(result: dict) -> str:
         lines.append(f"  {bucket['le_seconds']:.4f} [{bucket['count']}]\t|{bar}")
     lines += ["", "Latency distribution:"]
     lines += [f"  {p:g}% in {lat[f'p{p:g}']:.4f} secs." for p in (10, 25, 50, 75, 90, 95, 99, 99.9)]
-    for key in ("watchers", "streams", "puts", "events_expected", "events_received", "watchers_per_second"):
+    for key in (
+        "watchers",
+        "streams",
+        "puts",
+        "events_expected",
+        "events_received",
+        "put_seconds",
+        "watchers_per_second",
+    ):
         if key in result:
             lines.append(f"{key.replace('_', ' ').capitalize()}: {result[key]:g}")
     for label, n in sorted(result.get("outcomes", {}).items()):

@@ -9,7 +9,9 @@ watch-create:   --watchers over --streams created, no puts: latency = one creati
                 `created` answer); the rate is watchers per second of the creation phase.
 
 The streams create their watchers at once, each stream one watcher after another (a create waits for its
-`created` answer); puts are sent at their due times without waiting for the previous one.
+`created` answer); puts are sent at their due times without waiting for the previous one. CPU (the tool's,
+and with --server-pid the server's) is counted over what the latencies time: watch-latency's puts and
+events (not the creation of its watchers), watch-create's creations, watch's whole run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import time
 
 from etcdx.cli.bench.grpcio_worker import open_stubs
 from etcdx.cli.bench.histogram import Histogram
+from etcdx.cli.bench.proc_cpu import process_cpu_seconds
 from etcdx.cli.bench.worker import WorkerResult, cpu_seconds
 from etcdx.pb.etcdserverpb import rpc_pb2
 
@@ -61,10 +64,19 @@ def _watched_keys(options, rng: random.Random) -> list[bytes]:
     return [str(rng.randrange(space)).encode().rjust(size, b"0") for _ in range(options.watchers)]
 
 
+def _server_cpu(options) -> float | None:
+    return process_cpu_seconds(options.server_pid) if options.server_pid else None
+
+
+def _since(before: float | None, options) -> float | None:
+    return None if before is None else process_cpu_seconds(options.server_pid) - before
+
+
 async def watch_run(options) -> WorkerResult:
+    """The run; ``extra["server_cpu_seconds"]``: the server's CPU over the measured part (None: no --server-pid)."""
     channels, stubs = open_stubs(options)
     rng = random.Random(options.seed)
-    start_cpu, start = cpu_seconds(), time.monotonic()
+    start_cpu, start, start_server = cpu_seconds(), time.monotonic(), _server_cpu(options)
     latency_mode = options.scenario == "watch-latency"
     histogram = Histogram()
     calls = [stubs[i % len(stubs)].watch.Watch() for i in range(options.streams)]
@@ -74,8 +86,9 @@ async def watch_run(options) -> WorkerResult:
     extra = {"watchers": options.watchers, "streams": options.streams}
     if options.scenario == "watch-create":
         extra |= {"creation_seconds": created - start, "watchers_per_second": options.watchers / (created - start)}
+        extra["server_cpu_seconds"], tool_cpu = _since(start_server, options), cpu_seconds() - start_cpu
         await _close(calls, channels)
-        return WorkerResult(histogram.to_dict(), {}, histogram.total, cpu_seconds() - start_cpu, created - start, extra)
+        return WorkerResult(histogram.to_dict(), {}, histogram.total, tool_cpu, created - start, extra)
 
     sent_at: dict[int, int] = {}
     arrivals: list[tuple[int, int]] = []  # (revision, arrival time); matched to sends at the end
@@ -108,6 +121,8 @@ async def watch_run(options) -> WorkerResult:
             in_flight.release()
 
     interval = 1 / options.put_rate if options.put_rate else 0.0
+    if latency_mode:
+        start_cpu, start_server = cpu_seconds(), _server_cpu(options)
     put_start = time.monotonic()
     puts = []
     for n in range(options.put_total):
@@ -123,6 +138,7 @@ async def watch_run(options) -> WorkerResult:
     deadline = time.monotonic() + EVENTS_GRACE
     while received[0] < expected[0] and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
+    tool_cpu, server_cpu = cpu_seconds() - start_cpu, _since(start_server, options)
     for task in readers:
         task.cancel()
     for revision, arrived in arrivals:
@@ -134,10 +150,9 @@ async def watch_run(options) -> WorkerResult:
         "put_seconds": time.monotonic() - put_start,
         "events_expected": expected[0],
         "events_received": received[0],
+        "server_cpu_seconds": server_cpu,
     }
-    return WorkerResult(
-        histogram.to_dict(), {}, histogram.total, cpu_seconds() - start_cpu, time.monotonic() - start, extra
-    )
+    return WorkerResult(histogram.to_dict(), {}, histogram.total, tool_cpu, time.monotonic() - start, extra)
 
 
 async def _close(calls: list, channels: list) -> None:
