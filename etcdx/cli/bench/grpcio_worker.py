@@ -47,6 +47,7 @@ async def request_loop(options, index: int, clients: int, total: int | None, que
     channels, stubs = open_stubs(options)
     histogram = Histogram()
     errors: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
     remaining = [total]
     deadline = time.monotonic() + options.duration if total is None else None
     rate = options.rate / options.processes if options.rate else 0.0
@@ -70,7 +71,7 @@ async def request_loop(options, index: int, clients: int, total: int | None, que
                     await asyncio.sleep(delay)
             began = time.perf_counter_ns()
             try:
-                await make()
+                outcome = await make()
             except grpc.aio.AioRpcError as exc:
                 label = f"{exc.code().name}: {exc.details()}"
                 errors[label] = errors.get(label, 0) + 1
@@ -79,6 +80,8 @@ async def request_loop(options, index: int, clients: int, total: int | None, que
                 errors[label] = errors.get(label, 0) + 1
             else:
                 histogram.record(time.perf_counter_ns() - began)
+                if outcome is not None:
+                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
             done[0] += 1
             if queue is not None and done[0] % 256 == 0:
                 queue.put(256)
@@ -87,7 +90,8 @@ async def request_loop(options, index: int, clients: int, total: int | None, que
     elapsed = time.monotonic() - start
     for channel in channels:
         await channel.close()
-    return WorkerResult(histogram.to_dict(), errors, done[0], cpu_seconds() - start_cpu, elapsed)
+    cpu = cpu_seconds() - start_cpu
+    return WorkerResult(histogram.to_dict(), errors, done[0], cpu, elapsed, outcomes=outcomes)
 
 
 def run(options, index: int, clients: int, total: int | None, queue) -> WorkerResult:

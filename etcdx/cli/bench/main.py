@@ -5,6 +5,9 @@
     etcdx bench txn-mixed --rw-ratio 4
     etcdx bench watch --watchers 1000 --streams 10 --put-total 1000 --put-rate 200
     etcdx bench watch-latency --watchers 100 --put-total 500 --put-rate 100
+    etcdx bench watch-latency --watchers 10000 --streams 100 --watch-keys 10000 --put-total 3000 --put-rate 1000
+    etcdx bench watch-create --watchers 1000 --streams 10
+    etcdx bench txn-cas --clients 16 --duration 10
     etcdx bench lease-keepalive --clients 16 --total 20000
     etcdx bench compare --start etcdx --start etcd --repeat 3 --duration 2 --out report/
     etcdx bench recovery --start etcdx --start etcd --keys 100000 --repeat 3
@@ -32,7 +35,7 @@ from etcdx.cli.bench.report import render, summary, to_json
 from etcdx.cli.bench.scenarios import SCENARIOS
 from etcdx.cli.bench.tls import TlsOptions, parse_endpoints
 
-WATCH_SCENARIOS = ("watch", "watch-latency")
+WATCH_SCENARIOS = ("watch", "watch-latency", "watch-create")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -63,6 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rw-ratio", type=float, default=1.0, help="txn-mixed: reads per write")
     parser.add_argument("--watchers", type=int, default=100)
     parser.add_argument("--streams", type=int, default=10)
+    parser.add_argument("--watch-keys", type=int, default=1, help="watch-latency: keys the watchers spread over")
     parser.add_argument("--put-total", type=int, default=1000)
     parser.add_argument("--put-rate", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -106,11 +110,13 @@ def run_requests(options) -> dict:
             _progress(queue, total, jobs, sys.stderr)
         results = [job.get() for job in jobs]
     server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
-    histogram, errors = Histogram(), {}
+    histogram, errors, outcomes = Histogram(), {}, {}
     for result in results:
         histogram.merge(Histogram.from_dict(result.histogram))
         for label, n in result.errors.items():
             errors[label] = errors.get(label, 0) + n
+        for label, n in result.outcomes.items():
+            outcomes[label] = outcomes.get(label, 0) + n
     requests = sum(r.requests for r in results)
     elapsed = max(r.elapsed for r in results)
     tool_cpu = sum(r.cpu_seconds for r in results)
@@ -121,7 +127,13 @@ def run_requests(options) -> dict:
         errors,
         elapsed,
         tool_cpu,
-        {"clients": options.clients, "conns": options.conns, "processes": processes, "client": options.client},
+        {
+            "clients": options.clients,
+            "conns": options.conns,
+            "processes": processes,
+            "client": options.client,
+            "outcomes": outcomes,
+        },
         server_cpu,
     )
 
@@ -129,9 +141,9 @@ def run_requests(options) -> dict:
 def run_watch(options) -> dict:
     from etcdx.cli.bench import watch_scenarios  # grpcio: the watch scenarios always use it
 
-    server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
     result = watch_scenarios.run(options)
-    server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
+    extra = dict(result.extra)
+    server_cpu = extra.pop("server_cpu_seconds")  # over the part the scenario measures
     histogram = Histogram.from_dict(result.histogram)
     return summary(
         options.scenario,
@@ -140,7 +152,7 @@ def run_watch(options) -> dict:
         result.errors,
         result.elapsed,
         result.cpu_seconds,
-        result.extra,
+        extra,
         server_cpu,
     )
 

@@ -1,15 +1,15 @@
 """Request/response scenarios of the native client: what one client sends per request, as (method path,
 protobuf bytes). The protobufs are spliced from pre-encoded pieces (keys have a fixed size, so every length
-prefix is fixed); they decode to the same messages the grpcio scenarios build (tested). The lease
-keep-alive scenario is a stream and lives in native_worker. Pure."""
+prefix is fixed); they decode to the same messages the grpcio scenarios build (tested). A scenario that
+reads its answers has an ``observe`` attribute: called with each response message, it returns an outcome
+label to count or None. The lease keep-alive scenario is a stream and lives in native_worker. Pure."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
 
-from etcdx.cli.bench.scenarios import Keys
-from etcdx.mvcc.keys import prefix_end
+from etcdx.cli.bench.scenarios import CasClient, Keys, first_reply_label, range_message
 from etcdx.pb.etcdserverpb import rpc_pb2
 
 PUT = b"/etcdserverpb.KV/Put"
@@ -72,15 +72,17 @@ def put(options, rng: random.Random, offset: int) -> NextRequest:
 
 
 def range_(options, rng: random.Random, offset: int) -> NextRequest:
-    key = options.range_key.encode()
-    end = prefix_end(key) if options.prefix else options.range_end.encode()
-    serializable = options.consistency == "s"
-    message = rpc_pb2.RangeRequest(key=key, range_end=end, serializable=serializable, limit=options.limit)
-    encoded = message.SerializeToString()
+    encoded = range_message(options).SerializeToString()
 
     def request() -> tuple[bytes, bytes]:
         return RANGE, encoded
 
+    def observe(message: bytes) -> str | None:
+        """The first reply only is decoded (a page is large): its size is the outcome."""
+        request.observe = None
+        return first_reply_label(rpc_pb2.RangeResponse.FromString(message))
+
+    request.observe = observe
     return request
 
 
@@ -113,4 +115,18 @@ def txn_mixed(options, rng: random.Random, offset: int) -> NextRequest:
     return request
 
 
-SCENARIOS = {"put": put, "range": range_, "txn-put": txn_put, "txn-mixed": txn_mixed}
+def txn_cas(options, rng: random.Random, offset: int) -> NextRequest:
+    """The grpcio scenario's compare-and-put Txn (scenarios.CasClient), serialized by protobuf."""
+    client = CasClient(options, offset)
+
+    def request() -> tuple[bytes, bytes]:
+        return TXN, client.next_txn().SerializeToString()
+
+    def observe(message: bytes) -> str:
+        return client.learn(rpc_pb2.TxnResponse.FromString(message))
+
+    request.observe = observe
+    return request
+
+
+SCENARIOS = {"put": put, "range": range_, "txn-put": txn_put, "txn-mixed": txn_mixed, "txn-cas": txn_cas}

@@ -35,6 +35,7 @@ class Run:
         self.interval_ns = round(1e9 * options.processes / options.rate) if options.rate else 0
         self.histogram = Histogram()
         self.errors: dict[str, int] = {}
+        self.outcomes: dict[str, int] = {}  # labels the scenario gave its answers (e.g. a failed compare)
         self.queue = queue
         self.issued = 0
         self.done = 0
@@ -67,6 +68,9 @@ class Run:
         self.done += 1
         if self.queue is not None and not self.done % PROGRESS_EVERY:
             self.queue.put(PROGRESS_EVERY)
+
+    def outcome(self, label: str) -> None:
+        self.outcomes[label] = self.outcomes.get(label, 0) + 1
 
     def client_finished(self) -> None:
         self.active -= 1
@@ -110,6 +114,11 @@ class UnaryClient:
         # a success carries exactly one whole message: 5-byte prefix + its declared length
         if error is None and (len(body) < 5 or int.from_bytes(body[1:5], "big") != len(body) - 5):
             error = NOT_ONE_MESSAGE
+        observe = getattr(self.next_request, "observe", None)  # scenarios that read their answers
+        if error is None and observe is not None:
+            label = observe(body[5:])
+            if label is not None:
+                self.run.outcome(label)
         self.run.complete(self.began, error)
         self.start()
 
@@ -217,7 +226,8 @@ async def request_loop(options, index: int, clients: int, total: int | None, que
     for channel in channels:
         channel.close()
     await asyncio.sleep(0)
-    return WorkerResult(run.histogram.to_dict(), run.errors, run.done, cpu_seconds() - start_cpu, elapsed)
+    cpu = cpu_seconds() - start_cpu
+    return WorkerResult(run.histogram.to_dict(), run.errors, run.done, cpu, elapsed, outcomes=run.outcomes)
 
 
 def run(options, index: int, clients: int, total: int | None, queue) -> WorkerResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from etcdx.cli.bench.histogram import Histogram
+from etcdx.cli.bench.scenarios import CAS_FAILED, CAS_SUCCEEDED
 
 PERCENTILES = (10, 25, 50, 75, 90, 95, 99, 99.9)
 
@@ -19,7 +20,12 @@ def summary(
     extra: dict,
     server_cpu: float | None = None,
 ) -> dict:
-    """``server_cpu``: the server's CPU seconds over the run when it is a local process we were told of."""
+    """``server_cpu``: the server's CPU seconds over the run when it is a local process we were told of.
+    ``extra`` may hold ``outcomes`` (label -> answers); with compare labels the summary gets their success share."""
+    outcomes = extra.get("outcomes", {})
+    compares = outcomes.get(CAS_SUCCEEDED, 0) + outcomes.get(CAS_FAILED, 0)
+    if compares:
+        extra = {**extra, "compare_success_share": outcomes.get(CAS_SUCCEEDED, 0) / compares}
     return {
         "scenario": scenario,
         "requests": requests,
@@ -61,9 +67,21 @@ def render(result: dict) -> str:
         lines.append(f"  {bucket['le_seconds']:.4f} [{bucket['count']}]\t|{bar}")
     lines += ["", "Latency distribution:"]
     lines += [f"  {p:g}% in {lat[f'p{p:g}']:.4f} secs." for p in (10, 25, 50, 75, 90, 95, 99, 99.9)]
-    for key in ("watchers", "streams", "puts", "events_expected", "events_received"):
+    for key in (
+        "watchers",
+        "streams",
+        "puts",
+        "events_expected",
+        "events_received",
+        "put_seconds",
+        "watchers_per_second",
+    ):
         if key in result:
-            lines.append(f"{key.replace('_', ' ').capitalize()}: {result[key]}")
+            lines.append(f"{key.replace('_', ' ').capitalize()}: {result[key]:g}")
+    for label, n in sorted(result.get("outcomes", {}).items()):
+        lines.append(f"Outcome: {label}: {n}")
+    if "compare_success_share" in result:
+        lines.append(f"Compare success share: {result['compare_success_share']:.4f}")
     cpu, per_request = result["tool_cpu_seconds"], result["tool_cpu_us_per_request"]
     lines.append(f"Tool CPU: {cpu:.2f} s, {per_request:.1f} us per request")
     if result.get("server_cpu_seconds") is not None:

@@ -1,8 +1,9 @@
 """Request/response scenarios of `etcdx bench`: what one client does per request.
 
-Each scenario is a factory taking (options, stubs, rng) and returning an async callable that makes
-one request (raising on failure). Keys follow etcd's benchmark tool: fixed size, random or
-sequential over a key space.
+Each scenario is a factory taking (options, stubs, rng, offset) and returning an async callable that
+makes one request (raising on failure) and returns an outcome label to count (a failed compare, the
+size of a first reply) or None. Keys follow etcd's benchmark tool: fixed size, random or sequential
+over a key space.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from etcdx.mvcc.keys import prefix_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 
-Request = Callable[[], Awaitable[None]]
+Request = Callable[[], Awaitable[str | None]]
 
 
 class Keys:
@@ -43,16 +44,28 @@ def put(options, stubs, rng, offset) -> Request:
     return request
 
 
-def range_(options, stubs, rng, offset) -> Request:
+def range_message(options) -> rpc_pb2.RangeRequest:
     key = options.range_key.encode()
-    end = options.range_end.encode() if options.range_end else b""
-    if options.prefix:
-        end = prefix_end(key)
+    end = prefix_end(key) if options.prefix else options.range_end.encode()
     serializable = options.consistency == "s"
-    message = rpc_pb2.RangeRequest(key=key, range_end=end, serializable=serializable, limit=options.limit)
+    return rpc_pb2.RangeRequest(key=key, range_end=end, serializable=serializable, limit=options.limit)
 
-    async def request() -> None:
-        await stubs.kv.Range(message)
+
+def first_reply_label(response: rpc_pb2.RangeResponse) -> str:
+    """What a client's first Range reply held: the report counts clients per label (a page's size shows)."""
+    return f"first reply: {len(response.kvs)} kvs"
+
+
+def range_(options, stubs, rng, offset) -> Request:
+    message = range_message(options)
+    seen = [False]
+
+    async def request() -> str | None:
+        response = await stubs.kv.Range(message)
+        if seen[0]:
+            return None
+        seen[0] = True
+        return first_reply_label(response)
 
     return request
 
@@ -89,6 +102,62 @@ def txn_mixed(options, stubs, rng, offset) -> Request:
     return request
 
 
+CAS_SUCCEEDED = "compare succeeded"
+CAS_FAILED = "compare failed"
+
+
+def cas_key(offset: int, index: int) -> bytes:
+    """Key ``index`` of the txn-cas client at ``offset`` (its keys are its own)."""
+    return b"/registry/cas/%07d/%05d" % (offset, index)
+
+
+class CasClient:
+    """One txn-cas client, as a Kubernetes update: Txn(if mod_revision(key) == the revision this client last
+    saw, then Put(key), else Range(key)). It owns --key-space-size keys, updates them round robin and
+    remembers each key's mod_revision: the header revision of a succeeded Txn (its Put's revision), or the
+    mod_revision the else-Range read (0: no key). A client's first update of a key that exists fails once
+    (it has seen no revision of it yet), as a stale cache's update does; a failed compare is an outcome, not
+    an error."""
+
+    def __init__(self, options, offset: int) -> None:
+        self.keys = [cas_key(offset, i) for i in range(options.key_space_size)]
+        self.seen = dict.fromkeys(self.keys, 0)
+        self.value = b"v" * options.val_size
+        self.turn = 0
+        self.key = self.keys[0]
+
+    def next_txn(self) -> rpc_pb2.TxnRequest:
+        self.key = key = self.keys[self.turn % len(self.keys)]
+        self.turn += 1
+        compare = rpc_pb2.Compare(
+            key=key,
+            target=rpc_pb2.Compare.MOD,
+            result=rpc_pb2.Compare.EQUAL,
+            mod_revision=self.seen[key],
+        )
+        put = rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=self.value))
+        get = rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key))
+        return rpc_pb2.TxnRequest(compare=[compare], success=[put], failure=[get])
+
+    def learn(self, response: rpc_pb2.TxnResponse) -> str:
+        """Remembers the key's revision from the answer to ``next_txn``; the outcome label."""
+        if response.succeeded:
+            self.seen[self.key] = response.header.revision
+            return CAS_SUCCEEDED
+        kvs = response.responses[0].response_range.kvs if response.responses else []
+        self.seen[self.key] = kvs[0].mod_revision if kvs else 0
+        return CAS_FAILED
+
+
+def txn_cas(options, stubs, rng, offset) -> Request:
+    client = CasClient(options, offset)
+
+    async def request() -> str:
+        return client.learn(await stubs.kv.Txn(client.next_txn()))
+
+    return request
+
+
 def lease_keepalive(options, stubs, rng, offset) -> Request:
     """One keep-alive round trip on a long-lived LeaseKeepAlive stream per client."""
     state: dict = {}
@@ -112,5 +181,6 @@ SCENARIOS = {
     "range": range_,
     "txn-put": txn_put,
     "txn-mixed": txn_mixed,
+    "txn-cas": txn_cas,
     "lease-keepalive": lease_keepalive,
 }

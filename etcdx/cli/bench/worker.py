@@ -18,6 +18,7 @@ class WorkerResult:
     cpu_seconds: float = 0.0
     elapsed: float = 0.0
     extra: dict = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)  # answers' labels from the scenario, summed by label
 
 
 def cpu_seconds() -> float:
