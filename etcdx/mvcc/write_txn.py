@@ -133,7 +133,10 @@ class WriteTxn(ReadView):
     txn: TableWriter
 
     def __init__(self, store: KVStore, txn: TableWriter, begin_rev: int) -> None:
-        super().__init__(store, txn, begin_rev)
+        # ReadView's fields set here rather than through super().__init__: one write transaction per write.
+        self.store = store
+        self.txn = txn
+        self.current_rev = begin_rev
         self.begin_rev = begin_rev
         self.changes = 0
         self.events: list[kv_pb2.Event] = []  # what watchers see of this txn, in change order (if store.keep_events)
