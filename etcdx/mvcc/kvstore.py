@@ -70,6 +70,10 @@ class KVStore:
         self._open_write: WriteTxn | None = None
         self.storage_errors = backend.storage_errors
         self._events: list[tuple[int, list[kv_pb2.Event]]] = []
+        # Whether writes record their watch events for ``take_events``. A WatchHub over this store keeps it true
+        # exactly while a synced watcher exists (only synced watchers are sent live events; the others catch up
+        # from the backend), so a write nobody watches builds no Event.
+        self.keep_events = True
         self.compacted_keys = 0  # backend rows removed by compactions since start (a /metrics series)
         # The v2 store's state to commit with the consistent index (None when unchanged since the last commit).
         self.v2_state: Callable[[], bytes | None] | None = None
@@ -356,7 +360,8 @@ class KVStore:
         self._open_write = None
         if txn.changes:
             self._current_rev += 1
-            self._events.append((self._current_rev, txn.events))
+            if txn.events:
+                self._events.append((self._current_rev, txn.events))
         return self._current_rev
 
     def take_events(self) -> list[tuple[int, list[kv_pb2.Event]]]:

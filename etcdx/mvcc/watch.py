@@ -92,6 +92,12 @@ class WatchHub:
         self._by_key: dict[bytes, set[Watcher]] = {}
         self._ranges: set[Watcher] = set()
         self._unsynced: set[Watcher] = set()
+        store.keep_events = False  # no synced watcher yet: writes need not build their events (see _follow)
+
+    def _follow(self) -> None:
+        """Tells the store whether live events are wanted: exactly while a synced watcher exists. Called after
+        every change of the synced set; ``notify`` only ever delivers to synced watchers."""
+        self.store.keep_events = bool(self._by_key or self._ranges)
 
     def __len__(self) -> int:
         return sum(len(s) for s in self._by_key.values()) + len(self._ranges) + len(self._unsynced)
@@ -121,6 +127,7 @@ class WatchHub:
             self._remove_synced(watcher)
             watcher.next_rev = max(watcher.next_rev, delivered_through + 1)
             self._unsynced.add(watcher)
+        self._follow()
 
     def remove(self, watcher: Watcher) -> None:
         if watcher.synced:
@@ -134,6 +141,7 @@ class WatchHub:
             self._by_key.setdefault(watcher.key, set()).add(watcher)
         else:
             self._ranges.add(watcher)
+        self.store.keep_events = True
 
     def _remove_synced(self, watcher: Watcher) -> None:
         watcher.synced = False
@@ -145,6 +153,7 @@ class WatchHub:
                     del self._by_key[watcher.key]
         else:
             self._ranges.discard(watcher)
+        self._follow()
 
     # -- live delivery -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 RangeRequest = rpc_pb2.RangeRequest
 
 _PUT = kv_pb2.Event.PUT
+_KeyValue = kv_pb2.KeyValue
 
 _SORT_KEYS = {
     RangeRequest.KEY: lambda kv: kv.key,
@@ -132,10 +133,13 @@ class WriteTxn(ReadView):
     txn: TableWriter
 
     def __init__(self, store: KVStore, txn: TableWriter, begin_rev: int) -> None:
-        super().__init__(store, txn, begin_rev)
+        # ReadView's fields set here rather than through super().__init__: one write transaction per write.
+        self.store = store
+        self.txn = txn
+        self.current_rev = begin_rev
         self.begin_rev = begin_rev
         self.changes = 0
-        self.events: list[kv_pb2.Event] = []  # what watchers see of this txn, in change order
+        self.events: list[kv_pb2.Event] = []  # what watchers see of this txn, in change order (if store.keep_events)
 
     def _touch(self) -> int:
         """The packed revision of the next change; reads from now on see this txn's revision."""
@@ -145,21 +149,30 @@ class WriteTxn(ReadView):
         return rev
 
     def put(self, key: bytes, value: bytes, lease: int) -> int:
-        rev = self._touch()
-        created, version = self.store.index.put(key, rev)
-        # The KeyValue is built in place inside its watch event (no copy of it into the event).
-        event = kv_pb2.Event(type=_PUT)
-        kv = event.kv
-        kv.key = key
-        kv.create_revision = created
-        kv.mod_revision = self.begin_rev + 1
-        kv.version = version
-        kv.value = value
-        kv.lease = lease
+        main = self.begin_rev + 1
+        rev = pack(main, self.changes)  # _touch, inline: the hottest write
+        self.changes += 1
+        self.current_rev = main
+        store = self.store
+        created, version = store.index.put(key, rev)
+        if store.keep_events:
+            # The KeyValue is built in place inside its watch event (no copy of it into the event).
+            event = kv_pb2.Event(type=_PUT)
+            kv = event.kv
+            kv.key = key
+            kv.create_revision = created
+            kv.mod_revision = main
+            kv.version = version
+            kv.value = value
+            kv.lease = lease
+            self.events.append(event)
+        else:
+            kv = _KeyValue(
+                key=key, create_revision=created, mod_revision=main, version=version, value=value, lease=lease
+            )
         self.txn.put(KEY_DB, backend_key(rev), kv.SerializeToString())
-        self.events.append(event)
-        self.store.lessor.on_put(key, lease)
-        return self.begin_rev + 1
+        store.lessor.on_put(key, lease)
+        return main
 
     def delete_range(self, key: bytes, end: bytes | None) -> int:
         keys = self.store.index.live_keys(key, end)
@@ -168,8 +181,9 @@ class WriteTxn(ReadView):
             self.store.index.tombstone(k, rev)
             self.txn.put(KEY_DB, backend_key(rev, tombstone=True), kv_pb2.KeyValue(key=k).SerializeToString())
             self.store.lessor.on_delete(k)
-            deleted = kv_pb2.KeyValue(key=k, mod_revision=self.begin_rev + 1)
-            self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))
+            if self.store.keep_events:
+                deleted = kv_pb2.KeyValue(key=k, mod_revision=self.begin_rev + 1)
+                self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))
         return len(keys)
 
     def put_request(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:

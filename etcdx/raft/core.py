@@ -266,8 +266,9 @@ class Raft:
 
     def append_proposals(self, datas: list[bytes]) -> None:
         """Leader: append_entries for normal entries holding ``datas`` (no intermediate entries built)."""
-        term, first = self.term, self.log.last_index() + 1
-        last = self.log.append([Entry(term, first + k, _ENTRY_TYPE.NORMAL, data) for k, data in enumerate(datas)])
+        term, first, normal, new = self.term, self.log.last_index() + 1, _ENTRY_TYPE.NORMAL, tuple.__new__
+        # tuple.__new__ builds the same Entry as Entry(...) without the NamedTuple's Python-level __new__.
+        last = self.log.append([new(Entry, (term, first + k, normal, data)) for k, data in enumerate(datas)])
         self.send(Message(T.APP_RESP, to=self.id, index=last))
 
     def can_take_proposals(self) -> bool:

@@ -52,8 +52,11 @@ def _stored(e: Entry) -> tuple[int, int, bool, bytes]:
     return (e.term, e.index, e.type is _CONF_CHANGE, e.data)
 
 
-def _entry(t: tuple[int, int, bool, bytes]) -> Entry:
-    return Entry(t[0], t[1], _CONF_CHANGE if t[2] else _NORMAL, t[3])
+def _entries(stored: list[tuple[int, int, bool, bytes]]) -> list[Entry]:
+    """The Entry each stored tuple holds, built with tuple.__new__ (the same Entry as Entry(...), without the
+    NamedTuple's Python-level __new__: every committed entry is read back once)."""
+    new, normal, conf_change = tuple.__new__, _NORMAL, _CONF_CHANGE
+    return [new(Entry, (term, index, conf_change if cc else normal, data)) for term, index, cc, data in stored]
 
 
 class MemoryStorage:
@@ -110,7 +113,7 @@ class MemoryStorage:
                 if n > 0 and total > max_size:
                     stored = stored[:n]
                     break
-        return [_entry(t) for t in stored]
+        return _entries(stored)
 
     def snapshot(self) -> Snapshot:
         if self.snapshot_unavailable:

@@ -791,11 +791,11 @@ class EtcdServer:
         (the member goes on: every member applies the same entry the same way)."""
         results = []
         apply, decode = self.applier.apply_request, InternalRequest.FromString
-        clock, slow = time.perf_counter, self.settings.warning_apply_duration
+        clock, slow, conf_change = time.perf_counter, self.settings.warning_apply_duration, EntryType.CONF_CHANGE
+        started = clock()  # then each entry's end is the next one's start: one clock reading per entry
         for entry in entries:
-            started = clock()
             data = entry.data
-            if entry.type is EntryType.CONF_CHANGE:
+            if entry.type is conf_change:
                 answer = self._apply_conf_change(ConfChange.decode(data))
                 if answer is not None:
                     results.append(answer)
@@ -809,8 +809,11 @@ class EtcdServer:
                 if result.__class__ is ApplyFailed:
                     self._log_apply_failure(entry, result)
                 results.append((request_id, result))
-            if (took := clock() - started) > slow:
-                self._log_slow_apply(entry, took)
+            ended = clock()
+            if ended - started > slow:
+                self._log_slow_apply(entry, ended - started)
+                ended = clock()  # the log line's time is no entry's
+            started = ended
         if entries:
             self.store.note_applied(entries[-1].index, entries[-1].term)
         return results
@@ -1297,7 +1300,7 @@ class EtcdServer:
         queued = self._proposals
         if len(queued) + self._log_last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
             raise errors.ERR_TOO_MANY_REQUESTS
-        request.id = self._next_request_id()
+        request.id = request_id = self._next_request_id()
         info = caller.current()
         if info is not None:  # a client's request: apply checks it as this user, at this auth revision
             if info is caller.ANONYMOUS:
@@ -1308,10 +1311,10 @@ class EtcdServer:
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
-        queued.append((request.id, data))
-        self._deadlines.add(request.id, trio.current_time())
+        queued.append((request_id, data))
+        self._deadlines.add(request_id, trio.current_time())
         self._work.set()
-        return request.id
+        return request_id
 
     def _flush_proposals(self) -> None:
         """Hands the core every proposal queued since the last Ready, as one message (one append and one
