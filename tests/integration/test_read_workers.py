@@ -243,7 +243,10 @@ def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
     assert len(workers) == WORKERS
     victim = sorted(workers)[0]
     os.kill(victim, signal.SIGKILL)
-    for i in range(20):  # fresh connections meanwhile: the port keeps serving
+    deadline = time.monotonic() + 10
+    while alive(victim) and time.monotonic() < deadline:  # connections already queued on it are reset
+        time.sleep(0.01)
+    for i in range(20):  # fresh connections once it is gone, before its successor listens: the port serves
         with channel(member.endpoint) as c:
             rpc_pb2_grpc.KVStub(c).Put(rpc_pb2.PutRequest(key=b"k", value=b"%d" % i), timeout=10)
     wait_workers_ready(member, WORKERS + 1)
