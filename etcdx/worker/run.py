@@ -6,13 +6,13 @@ member's own etcd flags, parsed here as the member parsed them (the environment 
 listen hosts, request limits, gRPC keep-alive and log settings are the member's.
 
 The worker listens on the member's client ports with SO_REUSEPORT, serves Range itself (local_range.py) and
-relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and when the member is gone (the kernel
-signals it when its parent dies; a check of the parent PID covers a parent that died before that was set).
+relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and within PARENT_CHECK_INTERVAL once
+the member is gone (its parent PID changes). Not PR_SET_PDEATHSIG: the kernel sends that when the parent
+*thread* that forked ends, and trio starts processes from a worker thread that ends when idle.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
@@ -33,9 +33,8 @@ from etcdx.worker.routes import worker_resolver
 
 log = get_logger("etcdx.worker")
 
-PARENT_CHECK_INTERVAL = 1.0
+PARENT_CHECK_INTERVAL = 0.5
 GRPC_OVERHEAD_BYTES = 512 * 1024  # as the member's listener (api/serve.py)
-_PR_SET_PDEATHSIG = 1
 
 
 async def _unused_http(request: HttpRequest) -> HttpResponse:  # HTTP/1.1 is relayed, never served here
@@ -110,8 +109,6 @@ def main(argv: list[str]) -> int:
     except (ValueError, ConfigError) as exc:
         print(f"etcdx read-worker: {exc}", file=sys.stderr)
         return 2
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     args = (int(index), int(parent), socket_path, backend_path, int(map_size), [int(p) for p in ports.split(",")])
     trio.run(serve_worker, config, *args)
     return 0

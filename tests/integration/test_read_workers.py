@@ -241,6 +241,8 @@ def test_etcdctl_through_any_connection(member):
 def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
     workers = children(member.pid)
     assert len(workers) == WORKERS
+    time.sleep(12)  # past trio's idle thread timeout (a worker once took the SIGTERM of PR_SET_PDEATHSIG then)
+    assert children(member.pid) == workers
     victim = sorted(workers)[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 10
