@@ -110,6 +110,31 @@ def test_linearizable_reads_see_writes_acknowledged_on_other_connections(member)
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
+def test_workers_follow_a_defragmentation(member):
+    """A defragmentation renames a new file over the one the workers have open: they reopen it, and linearizable
+    reads on every connection still see the writes acknowledged before them."""
+    with channel(member.endpoint) as c:
+        kv = rpc_pb2_grpc.KVStub(c)
+        for i in range(100):
+            kv.Put(rpc_pb2.PutRequest(key=b"frag/%d" % (i % 10), value=b"x" * 300))
+        kv.Compact(rpc_pb2.CompactionRequest(revision=90))
+        rpc_pb2_grpc.MaintenanceStub(c).Defragment(rpc_pb2.DefragmentRequest(), timeout=30)
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        writer = rpc_pb2_grpc.KVStub(channels[0])
+        for round_ in range(3):
+            for i, c in enumerate(channels):
+                value = b"%d-%d" % (round_, i)
+                writer.Put(rpc_pb2.PutRequest(key=b"frag/new", value=value), timeout=10)
+                got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"frag/new"), timeout=10)
+                assert [kv.value for kv in got.kvs] == [value]
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
 def _raw_range(target_channel: grpc.Channel, request: rpc_pb2.RangeRequest):
     call = target_channel.unary_unary(RANGE, request_serializer=None, response_deserializer=None)
     try:
