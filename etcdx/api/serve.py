@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from functools import partial
@@ -103,3 +104,13 @@ async def _start_workers(
     )
     shared = [port for address, port in zip(addresses, ports, strict=True) if address.reuse_port and not address.unix]
     nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
+    nursery.start_soon(_remove_on_exit, workers.socket_path)
+
+
+async def _remove_on_exit(path: str) -> None:
+    """Removes the private socket's file when the member stops serving."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)

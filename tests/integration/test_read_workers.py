@@ -266,6 +266,8 @@ def test_etcdctl_through_any_connection(member):
 def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
     workers = children(member.pid)
     assert len(workers) == WORKERS
+    socket_file = member_socket(member).removeprefix("unix:")
+    assert os.stat(socket_file).st_mode & 0o777 == 0o600
     time.sleep(12)  # past trio's idle thread timeout (a worker once took the SIGTERM of PR_SET_PDEATHSIG then)
     assert children(member.pid) == workers
     victim = sorted(workers)[0]
@@ -284,6 +286,7 @@ def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
             got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=10)
             assert got.kvs[0].value == b"19"
     member.stop()
+    assert not os.path.exists(socket_file)
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in now) and time.monotonic() < deadline:
         time.sleep(0.1)
