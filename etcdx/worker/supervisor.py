@@ -67,7 +67,10 @@ async def _keep_running(index: int, argv: list[str], on_exit: Callable[[], None]
         finally:
             if process.returncode is None:
                 await _stop(index, process)
-        on_exit()
+        try:
+            on_exit()
+        except Exception as exc:  # a member between two backends (a snapshot install): nothing to clear
+            log.warning("read worker: clearing its reader slots failed", worker=index, error=str(exc))
         if trio.current_time() - started >= RESET_AFTER:
             backoff = MIN_BACKOFF
         log.warning("read worker exited; restarting it", worker=index, pid=process.pid, code=code, after=backoff)
