@@ -52,6 +52,10 @@ class LmdbView:
     def end(self) -> None:
         self._txn.abort()
 
+    def txn_id(self) -> int:
+        """The id of the committed write transaction this view reads (a newer commit has a larger one)."""
+        return self._txn.id()
+
     def get(self, table: bytes, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._dbs[table])
 

@@ -74,6 +74,7 @@ class LocalRange:
         self._upstream = upstream
         self._backend: ReadOnlyBackend | None = None
         self._follower = IndexFollower()
+        self._followed = -1  # the LMDB transaction id the follower last followed
         self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
         self._waiting: list[_Read] = []  # linearizable reads for the next barrier
         self._wake = trio.Event()
@@ -112,6 +113,7 @@ class LocalRange:
         self._follower = IndexFollower()
         with self._backend.begin_read() as view:
             self._follower.follow(view)
+            self._followed = view.txn_id()
         log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
 
     # -- the method ------------------------------------------------------------------------------
@@ -139,7 +141,9 @@ class LocalRange:
             if _auth_enabled(view):
                 answer = None
             else:
-                self._follower.follow(view)
+                if view.txn_id() != self._followed:  # nothing was committed since the last read: nothing to follow
+                    self._follower.follow(view)
+                    self._followed = view.txn_id()
                 if self._follower.current_revision < at_least:
                     raise _NotYet
                 header = ResponseHeader()
