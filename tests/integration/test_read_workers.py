@@ -20,7 +20,7 @@ import pytest
 
 from etcdx.config import ConfigError, parse_config
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCDCTL, ServerProcess, etcdx_process
+from tests.support.procs import ETCDCTL, ServerProcess, etcdx_cluster, etcdx_process, start_cluster, stop_cluster
 
 WORKERS = 2
 CONNECTIONS = 16
@@ -163,6 +163,27 @@ def test_concurrent_writers_and_linearizable_readers(member):
         thread.join(timeout=120)
     assert not errors, errors[:5]
     counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def test_three_member_cluster_with_workers(tmp_path):
+    """Workers on followers too: their barrier is the follower's ReadIndex through the leader, so a write made on
+    any member is seen by a linearizable read through any member's connections."""
+    members = start_cluster(etcdx_cluster(tmp_path, 3, extra_args=("--experimental-read-workers", "1")))
+    try:
+        for m in members:
+            wait_workers_ready(m, 1)
+        for round_ in range(6):
+            for w, writer in enumerate(members):
+                for r, reader in enumerate(members):
+                    with channel(writer.endpoint) as cw, channel(reader.endpoint) as cr:
+                        value = b"%d-%d-%d" % (round_, w, r)
+                        rpc_pb2_grpc.KVStub(cw).Put(rpc_pb2.PutRequest(key=b"c", value=value), timeout=10)
+                        got = rpc_pb2_grpc.KVStub(cr).Range(rpc_pb2.RangeRequest(key=b"c"), timeout=10)
+                        assert [kv.value for kv in got.kvs] == [value], (round_, w, r)
+    finally:
+        stop_cluster(members)
+    counts = [line for m in members for line in log_lines(m, "read worker stopped")]
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
