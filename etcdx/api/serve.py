@@ -17,7 +17,7 @@ from etcdx.api.http.gateway import Gateway
 from etcdx.api.http.v2expiry import run_expiry
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
-from etcdx.net.listener import ListenAddress, open_private_unix_listener, serve_client_port
+from etcdx.net.listener import ListenAddress, check_port_free, open_private_unix_listener, serve_client_port
 from etcdx.server.server import EtcdServer
 from etcdx.worker.member_side import committing_auth_enable, with_barrier
 from etcdx.worker.supervisor import WorkerPlan, supervise
@@ -46,6 +46,9 @@ async def serve_clients(
     if workers is not None:
         resolve = committing_auth_enable(server, resolve)
         addresses = [a if a.unix or a.tls else dataclasses.replace(a, reuse_port=True) for a in addresses]
+        for address in addresses:
+            if address.reuse_port and address.port:
+                check_port_free(address.host, address.port)
     settings = server.settings
     max_recv = settings.max_request_bytes + GRPC_OVERHEAD_BYTES
     gateway = Gateway(resolve, max_recv) if settings.enable_grpc_gateway else None

@@ -88,6 +88,20 @@ async def serve_client_port(
         task_status.started(bound[1] if isinstance(bound, tuple) else port)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raises OSError (address in use) if any listener holds host:port, SO_REUSEPORT or not: bound without
+    SO_REUSEPORT, a probe fails on any of them. Before a member shares its port with its read workers, so it
+    never shares one with another process that set SO_REUSEPORT too."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
+
+
 async def open_private_unix_listener(path: str) -> trio.SocketListener:
     """A listener on the unix socket file ``path`` that only this user may connect to (mode 0600, set before
     it listens), replacing a stale file of that name."""

@@ -386,6 +386,21 @@ def _perm(key: bytes, end: bytes):
     return auth_pb2.Permission(permType=auth_pb2.Permission.READ, key=key, range_end=end)
 
 
+def test_a_second_member_cannot_share_the_port(member, tmp_path):
+    """SO_REUSEPORT lets processes of one user share a port: a second member with workers on the same client
+    port must still fail to start rather than split the port's connections with the first."""
+    (tmp_path / "other").mkdir()
+    other = etcdx_process(tmp_path / "other", extra_args=("--experimental-read-workers", "1"))
+    other.argv = [a.replace(str(other.client_port), str(member.client_port)) for a in other.argv]
+    other.launch()
+    try:
+        assert other.proc.wait(timeout=30) != 0
+    finally:
+        other.stop()
+    with open(other.log_path) as f:
+        assert "address already in use" in f.read().lower()
+
+
 def test_flag_is_listed_and_refused_with_tls(tmp_path):
     usage = subprocess.run(
         ["python", "-m", "etcdx", "--help"], capture_output=True, text=True, timeout=30, check=True
