@@ -117,6 +117,8 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "unsafe-no-fsync": ("bool", False),
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
+    # etcdx's own (not an etcd flag): worker processes serving reads on the client port (etcdx/worker/).
+    "experimental-read-workers": ("uint", 0),
     "v2-deprecation": ("str", "not-yet"),
     "experimental-enable-lease-checkpoint": ("bool", False),
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
@@ -278,6 +280,7 @@ class Config:
     pre_vote: bool = True
     socket_reuse_port: bool = False
     socket_reuse_address: bool = False
+    read_workers: int = 0  # --experimental-read-workers (etcdx/worker/): 0 = one process, as etcd
     unsafe_no_fsync: bool = False
     memory_mlock: bool = False
     bootstrap_defrag_threshold_megabytes: int = 0
@@ -688,6 +691,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         pre_vote=get("pre-vote"),
         socket_reuse_port=get("socket-reuse-port"),
         socket_reuse_address=get("socket-reuse-address"),
+        read_workers=_read_workers(get("experimental-read-workers"), listen_client_urls, client_tls),
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
         bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),
@@ -714,6 +718,18 @@ def _auto_compaction(mode: str, retention: str) -> tuple[str, float]:
     except ConfigError:
         raise ConfigError(f'error parsing CompactionRetention: time: invalid duration "{retention}"') from None
     return mode, seconds if mode == "periodic" else float(round(seconds * 1e9))
+
+
+def _read_workers(count: int, client_urls: tuple[Url, ...], tls: TlsFlags) -> int:
+    """--experimental-read-workers: refused with TLS client URLs or --client-cert-auth for now (a worker relays
+    a connection to the member over a unix socket, where the client certificate's identity would be lost)."""
+    if count and (any(is_secure(url) for url in client_urls) or tls.client_cert_auth):
+        raise ConfigError(
+            "--experimental-read-workers needs plain http:// client URLs (no https:// or unixs://) and no "
+            "--client-cert-auth: "
+            "a worker cannot pass a client certificate's identity on to the member"
+        )
+    return count
 
 
 def _v2_deprecation(stage: str, enable_v2: bool) -> str:

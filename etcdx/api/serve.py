@@ -1,6 +1,12 @@
-"""Runs the client listeners: gRPC and HTTP/1.1 on every --listen-client-urls address."""
+"""Runs the client listeners: gRPC and HTTP/1.1 on every --listen-client-urls address; with read workers
+(etcdx/worker/), also the member's private unix socket and the workers."""
 
 from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from functools import partial
 
 import trio
 
@@ -11,8 +17,10 @@ from etcdx.api.http.gateway import Gateway
 from etcdx.api.http.v2expiry import run_expiry
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
-from etcdx.net.listener import ListenAddress, serve_client_port
+from etcdx.net.listener import ListenAddress, check_port_free, open_private_unix_listener, serve_client_port
 from etcdx.server.server import EtcdServer
+from etcdx.worker.member_side import committing_auth_enable, with_barrier
+from etcdx.worker.supervisor import WorkerPlan, supervise
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
 GRPC_OVERHEAD_BYTES = 512 * 1024
@@ -23,12 +31,24 @@ async def serve_clients(
     addresses: list[ListenAddress],
     *,
     grpc_limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
+    workers: WorkerPlan | None = None,
     task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serves every address until cancelled; reports the bound ports once all listen. The listeners
     share the connection limits (net/conn_limits.py): the cap on open connections and the read budget are
-    divided between them."""
+    divided between them.
+
+    With ``workers``: the http:// listeners bind with SO_REUSEPORT, the private unix socket serves the full
+    client API plus the workers' barrier (member_side.py) with limits of its own (each worker multiplexes its
+    clients' calls over one connection), and the workers run under the supervisor, started once every listener
+    is bound."""
     resolve, services = build_resolver(server)
+    if workers is not None:
+        resolve = committing_auth_enable(server, resolve)
+        addresses = [a if a.unix or a.tls else dataclasses.replace(a, reuse_port=True) for a in addresses]
+        for address in addresses:
+            if address.reuse_port and address.port:
+                check_port_free(address.host, address.port)
     settings = server.settings
     max_recv = settings.max_request_bytes + GRPC_OVERHEAD_BYTES
     gateway = Gateway(resolve, max_recv) if settings.enable_grpc_gateway else None
@@ -60,4 +80,40 @@ async def serve_clients(
                 )
             )
             ports.append(bound)
+        if workers is not None:
+            await _start_workers(
+                nursery, server, workers, resolve, services, gateway, access, max_recv, addresses, ports
+            )
         task_status.started(ports)
+
+
+async def _start_workers(
+    nursery: trio.Nursery, server, workers: WorkerPlan, resolve, services, gateway, access, max_recv, addresses, ports
+) -> None:
+    private = await open_private_unix_listener(workers.socket_path)
+    http_handler = HttpEndpoints(server, gateway, access, secure=False)
+    await nursery.start(
+        partial(
+            serve_client_port,
+            workers.socket_path,
+            0,
+            resolve=with_barrier(server, resolve),
+            known_services=services,
+            http_handler=http_handler,
+            http_body_limit=http_handler.body_limit,
+            max_recv_message_bytes=max_recv,
+            listeners=[private],
+        )
+    )
+    shared = [port for address, port in zip(addresses, ports, strict=True) if address.reuse_port and not address.unix]
+    nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
+    nursery.start_soon(_remove_on_exit, workers.socket_path)
+
+
+async def _remove_on_exit(path: str) -> None:
+    """Removes the private socket's file when the member stops serving."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)

@@ -32,12 +32,14 @@ from etcdx.server.server import EtcdServer, MemberRemoved, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
 from etcdx.wal.wal import SEGMENT_BYTES
+from etcdx.worker.supervisor import WorkerPlan
 
 log = get_logger("etcdx.cli")
 
 MIN_PROGRESS_INTERVAL = 0.1
 DEFAULT_MAP_SIZE = 64 * 1024**3
 GIL_SWITCH_INTERVAL = 0.0005
+MAX_UNIX_PATH = 107  # bytes of a unix socket path (sun_path less its NUL)
 
 
 def settings_from_config(config: Config) -> ServerSettings:
@@ -126,8 +128,10 @@ async def run(
     peers: list[ListenAddress],
     peer_client_tls: ssl.SSLContext | None,
     metrics_ports: tuple[ListenAddress, ...] | list[ListenAddress] = (),
+    workers: WorkerPlan | None = None,
 ) -> None:
-    """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed)."""
+    """Runs one member until SIGINT or SIGTERM, then shuts down cleanly (WAL closed, backend closed); with
+    ``workers``, its read workers too (etcdx/worker/)."""
     server = EtcdServer(settings_from_config(config), peer_client_tls=peer_client_tls)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
@@ -152,7 +156,8 @@ async def run(
             keepalive_interval=config.grpc_keepalive_interval,
             keepalive_timeout=config.grpc_keepalive_timeout,
         )
-        client_ports = await nursery.start(partial(serve_clients, grpc_limits=limits), server, clients)
+        serve = partial(serve_clients, grpc_limits=limits, workers=workers)
+        client_ports = await nursery.start(serve, server, clients)
         if metrics_ports:
             await nursery.start(serve_metrics_ports, server, metrics_ports)
         log.info(
@@ -203,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from etcdx.cli.backup_command import main as backup_main
 
         return backup_main(argv[1:])
+    if argv[:1] == ["read-worker"]:  # started by a member with --experimental-read-workers, not by hand
+        from etcdx.worker.run import main as worker_main
+
+        return worker_main(argv[1:])
     if argv[:1] == ["wal"]:
         from etcdx.cli.wal_command import main as wal_main
 
@@ -249,11 +258,17 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: TLS", error=str(exc))
         print(f"etcdx: {exc}", file=sys.stderr)
         return 1
+    try:
+        workers = _worker_plan(config, argv)
+    except ValueError as exc:
+        log.error("cannot start: read workers", error=str(exc))
+        print(f"etcdx: {exc}", file=sys.stderr)
+        return 1
     locked: list[BaseException] = []
     stopped: list[BaseException] = []
     bad_auth: list[BaseException] = []
     try:
-        trio.run(run, config, clients, peers, peer_client_tls, metrics_ports)
+        trio.run(run, config, clients, peers, peer_client_tls, metrics_ports, workers)
     except* AuthOptionsError as group:  # a JWT key file that cannot be read or does not fit the sign method
         bad_auth.extend(_leaves(group))
     except* DataDirLockedError as group:
@@ -274,6 +289,25 @@ def main(argv: list[str] | None = None) -> int:
         log.error("member stopped", reason=str(stopped[0]))
         return 1
     return 0
+
+
+def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
+    """--experimental-read-workers: the workers' plan (None without it); ValueError when it cannot work here."""
+    if not config.read_workers:
+        return None
+    if not any(url.scheme == "http" for url in config.listen_client_urls):
+        raise ValueError("--experimental-read-workers needs at least one http:// --listen-client-urls")
+    settings = settings_from_config(config)
+    socket_path = os.path.abspath(os.path.join(settings.member_dir, "workers.sock"))
+    if len(socket_path.encode()) > MAX_UNIX_PATH:
+        raise ValueError(f"--experimental-read-workers: the data dir path is too long for a unix socket: {socket_path}")
+    return WorkerPlan(
+        count=config.read_workers,
+        socket_path=socket_path,
+        backend_path=os.path.abspath(settings.backend_path),
+        map_size=settings.backend_map_size,
+        etcd_argv=tuple(argv),
+    )
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -52,6 +52,10 @@ class LmdbView:
     def end(self) -> None:
         self._txn.abort()
 
+    def txn_id(self) -> int:
+        """The id of the committed write transaction this view reads (a newer commit has a larger one)."""
+        return self._txn.id()
+
     def get(self, table: bytes, key: bytes) -> bytes | None:
         return self._txn.get(key, db=self._dbs[table])
 
@@ -208,6 +212,40 @@ class Backend:
             _fsync_dir(self.path)
         finally:  # on the compact file, or on the old one if the rename failed
             Backend.__init__(self, self.path, map_size, fsync=self.fsync)
+
+
+class ReadOnlyBackend:
+    """Another process's read-only view of a member's LMDB file (a read worker's, etcdx/worker/): read views
+    only. Open it after exec, never inherit it across fork (LMDB's rule). The member's map size is fixed for the
+    life of its environment; a larger one (a member restarted with a larger quota) is adopted when a read
+    begins (MDB_MAP_RESIZED). A defragmentation or a snapshot install renames a new file over data.mdb:
+    ``replaced()`` tells, and the caller reopens."""
+
+    def __init__(self, path: str, map_size: int) -> None:
+        self.path = path
+        self.env = lmdb.open(
+            path, map_size=map_size, max_dbs=8, max_readers=1024, readonly=True, lock=True, readahead=False
+        )
+        self._dbs = {name: self.env.open_db(name, create=False) for name in TABLES}
+        self._inode = os.stat(os.path.join(path, DATA_FILE)).st_ino
+
+    def begin_read(self) -> LmdbView:
+        try:
+            txn = self.env.begin(buffers=False)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)  # adopt the size the writer set
+            txn = self.env.begin(buffers=False)
+        return LmdbView(txn, self._dbs)
+
+    def replaced(self) -> bool:
+        """Whether data.mdb is no longer the file this environment has open."""
+        try:
+            return os.stat(os.path.join(self.path, DATA_FILE)).st_ino != self._inode
+        except FileNotFoundError:
+            return True
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def _fsync_dir(path: str) -> None:

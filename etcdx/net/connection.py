@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -31,12 +31,15 @@ async def serve_connection(
     budget: ReadBudget,
     accepted_at: float,
     set_idle: Callable[[bool], None],
+    relay_http1: Callable[[trio.abc.Stream, bytes], Awaitable[None]] | None = None,
 ) -> None:
     """Serves ``stream`` until the peer goes; never raises for anything the peer did.
 
     The peer must show its protocol (the whole HTTP/2 preface, or a complete HTTP/1.x request line) within
     ``limits.handshake_timeout`` of ``accepted_at``, or the connection is closed without an answer. The
-    connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes."""
+    connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes. With
+    ``relay_http1`` an HTTP/1.x connection is handed to it, with the bytes read so far, instead of served here
+    (a read worker relays it to its member: etcdx/worker/)."""
     try:
         async with stream:
             head = None
@@ -49,6 +52,9 @@ async def serve_connection(
                 await GrpcConnection(
                     stream, resolve, known_services, max_recv_message_bytes, grpc_limits, verified_common_name(stream)
                 ).run(head)
+                return
+            if relay_http1 is not None:
+                await relay_http1(stream, head)
                 return
             await serve_http1(
                 stream,

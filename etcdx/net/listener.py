@@ -5,6 +5,10 @@ arrive within ``handshake_timeout`` of the accept."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,7 +20,7 @@ from etcdx.net.connection import serve_connection
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import Resolver
 from etcdx.net.http1 import BodyLimit, HttpHandler, any_body_up_to
-from etcdx.net.sockets import open_listeners
+from etcdx.net.sockets import BACKLOG, open_listeners
 from etcdx.net.tls import ServerTls
 
 
@@ -46,6 +50,8 @@ async def serve_client_port(
     tls: ServerTls | None = None,
     unix: bool = False,
     reuse_port: bool = False,
+    listeners: list[trio.SocketListener] | None = None,
+    relay_http1: Callable[[trio.abc.Stream, bytes], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -57,8 +63,11 @@ async def serve_client_port(
     each of them may carry (default: ``max_recv_message_bytes`` for any path). On cancellation every HTTP/2
     connection gets a GOAWAY and every running handler is cancelled. With ``tls`` every connection is
     TLS; with ``unix`` the listener is the unix socket named "host:port" (etcd's unix:// URLs); with
-    ``reuse_port`` the port is bound with SO_REUSEPORT."""
-    listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
+    ``reuse_port`` the port is bound with SO_REUSEPORT. ``listeners``, if given, are served instead of
+    opening any (``open_private_unix_listener``); ``relay_http1`` takes over HTTP/1.x connections
+    (net/connection.py)."""
+    if listeners is None:
+        listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
     serve = partial(
         serve_connection,
         resolve=resolve,
@@ -69,12 +78,44 @@ async def serve_client_port(
         http_body_limit=http_body_limit or any_body_up_to(max_recv_message_bytes),
         limits=limits,
         budget=ReadBudget(limits.read_budget_bytes),
+        relay_http1=relay_http1,
     )
     slots = ConnectionSlots(limits.connection_cap())
     async with trio.open_nursery() as nursery:
         admit = partial(_admit, slots, serve, tls, limits.handshake_timeout)
         await nursery.start(partial(trio.serve_listeners, admit, listeners))
-        task_status.started(port if unix else listeners[0].socket.getsockname()[1])
+        bound = listeners[0].socket.getsockname()
+        task_status.started(bound[1] if isinstance(bound, tuple) else port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raises OSError (address in use) if any listener holds host:port, SO_REUSEPORT or not: bound without
+    SO_REUSEPORT, a probe fails on any of them. Before a member shares its port with its read workers, so it
+    never shares one with another process that set SO_REUSEPORT too."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
+
+
+async def open_private_unix_listener(path: str) -> trio.SocketListener:
+    """A listener on the unix socket file ``path`` that only this user may connect to (mode 0600, set before
+    it listens), replacing a stale file of that name."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 async def _admit(

@@ -51,11 +51,13 @@ _TOO_LARGE = "grpc: received message larger than max (%d vs. %d)"
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One upstream member's client address."""
+    """One upstream member's client address: host:port, or with ``unix_path`` that unix socket (a read
+    worker's member, etcdx/worker/)."""
 
     host: str
     port: int
     secure: bool
+    unix_path: str = ""
 
     @property
     def address(self) -> str:
@@ -406,7 +408,11 @@ class Upstream:
     async def _connect(self, endpoint: Endpoint) -> _Connection:
         assert self._nursery is not None, "Upstream.run must be running"
         with trio.fail_after(CONNECT_TIMEOUT):
-            stream: trio.abc.Stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+            stream: trio.abc.Stream
+            if endpoint.unix_path:
+                stream = await trio.open_unix_socket(endpoint.unix_path)
+            else:
+                stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
             if endpoint.secure:
                 context = self._tls or _default_tls()
                 stream = trio.SSLStream(stream, context, server_hostname=endpoint.host)

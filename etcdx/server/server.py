@@ -1053,6 +1053,11 @@ class EtcdServer:
             self._batch_open = trio.Event()
             self._commit_backend()
 
+    def commit_for_readers(self) -> None:
+        """Commits the batch transaction now, if one is open: other processes (read workers, etcdx/worker/)
+        see only committed state, so a worker's linearizable read needs what was applied committed."""
+        self._commit_backend()
+
     def _commit_backend(self) -> None:
         """Commits the batch transaction on the event loop (blocking for its fdatasync); a failed commit stops
         the member."""

@@ -1,0 +1,151 @@
+"""Range throughput of one member with 0, 1 and 2 read workers (--experimental-read-workers), on this machine.
+
+    python bench/read_workers_scaling.py [--workers 0,1,2] [--rounds 3] [--duration 8] [--load-cpu 1]
+
+For each round and each worker count (alternated: 0, 1, 2, 0, 1, 2, ...), starts a fresh member on free
+loopback ports, puts --keys keys, then runs `etcdx bench range` (the native client, 64 clients over 16
+connections, one key per request) for --duration seconds, serializable then linearizable. The load tool is
+pinned with `taskset -c --load-cpu` to one core, so it cannot take more than that core whatever the server
+does; the server's processes (the member and its workers) are not pinned. Reported per case: req/s and server
+CPU per request (user + system seconds of the member and every worker PID from /proc, summed over the run,
+divided by the requests), medians over the rounds. Not a test: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from etcdx.cli.bench.proc_cpu import process_cpu_seconds  # noqa: E402
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def start_member(workdir: str, workers: int) -> tuple[subprocess.Popen, str]:
+    client, peer = free_ports(2)
+    url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
+    argv = [sys.executable, "-m", "etcdx", "--data-dir", os.path.join(workdir, f"m{client}"),
+            "--listen-client-urls", url, "--advertise-client-urls", url, "--listen-peer-urls", peer_url,
+            "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"default={peer_url}",
+            "--experimental-read-workers", str(workers)]  # fmt: skip
+    log = open(os.path.join(workdir, f"m{client}.log"), "wb")  # noqa: SIM115 - the child's
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    endpoint = f"127.0.0.1:{client}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if len(children(proc.pid)) >= workers and _answers(endpoint):
+            time.sleep(1.5)  # the workers build their index and get their first barrier
+            return proc, endpoint
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("member did not start")
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with socket.create_connection(tuple(endpoint.rsplit(":", 1)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def bench(endpoint: str, args: argparse.Namespace, *extra: str) -> dict:
+    command = ["taskset", "-c", str(args.load_cpu), sys.executable, "-m", "etcdx", "bench", "--endpoints", endpoint,
+               "--clients", "64", "--conns", "16", "--json", *extra]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(done.stdout)
+
+
+def server_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += process_cpu_seconds(pid)
+    return total
+
+
+def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    proc, endpoint = start_member(workdir, workers)
+    try:
+        bench(endpoint, args, "put", "--total", str(args.keys), "--key-space-size", str(args.keys),
+              "--sequential-keys", "--key-size", "8", "--val-size", "256")  # fmt: skip
+        results = {}
+        for consistency in ("s", "l"):
+            pids = [proc.pid, *children(proc.pid)]
+            before = server_cpu(pids)
+            report = bench(endpoint, args, "range", "--consistency", consistency, "--duration", str(args.duration),
+                           "--range-key", f"{args.keys // 2:08d}")  # fmt: skip
+            used = server_cpu(pids) - before
+            requests, rate = report["requests"], report["requests_per_second"]
+            results[consistency] = (rate, used / max(requests, 1) * 1e6)
+        return results
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="0,1,2")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--load-cpu", type=int, default=1)
+    args = parser.parse_args()
+    counts = [int(n) for n in args.workers.split(",")]
+    samples: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="etcdx-rw-bench-") as workdir:
+        for round_ in range(args.rounds):
+            for workers in counts:
+                for consistency, sample in run_case(workdir, workers, args).items():
+                    samples.setdefault((workers, consistency), []).append(sample)
+                    print(f"round {round_} workers {workers} range-{consistency}: {sample[0]:.0f} req/s, "
+                          f"{sample[1]:.1f} us server CPU/req", flush=True)  # fmt: skip
+    print(
+        f"\nmedians of {args.rounds} alternated rounds; load tool pinned to CPU {args.load_cpu}, 64 clients, 16 conns"
+    )
+    print(f"{'case':<24}{'workers':>8}{'req/s':>10}{'x vs 0':>8}{'us CPU/req':>12}")
+    for consistency, name in (("s", "range-serializable"), ("l", "range-linearizable")):
+        base = statistics.median(r for r, _ in samples[(counts[0], consistency)])
+        for workers in counts:
+            rates = [r for r, _ in samples[(workers, consistency)]]
+            cpus = [c for _, c in samples[(workers, consistency)]]
+            rate = statistics.median(rates)
+            print(f"{name:<24}{workers:>8}{rate:>10.0f}{rate / base:>8.2f}{statistics.median(cpus):>12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""A read worker's Range: served from the member's LMDB file when the worker may, relayed to the member when not.
+
+Served here (one LMDB read transaction per read: the follower catches the key index up to it, then KVStore's own
+encoding answers from it, so the bytes are the member's for the same state):
+- a serializable Range, from the newest committed snapshot (it may lag the member's applied state by up to
+  --backend-batch-interval, as a serializable read on a follower may lag; snapshots never go backwards);
+- a linearizable Range, after a barrier (below).
+Relayed to the member unchanged (its answer is the client's): any Range while auth is enabled (read from the
+auth table in the same read transaction: the member checks permissions), one that requires a leader
+(``hasleader``), one that does not parse, and every Range while the worker knows no barrier answer yet.
+
+Barrier, and why a linearizable read served here is linearizable: a read R arrives at time t0. The next barrier
+call is sent at t1 > t0 (at most one is in flight; a read that arrives while one is in flight waits for the next,
+because a barrier sent before R arrived cannot vouch for R). The member answers it (member_side.py) after its
+ReadIndex read completes, so its applied state then holds every write acknowledged before t1, and every state
+any read could have observed before t1; it commits that state to the file and answers its revision B. R is then
+served from a snapshot at revision >= B: it holds every write that completed before R began, and it is a state
+the member held between R's arrival and R's answer (the member applied it no later than the read transaction
+began, and applied nothing newer before B). If the snapshot does not reach B (the file was replaced by a
+defragmentation or a snapshot install and must be reopened), or the barrier fails (no leader, a learner, the
+member unreachable), R is relayed to the member, which serves it as it serves any linearizable read.
+
+Response headers: cluster id, member id and raft term are the member's, from the last barrier answer (a
+barrier runs at least every IDENTITY_REFRESH seconds, so a new term shows within that); the revision is the
+snapshot's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import trio
+from google.protobuf.message import DecodeError
+
+from etcdx.api.grpc.kv_checks import check_range
+from etcdx.auth.records import ENABLED_KEY
+from etcdx.errors import EtcdError
+from etcdx.log import get_logger
+from etcdx.mvcc.backend import ReadOnlyBackend
+from etcdx.mvcc.schema import AUTH_DB
+from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext
+from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.proxy.forward import upstream_metadata
+from etcdx.proxy.upstream import Upstream
+from etcdx.worker.follower import IndexFollower
+from etcdx.worker.member_side import BARRIER_PATH
+from etcdx.worker.snapshot_store import SnapshotStore
+
+log = get_logger("etcdx.worker")
+
+RANGE_PATH = "/etcdserverpb.KV/Range"
+IDENTITY_REFRESH = 1.0  # seconds between barriers when no read asks for one
+BARRIER_TIMEOUT = 30.0  # the member answers or fails a barrier within its own request timeout, well below this
+RangeRequest = rpc_pb2.RangeRequest
+ResponseHeader = rpc_pb2.ResponseHeader
+
+
+class _NotYet(Exception):
+    """The snapshot is below the revision the read must see."""
+
+
+@dataclass
+class _Read:
+    request: rpc_pb2.RangeRequest
+    data: bytes
+    ctx: RpcContext
+    reply: Reply
+
+
+class LocalRange:
+    def __init__(self, backend_path: str, map_size: int, upstream: Upstream) -> None:
+        self._backend_path = backend_path
+        self._map_size = map_size
+        self._upstream = upstream
+        self._backend: ReadOnlyBackend | None = None
+        self._follower = IndexFollower()
+        self._followed = -1  # the LMDB transaction id the follower last followed
+        self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
+        self._waiting: list[_Read] = []  # linearizable reads for the next barrier
+        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.served = 0  # Ranges answered from the file (serializable and linearizable)
+        self.relayed = 0  # Ranges relayed to the member
+        self.barriers = 0
+
+    def method(self) -> DeferredUnaryMethod:
+        return DeferredUnaryMethod(self._range)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Opens the file and builds the key index, gets a first barrier answer, then runs the barriers."""
+        self._open()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._barrier()
+                task_status.started()
+                nursery.start_soon(self._barrier_loop)
+                while True:
+                    await trio.sleep(IDENTITY_REFRESH)
+                    if self._backend is not None and self._backend.replaced():
+                        self._open()
+                    self._wake.set()
+        finally:
+            if self._backend is not None:
+                self._backend.close()
+
+    def _open(self) -> None:
+        """(Re)opens the member's file and rebuilds the key index from it."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        self._backend = ReadOnlyBackend(self._backend_path, self._map_size)
+        self._follower = IndexFollower()
+        with self._backend.begin_read() as view:
+            self._follower.follow(view)
+            self._followed = view.txn_id()
+        log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
+
+    # -- the method ------------------------------------------------------------------------------
+
+    def _range(self, data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
+        if self._identity is None or "hasleader" in ctx.metadata:
+            return self._relay(data, ctx, reply)
+        try:
+            request = RangeRequest.FromString(data)
+        except DecodeError:
+            return self._relay(data, ctx, reply)
+        read = _Read(request, data, ctx, reply)
+        if request.serializable:
+            return self._serve(read, 0)
+        self._waiting.append(read)
+        self._wake.set()
+        return None
+
+    def _serve(self, read: _Read, at_least: int) -> bytes | None:
+        """The answer from the newest snapshot (None: relayed); raises the read's EtcdError, or _NotYet when the
+        snapshot is below ``at_least``."""
+        assert self._backend is not None and self._identity is not None
+        error: EtcdError | None = None
+        with self._backend.begin_read() as view:
+            if _auth_enabled(view):
+                answer = None
+            else:
+                if view.txn_id() != self._followed:  # nothing was committed since the last read: nothing to follow
+                    self._follower.follow(view)
+                    self._followed = view.txn_id()
+                if self._follower.current_revision < at_least:
+                    raise _NotYet
+                header = ResponseHeader()
+                header.CopyFrom(self._identity)
+                try:
+                    check_range(read.request)
+                    answer = SnapshotStore(self._follower, view).range_encoded(read.request, header)
+                except EtcdError as exc:
+                    error = exc  # raised once the read transaction is closed
+        if error is not None:
+            raise error
+        if answer is None:
+            return self._relay(read.data, read.ctx, read.reply)
+        self.served += 1
+        return answer
+
+    def _relay(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._relay_task, data, upstream_metadata(ctx), reply)
+        return None
+
+    async def _relay_task(self, data: bytes, metadata: dict[str, str], reply: Reply) -> None:
+        self.relayed += 1
+        try:
+            reply(await self._upstream.unary(RANGE_PATH, data, metadata))
+        except EtcdError as exc:
+            reply(exc)
+
+    # -- barriers ---------------------------------------------------------------------------------
+
+    async def _barrier(self) -> int | None:
+        """One barrier call: the revision the member committed for it (None if it failed)."""
+        try:
+            with trio.fail_after(BARRIER_TIMEOUT):
+                answer = await self._upstream.unary(BARRIER_PATH, b"", {})
+        except (EtcdError, trio.TooSlowError) as exc:
+            log.debug("read worker: barrier failed", error=str(exc))
+            return None
+        header = ResponseHeader.FromString(answer)
+        revision = header.revision
+        header.revision = 0
+        self._identity = header
+        self.barriers += 1
+        return revision
+
+    async def _barrier_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            reads, self._waiting = self._waiting, []  # only reads that arrived before this barrier is sent
+            revision = await self._barrier()
+            for read in reads:
+                self._finish(read, revision)
+
+    def _finish(self, read: _Read, revision: int | None) -> None:
+        """Answers a linearizable read whose barrier answered ``revision`` (None: failed: relayed)."""
+        if revision is not None:
+            for _ in range(2):
+                try:
+                    answer = self._serve(read, revision)
+                except _NotYet:
+                    if self._backend is not None and self._backend.replaced():
+                        self._open()
+                        continue
+                    break
+                except EtcdError as exc:
+                    read.reply(exc)
+                    return
+                if answer is not None:
+                    read.reply(answer)
+                return
+        self._relay(read.data, read.ctx, read.reply)
+
+
+def _auth_enabled(view) -> bool:
+    return view.get(AUTH_DB, ENABLED_KEY) == b"\x01"

@@ -1,0 +1,60 @@
+"""What the member serves its read workers on its private unix socket, beside the full client API.
+
+BARRIER_PATH: a worker's linearizable-read barrier. The member waits until a read served now would be
+linearizable (its ReadIndex read: every write acknowledged before the call is applied), commits the batch
+transaction (a worker sees only committed state; the member otherwise commits every --backend-batch-interval)
+and answers its response header: cluster id, member id, raft term, and the revision the worker's snapshot must
+reach. A learner answers UNAVAILABLE (it serves no linearizable read; the worker then relays the read, and the
+member's own gate refuses it with etcd's text).
+"""
+
+from __future__ import annotations
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_server import Method, Resolver, RpcContext, UnaryMethod
+from etcdx.server.server import EtcdServer
+
+BARRIER_PATH = "/etcdx.worker.Member/Barrier"
+_AUTH_ENABLE = "/etcdserverpb.Auth/AuthEnable"
+
+
+def barrier(server: EtcdServer) -> UnaryMethod:
+    async def handler(data: bytes, ctx: RpcContext) -> bytes:
+        if server.is_learner:
+            raise EtcdError(StatusCode.UNAVAILABLE, "etcdx: a learner serves no linearizable read")
+        await server.linearizable_read()
+        server.commit_for_readers()
+        return server.header().SerializeToString()
+
+    return UnaryMethod(handler)
+
+
+def committing_auth_enable(server: EtcdServer, resolve: Resolver) -> Resolver:
+    """``resolve`` with AuthEnable answering only once the enabled flag is committed: a worker reads that flag
+    from the file to decide whether it may serve a Range itself, and must not serve one unchecked after
+    AuthEnable returned."""
+    method = resolve(_AUTH_ENABLE)
+    assert isinstance(method, UnaryMethod)
+    enable = method.handler
+
+    async def handler(data: bytes, ctx: RpcContext) -> bytes:
+        reply = await enable(data, ctx)
+        server.commit_for_readers()
+        return reply
+
+    wrapped = UnaryMethod(handler)
+
+    def resolve_committing(path: str) -> Method | None:
+        return wrapped if path == _AUTH_ENABLE else resolve(path)
+
+    return resolve_committing
+
+
+def with_barrier(server: EtcdServer, resolve: Resolver) -> Resolver:
+    """``resolve`` plus BARRIER_PATH: the private socket's resolver."""
+    method = barrier(server)
+
+    def resolve_internal(path: str) -> Method | None:
+        return method if path == BARRIER_PATH else resolve(path)
+
+    return resolve_internal

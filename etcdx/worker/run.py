@@ -1,0 +1,114 @@
+"""`etcdx read-worker ...`: one read worker process (started by the member's supervisor, never by hand).
+
+Arguments: index, the member's PID, the member's unix socket, the backend directory, the LMDB map size, the
+bound client ports (comma-separated, in the order of the member's http:// --listen-client-urls), then the
+member's own etcd flags, parsed here as the member parsed them (the environment is the member's too): the
+listen hosts, request limits, gRPC keep-alive and log settings are the member's.
+
+The worker listens on the member's client ports with SO_REUSEPORT, serves Range itself (local_range.py) and
+relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and within PARENT_CHECK_INTERVAL once
+the member is gone (its parent PID changes). Not PR_SET_PDEATHSIG: the kernel sends that when the parent
+*thread* that forked ends, and trio starts processes from a worker thread that ends when idle.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from functools import partial
+
+import trio
+
+from etcdx import log as logging_setup
+from etcdx.config import Config, ConfigError, parse_config
+from etcdx.log import get_logger
+from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.http1 import HttpRequest, HttpResponse
+from etcdx.net.listener import serve_client_port
+from etcdx.proxy.upstream import Endpoint, Upstream
+from etcdx.worker.local_range import LocalRange
+from etcdx.worker.relay import relay_http1
+from etcdx.worker.routes import worker_resolver
+
+log = get_logger("etcdx.worker")
+
+PARENT_CHECK_INTERVAL = 0.5
+GRPC_OVERHEAD_BYTES = 512 * 1024  # as the member's listener (api/serve.py)
+
+
+async def _unused_http(request: HttpRequest) -> HttpResponse:  # HTTP/1.1 is relayed, never served here
+    return HttpResponse(500, [], b"")
+
+
+async def serve_worker(
+    config: Config, index: int, parent: int, socket_path: str, backend_path: str, map_size: int, ports: list[int]
+) -> None:
+    upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
+    ranges = LocalRange(backend_path, map_size, upstream)
+    resolve, services = worker_resolver(upstream, ranges)
+    limits = GrpcLimits(
+        max_concurrent_streams=config.max_concurrent_streams,
+        keepalive_min_time=config.grpc_keepalive_min_time,
+        keepalive_interval=config.grpc_keepalive_interval,
+        keepalive_timeout=config.grpc_keepalive_timeout,
+    )
+    urls = [url for url in config.listen_client_urls if url.scheme == "http"]
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
+            nursery.start_soon(_stop_without_parent, parent, nursery.cancel_scope)
+            await nursery.start(upstream.run)
+            await nursery.start(ranges.run)
+            for url, port in zip(urls, ports, strict=True):
+                await nursery.start(
+                    partial(
+                        serve_client_port,
+                        url.host,
+                        port,
+                        resolve=resolve,
+                        known_services=services,
+                        http_handler=_unused_http,
+                        max_recv_message_bytes=config.max_request_bytes + GRPC_OVERHEAD_BYTES,
+                        grpc_limits=limits,
+                        reuse_port=True,
+                        relay_http1=partial(relay_http1, socket_path),
+                    )
+                )
+            log.info("read worker ready", worker=index, pid=os.getpid(), ports=ports)
+    finally:
+        log.info(
+            "read worker stopped",
+            worker=index,
+            pid=os.getpid(),
+            local_ranges=ranges.served,
+            relayed_ranges=ranges.relayed,
+            barriers=ranges.barriers,
+        )
+
+
+async def _cancel_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _stop_without_parent(parent: int, scope: trio.CancelScope) -> None:
+    while os.getppid() == parent:
+        await trio.sleep(PARENT_CHECK_INTERVAL)
+    log.warning("read worker: the member is gone; stopping", member_pid=parent)
+    scope.cancel()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        index, parent, socket_path, backend_path, map_size, ports, *etcd_argv = argv
+        config = parse_config(etcd_argv, os.environ)
+        logging_setup.configure(config.log_level, config.log_outputs)
+    except (ValueError, ConfigError) as exc:
+        print(f"etcdx read-worker: {exc}", file=sys.stderr)
+        return 2
+    args = (int(index), int(parent), socket_path, backend_path, int(map_size), [int(p) for p in ports.split(",")])
+    trio.run(serve_worker, config, *args)
+    return 0

@@ -1,0 +1,419 @@
+"""--experimental-read-workers on a real member with 2 workers (real processes, real sockets, real clients).
+
+Clients connect to the one client port; the kernel spreads their connections over the member and its workers
+(SO_REUSEPORT), so each test opens many connections (one grpcio channel each, never sharing a subchannel) and
+checks every one. Which process served what is counted from the workers' "read worker stopped" log lines.
+The member's own answers are taken from its private unix socket (member/workers.sock), which only it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from etcdx.config import ConfigError, parse_config
+from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.support.procs import ETCDCTL, ServerProcess, etcdx_cluster, etcdx_process, start_cluster, stop_cluster
+
+WORKERS = 2
+CONNECTIONS = 16
+RANGE = "/etcdserverpb.KV/Range"
+
+
+def channel(target: str) -> grpc.Channel:
+    """A channel with a connection of its own (grpcio shares subchannels between channels unless told not to)."""
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def log_lines(member: ServerProcess, message: str) -> list[dict]:
+    lines = []
+    with open(member.log_path, errors="replace") as f:
+        for line in f:
+            if line.startswith("{") and f'"msg":"{message}"' in line:
+                lines.append(json.loads(line))
+    return lines
+
+
+def wait_workers_ready(member: ServerProcess, count: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(log_lines(member, "read worker ready")) < count:
+        assert time.monotonic() < deadline, member.log_tail()
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def member(tmp_path):
+    server = etcdx_process(tmp_path, extra_args=("--experimental-read-workers", str(WORKERS)))
+    server.start()
+    wait_workers_ready(server, WORKERS)
+    yield server
+    server.stop()
+
+
+def stop_and_count(member: ServerProcess) -> list[dict]:
+    """Stops the member; the workers' final counters (one "read worker stopped" line per worker run)."""
+    member.stop()
+    return log_lines(member, "read worker stopped")
+
+
+def member_socket(member: ServerProcess) -> str:
+    return "unix:" + os.path.join(member.data_dir, "member", "workers.sock")
+
+
+def test_linearizable_reads_see_writes_acknowledged_on_other_connections(member):
+    """For every connection, a write acknowledged on one connection is seen by a linearizable read on the next
+    one, at once: a worker that served from its file without a barrier would answer from a snapshot up to
+    --backend-batch-interval old and miss it."""
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    stubs = [rpc_pb2_grpc.KVStub(c) for c in channels]
+    try:
+        for round_ in range(25):
+            for i, stub in enumerate(stubs):
+                key, value = b"lin/%d" % i, b"%d-%d" % (round_, i)
+                put = stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
+                got = stubs[(i + 1) % CONNECTIONS].Range(rpc_pb2.RangeRequest(key=key), timeout=10)
+                assert [kv.value for kv in got.kvs] == [value], (round_, i)
+                assert got.header.revision >= put.header.revision
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert len(counts) == WORKERS
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def test_workers_follow_a_defragmentation(member):
+    """A defragmentation renames a new file over the one the workers have open: they reopen it, and linearizable
+    reads on every connection still see the writes acknowledged before them."""
+    with channel(member.endpoint) as c:
+        kv = rpc_pb2_grpc.KVStub(c)
+        for i in range(100):
+            kv.Put(rpc_pb2.PutRequest(key=b"frag/%d" % (i % 10), value=b"x" * 300))
+        kv.Compact(rpc_pb2.CompactionRequest(revision=90))
+        rpc_pb2_grpc.MaintenanceStub(c).Defragment(rpc_pb2.DefragmentRequest(), timeout=30)
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        writer = rpc_pb2_grpc.KVStub(channels[0])
+        for round_ in range(3):
+            for i, c in enumerate(channels):
+                value = b"%d-%d" % (round_, i)
+                writer.Put(rpc_pb2.PutRequest(key=b"frag/new", value=value), timeout=10)
+                got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"frag/new"), timeout=10)
+                assert [kv.value for kv in got.kvs] == [value]
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def test_concurrent_writers_and_linearizable_readers(member):
+    """Writers and readers on many connections at once, so barriers are in flight all the time: a read that
+    joined a barrier sent before it arrived (rather than waiting for the next one) would miss a write
+    acknowledged before the read began."""
+    errors: list[str] = []
+
+    def client(n: int) -> None:
+        write, read = channel(member.endpoint), channel(member.endpoint)
+        try:
+            put, get = rpc_pb2_grpc.KVStub(write).Put, rpc_pb2_grpc.KVStub(read).Range
+            for i in range(60):
+                value = b"%d-%d" % (n, i)
+                put(rpc_pb2.PutRequest(key=b"conc/%d" % n, value=value), timeout=10)
+                got = get(rpc_pb2.RangeRequest(key=b"conc/%d" % n), timeout=10)
+                if [kv.value for kv in got.kvs] != [value]:
+                    errors.append(f"client {n} round {i}: {[kv.value for kv in got.kvs]} != {value}")
+        finally:
+            write.close()
+            read.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[:5]
+    counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def test_three_member_cluster_with_workers(tmp_path):
+    """Workers on followers too: their barrier is the follower's ReadIndex through the leader, so a write made on
+    any member is seen by a linearizable read through any member's connections."""
+    members = start_cluster(etcdx_cluster(tmp_path, 3, extra_args=("--experimental-read-workers", "1")))
+    try:
+        for m in members:
+            wait_workers_ready(m, 1)
+        for round_ in range(6):
+            for w, writer in enumerate(members):
+                for r, reader in enumerate(members):
+                    with channel(writer.endpoint) as cw, channel(reader.endpoint) as cr:
+                        value = b"%d-%d-%d" % (round_, w, r)
+                        rpc_pb2_grpc.KVStub(cw).Put(rpc_pb2.PutRequest(key=b"c", value=value), timeout=10)
+                        got = rpc_pb2_grpc.KVStub(cr).Range(rpc_pb2.RangeRequest(key=b"c"), timeout=10)
+                        assert [kv.value for kv in got.kvs] == [value], (round_, w, r)
+    finally:
+        stop_cluster(members)
+    counts = [line for m in members for line in log_lines(m, "read worker stopped")]
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def _raw_range(target_channel: grpc.Channel, request: rpc_pb2.RangeRequest):
+    call = target_channel.unary_unary(RANGE, request_serializer=None, response_deserializer=None)
+    try:
+        return call(request.SerializeToString(), timeout=10)
+    except grpc.RpcError as exc:
+        return ("error", exc.code(), exc.details())
+
+
+def _requests(revision_mid: int, compacted: int) -> list[rpc_pb2.RangeRequest]:
+    base = [
+        rpc_pb2.RangeRequest(key=b"cmp/a"),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0"),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", limit=3),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", revision=revision_mid),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", keys_only=True),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", count_only=True),
+        rpc_pb2.RangeRequest(key=b"\x00", range_end=b"\x00", count_only=True, revision=revision_mid),
+        rpc_pb2.RangeRequest(
+            key=b"cmp/",
+            range_end=b"cmp0",
+            sort_target=rpc_pb2.RangeRequest.MOD,
+            sort_order=rpc_pb2.RangeRequest.DESCEND,
+        ),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", sort_target=rpc_pb2.RangeRequest.VALUE, limit=2),
+        rpc_pb2.RangeRequest(key=b"cmp/", range_end=b"cmp0", min_mod_revision=revision_mid),
+        rpc_pb2.RangeRequest(key=b"cmp/a", revision=compacted - 1),  # compacted
+        rpc_pb2.RangeRequest(key=b"cmp/a", revision=10**6),  # future revision
+        rpc_pb2.RangeRequest(key=b""),  # no key
+    ]
+    both = []
+    for request in base:
+        serializable = rpc_pb2.RangeRequest()
+        serializable.CopyFrom(request)
+        serializable.serializable = True
+        both += [request, serializable]
+    return both
+
+
+def test_answers_are_the_members_byte_for_byte(member):
+    with channel(member.endpoint) as c:
+        kv = rpc_pb2_grpc.KVStub(c)
+        for i in range(12):
+            kv.Put(rpc_pb2.PutRequest(key=b"cmp/%s" % b"abcdef"[i % 6 : i % 6 + 1], value=b"v%d" % (11 - i)))
+        mid = kv.Range(rpc_pb2.RangeRequest(key=b"cmp/a")).header.revision - 4
+        kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"cmp/b"))
+        kv.Compact(rpc_pb2.CompactionRequest(revision=4))
+        kv.Put(rpc_pb2.PutRequest(key=b"cmp/z", value=b"last"))
+    time.sleep(0.5)  # past --backend-batch-interval: the serializable snapshots are the applied state
+    requests = _requests(mid, 4)
+    with channel(member_socket(member)) as private:
+        expected = [_raw_range(private, r) for r in requests]
+    assert expected[0] != expected[-1]
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        for c in channels:
+            assert [_raw_range(c, r) for r in requests] == expected
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def test_watch_lease_and_txn_through_every_connection(member):
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        writer = rpc_pb2_grpc.KVStub(channels[0])
+        for i, c in enumerate(channels):
+            key = b"w/%d" % i
+            requests = iter([rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=key))])
+            stream = rpc_pb2_grpc.WatchStub(c).Watch(_then_wait(requests), timeout=10)
+            created = next(stream)
+            assert created.created
+            writer.Put(rpc_pb2.PutRequest(key=key, value=b"x"))
+            event = next(stream)
+            assert [(e.kv.key, e.kv.value) for e in event.events] == [(key, b"x")]
+            stream.cancel()
+
+            lease = rpc_pb2_grpc.LeaseStub(c)
+            granted = lease.LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=30), timeout=10)
+            answers = lease.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=granted.ID)]), timeout=10)
+            assert [a.ID for a in answers] == [granted.ID]
+
+            txn = rpc_pb2_grpc.KVStub(c).Txn(
+                rpc_pb2.TxnRequest(
+                    compare=[rpc_pb2.Compare(key=key, target=rpc_pb2.Compare.VALUE, value=b"x")],
+                    success=[rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=b"y", lease=granted.ID))],
+                ),
+                timeout=10,
+            )
+            assert txn.succeeded
+    finally:
+        for c in channels:
+            c.close()
+
+
+def _then_wait(requests):
+    yield from requests
+    time.sleep(5)  # keep the request side open while the test reads
+
+
+def etcdctl(member: ServerProcess, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [ETCDCTL, "--endpoints", member.endpoint, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "ETCDCTL_API": "3"},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def test_etcdctl_through_any_connection(member):
+    for i in range(8):  # each etcdctl run is a new connection
+        assert etcdctl(member, "put", f"ctl/{i}", f"v{i}").strip() == "OK"
+        assert etcdctl(member, "get", f"ctl/{i}", "--print-value-only").strip() == f"v{i}"
+        assert etcdctl(member, "get", "ctl/", "--prefix", "--consistency=s", "--count-only", "-w", "fields")
+        txn = etcdctl(member, "txn", stdin=f'value("ctl/{i}") = "v{i}"\n\nput ctl/{i} done\n\n\n')
+        assert txn.splitlines()[0] == "SUCCESS"
+        lease = etcdctl(member, "lease", "grant", "20").split()[1]
+        assert "TTL" in etcdctl(member, "lease", "keep-alive", "--once", lease)
+        assert "is healthy" in etcdctl(member, "endpoint", "health")
+    health = subprocess.run(["curl", "-s", f"http://{member.endpoint}/health"], capture_output=True, text=True)
+    assert json.loads(health.stdout)["health"] == "true"
+
+
+def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
+    workers = children(member.pid)
+    assert len(workers) == WORKERS
+    socket_file = member_socket(member).removeprefix("unix:")
+    assert os.stat(socket_file).st_mode & 0o777 == 0o600
+    time.sleep(12)  # past trio's idle thread timeout (a worker once took the SIGTERM of PR_SET_PDEATHSIG then)
+    assert children(member.pid) == workers
+    victim = sorted(workers)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive(victim) and time.monotonic() < deadline:  # connections already queued on it are reset
+        time.sleep(0.01)
+    for i in range(20):  # fresh connections once it is gone, before its successor listens: the port serves
+        with channel(member.endpoint) as c:
+            rpc_pb2_grpc.KVStub(c).Put(rpc_pb2.PutRequest(key=b"k", value=b"%d" % i), timeout=10)
+    wait_workers_ready(member, WORKERS + 1)
+    now = children(member.pid)
+    assert len(now) == WORKERS and victim not in now
+    for _ in range(20):
+        with channel(member.endpoint) as c:
+            got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=10)
+            assert got.kvs[0].value == b"19"
+    member.stop()
+    assert not os.path.exists(socket_file)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in now) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in now if alive(pid)]
+
+
+def test_ranges_through_workers_obey_permissions(member):
+    with channel(member.endpoint) as c:
+        auth = rpc_pb2_grpc.AuthStub(c)
+        kv = rpc_pb2_grpc.KVStub(c)
+        kv.Put(rpc_pb2.PutRequest(key=b"open/1", value=b"o"))
+        kv.Put(rpc_pb2.PutRequest(key=b"secret/1", value=b"s"))
+        auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="root", password="rootpw"))
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="root", role="root"))
+        auth.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="reader"))
+        auth.RoleGrantPermission(rpc_pb2.AuthRoleGrantPermissionRequest(name="reader", perm=_perm(b"open/", b"open0")))
+        auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="alice", password="alicepw"))
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="alice", role="reader"))
+        auth.AuthEnable(rpc_pb2.AuthEnableRequest())
+        token = auth.Authenticate(rpc_pb2.AuthenticateRequest(name="alice", password="alicepw")).token
+    md = (("token", token),)
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        for c in channels:
+            kv = rpc_pb2_grpc.KVStub(c)
+            for serializable in (True, False):
+                got = kv.Range(rpc_pb2.RangeRequest(key=b"open/1", serializable=serializable), metadata=md, timeout=10)
+                assert got.kvs[0].value == b"o"
+                with pytest.raises(grpc.RpcError) as denied:
+                    kv.Range(rpc_pb2.RangeRequest(key=b"secret/1", serializable=serializable), metadata=md, timeout=10)
+                assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                with pytest.raises(grpc.RpcError) as nobody:
+                    kv.Range(rpc_pb2.RangeRequest(key=b"open/1", serializable=serializable), timeout=10)
+                assert nobody.value.details() == "etcdserver: user name is empty"
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert sum(line["relayed_ranges"] for line in counts) > 0, counts
+
+
+def _perm(key: bytes, end: bytes):
+    from etcdx.pb.authpb import auth_pb2
+
+    return auth_pb2.Permission(permType=auth_pb2.Permission.READ, key=key, range_end=end)
+
+
+def test_a_second_member_cannot_share_the_port(member, tmp_path):
+    """SO_REUSEPORT lets processes of one user share a port: a second member with workers on the same client
+    port must still fail to start rather than split the port's connections with the first."""
+    (tmp_path / "other").mkdir()
+    other = etcdx_process(tmp_path / "other", extra_args=("--experimental-read-workers", "1"))
+    other.argv = [a.replace(str(other.client_port), str(member.client_port)) for a in other.argv]
+    other.launch()
+    try:
+        assert other.proc.wait(timeout=30) != 0
+    finally:
+        other.stop()
+    with open(other.log_path) as f:
+        assert "address already in use" in f.read().lower()
+
+
+def test_flag_is_listed_and_refused_with_tls(tmp_path):
+    usage = subprocess.run(
+        ["python", "-m", "etcdx", "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert "--experimental-read-workers '0'" in usage
+    base = ["--experimental-read-workers", "2"]
+    assert parse_config(base, {}).read_workers == 2
+    assert parse_config([], {"ETCD_EXPERIMENTAL_READ_WORKERS": "3"}).read_workers == 3
+    config_file = tmp_path / "etcd.yaml"
+    config_file.write_text("experimental-read-workers: 4\n")
+    assert parse_config(["--config-file", str(config_file)], {}).read_workers == 4
+    secure = ["--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379"]
+    with pytest.raises(ConfigError, match="read-workers"):
+        parse_config([*base, *secure, "--auto-tls"], {})
+    with pytest.raises(ConfigError, match="read-workers"):
+        parse_config([*base, "--client-cert-auth"], {})
