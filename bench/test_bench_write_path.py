@@ -20,6 +20,7 @@ from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer
 from etcdx.server.settings import ServerSettings
+from tests.support.server_settings import server_settings
 
 PROPOSERS = (1, 16, 64)
 PUTS = 2048
@@ -28,26 +29,8 @@ VALUE = b"v" * 256
 
 
 def settings(data_dir: str) -> ServerSettings:
-    return ServerSettings(
-        name="bench",
-        data_dir=data_dir,
-        wal_dir="",
-        member_id=1,
-        cluster_id=2,
-        peer_urls=(),
-        client_urls=(),
-        max_request_bytes=1_572_864,
-        max_txn_ops=128,
-        quota_backend_bytes=2 * 1024**3,
-        backend_map_size=4 * 1024**3,
-        watch_progress_notify_interval=600.0,
-        heartbeat_interval_ms=100,
-        election_timeout_ms=1000,
-        snapshot_count=100_000,
-        max_wals=5,
-        snapshot_catchup_entries=5000,
-        wal_segment_bytes=64 * 1024 * 1024,
-    )
+    """etcd's defaults for one member (tests/support/server_settings.py), with a 4 GiB map for the long runs."""
+    return server_settings(data_dir, "bench", backend_map_size=4 * 1024**3)
 
 
 class Member:
