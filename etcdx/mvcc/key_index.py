@@ -229,6 +229,31 @@ class KeyIndex:
                 result.append((k, found[0]))
         return result
 
+    def page(self, key: bytes, end: bytes | None, at_main: int, limit: int) -> tuple[list[tuple[bytes, int]], int]:
+        """``(self.range(key, end, at_main)[:limit], len(self.range(key, end, at_main)))`` for ``limit`` > 0,
+        building only the first ``limit`` pairs: the keys past them are only counted (a limited list over a
+        large prefix, as Kubernetes pages, would otherwise build a pair for every key of the prefix)."""
+        if end is None:
+            pairs = self.range(key, None, at_main)
+            return pairs[:limit], len(pairs)
+        bound = last_of_main(at_main)
+        pairs: list[tuple[bytes, int]] = []
+        count = 0
+        for k, history in self._tree.irange(key, end or None):
+            if type(history) is SingleRevision:
+                if history.rev > bound:
+                    continue
+                rev = history.rev
+            else:
+                found = history.find(at_main)
+                if found is None:
+                    continue
+                rev = found[0]
+            count += 1
+            if count <= limit:
+                pairs.append((k, rev))
+        return pairs, count
+
     def count(self, key: bytes, end: bytes | None, at_main: int) -> int:
         """``len(self.range(key, end, at_main))``, without building the list (a count over every key)."""
         if end is None:

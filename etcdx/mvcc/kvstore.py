@@ -231,13 +231,16 @@ class KVStore:
         if r.count_only:
             count = self.index.count(r.key, range_end(r.range_end), at_main)
             return rangecodec.encode(header.SerializeToString(), [], False, count)
-        pairs = self.index.range(r.key, range_end(r.range_end), at_main)
-        count = len(pairs)
-        if r.sort_order == RangeRequest.DESCEND:
-            pairs.reverse()
+        if r.limit > 0 and r.sort_order != RangeRequest.DESCEND:
+            pairs, count = self.index.page(r.key, range_end(r.range_end), at_main, r.limit)
+        else:
+            pairs = self.index.range(r.key, range_end(r.range_end), at_main)
+            count = len(pairs)
+            if r.sort_order == RangeRequest.DESCEND:
+                pairs.reverse()
         more = 0 < r.limit < count
         if more:
-            del pairs[r.limit :]
+            del pairs[r.limit :]  # a no-op after page, which built no more than the limit
         wanted = [backend_key(rev) for _, rev in pairs]
         txn = self._wtxn
         found = (txn if txn is not None else self.backend).get_many(KEY_DB, wanted)

@@ -6,6 +6,8 @@ Pure: no backend. Revisions are packed (main, sub) ints.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from etcdx.mvcc.key_index import KeyIndex
 from etcdx.mvcc.revision import backend_key, main_of, pack, parse_backend_key
@@ -129,3 +131,36 @@ def test_restore_rebuilds_the_index_that_puts_built(index):
 def test_count_is_the_length_of_range(index, at):
     for key, end in [(b"a", b""), (b"k", None), (b"x", None), (b"j", b"k"), (b"a", b"z"), (b"k", b"")]:
         assert index.count(key, end, at) == len(index.range(key, end, at))
+
+
+@pytest.mark.parametrize("at", range(1, 8))
+@pytest.mark.parametrize("limit", [1, 2, 3])
+def test_page_is_the_start_of_range_and_its_length(index, at, limit):
+    for key, end in [(b"a", b""), (b"k", None), (b"x", None), (b"j", b"k"), (b"a", b"z"), (b"k", b"")]:
+        whole = index.range(key, end, at)
+        assert index.page(key, end, at, limit) == (whole[:limit], len(whole))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(st.tuples(st.booleans(), st.integers(0, 30)), min_size=1, max_size=120),
+    limit=st.integers(1, 40),
+    data=st.data(),
+)
+def test_page_matches_range_over_random_histories(ops, limit, data):
+    """Keys written once (one-revision records), rewritten, deleted and created again: a page is always the
+    first ``limit`` pairs of the range, with the range's full length as its count, at every revision."""
+    ix = KeyIndex()
+    live: set[bytes] = set()
+    for main, (delete, n) in enumerate(ops, start=2):
+        key = b"key/%02d" % n
+        if delete and key in live:
+            ix.tombstone(key, pack(main, 0))
+            live.discard(key)
+        elif not delete:
+            ix.put(key, pack(main, 0))
+            live.add(key)
+    at = data.draw(st.integers(1, len(ops) + 2))
+    for key, end in [(b"key/", b"key0"), (b"key/05", b"key/20"), (b"a", b""), (b"key/07", None)]:
+        whole = ix.range(key, end, at)
+        assert ix.page(key, end, at, limit) == (whole[:limit], len(whole))
