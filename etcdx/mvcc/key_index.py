@@ -14,6 +14,8 @@ import bisect
 from etcdx._native import load
 from etcdx.mvcc.revision import SUB_BITS, last_of_main, main_of
 
+_NO_LIMIT = 1 << 63  # above any RangeRequest.limit: a page of every key
+
 SortedMap = load("btree").SortedMap
 
 
@@ -219,23 +221,15 @@ class KeyIndex:
         """(key, revision) of every key in [key, end) visible at ``at_main``, ascending by key.
 
         ``end`` None means the single key ``key``; b"" means no upper bound."""
-        if end is None:
-            found = self.get(key, at_main)
-            return [] if found is None else [(key, found[0])]
-        result = []
-        for k, history in self._tree.irange(key, end or None):
-            found = history.find(at_main)
-            if found is not None:
-                result.append((k, found[0]))
-        return result
+        return self.page(key, end, at_main, _NO_LIMIT)[0]
 
     def page(self, key: bytes, end: bytes | None, at_main: int, limit: int) -> tuple[list[tuple[bytes, int]], int]:
-        """``(self.range(key, end, at_main)[:limit], len(self.range(key, end, at_main)))`` for ``limit`` > 0,
-        building only the first ``limit`` pairs: the keys past them are only counted (a limited list over a
-        large prefix, as Kubernetes pages, would otherwise build a pair for every key of the prefix)."""
+        """The first ``limit`` (> 0) pairs of ``range(key, end, at_main)`` and the number of keys in that range:
+        the keys past the limit are only counted (a limited list over a large prefix, as Kubernetes pages it,
+        builds no pair for the rest of the prefix)."""
         if end is None:
-            pairs = self.range(key, None, at_main)
-            return pairs[:limit], len(pairs)
+            found = self.get(key, at_main)
+            return ([], 0) if found is None else ([(key, found[0])], 1)
         bound = last_of_main(at_main)
         pairs: list[tuple[bytes, int]] = []
         count = 0

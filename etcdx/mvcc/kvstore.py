@@ -238,9 +238,9 @@ class KVStore:
             count = len(pairs)
             if r.sort_order == RangeRequest.DESCEND:
                 pairs.reverse()
+            if 0 < r.limit < count:
+                del pairs[r.limit :]
         more = 0 < r.limit < count
-        if more:
-            del pairs[r.limit :]  # a no-op after page, which built no more than the limit
         wanted = [backend_key(rev) for _, rev in pairs]
         txn = self._wtxn
         found = (txn if txn is not None else self.backend).get_many(KEY_DB, wanted)

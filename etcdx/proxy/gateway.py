@@ -19,6 +19,7 @@ from functools import partial
 import trio
 
 from etcdx.log import get_logger
+from etcdx.net.splice import splice
 from etcdx.proxy.flags import Flag, FlagError, parse, usage
 from etcdx.proxy.run import parse_listen_addr, run_until_signal
 from etcdx.proxy.upstream import Endpoint, parse_endpoints
@@ -26,7 +27,6 @@ from etcdx.proxy.upstream import Endpoint, parse_endpoints
 log = get_logger("etcdx.gateway")
 
 DIAL_TIMEOUT = 5.0
-COPY_SIZE = 64 * 1024
 
 FLAGS = [
     Flag("discovery-srv", "string", "", "DNS domain used to bootstrap initial cluster"),
@@ -82,25 +82,14 @@ class Gateway:
             if upstream is None:
                 log.warning("no endpoint available; closing the client connection")
                 return
-            async with upstream, trio.open_nursery() as nursery:
-                nursery.start_soon(_copy, client, upstream, nursery.cancel_scope)
-                nursery.start_soon(_copy, upstream, client, nursery.cancel_scope)
+            async with upstream:
+                await splice(client, upstream)
 
     async def serve(self, host: str, port: int, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(port, host=host)
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(trio.serve_listeners, self.handle, listeners))
             task_status.started(listeners[0].socket.getsockname()[1])
-
-
-async def _copy(source: trio.SocketStream, sink: trio.SocketStream, scope: trio.CancelScope) -> None:
-    try:
-        while data := await source.receive_some(COPY_SIZE):
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        scope.cancel()
 
 
 def main(argv: list[str]) -> int:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import trio
 
 from etcdx.log import get_logger
+from etcdx.net.splice import splice
 
 log = get_logger("etcdx.worker")
-
-COPY_SIZE = 64 * 1024
 
 
 async def relay_http1(socket_path: str, client: trio.abc.Stream, head: bytes) -> None:
@@ -20,17 +19,6 @@ async def relay_http1(socket_path: str, client: trio.abc.Stream, head: bytes) ->
     except OSError as exc:
         log.warning("read worker: cannot reach the member for an HTTP connection", error=str(exc))
         return
-    async with member, trio.open_nursery() as nursery:
+    async with member:
         await member.send_all(head)
-        nursery.start_soon(_copy, client, member, nursery.cancel_scope)
-        nursery.start_soon(_copy, member, client, nursery.cancel_scope)
-
-
-async def _copy(source: trio.abc.Stream, sink: trio.abc.Stream, scope: trio.CancelScope) -> None:
-    try:
-        while data := await source.receive_some(COPY_SIZE):
-            await sink.send_all(data)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    finally:
-        scope.cancel()
+        await splice(client, member)

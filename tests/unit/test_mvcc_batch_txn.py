@@ -12,6 +12,7 @@ from etcdx.mvcc.watch import Watcher, WatchHub
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from etcdx.pb.mvccpb import kv_pb2
 from tests.support.store import BACKENDS, Store, table_rows
+from tests.support.watch_sink import Sink
 
 
 def committed(store: Store) -> tuple[int, list[bytes]]:
@@ -108,21 +109,6 @@ def test_a_compaction_in_the_open_transaction_is_what_reads_and_watchers_see(sto
     assert [rev for rev, _ in store.kv.history(1, 4)] == [3, 4]
     store.kv.commit()
     assert [rev for rev, _ in store.kv.history(1, 4)] == [3, 4]
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.responses: list[pb.WatchResponse] = []
-
-    def try_send(self, response: pb.WatchResponse) -> bool:
-        self.responses.append(response)
-        return True
-
-    def has_room(self) -> bool:
-        return True
-
-    def watcher_gone(self, watcher: Watcher) -> None:
-        pass
 
 
 def test_an_unsynced_watcher_catches_up_from_uncommitted_history(store):

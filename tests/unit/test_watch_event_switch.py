@@ -4,22 +4,7 @@ the WatchHub over the store); the events a watcher sees do not change."""
 from __future__ import annotations
 
 from etcdx.mvcc.watch import Watcher, WatchHub
-from etcdx.pb.etcdserverpb import rpc_pb2 as pb
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.responses: list[pb.WatchResponse] = []
-
-    def try_send(self, response: pb.WatchResponse) -> bool:
-        self.responses.append(response)
-        return True
-
-    def has_room(self) -> bool:
-        return True
-
-    def watcher_gone(self, watcher: Watcher) -> None:
-        pass
+from tests.support.watch_sink import Sink
 
 
 def _notify_all(hub: WatchHub) -> None:
