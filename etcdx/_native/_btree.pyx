@@ -313,6 +313,52 @@ cdef class SortedMap:
         """All (key, value) pairs, ascending."""
         return _RangeIterator(self, b"", None)
 
+    def visible_page(self, start, end, bound, Py_ssize_t limit, type single, at_main):
+        """The key index's page walk (KeyIndex.page), compiled because it visits every key of the range (a
+        Kubernetes list counts a whole prefix): the first ``limit`` (key, revision) pairs, ascending, of the
+        keys in [start, end) (end None: no upper bound) that have a value visible at ``at_main``, and how many
+        such keys there are. ``bound`` is last_of_main(at_main), the largest packed revision of that main.
+
+        Values are the key index's: of type ``single`` (one revision, in ``.rev``), or histories whose
+        current generation's revisions are ``.revs`` (ascending, empty while the key is deleted) and whose
+        ``.find(at_main)`` gives (revision, ...) or None. A history whose newest revision is visible is answered
+        from ``.revs`` alone (that revision is the one ``find`` gives); any other is asked ``find``."""
+        cdef bytes s = _as_bytes(start)
+        cdef bytes e = None if end is None else _as_bytes(end)
+        cdef _Leaf leaf = self._leaf_for(s)
+        cdef Py_ssize_t i = _bisect_left(leaf.keys, s), n, count = 0
+        cdef list keys, values, revs, pairs = []
+        cdef bytes key
+        cdef object value, rev, found
+        while leaf is not None:
+            keys, values = leaf.keys, leaf.values
+            n = PyList_GET_SIZE(keys)
+            while i < n:
+                key = <bytes>PyList_GET_ITEM(keys, i)
+                if e is not None and _cmp(key, e) >= 0:
+                    return pairs, count
+                value = <object>PyList_GET_ITEM(values, i)
+                i += 1
+                if type(value) is single:
+                    rev = value.rev
+                    if rev > bound:
+                        continue
+                else:
+                    revs = value.revs
+                    if PyList_GET_SIZE(revs) and <object>PyList_GET_ITEM(revs, PyList_GET_SIZE(revs) - 1) <= bound:
+                        rev = <object>PyList_GET_ITEM(revs, PyList_GET_SIZE(revs) - 1)
+                    else:
+                        found = value.find(at_main)
+                        if found is None:
+                            continue
+                        rev = found[0]
+                count += 1
+                if count <= limit:
+                    pairs.append((key, rev))
+            leaf = leaf.next
+            i = 0
+        return pairs, count
+
 
 @cython.final
 cdef class _RangeIterator:

@@ -226,3 +226,36 @@ class SortedMap:
 
     def items(self) -> Iterator[tuple[bytes, Any]]:
         return self.irange(b"")
+
+    def visible_page(
+        self, start: bytes, end: bytes | None, bound: int, limit: int, single: type, at_main: int
+    ) -> tuple[list[tuple[bytes, int]], int]:
+        """The key index's page walk (KeyIndex.page), compiled in _btree.pyx because it visits every key of the
+        range (a Kubernetes list counts a whole prefix): the first ``limit`` (key, revision) pairs, ascending, of
+        the keys in [start, end) (end None: no upper bound) that have a value visible at ``at_main``, and how
+        many such keys there are. ``bound`` is last_of_main(at_main), the largest packed revision of that main.
+
+        Values are the key index's: of type ``single`` (one revision, in ``.rev``), or histories whose current
+        generation's revisions are ``.revs`` (ascending, empty while the key is deleted) and whose
+        ``.find(at_main)`` gives (revision, ...) or None. A history whose newest revision is visible is answered
+        from ``.revs`` alone (that revision is the one ``find`` gives); any other is asked ``find``."""
+        pairs: list[tuple[bytes, int]] = []
+        count = 0
+        for key, value in self.irange(start, end):
+            if type(value) is single:
+                rev = value.rev
+                if rev > bound:
+                    continue
+            else:
+                revs = value.revs
+                if revs and revs[-1] <= bound:
+                    rev = revs[-1]
+                else:
+                    found = value.find(at_main)
+                    if found is None:
+                        continue
+                    rev = found[0]
+            count += 1
+            if count <= limit:
+                pairs.append((key, rev))
+        return pairs, count

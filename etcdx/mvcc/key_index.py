@@ -14,7 +14,7 @@ import bisect
 from etcdx._native import load
 from etcdx.mvcc.revision import SUB_BITS, last_of_main, main_of
 
-_NO_LIMIT = 1 << 63  # above any RangeRequest.limit: a page of every key
+_NO_LIMIT = (1 << 63) - 1  # the largest RangeRequest.limit (int64): a page of every key
 
 SortedMap = load("btree").SortedMap
 
@@ -230,36 +230,13 @@ class KeyIndex:
         if end is None:
             found = self.get(key, at_main)
             return ([], 0) if found is None else ([(key, found[0])], 1)
-        bound = last_of_main(at_main)
-        pairs: list[tuple[bytes, int]] = []
-        count = 0
-        for k, history in self._tree.irange(key, end or None):
-            if type(history) is SingleRevision:
-                if history.rev > bound:
-                    continue
-                rev = history.rev
-            else:
-                found = history.find(at_main)
-                if found is None:
-                    continue
-                rev = found[0]
-            count += 1
-            if count <= limit:
-                pairs.append((k, rev))
-        return pairs, count
+        return self._tree.visible_page(key, end or None, last_of_main(at_main), limit, SingleRevision, at_main)
 
     def count(self, key: bytes, end: bytes | None, at_main: int) -> int:
         """``len(self.range(key, end, at_main))``, without building the list (a count over every key)."""
         if end is None:
             return 0 if self.get(key, at_main) is None else 1
-        bound = last_of_main(at_main)
-        count = 0
-        for _, history in self._tree.irange(key, end or None):
-            if type(history) is SingleRevision:
-                count += history.rev <= bound
-            elif history.find(at_main) is not None:
-                count += 1
-        return count
+        return self._tree.visible_page(key, end or None, last_of_main(at_main), 0, SingleRevision, at_main)[1]
 
     def live_keys(self, key: bytes, end: bytes | None) -> list[bytes]:
         """Keys in [key, end) that exist now (same ``end`` convention as ``range``)."""

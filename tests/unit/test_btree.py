@@ -293,3 +293,65 @@ def test_stateful_against_dict_model(module, order):
     machine = make_machine(module, order)
     machine.TestCase.settings = settings(max_examples=40, stateful_step_count=150, deadline=None)
     machine.TestCase().runTest()
+
+
+class _One:
+    """A one-revision value, as the key index's SingleRevision."""
+
+    __slots__ = ("rev",)
+
+    def __init__(self, rev: int) -> None:
+        self.rev = rev
+
+
+class _History:
+    """A history value, as the key index's KeyHistory: ``revs`` the current generation's (empty: deleted
+    now), ``older`` the revision ``find`` gives when the newest one is not visible (None: nothing visible)."""
+
+    __slots__ = ("revs", "older", "asked")
+
+    def __init__(self, revs: list[int], older: int | None) -> None:
+        self.revs, self.older, self.asked = revs, older, 0
+
+    def find(self, at_main: int):
+        self.asked += 1
+        if self.revs and self.revs[-1] <= at_main * 10 + 9:
+            return self.revs[-1], 0, 0
+        return None if self.older is None else (self.older, 0, 0)
+
+
+def model_visible(model: dict, start: bytes, end: bytes | None, bound: int, limit: int, at_main: int):
+    visible = []
+    for key, value in model_range(model, start, end):
+        if type(value) is _One:
+            if value.rev <= bound:
+                visible.append((key, value.rev))
+        elif (found := value.find(at_main)) is not None:
+            visible.append((key, found[0]))
+    return visible[:limit], len(visible)
+
+
+def test_visible_page_is_the_key_index_walk(sorted_map_class):
+    """The first ``limit`` visible (key, revision) pairs and the count of all, for one-revision values (read
+    here) and histories (from their newest revision when visible, else asked ``find``), at any bound."""
+    rng = random.Random(11)
+    m, model = sorted_map_class(4), {}
+    for _ in range(300):
+        key = b"k%03d" % rng.randrange(1000)
+        if rng.random() < 0.5:
+            value = _One(rng.randrange(100))
+        else:
+            revs = sorted(rng.sample(range(100), rng.randrange(3)))
+            value = _History(revs, rng.choice([None, rng.randrange(100)]))
+        m[key] = model[key] = value
+    for at_main in (0, 3, 5, 9, 10):
+        bound = at_main * 10 + 9  # the "packed" revisions of this test: main * 10 + sub
+        for start, end in [(b"", None), (b"k1", b"k5"), (b"k5", b"k50"), (b"z", None), (b"k2", b"k2")]:
+            for limit in (0, 1, 7, 1000):
+                assert m.visible_page(start, end, bound, limit, _One, at_main) == model_visible(
+                    model, start, end, bound, limit, at_main
+                )
+    newest_visible = _History([5], None)
+    m[b"k999x"] = newest_visible
+    m.visible_page(b"k999x", None, 99, 10, _One, 9)
+    assert newest_visible.asked == 0  # answered from revs alone

@@ -161,6 +161,14 @@ def test_page_matches_range_over_random_histories(ops, limit, data):
             ix.put(key, pack(main, 0))
             live.add(key)
     at = data.draw(st.integers(1, len(ops) + 2))
+    written = sorted({b"key/%02d" % n for _, n in ops})
     for key, end in [(b"key/", b"key0"), (b"key/05", b"key/20"), (b"a", b""), (b"key/07", None)]:
         whole = ix.range(key, end, at)
         assert ix.page(key, end, at, limit) == (whole[:limit], len(whole))
+        assert ix.count(key, end, at) == len(whole)
+        # against each key's own history (``get``), not the walk: the keys of the range visible at ``at``
+        if end is None:
+            in_range = [k for k in written if k == key]
+        else:
+            in_range = [k for k in written if key <= k and (not end or k < end)]
+        assert whole == [(k, found[0]) for k in in_range if (found := ix.get(k, at)) is not None]
