@@ -153,6 +153,10 @@ _CHANGE_LOGS = {
 PROMOTE_MEMBER = "member_promote"  # the peer call that forwards a MemberPromote to the leader
 
 
+def _nothing() -> None:
+    pass
+
+
 def _conf_change_error(reason: str) -> errors.EtcdError:
     """etcd's error for a membership change the Raft core refused to propose (confchange.refusal's reasons)."""
     if "learner not ready" in reason:
@@ -189,6 +193,10 @@ class EtcdServer:
         self._started = trio.Event()
         self._reads = ReadIndexBatches()
         self._proposals: list[tuple[int, bytes]] = []  # (request id, InternalRequest bytes) for the next Ready
+        # Called by the Ready loop after each step that may have answered requests (applies, read states),
+        # before it waits: the API layer sends the answers then, in one write per connection, rather than at
+        # its writers' next turn (grpc_server.flush_deferred_replies). Must not raise or block.
+        self.flush_replies: Callable[[], None] = _nothing
         self._log_last_index = 0  # the core's last log index, updated whenever the log changes (for admission)
         self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
@@ -631,6 +639,7 @@ class EtcdServer:
             for rs in rd.read_states:
                 self._reads.on_read_state(rs.index, rs.context, self.store.consistent_index)
                 self._issue_read_index()  # reads that arrived while that one was in flight
+            self.flush_replies()
             if synced is not None:
                 try:
                     await self.wal.wait_synced(synced)
@@ -644,10 +653,14 @@ class EtcdServer:
             elif rd.snapshot is not None:
                 node.advance_apply(rd.snapshot.index)
             # What this member's own acknowledgement just committed (all of a single voter's writes): applied
-            # now, so the write is answered without waiting for another Ready.
-            if committed := node.take_committed():
+            # now, so a lone write is answered without waiting for another Ready. With proposals queued, they
+            # are left to the next Ready instead, which carries them as committed_entries and applies them
+            # while its own entries' fsync runs: the disk never idles while a batch is applied (group commit's
+            # cycle is the longer of fsync and apply, not their sum).
+            if not self._proposals and (committed := node.take_committed()):
                 await self._apply_in_order(committed)
                 node.advance_apply(committed[-1].index)
+                self.flush_replies()
             if not self._caught_up.is_set() and self._leader_id and self._applied_all_committed():
                 self._caught_up.set()
 
