@@ -3,7 +3,11 @@
 Per connection: one reader loop feeds the driver and dispatches events; one writer task sends
 whatever the driver has produced (so everything produced while handling one read goes out in one
 write); one task per call runs its handler, except for inline and deferred unary methods, which
-hold no task (see their classes). Message framing: 1 byte compressed flag + 4 byte
+hold no task (see their classes). Replies made in a batch go out in one write without waiting for the writer
+task's turn on a plain TCP connection (GrpcConnection._flush_now): the reader's, once it dispatched a read's
+calls; deferred replies, once the work that answered them calls ``flush_deferred_replies`` (the server's
+Ready loop, after each step). That spares a lone request's reply a pass of the scheduler; the writer sends
+whatever the socket did not take, and every reply nobody flushes. Message framing: 1 byte compressed flag + 4 byte
 big-endian length. A call ends with trailers grpc-status / grpc-message.
 
 Back-pressure: a unary call holds at most one message (bounded by max_recv_message_bytes) and acknowledges
@@ -34,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -100,6 +105,19 @@ class InlineUnaryMethod:
 
 
 Reply = Callable[[bytes | EtcdError], None]
+
+
+# Connections a deferred reply queued output on since the last flush_deferred_replies (see that function).
+_DEFERRED_OUTPUT: set[GrpcConnection] = set()
+
+
+def flush_deferred_replies() -> None:
+    """Sends now, one write per connection, the replies deferred calls queued since the last call, instead of
+    leaving them to each connection's writer task (which would send them at its next turn, one scheduler pass
+    later). For the task that finished a batch of deferred work (the Ready loop after a step): replies queued
+    in that batch share the write. Needless but harmless when there is nothing to send."""
+    while _DEFERRED_OUTPUT:
+        _DEFERRED_OUTPUT.pop()._flush_now()
 
 
 @dataclass(frozen=True)
@@ -182,6 +200,9 @@ class GrpcConnection:
         peer_common_name: str = "",
     ) -> None:
         self._stream = stream
+        # A plain TCP connection's socket, for _flush_now (None: TLS, or any other stream: the writer only).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._unsent = b""  # what _flush_now's write left over: the writer sends it before anything else
         self._peer_common_name = peer_common_name
         self._resolve = resolve
         self._known_services = known_services
@@ -243,16 +264,41 @@ class GrpcConnection:
         broken = (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError)
         with trio.CancelScope(shield=True), trio.move_on_after(GOAWAY_TIMEOUT), contextlib.suppress(*broken):
             self._h2.close()
-            await self._stream.send_all(self._h2.bytes_to_send())
+            await self._stream.send_all(self._unsent + self._h2.bytes_to_send())
 
     # -- writing -----------------------------------------------------------------------------
 
     def _flush_soon(self) -> None:
         self._wake_writer.set()
 
+    def _flush_now(self) -> None:
+        """Sends the queued output from the calling task, without waiting for the writer task: one nonblocking
+        write on a plain TCP connection, the rest (if the socket took less) left to the writer, ahead of
+        anything queued later. Only while the writer is not sending (so the byte stream is between frames).
+        Coalescing is the caller's: call it once a batch of work has queued its replies (a read's requests,
+        an apply step's answers), not per reply. Errors are left to the writer, which meets them again."""
+        if self._writing or self._socket is None or self._unsent or self._closing:
+            self._flush_soon()
+            return
+        data = self._h2.bytes_to_send()
+        if not data:
+            return
+        fd = self._socket.fileno()  # -1 once closed: never a number reused by another file
+        try:
+            sent = os.write(fd, data) if fd >= 0 else 0
+        except OSError:
+            sent = 0
+        COUNTS.sent_bytes += sent
+        if sent < len(data):
+            self._unsent = data[sent:]
+            self._flush_soon()
+        self._drained.set()
+        self._drained = trio.Event()
+
     def _backlog(self) -> int:
-        """Output not yet taken by the peer's socket: queued in the driver plus what the writer is sending."""
-        return self._h2.queued_bytes + self._in_flight
+        """Output not yet taken by the peer's socket: queued in the driver, left over by _flush_now, and what the
+        writer is sending."""
+        return self._h2.queued_bytes + self._in_flight + len(self._unsent)
 
     async def _output_room(self) -> None:
         """Waits until the output backlog is at most OUTPUT_HIGH_WATER."""
@@ -266,6 +312,8 @@ class GrpcConnection:
                 await self._wake_writer.wait()
                 self._wake_writer = trio.Event()
                 data = self._h2.bytes_to_send()
+                if self._unsent:
+                    data, self._unsent = self._unsent + data, b""
                 if data:
                     self._writing = True
                     self._in_flight = len(data)
@@ -495,7 +543,7 @@ class GrpcConnection:
             if dispatched % DISPATCH_BATCH == 0:
                 self._flush_soon()
                 await trio.lowlevel.checkpoint()
-        self._flush_soon()
+        self._flush_now()
 
     def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:
@@ -578,6 +626,7 @@ class GrpcConnection:
                 self._finish(call, outcome.code, outcome.message)
             else:
                 self._reply(call, outcome)
+            _DEFERRED_OUTPUT.add(self)
         except Exception as exc:
             with contextlib.suppress(Exception):
                 self._finish(call, *_outcome(call, exc))

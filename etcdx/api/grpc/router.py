@@ -13,7 +13,7 @@ from etcdx.api.grpc.lock import LockService
 from etcdx.api.grpc.maintenance import MaintenanceService
 from etcdx.api.grpc.watch import WatchService
 from etcdx.net.grpc_metrics import BIDI_STREAM, COUNTS, SERVER_STREAM, UNARY
-from etcdx.net.grpc_server import BidiStreamMethod, Resolver, ServerStreamMethod
+from etcdx.net.grpc_server import BidiStreamMethod, Resolver, ServerStreamMethod, flush_deferred_replies
 from etcdx.server.server import EtcdServer
 
 
@@ -34,6 +34,7 @@ def build_routes(server: EtcdServer) -> dict:
     )
     for service in services:
         routes.update((path, gated(server, path, method)) for path, method in service.methods().items())
+    server.flush_replies = flush_deferred_replies  # the deferred calls' replies go out after each Ready step
     return routes
 
 
