@@ -212,6 +212,15 @@ def test_a_serializable_read_below_what_its_own_client_saw_is_a_violation():
     assert check(h).verdict == VIOLATION
 
 
+def test_a_serializable_read_below_what_its_client_saw_on_another_member_is_allowed():
+    """After a failover (a new session) the member now asked may have applied less, in etcd too."""
+    h = [op(1, 0, 10, *put(b"a", b"1", 2)), Operation(1, 20, 30, Range(b"a", serializable=True), got(1), session=1)]
+    assert check(h).ok
+    same_session = [op(1, 0, 10, *put(b"a", b"1", 2)), op(1, 20, 30, Range(b"a", serializable=True), got(2, A1))]
+    went_back = [*same_session, op(1, 40, 50, Range(b"a", serializable=True), got(1))]
+    assert check(same_session).ok and check(went_back).verdict == VIOLATION
+
+
 def test_a_serializable_read_of_the_future_is_a_violation():
     h = [op(2, 0, 10, Range(b"a", serializable=True), got(2, A1)), op(1, 20, 30, *put(b"a", b"1", 2))]
     assert check(h).verdict == VIOLATION

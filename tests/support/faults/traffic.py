@@ -4,8 +4,8 @@
 compare-and-put txns, deletes, linearizable and serializable ranges on a few keys under ``prefix``, recorded
 as the linearizability checker's history (tests/support/lincheck/history.py). A write whose call failed in
 any way is recorded with an unknown outcome (it may have been applied); a failed read is left out. On an
-error the client moves to the next endpoint. Every value is unique (client number and sequence), so a
-watch event names the write it comes from.
+error the client moves to the next endpoint, in a new session (Operation.session). Every value is unique
+(client number and sequence), so a watch event names the write it comes from.
 
 ``Watcher``: one watch on the prefix at a time, from revision 1 at first; when its stream breaks it opens a
 new one on the next endpoint from the revision after the last event it got. Each stream is one
@@ -58,6 +58,7 @@ class KVClient:
     pace: float = 0.0
     history: list[Operation] = field(default_factory=list)
     errors: int = 0
+    session: int = 0  # the failovers so far: the operations of one session went to one endpoint
 
     def run(self, stop: threading.Event) -> None:
         rng = random.Random(self.seed)
@@ -69,6 +70,7 @@ class KVClient:
                 n += 1
                 if not self._one(rpc_pb2_grpc.KVStub(channel), rng, n):
                     self.errors += 1
+                    self.session += 1
                     channel.close()
                     at = (at + 1) % len(self.endpoints)
                     channel = grpc.insecure_channel(self.endpoints[at])
@@ -118,9 +120,9 @@ class KVClient:
             response = call()
         except grpc.RpcError:
             if not isinstance(request, Range):
-                self.history.append(Operation(self.number, started, None, request, None))
+                self.history.append(Operation(self.number, started, None, request, None, self.session))
             return False
-        self.history.append(Operation(self.number, started, time.monotonic(), request, answer(response)))
+        self.history.append(Operation(self.number, started, time.monotonic(), request, answer(response), self.session))
         return True
 
 

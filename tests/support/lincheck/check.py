@@ -6,7 +6,9 @@ What is checked, in order:
    (anywhere after its call, or never).
 2. Serializable reads, by a rule weaker than linearizability that we state as: a serializable Range must
    return exactly the store's state at the revision it reports, where that revision is (a) at least the
-   highest revision its own client had been told before it called (no going back for one client), and
+   highest revision its own client had been told before it called in the same session (no going back for a
+   client while it stays with one member; a member it fails over to may have applied less, in etcd as here:
+   a serializable read is answered from the member's own applied state), and
    (b) reached by the one linearization of all the other operations no later than any operation invoked
    after the read returned (no reading the future). It may be older than writes other clients completed
    before it was called (it may be stale). (a) is checked up front, (b) inside the search.
@@ -124,10 +126,10 @@ def check(
 
 
 def _serializable_lower_bound_violations(ops: list[Operation]) -> list[tuple[Operation, int]]:
-    by_client: dict[int, list[Operation]] = {}
+    by_client: dict[tuple[int, int], list[Operation]] = {}
     for op in ops:
         if op.known:
-            by_client.setdefault(op.client, []).append(op)
+            by_client.setdefault((op.client, op.session), []).append(op)
     found = []
     for client_ops in by_client.values():
         for op in client_ops:
@@ -149,7 +151,7 @@ def _prefix(ops: list[Operation], cut: float) -> list[Operation]:
         if op.known and op.ret > cut:
             if is_read_only(op.request):
                 continue
-            op = Operation(op.client, op.call, None, op.request, None)
+            op = Operation(op.client, op.call, None, op.request, None, op.session)
         out.append(op)
     return out
 

@@ -144,13 +144,16 @@ Response = (
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One request of one client. ``ret``/``response`` are None when the outcome is unknown."""
+    """One request of one client. ``ret``/``response`` are None when the outcome is unknown. ``session`` numbers
+    the client's stays with one member (a client that fails over to another member starts a new one): what the
+    client was told in one session does not bind serializable reads in the next (see check.py, rule 2a)."""
 
     client: int
     call: float
     ret: float | None
     request: Request
     response: Response | None
+    session: int = 0
 
     def __post_init__(self) -> None:
         if (self.ret is None) != (self.response is None):
