@@ -20,11 +20,23 @@ _EMPTY_KV = kv_pb2.KeyValue()
 
 def compare_kv(c: rpc_pb2.Compare, kv: kv_pb2.KeyValue) -> bool:
     field = _UNION_FIELD.get(c.target)
-    result = 0  # an unknown target compares equal, as in etcd
-    if field is not None:
-        wanted = getattr(c, field) if c.WhichOneof("target_union") == field else (b"" if field == "value" else 0)
-        have = getattr(kv, field)
-        result = (have > wanted) - (have < wanted)
+    if field is None:
+        return _holds(c, 0)  # an unknown target compares equal, as in etcd
+    wanted = getattr(c, field) if c.WhichOneof("target_union") == field else (b"" if field == "value" else 0)
+    have = getattr(kv, field)
+    return _holds(c, (have > wanted) - (have < wanted))
+
+
+def compare_number(c: rpc_pb2.Compare, have: int) -> bool:
+    """``compare_kv`` for a VERSION, CREATE or MOD compare, given the KeyValue's number it reads (0 for an absent
+    key, as compare_range's zero KeyValue): what the key index alone can answer, without the stored value."""
+    field = _UNION_FIELD[c.target]
+    wanted = getattr(c, field) if c.WhichOneof("target_union") == field else 0
+    return _holds(c, (have > wanted) - (have < wanted))
+
+
+def _holds(c: rpc_pb2.Compare, result: int) -> bool:
+    """Whether the compare holds, given the sign of (what the key has - what the compare wants)."""
     if c.result == Compare.EQUAL:
         return result == 0
     if c.result == Compare.NOT_EQUAL:

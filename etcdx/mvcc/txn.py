@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etcdx import errors
-from etcdx.mvcc.compare import compare_range
+from etcdx.mvcc.compare import compare_number, compare_range
+from etcdx.mvcc.revision import main_of
 from etcdx.mvcc.write_txn import ReadView, WriteTxn, key_in_range, range_end
 from etcdx.pb.etcdserverpb import rpc_pb2
 
@@ -64,8 +65,27 @@ def is_read_only(request: rpc_pb2.TxnRequest) -> bool:
     return True
 
 
+Compare = rpc_pb2.Compare
+
+# Compare targets the key index answers (the position in KeyIndex.get's (revision, create, version)).
+_INDEXED_TARGETS = {Compare.MOD: 0, Compare.CREATE: 1, Compare.VERSION: 2}
+
+
+def _compare_holds(view: ReadView, c: rpc_pb2.Compare) -> bool:
+    """One compare against the view's state. A single key's VERSION, CREATE or MOD (Kubernetes' updates compare
+    mod_revision) is answered from the key index, without reading and parsing the stored KeyValue; the same
+    answer, as the index holds those numbers of every stored KeyValue."""
+    position = _INDEXED_TARGETS.get(c.target)
+    if position is None or c.range_end:
+        return compare_range(c, view.kvs(c.key, range_end(c.range_end))[0])
+    found = view.store.index.get(c.key, view.current_rev)
+    if found is None:
+        return compare_number(c, 0)
+    return compare_number(c, main_of(found[0]) if position == 0 else found[position])
+
+
 def _compare_path(view: ReadView, request: rpc_pb2.TxnRequest, path: list[bool]) -> None:
-    succeeded = all(compare_range(c, view.kvs(c.key, range_end(c.range_end))[0]) for c in request.compare)
+    succeeded = all(_compare_holds(view, c) for c in request.compare)
     path.append(succeeded)
     for op in request.success if succeeded else request.failure:
         if op.WhichOneof("request") == "request_txn":

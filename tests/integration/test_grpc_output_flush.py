@@ -22,6 +22,7 @@ VALUE = bytes(range(256)) * 58  # 14.5 KiB, not one repeated byte: a lost or mis
 # connection's OUTPUT_HIGH_WATER): 220 KiB in one write, far over what a client socket buffer of 8 KiB takes.
 REQUESTS = 15
 
+
 @pytest.fixture
 def member(tmp_path):
     with etcdx_process(tmp_path).start() as server:

@@ -6,6 +6,8 @@ Expected values follow etcd 3.5.1 (check orders were verified against a real etc
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from etcdx import errors
@@ -265,3 +267,37 @@ def test_read_only_txn_served_without_the_log_answers_as_applying_it(ab, case):
         assert (type(served), served.message) == (type(applied), applied.message)
     else:
         assert served == applied
+
+
+def test_index_answered_compares_agree_with_the_stored_values(store):
+    """A single key's VERSION, CREATE and MOD compares are answered from the key index (txn._compare_holds); the
+    answer is the one the stored KeyValue gives (compare_range over kvs), for keys rewritten, deleted and created
+    again, absent, and with target_union unset or holding another target's field."""
+    from etcdx.mvcc.compare import compare_range
+    from etcdx.mvcc.txn import _compare_holds
+    from etcdx.mvcc.write_txn import range_end
+
+    rng = random.Random(5)
+    keys = [b"k0", b"k1", b"k2", b"k3"]
+    for _ in range(60):
+        key = rng.choice(keys)
+        if rng.random() < 0.25:
+            apply(store, delete_range=pb.DeleteRangeRequest(key=key))
+        else:
+            apply(store, put=pb.PutRequest(key=key, value=b"v"))
+    rev = store.kv.current_revision
+    checked = 0
+    with store.kv.backend.begin_read() as view_txn:
+        view = store.kv._view(view_txn, rev)
+        for key in [*keys, b"absent"]:
+            for target, field in ((C.VERSION, "version"), (C.CREATE, "create_revision"), (C.MOD, "mod_revision")):
+                for result in (C.EQUAL, C.NOT_EQUAL, C.GREATER, C.LESS):
+                    for wanted in (0, 1, 2, rng.randrange(rev + 2), rev, rev + 1):
+                        for union in (field, None, "lease"):
+                            c = C(key=key, target=target, result=result)
+                            if union is not None:
+                                setattr(c, union, wanted)
+                            slow = compare_range(c, view.kvs(c.key, range_end(c.range_end))[0])
+                            assert _compare_holds(view, c) is slow, c
+                            checked += 1
+    assert checked == 5 * 3 * 4 * 6 * 3
