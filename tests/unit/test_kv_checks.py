@@ -193,3 +193,67 @@ def test_txns_nest_up_to_the_limit_and_no_deeper(check):
     max_ops = 128  # etcd's default: each level spends one op of its parent's budget
     assert outcome(check, deep(limit, leaf), max_ops) is None
     assert outcome(check, deep(limit + 1, leaf), max_ops) is kv_checks.ERR_TXN_TOO_DEEP
+
+
+def _general_outline(r: pb.TxnRequest) -> tuple:
+    """What outline_txn must give, from the functions it stands for."""
+    from etcdx.mvcc.txn import is_read_only
+    from etcdx.server import quota
+
+    read_only = is_read_only(r)
+    check = kv_checks.check_read_only_txn if read_only else kv_checks.check_txn
+    try:
+        check(r, MAX_OPS)
+        error = None
+    except errors.EtcdError as exc:
+        error = _error(exc)
+    return read_only, 0 if read_only else quota.txn_cost(r), error
+
+
+def _error(exc: errors.EtcdError) -> tuple:
+    return type(exc), exc.code, exc.message
+
+
+def _random_txn(rng, depth: int = 0) -> pb.TxnRequest:
+    keys = [b"", b"a", b"b", b"c"]
+    r = pb.TxnRequest()
+    for _ in range(rng.choice([0, 0, 1, 2, 5])):
+        r.compare.add(key=rng.choice(keys), target=pb.Compare.MOD, mod_revision=1)
+    for branch in (r.success, r.failure):
+        for _ in range(rng.choice([0, 1, 2, 3, 5])):
+            op = branch.add()
+            kind = rng.random()
+            if kind < 0.35:
+                op.request_put.key = rng.choice(keys)
+                op.request_put.value = b"v" * rng.randrange(3)
+                op.request_put.ignore_value = rng.random() < 0.1
+                op.request_put.lease = rng.choice([0, 0, 0, 7])
+                op.request_put.ignore_lease = rng.random() < 0.1
+            elif kind < 0.6:
+                op.request_range.key = rng.choice(keys)
+                op.request_range.sort_target = rng.choice([0, 0, 0, 9])
+            elif kind < 0.8:
+                op.request_delete_range.key = rng.choice(keys)
+                op.request_delete_range.range_end = rng.choice([b"", b"", b"b", b"\0"])
+            elif kind < 0.9 and depth < 2:
+                op.request_txn.CopyFrom(_random_txn(rng, depth + 1))
+            # else: an op with no request set
+    return r
+
+
+def test_the_txn_outline_is_what_the_separate_checks_give():
+    """outline_txn (one walk for a flat txn) against is_read_only, quota.txn_cost and check_txn /
+    check_read_only_txn, over random txns: flat and nested, valid and refused for every reason (too many ops,
+    empty keys, unset ops, bad sort targets, ignore_value/ignore_lease with a value/lease, duplicates)."""
+    import random
+
+    rng = random.Random(3)
+    flat = refused = 0
+    for _ in range(5000):
+        r = _random_txn(rng)
+        outline = kv_checks.outline_txn(r, MAX_OPS)
+        got = outline.read_only, outline.cost, None if outline.error is None else _error(outline.error)
+        assert got == _general_outline(r), r
+        refused += outline.error is not None
+        flat += kv_checks._outline_flat(r, MAX_OPS) is not None
+    assert flat > 2000 and refused > 1000  # both paths and many refusals were exercised

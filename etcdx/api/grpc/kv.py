@@ -8,7 +8,6 @@ from etcdx.api.grpc import kv_checks
 from etcdx.api.grpc.auth_gate import check_read, check_read_txn
 from etcdx.api.grpc.codec import decode
 from etcdx.errors import EtcdError
-from etcdx.mvcc.txn import is_read_only
 from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
@@ -69,10 +68,12 @@ class KVService:
 
     def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
-        if is_read_only(request):
+        outline = kv_checks.outline_txn(request, self._max_txn_ops)
+        if outline.read_only:
             # As etcd: served outside the log; it costs no quota, so no quota check can refuse it. Linearizable
             # (through ReadIndex) unless every range in it is serializable.
-            kv_checks.check_read_only_txn(request, self._max_txn_ops)
+            if outline.error is not None:
+                raise outline.error
             check_read_txn(self._server, request)
 
             def serve(error: EtcdError | None) -> None:
@@ -88,8 +89,9 @@ class KVService:
                 serve(None)
             else:
                 self._server.linearizable_read_nowait(serve)
-        elif self._server.check_quota_nowait(quota.txn_cost(request), reply):
-            kv_checks.check_txn(request, self._max_txn_ops)
+        elif self._server.check_quota_nowait(outline.cost, reply):
+            if outline.error is not None:
+                raise outline.error
             self._propose(InternalRequest(txn=request), reply)
 
     def compact(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:

@@ -9,9 +9,13 @@ Beyond etcd's checks, two refusals where etcd 3.5.1 has no answer of its own (In
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from etcdx import errors
 from etcdx.errors import EtcdError, StatusCode
+from etcdx.mvcc.txn import is_read_only
 from etcdx.pb.etcdserverpb import rpc_pb2
+from etcdx.server import quota
 
 RangeRequest = rpc_pb2.RangeRequest
 SORT_TARGETS = frozenset(RangeRequest.SortTarget.values())
@@ -48,6 +52,80 @@ def check_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
     _check_txn_ops(r, max_txn_ops, 1)
     _puts_and_deletes(r.success)
     _puts_and_deletes(r.failure)
+
+
+class TxnOutline(NamedTuple):
+    """What the API layer needs of a txn before it serves or proposes it: whether it is read-only
+    (mvcc.txn.is_read_only), its quota cost (quota.txn_cost; 0 for a read-only one), and the error its check
+    raises (check_txn, or check_read_only_txn for a read-only one), None if it passes. The caller raises
+    ``error`` where etcd checks: a write's after its quota check."""
+
+    read_only: bool
+    cost: int
+    error: EtcdError | None
+
+
+def outline_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
+    """The TxnOutline of ``r``: in one walk of its ops for a txn with no txn nested in it (Kubernetes' updates,
+    most txns), else from the functions named in TxnOutline. The same outline either way."""
+    flat = _outline_flat(r, max_txn_ops)
+    if flat is not None:
+        return flat
+    read_only = is_read_only(r)
+    try:
+        (check_read_only_txn if read_only else check_txn)(r, max_txn_ops)
+    except EtcdError as exc:
+        return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), exc)
+    return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), None)
+
+
+def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
+    """``outline_txn`` in one walk for a txn without a nested txn; None for one with (found on the way). The
+    first error in check_txn's order: the op count, empty compare keys, each op's own check (success, then
+    failure), then a key put twice in a branch or put into a range the branch deletes."""
+    error: EtcdError | None = None
+    if max(len(r.compare), len(r.success), len(r.failure)) > max_txn_ops:
+        error = errors.ERR_TOO_MANY_OPS()
+    elif not all(c.key for c in r.compare):
+        error = errors.ERR_EMPTY_KEY()
+    read_only, cost, duplicate = True, 0, False
+    for branch in (r.success, r.failure):
+        branch_cost = 0
+        puts: list[bytes] = []
+        deletes: list[tuple[bytes, bytes]] = []
+        for op in branch:
+            kind = op.WhichOneof("request")
+            try:
+                if kind == "request_put":
+                    put = op.request_put
+                    read_only = False
+                    branch_cost += quota.put_cost(put)
+                    puts.append(put.key)
+                    if error is None:
+                        check_put(put)
+                elif kind == "request_range":
+                    if error is None:
+                        check_range(op.request_range)
+                elif kind == "request_delete_range":
+                    delete = op.request_delete_range
+                    read_only = False
+                    deletes.append((delete.key, delete.range_end) if delete.range_end else _point(delete.key))
+                    if error is None:
+                        check_delete_range(delete)
+                elif kind == "request_txn":
+                    return None
+                elif error is None:
+                    raise errors.ERR_KEY_NOT_FOUND
+            except EtcdError as exc:
+                error = exc
+        cost = max(cost, branch_cost)
+        if puts and not duplicate:
+            duplicate = len(set(puts)) < len(puts) or any(
+                _intersects(_point(key), interval) for key in puts for interval in deletes
+            )
+    if error is None and duplicate:
+        error = errors.ERR_DUPLICATE_KEY()
+    return TxnOutline(read_only, 0 if read_only else cost, error)
 
 
 def check_read_only_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> None:
