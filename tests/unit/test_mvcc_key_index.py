@@ -172,3 +172,36 @@ def test_page_matches_range_over_random_histories(ops, limit, data):
         else:
             in_range = [k for k in written if key <= k and (not end or k < end)]
         assert whole == [(k, found[0]) for k in in_range if (found := ix.get(k, at)) is not None]
+
+
+def test_the_index_keeps_its_per_key_objects_out_of_the_cyclic_collector():
+    """Compiled, every per-key object (one-revision records, histories, ended generations and their lists) is
+    untracked, so a collection of the oldest generation walks none of them however many keys were written; the
+    pure-Python twin cannot untrack and leaves them all tracked."""
+    import gc
+
+    from etcdx.mvcc import key_index
+    from etcdx.mvcc.key_index import KeyHistory, SingleRevision
+
+    ix = KeyIndex()
+    for n in range(400):
+        ix.put(b"k%03d" % n, pack(n + 2, 0))
+    for n in range(0, 400, 2):
+        ix.put(b"k%03d" % n, pack(1000 + n, 0))  # a history
+    for n in range(0, 400, 4):
+        ix.tombstone(b"k%03d" % n, pack(2000 + n, 0))  # an ended generation
+    for n in range(0, 400, 8):
+        ix.put(b"k%03d" % n, pack(3000 + n, 0))  # created again
+    objects = []
+    for _, history in ix._tree.items():
+        objects.append(history)
+        if type(history) is KeyHistory:
+            objects.append(history.revs)
+            if history.past is not None:
+                objects += [history.past, *history.past, *(gen.revs for gen in history.past)]
+    assert {type(o) for o in objects} >= {SingleRevision, KeyHistory, list, key_index.Generation}
+    tracked = sum(gc.is_tracked(o) for o in objects)
+    if key_index.untrack.__module__ == "etcdx._native._gctrack":
+        assert tracked == 0
+    else:
+        assert tracked == len(objects)
