@@ -38,7 +38,7 @@ class Generation:
     def __init__(self, created: int, version: int, revs: list[int]) -> None:
         self.created = created
         self.version = version
-        self.revs = revs
+        self.revs = untrack(revs)
         untrack(self)
 
     def version_at(self, position: int) -> int:

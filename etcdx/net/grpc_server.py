@@ -108,6 +108,8 @@ Reply = Callable[[bytes | EtcdError], None]
 
 
 # Connections a deferred reply queued output on since the last flush_deferred_replies (see that function).
+# Invariant: only live connections (GrpcConnection.run removes its own when it ends), so it stays bounded in a
+# process that never flushes (a read worker) or between flushes.
 _DEFERRED_OUTPUT: set[GrpcConnection] = set()
 
 
@@ -253,6 +255,7 @@ class GrpcConnection:
                     self._closing = True
                     nursery.cancel_scope.cancel()
         finally:
+            _DEFERRED_OUTPUT.discard(self)
             for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
                 COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()

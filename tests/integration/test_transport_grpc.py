@@ -222,6 +222,18 @@ async def test_deferred_unary_replies_from_another_task(echo):
     ]
 
 
+async def test_a_closed_connection_is_not_kept_for_a_flush_that_never_comes(echo):
+    """Deferred replies register their connection for flush_deferred_replies; a process that never calls it (a
+    read worker, this server) must not keep closed connections there: the set holds only live ones."""
+    from etcdx.net import grpc_server
+
+    for _ in range(5):
+        assert await in_thread(echo.port, lambda ch: unary(ch, "Deferred")(b"hello", timeout=10)) == b"hello"
+    with trio.fail_after(10):
+        while grpc_server._DEFERRED_OUTPUT:  # each connection's run ends once its client closed it
+            await trio.sleep(0.01)
+
+
 async def test_deferred_reply_after_the_client_gave_up_is_dropped(echo):
     def work(ch):
         got = status_of(lambda: unary(ch, "Deferred")(b"hold", timeout=0.5))

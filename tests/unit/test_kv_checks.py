@@ -257,3 +257,21 @@ def test_the_txn_outline_is_what_the_separate_checks_give():
         refused += outline.error is not None
         flat += kv_checks._outline_flat(r, MAX_OPS) is not None
     assert flat > 2000 and refused > 1000  # both paths and many refusals were exercised
+
+
+def test_a_txn_over_the_op_limit_is_not_scanned_pairwise(monkeypatch):
+    """A txn far over --max-txn-ops is walked once for its quota cost, but its puts are not checked against its
+    deletes pair by pair (quadratic: a 2 MiB request would hold the member for minutes)."""
+    calls = 0
+    real = kv_checks._intersects
+
+    def counting(a, b):
+        nonlocal calls
+        calls += 1
+        return real(a, b)
+
+    monkeypatch.setattr(kv_checks, "_intersects", counting)
+    ops = [put(b"p%04d" % n) for n in range(2000)] + [delete(b"d%04d" % n) for n in range(2000)]
+    outline = kv_checks.outline_txn(txn(success=ops), MAX_OPS)
+    assert type(outline.error) is errors.ERR_TOO_MANY_OPS and outline.cost > 0
+    assert calls == 0

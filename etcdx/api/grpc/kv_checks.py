@@ -119,7 +119,9 @@ def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
             except EtcdError as exc:
                 error = exc
         cost = max(cost, branch_cost)
-        if puts and not duplicate:
+        # Only while no error is found: then every branch holds at most max_txn_ops ops, so the pairwise scan
+        # is bounded (a txn over the op limit is walked whole for its quota cost, but never scanned pairwise).
+        if puts and not duplicate and error is None:
             duplicate = len(set(puts)) < len(puts) or any(
                 _intersects(_point(key), interval) for key in puts for interval in deletes
             )
