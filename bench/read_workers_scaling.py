@@ -1,6 +1,6 @@
 """Range throughput of one member with 0, 1 and 2 read workers (--experimental-read-workers), on this machine.
 
-    python bench/read_workers_scaling.py [--workers 0,1,2] [--rounds 3] [--duration 8] [--load-cpu 1]
+    python bench/read_workers_scaling.py [--workers 0,1,2] [--rounds 3] [--duration 8] [--load-cpu 1] [--page]
 
 For each round and each worker count (alternated: 0, 1, 2, 0, 1, 2, ...), starts a fresh member on free
 loopback ports, puts --keys keys, then runs `etcdx bench range` (the native client, 64 clients over 16
@@ -9,6 +9,10 @@ pinned with `taskset -c --load-cpu` to one core, so it cannot take more than tha
 does; the server's processes (the member and its workers) are not pinned. Reported per case: req/s and server
 CPU per request (user + system seconds of the member and every worker PID from /proc, summed over the run,
 divided by the requests), medians over the rounds. Not a test: nothing is asserted.
+
+--page: instead of one key, each request is a Kubernetes list page: the first 500 keys (--page-limit) of a
+prefix holding --keys keys (default then 10,000), as `etcdx bench compare`'s range-page scenarios; a page costs
+the server several times what it costs the load tool, so the pinned tool leaves the server room to scale.
 """
 
 from __future__ import annotations
@@ -99,14 +103,20 @@ def server_cpu(pids: list[int]) -> float:
 def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
     proc, endpoint = start_member(workdir, workers)
     try:
+        # One client writes keys 0..keys-1 in order (a page needs every key there; 64 clients each start at
+        # their own offset); single-key ranges keep the 64-client load.
+        loaders = ["--clients", "1", "--conns", "1"] if args.page else []
         bench(endpoint, args, "put", "--total", str(args.keys), "--key-space-size", str(args.keys),
-              "--sequential-keys", "--key-size", "8", "--val-size", "256")  # fmt: skip
+              "--sequential-keys", "--key-size", "8", "--val-size", "256", *loaders)  # fmt: skip
+        # The keys are 8 zero-padded digits: a page is a prefix of them all ("0"), limited.
+        target = ["--range-key", "0", "--prefix", "--limit", str(args.page_limit)] if args.page else [
+            "--range-key", f"{args.keys // 2:08d}"]  # fmt: skip
         results = {}
         for consistency in ("s", "l"):
             pids = [proc.pid, *children(proc.pid)]
             before = server_cpu(pids)
             report = bench(endpoint, args, "range", "--consistency", consistency, "--duration", str(args.duration),
-                           "--range-key", f"{args.keys // 2:08d}")  # fmt: skip
+                           *target)  # fmt: skip
             used = server_cpu(pids) - before
             requests, rate = report["requests"], report["requests_per_second"]
             results[consistency] = (rate, used / max(requests, 1) * 1e6)
@@ -121,9 +131,13 @@ def main() -> int:
     parser.add_argument("--workers", default="0,1,2")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--keys", type=int, default=None, help="keys loaded (default 1,000; 10,000 with --page)")
     parser.add_argument("--load-cpu", type=int, default=1)
+    parser.add_argument("--page", action="store_true", help="each request a page of --page-limit keys")
+    parser.add_argument("--page-limit", type=int, default=500)
     args = parser.parse_args()
+    if args.keys is None:
+        args.keys = 10_000 if args.page else 1000
     counts = [int(n) for n in args.workers.split(",")]
     samples: dict[tuple[int, str], list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="etcdx-rw-bench-") as workdir:
@@ -137,7 +151,8 @@ def main() -> int:
         f"\nmedians of {args.rounds} alternated rounds; load tool pinned to CPU {args.load_cpu}, 64 clients, 16 conns"
     )
     print(f"{'case':<24}{'workers':>8}{'req/s':>10}{'x vs 0':>8}{'us CPU/req':>12}")
-    for consistency, name in (("s", "range-serializable"), ("l", "range-linearizable")):
+    kind = "range-page" if args.page else "range"
+    for consistency, name in (("s", f"{kind}-serializable"), ("l", f"{kind}-linearizable")):
         base = statistics.median(r for r, _ in samples[(counts[0], consistency)])
         for workers in counts:
             rates = [r for r, _ in samples[(workers, consistency)]]
