@@ -22,14 +22,16 @@ def compare_kv(c: rpc_pb2.Compare, kv: kv_pb2.KeyValue) -> bool:
     field = _UNION_FIELD.get(c.target)
     if field is None:
         return _holds(c, 0)  # an unknown target compares equal, as in etcd
-    wanted = getattr(c, field) if c.WhichOneof("target_union") == field else (b"" if field == "value" else 0)
-    have = getattr(kv, field)
-    return _holds(c, (have > wanted) - (have < wanted))
+    if field != "value":
+        return compare_number(c, getattr(kv, field))
+    wanted = c.value if c.WhichOneof("target_union") == "value" else b""
+    return _holds(c, (kv.value > wanted) - (kv.value < wanted))
 
 
 def compare_number(c: rpc_pb2.Compare, have: int) -> bool:
-    """``compare_kv`` for a VERSION, CREATE or MOD compare, given the KeyValue's number it reads (0 for an absent
-    key, as compare_range's zero KeyValue): what the key index alone can answer, without the stored value."""
+    """``compare_kv`` for a VERSION, CREATE, MOD or LEASE compare, given the KeyValue's number it reads (0 for
+    an absent key, as compare_range's zero KeyValue): the key index alone answers the first three, without the
+    stored value."""
     field = _UNION_FIELD[c.target]
     wanted = getattr(c, field) if c.WhichOneof("target_union") == field else 0
     return _holds(c, (have > wanted) - (have < wanted))

@@ -295,6 +295,10 @@ class GrpcConnection:
         if sent < len(data):
             self._unsent = data[sent:]
             self._flush_soon()
+        self._wake_room_waiters()
+
+    def _wake_room_waiters(self) -> None:
+        """After a send: wakes whoever waits in _output_room, to check the backlog again."""
         self._drained.set()
         self._drained = trio.Event()
 
@@ -324,8 +328,7 @@ class GrpcConnection:
                     COUNTS.sent_bytes += len(data)
                     self._in_flight = 0
                     self._writing = False
-                self._drained.set()
-                self._drained = trio.Event()
+                self._wake_room_waiters()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._closing = True
             self._nursery.cancel_scope.cancel()

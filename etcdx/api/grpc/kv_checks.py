@@ -72,11 +72,12 @@ def outline_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
     if flat is not None:
         return flat
     read_only = is_read_only(r)
+    error: EtcdError | None = None
     try:
         (check_read_only_txn if read_only else check_txn)(r, max_txn_ops)
     except EtcdError as exc:
-        return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), exc)
-    return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), None)
+        error = exc
+    return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), error)
 
 
 def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
@@ -109,7 +110,7 @@ def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
                 elif kind == "request_delete_range":
                     delete = op.request_delete_range
                     read_only = False
-                    deletes.append((delete.key, delete.range_end) if delete.range_end else _point(delete.key))
+                    deletes.append(_deleted(delete))
                     if error is None:
                         check_delete_range(delete)
                 elif kind == "request_txn":
@@ -183,6 +184,11 @@ def _point(key: bytes) -> tuple[bytes, bytes]:
     return key, key + b"\0"
 
 
+def _deleted(d: rpc_pb2.DeleteRangeRequest) -> tuple[bytes, bytes]:
+    """The interval a delete removes."""
+    return (d.key, d.range_end) if d.range_end else _point(d.key)
+
+
 _NESTED_FILTER = (b"\0", _INFINITY)
 
 
@@ -193,8 +199,7 @@ def _puts_and_deletes(ops) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
     deletes: list[tuple[bytes, bytes]] = []
     for op in ops:
         if op.WhichOneof("request") == "request_delete_range":
-            d = op.request_delete_range
-            deletes.append((d.key, d.range_end) if d.range_end else _point(d.key))
+            deletes.append(_deleted(op.request_delete_range))
 
     def check_put(key: bytes, puts: set[bytes]) -> None:
         if key in puts or any(_intersects(_point(key), iv) for iv in deletes):
