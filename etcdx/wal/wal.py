@@ -2,9 +2,10 @@
 
 Durability contract: ``sync()`` (and ``wait_synced(start_sync())``) returns only once every record appended
 before the call was written and fdatasync'ed. Group commit: one fdatasync covers every record appended while
-the previous one ran. Writes and fdatasyncs run on the WAL's own sync thread, one job at a time in append
-order, so the event loop keeps serving; the thread reports back with one ``run_sync_soon`` per job (cheaper
-than a ``trio.to_thread`` round trip per fsync). ``start_sync`` never blocks, so a caller can do other work
+the previous one ran. Writes and fdatasyncs run on the WAL's own sync thread (the sync worker, _native/walsync:
+it takes no GIL for them), one job at a time in append order, so the event loop keeps serving; the worker says
+a job ended on an eventfd, which the first waiter in ``wait_synced`` reads (no task of its own, no thread hand-off
+back). ``start_sync`` never blocks, so a caller can do other work
 (the server applies the previous batch) while the fsync runs. ``sync_inline`` is the other way, for a caller
 with nothing to overlap: it writes and fdatasyncs on the calling thread while no job runs (one job at a time
 still holds), which spares the two thread hand-offs (about 100 us) a lone write would wait for. Each job (and
@@ -35,10 +36,8 @@ index is at or below the one wanted (reading from earlier is only slower; the SN
 from __future__ import annotations
 
 import bisect
-import contextlib
+import functools
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +67,7 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 INLINE_FSYNC_LIMIT = 0.002
 
 _entrycodec = load("entrycodec")
+_walsync = load("walsync")
 
 __all__ = ["WAL", "WalCorruptError", "WalGapError", "WalReplay", "WalWriteError", "SEGMENT_BYTES", "last_snapshot"]
 
@@ -138,12 +138,14 @@ class WAL:
         self._pending: list[tuple[Segment, int, bytes]] = []
         self._appended = 0  # records appended so far
         self._synced = 0  # records known durable
-        self._sync_running = False  # Invariant: True from a job's hand-off to the sync thread until _finish_job
+        self._sync_running = False  # Invariant: True from a job's hand-off to the sync worker until _finish_job
+        self._job_upto = 0  # the running job's target: records appended when it was launched
+        self._job_bytes = 0  # the running job's record bytes
+        self._collecting = False  # a waiter is reading the worker's eventfd (the others wait on _sync_done)
         self._sync_done = trio.Event()  # set (and replaced) each time a job finishes
         self._failed: BaseException | None = None
-        self._jobs: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._writing: Segment | None = None  # the sync thread's: the segment whose fd it holds open
+        self._worker = _walsync.SyncWorker()
+        self._writing: Segment | None = None  # the segment whose fd is open for writing (opened on the sync thread)
         self._snapshot_segment: Segment | None = None  # the segment the last append_snapshot started
         self.fsync_count = 0
         self._last_fsync_seconds = 0.0  # the last fdatasync's duration, on either thread (see sync_inline)
@@ -374,11 +376,10 @@ class WAL:
             or any(segment.fd < 0 for segment, _, _ in self._pending)
         ):
             return False
-        pending, self._pending = self._pending, []
-        if pending:
+        if self._pending:
             try:
-                self._write_and_sync(pending)
-            except BaseException as exc:  # noqa: BLE001 - fail-stop, as _finish_job records a thread's failure
+                self._write_and_sync()
+            except BaseException as exc:  # noqa: BLE001 - fail-stop, as _finish_job records a job's failure
                 self._failed = exc
                 raise WalWriteError(f"wal: write or fsync failed: {exc!r}") from exc
             self._synced = self._appended
@@ -392,63 +393,91 @@ class WAL:
                 raise WalWriteError(f"wal: write or fsync failed: {self._failed!r}") from self._failed
             if not self._sync_running:
                 self._launch()
+            await self._job_ended()
+
+    async def _job_ended(self) -> None:
+        """Waits for the running job to end. The first waiter reads the worker's outcome (once its eventfd is
+        readable) and records it (_finish_job); the others wait for that. A reader cancelled meanwhile wakes
+        the others, so that one of them reads instead."""
+        if self._collecting:
             await self._sync_done.wait()
+            return
+        self._collecting = True
+        try:
+            while (outcome := self._worker.take()) is None:
+                await trio.lowlevel.wait_readable(self._worker.fileno())
+        except BaseException:
+            self._wake_waiters()
+            raise
+        finally:
+            self._collecting = False
+        self._finish_job(*outcome)
 
     def _launch(self) -> None:
-        """Hands every pending record to the sync thread as one job."""
+        """Hands every pending record to the sync worker as one job: one run of writes per segment, each
+        fdatasync'ed (a segment is durable before the next one is created); a segment not created yet is
+        created on the sync thread, first (_open_segment)."""
         self._sync_running = True
+        runs = self._runs()
+        self._job_upto = self._appended
+        self._job_bytes = sum(len(data) for _, data in runs)
+        self._worker.submit(
+            [
+                (segment.fd, offset, data, None if segment.fd >= 0 else functools.partial(self._open_segment, segment))
+                for (segment, offset), data in runs
+            ],
+            self.fsync,
+        )
+
+    def _runs(self) -> list[tuple[tuple[Segment, int], bytes]]:
+        """Takes the pending records, joined into one run per segment: ((segment, offset), data), in order."""
         pending, self._pending = self._pending, []
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._sync_thread, name="etcdx-wal-sync", daemon=True)
-            self._thread.start()
-        self._jobs.put((pending, self._appended, trio.lowlevel.current_trio_token()))
+        runs: list[tuple[tuple[Segment, int], list[bytes]]] = []
+        for segment, offset, data in pending:
+            if runs and runs[-1][0][0] is segment:
+                runs[-1][1].append(data)
+            else:
+                runs.append(((segment, offset), [data]))
+        return [(where, b"".join(chunks)) for where, chunks in runs]
 
-    def _sync_thread(self) -> None:
-        """The sync thread: runs jobs in order until the None that ``close`` sends. Whatever a job raises is
-        that job's outcome: the thread always reports back and never dies of it."""
-        while (job := self._jobs.get()) is not None:
-            pending, upto, token = job
-            error: BaseException | None = None
-            try:
-                if self._failed is None:
-                    self._write_and_sync(pending)
-            except BaseException as exc:  # noqa: BLE001 - fail-stop: every failure is reported, none kills us
-                error = exc
-            # RunFinishedError: nobody waits any more, the trio run that started the job has ended.
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(self._finish_job, upto, error)
+    def _open_segment(self, segment: Segment) -> int:
+        """On the sync thread (a job's opener): creates and preallocates the segment, makes its name durable,
+        and opens it for writing in place of the previous one; returns its fd."""
+        create_segment(segment)
+        fsync_dir(self._dir)
+        segment.fd = os.open(segment.path, os.O_RDWR)
+        previous, self._writing = self._writing, segment
+        if previous is not None and previous.fd >= 0:
+            os.close(previous.fd)
+            previous.fd = -1
+        return segment.fd
 
-    def _finish_job(self, upto: int, error: BaseException | None) -> None:
-        """On the event loop: records a job's outcome and wakes its waiters."""
+    def _finish_job(self, error: BaseException | None, seconds: list[float]) -> None:
+        """On the event loop: records a job's outcome (error, each fdatasync's duration) and wakes its waiters."""
         self._sync_running = False
+        for duration in seconds:
+            self.observe_fsync(duration)
+        if seconds:
+            self._last_fsync_seconds = seconds[-1]
+            self.fsync_count += len(seconds)
         if error is None and self._failed is None:
-            self._synced = upto
+            self._synced = self._job_upto
+            self.written_bytes += self._job_bytes
         elif self._failed is None:
             # After a failed fsync the kernel may have dropped the dirty pages: nothing appended
             # can be called durable any more, so every later sync fails too (the server stops).
             self._failed = error
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
         done, self._sync_done = self._sync_done, trio.Event()
         done.set()
 
-    def _write_and_sync(self, pending: list[tuple[Segment, int, bytes]]) -> None:
-        """Runs on the sync thread, or inline (sync_inline): writes each segment's run of records, then
-        fdatasyncs them in order (a segment is durable before the next one is created)."""
-        runs: list[tuple[Segment, int, list[bytes]]] = []
-        for segment, offset, data in pending:
-            if runs and runs[-1][0] is segment:
-                runs[-1][2].append(data)
-            else:
-                runs.append((segment, offset, [data]))
-        for segment, offset, chunks in runs:
-            if segment.fd < 0:
-                create_segment(segment)
-                fsync_dir(self._dir)
-                segment.fd = os.open(segment.path, os.O_RDWR)
-                previous, self._writing = self._writing, segment
-                if previous is not None and previous.fd >= 0:
-                    os.close(previous.fd)
-                    previous.fd = -1
-            data = b"".join(chunks)
+    def _write_and_sync(self) -> None:
+        """sync_inline's job, on the calling thread: writes each segment's run of pending records, then
+        fdatasyncs it (every segment is open: sync_inline creates none)."""
+        runs = self._runs()
+        for (segment, offset), data in runs:
             write_all(segment.fd, data, offset)
             if self.fsync:
                 started = time.perf_counter()
@@ -466,10 +495,8 @@ class WAL:
             if self._failed is None:
                 await self.sync()
         finally:
-            if self._thread is not None:
-                self._jobs.put(None)
-                await trio.to_thread.run_sync(self._thread.join)
-                self._thread = None
+            trio.lowlevel.notify_closing(self._worker.fileno())
+            await trio.to_thread.run_sync(self._worker.close)  # after the running job, if a cancelled sync left one
             for segment in self._segments:
                 if segment.fd >= 0:
                     os.close(segment.fd)

@@ -3,7 +3,8 @@
 The product has no fault switches; this wrapper changes one thing in its own process before the server starts:
 - ETCDX_TEST_WAL_SEGMENT_BYTES: WAL segment size (small, so that a short load crosses segment boundaries).
 - ETCDX_TEST_PLANT, a planted fault for the power-cut tests to catch:
-  - ``wal-fdatasync``: the WAL's fdatasync of appended records does nothing;
+  - ``wal-fdatasync``: the WAL's fdatasync of appended records does nothing, inline on the event loop and in the
+    sync worker's jobs (submitted without fdatasync);
   - ``backend-sync``: LMDB is opened as it was before power-cut hardening (``sync=False, metasync=False``:
     commits are never fsynced themselves; only the server's periodic ``Backend.sync`` flushes them).
 """
@@ -43,7 +44,20 @@ def _plant(fault: str) -> None:
     if fault == "wal-fdatasync":
         from etcdx.wal import wal
 
+        real_worker = wal._walsync.SyncWorker
+
+        class WorkerWithoutFsync:
+            def __init__(self) -> None:
+                self._real = real_worker()
+
+            def submit(self, runs: list, fsync: bool) -> None:
+                self._real.submit(runs, False)
+
+            def __getattr__(self, name):
+                return getattr(self._real, name)
+
         wal.os = _Proxy(os, fdatasync=lambda fd: None)
+        wal._walsync = _Proxy(wal._walsync, SyncWorker=WorkerWithoutFsync)
     elif fault == "backend-sync":
         from etcdx.mvcc import backend
 

@@ -1,13 +1,19 @@
 """The Ready loop's two ways to fsync, on a running EtcdServer over real files: a lone proposer's entry is
 fsynced inline on the event loop, concurrent proposers share fsyncs on the WAL's thread (group commit), and
-either way no proposal is answered before an fdatasync that covers its entry has returned."""
+either way no proposal is answered before an fdatasync that covers its entry has returned.
+
+The disk is watched through os.pwrite and os.fdatasync, which the inline sync and the twin sync worker call (the
+compiled worker calls the C functions, out of Python's sight): these tests run the server with the twin worker.
+The compiled worker's own contract is tested in tests/unit/test_walsync.py."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import trio
 
+from etcdx._native import walsync_py
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.pb.etcdxpb.raft_pb2 import Entry
@@ -26,15 +32,16 @@ class DiskWatch:
         self.written = 0
         self.durable = 0
         self.threads: list[str] = []
-        real_write, real_sync = wal_module.write_all, wal_module.os.fdatasync
+        real_write, real_sync = os.pwrite, os.fdatasync
 
-        def write_all(fd: int, data: bytes, offset: int) -> None:
-            real_write(fd, data, offset)
-            position = 0
+        def pwrite(fd: int, data, offset: int) -> int:
+            written = real_write(fd, data, offset)
+            data, position = bytes(data[:written]), 0
             while (decoded := record.decode_at(data, position)).kind == "record":
                 if decoded.record_type == RecordType.ENTRY:
                     self.written = max(self.written, Entry.FromString(decoded.payload).index)
                 position = decoded.next_offset
+            return written
 
         def fdatasync(fd: int) -> None:
             covered = self.written  # written before this fdatasync started (one job or inline sync at a time)
@@ -42,8 +49,13 @@ class DiskWatch:
             self.durable = max(self.durable, covered)
             self.threads.append(threading.current_thread().name)
 
-        monkeypatch.setattr(wal_module, "write_all", write_all)
-        monkeypatch.setattr(wal_module.os, "fdatasync", fdatasync)
+        monkeypatch.setattr(os, "pwrite", pwrite)
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+
+def with_twin_sync_worker(monkeypatch) -> None:
+    """The server opened after this call syncs its WAL jobs on the twin worker (in Python's sight)."""
+    monkeypatch.setattr(wal_module, "_walsync", walsync_py)
 
 
 async def put_checked(server: EtcdServer, disk: DiskWatch, key: bytes) -> None:
@@ -57,6 +69,7 @@ async def test_a_lone_proposer_is_fsynced_inline_and_answered_only_after_it(tmp_
     # A busy machine's fdatasync can pass the slow-disk limit, which sends fsyncs back to the thread
     # (tests/unit/test_wal_inline.py checks that); here every disk counts as fast.
     monkeypatch.setattr(wal_module, "INLINE_FSYNC_LIMIT", 60.0)
+    with_twin_sync_worker(monkeypatch)
     server = EtcdServer(server_settings(str(tmp_path / "data")))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
@@ -70,6 +83,7 @@ async def test_a_lone_proposer_is_fsynced_inline_and_answered_only_after_it(tmp_
 
 
 async def test_concurrent_proposers_share_fsyncs_on_the_wal_thread(tmp_path, monkeypatch):
+    with_twin_sync_worker(monkeypatch)
     server = EtcdServer(server_settings(str(tmp_path / "data")))
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)

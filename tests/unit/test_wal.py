@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import threading
 
 import pytest
 import trio
+import trio.testing
 
 from etcdx.pb.etcdxpb.raft_pb2 import Entry, HardState
 from etcdx.wal import record
@@ -128,36 +130,42 @@ async def test_start_sync_then_wait_covers_what_was_appended_before(tmp_path):
     assert [e.index for e in replay.entries] == [1, 2, 3, 4, 5]
 
 
-async def test_a_failed_fsync_fails_that_sync_and_every_later_one(tmp_path, monkeypatch):
+async def test_a_failed_write_on_the_sync_thread_fails_that_sync_and_every_later_one(tmp_path):
     wal, _ = await WAL.open(str(tmp_path))
     wal.append(entries(1, 1))
     await wal.sync()
-
-    def failing_fdatasync(fd: int) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(wal_module.os, "fdatasync", failing_fdatasync)
+    segment = wal._writing
+    writable, segment.fd = segment.fd, os.open(segment.path, os.O_RDONLY)  # the kernel refuses the pwrite: EBADF
     wal.append(entries(2, 2))
-    with pytest.raises(WalWriteError):
+    with trio.fail_after(10), pytest.raises(WalWriteError, match="Bad file descriptor"):
         await wal.sync()
-    monkeypatch.undo()
+    assert isinstance(wal.failure, OSError)
+    os.close(segment.fd)
+    segment.fd = writable
     wal.append(entries(3, 3))
-    with pytest.raises(WalWriteError):
+    with trio.fail_after(10), pytest.raises(WalWriteError):
         await wal.sync()
+    with trio.fail_after(10):
+        await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1]
 
 
 async def test_an_exception_that_is_not_an_oserror_on_the_sync_thread_fails_the_sync(tmp_path, monkeypatch):
-    wal, _ = await WAL.open(str(tmp_path))
+    wal, _ = await WAL.open(str(tmp_path), segment_bytes=4096)
     wal.append(entries(1, 1))
     await wal.sync()
+    on_threads = []
 
-    def broken_write(fd: int, data: bytes, offset: int) -> None:
+    def broken_create(segment) -> None:  # the sync thread creates the next segment: this job's first run
+        on_threads.append(threading.current_thread() is not threading.main_thread())
         raise RuntimeError("injected: not an OSError")
 
-    monkeypatch.setattr(wal_module, "write_all", broken_write)
-    wal.append(entries(2, 2))
+    monkeypatch.setattr(wal_module, "create_segment", broken_create)
+    wal.append([Entry(term=1, index=2, data=b"x" * 8192)])  # does not fit the rest of the first segment
     with trio.fail_after(10), pytest.raises(WalWriteError, match="injected"):
         await wal.sync()
+    assert on_threads == [True]
     assert isinstance(wal.failure, RuntimeError)
     monkeypatch.undo()
     wal.append(entries(3, 3))
@@ -167,6 +175,48 @@ async def test_an_exception_that_is_not_an_oserror_on_the_sync_thread_fails_the_
         await wal.close()  # the thread survived and stops when asked
     _, replay = await WAL.open(str(tmp_path))
     assert [e.index for e in replay.entries] == [1]
+
+
+async def test_waiters_share_one_reader_and_a_cancelled_reader_hands_over(tmp_path, monkeypatch):
+    """Many tasks wait for the same job: one reads the worker's outcome; cancelling it mid-wait leaves the
+    others to take over (none hangs), and the records end up durable. The job is held on the sync thread (in
+    the creation of its segment) until every waiter is in place."""
+    wal, _ = await WAL.open(str(tmp_path), segment_bytes=4096)
+    wal.append(entries(1, 1))
+    await wal.sync()
+    release = threading.Event()
+    real_create = wal_module.create_segment
+
+    def held_create(segment) -> None:
+        assert release.wait(10)
+        real_create(segment)
+
+    monkeypatch.setattr(wal_module, "create_segment", held_create)
+    wal.append([Entry(term=1, index=2, data=b"x" * 8192)])  # does not fit the first segment: the job creates one
+    target = wal.start_sync()
+    woken = []
+
+    async def waiter(name: str, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            await wal.wait_synced(target)
+            woken.append(name)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            first = await nursery.start(waiter, "cancelled")
+            await trio.testing.wait_all_tasks_blocked()
+            assert wal._collecting  # the first waiter reads the worker's outcome; the others wait for it
+            for name in ("a", "b", "c"):
+                nursery.start_soon(waiter, name)
+            await trio.testing.wait_all_tasks_blocked()
+            first.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            release.set()
+    assert sorted(woken) == ["a", "b", "c"]
+    await wal.close()
+    _, replay = await WAL.open(str(tmp_path))
+    assert [e.index for e in replay.entries] == [1, 2]
 
 
 async def test_raft_shaped_view_and_release(tmp_path):

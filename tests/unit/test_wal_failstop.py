@@ -23,27 +23,25 @@ from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
 from etcdx.server.server import EtcdServer, MemberStopped
 from etcdx.wal import record
-from etcdx.wal import wal as wal_module
 from etcdx.wal.record import RecordType
+from tests.support import wal_faults
 from tests.support.procs import ServerProcess, _cluster_flags, etcdx_process, free_ports
 
 CHILD = """
 import os, sys
 from etcdx.cli.main import main
 from etcdx.mvcc.backend import Backend
-from etcdx.wal import wal as wal_module
 
 arm, fault = sys.argv[1], sys.argv[2]
 
 if fault == "wal-thread":
-    real_write_all = wal_module.write_all
+    from tests.support import wal_faults
 
-    def write_all(fd, data, offset):
+    def fault():
         if os.path.exists(arm):
-            raise RuntimeError("injected: not an OSError, on the WAL sync thread")
-        real_write_all(fd, data, offset)
+            raise RuntimeError("injected: not an OSError, while syncing the WAL")
 
-    wal_module.write_all = write_all
+    wal_faults.arm(fault)
 else:
     real_sync = Backend.sync
 
@@ -111,9 +109,13 @@ async def test_health_is_false_once_the_member_cannot_write(tmp_path, monkeypatc
     health = HttpEndpoints(server)
     request = HttpRequest(method="GET", target="/health", headers=[], body=b"")
 
-    def broken_write(fd: int, data: bytes, offset: int) -> None:
-        raise RuntimeError("injected")
+    armed = False
 
+    def fault() -> None:
+        if armed:
+            raise RuntimeError("injected")
+
+    wal_faults.arm(fault, monkeypatch.setattr)  # before the WAL opens: its sync worker is the armed one
     stopped = []
 
     async def run() -> None:
@@ -126,7 +128,7 @@ async def test_health_is_false_once_the_member_cannot_write(tmp_path, monkeypatc
         nursery.start_soon(run)
         await server.wait_started()
         assert (await health(request)).status == 200
-        monkeypatch.setattr(wal_module, "write_all", broken_write)
+        armed = True
         put = InternalRequest(put=rpc_pb2.PutRequest(key=b"k", value=b"v"))
         server.propose_nowait(put, lambda result: None)  # a write the WAL cannot persist
         with trio.fail_after(10):
