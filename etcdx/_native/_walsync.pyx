@@ -177,11 +177,13 @@ cdef class SyncWorker:
             array[i].data = PyBytes_AS_STRING(data)
             array[i].size = PyBytes_GET_SIZE(data)
             array[i].opener = NULL if opener is None else <PyObject*>opener
+        cdef int failed
         if not self._started:
-            if pthread_create(&self._thread, NULL, _serve, self._s) != 0:
+            failed = pthread_create(&self._thread, NULL, _serve, self._s)  # returns the error; errno is not set
+            if failed:
                 free(array)
                 free(seconds)
-                raise OSError(errno, "walsync: cannot start the sync thread")
+                raise OSError(failed, "walsync: cannot start the sync thread: " + os.strerror(failed))
             self._started = True
         self._job = runs
         s = self._s

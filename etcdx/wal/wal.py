@@ -455,11 +455,7 @@ class WAL:
     def _finish_job(self, error: BaseException | None, seconds: list[float]) -> None:
         """On the event loop: records a job's outcome (error, each fdatasync's duration) and wakes its waiters."""
         self._sync_running = False
-        for duration in seconds:
-            self.observe_fsync(duration)
-        if seconds:
-            self._last_fsync_seconds = seconds[-1]
-            self.fsync_count += len(seconds)
+        self._record_fsyncs(seconds)
         if error is None and self._failed is None:
             self._synced = self._job_upto
             self.written_bytes += self._job_bytes
@@ -476,17 +472,22 @@ class WAL:
     def _write_and_sync(self) -> None:
         """sync_inline's job, on the calling thread: writes each segment's run of pending records, then
         fdatasyncs it (every segment is open: sync_inline creates none)."""
-        runs = self._runs()
-        for (segment, offset), data in runs:
+        for (segment, offset), data in self._runs():
             write_all(segment.fd, data, offset)
             if self.fsync:
                 started = time.perf_counter()
                 os.fdatasync(segment.fd)
-                self._last_fsync_seconds = time.perf_counter() - started
-                self.observe_fsync(self._last_fsync_seconds)
+                self._record_fsyncs([time.perf_counter() - started])
             self.written_bytes += len(data)
-        if self.fsync:
-            self.fsync_count += len(runs)
+
+    def _record_fsyncs(self, seconds: list[float]) -> None:
+        """Counts fdatasyncs that returned (inline or in a job) and observes their durations; the last one is
+        what sync_inline's slow-disk check reads."""
+        for duration in seconds:
+            self.observe_fsync(duration)
+        if seconds:
+            self._last_fsync_seconds = seconds[-1]
+            self.fsync_count += len(seconds)
 
     async def close(self) -> None:
         """Makes everything appended durable (unless the log failed: then nothing more is), then closes the
