@@ -241,8 +241,9 @@ class GrpcConnection:
                     nursery.start_soon(self._keepalive)
                 try:
                     await self._take(initial)
+                    data = initial
                     while not self._closing:
-                        data = await self._stream.receive_some(READ_SIZE)
+                        data = await self._receive(len(data) < READ_SIZE)
                         if not data:
                             break
                         self._last_read = trio.current_time()
@@ -259,6 +260,25 @@ class GrpcConnection:
             for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
                 COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()
+
+    async def _receive(self, drained: bool) -> bytes:
+        """The next read (b"" at the end of the stream). On a plain TCP connection whose last read was short
+        (``drained``: the socket is most likely empty), it waits for readability first and then reads once,
+        instead of trio's recv, which would try first, fail with EAGAIN and then wait: one system call and one
+        scheduler pass less per read under load. A reset connection reads as the end of the stream."""
+        if self._socket is None or not drained:
+            return await self._stream.receive_some(READ_SIZE)
+        while True:
+            await trio.lowlevel.wait_readable(self._socket)
+            fd = self._socket.fileno()
+            if fd < 0:
+                raise trio.ClosedResourceError
+            try:
+                return os.read(fd, READ_SIZE)
+            except BlockingIOError:
+                continue  # readable, then drained by nobody else: spurious; wait again
+            except OSError:
+                return b""
 
     async def _say_goodbye(self) -> None:
         """Sends GOAWAY if the connection can still carry it (not broken, not mid-frame)."""
