@@ -29,12 +29,19 @@ def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnRespons
     path: list[bool] = []
     _compare_path(txn, request, path)
     ops = chosen_ops(request, path)
-    if not is_read_only(request):
-        for op in ops:
-            _check_put(store, txn, op)
+    # etcd's order of refusals: every put's own check (in op order), then a put that ignores the value or lease
+    # of a key an earlier op deletes, then every range's revision. (Only puts and ranges have checks, so a txn
+    # whose chosen ops are reads passes the put checks, whatever its other branch holds.)
+    kinds = [op.WhichOneof("request") for op in ops]
+    ignoring = False
+    for op, kind in zip(ops, kinds, strict=True):
+        if kind == "request_put":
+            ignoring = _check_put(store, txn, op.request_put) or ignoring
+    if ignoring:
         _check_puts_keep_their_keys(store, ops)
-    for op in ops:
-        _check_range(store, txn, op)
+    for op, kind in zip(ops, kinds, strict=True):
+        if kind == "request_range":
+            _check_range(store, txn, op)
     response = rpc_pb2.TxnResponse()
     _execute(txn, request, path, 0, response)
     response.header.revision = store.end_write(txn)
@@ -109,14 +116,14 @@ def chosen_ops(request: rpc_pb2.TxnRequest, path: list[bool]) -> list[rpc_pb2.Re
     return ops
 
 
-def _check_put(store: KVStore, view: WriteTxn, op: rpc_pb2.RequestOp) -> None:
-    if op.WhichOneof("request") != "request_put":
-        return
-    put = op.request_put
-    if (put.ignore_value or put.ignore_lease) and not view.kvs(put.key, None)[0]:
+def _check_put(store: KVStore, view: WriteTxn, put: rpc_pb2.PutRequest) -> bool:
+    """A put's own check; returns whether it ignores the value or the lease (it needs its key)."""
+    ignoring = put.ignore_value or put.ignore_lease
+    if ignoring and not view.kvs(put.key, None)[0]:
         raise errors.ERR_KEY_NOT_FOUND
     if put.lease and not store.lease_exists(put.lease):
         raise errors.ERR_LEASE_NOT_FOUND
+    return ignoring
 
 
 def _check_range(store: KVStore, view: ReadView, op: rpc_pb2.RequestOp) -> None:
@@ -135,9 +142,8 @@ def _check_puts_keep_their_keys(store: KVStore, ops: list[rpc_pb2.RequestOp]) ->
     """Fails with ERR_KEY_NOT_FOUND a put with ignore_value / ignore_lease whose key an earlier op of
     the same txn deletes. The duplicate-key check misses this when the delete's range_end is b"\\0"
     (it takes that end literally); etcd 3.5.1 then panics mid-txn, on every member and again on
-    every replay (verified against etcd 3.5.1). etcdx refuses the txn before writing anything."""
-    if not any(op.request_put.ignore_value or op.request_put.ignore_lease for op in ops):
-        return
+    every replay (verified against etcd 3.5.1). etcdx refuses the txn before writing anything.
+    Needed only when some put of ``ops`` ignores its value or lease (the caller checks)."""
     deleted: set[bytes] = set()
     written: set[bytes] = set()
     for op in ops:
@@ -168,7 +174,7 @@ def _execute(txn: ReadView, request: rpc_pb2.TxnRequest, path: list[bool], pos: 
         if kind == "request_range":
             txn.range(op.request_range, out.response_range)
         elif kind == "request_put":
-            out.response_put.CopyFrom(txn.put_request(op.request_put))
+            txn.put_request(op.request_put, out.response_put)
         elif kind == "request_delete_range":
             out.response_delete_range.CopyFrom(txn.delete_range_request(op.request_delete_range))
         elif kind == "request_txn":

@@ -186,9 +186,11 @@ class WriteTxn(ReadView):
                 self.events.append(kv_pb2.Event(type=kv_pb2.Event.DELETE, kv=deleted))
         return len(keys)
 
-    def put_request(self, p: rpc_pb2.PutRequest) -> rpc_pb2.PutResponse:
-        """etcd's applierV3backend.Put inside this txn (the lease was checked by the caller)."""
-        response = rpc_pb2.PutResponse()
+    def put_request(self, p: rpc_pb2.PutRequest, response: rpc_pb2.PutResponse | None = None) -> rpc_pb2.PutResponse:
+        """etcd's applierV3backend.Put inside this txn (the lease was checked by the caller), answered into
+        ``response`` (an empty PutResponse, such as a TxnResponse's op response) or a new one; returns it."""
+        if response is None:
+            response = rpc_pb2.PutResponse()
         value, lease = p.value, p.lease
         previous = None
         if p.ignore_value or p.ignore_lease or p.prev_kv:

@@ -210,6 +210,8 @@ def test_put_checks_come_before_range_checks_and_follow_op_order(ab):
     assert_refused(ab, errors.ERR_LEASE_NOT_FOUND, success=[get(b"a", revision=99), put(b"c", lease=12345)])
     assert_refused(ab, errors.ERR_KEY_NOT_FOUND, success=[get(b"a", revision=99), put(b"c", ignore_value=True)])
     assert_refused(ab, errors.ERR_LEASE_NOT_FOUND, success=[put(b"c", lease=777), put(b"d", ignore_lease=True)])
+    # every put is checked, also those after a put that ignores its value (whose key, "a", exists)
+    assert_refused(ab, errors.ERR_LEASE_NOT_FOUND, success=[put(b"a", ignore_value=True), put(b"d", lease=777)])
 
 
 def test_checks_only_cover_the_branch_that_runs(ab):

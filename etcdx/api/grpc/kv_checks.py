@@ -83,14 +83,22 @@ def outline_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
 def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
     """``outline_txn`` in one walk for a txn without a nested txn; None for one with (found on the way). The
     first error in check_txn's order: the op count, empty compare keys, each op's own check (success, then
-    failure), then a key put twice in a branch or put into a range the branch deletes."""
+    failure), then a key put twice in a branch or put into a range the branch deletes. A put's check and cost
+    are check_put's and quota.put_cost's, inlined (each field read once: reading a bytes field copies it);
+    tests/unit/test_kv_checks.py holds this walk to the separate checks."""
+    compare, success, failure = r.compare, r.success, r.failure
     error: EtcdError | None = None
-    if max(len(r.compare), len(r.success), len(r.failure)) > max_txn_ops:
+    if len(compare) > max_txn_ops or len(success) > max_txn_ops or len(failure) > max_txn_ops:
         error = errors.ERR_TOO_MANY_OPS()
-    elif not all(c.key for c in r.compare):
-        error = errors.ERR_EMPTY_KEY()
+    else:
+        for c in compare:
+            if not c.key:
+                error = errors.ERR_EMPTY_KEY()
+                break
     read_only, cost, duplicate = True, 0, False
-    for branch in (r.success, r.failure):
+    for branch in (success, failure):
+        if not branch:
+            continue
         branch_cost = 0
         puts: list[bytes] = []
         deletes: list[tuple[bytes, bytes]] = []
@@ -99,11 +107,17 @@ def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
             try:
                 if kind == "request_put":
                     put = op.request_put
+                    key, value = put.key, put.value
                     read_only = False
-                    branch_cost += quota.put_cost(put)
-                    puts.append(put.key)
+                    branch_cost += quota.KV_OVERHEAD + len(key) + len(value)
+                    puts.append(key)
                     if error is None:
-                        check_put(put)
+                        if not key:
+                            raise errors.ERR_EMPTY_KEY
+                        if put.ignore_value and value:
+                            raise errors.ERR_VALUE_PROVIDED
+                        if put.ignore_lease and put.lease:
+                            raise errors.ERR_LEASE_PROVIDED
                 elif kind == "request_range":
                     if error is None:
                         check_range(op.request_range)
@@ -122,7 +136,7 @@ def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
         cost = max(cost, branch_cost)
         # Only while no error is found: then every branch holds at most max_txn_ops ops, so the pairwise scan
         # is bounded (a txn over the op limit is walked whole for its quota cost, but never scanned pairwise).
-        if puts and not duplicate and error is None:
+        if puts and not duplicate and error is None and (len(puts) > 1 or deletes):
             duplicate = len(set(puts)) < len(puts) or any(
                 _intersects(_point(key), interval) for key in puts for interval in deletes
             )
