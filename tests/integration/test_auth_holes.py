@@ -235,11 +235,11 @@ def test_role_that_lost_its_permission_no_longer_grants_it(member, channel):
     refused(lambda: again.call(again.kv.Put, rpc_pb2.PutRequest(key=b"e/2", value=b"x")), *DENIED)
 
 
+# JWT only: a simple token takes the revision of the moment it is used (covered in-process).
+@pytest.mark.parametrize("member", ["jwt"], indirect=True)
 def test_permission_revoked_while_the_request_was_in_flight(member, channel):
     """A JWT carries the auth revision it was made at, as a request in flight does: after a revocation
     lands, a write made under the older revision is refused in apply, though its user still exists."""
-    if member.token_kind != "jwt":
-        pytest.skip("a simple token takes the revision of the moment it is used (covered in-process)")
     root = Root(channel)
     alice = login(channel, "alice", PASSWORD)
     alice.call(alice.kv.Put, rpc_pb2.PutRequest(key=b"a/inflight", value=b"1"))
@@ -252,9 +252,8 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+@pytest.mark.parametrize("member", ["jwt"], indirect=True)
 def test_forged_and_expired_jwts_are_refused(member, channel):
-    if member.token_kind != "jwt":
-        pytest.skip("JWT only")
     claims = {"username": "root", "revision": 1_000_000, "exp": int(time.time()) + 600}
     none_token = f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{_b64(json.dumps(claims).encode())}."
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
