@@ -41,7 +41,7 @@ def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnRespons
         _check_puts_keep_their_keys(store, ops)
     for op, kind in zip(ops, kinds, strict=True):
         if kind == "request_range":
-            _check_range(store, txn, op)
+            _check_range(store, txn, op.request_range)
     response = rpc_pb2.TxnResponse()
     _execute(txn, request, path, 0, response)
     response.header.revision = store.end_write(txn)
@@ -54,7 +54,8 @@ def read_txn(store: KVStore, view: ReadView, request: rpc_pb2.TxnRequest) -> rpc
     path: list[bool] = []
     _compare_path(view, request, path)
     for op in chosen_ops(request, path):
-        _check_range(store, view, op)
+        if op.WhichOneof("request") == "request_range":
+            _check_range(store, view, op.request_range)
     response = rpc_pb2.TxnResponse()
     _execute(view, request, path, 0, response)
     response.header.revision = view.current_rev
@@ -126,10 +127,9 @@ def _check_put(store: KVStore, view: WriteTxn, put: rpc_pb2.PutRequest) -> bool:
     return ignoring
 
 
-def _check_range(store: KVStore, view: ReadView, op: rpc_pb2.RequestOp) -> None:
-    if op.WhichOneof("request") != "request_range":
-        return
-    rev = op.request_range.revision
+def _check_range(store: KVStore, view: ReadView, r: rpc_pb2.RangeRequest) -> None:
+    """A range's own check in a txn: the revision it reads at exists."""
+    rev = r.revision
     if rev == 0:
         return
     if rev > view.current_rev:

@@ -22,7 +22,12 @@ LEASE_GRANT_COST = 64
 
 
 def put_cost(put: rpc_pb2.PutRequest) -> int:
-    return KV_OVERHEAD + len(put.key) + len(put.value)
+    return kv_cost(put.key, put.value)
+
+
+def kv_cost(key: bytes, value: bytes) -> int:
+    """What a put of ``key`` and ``value`` costs (for a caller that holds them already)."""
+    return KV_OVERHEAD + len(key) + len(value)
 
 
 def txn_cost(txn: rpc_pb2.TxnRequest) -> int:

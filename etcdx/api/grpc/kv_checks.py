@@ -34,9 +34,14 @@ def check_range(r: rpc_pb2.RangeRequest) -> None:
 
 
 def check_put(r: rpc_pb2.PutRequest) -> None:
-    if not r.key:
+    _check_put_fields(r, r.key, r.value)
+
+
+def _check_put_fields(r: rpc_pb2.PutRequest, key: bytes, value: bytes) -> None:
+    """``check_put`` of ``r`` whose key and value the caller read already (reading a bytes field copies it)."""
+    if not key:
         raise errors.ERR_EMPTY_KEY
-    if r.ignore_value and r.value:
+    if r.ignore_value and value:
         raise errors.ERR_VALUE_PROVIDED
     if r.ignore_lease and r.lease:
         raise errors.ERR_LEASE_PROVIDED
@@ -83,9 +88,9 @@ def outline_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
 def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
     """``outline_txn`` in one walk for a txn without a nested txn; None for one with (found on the way). The
     first error in check_txn's order: the op count, empty compare keys, each op's own check (success, then
-    failure), then a key put twice in a branch or put into a range the branch deletes. A put's check and cost
-    are check_put's and quota.put_cost's, inlined (each field read once: reading a bytes field copies it);
-    tests/unit/test_kv_checks.py holds this walk to the separate checks."""
+    failure), then a key put twice in a branch or put into a range the branch deletes. A put's key and value are
+    read once, for its cost and its check (reading a bytes field copies it); tests/unit/test_kv_checks.py holds
+    this walk to the separate checks."""
     compare, success, failure = r.compare, r.success, r.failure
     error: EtcdError | None = None
     if len(compare) > max_txn_ops or len(success) > max_txn_ops or len(failure) > max_txn_ops:
@@ -109,15 +114,10 @@ def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
                     put = op.request_put
                     key, value = put.key, put.value
                     read_only = False
-                    branch_cost += quota.KV_OVERHEAD + len(key) + len(value)
+                    branch_cost += quota.kv_cost(key, value)
                     puts.append(key)
                     if error is None:
-                        if not key:
-                            raise errors.ERR_EMPTY_KEY
-                        if put.ignore_value and value:
-                            raise errors.ERR_VALUE_PROVIDED
-                        if put.ignore_lease and put.lease:
-                            raise errors.ERR_LEASE_PROVIDED
+                        _check_put_fields(put, key, value)
                 elif kind == "request_range":
                     if error is None:
                         check_range(op.request_range)
