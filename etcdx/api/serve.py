@@ -1,5 +1,5 @@
 """Runs the client listeners: gRPC and HTTP/1.1 on every --listen-client-urls address; with read workers
-(etcdx/worker/), also the member's private unix socket and the workers."""
+(etcdx/worker/), also the member's private unix sockets (HTTP/2 and the member link) and the workers."""
 
 from __future__ import annotations
 
@@ -19,11 +19,16 @@ from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import ListenAddress, check_port_free, open_private_unix_listener, serve_client_port
 from etcdx.server.server import EtcdServer
+from etcdx.worker.link_client import link_path
+from etcdx.worker.link_member import serve_link
 from etcdx.worker.member_side import committing_auth_enable, with_barrier
 from etcdx.worker.supervisor import WorkerPlan, supervise
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
 GRPC_OVERHEAD_BYTES = 512 * 1024
+# A member link request frame carries the client's metadata beside its message (at most what the HTTP/2 header
+# list limit let in, well below this).
+LINK_METADATA_BYTES = 1024 * 1024
 
 
 async def serve_clients(
@@ -91,13 +96,16 @@ async def _start_workers(
     nursery: trio.Nursery, server, workers: WorkerPlan, resolve, services, gateway, access, max_recv, addresses, ports
 ) -> None:
     private = await open_private_unix_listener(workers.socket_path)
+    link = await open_private_unix_listener(link_path(workers.socket_path))
+    private_resolve = with_barrier(server, resolve)
     http_handler = HttpEndpoints(server, gateway, access, secure=False)
+    nursery.start_soon(serve_link, link, private_resolve, max_recv + LINK_METADATA_BYTES)
     await nursery.start(
         partial(
             serve_client_port,
             workers.socket_path,
             0,
-            resolve=with_barrier(server, resolve),
+            resolve=private_resolve,
             known_services=services,
             http_handler=http_handler,
             http_body_limit=http_handler.body_limit,
@@ -108,6 +116,7 @@ async def _start_workers(
     shared = [port for address, port in zip(addresses, ports, strict=True) if address.reuse_port and not address.unix]
     nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
     nursery.start_soon(_remove_on_exit, workers.socket_path)
+    nursery.start_soon(_remove_on_exit, link_path(workers.socket_path))
 
 
 async def _remove_on_exit(path: str) -> None:

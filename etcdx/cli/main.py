@@ -32,6 +32,7 @@ from etcdx.server.server import EtcdServer, MemberRemoved, MemberStopped
 from etcdx.server.settings import ServerSettings
 from etcdx.version import API_VERSION, ETCDX_VERSION, SERVER_VERSION
 from etcdx.wal.wal import SEGMENT_BYTES
+from etcdx.worker.link_client import link_path
 from etcdx.worker.supervisor import WorkerPlan
 
 log = get_logger("etcdx.cli")
@@ -299,7 +300,7 @@ def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
         raise ValueError("--experimental-read-workers needs at least one http:// --listen-client-urls")
     settings = settings_from_config(config)
     socket_path = os.path.abspath(os.path.join(settings.member_dir, "workers.sock"))
-    if len(socket_path.encode()) > MAX_UNIX_PATH:
+    if len(link_path(socket_path).encode()) > MAX_UNIX_PATH:  # the longer of the two sockets' paths
         raise ValueError(f"--experimental-read-workers: the data dir path is too long for a unix socket: {socket_path}")
     return WorkerPlan(
         count=config.read_workers,

@@ -43,6 +43,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import trio
 
@@ -107,10 +108,27 @@ class InlineUnaryMethod:
 Reply = Callable[[bytes | EtcdError], None]
 
 
+class DeferredOutput(Protocol):
+    """A connection that queues deferred replies and sends them in one write when flushed."""
+
+    def _flush_now(self) -> None: ...
+
+
 # Connections a deferred reply queued output on since the last flush_deferred_replies (see that function).
-# Invariant: only live connections (GrpcConnection.run removes its own when it ends), so it stays bounded in a
-# process that never flushes (a read worker) or between flushes.
-_DEFERRED_OUTPUT: set[GrpcConnection] = set()
+# Invariant: only live connections (each removes its own when it ends: withdraw_deferred_output), so it stays
+# bounded in a process that never flushes (a read worker) or between flushes.
+_DEFERRED_OUTPUT: set[DeferredOutput] = set()
+
+
+def defer_output(connection: DeferredOutput) -> None:
+    """``connection`` queued a deferred reply: the next flush_deferred_replies sends it. The connection must
+    also send it by itself eventually (its writer task), as nothing promises that a flush comes."""
+    _DEFERRED_OUTPUT.add(connection)
+
+
+def withdraw_deferred_output(connection: DeferredOutput) -> None:
+    """For a connection that ends: no flush may reach it any more."""
+    _DEFERRED_OUTPUT.discard(connection)
 
 
 def flush_deferred_replies() -> None:
@@ -256,7 +274,7 @@ class GrpcConnection:
                     self._closing = True
                     nursery.cancel_scope.cancel()
         finally:
-            _DEFERRED_OUTPUT.discard(self)
+            withdraw_deferred_output(self)
             for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
                 COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()
@@ -614,7 +632,7 @@ class GrpcConnection:
                 call.scope = scope
                 reply = await call.method.handler(message, call.ctx)
         except Exception as exc:
-            code, text = _outcome(call, exc)
+            code, text = failure_status(call.ctx.path, exc)
         if scope.cancelled_caught:
             if call.closed:
                 return
@@ -627,7 +645,7 @@ class GrpcConnection:
         try:
             reply = call.method.handler(message, call.ctx)
         except Exception as exc:
-            self._finish(call, *_outcome(call, exc))
+            self._finish(call, *failure_status(call.ctx.path, exc))
             return
         self._reply(call, reply)
 
@@ -635,7 +653,7 @@ class GrpcConnection:
         try:
             at_once = call.method.handler(message, call.ctx, functools.partial(self._deferred_reply, call))
         except Exception as exc:
-            self._finish(call, *_outcome(call, exc))
+            self._finish(call, *failure_status(call.ctx.path, exc))
             return
         if at_once is not None:
             self._reply(call, at_once)
@@ -652,10 +670,10 @@ class GrpcConnection:
                 self._finish(call, outcome.code, outcome.message)
             else:
                 self._reply(call, outcome)
-            _DEFERRED_OUTPUT.add(self)
+            defer_output(self)
         except Exception as exc:
             with contextlib.suppress(Exception):
-                self._finish(call, *_outcome(call, exc))
+                self._finish(call, *failure_status(call.ctx.path, exc))
 
     def _reply(self, call: _Call, reply: bytes) -> None:
         """Sends a unary call's response and ends it; waits for send window in a task of its own if needed.
@@ -708,7 +726,7 @@ class GrpcConnection:
                 else:
                     await call.method.handler(self._messages(call, receive), call.ctx, send)
         except Exception as exc:
-            code, text = _outcome(call, exc)
+            code, text = failure_status(call.ctx.path, exc)
         if scope.cancelled_caught:
             if call.closed or call.failed:
                 return
@@ -870,12 +888,12 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _outcome(call: _Call, exc: Exception) -> tuple[int, str]:
-    """The status a failed handler ends its call with (handlers may run nurseries, so their errors
-    can arrive wrapped in exception groups)."""
+def failure_status(path: str, exc: Exception) -> tuple[int, str]:
+    """The status a failed handler of ``path`` ends its call with (handlers may run nurseries, so their errors
+    can arrive wrapped in exception groups); an error that is not an EtcdError is logged, as a bug."""
     leaves = _leaves(exc)
     for leaf in leaves:
         if isinstance(leaf, EtcdError):
             return leaf.code, leaf.message
-    log.exception("handler failed", method=call.ctx.path)
+    log.exception("handler failed", method=path)
     return StatusCode.UNKNOWN, str(leaves[0])

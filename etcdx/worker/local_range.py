@@ -41,8 +41,8 @@ from etcdx.mvcc.schema import AUTH_DB
 from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.proxy.forward import upstream_metadata
-from etcdx.proxy.upstream import Upstream
 from etcdx.worker.follower import IndexFollower
+from etcdx.worker.link_client import MemberLink
 from etcdx.worker.member_side import BARRIER_PATH
 from etcdx.worker.snapshot_store import SnapshotStore
 
@@ -68,17 +68,16 @@ class _Read:
 
 
 class LocalRange:
-    def __init__(self, backend_path: str, map_size: int, upstream: Upstream) -> None:
+    def __init__(self, backend_path: str, map_size: int, link: MemberLink) -> None:
         self._backend_path = backend_path
         self._map_size = map_size
-        self._upstream = upstream
+        self._link = link
         self._backend: ReadOnlyBackend | None = None
         self._follower = IndexFollower()
         self._followed = -1  # the LMDB transaction id the follower last followed
         self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
         self._waiting: list[_Read] = []  # linearizable reads for the next barrier
         self._wake = trio.Event()
-        self._nursery: trio.Nursery | None = None
         self.served = 0  # Ranges answered from the file (serializable and linearizable)
         self.relayed = 0  # Ranges relayed to the member
         self.barriers = 0
@@ -91,7 +90,6 @@ class LocalRange:
         self._open()
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
                 await self._barrier()
                 task_status.started()
                 nursery.start_soon(self._barrier_loop)
@@ -161,16 +159,8 @@ class LocalRange:
         return answer
 
     def _relay(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._relay_task, data, upstream_metadata(ctx), reply)
-        return None
-
-    async def _relay_task(self, data: bytes, metadata: dict[str, str], reply: Reply) -> None:
         self.relayed += 1
-        try:
-            reply(await self._upstream.unary(RANGE_PATH, data, metadata))
-        except EtcdError as exc:
-            reply(exc)
+        self._link.call(RANGE_PATH, data, upstream_metadata(ctx), ctx.deadline, reply)
 
     # -- barriers ---------------------------------------------------------------------------------
 
@@ -178,7 +168,7 @@ class LocalRange:
         """One barrier call: the revision the member committed for it (None if it failed)."""
         try:
             with trio.fail_after(BARRIER_TIMEOUT):
-                answer = await self._upstream.unary(BARRIER_PATH, b"", {})
+                answer = await self._link.unary(BARRIER_PATH, b"", {})
         except (EtcdError, trio.TooSlowError) as exc:
             log.debug("read worker: barrier failed", error=str(exc))
             return None

@@ -27,6 +27,7 @@ from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.net.listener import serve_client_port
 from etcdx.proxy.upstream import Endpoint, Upstream
+from etcdx.worker.link_client import MemberLink, link_path
 from etcdx.worker.local_range import LocalRange
 from etcdx.worker.relay import relay_http1
 from etcdx.worker.routes import worker_resolver
@@ -35,6 +36,7 @@ log = get_logger("etcdx.worker")
 
 PARENT_CHECK_INTERVAL = 0.5
 GRPC_OVERHEAD_BYTES = 512 * 1024  # as the member's listener (api/serve.py)
+MAX_ANSWER_BYTES = 2**31 - 1  # a member's answer is as large as gRPC allows: the link trusts its member
 
 
 async def _unused_http(request: HttpRequest) -> HttpResponse:  # HTTP/1.1 is relayed, never served here
@@ -45,8 +47,9 @@ async def serve_worker(
     config: Config, index: int, parent: int, socket_path: str, backend_path: str, map_size: int, ports: list[int]
 ) -> None:
     upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
-    ranges = LocalRange(backend_path, map_size, upstream)
-    resolve, services = worker_resolver(upstream, ranges)
+    link = MemberLink(link_path(socket_path), MAX_ANSWER_BYTES)
+    ranges = LocalRange(backend_path, map_size, link)
+    resolve, services = worker_resolver(upstream, link, ranges)
     limits = GrpcLimits(
         max_concurrent_streams=config.max_concurrent_streams,
         keepalive_min_time=config.grpc_keepalive_min_time,
@@ -59,6 +62,7 @@ async def serve_worker(
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
             nursery.start_soon(_stop_without_parent, parent, nursery.cancel_scope)
             await nursery.start(upstream.run)
+            await nursery.start(link.run)
             await nursery.start(ranges.run)
             for url, port in zip(urls, ports, strict=True):
                 await nursery.start(

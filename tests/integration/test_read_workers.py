@@ -417,3 +417,29 @@ def test_flag_is_listed_and_refused_with_tls(tmp_path):
         parse_config([*base, *secure, "--auto-tls"], {})
     with pytest.raises(ConfigError, match="read-workers"):
         parse_config([*base, "--client-cert-auth"], {})
+
+
+def test_a_lock_given_up_through_a_worker_is_not_taken_later(member):
+    """Lock waits until the lock is free. A client that gives up (cancels the call) must leave no waiter behind on
+    the member, on any connection: the member link carries no cancellation, so workers send Lock over HTTP/2,
+    where the member sees the client cancel and removes the waiter's key, as etcd does."""
+    from etcdx.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
+
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        first = channels[0]
+        lease = rpc_pb2_grpc.LeaseStub(first).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=10).ID
+        held = v3lock_pb2_grpc.LockStub(first).Lock(v3lock_pb2.LockRequest(name=b"L", lease=lease), timeout=10)
+        for c in channels[1:]:
+            mine = rpc_pb2_grpc.LeaseStub(c).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=10).ID
+            waiting = v3lock_pb2_grpc.LockStub(c).Lock.future(v3lock_pb2.LockRequest(name=b"L", lease=mine))
+            time.sleep(0.2)
+            assert not waiting.done()
+            waiting.cancel()  # no deadline: only the cancellation tells the member
+        v3lock_pb2_grpc.LockStub(first).Unlock(v3lock_pb2.UnlockRequest(key=held.key), timeout=10)
+        time.sleep(1.0)  # a waiter left behind would take the lock now
+        kv = rpc_pb2_grpc.KVStub(first)
+        assert kv.Range(rpc_pb2.RangeRequest(key=b"L/", range_end=b"L0"), timeout=10).count == 0
+    finally:
+        for c in channels:
+            c.close()

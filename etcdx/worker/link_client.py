@@ -1,0 +1,129 @@
+"""A read worker's end of the member link (link_frames.py): its unary calls to the member, many at once on one
+connection, without a task per call.
+
+``call`` sends a request and hands the member's answer (the response bytes, or an EtcdError with the member's
+code and text) to a ``reply`` callback, the DeferredUnaryMethod contract, so a relayed call costs the worker no
+task: ``relay(path)`` is such a method. ``unary`` awaits the answer, for the worker's own calls (the barrier).
+When the connection ends, every call waiting on it is answered UNAVAILABLE, and ``run`` connects again (the
+member's listener outlives its connections); a call made while there is no connection is answered UNAVAILABLE
+at once. A call's timeout is its client's remaining deadline, so the member ends it by then.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import trio
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.log import get_logger
+from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext, flush_deferred_replies
+from etcdx.proxy.forward import upstream_metadata
+from etcdx.worker.link_frames import MAX_TIMEOUT_MS, NO_TIMEOUT, decode_response, encode_request
+from etcdx.worker.link_socket import LinkSocket
+
+log = get_logger("etcdx.worker")
+
+RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)  # seconds before each new attempt; the last one repeats
+_UNREACHABLE = "etcdx: the read worker lost its link to the member"
+
+
+def link_path(socket_path: str) -> str:
+    """The link's socket file, beside the member's private HTTP/2 socket ``socket_path``."""
+    return socket_path + ".link"
+
+
+class MemberLink:
+    def __init__(self, path: str, max_frame: int) -> None:
+        self._path = path
+        self._max_frame = max_frame
+        self._socket: LinkSocket | None = None
+        self._pending: dict[int, Reply] = {}
+        self._ids = itertools.count(1)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connects (reports started once connected the first time) and keeps connecting until cancelled."""
+        delays = iter(())
+        started = False
+        while True:
+            try:
+                stream = await trio.open_unix_socket(self._path)
+            except OSError as exc:
+                delay = next(delays, RECONNECT_DELAYS[-1])
+                log.warning("read worker: cannot reach the member link", error=str(exc), retry_in=delay)
+                await trio.sleep(delay)
+                continue
+            delays = iter(RECONNECT_DELAYS)
+            self._socket = LinkSocket(stream, self._max_frame)
+            if not started:
+                task_status.started()
+                started = True
+            try:
+                await self._socket.run(self._on_frames)
+            finally:
+                self._socket = None
+                pending, self._pending = self._pending, {}
+                for reply in pending.values():
+                    reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
+                flush_deferred_replies()
+            log.warning("read worker: the member link closed; connecting again")
+
+    def call(self, path: str, message: bytes, metadata: dict[str, str], deadline: float | None, reply: Reply) -> None:
+        """Sends one call; ``reply`` gets its outcome exactly once (never raises)."""
+        socket = self._socket
+        if socket is None or socket.broken:
+            reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
+            return
+        if deadline is None:
+            timeout_ms = NO_TIMEOUT
+        else:
+            left = (deadline - trio.current_time()) * 1000
+            timeout_ms = min(MAX_TIMEOUT_MS, max(0, math.ceil(left)))
+        call_id = next(self._ids) & 0xFFFFFFFF
+        self._pending[call_id] = reply
+        socket.queue(encode_request(call_id, timeout_ms, path, metadata, message))
+        socket.flush_now()
+
+    async def unary(self, path: str, message: bytes, metadata: dict[str, str]) -> bytes:
+        """One call, awaited: the response bytes, or the member's EtcdError raised."""
+        done = trio.Event()
+        outcome: list[bytes | EtcdError] = []
+
+        def reply(result: bytes | EtcdError) -> None:
+            outcome.append(result)
+            done.set()
+
+        self.call(path, message, metadata, None, reply)
+        await done.wait()
+        if isinstance(outcome[0], EtcdError):
+            raise outcome[0]
+        return outcome[0]
+
+    def relay(self, path: str) -> DeferredUnaryMethod:
+        """A method that relays ``path`` to the member with the client's metadata and deadline."""
+
+        def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
+            self.call(path, data, upstream_metadata(ctx), ctx.deadline, reply)
+
+        return DeferredUnaryMethod(handler)
+
+    async def _on_frames(self, frames: list[bytes]) -> None:
+        pending = self._pending
+        for frame in frames:
+            call_id, code, payload = decode_response(frame)
+            reply = pending.pop(call_id, None)
+            if reply is None:
+                continue  # cannot happen: the member answers each call once
+            if code == StatusCode.OK:
+                reply(payload)
+            else:
+                reply(EtcdError(_status(code), payload.decode(errors="replace")))
+        flush_deferred_replies()  # the answers of this read leave in one write per client connection
+
+
+def _status(code: int) -> StatusCode:
+    try:
+        return StatusCode(code)
+    except ValueError:
+        return StatusCode.UNKNOWN

@@ -1,0 +1,212 @@
+"""The member link (etcdx/worker/link_*.py) end to end in one process: a real unix socket, the member's
+serve_link over a method table of every unary kind, and a worker's MemberLink calling it."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import trio
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_server import (
+    DeferredUnaryMethod,
+    InlineUnaryMethod,
+    RpcContext,
+    ServerStreamMethod,
+    UnaryMethod,
+)
+from etcdx.net.listener import open_private_unix_listener
+from etcdx.worker.link_client import MemberLink
+from etcdx.worker.link_member import serve_link
+
+MAX_FRAME = 16 * 1024 * 1024
+
+
+class Member:
+    """A method table: echo kinds, errors, waits; records the contexts it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[RpcContext] = []
+        self.later: list = []  # deferred replies not given yet
+        self.started = 0
+
+    def resolve(self, path: str):
+        return {
+            "/t/inline": InlineUnaryMethod(self._inline),
+            "/t/deferred": DeferredUnaryMethod(self._deferred),
+            "/t/at-once": DeferredUnaryMethod(lambda data, ctx, reply: b"now:" + data),
+            "/t/async": UnaryMethod(self._async),
+            "/t/sleep": UnaryMethod(self._sleep),
+            "/t/etcd-error": InlineUnaryMethod(self._etcd_error),
+            "/t/bug": InlineUnaryMethod(self._bug),
+            "/t/stream": ServerStreamMethod(self._stream),
+        }.get(path)
+
+    def _inline(self, data: bytes, ctx: RpcContext) -> bytes:
+        self.seen.append(ctx)
+        return b"inline:" + data
+
+    def _deferred(self, data: bytes, ctx: RpcContext, reply) -> None:
+        self.later.append(functools.partial(reply, b"later:" + data))
+
+    async def _async(self, data: bytes, ctx: RpcContext) -> bytes:
+        await trio.sleep(0.01)
+        return b"async:" + data
+
+    async def _sleep(self, data: bytes, ctx: RpcContext) -> bytes:
+        self.started += 1
+        await trio.sleep_forever()
+
+    def _etcd_error(self, data: bytes, ctx: RpcContext) -> bytes:
+        raise EtcdError(StatusCode.INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request")
+
+    def _bug(self, data: bytes, ctx: RpcContext) -> bytes:
+        raise RuntimeError("a bug")
+
+    async def _stream(self, data, ctx, send) -> None:
+        raise AssertionError("never called")
+
+
+async def call(link: MemberLink, path: str, data: bytes = b"x", metadata=None, deadline=None):
+    """The outcome: bytes, or (code, text) of the EtcdError."""
+    done = trio.Event()
+    box = []
+
+    def reply(outcome):
+        box.append(outcome)
+        done.set()
+
+    link.call(path, data, metadata or {}, deadline, reply)
+    with trio.fail_after(5):
+        await done.wait()
+    assert len(box) == 1
+    outcome = box[0]
+    return (outcome.code, outcome.message) if isinstance(outcome, EtcdError) else outcome
+
+
+class Serving:
+    """The member's listener and serve_link, which a test can stop and start again."""
+
+    def __init__(self, path: str, member: Member, nursery: trio.Nursery) -> None:
+        self.path, self.member, self.nursery = path, member, nursery
+        self.scope = trio.CancelScope()
+
+    async def start(self) -> None:
+        self.scope = trio.CancelScope()
+        await self.nursery.start(self._serve, self.scope)
+
+    async def _serve(self, scope: trio.CancelScope, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            listener = await open_private_unix_listener(self.path)
+            task_status.started()
+            await serve_link(listener, self.member.resolve, MAX_FRAME)
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+
+@pytest.fixture
+async def linked(tmp_path, nursery):
+    member = Member()
+    serving = Serving(str(tmp_path / "link.sock"), member, nursery)
+    await serving.start()
+    link = MemberLink(serving.path, MAX_FRAME)
+    await nursery.start(link.run)
+    return member, link, serving
+
+
+async def test_every_unary_kind_answers_with_the_members_bytes_and_metadata_arrives(linked):
+    member, link, _ = linked
+    assert await call(link, "/t/inline", b"a", {"token": "secret", "hasleader": "true"}) == b"inline:a"
+    assert member.seen[-1].metadata == {"token": "secret", "hasleader": "true"}
+    assert member.seen[-1].deadline is None
+    assert await call(link, "/t/at-once", b"b") == b"now:b"
+    assert await call(link, "/t/async", b"c") == b"async:c"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call, link, "/t/deferred", b"d")
+        while not member.later:
+            await trio.sleep(0.001)
+        member.later.pop()()
+
+
+async def test_errors_arrive_with_the_members_code_and_text(linked):
+    _, link, _ = linked
+    assert await call(link, "/t/etcd-error") == (
+        StatusCode.INVALID_ARGUMENT,
+        "etcdserver: duplicate key given in txn request",
+    )
+    assert await call(link, "/t/bug") == (StatusCode.UNKNOWN, "a bug")
+    code, text = await call(link, "/t/unknown")
+    assert code == StatusCode.UNIMPLEMENTED and "/t/unknown" in text
+    code, _ = await call(link, "/t/stream")
+    assert code == StatusCode.UNIMPLEMENTED
+
+
+async def test_the_callers_deadline_ends_the_call_on_the_member(linked):
+    member, link, _ = linked
+    began = trio.current_time()
+    assert await call(link, "/t/sleep", deadline=began + 0.2) == (
+        StatusCode.DEADLINE_EXCEEDED,
+        "context deadline exceeded",
+    )
+    assert trio.current_time() - began >= 0.2
+    assert member.started == 1
+    # already past: answered without running the handler
+    assert await call(link, "/t/sleep", deadline=trio.current_time() - 1) == (
+        StatusCode.DEADLINE_EXCEEDED,
+        "context deadline exceeded",
+    )
+    assert member.started == 1
+
+
+async def test_many_calls_at_once_each_get_their_own_answer(linked):
+    _, link, _ = linked
+    answers = {}
+
+    async def one(i: int) -> None:
+        path = ("/t/inline", "/t/async", "/t/at-once")[i % 3]
+        answers[i] = await call(link, path, b"%d" % i)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(300):
+            nursery.start_soon(one, i)
+    prefix = (b"inline:", b"async:", b"now:")
+    assert answers == {i: prefix[i % 3] + b"%d" % i for i in range(300)}
+
+
+async def test_a_large_message_crosses_a_full_socket(linked):
+    _, link, _ = linked
+    big = bytes(range(256)) * (12 * 1024)  # 3 MiB each way: more than a unix socket's buffer holds
+    async with trio.open_nursery() as nursery:
+        results = []
+
+        async def one() -> None:
+            results.append(await call(link, "/t/async", big))
+
+        for _ in range(3):
+            nursery.start_soon(one)
+    assert results == [b"async:" + big] * 3
+
+
+async def test_a_lost_link_answers_unavailable_and_connects_again(linked):
+    member, link, serving = linked
+    outcomes = []
+    async with trio.open_nursery() as calls:
+
+        async def waiting() -> None:
+            outcomes.append(await call(link, "/t/deferred"))
+
+        calls.start_soon(waiting)
+        while not member.later:
+            await trio.sleep(0.001)
+        serving.stop()  # the member's end goes away with the call unanswered
+    assert outcomes == [(StatusCode.UNAVAILABLE, "etcdx: the read worker lost its link to the member")]
+    code, _ = await call(link, "/t/inline")  # no connection now: answered at once
+    assert code == StatusCode.UNAVAILABLE
+    member.later.pop()()  # the old connection's reply, after it ended: dropped, no error
+    await serving.start()
+    with trio.fail_after(5):
+        while (answer := await call(link, "/t/inline", b"z")) != b"inline:z":
+            assert answer[0] == StatusCode.UNAVAILABLE
+            await trio.sleep(0.02)
