@@ -300,7 +300,7 @@ def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
         raise ValueError("--experimental-read-workers needs at least one http:// --listen-client-urls")
     settings = settings_from_config(config)
     socket_path = os.path.abspath(os.path.join(settings.member_dir, "workers.sock"))
-    if len(link_path(socket_path).encode()) > MAX_UNIX_PATH:  # the longer of the two sockets' paths
+    if max(len(socket_path.encode()), len(link_path(socket_path).encode())) > MAX_UNIX_PATH:
         raise ValueError(f"--experimental-read-workers: the data dir path is too long for a unix socket: {socket_path}")
     return WorkerPlan(
         count=config.read_workers,

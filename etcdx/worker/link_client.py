@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 
 import trio
 
@@ -30,8 +31,9 @@ _UNREACHABLE = "etcdx: the read worker lost its link to the member"
 
 
 def link_path(socket_path: str) -> str:
-    """The link's socket file, beside the member's private HTTP/2 socket ``socket_path``."""
-    return socket_path + ".link"
+    """The link's socket file, ``link.sock`` beside the member's private HTTP/2 socket ``socket_path`` (a name no
+    longer than ``workers.sock``, so that the link adds nothing to how deep a data dir may be)."""
+    return os.path.join(os.path.dirname(socket_path), "link.sock")
 
 
 class MemberLink:

@@ -1,6 +1,6 @@
 """The member link's frames: how a read worker relays unary calls to its member without HTTP/2.
 
-The link is one stream connection (the member's ``<data-dir>/member/workers.sock.link``, mode 0600), on which
+The link is one stream connection (the member's ``<data-dir>/member/link.sock``, mode 0600), on which
 a worker sends request frames and the member answers each with a response frame of the same call id, in any
 order. Every frame is a 4-byte little-endian length, then that many bytes:
 

@@ -9,9 +9,10 @@ Relayed to the member unchanged (its answer is the client's): any Range while au
 auth table in the same read transaction: the member checks permissions), one that requires a leader
 (``hasleader``), one that does not parse, and every Range while the worker knows no barrier answer yet.
 
-Barrier, and why a linearizable read served here is linearizable: a read R arrives at time t0. The next barrier
-call is sent at t1 > t0 (at most one is in flight; a read that arrives while one is in flight waits for the next,
-because a barrier sent before R arrived cannot vouch for R). The member answers it (member_side.py) after its
+Barrier, and why a linearizable read served here is linearizable: a read R arrives at time t0. R waits for the
+first barrier call sent after it arrived, at t1 > t0 (a barrier sent before R arrived cannot vouch for R; one is
+sent per event-loop turn in which reads arrived, up to MAX_BARRIERS_IN_FLIGHT at once, so R's barrier need not
+wait for an earlier one's answer). The member answers it (member_side.py) after its
 ReadIndex read completes, so its applied state then holds every write acknowledged before t1, and every state
 any read could have observed before t1; it commits that state to the file and answers its revision B. R is then
 served from a snapshot at revision >= B: it holds every write that completed before R began, and it is a state
@@ -27,6 +28,7 @@ snapshot's.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import trio
@@ -51,6 +53,7 @@ log = get_logger("etcdx.worker")
 RANGE_PATH = "/etcdserverpb.KV/Range"
 IDENTITY_REFRESH = 1.0  # seconds between barriers when no read asks for one
 BARRIER_TIMEOUT = 30.0  # the member answers or fails a barrier within its own request timeout, well below this
+MAX_BARRIERS_IN_FLIGHT = 4  # a barrier is sent per event-loop turn with reads waiting, up to this many at once
 RangeRequest = rpc_pb2.RangeRequest
 ResponseHeader = rpc_pb2.ResponseHeader
 
@@ -78,6 +81,8 @@ class LocalRange:
         self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
         self._waiting: list[_Read] = []  # linearizable reads for the next barrier
         self._wake = trio.Event()
+        self._in_flight = 0  # barriers sent and not answered yet
+        self._room = trio.Event()  # set when a barrier is answered
         self.served = 0  # Ranges answered from the file (serializable and linearizable)
         self.relayed = 0  # Ranges relayed to the member
         self.barriers = 0
@@ -165,13 +170,18 @@ class LocalRange:
     # -- barriers ---------------------------------------------------------------------------------
 
     async def _barrier(self) -> int | None:
-        """One barrier call: the revision the member committed for it (None if it failed)."""
+        """One barrier call, awaited (the first one, before the worker serves): the revision the member
+        committed for it (None if it failed)."""
         try:
             with trio.fail_after(BARRIER_TIMEOUT):
                 answer = await self._link.unary(BARRIER_PATH, b"", {})
         except (EtcdError, trio.TooSlowError) as exc:
             log.debug("read worker: barrier failed", error=str(exc))
             return None
+        return self._take_identity(answer)
+
+    def _take_identity(self, answer: bytes) -> int:
+        """Keeps a barrier answer's header as the worker's identity; returns the revision it committed."""
         header = ResponseHeader.FromString(answer)
         revision = header.revision
         header.revision = 0
@@ -183,10 +193,26 @@ class LocalRange:
         while True:
             await self._wake.wait()
             self._wake = trio.Event()
+            while self._in_flight >= MAX_BARRIERS_IN_FLIGHT:
+                self._room = trio.Event()
+                await self._room.wait()
             reads, self._waiting = self._waiting, []  # only reads that arrived before this barrier is sent
-            revision = await self._barrier()
-            for read in reads:
-                self._finish(read, revision)
+            self._in_flight += 1
+            deadline = trio.current_time() + BARRIER_TIMEOUT
+            self._link.call(BARRIER_PATH, b"", {}, deadline, functools.partial(self._barrier_answered, reads))
+
+    def _barrier_answered(self, reads: list[_Read], outcome: bytes | EtcdError) -> None:
+        """The link's reply to a barrier: answers the reads it covers. The link delivers answers in the order
+        the member gave them, so the identity kept is the member's latest."""
+        self._in_flight -= 1
+        self._room.set()
+        if isinstance(outcome, EtcdError):
+            log.debug("read worker: barrier failed", error=outcome.message)
+            revision = None
+        else:
+            revision = self._take_identity(outcome)
+        for read in reads:
+            self._finish(read, revision)
 
     def _finish(self, read: _Read, revision: int | None) -> None:
         """Answers a linearizable read whose barrier answered ``revision`` (None: failed: relayed)."""

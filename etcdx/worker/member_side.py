@@ -11,22 +11,35 @@ member's own gate refuses it with etcd's text).
 from __future__ import annotations
 
 from etcdx.errors import EtcdError, StatusCode
-from etcdx.net.grpc_server import Method, Resolver, RpcContext, UnaryMethod
+from etcdx.net.grpc_server import DeferredUnaryMethod, Method, Reply, Resolver, RpcContext, UnaryMethod
 from etcdx.server.server import EtcdServer
 
 BARRIER_PATH = "/etcdx.worker.Member/Barrier"
 _AUTH_ENABLE = "/etcdserverpb.Auth/AuthEnable"
 
 
-def barrier(server: EtcdServer) -> UnaryMethod:
-    async def handler(data: bytes, ctx: RpcContext) -> bytes:
+def barrier(server: EtcdServer) -> DeferredUnaryMethod:
+    """No task per barrier: the answer is given when the member's ReadIndex read completes (at once on a member
+    that is the only voter), in whatever task completes it."""
+
+    def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
         if server.is_learner:
             raise EtcdError(StatusCode.UNAVAILABLE, "etcdx: a learner serves no linearizable read")
-        await server.linearizable_read()
-        server.commit_for_readers()
-        return server.header().SerializeToString()
 
-    return UnaryMethod(handler)
+        def done(error: EtcdError | None) -> None:
+            if error is not None:
+                reply(error)
+                return
+            try:
+                server.commit_for_readers()
+            except Exception as exc:  # the member stops (its commit failed): the worker relays the read
+                reply(EtcdError(StatusCode.UNAVAILABLE, f"etcdx: the member cannot commit: {exc}"))
+                return
+            reply(server.header().SerializeToString())
+
+        server.linearizable_read_nowait(done)
+
+    return DeferredUnaryMethod(handler)
 
 
 def committing_auth_enable(server: EtcdServer, resolve: Resolver) -> Resolver:
