@@ -389,8 +389,8 @@ def _perm(key: bytes, end: bytes):
 def test_a_second_member_cannot_share_the_port(member, tmp_path):
     """SO_REUSEPORT lets processes of one user share a port: a second member with workers on the same client
     port must still fail to start rather than split the port's connections with the first."""
-    (tmp_path / "other").mkdir()
-    other = etcdx_process(tmp_path / "other", extra_args=("--experimental-read-workers", "1"))
+    (tmp_path / "b").mkdir()  # a short name: the workers' unix socket path must stay under 108 bytes
+    other = etcdx_process(tmp_path / "b", extra_args=("--experimental-read-workers", "1"))
     other.argv = [a.replace(str(other.client_port), str(member.client_port)) for a in other.argv]
     other.launch()
     try:
