@@ -8,7 +8,9 @@ connections, one key per request) for --duration seconds, serializable then line
 pinned with `taskset -c --load-cpu` to one core, so it cannot take more than that core whatever the server
 does; the server's processes (the member and its workers) are not pinned. Reported per case: req/s and server
 CPU per request (user + system seconds of the member and every worker PID from /proc, summed over the run,
-divided by the requests), medians over the rounds. Not a test: nothing is asserted.
+divided by the requests), the load tool's CPU per request and its share of its core, and the busy share of a core
+of the member and of its workers (CPU seconds over the timed run), medians over the rounds. Not a test:
+nothing is asserted.
 
 --page: instead of one key, each request is a Kubernetes list page: the first 500 keys (--page-limit) of a
 prefix holding --keys keys (default then 10,000), as `etcdx bench compare`'s range-page scenarios; a page costs
@@ -27,11 +29,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from etcdx.cli.bench.proc_cpu import process_cpu_seconds  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One case's figures: req/s, CPU per request (server, load tool) and busy core shares over the run."""
+
+    rate: float
+    server_us: float
+    tool_us: float
+    tool_share: float
+    member_share: float
+    workers_share: float
 
 
 def free_ports(count: int) -> list[int]:
@@ -100,7 +115,7 @@ def server_cpu(pids: list[int]) -> float:
     return total
 
 
-def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, Sample]:
     proc, endpoint = start_member(workdir, workers)
     try:
         # One client writes keys 0..keys-1 in order (a page needs every key there; 64 clients each start at
@@ -113,13 +128,22 @@ def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, 
             "--range-key", f"{args.keys // 2:08d}"]  # fmt: skip
         results = {}
         for consistency in ("s", "l"):
-            pids = [proc.pid, *children(proc.pid)]
-            before = server_cpu(pids)
+            workers_pids = children(proc.pid)
+            member_before, workers_before = server_cpu([proc.pid]), server_cpu(workers_pids)
             report = bench(endpoint, args, "range", "--consistency", consistency, "--duration", str(args.duration),
                            *target)  # fmt: skip
-            used = server_cpu(pids) - before
-            requests, rate = report["requests"], report["requests_per_second"]
-            results[consistency] = (rate, used / max(requests, 1) * 1e6)
+            timed = report["seconds"]  # the timed run; the server is idle while the tool starts and connects
+            member_used = server_cpu([proc.pid]) - member_before
+            workers_used = server_cpu(workers_pids) - workers_before
+            requests, rate = max(report["requests"], 1), report["requests_per_second"]
+            results[consistency] = Sample(
+                rate=rate,
+                server_us=(member_used + workers_used) / requests * 1e6,
+                tool_us=report["tool_cpu_us_per_request"],
+                tool_share=report["tool_cpu_seconds"] / timed,
+                member_share=member_used / timed,
+                workers_share=workers_used / timed,
+            )
         return results
     finally:
         proc.terminate()
@@ -139,26 +163,35 @@ def main() -> int:
     if args.keys is None:
         args.keys = 10_000 if args.page else 1000
     counts = [int(n) for n in args.workers.split(",")]
-    samples: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    samples: dict[tuple[int, str], list[Sample]] = {}
     with tempfile.TemporaryDirectory(prefix="etcdx-rw-bench-") as workdir:
         for round_ in range(args.rounds):
             for workers in counts:
                 for consistency, sample in run_case(workdir, workers, args).items():
                     samples.setdefault((workers, consistency), []).append(sample)
-                    print(f"round {round_} workers {workers} range-{consistency}: {sample[0]:.0f} req/s, "
-                          f"{sample[1]:.1f} us server CPU/req", flush=True)  # fmt: skip
+                    print(f"round {round_} workers {workers} range-{consistency}: {sample.rate:.0f} req/s, "
+                          f"{sample.server_us:.1f} us server CPU/req, tool {sample.tool_us:.1f} us/req "
+                          f"({sample.tool_share:.2f} core), member {sample.member_share:.2f} core, "
+                          f"workers {sample.workers_share:.2f} core", flush=True)  # fmt: skip
     print(
         f"\nmedians of {args.rounds} alternated rounds; load tool pinned to CPU {args.load_cpu}, 64 clients, 16 conns"
     )
-    print(f"{'case':<24}{'workers':>8}{'req/s':>10}{'x vs 0':>8}{'us CPU/req':>12}")
+    columns = ("req/s", "x vs 0", "us CPU/req", "tool us/req", "tool core", "member core", "workers core")
+    print(f"{'case':<24}{'workers':>8}" + "".join(f"{c:>13}" for c in columns))
     kind = "range-page" if args.page else "range"
     for consistency, name in (("s", f"{kind}-serializable"), ("l", f"{kind}-linearizable")):
-        base = statistics.median(r for r, _ in samples[(counts[0], consistency)])
+        base = statistics.median(s.rate for s in samples[(counts[0], consistency)])
         for workers in counts:
-            rates = [r for r, _ in samples[(workers, consistency)]]
-            cpus = [c for _, c in samples[(workers, consistency)]]
-            rate = statistics.median(rates)
-            print(f"{name:<24}{workers:>8}{rate:>10.0f}{rate / base:>8.2f}{statistics.median(cpus):>12.1f}")
+            runs = samples[(workers, consistency)]
+
+            def median(field: str, runs: list[Sample] = runs) -> float:
+                return statistics.median(getattr(s, field) for s in runs)
+
+            rate = median("rate")
+            figures = (f"{rate:.0f}", f"{rate / base:.2f}", f"{median('server_us'):.1f}", f"{median('tool_us'):.1f}",
+                       f"{median('tool_share'):.2f}", f"{median('member_share'):.2f}",
+                       f"{median('workers_share'):.2f}")  # fmt: skip
+            print(f"{name:<24}{workers:>8}" + "".join(f"{f:>13}" for f in figures))
     return 0
 
 

@@ -26,7 +26,9 @@ complete are dispatched after the whole read was handled (so a request reset in 
 only while the output waiting for the peer (queued plus in the writer) is below OUTPUT_HIGH_WATER; the reader
 waits for the peer to take its output before it reads more, as grpc-go stops reading from a peer with too many
 control frame answers queued. Messages wait for the same room before they are queued. A checkpoint every
-DISPATCH_BATCH calls lets other connections run.
+DISPATCH_BATCH calls, or as soon as the calls dispatched since the last one took DISPATCH_BUDGET (costly inline
+calls: a 500-key page takes most of a millisecond), lets other connections and tasks run; so a task every other
+call waits for, such as the read workers' barrier, waits for one turn of costly calls per connection, not four.
 
 Keepalive (grpc-go ServerParameters, as etcd sets them): after ``keepalive_interval`` without a frame from the
 peer the server pings; with nothing from the peer within ``keepalive_timeout`` after that, the connection is
@@ -73,6 +75,7 @@ READ_SIZE = 64 * 1024
 FEED_SLICE = 4096
 SLICE_EVENTS = 8
 DISPATCH_BATCH = 16
+DISPATCH_BUDGET = 0.0005  # seconds of inline handlers after which dispatch yields, whatever the count
 _KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
@@ -360,6 +363,12 @@ class GrpcConnection:
                 if self._unsent:
                     data, self._unsent = self._unsent + data, b""
                 if data:
+                    # Cancelled before its first byte leaves (the connection ends while the writer was waking),
+                    # the data is still whole: it stays in _unsent for the goodbye, which then still can send
+                    # its GOAWAY (it cannot once a send_all is under way: the stream may be mid-frame).
+                    self._unsent = data
+                    await trio.lowlevel.checkpoint_if_cancelled()
+                    self._unsent = b""
                     self._writing = True
                     self._in_flight = len(data)
                     await self._stream.send_all(data)
@@ -566,6 +575,7 @@ class GrpcConnection:
         """Runs the unary calls whose request is complete, unless reset meanwhile; see the module doc."""
         ready = self._ready
         dispatched = 0
+        since = trio.current_time()
         while ready:
             if self._backlog() > OUTPUT_HIGH_WATER:
                 await self._output_room()
@@ -584,9 +594,10 @@ class GrpcConnection:
             else:
                 self._nursery.start_soon(self._run_unary, call, message)
             dispatched += 1
-            if dispatched % DISPATCH_BATCH == 0:
+            if dispatched % DISPATCH_BATCH == 0 or trio.current_time() - since >= DISPATCH_BUDGET:
                 self._flush_soon()
                 await trio.lowlevel.checkpoint()
+                since = trio.current_time()
         self._flush_now()
 
     def _on_window(self, stream_id: int) -> None:

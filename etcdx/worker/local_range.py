@@ -53,7 +53,7 @@ log = get_logger("etcdx.worker")
 RANGE_PATH = "/etcdserverpb.KV/Range"
 IDENTITY_REFRESH = 1.0  # seconds between barriers when no read asks for one
 BARRIER_TIMEOUT = 30.0  # the member answers or fails a barrier within its own request timeout, well below this
-MAX_BARRIERS_IN_FLIGHT = 4  # a barrier is sent per event-loop turn with reads waiting, up to this many at once
+MAX_BARRIERS_IN_FLIGHT = 16  # a barrier is sent per event-loop turn with reads waiting, up to this many at once
 RangeRequest = rpc_pb2.RangeRequest
 ResponseHeader = rpc_pb2.ResponseHeader
 
