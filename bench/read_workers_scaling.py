@@ -34,7 +34,7 @@ from dataclasses import dataclass
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from etcdx.cli.bench.proc_cpu import process_cpu_seconds  # noqa: E402
+from etcdx.cli.bench.proc_cpu import child_pids, process_cpu_seconds  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,8 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except OSError:
-                continue
-    return found
-
-
-def start_member(workdir: str, workers: int) -> tuple[subprocess.Popen, str]:
+def start_member(workdir: str, workers: int, tree: str = ROOT) -> tuple[subprocess.Popen, str]:
+    """A member of the source tree ``tree`` (this one by default) with ``workers`` read workers, serving."""
     client, peer = free_ports(2)
     url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     argv = [sys.executable, "-m", "etcdx", "--data-dir", os.path.join(workdir, f"m{client}"),
@@ -80,11 +68,12 @@ def start_member(workdir: str, workers: int) -> tuple[subprocess.Popen, str]:
             "--initial-advertise-peer-urls", peer_url, "--initial-cluster", f"default={peer_url}",
             "--experimental-read-workers", str(workers)]  # fmt: skip
     log = open(os.path.join(workdir, f"m{client}.log"), "wb")  # noqa: SIM115 - the child's
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    env = {**os.environ, "PYTHONPATH": tree}
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=tree, env=env)
     endpoint = f"127.0.0.1:{client}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if len(children(proc.pid)) >= workers and _answers(endpoint):
+        if len(child_pids(proc.pid)) >= workers and _answers(endpoint):
             time.sleep(1.5)  # the workers build their index and get their first barrier
             return proc, endpoint
         time.sleep(0.2)
@@ -128,7 +117,7 @@ def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, 
             "--range-key", f"{args.keys // 2:08d}"]  # fmt: skip
         results = {}
         for consistency in ("s", "l"):
-            workers_pids = children(proc.pid)
+            workers_pids = child_pids(proc.pid)
             member_before, workers_before = server_cpu([proc.pid]), server_cpu(workers_pids)
             report = bench(endpoint, args, "range", "--consistency", consistency, "--duration", str(args.duration),
                            *target)  # fmt: skip

@@ -30,7 +30,7 @@ import sys
 from etcdx.cli.bench import worker
 from etcdx.cli.bench.extras import MissingExtra, require
 from etcdx.cli.bench.histogram import Histogram
-from etcdx.cli.bench.proc_cpu import process_cpu_seconds
+from etcdx.cli.bench.proc_cpu import server_cpu_seconds
 from etcdx.cli.bench.report import render, summary, to_json
 from etcdx.cli.bench.scenarios import SCENARIOS
 from etcdx.cli.bench.tls import TlsOptions, parse_endpoints
@@ -70,7 +70,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--put-total", type=int, default=1000)
     parser.add_argument("--put-rate", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--server-pid", type=int, default=0, help="a local server: report its CPU per request too")
+    parser.add_argument(
+        "--server-pid", type=int, default=0, help="a local server: its CPU (and its children's) per request too"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     options = parser.parse_args(argv)
     options.tls = TlsOptions(options.cacert, options.cert, options.key, options.insecure_skip_tls_verify)
@@ -98,7 +100,7 @@ def run_requests(options) -> dict:
     processes = max(1, min(options.processes, options.clients))
     options.processes = processes
     context = multiprocessing.get_context("spawn")
-    server_before = process_cpu_seconds(options.server_pid) if options.server_pid else None
+    server_before = server_cpu_seconds(options.server_pid) if options.server_pid else None
     with context.Manager() as manager, context.Pool(processes) as pool:
         queue = manager.Queue() if sys.stderr.isatty() else None
         jobs = []
@@ -109,7 +111,7 @@ def run_requests(options) -> dict:
         if queue is not None:
             _progress(queue, total, jobs, sys.stderr)
         results = [job.get() for job in jobs]
-    server_cpu = process_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
+    server_cpu = server_cpu_seconds(options.server_pid) - server_before if options.server_pid else None
     histogram, errors, outcomes = Histogram(), {}, {}
     for result in results:
         histogram.merge(Histogram.from_dict(result.histogram))

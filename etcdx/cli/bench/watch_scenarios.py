@@ -22,7 +22,7 @@ import time
 
 from etcdx.cli.bench.grpcio_worker import open_stubs
 from etcdx.cli.bench.histogram import Histogram
-from etcdx.cli.bench.proc_cpu import process_cpu_seconds
+from etcdx.cli.bench.proc_cpu import server_cpu_seconds
 from etcdx.cli.bench.worker import WorkerResult, cpu_seconds
 from etcdx.pb.etcdserverpb import rpc_pb2
 
@@ -65,11 +65,11 @@ def _watched_keys(options, rng: random.Random) -> list[bytes]:
 
 
 def _server_cpu(options) -> float | None:
-    return process_cpu_seconds(options.server_pid) if options.server_pid else None
+    return server_cpu_seconds(options.server_pid) if options.server_pid else None
 
 
 def _since(before: float | None, options) -> float | None:
-    return None if before is None else process_cpu_seconds(options.server_pid) - before
+    return None if before is None else server_cpu_seconds(options.server_pid) - before
 
 
 async def watch_run(options) -> WorkerResult:
