@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 
-from read_workers_scaling import ROOT, child_pids, server_cpu, start_member
+from read_workers_scaling import ROOT, child_pids, running_member, server_cpu
 
 SCENARIOS = {
     "put": ["put", "--key-space-size", "1000", "--key-size", "8", "--val-size", "256"],
@@ -38,8 +38,7 @@ def bench(endpoint: str, args: argparse.Namespace, *extra: str) -> dict:
 
 
 def run_target(workdir: str, tree: str, workers: int, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    proc, endpoint = start_member(workdir, workers, tree)
-    try:
+    with running_member(workdir, workers, tree) as (proc, endpoint):
         load = ("--total", "1000", "--sequential-keys", "--clients", "1", "--conns", "1")
         bench(endpoint, args, *SCENARIOS["put"], *load)
         results = {}
@@ -50,9 +49,6 @@ def run_target(workdir: str, tree: str, workers: int, args: argparse.Namespace) 
             used = server_cpu(pids) - before
             results[name] = (report["requests_per_second"], used / max(report["requests"], 1) * 1e6)
         return results
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> int:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +82,17 @@ def start_member(workdir: str, workers: int, tree: str = ROOT) -> tuple[subproce
     raise RuntimeError("member did not start")
 
 
+@contextlib.contextmanager
+def running_member(workdir: str, workers: int, tree: str = ROOT) -> Iterator[tuple[subprocess.Popen, str]]:
+    """start_member's member and endpoint, terminated (by its PID) on the way out."""
+    proc, endpoint = start_member(workdir, workers, tree)
+    try:
+        yield proc, endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def _answers(endpoint: str) -> bool:
     try:
         with socket.create_connection(tuple(endpoint.rsplit(":", 1)), timeout=1):
@@ -105,8 +117,7 @@ def server_cpu(pids: list[int]) -> float:
 
 
 def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, Sample]:
-    proc, endpoint = start_member(workdir, workers)
-    try:
+    with running_member(workdir, workers) as (proc, endpoint):
         # One client writes keys 0..keys-1 in order (a page needs every key there; 64 clients each start at
         # their own offset); single-key ranges keep the 64-client load.
         loaders = ["--clients", "1", "--conns", "1"] if args.page else []
@@ -134,9 +145,6 @@ def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, 
                 workers_share=workers_used / timed,
             )
         return results
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def main() -> int:
