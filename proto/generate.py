@@ -1,7 +1,8 @@
-"""Compile proto/*.proto into etcdx/pb/ (committed; tests/unit/test_proto_current.py checks it is current).
+"""Compile proto/*.proto into etcdx/pb/ (committed; tests/unit/test_generated_proto.py checks it is current).
 
-Run from anywhere: ``python proto/generate.py``. Needs grpcio-tools. protoc emits top-level imports
-such as ``from mvccpb import kv_pb2``; they are rewritten to live under the ``etcdx.pb`` package.
+Run from anywhere: ``python proto/generate.py``. Needs grpcio-tools, the version the test extra pins (the
+``*_pb2_grpc.py`` files name it). protoc emits top-level imports such as ``from mvccpb import kv_pb2``; they are
+rewritten to live under the ``etcdx.pb`` package.
 """
 
 import pathlib
