@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 
-from read_workers_scaling import ROOT, child_pids, running_member, server_cpu
+from read_workers_scaling import ROOT, running_member
+
+from etcdx.cli.bench.proc_cpu import server_cpu_seconds
 
 SCENARIOS = {
     "put": ["put", "--key-space-size", "1000", "--key-size", "8", "--val-size", "256"],
@@ -43,10 +45,9 @@ def run_target(workdir: str, tree: str, workers: int, args: argparse.Namespace) 
         bench(endpoint, args, *SCENARIOS["put"], *load)
         results = {}
         for name, scenario in SCENARIOS.items():
-            pids = [proc.pid, *child_pids(proc.pid)]
-            before = server_cpu(pids)
+            before = server_cpu_seconds(proc.pid)
             report = bench(endpoint, args, *scenario, "--duration", str(args.duration))
-            used = server_cpu(pids) - before
+            used = server_cpu_seconds(proc.pid) - before
             results[name] = (report["requests_per_second"], used / max(report["requests"], 1) * 1e6)
         return results
 

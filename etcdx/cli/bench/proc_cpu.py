@@ -7,11 +7,15 @@ import os
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
+def _stat_fields(pid: int) -> list[str]:
+    """Fields 3.. of /proc/<pid>/stat (the command name, field 2, is in parentheses and may hold spaces)."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
-    # the command name (field 2) is in parentheses and may hold spaces: fields 3.. follow the last ")"
-    fields = stat[stat.rindex(")") + 2 :].split()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = _stat_fields(pid)
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
     return (utime + stime) / CLOCK_TICKS
 
@@ -22,11 +26,10 @@ def child_pids(pid: int) -> list[int]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
+                parent = int(_stat_fields(int(entry))[1])  # field 4 of proc(5)
             except OSError:
                 continue  # gone meanwhile
-            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:  # field 4, the parent
+            if parent == pid:
                 found.append(int(entry))
     return found
 
