@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import trio
 
@@ -45,6 +46,50 @@ async def txn(server, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
     with _refused_as_by_clientv3():
         await server.check_quota(quota.txn_cost(request))
         return await server.propose(InternalRequest(txn=request))
+
+
+async def create_own_key(server, request: rpc_pb2.TxnRequest, key: bytes) -> rpc_pb2.TxnResponse:
+    """``txn`` for the request by which Lock or Campaign creates its session's ``key``.
+
+    A caller cancelled after proposing does not withdraw the txn (``propose``): it may still apply and leave
+    ``key`` waiting in the queue until the session's lease ends, holding up every later caller (etcd's recipe
+    does that). Here, if the abandoned txn applies and created ``key``, the key is deleted again; one that
+    found ``key`` already there (an earlier call of the same session) leaves it alone.
+    """
+    with _refused_as_by_clientv3():
+        await server.check_quota(quota.txn_cost(request))
+        task = trio.lowlevel.current_task()
+        answer: list[Any] = []  # [the outcome] once applied, [ABANDONED] once the caller gave up
+
+        def applied(result: Any) -> None:
+            if not answer:
+                answer.append(result)
+                trio.lowlevel.reschedule(task)
+            elif isinstance(result, rpc_pb2.TxnResponse) and result.succeeded:
+                with contextlib.suppress(EtcdError):  # runs inside apply; if refused (backlog), the lease ends the key
+                    server.propose_nowait(_delete(key), _ignore)
+
+        server.propose_nowait(InternalRequest(txn=request), applied)
+
+        def abort(_: Any) -> trio.lowlevel.Abort:
+            answer.append(_ABANDONED)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        if isinstance(answer[0], EtcdError):
+            raise answer[0]
+        return answer[0]
+
+
+_ABANDONED = object()
+
+
+def _delete(key: bytes) -> InternalRequest:
+    return InternalRequest(delete_range=rpc_pb2.DeleteRangeRequest(key=key))
+
+
+def _ignore(_: Any) -> None:
+    pass
 
 
 @contextlib.contextmanager
@@ -111,13 +156,14 @@ async def lock(server, name: bytes, lease_id: int) -> tuple[rpc_pb2.ResponseHead
             limit=1,
         )
     )
-    response = await txn(
+    response = await create_own_key(
         server,
         rpc_pb2.TxnRequest(
             compare=[Compare(key=my_key, target=Compare.CREATE, result=Compare.EQUAL, create_revision=0)],
             success=[RequestOp(request_put=rpc_pb2.PutRequest(key=my_key, lease=lease_id)), owner],
             failure=[RequestOp(request_range=rpc_pb2.RangeRequest(key=my_key)), owner],
         ),
+        my_key,
     )
     my_rev = response.header.revision
     if not response.succeeded:
@@ -136,20 +182,21 @@ async def lock(server, name: bytes, lease_id: int) -> tuple[rpc_pb2.ResponseHead
 
 
 async def unlock(server, key: bytes) -> rpc_pb2.DeleteRangeResponse:
-    return await server.propose(InternalRequest(delete_range=rpc_pb2.DeleteRangeRequest(key=key)))
+    return await server.propose(_delete(key))
 
 
 async def campaign(server, name: bytes, lease_id: int, value: bytes) -> tuple[rpc_pb2.ResponseHeader, bytes, int]:
     """etcd's Election.Campaign: (header, leader key, leader revision) once this session leads."""
     prefix = name + b"/"
     key = prefix + f"{lease_id:x}".encode()
-    response = await txn(
+    response = await create_own_key(
         server,
         rpc_pb2.TxnRequest(
             compare=[Compare(key=key, target=Compare.CREATE, result=Compare.EQUAL, create_revision=0)],
             success=[RequestOp(request_put=rpc_pb2.PutRequest(key=key, value=value, lease=lease_id))],
             failure=[RequestOp(request_range=rpc_pb2.RangeRequest(key=key))],
         ),
+        key,
     )
     leader_rev = response.header.revision
     if not response.succeeded:
