@@ -1,6 +1,7 @@
-"""Put and single-key Range through one member with 0 and 1 read workers, for one or more source trees.
+"""Put, Txn and single-key Range through one member with 0 and 1 read workers, for one or more source trees.
 
     python bench/read_workers_relay.py [--trees /path/to/base,.] [--workers 0,1] [--rounds 3] [--duration 3]
+                                       [--scenarios put,txn-cas,range-linearizable,range-serializable]
 
 What a worker costs the calls it relays to its member (Put, a linearizable Range's barrier) and what it adds to
 the Ranges it serves, at a moderate load: 16 clients over 4 connections, the native client of this tree's
@@ -27,6 +28,7 @@ from etcdx.cli.bench.proc_cpu import server_cpu_seconds
 
 SCENARIOS = {
     "put": ["put", "--key-space-size", "1000", "--key-size", "8", "--val-size", "256"],
+    "txn-cas": ["txn-cas", "--key-space-size", "1000", "--key-size", "8", "--val-size", "256"],
     "range-linearizable": ["range", "--range-key", "00000500", "--consistency", "l"],
     "range-serializable": ["range", "--range-key", "00000500", "--consistency", "s"],
 }
@@ -44,7 +46,8 @@ def run_target(workdir: str, tree: str, workers: int, args: argparse.Namespace) 
         load = ("--total", "1000", "--sequential-keys", "--clients", "1", "--conns", "1")
         bench(endpoint, args, *SCENARIOS["put"], *load)
         results = {}
-        for name, scenario in SCENARIOS.items():
+        for name in args.scenarios:
+            scenario = SCENARIOS[name]
             before = server_cpu_seconds(proc.pid)
             report = bench(endpoint, args, *scenario, "--duration", str(args.duration))
             used = server_cpu_seconds(proc.pid) - before
@@ -60,7 +63,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--conns", type=int, default=4)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
     args = parser.parse_args()
+    args.scenarios = args.scenarios.split(",")
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     trees = [os.path.abspath(tree) for tree in args.trees.split(",")]
     counts = [int(n) for n in args.workers.split(",")]
     samples: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
@@ -74,7 +82,7 @@ def main() -> int:
                               f"{sample[1]:.1f} us server CPU/req", flush=True)  # fmt: skip
     print(f"\nmedians of {args.rounds} alternated rounds; {args.clients} clients over {args.conns} connections")
     print(f"{'scenario':<20}{'workers':>8}  {'req/s':>8}{'us CPU/req':>12}  tree")
-    for name in SCENARIOS:
+    for name in args.scenarios:
         for tree in trees:
             for workers in counts:
                 runs = samples[(tree, workers, name)]

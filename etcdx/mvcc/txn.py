@@ -26,22 +26,32 @@ if TYPE_CHECKING:
 
 def apply_txn(store: KVStore, request: rpc_pb2.TxnRequest) -> rpc_pb2.TxnResponse:
     txn = store.begin_write()
-    path: list[bool] = []
-    _compare_path(txn, request, path)
-    ops = chosen_ops(request, path)
+    succeeded = all(_compare_holds(txn, c) for c in request.compare)
+    ops = request.success if succeeded else request.failure
+    kinds = [op.WhichOneof("request") for op in ops]
+    path = [succeeded]
+    if "request_txn" in kinds:  # nested: every level's compares first, then the ops of the chosen branches
+        for op, kind in zip(ops, kinds, strict=True):
+            if kind == "request_txn":
+                _compare_path(txn, op.request_txn, path)
+        ops = chosen_ops(request, path)
+        kinds = [op.WhichOneof("request") for op in ops]
     # etcd's order of refusals: every put's own check (in op order), then a put that ignores the value or lease
     # of a key an earlier op deletes, then every range's revision. (Only puts and ranges have checks, so a txn
     # whose chosen ops are reads passes the put checks, whatever its other branch holds.)
-    kinds = [op.WhichOneof("request") for op in ops]
     ignoring = False
+    ranges = False
     for op, kind in zip(ops, kinds, strict=True):
         if kind == "request_put":
             ignoring = _check_put(store, txn, op.request_put) or ignoring
+        elif kind == "request_range":
+            ranges = True
     if ignoring:
         _check_puts_keep_their_keys(store, ops)
-    for op, kind in zip(ops, kinds, strict=True):
-        if kind == "request_range":
-            _check_range(store, txn, op.request_range)
+    if ranges:
+        for op, kind in zip(ops, kinds, strict=True):
+            if kind == "request_range":
+                _check_range(store, txn, op.request_range)
     response = rpc_pb2.TxnResponse()
     _execute(txn, request, path, 0, response)
     response.header.revision = store.end_write(txn)
