@@ -3,7 +3,10 @@
 Served here (one LMDB read transaction per read: the follower catches the key index up to it, then KVStore's own
 encoding answers from it, so the bytes are the member's for the same state):
 - a serializable Range, from the newest committed snapshot (it may lag the member's applied state by up to
-  --backend-batch-interval, as a serializable read on a follower may lag; snapshots never go backwards);
+  --backend-batch-interval, as a serializable read on a follower may lag; snapshots never go backwards), but
+  never older than a revision this worker has passed on in a relayed answer's header (``saw_answer``): a client
+  that wrote through this worker reads its write. A snapshot below it waits for a barrier, as a linearizable
+  read does;
 - a linearizable Range, after a barrier (below).
 Relayed to the member unchanged (its answer is the client's): any Range while auth is enabled (read from the
 auth table in the same read transaction: the member checks permissions), one that requires a leader
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 import trio
 from google.protobuf.message import DecodeError
 
+from etcdx._native.protowire import WireError, read_varint
 from etcdx.api.grpc.kv_checks import check_range
 from etcdx.auth.records import ENABLED_KEY
 from etcdx.errors import EtcdError
@@ -79,7 +83,8 @@ class LocalRange:
         self._follower = IndexFollower()
         self._followed = -1  # the LMDB transaction id the follower last followed
         self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
-        self._waiting: list[_Read] = []  # linearizable reads for the next barrier
+        self._answered = 0  # the newest header revision of an answer this worker relayed to a client
+        self._waiting: list[_Read] = []  # reads for the next barrier
         self._wake = trio.Event()
         self._in_flight = 0  # barriers sent and not answered yet
         self._room = trio.Event()  # set when a barrier is answered
@@ -130,7 +135,10 @@ class LocalRange:
             return self._relay(data, ctx, reply)
         read = _Read(request, data, ctx, reply)
         if request.serializable:
-            return self._serve(read, 0)
+            try:
+                return self._serve(read, self._answered)
+            except _NotYet:
+                pass  # older than what this worker passed on: wait for a barrier
         self._waiting.append(read)
         self._wake.set()
         return None
@@ -162,6 +170,18 @@ class LocalRange:
             return self._relay(read.data, read.ctx, read.reply)
         self.served += 1
         return answer
+
+    def saw_answer(self, payload: bytes) -> None:
+        """Notes the header revision of an answer relayed to a client (any unary etcd response: the header is
+        field 1, first as the member encodes it). Later serializable reads are served at or past it."""
+        if payload[:1] == b"\x0a":
+            try:
+                length, start = read_varint(payload, 1)
+                revision = ResponseHeader.FromString(payload[start : start + length]).revision
+            except (WireError, DecodeError):
+                return
+            if revision > self._answered:
+                self._answered = revision
 
     def _relay(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         self.relayed += 1

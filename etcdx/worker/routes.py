@@ -1,5 +1,6 @@
 """A read worker's method table: Range by LocalRange, every other method of etcd's API relayed to the member
-unchanged, call metadata such as the auth token along, the member's status and text back. Unary calls that end
+unchanged, call metadata such as the auth token along, the member's status and text back (each unary answer's
+revision noted for the worker's serializable reads: LocalRange.saw_answer). Unary calls that end
 by themselves go over the member link (link_client.py: no HTTP/2, no task per call); the streams, and the two
 unary calls that may wait without bound until the client gives up (Lock, Campaign: the member must see the
 client cancel), go over HTTP/2 to the member's private socket (the grpc-proxy's forwarding,
@@ -8,7 +9,7 @@ etcdx/proxy/forward.py). A path the table does not know is relayed as a bidirect
 
 from __future__ import annotations
 
-from etcdx.net.grpc_server import Method, Resolver
+from etcdx.net.grpc_server import Method, Resolver, RpcContext, UnaryMethod
 from etcdx.proxy import forward
 from etcdx.proxy.routes import BIDI_STREAMS, SERVER_STREAMS, UNARY
 from etcdx.proxy.upstream import Upstream
@@ -28,8 +29,9 @@ _MORE_BIDI = ("/etcdserverpb.Watch/Watch",)
 
 def worker_resolver(upstream: Upstream, link: MemberLink, ranges: LocalRange) -> tuple[Resolver, frozenset[str]]:
     routes: dict[str, Method] = {RANGE_PATH: ranges.method()}
-    routes.update((path, link.relay(path)) for path in (*UNARY, *_MORE_UNARY) if path not in UNBOUNDED_WAITS)
-    routes.update((path, forward.unary(upstream, path)) for path in UNBOUNDED_WAITS)
+    relayed = (path for path in (*UNARY, *_MORE_UNARY) if path not in UNBOUNDED_WAITS)
+    routes.update((path, link.relay(path, ranges.saw_answer)) for path in relayed)
+    routes.update((path, _forwarded_unary(upstream, path, ranges)) for path in UNBOUNDED_WAITS)
     routes.update((path, forward.server_stream(upstream, path)) for path in SERVER_STREAMS)
     routes.update((path, forward.bidi_stream(upstream, path)) for path in (*BIDI_STREAMS, *_MORE_BIDI))
 
@@ -38,3 +40,14 @@ def worker_resolver(upstream: Upstream, link: MemberLink, ranges: LocalRange) ->
         return method if method is not None else forward.bidi_stream(upstream, path)
 
     return resolve, frozenset(path.split("/")[1] for path in routes)
+
+
+def _forwarded_unary(upstream: Upstream, path: str, ranges: LocalRange) -> UnaryMethod:
+    """``forward.unary``, with the answer's revision noted for this worker's serializable reads."""
+
+    async def handler(data: bytes, ctx: RpcContext) -> bytes:
+        answer = await upstream.unary(path, data, forward.upstream_metadata(ctx))
+        ranges.saw_answer(answer)
+        return answer
+
+    return UnaryMethod(handler)

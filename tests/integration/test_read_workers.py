@@ -111,6 +111,27 @@ def test_linearizable_reads_see_writes_acknowledged_on_other_connections(member)
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
+def test_serializable_reads_see_writes_acknowledged_on_the_same_connection(member):
+    """A client reads its own write with a serializable Range on the connection it wrote on, whichever process
+    serves that connection: a worker that served from its newest snapshot alone would answer from up to
+    --backend-batch-interval ago and miss it. The worker serves those reads after a barrier instead."""
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    stubs = [rpc_pb2_grpc.KVStub(c) for c in channels]
+    try:
+        for round_ in range(25):
+            for i, stub in enumerate(stubs):
+                key, value = b"ryw/%d" % i, b"%d-%d" % (round_, i)
+                put = stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
+                got = stub.Range(rpc_pb2.RangeRequest(key=key, serializable=True), timeout=10)
+                assert [kv.value for kv in got.kvs] == [value], (round_, i)
+                assert got.header.revision >= put.header.revision
+    finally:
+        for c in channels:
+            c.close()
+    counts = stop_and_count(member)
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
 def test_workers_follow_a_defragmentation(member):
     """A defragmentation renames a new file over the one the workers have open: they reopen it, and linearizable
     reads on every connection still see the writes acknowledged before them."""
