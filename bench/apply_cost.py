@@ -16,7 +16,6 @@ import argparse
 import tempfile
 import time
 
-from etcdx.lease.lessor import Lessor
 from etcdx.mvcc.alarms import Alarms
 from etcdx.mvcc.backend import Backend
 from etcdx.mvcc.kvstore import KVStore
@@ -58,7 +57,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="etcdx-apply-cost-") as path:
-        kv = KVStore(Backend(path, map_size=4 << 30), Lessor(min_ttl=1, clock=lambda: 0.0))
+        kv = KVStore(Backend(path, map_size=4 << 30))
         applier = Applier(kv, kv.lessor, Alarms())
         puts, txns = [put_entry(k) for k in KEYS], [txn_entry(k) for k in KEYS]
         time_entries(kv, applier, puts, len(puts))

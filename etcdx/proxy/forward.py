@@ -7,7 +7,7 @@ do not. Upstream errors reach the client with the upstream's code and text; a ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -31,9 +31,14 @@ def upstream_metadata(ctx: RpcContext) -> dict[str, str]:
     return {name: value for name, value in ctx.metadata.items() if name not in _LOCAL and not name.startswith(":")}
 
 
-def unary(upstream: Upstream, path: str) -> UnaryMethod:
+def unary(upstream: Upstream, path: str, observe: Callable[[bytes], None] | None = None) -> UnaryMethod:
+    """``path`` forwarded; ``observe`` (if given) sees each answer before the client does."""
+
     async def handler(data: bytes, ctx: RpcContext) -> bytes:
-        return await upstream.unary(path, data, upstream_metadata(ctx))
+        answer = await upstream.unary(path, data, upstream_metadata(ctx))
+        if observe is not None:
+            observe(answer)
+        return answer
 
     return UnaryMethod(handler)
 

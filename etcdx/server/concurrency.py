@@ -56,32 +56,15 @@ async def create_own_key(server, request: rpc_pb2.TxnRequest, key: bytes) -> rpc
     does that). Here, if the abandoned txn applies and created ``key``, the key is deleted again; one that
     found ``key`` already there (an earlier call of the same session) leaves it alone.
     """
+
+    def abandoned(result: Any) -> None:
+        if isinstance(result, rpc_pb2.TxnResponse) and result.succeeded:
+            with contextlib.suppress(EtcdError):  # runs inside apply; if refused (backlog), the lease ends the key
+                server.propose_nowait(_delete(key), _ignore)
+
     with _refused_as_by_clientv3():
         await server.check_quota(quota.txn_cost(request))
-        task = trio.lowlevel.current_task()
-        answer: list[Any] = []  # [the outcome] once applied, [ABANDONED] once the caller gave up
-
-        def applied(result: Any) -> None:
-            if not answer:
-                answer.append(result)
-                trio.lowlevel.reschedule(task)
-            elif isinstance(result, rpc_pb2.TxnResponse) and result.succeeded:
-                with contextlib.suppress(EtcdError):  # runs inside apply; if refused (backlog), the lease ends the key
-                    server.propose_nowait(_delete(key), _ignore)
-
-        server.propose_nowait(InternalRequest(txn=request), applied)
-
-        def abort(_: Any) -> trio.lowlevel.Abort:
-            answer.append(_ABANDONED)
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-        if isinstance(answer[0], EtcdError):
-            raise answer[0]
-        return answer[0]
-
-
-_ABANDONED = object()
+        return await server.propose(InternalRequest(txn=request), abandoned)
 
 
 def _delete(key: bytes) -> InternalRequest:

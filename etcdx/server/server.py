@@ -1284,13 +1284,14 @@ class EtcdServer:
 
     # -- what the API layer calls ------------------------------------------------------------
 
-    async def propose(self, request: InternalRequest) -> Any:
+    async def propose(self, request: InternalRequest, if_abandoned: Callable[[Any], None] | None = None) -> Any:
         """Replicates ``request`` through the log and returns the store's response for it.
 
         Raises the EtcdError the request failed with. Cancelling the caller does not withdraw the
-        proposal: once proposed it may be applied; only the answer is lost.
+        proposal: once proposed it may be applied; only the answer is lost, or handed to ``if_abandoned``
+        (the response, header not filled, or the EtcdError), which runs inside the apply loop and must not raise.
         """
-        result = self._answer(await self._waiters.wait(self._append_proposal(request)))
+        result = self._answer(await self._waiters.wait(self._append_proposal(request), if_abandoned))
         if isinstance(result, errors.EtcdError):
             raise result
         return result

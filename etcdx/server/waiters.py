@@ -33,14 +33,17 @@ class Waiters:
             raise RuntimeError(f"waiters: request {index} already has a waiter")
         self._by_index[index] = callback
 
-    async def wait(self, index: int) -> Any:
+    async def wait(self, index: int, if_abandoned: Callable[[Any], None] | None = None) -> Any:
         """Parks the calling task until ``resolve(index, result)``; returns ``result``. Cancellable: a
-        cancelled caller is forgotten, and its later resolve is a no-op."""
+        cancelled caller is forgotten, and its later resolve goes to ``if_abandoned`` (a no-op without one)."""
         task = trio.lowlevel.current_task()
         self.on_resolve(index, lambda result: trio.lowlevel.reschedule(task, outcome.Value(result)))
 
         def abort(_: Any) -> trio.lowlevel.Abort:
-            del self._by_index[index]
+            if if_abandoned is None:
+                del self._by_index[index]
+            else:
+                self._by_index[index] = if_abandoned
             return trio.lowlevel.Abort.SUCCEEDED
 
         return await trio.lowlevel.wait_task_rescheduled(abort)

@@ -9,7 +9,7 @@ etcdx/proxy/forward.py). A path the table does not know is relayed as a bidirect
 
 from __future__ import annotations
 
-from etcdx.net.grpc_server import Method, Resolver, RpcContext, UnaryMethod
+from etcdx.net.grpc_server import Method, Resolver
 from etcdx.proxy import forward
 from etcdx.proxy.routes import BIDI_STREAMS, SERVER_STREAMS, UNARY
 from etcdx.proxy.upstream import Upstream
@@ -31,7 +31,7 @@ def worker_resolver(upstream: Upstream, link: MemberLink, ranges: LocalRange) ->
     routes: dict[str, Method] = {RANGE_PATH: ranges.method()}
     relayed = (path for path in (*UNARY, *_MORE_UNARY) if path not in UNBOUNDED_WAITS)
     routes.update((path, link.relay(path, ranges.saw_answer)) for path in relayed)
-    routes.update((path, _forwarded_unary(upstream, path, ranges)) for path in UNBOUNDED_WAITS)
+    routes.update((path, forward.unary(upstream, path, ranges.saw_answer)) for path in UNBOUNDED_WAITS)
     routes.update((path, forward.server_stream(upstream, path)) for path in SERVER_STREAMS)
     routes.update((path, forward.bidi_stream(upstream, path)) for path in (*BIDI_STREAMS, *_MORE_BIDI))
 
@@ -40,14 +40,3 @@ def worker_resolver(upstream: Upstream, link: MemberLink, ranges: LocalRange) ->
         return method if method is not None else forward.bidi_stream(upstream, path)
 
     return resolve, frozenset(path.split("/")[1] for path in routes)
-
-
-def _forwarded_unary(upstream: Upstream, path: str, ranges: LocalRange) -> UnaryMethod:
-    """``forward.unary``, with the answer's revision noted for this worker's serializable reads."""
-
-    async def handler(data: bytes, ctx: RpcContext) -> bytes:
-        answer = await upstream.unary(path, data, forward.upstream_metadata(ctx))
-        ranges.saw_answer(answer)
-        return answer
-
-    return UnaryMethod(handler)

@@ -93,42 +93,36 @@ def test_linearizable_reads_see_writes_acknowledged_on_other_connections(member)
     """For every connection, a write acknowledged on one connection is seen by a linearizable read on the next
     one, at once: a worker that served from its file without a barrier would answer from a snapshot up to
     --backend-batch-interval old and miss it."""
+    counts = _puts_then_reads(member, b"lin/", reader_offset=1, serializable=False)
+    assert len(counts) == WORKERS
+    assert sum(line["local_ranges"] for line in counts) > 0, counts
+
+
+def _puts_then_reads(member: ServerProcess, prefix: bytes, reader_offset: int, serializable: bool) -> list[dict]:
+    """25 rounds over CONNECTIONS connections: a Put on connection i, then a Range of its key on connection
+    i + reader_offset, which must see the Put. Stops the member; returns the workers' final counters."""
     channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
     stubs = [rpc_pb2_grpc.KVStub(c) for c in channels]
     try:
         for round_ in range(25):
             for i, stub in enumerate(stubs):
-                key, value = b"lin/%d" % i, b"%d-%d" % (round_, i)
+                key, value = prefix + b"%d" % i, b"%d-%d" % (round_, i)
                 put = stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
-                got = stubs[(i + 1) % CONNECTIONS].Range(rpc_pb2.RangeRequest(key=key), timeout=10)
+                reader = stubs[(i + reader_offset) % CONNECTIONS]
+                got = reader.Range(rpc_pb2.RangeRequest(key=key, serializable=serializable), timeout=10)
                 assert [kv.value for kv in got.kvs] == [value], (round_, i)
                 assert got.header.revision >= put.header.revision
     finally:
         for c in channels:
             c.close()
-    counts = stop_and_count(member)
-    assert len(counts) == WORKERS
-    assert sum(line["local_ranges"] for line in counts) > 0, counts
+    return stop_and_count(member)
 
 
 def test_serializable_reads_see_writes_acknowledged_on_the_same_connection(member):
     """A client reads its own write with a serializable Range on the connection it wrote on, whichever process
     serves that connection: a worker that served from its newest snapshot alone would answer from up to
     --backend-batch-interval ago and miss it. The worker serves those reads after a barrier instead."""
-    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
-    stubs = [rpc_pb2_grpc.KVStub(c) for c in channels]
-    try:
-        for round_ in range(25):
-            for i, stub in enumerate(stubs):
-                key, value = b"ryw/%d" % i, b"%d-%d" % (round_, i)
-                put = stub.Put(rpc_pb2.PutRequest(key=key, value=value), timeout=10)
-                got = stub.Range(rpc_pb2.RangeRequest(key=key, serializable=True), timeout=10)
-                assert [kv.value for kv in got.kvs] == [value], (round_, i)
-                assert got.header.revision >= put.header.revision
-    finally:
-        for c in channels:
-            c.close()
-    counts = stop_and_count(member)
+    counts = _puts_then_reads(member, b"ryw/", reader_offset=0, serializable=True)
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
