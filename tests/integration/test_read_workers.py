@@ -437,12 +437,20 @@ def test_flag_is_listed_and_refused_with_tls(tmp_path):
 def test_a_lock_given_up_through_a_worker_is_not_taken_later(member):
     """Lock waits until the lock is free. A client that gives up (cancels the call) must leave no waiter behind on
     the member, on any connection: the member link carries no cancellation, so workers send Lock over HTTP/2,
-    where the member sees the client cancel and removes the waiter's key, as etcd does."""
+    where the member sees the client cancel and removes the waiter's key, as etcd does.
+
+    The holder unlocks only once the member has had time to see every cancellation: a cancel that crosses the
+    unlock on the wire may lose to it, and then that caller was granted the lock before it gave up, on etcd too."""
     from etcdx.pb.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
 
     channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
     try:
         first = channels[0]
+        kv = rpc_pb2_grpc.KVStub(first)
+
+        def queued() -> int:
+            return kv.Range(rpc_pb2.RangeRequest(key=b"L/", range_end=b"L0"), timeout=10).count
+
         lease = rpc_pb2_grpc.LeaseStub(first).LeaseGrant(rpc_pb2.LeaseGrantRequest(TTL=60), timeout=10).ID
         held = v3lock_pb2_grpc.LockStub(first).Lock(v3lock_pb2.LockRequest(name=b"L", lease=lease), timeout=10)
         for c in channels[1:]:
@@ -451,10 +459,13 @@ def test_a_lock_given_up_through_a_worker_is_not_taken_later(member):
             time.sleep(0.2)
             assert not waiting.done()
             waiting.cancel()  # no deadline: only the cancellation tells the member
+        deadline = time.monotonic() + 10
+        while queued() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queued() == 1  # the holder's key alone: every waiter that gave up has left the queue
         v3lock_pb2_grpc.LockStub(first).Unlock(v3lock_pb2.UnlockRequest(key=held.key), timeout=10)
         time.sleep(1.0)  # a waiter left behind would take the lock now
-        kv = rpc_pb2_grpc.KVStub(first)
-        assert kv.Range(rpc_pb2.RangeRequest(key=b"L/", range_end=b"L0"), timeout=10).count == 0
+        assert queued() == 0
     finally:
         for c in channels:
             c.close()
