@@ -19,9 +19,10 @@ from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.listener import ListenAddress, check_port_free, open_private_unix_listener, serve_client_port
 from etcdx.server.server import EtcdServer
+from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import link_path
 from etcdx.worker.link_member import serve_link
-from etcdx.worker.member_side import committing_auth_enable, with_barrier
+from etcdx.worker.member_side import with_barrier
 from etcdx.worker.supervisor import WorkerPlan, supervise
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
@@ -49,7 +50,6 @@ async def serve_clients(
     is bound."""
     resolve, services = build_resolver(server)
     if workers is not None:
-        resolve = committing_auth_enable(server, resolve)
         addresses = [a if a.unix or a.tls else dataclasses.replace(a, reuse_port=True) for a in addresses]
         for address in addresses:
             if address.reuse_port and address.port:
@@ -95,6 +95,8 @@ async def serve_clients(
 async def _start_workers(
     nursery: trio.Nursery, server, workers: WorkerPlan, resolve, services, gateway, access, max_recv, addresses, ports
 ) -> None:
+    mark = AppliedMark.create(mark_path(workers.socket_path), server.applied_index)
+    server.publish_applied = mark.publish
     private = await open_private_unix_listener(workers.socket_path)
     link = await open_private_unix_listener(link_path(workers.socket_path))
     private_resolve = with_barrier(server, resolve)
@@ -117,6 +119,7 @@ async def _start_workers(
     nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
     nursery.start_soon(_remove_on_exit, workers.socket_path)
     nursery.start_soon(_remove_on_exit, link_path(workers.socket_path))
+    nursery.start_soon(_remove_on_exit, mark_path(workers.socket_path))
 
 
 async def _remove_on_exit(path: str) -> None:

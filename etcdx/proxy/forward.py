@@ -7,7 +7,7 @@ do not. Upstream errors reach the client with the upstream's code and text; a ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import trio
 
@@ -31,14 +31,9 @@ def upstream_metadata(ctx: RpcContext) -> dict[str, str]:
     return {name: value for name, value in ctx.metadata.items() if name not in _LOCAL and not name.startswith(":")}
 
 
-def unary(upstream: Upstream, path: str, observe: Callable[[bytes], None] | None = None) -> UnaryMethod:
-    """``path`` forwarded; ``observe`` (if given) sees each answer before the client does."""
-
+def unary(upstream: Upstream, path: str) -> UnaryMethod:
     async def handler(data: bytes, ctx: RpcContext) -> bytes:
-        answer = await upstream.unary(path, data, upstream_metadata(ctx))
-        if observe is not None:
-            observe(answer)
-        return answer
+        return await upstream.unary(path, data, upstream_metadata(ctx))
 
     return UnaryMethod(handler)
 

@@ -157,6 +157,10 @@ def _nothing() -> None:
     pass
 
 
+def _publish_nowhere(index: int) -> None:
+    pass
+
+
 def _conf_change_error(reason: str) -> errors.EtcdError:
     """etcd's error for a membership change the Raft core refused to propose (confchange.refusal's reasons)."""
     if "learner not ready" in reason:
@@ -197,6 +201,9 @@ class EtcdServer:
         # before it waits: the API layer sends the answers then, in one write per connection, rather than at
         # its writers' next turn (grpc_server.flush_deferred_replies). Must not raise or block.
         self.flush_replies: Callable[[], None] = _nothing
+        # Called with the applied index after each apply step, before any request that step applied is
+        # answered (the read workers' mark, etcdx/worker/applied_mark.py). Must not raise or block.
+        self.publish_applied: Callable[[int], None] = _publish_nowhere
         self._log_last_index = 0  # the core's last log index, updated whenever the log changes (for admission)
         self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
@@ -772,6 +779,7 @@ class EtcdServer:
     def _apply_committed(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
             results = self._apply_entries(entries)
+        self.publish_applied(self.store.consistent_index)
         if self.store.holds_compaction:
             metrics.DB_COMPACTION_LAST.set(time.time())
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:

@@ -31,6 +31,7 @@ class IndexFollower:
         self.compacted = -1  # the compaction the index has applied (-1: none)
         self.current_revision = 1
         self.compact_revision = -1
+        self.applied_index = 0  # the member's applied (consistent) index in the state last followed
         self.rebuilds = 0  # full rebuilds after the first (a compaction overtook this index)
 
     def follow(self, view: TableView) -> None:
@@ -48,6 +49,7 @@ class IndexFollower:
             self.compacted = compact
         self.compact_revision = compact
         self.current_revision = max(1, compact, self.seen)
+        self.applied_index = rows.get_meta_int(view, meta.META_CONSISTENT_INDEX, 0)
 
     def _read_rows(self, view: TableView) -> None:
         restore, restore_tombstone = self.index.restore, self.index.restore_tombstone

@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable
 
 import trio
 
@@ -103,17 +102,11 @@ class MemberLink:
             raise outcome[0]
         return outcome[0]
 
-    def relay(self, path: str, observe: Callable[[bytes], None]) -> DeferredUnaryMethod:
-        """A method that relays ``path`` to the member with the client's metadata and deadline; ``observe`` sees
-        each answer that is not an error before the client does."""
+    def relay(self, path: str) -> DeferredUnaryMethod:
+        """A method that relays ``path`` to the member with the client's metadata and deadline."""
 
         def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
-            def answered(outcome: bytes | EtcdError) -> None:
-                if not isinstance(outcome, EtcdError):
-                    observe(outcome)
-                reply(outcome)
-
-            self.call(path, data, upstream_metadata(ctx), ctx.deadline, answered)
+            self.call(path, data, upstream_metadata(ctx), ctx.deadline, reply)
 
         return DeferredUnaryMethod(handler)
 

@@ -2,11 +2,11 @@
 
 Served here (one LMDB read transaction per read: the follower catches the key index up to it, then KVStore's own
 encoding answers from it, so the bytes are the member's for the same state):
-- a serializable Range, from the newest committed snapshot (it may lag the member's applied state by up to
-  --backend-batch-interval, as a serializable read on a follower may lag; snapshots never go backwards), but
-  never older than a revision this worker has passed on in a relayed answer's header (``saw_answer``): a client
-  that wrote through this worker reads its write. A snapshot below it waits for a barrier, as a linearizable
-  read does;
+- a serializable Range, from the newest committed snapshot when that holds every entry the member had applied
+  when the read arrived (its applied index reaches the member's mark, applied_mark.py), so the read sees every
+  write acknowledged before it, through any process, as on etcd. The member commits every
+  --backend-batch-interval, so under writes the snapshot is often behind: the read then waits for a barrier, as
+  a linearizable read does;
 - a linearizable Range, after a barrier (below).
 Relayed to the member unchanged (its answer is the client's): any Range while auth is enabled (read from the
 auth table in the same read transaction: the member checks permissions), one that requires a leader
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 import trio
 from google.protobuf.message import DecodeError
 
-from etcdx._native.protowire import WireError, read_varint
 from etcdx.api.grpc.kv_checks import check_range
 from etcdx.auth.records import ENABLED_KEY
 from etcdx.errors import EtcdError
@@ -47,6 +46,7 @@ from etcdx.mvcc.schema import AUTH_DB
 from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.proxy.forward import upstream_metadata
+from etcdx.worker.applied_mark import AppliedMark
 from etcdx.worker.follower import IndexFollower
 from etcdx.worker.link_client import MemberLink
 from etcdx.worker.member_side import BARRIER_PATH
@@ -75,15 +75,15 @@ class _Read:
 
 
 class LocalRange:
-    def __init__(self, backend_path: str, map_size: int, link: MemberLink) -> None:
+    def __init__(self, backend_path: str, map_size: int, link: MemberLink, mark: AppliedMark) -> None:
         self._backend_path = backend_path
         self._map_size = map_size
         self._link = link
+        self._mark = mark
         self._backend: ReadOnlyBackend | None = None
         self._follower = IndexFollower()
         self._followed = -1  # the LMDB transaction id the follower last followed
         self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
-        self._answered = 0  # the newest header revision of an answer this worker relayed to a client
         self._waiting: list[_Read] = []  # reads for the next barrier
         self._wake = trio.Event()
         self._in_flight = 0  # barriers sent and not answered yet
@@ -136,16 +136,16 @@ class LocalRange:
         read = _Read(request, data, ctx, reply)
         if request.serializable:
             try:
-                return self._serve(read, self._answered)
+                return self._serve(read, applied=self._mark.read())
             except _NotYet:
-                pass  # older than what this worker passed on: wait for a barrier
+                pass  # the member applied more than the snapshot holds: wait for a barrier
         self._waiting.append(read)
         self._wake.set()
         return None
 
-    def _serve(self, read: _Read, at_least: int) -> bytes | None:
+    def _serve(self, read: _Read, revision: int = 0, applied: int = 0) -> bytes | None:
         """The answer from the newest snapshot (None: relayed); raises the read's EtcdError, or _NotYet when the
-        snapshot is below ``at_least``."""
+        snapshot's revision is below ``revision`` or its applied index below ``applied``."""
         assert self._backend is not None and self._identity is not None
         error: EtcdError | None = None
         with self._backend.begin_read() as view:
@@ -155,7 +155,7 @@ class LocalRange:
                 if view.txn_id() != self._followed:  # nothing was committed since the last read: nothing to follow
                     self._follower.follow(view)
                     self._followed = view.txn_id()
-                if self._follower.current_revision < at_least:
+                if self._follower.current_revision < revision or self._follower.applied_index < applied:
                     raise _NotYet
                 header = ResponseHeader()
                 header.CopyFrom(self._identity)
@@ -170,18 +170,6 @@ class LocalRange:
             return self._relay(read.data, read.ctx, read.reply)
         self.served += 1
         return answer
-
-    def saw_answer(self, payload: bytes) -> None:
-        """Notes the header revision of an answer relayed to a client (any unary etcd response: the header is
-        field 1, first as the member encodes it). Later serializable reads are served at or past it."""
-        if payload[:1] == b"\x0a":
-            try:
-                length, start = read_varint(payload, 1)
-                revision = ResponseHeader.FromString(payload[start : start + length]).revision
-            except (WireError, DecodeError):
-                return
-            if revision > self._answered:
-                self._answered = revision
 
     def _relay(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         self.relayed += 1
@@ -235,11 +223,11 @@ class LocalRange:
             self._finish(read, revision)
 
     def _finish(self, read: _Read, revision: int | None) -> None:
-        """Answers a linearizable read whose barrier answered ``revision`` (None: failed: relayed)."""
+        """Answers a read whose barrier answered ``revision`` (None: failed: relayed)."""
         if revision is not None:
             for _ in range(2):
                 try:
-                    answer = self._serve(read, revision)
+                    answer = self._serve(read, revision=revision)
                 except _NotYet:
                     if self._backend is not None and self._backend.replaced():
                         self._open()

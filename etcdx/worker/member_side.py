@@ -11,11 +11,10 @@ member's own gate refuses it with etcd's text).
 from __future__ import annotations
 
 from etcdx.errors import EtcdError, StatusCode
-from etcdx.net.grpc_server import DeferredUnaryMethod, Method, Reply, Resolver, RpcContext, UnaryMethod
+from etcdx.net.grpc_server import DeferredUnaryMethod, Method, Reply, Resolver, RpcContext
 from etcdx.server.server import EtcdServer
 
 BARRIER_PATH = "/etcdx.worker.Member/Barrier"
-_AUTH_ENABLE = "/etcdserverpb.Auth/AuthEnable"
 
 
 def barrier(server: EtcdServer) -> DeferredUnaryMethod:
@@ -40,27 +39,6 @@ def barrier(server: EtcdServer) -> DeferredUnaryMethod:
         server.linearizable_read_nowait(done)
 
     return DeferredUnaryMethod(handler)
-
-
-def committing_auth_enable(server: EtcdServer, resolve: Resolver) -> Resolver:
-    """``resolve`` with AuthEnable answering only once the enabled flag is committed: a worker reads that flag
-    from the file to decide whether it may serve a Range itself, and must not serve one unchecked after
-    AuthEnable returned."""
-    method = resolve(_AUTH_ENABLE)
-    assert isinstance(method, UnaryMethod)
-    enable = method.handler
-
-    async def handler(data: bytes, ctx: RpcContext) -> bytes:
-        reply = await enable(data, ctx)
-        server.commit_for_readers()
-        return reply
-
-    wrapped = UnaryMethod(handler)
-
-    def resolve_committing(path: str) -> Method | None:
-        return wrapped if path == _AUTH_ENABLE else resolve(path)
-
-    return resolve_committing
 
 
 def with_barrier(server: EtcdServer, resolve: Resolver) -> Resolver:

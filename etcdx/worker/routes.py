@@ -1,6 +1,5 @@
 """A read worker's method table: Range by LocalRange, every other method of etcd's API relayed to the member
-unchanged, call metadata such as the auth token along, the member's status and text back (each unary answer's
-revision noted for the worker's serializable reads: LocalRange.saw_answer). Unary calls that end
+unchanged, call metadata such as the auth token along, the member's status and text back. Unary calls that end
 by themselves go over the member link (link_client.py: no HTTP/2, no task per call); the streams, and the two
 unary calls that may wait without bound until the client gives up (Lock, Campaign: the member must see the
 client cancel), go over HTTP/2 to the member's private socket (the grpc-proxy's forwarding,
@@ -30,8 +29,8 @@ _MORE_BIDI = ("/etcdserverpb.Watch/Watch",)
 def worker_resolver(upstream: Upstream, link: MemberLink, ranges: LocalRange) -> tuple[Resolver, frozenset[str]]:
     routes: dict[str, Method] = {RANGE_PATH: ranges.method()}
     relayed = (path for path in (*UNARY, *_MORE_UNARY) if path not in UNBOUNDED_WAITS)
-    routes.update((path, link.relay(path, ranges.saw_answer)) for path in relayed)
-    routes.update((path, forward.unary(upstream, path, ranges.saw_answer)) for path in UNBOUNDED_WAITS)
+    routes.update((path, link.relay(path)) for path in relayed)
+    routes.update((path, forward.unary(upstream, path)) for path in UNBOUNDED_WAITS)
     routes.update((path, forward.server_stream(upstream, path)) for path in SERVER_STREAMS)
     routes.update((path, forward.bidi_stream(upstream, path)) for path in (*BIDI_STREAMS, *_MORE_BIDI))
 

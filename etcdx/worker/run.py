@@ -27,6 +27,7 @@ from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.net.listener import serve_client_port
 from etcdx.proxy.upstream import Endpoint, Upstream
+from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import MemberLink, link_path
 from etcdx.worker.local_range import LocalRange
 from etcdx.worker.relay import relay_http1
@@ -48,7 +49,8 @@ async def serve_worker(
 ) -> None:
     upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
     link = MemberLink(link_path(socket_path), MAX_ANSWER_BYTES)
-    ranges = LocalRange(backend_path, map_size, link)
+    mark = AppliedMark.open(mark_path(socket_path))
+    ranges = LocalRange(backend_path, map_size, link, mark)
     resolve, services = worker_resolver(upstream, link, ranges)
     limits = GrpcLimits(
         max_concurrent_streams=config.max_concurrent_streams,
@@ -81,6 +83,7 @@ async def serve_worker(
                 )
             log.info("read worker ready", worker=index, pid=os.getpid(), ports=ports)
     finally:
+        mark.close()
         log.info(
             "read worker stopped",
             worker=index,
