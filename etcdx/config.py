@@ -691,7 +691,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         pre_vote=get("pre-vote"),
         socket_reuse_port=get("socket-reuse-port"),
         socket_reuse_address=get("socket-reuse-address"),
-        read_workers=_read_workers(get("experimental-read-workers"), listen_client_urls, client_tls),
+        read_workers=get("experimental-read-workers"),
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
         bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),
@@ -718,18 +718,6 @@ def _auto_compaction(mode: str, retention: str) -> tuple[str, float]:
     except ConfigError:
         raise ConfigError(f'error parsing CompactionRetention: time: invalid duration "{retention}"') from None
     return mode, seconds if mode == "periodic" else float(round(seconds * 1e9))
-
-
-def _read_workers(count: int, client_urls: tuple[Url, ...], tls: TlsFlags) -> int:
-    """--experimental-read-workers: refused with TLS client URLs or --client-cert-auth for now (a worker relays
-    a connection to the member over a unix socket, where the client certificate's identity would be lost)."""
-    if count and (any(is_secure(url) for url in client_urls) or tls.client_cert_auth):
-        raise ConfigError(
-            "--experimental-read-workers needs plain http:// client URLs (no https:// or unixs://) and no "
-            "--client-cert-auth: "
-            "a worker cannot pass a client certificate's identity on to the member"
-        )
-    return count
 
 
 def _v2_deprecation(stage: str, enable_v2: bool) -> str:

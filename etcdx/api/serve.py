@@ -1,5 +1,6 @@
 """Runs the client listeners: gRPC and HTTP/1.1 on every --listen-client-urls address; with read workers
-(etcdx/worker/), also the member's private unix sockets (HTTP/2 and the member link) and the workers."""
+(etcdx/worker/), also the member's private unix sockets (HTTP/2, HTTP/1.1 from TLS ports, the member link), the
+applied mark and the workers."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import link_path
 from etcdx.worker.link_member import serve_link
 from etcdx.worker.member_side import with_barrier
+from etcdx.worker.relay import secure_http_path
 from etcdx.worker.supervisor import WorkerPlan, supervise
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
@@ -44,13 +46,13 @@ async def serve_clients(
     share the connection limits (net/conn_limits.py): the cap on open connections and the read budget are
     divided between them.
 
-    With ``workers``: the http:// listeners bind with SO_REUSEPORT, the private unix socket serves the full
+    With ``workers``: the TCP listeners bind with SO_REUSEPORT, the private unix socket serves the full
     client API plus the workers' barrier (member_side.py) with limits of its own (each worker multiplexes its
     clients' calls over one connection), and the workers run under the supervisor, started once every listener
     is bound."""
     resolve, services = build_resolver(server)
     if workers is not None:
-        addresses = [a if a.unix or a.tls else dataclasses.replace(a, reuse_port=True) for a in addresses]
+        addresses = [a if a.unix else dataclasses.replace(a, reuse_port=True) for a in addresses]
         for address in addresses:
             if address.reuse_port and address.port:
                 check_port_free(address.host, address.port)
@@ -97,27 +99,30 @@ async def _start_workers(
 ) -> None:
     mark = AppliedMark.create(mark_path(workers.socket_path), server.applied_index)
     server.publish_applied = mark.publish
-    private = await open_private_unix_listener(workers.socket_path)
     link = await open_private_unix_listener(link_path(workers.socket_path))
     private_resolve = with_barrier(server, resolve)
-    http_handler = HttpEndpoints(server, gateway, access, secure=False)
     nursery.start_soon(serve_link, link, private_resolve, max_recv + LINK_METADATA_BYTES)
-    await nursery.start(
-        partial(
-            serve_client_port,
-            workers.socket_path,
-            0,
-            resolve=private_resolve,
-            known_services=services,
-            http_handler=http_handler,
-            http_body_limit=http_handler.body_limit,
-            max_recv_message_bytes=max_recv,
-            listeners=[private],
+    # workers.sock: gRPC, and HTTP/1.1 relayed from plain ports; secure_http_path: HTTP/1.1 relayed from TLS
+    # ports (etcd checks no Host there). Both take the client certificate's CN a worker forwards.
+    for path, secure in ((workers.socket_path, False), (secure_http_path(workers.socket_path), True)):
+        http_handler = HttpEndpoints(server, gateway, access, secure=secure)
+        await nursery.start(
+            partial(
+                serve_client_port,
+                path,
+                0,
+                resolve=private_resolve,
+                known_services=services,
+                http_handler=http_handler,
+                http_body_limit=http_handler.body_limit,
+                max_recv_message_bytes=max_recv,
+                listeners=[await open_private_unix_listener(path)],
+                trust_forwarded_cn=True,
+            )
         )
-    )
+        nursery.start_soon(_remove_on_exit, path)
     shared = [port for address, port in zip(addresses, ports, strict=True) if address.reuse_port and not address.unix]
     nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
-    nursery.start_soon(_remove_on_exit, workers.socket_path)
     nursery.start_soon(_remove_on_exit, link_path(workers.socket_path))
     nursery.start_soon(_remove_on_exit, mark_path(workers.socket_path))
 

@@ -296,8 +296,8 @@ def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
     """--experimental-read-workers: the workers' plan (None without it); ValueError when it cannot work here."""
     if not config.read_workers:
         return None
-    if not any(url.scheme == "http" for url in config.listen_client_urls):
-        raise ValueError("--experimental-read-workers needs at least one http:// --listen-client-urls")
+    if not any(url.scheme in ("http", "https") for url in config.listen_client_urls):
+        raise ValueError("--experimental-read-workers needs at least one http:// or https:// --listen-client-urls")
     settings = settings_from_config(config)
     socket_path = os.path.abspath(os.path.join(settings.member_dir, "workers.sock"))
     if max(len(socket_path.encode()), len(link_path(socket_path).encode())) > MAX_UNIX_PATH:

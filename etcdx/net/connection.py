@@ -32,6 +32,7 @@ async def serve_connection(
     accepted_at: float,
     set_idle: Callable[[bool], None],
     relay_http1: Callable[[trio.abc.Stream, bytes], Awaitable[None]] | None = None,
+    trust_forwarded_cn: bool = False,
 ) -> None:
     """Serves ``stream`` until the peer goes; never raises for anything the peer did.
 
@@ -39,7 +40,8 @@ async def serve_connection(
     ``limits.handshake_timeout`` of ``accepted_at``, or the connection is closed without an answer. The
     connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes. With
     ``relay_http1`` an HTTP/1.x connection is handed to it, with the bytes read so far, instead of served here
-    (a read worker relays it to its member: etcdx/worker/)."""
+    (a read worker relays it to its member: etcdx/worker/). ``trust_forwarded_cn``: gRPC calls name their client
+    certificate's CN in their metadata (the member's private socket, where its workers relay)."""
     try:
         async with stream:
             head = None
@@ -50,7 +52,13 @@ async def serve_connection(
             set_idle(False)
             if head.startswith(PREFACE):
                 await GrpcConnection(
-                    stream, resolve, known_services, max_recv_message_bytes, grpc_limits, verified_common_name(stream)
+                    stream,
+                    resolve,
+                    known_services,
+                    max_recv_message_bytes,
+                    grpc_limits,
+                    verified_common_name(stream),
+                    trust_forwarded_cn,
                 ).run(head)
                 return
             if relay_http1 is not None:

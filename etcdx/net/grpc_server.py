@@ -92,6 +92,10 @@ class RpcContext:
     peer_common_name: str = ""
 
 
+# The metadata key by which a read worker passes on the CN its TLS handshake verified (etcdx/worker/): honoured
+# only on the member's private connections (``trust_forwarded_cn``), where only its workers connect.
+FORWARDED_CN = "etcdx-forwarded-client-cn"
+
 Send = Callable[[bytes], Awaitable[None]]
 
 
@@ -221,12 +225,16 @@ class GrpcConnection:
         max_recv_message_bytes: int,
         limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
         peer_common_name: str = "",
+        trust_forwarded_cn: bool = False,
     ) -> None:
+        """``peer_common_name``: the CN this connection's TLS verified; with ``trust_forwarded_cn`` each call's is
+        the one its metadata forwards instead (FORWARDED_CN)."""
         self._stream = stream
         # A plain TCP connection's socket, for _flush_now (None: TLS, or any other stream: the writer only).
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._unsent = b""  # what _flush_now's write left over: the writer sends it before anything else
         self._peer_common_name = peer_common_name
+        self._trust_forwarded_cn = trust_forwarded_cn
         self._resolve = resolve
         self._known_services = known_services
         self._max_recv = max_recv_message_bytes
@@ -447,7 +455,8 @@ class GrpcConnection:
                 self._h2.reset(event.stream_id, _NO_ERROR)
             return
         deadline = trio.current_time() + timeout if timeout is not None else None
-        call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline, self._peer_common_name))
+        common_name = metadata.pop(FORWARDED_CN, "") if self._trust_forwarded_cn else self._peer_common_name
+        call = _Call(event.stream_id, method, RpcContext(path, metadata, deadline, common_name))
         self._calls[event.stream_id] = call
         COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
         if COUNTS.timing:

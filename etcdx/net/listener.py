@@ -52,6 +52,7 @@ async def serve_client_port(
     reuse_port: bool = False,
     listeners: list[trio.SocketListener] | None = None,
     relay_http1: Callable[[trio.abc.Stream, bytes], Awaitable[None]] | None = None,
+    trust_forwarded_cn: bool = False,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Binds host:port (0 = any free port), reports the bound port, serves until cancelled.
@@ -64,8 +65,8 @@ async def serve_client_port(
     connection gets a GOAWAY and every running handler is cancelled. With ``tls`` every connection is
     TLS; with ``unix`` the listener is the unix socket named "host:port" (etcd's unix:// URLs); with
     ``reuse_port`` the port is bound with SO_REUSEPORT. ``listeners``, if given, are served instead of
-    opening any (``open_private_unix_listener``); ``relay_http1`` takes over HTTP/1.x connections
-    (net/connection.py)."""
+    opening any (``open_private_unix_listener``); ``relay_http1`` takes over HTTP/1.x connections and
+    ``trust_forwarded_cn`` takes each gRPC call's client CN from its metadata (net/connection.py)."""
     if listeners is None:
         listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
     serve = partial(
@@ -79,6 +80,7 @@ async def serve_client_port(
         limits=limits,
         budget=ReadBudget(limits.read_budget_bytes),
         relay_http1=relay_http1,
+        trust_forwarded_cn=trust_forwarded_cn,
     )
     slots = ConnectionSlots(limits.connection_cap())
     async with trio.open_nursery() as nursery:

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from etcdx.net.grpc_server import BidiStreamMethod, RpcContext, Send, ServerStreamMethod, UnaryMethod
+from etcdx.net.grpc_server import FORWARDED_CN, BidiStreamMethod, RpcContext, Send, ServerStreamMethod, UnaryMethod
 from etcdx.proxy.upstream import Upstream
 
 # Metadata that belongs to the client's own connection, never forwarded.
-_LOCAL = frozenset(["te", "content-type", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "user-agent"])
+_LOCAL = frozenset(
+    ["te", "content-type", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "user-agent", FORWARDED_CN]
+)
 
 
 _CREDENTIALS = ("authorization", "token")
@@ -28,7 +30,12 @@ def credentials(metadata: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 
 def upstream_metadata(ctx: RpcContext) -> dict[str, str]:
-    return {name: value for name, value in ctx.metadata.items() if name not in _LOCAL and not name.startswith(":")}
+    """The call's metadata for the upstream, with the client certificate's verified CN (if any) as FORWARDED_CN:
+    a member honours it only from its read workers (net/grpc_server.py), and a client's own is never passed on."""
+    metadata = {name: value for name, value in ctx.metadata.items() if name not in _LOCAL and not name.startswith(":")}
+    if ctx.peer_common_name:
+        metadata[FORWARDED_CN] = ctx.peer_common_name
+    return metadata
 
 
 def unary(upstream: Upstream, path: str) -> UnaryMethod:

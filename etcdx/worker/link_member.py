@@ -20,6 +20,7 @@ from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
 from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_server import (
+    FORWARDED_CN,
     DeferredUnaryMethod,
     InlineUnaryMethod,
     Resolver,
@@ -75,7 +76,7 @@ class _MemberEnd:
     def _dispatch(self, call_id: int, timeout_ms: int, path: str, metadata: dict[str, str], message: bytes) -> None:
         COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
         deadline = None if timeout_ms == NO_TIMEOUT else trio.current_time() + timeout_ms / 1000
-        ctx = RpcContext(path, metadata, deadline)
+        ctx = RpcContext(path, metadata, deadline, metadata.pop(FORWARDED_CN, ""))  # only workers reach the link
         method = self._resolve(path)
         if timeout_ms == 0:
             self._answer(call_id, path, *_DEADLINE)

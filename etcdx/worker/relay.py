@@ -1,8 +1,11 @@
 """HTTP/1.1 on a read worker: the connection is relayed byte for byte to the member's unix socket, so every HTTP
 answer (/health, /metrics, /version, the /v3 JSON gateway, v2) is the member's own. When either side closes or
-fails, both are closed."""
+fails, both are closed. A connection from a TLS port (decrypted by the worker) goes to the member's second
+socket, ``secure_http_path``, which answers as the member's TLS ports do (no Host check, as etcd)."""
 
 from __future__ import annotations
+
+import os
 
 import trio
 
@@ -10,6 +13,11 @@ from etcdx.log import get_logger
 from etcdx.net.splice import splice
 
 log = get_logger("etcdx.worker")
+
+
+def secure_http_path(socket_path: str) -> str:
+    """The member's socket for HTTP/1.1 from TLS ports, ``https.sock`` beside ``socket_path`` (no longer a name)."""
+    return os.path.join(os.path.dirname(socket_path), "https.sock")
 
 
 async def relay_http1(socket_path: str, client: trio.abc.Stream, head: bytes) -> None:

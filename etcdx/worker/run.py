@@ -1,9 +1,10 @@
 """`etcdx read-worker ...`: one read worker process (started by the member's supervisor, never by hand).
 
 Arguments: index, the member's PID, the member's unix socket, the backend directory, the LMDB map size, the
-bound client ports (comma-separated, in the order of the member's http:// --listen-client-urls), then the
-member's own etcd flags, parsed here as the member parsed them (the environment is the member's too): the
-listen hosts, request limits, gRPC keep-alive and log settings are the member's.
+bound client ports (comma-separated, in the order of the member's http:// and https:// --listen-client-urls),
+then the member's own etcd flags, parsed here as the member parsed them (the environment is the member's too):
+the listen hosts, TLS files and checks, request limits, gRPC keep-alive and log settings are the member's (with
+--auto-tls, the pair the member made in the data dir).
 
 The worker listens on the member's client ports with SO_REUSEPORT, serves Range itself (local_range.py) and
 relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and within PARENT_CHECK_INTERVAL once
@@ -21,16 +22,17 @@ from functools import partial
 import trio
 
 from etcdx import log as logging_setup
+from etcdx.cli.listener_tls import TlsSetupError, client_addresses
 from etcdx.config import Config, ConfigError, parse_config
 from etcdx.log import get_logger
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.http1 import HttpRequest, HttpResponse
-from etcdx.net.listener import serve_client_port
+from etcdx.net.listener import ListenAddress, serve_client_port
 from etcdx.proxy.upstream import Endpoint, Upstream
 from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import MemberLink, link_path
 from etcdx.worker.local_range import LocalRange
-from etcdx.worker.relay import relay_http1
+from etcdx.worker.relay import relay_http1, secure_http_path
 from etcdx.worker.routes import worker_resolver
 
 log = get_logger("etcdx.worker")
@@ -45,8 +47,16 @@ async def _unused_http(request: HttpRequest) -> HttpResponse:  # HTTP/1.1 is rel
 
 
 async def serve_worker(
-    config: Config, index: int, parent: int, socket_path: str, backend_path: str, map_size: int, ports: list[int]
+    config: Config,
+    addresses: list[ListenAddress],
+    index: int,
+    parent: int,
+    socket_path: str,
+    backend_path: str,
+    map_size: int,
+    ports: list[int],
 ) -> None:
+    """Serves ``addresses`` (the member's TCP client addresses, with their TLS) on ``ports`` until cancelled."""
     upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
     link = MemberLink(link_path(socket_path), MAX_ANSWER_BYTES)
     mark = AppliedMark.open(mark_path(socket_path))
@@ -58,7 +68,6 @@ async def serve_worker(
         keepalive_interval=config.grpc_keepalive_interval,
         keepalive_timeout=config.grpc_keepalive_timeout,
     )
-    urls = [url for url in config.listen_client_urls if url.scheme == "http"]
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
@@ -66,19 +75,21 @@ async def serve_worker(
             await nursery.start(upstream.run)
             await nursery.start(link.run)
             await nursery.start(ranges.run)
-            for url, port in zip(urls, ports, strict=True):
+            for address, port in zip(addresses, ports, strict=True):
+                http_path = secure_http_path(socket_path) if address.tls is not None else socket_path
                 await nursery.start(
                     partial(
                         serve_client_port,
-                        url.host,
+                        address.host,
                         port,
                         resolve=resolve,
                         known_services=services,
                         http_handler=_unused_http,
                         max_recv_message_bytes=config.max_request_bytes + GRPC_OVERHEAD_BYTES,
                         grpc_limits=limits,
+                        tls=address.tls,
                         reuse_port=True,
-                        relay_http1=partial(relay_http1, socket_path),
+                        relay_http1=partial(relay_http1, http_path),
                     )
                 )
             log.info("read worker ready", worker=index, pid=os.getpid(), ports=ports)
@@ -113,9 +124,10 @@ def main(argv: list[str]) -> int:
         index, parent, socket_path, backend_path, map_size, ports, *etcd_argv = argv
         config = parse_config(etcd_argv, os.environ)
         logging_setup.configure(config.log_level, config.log_outputs)
-    except (ValueError, ConfigError) as exc:
+        addresses = [address for address in client_addresses(config) if not address.unix]
+    except (ValueError, ConfigError, TlsSetupError) as exc:
         print(f"etcdx read-worker: {exc}", file=sys.stderr)
         return 2
     args = (int(index), int(parent), socket_path, backend_path, int(map_size), [int(p) for p in ports.split(",")])
-    trio.run(serve_worker, config, *args)
+    trio.run(serve_worker, config, addresses, *args)
     return 0

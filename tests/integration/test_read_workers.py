@@ -18,7 +18,7 @@ import time
 import grpc
 import pytest
 
-from etcdx.config import ConfigError, parse_config
+from etcdx.config import parse_config
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from tests.support.procs import ETCDCTL, ServerProcess, etcdx_cluster, etcdx_process, start_cluster, stop_cluster
 
@@ -416,6 +416,14 @@ def test_ranges_through_workers_obey_permissions(member):
                 with pytest.raises(grpc.RpcError) as nobody:
                     kv.Range(rpc_pb2.RangeRequest(key=b"open/1", serializable=serializable), timeout=10)
                 assert nobody.value.details() == "etcdserver: user name is empty"
+                # The name a worker forwards a verified client certificate's CN under is not the client's to set.
+                with pytest.raises(grpc.RpcError) as claimed:
+                    request = rpc_pb2.RangeRequest(key=b"secret/1", serializable=serializable)
+                    kv.Range(request, metadata=(("etcdx-forwarded-client-cn", "root"),), timeout=10)
+                assert claimed.value.details() == "etcdserver: user name is empty"
+            with pytest.raises(grpc.RpcError) as claimed:
+                kv.Put(rpc_pb2.PutRequest(key=b"open/1"), metadata=(("etcdx-forwarded-client-cn", "root"),), timeout=10)
+            assert claimed.value.details() == "etcdserver: user name is empty"
     finally:
         for c in channels:
             c.close()
@@ -444,7 +452,7 @@ def test_a_second_member_cannot_share_the_port(member, tmp_path):
         assert "address already in use" in f.read().lower()
 
 
-def test_flag_is_listed_and_refused_with_tls(tmp_path):
+def test_flag_is_listed_and_read_from_every_source(tmp_path):
     usage = subprocess.run(
         ["python", "-m", "etcdx", "--help"], capture_output=True, text=True, timeout=30, check=True
     ).stdout
@@ -456,10 +464,7 @@ def test_flag_is_listed_and_refused_with_tls(tmp_path):
     config_file.write_text("experimental-read-workers: 4\n")
     assert parse_config(["--config-file", str(config_file)], {}).read_workers == 4
     secure = ["--listen-client-urls", "https://127.0.0.1:2379", "--advertise-client-urls", "https://127.0.0.1:2379"]
-    with pytest.raises(ConfigError, match="read-workers"):
-        parse_config([*base, *secure, "--auto-tls"], {})
-    with pytest.raises(ConfigError, match="read-workers"):
-        parse_config([*base, "--client-cert-auth"], {})
+    assert parse_config([*base, *secure, "--auto-tls", "--client-cert-auth"], {}).read_workers == 2
 
 
 def test_a_lock_given_up_through_a_worker_is_not_taken_later(member):

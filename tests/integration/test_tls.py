@@ -500,3 +500,99 @@ def test_a_client_that_never_finishes_its_handshake_is_dropped_after_10s(mtls):
     assert 9.0 <= waited <= 15.0
     wait_for_rejection(mtls, before)
     assert "TLS handshake timed out" in mtls.rejections()[before:]
+
+
+# --- read workers on TLS ports --------------------------------------------------------------------------
+
+
+WORKER_CONNECTIONS = 12
+
+
+def _worker_lines(server: TlsMember, message: str) -> list[dict]:
+    with open(server.log_path, errors="replace") as f:
+        return [json.loads(line) for line in f if line.startswith("{") and f'"msg":"{message}"' in line]
+
+
+def _channels(server: TlsMember, trust: Trust) -> list[grpc.Channel]:
+    """Connections of their own (grpcio shares subchannels between channels unless told not to), so they spread
+    over the member and its workers."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    credentials = trust.grpc_credentials()
+    return [grpc.secure_channel(server.endpoint, credentials, options=options) for _ in range(WORKER_CONNECTIONS)]
+
+
+def _code(method, request, **kwargs) -> grpc.StatusCode:
+    try:
+        method(request, timeout=10, **kwargs)
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_read_workers_serve_tls_and_pass_the_client_certificates_identity_on(tmp_path, pki):
+    """--experimental-read-workers with https:// and --client-cert-auth: the workers share the TLS port, check
+    client certificates as the member does, serve Range, and pass the certificate's CN on with what they relay
+    (etcd's user for certificate auth). A client cannot claim another CN through the metadata a worker forwards."""
+    from etcdx.pb.authpb import auth_pb2
+
+    server_cert = pki.ca.issue("workers-server", "etcdx server", ("127.0.0.1", "localhost"), server=True, client=False)
+    root, alice = pki.ca.issue("worker-root", "root"), pki.ca.issue("worker-alice", "alice")
+    flags = ["--cert-file", server_cert.cert, "--key-file", server_cert.key, "--trusted-ca-file", pki.ca.path]
+    flags += ["--client-cert-auth", "--experimental-read-workers", "2"]
+    server = member(tmp_path, flags, Trust(pki.ca.path, root.cert, root.key))
+    as_root, as_alice = Trust(pki.ca.path, root.cert, root.key), Trust(pki.ca.path, alice.cert, alice.key)
+    with server.start():
+        deadline = time.monotonic() + 30
+        while len(_worker_lines(server, "read worker ready")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        channels = _channels(server, as_alice)
+        try:
+            first = rpc_pb2_grpc.KVStub(channels[0])
+            first.Put(rpc_pb2.PutRequest(key=b"a/x", value=b"1"), timeout=10)
+            first.Put(rpc_pb2.PutRequest(key=b"b/x", value=b"2"), timeout=10)
+            for c in channels:  # before auth: served by whichever process took the connection
+                for serializable in (True, False):
+                    got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"a/x", serializable=serializable))
+                    assert [kv.value for kv in got.kvs] == [b"1"]
+            with grpc.secure_channel(server.endpoint, as_root.grpc_credentials()) as admin:
+                auth = rpc_pb2_grpc.AuthStub(admin)
+                auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="root", password="secret"), timeout=10)
+                auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="root", role="root"), timeout=10)
+                auth.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="reader"), timeout=10)
+                read_a = auth_pb2.Permission(permType=auth_pb2.Permission.READ, key=b"a/", range_end=b"a0")
+                auth.RoleGrantPermission(rpc_pb2.AuthRoleGrantPermissionRequest(name="reader", perm=read_a))
+                auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="alice", password="pw"), timeout=10)
+                auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="alice", role="reader"), timeout=10)
+                auth.AuthEnable(rpc_pb2.AuthEnableRequest(), timeout=10)
+            claim_root = [("etcdx-forwarded-client-cn", "root")]
+            for c in channels:
+                kv = rpc_pb2_grpc.KVStub(c)
+                for serializable in (True, False):
+                    got = kv.Range(rpc_pb2.RangeRequest(key=b"a/x", serializable=serializable), timeout=10)
+                    assert [v.value for v in got.kvs] == [b"1"]
+                    denied = rpc_pb2.RangeRequest(key=b"b/x", serializable=serializable)
+                    assert _code(kv.Range, denied) == grpc.StatusCode.PERMISSION_DENIED
+                    assert _code(kv.Range, denied, metadata=claim_root) == grpc.StatusCode.PERMISSION_DENIED
+                put = rpc_pb2.PutRequest(key=b"a/x", value=b"3")
+                assert _code(kv.Put, put) == grpc.StatusCode.PERMISSION_DENIED
+                assert _code(kv.Put, put, metadata=claim_root) == grpc.StatusCode.PERMISSION_DENIED
+        finally:
+            for c in channels:
+                c.close()
+        for c in _channels(server, as_root):  # root's certificate: its writes are root's through any process
+            with c:
+                rpc_pb2_grpc.KVStub(c).Put(rpc_pb2.PutRequest(key=b"b/x", value=b"root"), timeout=10)
+        context = as_alice.ssl_context()
+        for _ in range(WORKER_CONNECTIONS):  # HTTP/1.1 on the TLS port, whichever process takes it
+            raw = socket.create_connection(("127.0.0.1", server.client_port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                answer = b""
+                while chunk := tls.recv(65536):
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+        server.stop()
+    counts = _worker_lines(server, "read worker stopped")
+    assert len(counts) == 2, counts
+    assert sum(line["local_ranges"] for line in counts) > 0, counts  # before auth
+    assert sum(line["relayed_ranges"] for line in counts) > 0, counts  # with auth: the member checks the CN
