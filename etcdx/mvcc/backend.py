@@ -16,11 +16,20 @@ pages freed before the previous transaction, which both meta pages no longer rea
 durable tree with a newer transaction's, so an OS crash can leave a file that does not open or that silently
 misses keys while its consistent_index claims them. ``sync`` (the server calls it off its event loop shortly
 after applies) also makes the last commit durable, which only shortens the next replay.
+
+Other processes (read workers) open the same file read-only (``ReadOnlyBackend``). LMDB keeps the state its
+processes share (the last transaction id, which picks the meta page a reader reads, and the reader table) in
+lock.mdb, which must never be shared by two different data files. So a swap (``swap_in``: a defragmentation or a
+snapshot install renames a new file over data.mdb) unlinks lock.mdb along with the old file and opens the new
+one with a fresh lock.mdb: readers still open on the old file keep the old lock.mdb (unlinked) and read the old
+file, which nobody writes any more, until they reopen. The swap and every read-only open hold ``open.gate``
+(flock: the swap exclusively, an open shared), so no process opens the new file against the old lock.mdb.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from collections.abc import Iterator
 
@@ -31,6 +40,8 @@ from etcdx.mvcc.schema import TABLES
 
 DATA_FILE = "data.mdb"
 DEFRAG_FILE = "data.mdb.defrag"  # the compact copy, until it replaces DATA_FILE
+LOCK_FILE = "lock.mdb"  # LMDB's, beside DATA_FILE
+GATE_FILE = "open.gate"  # a swap holds it exclusively, a read-only open shared (module docstring)
 
 
 class LmdbView:
@@ -207,11 +218,14 @@ class Backend:
         """
         map_size = self.env.info()["map_size"]
         self.env.close()
-        try:
-            os.replace(copy_path, os.path.join(self.path, DATA_FILE))
-            _fsync_dir(self.path)
-        finally:  # on the compact file, or on the old one if the rename failed
-            Backend.__init__(self, self.path, map_size, fsync=self.fsync)
+        with _gate(self.path, fcntl.LOCK_EX):
+            try:
+                os.replace(copy_path, os.path.join(self.path, DATA_FILE))
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.path, LOCK_FILE))  # the old file's: see the module docstring
+                _fsync_dir(self.path)
+            finally:  # on the compact file, or on the old one (and its lock.mdb) if the rename failed
+                Backend.__init__(self, self.path, map_size, fsync=self.fsync)
 
 
 class ReadOnlyBackend:
@@ -223,11 +237,12 @@ class ReadOnlyBackend:
 
     def __init__(self, path: str, map_size: int) -> None:
         self.path = path
-        self.env = lmdb.open(
-            path, map_size=map_size, max_dbs=8, max_readers=1024, readonly=True, lock=True, readahead=False
-        )
+        with _gate(path, fcntl.LOCK_SH):  # not while a swap pairs a new data.mdb with a new lock.mdb
+            self.env = lmdb.open(
+                path, map_size=map_size, max_dbs=8, max_readers=1024, readonly=True, lock=True, readahead=False
+            )
+            self._inode = os.stat(os.path.join(path, DATA_FILE)).st_ino
         self._dbs = {name: self.env.open_db(name, create=False) for name in TABLES}
-        self._inode = os.stat(os.path.join(path, DATA_FILE)).st_ino
 
     def begin_read(self) -> LmdbView:
         try:
@@ -246,6 +261,17 @@ class ReadOnlyBackend:
 
     def close(self) -> None:
         self.env.close()
+
+
+@contextlib.contextmanager
+def _gate(path: str, how: int) -> Iterator[None]:
+    """Holds the backend directory's GATE_FILE with flock ``how`` (blocking: a swap takes milliseconds)."""
+    fd = os.open(os.path.join(path, GATE_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _fsync_dir(path: str) -> None:

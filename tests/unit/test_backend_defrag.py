@@ -8,7 +8,7 @@ import os
 import pytest
 
 from etcdx.mvcc import rows, schema
-from etcdx.mvcc.backend import DATA_FILE, DEFRAG_FILE, Backend
+from etcdx.mvcc.backend import DATA_FILE, DEFRAG_FILE, GATE_FILE, LOCK_FILE, Backend
 from etcdx.pb.etcdserverpb import rpc_pb2 as pb
 from tests.support.store import Store, table_rows
 
@@ -35,7 +35,7 @@ def test_defragmenting_shrinks_the_file_and_keeps_every_row(tmp_path):
     backend.swap_in(backend.write_compact_copy())
 
     assert every_row(backend) == before
-    assert sorted(os.listdir(tmp_path)) == [DATA_FILE, "lock.mdb"]
+    assert sorted(os.listdir(tmp_path)) == sorted([DATA_FILE, GATE_FILE, LOCK_FILE])  # no copy left behind
     assert backend.size_bytes == backend.size_in_use_bytes < full_size / 20
     # The store on top keeps reading and writing through the reopened environment.
     assert store.range(b"leased").kvs[0].lease == 7
