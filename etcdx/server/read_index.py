@@ -64,12 +64,15 @@ class ReadIndexBatches:
 
     def retry(self) -> bytes | None:
         """Re-issues the request in flight under a fresh context (its answer may never come); the context
-        to send, or None if nothing is in flight. Reads that arrived since join it."""
+        to send, or None if nothing is in flight. Reads that arrived since do not join it, as in etcd: they
+        wait for the next request, so none is failed by the request timeout of a request issued before it
+        arrived (the server times a request from its first issue)."""
         if self._in_flight is None:
             return None
-        reads = self._in_flight[1] + self._next
-        self._in_flight, self._next = None, reads
-        return self.issue()
+        self._counter += 1
+        ctx = self._counter.to_bytes(8, "big")
+        self._in_flight = (ctx, self._in_flight[1])
+        return ctx
 
     def fail_in_flight(self, error: errors.EtcdError) -> None:
         """Ends the reads of the request in flight, if any, with ``error`` (its answer is given up on: a leader

@@ -61,7 +61,21 @@ def test_a_retried_request_ignores_the_answer_to_its_old_context():
     r.batches.on_read_state(index=2, ctx=old, applied=2)  # an answer to the request given up on
     assert r.served == []
     r.batches.on_read_state(index=2, ctx=new, applied=2)
-    assert r.served == [("a", None), ("b", None)]
+    assert r.served == [("a", None)]
+    assert r.batches.issue() is not None  # "b" came after the first issue: it waits for a request of its own
+
+
+def test_a_read_that_came_after_a_request_is_not_failed_by_that_requests_timeout():
+    """The server fails the request in flight when its request timeout (counted from its first issue) passes; a
+    read that arrived after that issue keeps its own full timeout, in the next request, as in etcd."""
+    r = Reads()
+    r.add("a")
+    r.batches.issue()
+    r.add("b")
+    r.batches.retry()
+    r.batches.fail_in_flight(errors.ERR_TIMEOUT())
+    assert [name for name, _ in r.served] == ["a"]
+    assert len(r.batches) == 1 and r.batches.issue() is not None
 
 
 def test_fail_all_ends_every_read_once_with_the_error():
