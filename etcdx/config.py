@@ -117,8 +117,9 @@ IMPLEMENTED: dict[str, tuple[str, object]] = {
     "unsafe-no-fsync": ("bool", False),
     "socket-reuse-port": ("bool", False),
     "socket-reuse-address": ("bool", False),
-    # etcdx's own (not an etcd flag): worker processes serving reads on the client port (etcdx/worker/).
-    "experimental-read-workers": ("uint", 0),
+    # etcdx's own (not an etcd flag): worker processes serving reads on the client port (etcdx/worker/);
+    # "auto": one per core beyond the member's own (cli/main.py).
+    "experimental-read-workers": ("workers", "auto"),
     "v2-deprecation": ("str", "not-yet"),
     "experimental-enable-lease-checkpoint": ("bool", False),
     "experimental-enable-lease-checkpoint-persist": ("bool", False),
@@ -280,7 +281,7 @@ class Config:
     pre_vote: bool = True
     socket_reuse_port: bool = False
     socket_reuse_address: bool = False
-    read_workers: int = 0  # --experimental-read-workers (etcdx/worker/): 0 = one process, as etcd
+    read_workers: int | None = None  # --experimental-read-workers (etcdx/worker/): None = auto, 0 = one process
     unsafe_no_fsync: bool = False
     memory_mlock: bool = False
     bootstrap_defrag_threshold_megabytes: int = 0
@@ -472,12 +473,14 @@ def _convert(name: str, raw: str) -> object:
         if raw in _FALSE:
             return False
         raise ConfigError(f'invalid boolean value "{raw}" for -{name}: parse error')
-    if kind in ("int", "uint"):
+    if kind == "workers" and raw == "auto":
+        return raw
+    if kind in ("int", "uint", "workers"):
         try:
             value = int(raw, 0)
         except ValueError:
             raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error') from None
-        if kind == "uint" and value < 0:
+        if kind in ("uint", "workers") and value < 0:
             raise ConfigError(f'invalid value "{raw}" for flag -{name}: parse error')
         return value
     return raw
@@ -691,7 +694,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         pre_vote=get("pre-vote"),
         socket_reuse_port=get("socket-reuse-port"),
         socket_reuse_address=get("socket-reuse-address"),
-        read_workers=get("experimental-read-workers"),
+        read_workers=None if get("experimental-read-workers") == "auto" else get("experimental-read-workers"),
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
         bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 from functools import partial
 
 import trio
@@ -16,16 +17,21 @@ from etcdx.api.http.access_control import AccessControl
 from etcdx.api.http.endpoints import HttpEndpoints
 from etcdx.api.http.gateway import Gateway
 from etcdx.api.http.v2expiry import run_expiry
+from etcdx.log import get_logger
 from etcdx.net.conn_limits import DEFAULT_LIMITS
 from etcdx.net.grpc_limits import GrpcLimits
+from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.listener import ListenAddress, check_port_free, open_private_unix_listener, serve_client_port
 from etcdx.server.server import EtcdServer
 from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import link_path
 from etcdx.worker.link_member import serve_link
-from etcdx.worker.member_side import with_barrier
+from etcdx.worker.member_side import with_worker_calls
 from etcdx.worker.relay import secure_http_path
+from etcdx.worker.served_counts import MemberCounts, counts_path
 from etcdx.worker.supervisor import WorkerPlan, supervise
+
+log = get_logger("etcdx.serve")
 
 # grpc-go's server accepts this much above --max-request-bytes, as etcd configures it.
 GRPC_OVERHEAD_BYTES = 512 * 1024
@@ -51,6 +57,8 @@ async def serve_clients(
     clients' calls over one connection), and the workers run under the supervisor, started once every listener
     is bound."""
     resolve, services = build_resolver(server)
+    if workers is not None and workers.automatic and not _unix_sockets_work(workers.socket_path):
+        workers = None
     if workers is not None:
         addresses = [a if a.unix else dataclasses.replace(a, reuse_port=True) for a in addresses]
         for address in addresses:
@@ -94,13 +102,31 @@ async def serve_clients(
         task_status.started(ports)
 
 
+def _unix_sockets_work(path: str) -> bool:
+    """Whether a unix socket can be made at ``path`` (not on every filesystem: FUSE ones may refuse). Without
+    its private sockets a member cannot have workers; with the default worker count it then serves alone."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        probe.bind(path)
+    except OSError as exc:
+        log.info("serving from one process", reason=f"no unix socket in the data dir: {exc}")
+        return False
+    finally:
+        probe.close()
+        with contextlib.suppress(OSError):
+            os.remove(path)
+    return True
+
+
 async def _start_workers(
     nursery: trio.Nursery, server, workers: WorkerPlan, resolve, services, gateway, access, max_recv, addresses, ports
 ) -> None:
     mark = AppliedMark.create(mark_path(workers.socket_path), server.applied_index)
     server.publish_applied = mark.publish
     link = await open_private_unix_listener(link_path(workers.socket_path))
-    private_resolve = with_barrier(server, resolve)
+    private_resolve = with_worker_calls(server, resolve)
     nursery.start_soon(serve_link, link, private_resolve, max_recv + LINK_METADATA_BYTES)
     # workers.sock: gRPC, and HTTP/1.1 relayed from plain ports; secure_http_path: HTTP/1.1 relayed from TLS
     # ports (etcd checks no Host there). Both take the client certificate's CN a worker forwards.
@@ -121,10 +147,23 @@ async def _start_workers(
             )
         )
         nursery.start_soon(_remove_on_exit, path)
+    nursery.start_soon(_count_workers_answers, MemberCounts(counts_path(workers.socket_path), workers.count))
     shared = [port for address, port in zip(addresses, ports, strict=True) if address.reuse_port and not address.unix]
     nursery.start_soon(supervise, workers, os.getpid(), shared, lambda: server.backend.env.reader_check())
     nursery.start_soon(_remove_on_exit, link_path(workers.socket_path))
     nursery.start_soon(_remove_on_exit, mark_path(workers.socket_path))
+
+
+async def _count_workers_answers(counts: MemberCounts) -> None:
+    """Adds the Ranges the workers answer to the member's gRPC series while it serves (served_counts.py)."""
+    COUNTS.started_elsewhere, COUNTS.handled_elsewhere = counts.started, counts.handled
+    try:
+        await trio.sleep_forever()
+    finally:
+        COUNTS.started_elsewhere = COUNTS.handled_elsewhere = lambda: ()
+        counts.close()
+        with contextlib.suppress(OSError):
+            os.remove(counts.path)
 
 
 async def _remove_on_exit(path: str) -> None:

@@ -293,22 +293,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
-    """--experimental-read-workers: the workers' plan (None without it); ValueError when it cannot work here."""
-    if not config.read_workers:
+    """--experimental-read-workers: the workers' plan (None: one process). A count given that cannot work here is
+    a ValueError; "auto" (the default) is one worker per core beyond the member's own, and none where workers
+    cannot work (no http:// or https:// client URL, a data dir too deep for the private unix sockets)."""
+    automatic = config.read_workers is None
+    count = automatic_read_workers() if config.read_workers is None else config.read_workers
+    if not count:
         return None
-    if not any(url.scheme in ("http", "https") for url in config.listen_client_urls):
-        raise ValueError("--experimental-read-workers needs at least one http:// or https:// --listen-client-urls")
     settings = settings_from_config(config)
     socket_path = os.path.abspath(os.path.join(settings.member_dir, "workers.sock"))
-    if max(len(socket_path.encode()), len(link_path(socket_path).encode())) > MAX_UNIX_PATH:
-        raise ValueError(f"--experimental-read-workers: the data dir path is too long for a unix socket: {socket_path}")
-    return WorkerPlan(
-        count=config.read_workers,
-        socket_path=socket_path,
-        backend_path=os.path.abspath(settings.backend_path),
-        map_size=settings.backend_map_size,
-        etcd_argv=tuple(argv),
-    )
+    if not any(url.scheme in ("http", "https") for url in config.listen_client_urls):
+        problem = "--experimental-read-workers needs at least one http:// or https:// --listen-client-urls"
+    elif max(len(socket_path.encode()), len(link_path(socket_path).encode())) > MAX_UNIX_PATH:
+        problem = f"--experimental-read-workers: the data dir path is too long for a unix socket: {socket_path}"
+    else:
+        return WorkerPlan(
+            count=count,
+            socket_path=socket_path,
+            backend_path=os.path.abspath(settings.backend_path),
+            map_size=settings.backend_map_size,
+            etcd_argv=tuple(argv),
+            automatic=automatic,
+        )
+    if not automatic:
+        raise ValueError(problem)
+    log.info("serving from one process", reason=problem)
+    return None
+
+
+def automatic_read_workers() -> int:
+    """--experimental-read-workers auto: one worker per core this process may run on, beyond the member's own."""
+    return max(0, len(os.sched_getaffinity(0)) - 1)
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

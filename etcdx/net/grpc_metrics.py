@@ -5,13 +5,16 @@ increments on the call path; etcdx/server/metrics_grpc.py turns them into Promet
 scraped. A unary call receives one message and sends one when it ends OK, so its message counts are derived
 there from ``started`` and ``handled`` rather than counted per call.
 
+Calls another process answered for this member (its read workers, etcdx/worker/served_counts.py) come from
+``started_elsewhere`` and ``handled_elsewhere``, read when /metrics is scraped.
+
 With ``timing`` (etcd's --metrics extensive) each call's duration goes to ``observe_handling(path, seconds)``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 # grpc-prometheus' grpc_type label per kind of method.
 UNARY, SERVER_STREAM, BIDI_STREAM = "unary", "server_stream", "bidi_stream"
@@ -28,6 +31,8 @@ class GrpcCounts:
         self.kinds: dict[str, str] = {}  # path -> grpc_type, for every method served
         self.timing = False
         self.observe_handling: Callable[[str, float], None] = lambda path, seconds: None
+        self.started_elsewhere: Callable[[], Iterable[tuple[tuple[str, str], int]]] = lambda: ()
+        self.handled_elsewhere: Callable[[], Iterable[tuple[tuple[str, int], int]]] = lambda: ()
 
     def declare(self, kinds: Mapping[str, str]) -> None:
         """The methods the server serves, by path, with their grpc_type."""

@@ -61,11 +61,13 @@ def grpc_families(counts: GrpcCounts) -> Iterator[Metric]:
     shown = {path for path in kinds if _split(path)[0] in PRE_DECLARED_SERVICES}
     started: defaultdict[str, int] = defaultdict(int)
     by_version: defaultdict[tuple[str, str], int] = defaultdict(int)
-    for (path, version), count in list(counts.started.items()):
+    for (path, version), count in (*counts.started.items(), *counts.started_elsewhere()):
         started[path] += count
         kind = kinds.get(path, UNARY)
         by_version[version, "unary" if kind == UNARY else "stream"] += count
-    handled = dict(counts.handled)
+    handled: defaultdict[tuple[str, int], int] = defaultdict(int, counts.handled)
+    for key, count in counts.handled_elsewhere():
+        handled[key] += count
     shown.update(started)
     shown.update(path for path, _ in handled)
 

@@ -7,17 +7,17 @@ A worker's snapshot (the member's last committed state) whose applied index is b
 write: the read waits for a barrier (local_range.py) rather than being answered from it.
 
 The mark only grows while a member runs. It is one aligned 8-byte word at the start of the file, stored and
-loaded whole (a memoryview cast to 'Q' copies it with one native access), so a reader never sees a torn value.
+loaded whole (shared_words.py), so a reader never sees a torn value.
 A reader that sees an older value is safe: the read only waits for a barrier it did not need.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 
+from etcdx.worker.shared_words import SharedWords
+
 MARK_NAME = "applied.mark"
-_SIZE = mmap.PAGESIZE
 
 
 def mark_path(socket_path: str) -> str:
@@ -28,31 +28,22 @@ def mark_path(socket_path: str) -> str:
 class AppliedMark:
     """One side of the mark: the member's (``create``, read-write) or a worker's (``open``, read-only)."""
 
-    def __init__(self, mapped: mmap.mmap, writable: bool) -> None:
-        self._mapped = mapped
-        self._word = memoryview(mapped).cast("Q")
+    def __init__(self, shared: SharedWords, writable: bool) -> None:
+        self._shared = shared
+        self._word = shared.words
         self._writable = writable
 
     @classmethod
     def create(cls, path: str, index: int) -> AppliedMark:
         """The member's side: a new file holding ``index`` (the member's applied index when it starts)."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.ftruncate(fd, _SIZE)
-            mark = cls(mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE), writable=True)
-        finally:
-            os.close(fd)
+        mark = cls(SharedWords.create(path, 1), writable=True)
         mark.publish(index)
         return mark
 
     @classmethod
     def open(cls, path: str) -> AppliedMark:
         """A worker's side, read-only."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return cls(mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ), writable=False)
-        finally:
-            os.close(fd)
+        return cls(SharedWords.open(path, 1, writable=False), writable=False)
 
     def publish(self, index: int) -> None:
         assert self._writable
@@ -62,5 +53,4 @@ class AppliedMark:
         return self._word[0]
 
     def close(self) -> None:
-        self._word.release()
-        self._mapped.close()
+        self._shared.close()

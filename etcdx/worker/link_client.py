@@ -21,13 +21,13 @@ from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
 from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext, flush_deferred_replies
 from etcdx.proxy.forward import upstream_metadata
-from etcdx.worker.link_frames import MAX_TIMEOUT_MS, NO_TIMEOUT, decode_response, encode_request
+from etcdx.worker.link_frames import MAX_TIMEOUT_MS, NO_TIMEOUT, RELAY_MARK, decode_response, encode_request
 from etcdx.worker.link_socket import LinkSocket
 
 log = get_logger("etcdx.worker")
 
 RECONNECT_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)  # seconds before each new attempt; the last one repeats
-_UNREACHABLE = "etcdx: the read worker lost its link to the member"
+_UNREACHABLE = f"{RELAY_MARK}the read worker lost its link to the member"
 
 
 def link_path(socket_path: str) -> str:

@@ -22,6 +22,14 @@ _REQUEST = struct.Struct("<IIHI")
 _RESPONSE = struct.Struct("<IH")
 _PAIR = struct.Struct("<HI")
 NO_TIMEOUT = 0xFFFFFFFF
+# A worker's own calls (member_side.py), not a client's, so no /metrics series counts them: its read barrier,
+# and the identity refresh (the member's response header, without a read).
+BARRIER_PATH = "/etcdx.worker.Member/Barrier"
+IDENTITY_PATH = "/etcdx.worker.Member/Identity"
+WORKER_PATHS = frozenset((BARRIER_PATH, IDENTITY_PATH))
+# Starts the text of a failure that says "not here" rather than answering a read: the link's own, and the
+# member's refusals to run a barrier. A worker relays a read whose barrier failed so (local_range.py).
+RELAY_MARK = "etcdx: "
 MAX_TIMEOUT_MS = NO_TIMEOUT - 1
 
 

@@ -30,7 +30,7 @@ from etcdx.net.grpc_server import (
     failure_status,
     withdraw_deferred_output,
 )
-from etcdx.worker.link_frames import NO_TIMEOUT, decode_request, encode_response
+from etcdx.worker.link_frames import NO_TIMEOUT, WORKER_PATHS, decode_request, encode_response
 from etcdx.worker.link_socket import LinkSocket
 
 log = get_logger("etcdx.worker")
@@ -74,7 +74,8 @@ class _MemberEnd:
             await self._link.room()
 
     def _dispatch(self, call_id: int, timeout_ms: int, path: str, metadata: dict[str, str], message: bytes) -> None:
-        COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
+        if path not in WORKER_PATHS:
+            COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
         deadline = None if timeout_ms == NO_TIMEOUT else trio.current_time() + timeout_ms / 1000
         ctx = RpcContext(path, metadata, deadline, metadata.pop(FORWARDED_CN, ""))  # only workers reach the link
         method = self._resolve(path)
@@ -134,5 +135,6 @@ class _MemberEnd:
         self._answer(call_id, path, code, text.encode())
 
     def _answer(self, call_id: int, path: str, code: int, payload: bytes) -> None:
-        COUNTS.handled[path, code] += 1
+        if path not in WORKER_PATHS:
+            COUNTS.handled[path, code] += 1
         self._link.queue(encode_response(call_id, code, payload))

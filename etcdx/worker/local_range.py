@@ -10,7 +10,9 @@ encoding answers from it, so the bytes are the member's for the same state):
 - a linearizable Range, after a barrier (below).
 Relayed to the member unchanged (its answer is the client's): any Range while auth is enabled (read from the
 auth table in the same read transaction: the member checks permissions), one that requires a leader
-(``hasleader``), one that does not parse, and every Range while the worker knows no barrier answer yet.
+(``hasleader``), one that does not parse, one naming a client-api-version the member's /metrics counts keep no
+slot for (served_counts.py), and every Range while the worker knows no identity answer yet. Every Range answered
+here, with its answer or its error, is counted for the member's /metrics.
 
 Barrier, and why a linearizable read served here is linearizable: a read R arrives at time t0. R waits for the
 first barrier call sent after it arrived, at t1 > t0 (a barrier sent before R arrived cannot vouch for R; one is
@@ -20,13 +22,16 @@ ReadIndex read completes, so its applied state then holds every write acknowledg
 any read could have observed before t1; it commits that state to the file and answers its revision B. R is then
 served from a snapshot at revision >= B: it holds every write that completed before R began, and it is a state
 the member held between R's arrival and R's answer (the member applied it no later than the read transaction
-began, and applied nothing newer before B). If the snapshot does not reach B (the file was replaced by a
-defragmentation or a snapshot install and must be reopened), or the barrier fails (no leader, a learner, the
-member unreachable), R is relayed to the member, which serves it as it serves any linearizable read.
+began, and applied nothing newer before B). If the member's ReadIndex read for the barrier fails (request
+timed out, leader changed), R fails with that error: R's own read on the member, issued no earlier, would have
+waited for that same ReadIndex round or a later one. If the snapshot does not reach B (the file was replaced
+by a defragmentation or a snapshot install and must be reopened), or the barrier fails for another reason (a
+learner, the member unreachable: RELAY_MARK; the worker's own barrier deadline), R is relayed to the member,
+which serves it as it serves any linearizable read.
 
-Response headers: cluster id, member id and raft term are the member's, from the last barrier answer (a
-barrier runs at least every IDENTITY_REFRESH seconds, so a new term shows within that); the revision is the
-snapshot's.
+Response headers: cluster id, member id and raft term are the member's, from the last barrier or identity
+answer (an identity refresh, which starts no read on the member, runs every IDENTITY_REFRESH seconds, so a new
+term shows within that); the revision is the snapshot's.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from google.protobuf.message import DecodeError
 
 from etcdx.api.grpc.kv_checks import check_range
 from etcdx.auth.records import ENABLED_KEY
-from etcdx.errors import EtcdError
+from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
 from etcdx.mvcc.backend import ReadOnlyBackend
 from etcdx.mvcc.schema import AUTH_DB
@@ -49,13 +54,13 @@ from etcdx.proxy.forward import upstream_metadata
 from etcdx.worker.applied_mark import AppliedMark
 from etcdx.worker.follower import IndexFollower
 from etcdx.worker.link_client import MemberLink
-from etcdx.worker.member_side import BARRIER_PATH
+from etcdx.worker.link_frames import BARRIER_PATH, IDENTITY_PATH, RELAY_MARK
+from etcdx.worker.served_counts import RANGE_PATH, WorkerCounts, version_slot
 from etcdx.worker.snapshot_store import SnapshotStore
 
 log = get_logger("etcdx.worker")
 
-RANGE_PATH = "/etcdserverpb.KV/Range"
-IDENTITY_REFRESH = 1.0  # seconds between barriers when no read asks for one
+IDENTITY_REFRESH = 1.0  # seconds between identity refreshes
 BARRIER_TIMEOUT = 30.0  # the member answers or fails a barrier within its own request timeout, well below this
 MAX_BARRIERS_IN_FLIGHT = 16  # a barrier is sent per event-loop turn with reads waiting, up to this many at once
 RangeRequest = rpc_pb2.RangeRequest
@@ -72,11 +77,15 @@ class _Read:
     data: bytes
     ctx: RpcContext
     reply: Reply
+    version_slot: int  # where the member's /metrics counts it if answered here (served_counts.py)
 
 
 class LocalRange:
-    def __init__(self, backend_path: str, map_size: int, link: MemberLink, mark: AppliedMark) -> None:
+    def __init__(
+        self, backend_path: str, map_size: int, link: MemberLink, mark: AppliedMark, counts: WorkerCounts
+    ) -> None:
         self._backend_path = backend_path
+        self._counts = counts
         self._map_size = map_size
         self._link = link
         self._mark = mark
@@ -91,23 +100,26 @@ class LocalRange:
         self.served = 0  # Ranges answered from the file (serializable and linearizable)
         self.relayed = 0  # Ranges relayed to the member
         self.barriers = 0
+        self.failed_with_barrier = 0  # Ranges answered with their barrier's failure (no leader, a timeout)
 
     def method(self) -> DeferredUnaryMethod:
         return DeferredUnaryMethod(self._range)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Opens the file and builds the key index, gets a first barrier answer, then runs the barriers."""
+        """Opens the file and builds the key index, gets the member's identity, then runs the barriers and the
+        identity refreshes."""
         self._open()
         try:
             async with trio.open_nursery() as nursery:
-                await self._barrier()
+                await self._first_identity()
                 task_status.started()
                 nursery.start_soon(self._barrier_loop)
                 while True:
                     await trio.sleep(IDENTITY_REFRESH)
                     if self._backend is not None and self._backend.replaced():
                         self._open()
-                    self._wake.set()
+                    deadline = trio.current_time() + BARRIER_TIMEOUT
+                    self._link.call(IDENTITY_PATH, b"", {}, deadline, self._identity_answered)
         finally:
             if self._backend is not None:
                 self._backend.close()
@@ -127,13 +139,14 @@ class LocalRange:
     # -- the method ------------------------------------------------------------------------------
 
     def _range(self, data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
-        if self._identity is None or "hasleader" in ctx.metadata:
+        slot = version_slot(ctx.metadata)
+        if self._identity is None or slot is None or "hasleader" in ctx.metadata:
             return self._relay(data, ctx, reply)
         try:
             request = RangeRequest.FromString(data)
         except DecodeError:
             return self._relay(data, ctx, reply)
-        read = _Read(request, data, ctx, reply)
+        read = _Read(request, data, ctx, reply, slot)
         if request.serializable:
             try:
                 return self._serve(read, applied=self._mark.read())
@@ -145,7 +158,8 @@ class LocalRange:
 
     def _serve(self, read: _Read, revision: int = 0, applied: int = 0) -> bytes | None:
         """The answer from the newest snapshot (None: relayed); raises the read's EtcdError, or _NotYet when the
-        snapshot's revision is below ``revision`` or its applied index below ``applied``."""
+        snapshot's revision is below ``revision`` or its applied index below ``applied``. An answer or an
+        EtcdError is counted for the member's /metrics."""
         assert self._backend is not None and self._identity is not None
         error: EtcdError | None = None
         with self._backend.begin_read() as view:
@@ -165,10 +179,12 @@ class LocalRange:
                 except EtcdError as exc:
                     error = exc  # raised once the read transaction is closed
         if error is not None:
+            self._counts.answered(read.version_slot, error.code)
             raise error
         if answer is None:
             return self._relay(read.data, read.ctx, read.reply)
         self.served += 1
+        self._counts.answered(read.version_slot, StatusCode.OK)
         return answer
 
     def _relay(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
@@ -177,25 +193,27 @@ class LocalRange:
 
     # -- barriers ---------------------------------------------------------------------------------
 
-    async def _barrier(self) -> int | None:
-        """One barrier call, awaited (the first one, before the worker serves): the revision the member
-        committed for it (None if it failed)."""
+    async def _first_identity(self) -> None:
+        """The member's header, awaited before the worker serves; until one is known, every Range is relayed."""
         try:
             with trio.fail_after(BARRIER_TIMEOUT):
-                answer = await self._link.unary(BARRIER_PATH, b"", {})
+                self._take_identity(await self._link.unary(IDENTITY_PATH, b"", {}))
         except (EtcdError, trio.TooSlowError) as exc:
-            log.debug("read worker: barrier failed", error=str(exc))
-            return None
-        return self._take_identity(answer)
+            log.debug("read worker: identity refresh failed", error=str(exc))
 
     def _take_identity(self, answer: bytes) -> int:
-        """Keeps a barrier answer's header as the worker's identity; returns the revision it committed."""
+        """Keeps a barrier's or an identity refresh's header as the worker's identity; returns its revision."""
         header = ResponseHeader.FromString(answer)
         revision = header.revision
         header.revision = 0
         self._identity = header
-        self.barriers += 1
         return revision
+
+    def _identity_answered(self, outcome: bytes | EtcdError) -> None:
+        if isinstance(outcome, EtcdError):
+            log.debug("read worker: identity refresh failed", error=outcome.message)
+        else:
+            self._take_identity(outcome)
 
     async def _barrier_loop(self) -> None:
         while True:
@@ -216,8 +234,15 @@ class LocalRange:
         self._room.set()
         if isinstance(outcome, EtcdError):
             log.debug("read worker: barrier failed", error=outcome.message)
+            if _fails_the_reads(outcome):
+                for read in reads:
+                    self.failed_with_barrier += 1
+                    self._counts.answered(read.version_slot, outcome.code)
+                    read.reply(outcome)
+                return
             revision = None
         else:
+            self.barriers += 1
             revision = self._take_identity(outcome)
         for read in reads:
             self._finish(read, revision)
@@ -240,6 +265,12 @@ class LocalRange:
                     read.reply(answer)
                 return
         self._relay(read.data, read.ctx, read.reply)
+
+
+def _fails_the_reads(error: EtcdError) -> bool:
+    """Whether a barrier's failure is the member's ReadIndex read failing, which is the answer of the reads the
+    barrier covers; otherwise they are relayed (a RELAY_MARK failure, or the worker's own barrier deadline)."""
+    return not error.message.startswith(RELAY_MARK) and error.code != StatusCode.DEADLINE_EXCEEDED
 
 
 def _auth_enabled(view) -> bool:

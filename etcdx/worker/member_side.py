@@ -4,17 +4,22 @@ BARRIER_PATH: a worker's linearizable-read barrier. The member waits until a rea
 linearizable (its ReadIndex read: every write acknowledged before the call is applied), commits the batch
 transaction (a worker sees only committed state; the member otherwise commits every --backend-batch-interval)
 and answers its response header: cluster id, member id, raft term, and the revision the worker's snapshot must
-reach. A learner answers UNAVAILABLE (it serves no linearizable read; the worker then relays the read, and the
-member's own gate refuses it with etcd's text).
+reach. If the ReadIndex read fails (request timed out, leader changed), the barrier fails with that error, which
+is the answer of every read the barrier covers, as it would be on the member. The member's refusals to run a
+barrier start with RELAY_MARK and the worker relays the reads it covers instead: a learner (it serves no
+linearizable read; the member's own gate then refuses the read with etcd's text) or a failed commit.
+
+IDENTITY_PATH: the member's response header now, without a read: a worker's idle refresh of the cluster id,
+member id and raft term it puts in its answers. It starts no ReadIndex, so an idle worker keeps no read in
+flight on the member (a read arriving then would wait for that one to end before its own starts).
 """
 
 from __future__ import annotations
 
 from etcdx.errors import EtcdError, StatusCode
-from etcdx.net.grpc_server import DeferredUnaryMethod, Method, Reply, Resolver, RpcContext
+from etcdx.net.grpc_server import DeferredUnaryMethod, InlineUnaryMethod, Method, Reply, Resolver, RpcContext
 from etcdx.server.server import EtcdServer
-
-BARRIER_PATH = "/etcdx.worker.Member/Barrier"
+from etcdx.worker.link_frames import BARRIER_PATH, IDENTITY_PATH, RELAY_MARK
 
 
 def barrier(server: EtcdServer) -> DeferredUnaryMethod:
@@ -23,7 +28,7 @@ def barrier(server: EtcdServer) -> DeferredUnaryMethod:
 
     def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
         if server.is_learner:
-            raise EtcdError(StatusCode.UNAVAILABLE, "etcdx: a learner serves no linearizable read")
+            raise EtcdError(StatusCode.UNAVAILABLE, f"{RELAY_MARK}a learner serves no linearizable read")
 
         def done(error: EtcdError | None) -> None:
             if error is not None:
@@ -32,7 +37,7 @@ def barrier(server: EtcdServer) -> DeferredUnaryMethod:
             try:
                 server.commit_for_readers()
             except Exception as exc:  # the member stops (its commit failed): the worker relays the read
-                reply(EtcdError(StatusCode.UNAVAILABLE, f"etcdx: the member cannot commit: {exc}"))
+                reply(EtcdError(StatusCode.UNAVAILABLE, f"{RELAY_MARK}the member cannot commit: {exc}"))
                 return
             reply(server.header().SerializeToString())
 
@@ -41,11 +46,15 @@ def barrier(server: EtcdServer) -> DeferredUnaryMethod:
     return DeferredUnaryMethod(handler)
 
 
-def with_barrier(server: EtcdServer, resolve: Resolver) -> Resolver:
-    """``resolve`` plus BARRIER_PATH: the private socket's resolver."""
-    method = barrier(server)
+def identity(server: EtcdServer) -> InlineUnaryMethod:
+    return InlineUnaryMethod(lambda data, ctx: server.header().SerializeToString())
+
+
+def with_worker_calls(server: EtcdServer, resolve: Resolver) -> Resolver:
+    """``resolve`` plus BARRIER_PATH and IDENTITY_PATH: the private socket's resolver."""
+    own = {BARRIER_PATH: barrier(server), IDENTITY_PATH: identity(server)}
 
     def resolve_internal(path: str) -> Method | None:
-        return method if path == BARRIER_PATH else resolve(path)
+        return own.get(path) or resolve(path)
 
     return resolve_internal

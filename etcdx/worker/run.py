@@ -7,9 +7,10 @@ the listen hosts, TLS files and checks, request limits, gRPC keep-alive and log 
 --auto-tls, the pair the member made in the data dir).
 
 The worker listens on the member's client ports with SO_REUSEPORT, serves Range itself (local_range.py) and
-relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and within PARENT_CHECK_INTERVAL once
-the member is gone (its parent PID changes). Not PR_SET_PDEATHSIG: the kernel sends that when the parent
-*thread* that forked ends, and trio starts processes from a worker thread that ends when idle.
+relays the rest (routes.py, relay.py). It stops on SIGTERM or SIGINT, and once the member is gone (a pidfd
+tells at once; else its parent PID changing, within PARENT_CHECK_INTERVAL). Not PR_SET_PDEATHSIG: the kernel
+sends that when the parent *thread* that forked ends, and trio starts processes from a worker thread that ends
+when idle.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from etcdx.worker.link_client import MemberLink, link_path
 from etcdx.worker.local_range import LocalRange
 from etcdx.worker.relay import relay_http1, secure_http_path
 from etcdx.worker.routes import worker_resolver
+from etcdx.worker.served_counts import WorkerCounts, counts_path
 
 log = get_logger("etcdx.worker")
 
@@ -60,7 +62,8 @@ async def serve_worker(
     upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
     link = MemberLink(link_path(socket_path), MAX_ANSWER_BYTES)
     mark = AppliedMark.open(mark_path(socket_path))
-    ranges = LocalRange(backend_path, map_size, link, mark)
+    counts = WorkerCounts(counts_path(socket_path), index)
+    ranges = LocalRange(backend_path, map_size, link, mark, counts)
     resolve, services = worker_resolver(upstream, link, ranges)
     limits = GrpcLimits(
         max_concurrent_streams=config.max_concurrent_streams,
@@ -95,6 +98,7 @@ async def serve_worker(
             log.info("read worker ready", worker=index, pid=os.getpid(), ports=ports)
     finally:
         mark.close()
+        counts.close()
         log.info(
             "read worker stopped",
             worker=index,
@@ -102,6 +106,7 @@ async def serve_worker(
             local_ranges=ranges.served,
             relayed_ranges=ranges.relayed,
             barriers=ranges.barriers,
+            failed_with_barrier=ranges.failed_with_barrier,
         )
 
 
@@ -113,8 +118,23 @@ async def _cancel_on_signal(scope: trio.CancelScope) -> None:
 
 
 async def _stop_without_parent(parent: int, scope: trio.CancelScope) -> None:
-    while os.getppid() == parent:
-        await trio.sleep(PARENT_CHECK_INTERVAL)
+    """Cancels ``scope`` once the member is gone: at once where the kernel tells (a pidfd, Linux 5.3+), so the
+    client ports are free again before a supervisor restarts a killed member; else when the parent PID changes."""
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):  # no pidfd here, or the member is already gone
+        pidfd = None
+    try:
+        while os.getppid() == parent:
+            if pidfd is None:
+                await trio.sleep(PARENT_CHECK_INTERVAL)
+            else:
+                with trio.move_on_after(PARENT_CHECK_INTERVAL):
+                    await trio.lowlevel.wait_readable(pidfd)  # readable once the process has exited
+                    break
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     log.warning("read worker: the member is gone; stopping", member_pid=parent)
     scope.cancel()
 

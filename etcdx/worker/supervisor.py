@@ -33,6 +33,7 @@ class WorkerPlan:
     backend_path: str
     map_size: int
     etcd_argv: tuple[str, ...]
+    automatic: bool = False  # the default count: the member serves from one process where workers cannot work
 
 
 async def supervise(plan: WorkerPlan, member_pid: int, ports: list[int], on_exit: Callable[[], None]) -> None:
