@@ -7,11 +7,12 @@ source tree at PATH, e.g. a worktree of main, to measure a change against its ba
 ports with default flags and its own data dir, filled with ``--keys`` distinct keys of ``--val-size`` bytes by
 ``--clients`` concurrent clients (Txns of ``--batch`` puts: `etcdx bench recovery`'s fill), then ``--repeat``
 times stopped (SIGTERM by PID; ``--signal kill`` for a crash) and started again with the same argv. Reported per
-target: the RSS (VmRSS from /proc) once filled, the data dir's disk usage (allocated blocks, as du) and apparent
-size once filled, and per restart the seconds from spawn to a linearizable count-only Range that sees every key
-(`etcdx bench recovery`'s definition) and the RSS at that moment (VmRSS, and RssAnon: the part not backed by a
-file). Servers are stopped by PID and their data dirs
-removed at the end. Each target is filled while the others idle; then the restarts run in rounds, alternating
+target: the RSS (VmRSS from /proc, summed with the server's child processes, and the PSS, which counts shared
+pages once) once filled and read through READ_CONNECTIONS connections, the data dir's disk usage (allocated
+blocks, as du) and apparent size once filled, and per restart the seconds from spawn to a linearizable
+count-only Range that sees every key (`etcdx bench recovery`'s definition) and the RSS at that moment (VmRSS,
+and RssAnon: the part not backed by a file). Servers are stopped by PID and their data dirs removed at the end.
+Each target is filled while the others idle; then the restarts run in rounds, alternating
 targets.
 """
 
@@ -29,16 +30,39 @@ from contextlib import ExitStack
 from etcdx.cli.bench import recovery
 from etcdx.cli.bench.compare import start_server, stop_server
 
+# Count-only Ranges of every key, each on a connection of its own, after the fill and before the RSS reading: the
+# kernel spreads connections over etcdx's processes, so each has followed every key (its key index) when measured.
+READ_CONNECTIONS = 8
 
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(VmRSS, RssAnon) in MiB: all resident pages, and those not backed by a file (the heap; the rest is
-    mostly the backend's memory-mapped file, which both servers map)."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            name, _, value = line.partition(":")
-            fields[name] = value
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["RssAnon"].split()[0]) / 1024
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (etcdx's read workers: --experimental-read-workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            for task in os.listdir(f"/proc/{pids[i]}/task"):
+                with open(f"/proc/{pids[i]}/task/{task}/children") as f:
+                    pids.extend(int(child) for child in f.read().split())
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def rss_mib(pid: int) -> tuple[float, float, float, int]:
+    """(VmRSS, RssAnon, Pss, processes) in MiB over ``pid`` and its descendants: all resident pages, those not
+    backed by a file (the heap; the rest is mostly the backend's memory-mapped file, which both servers map),
+    and the proportional set size, which counts a page the processes share (the mapped file) once."""
+    rss = anon = pss = 0
+    pids = _tree(pid)
+    for one in pids:
+        with open(f"/proc/{one}/status") as f:
+            fields = dict(line.partition(":")[::2] for line in f)
+        rss += int(fields["VmRSS"].split()[0])
+        anon += int(fields["RssAnon"].split()[0])
+        with open(f"/proc/{one}/smaps_rollup") as f:
+            pss += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    return rss / 1024, anon / 1024, pss / 1024, len(pids)
 
 
 def disk_mib(path: str) -> tuple[float, float]:
@@ -82,9 +106,10 @@ def fill_target(spec: str, options, stack: ExitStack) -> tuple[object, dict]:
         python, *rest = target.proc.args
         target.proc.args = ["env", f"PYTHONPATH={os.path.abspath(tree)}", python, "-P", *rest]
     fill_seconds = recovery.fill(target, options)
-    held = recovery.count_keys(target.endpoint, options, timeout=60)
-    if held != options.keys:
-        raise RuntimeError(f"{name} holds {held} keys, not the {options.keys} written")
+    for _ in range(READ_CONNECTIONS):  # every serving process (etcdx's read workers too) reads every key
+        held = recovery.count_keys(target.endpoint, options, timeout=60)
+        if held != options.keys:
+            raise RuntimeError(f"{name} holds {held} keys, not the {options.keys} written")
     time.sleep(options.settle)
     allocated, apparent = disk_mib(target.data_dir)
     result = {
@@ -116,12 +141,13 @@ def run(options, stack: ExitStack) -> list[dict]:
     return [result for _, result in filled]
 
 
-def mib(pair: tuple[float, float]) -> str:
-    return f"{pair[0]:.0f} ({pair[1]:.0f})"
+def mib(memory: tuple[float, float, float, int]) -> str:
+    rss, anon, pss, processes = memory
+    return f"{rss:.0f} ({anon:.0f}) [{pss:.0f}, {processes:.0f}]"
 
 
-def _median_pair(pairs: list[tuple[float, float]]) -> tuple[float, float]:
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+def _median_pair(samples: list[tuple[float, float, float, int]]) -> tuple[float, float, float, int]:
+    return tuple(statistics.median(s[i] for s in samples) for i in range(4))
 
 
 def render(results: list[dict], options, command: str) -> str:
@@ -130,8 +156,10 @@ def render(results: list[dict], options, command: str) -> str:
         f" clients in Txns of {options.batch} puts; {options.repeat} restarts by SIG{options.signal.upper()}",
         f"Command: {command}",
         "",
-        "| target | fill s | RSS filled MiB (anon) | disk MiB (du) | apparent MiB | restart-to-serving s (median) |"
-        " runs | RSS after restart MiB (anon), median | disk after restarts MiB | keys lost |",
+        "RSS MiB (anon) [PSS, processes]: summed over the server and its child processes (etcdx's read workers).",
+        "",
+        "| target | fill s | RSS filled MiB (anon) [PSS, processes] | disk MiB (du) | apparent MiB |"
+        " restart-to-serving s (median) | runs | RSS after restart, median | disk after restarts MiB | keys lost |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
