@@ -520,6 +520,11 @@ def _initial_cluster(raw: str) -> dict[str, tuple[str, ...]]:
     return {name: tuple(urls) for name, urls in cluster.items()}
 
 
+def _workers_count(value: int | str) -> int | None:
+    """--experimental-read-workers as Config holds it: None for "auto"."""
+    return None if value == "auto" else int(value)
+
+
 def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
     given = _parse_argv(argv)
     env_values = _from_env(environ, given)
@@ -694,7 +699,7 @@ def parse_config(argv: list[str], environ: Mapping[str, str]) -> Config:
         pre_vote=get("pre-vote"),
         socket_reuse_port=get("socket-reuse-port"),
         socket_reuse_address=get("socket-reuse-address"),
-        read_workers=None if get("experimental-read-workers") == "auto" else get("experimental-read-workers"),
+        read_workers=_workers_count(get("experimental-read-workers")),
         unsafe_no_fsync=get("unsafe-no-fsync"),
         memory_mlock=get("experimental-memory-mlock"),
         bootstrap_defrag_threshold_megabytes=get("experimental-bootstrap-defrag-threshold-megabytes"),

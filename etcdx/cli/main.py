@@ -297,7 +297,7 @@ def _worker_plan(config: Config, argv: list[str]) -> WorkerPlan | None:
     a ValueError; "auto" (the default) is one worker per core beyond the member's own, and none where workers
     cannot work (no http:// or https:// client URL, a data dir too deep for the private unix sockets)."""
     automatic = config.read_workers is None
-    count = automatic_read_workers() if config.read_workers is None else config.read_workers
+    count = automatic_read_workers() if automatic else config.read_workers
     if not count:
         return None
     settings = settings_from_config(config)

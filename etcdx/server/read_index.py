@@ -42,8 +42,7 @@ class ReadIndexBatches:
         (nothing waits, or a request is in flight already)."""
         if self._in_flight is not None or not self._next:
             return None
-        self._counter += 1
-        ctx = self._counter.to_bytes(8, "big")
+        ctx = self._new_context()
         self._in_flight, self._next = (ctx, self._next), []
         return ctx
 
@@ -69,10 +68,13 @@ class ReadIndexBatches:
         arrived (the server times a request from its first issue)."""
         if self._in_flight is None:
             return None
-        self._counter += 1
-        ctx = self._counter.to_bytes(8, "big")
+        ctx = self._new_context()
         self._in_flight = (ctx, self._in_flight[1])
         return ctx
+
+    def _new_context(self) -> bytes:
+        self._counter += 1
+        return self._counter.to_bytes(8, "big")
 
     def fail_in_flight(self, error: errors.EtcdError) -> None:
         """Ends the reads of the request in flight, if any, with ``error`` (its answer is given up on: a leader

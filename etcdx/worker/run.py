@@ -125,13 +125,10 @@ async def _stop_without_parent(parent: int, scope: trio.CancelScope) -> None:
     except (AttributeError, OSError):  # no pidfd here, or the member is already gone
         pidfd = None
     try:
-        while os.getppid() == parent:
-            if pidfd is None:
-                await trio.sleep(PARENT_CHECK_INTERVAL)
-            else:
-                with trio.move_on_after(PARENT_CHECK_INTERVAL):
-                    await trio.lowlevel.wait_readable(pidfd)  # readable once the process has exited
-                    break
+        if pidfd is not None and os.getppid() == parent:  # still the member's PID (not one reused since it died)
+            await trio.lowlevel.wait_readable(pidfd)  # readable once the process has exited
+        while pidfd is None and os.getppid() == parent:
+            await trio.sleep(PARENT_CHECK_INTERVAL)
     finally:
         if pidfd is not None:
             os.close(pidfd)

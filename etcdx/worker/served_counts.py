@@ -71,19 +71,19 @@ class MemberCounts:
 
     def started(self) -> Iterator[tuple[tuple[str, str], int]]:
         """((path, version), count) of the Ranges the workers answered, per client-api-version."""
-        words = self._shared.words
-        for version, slot in _VERSION_SLOT.items():
-            count = sum(words[SLOTS * worker + slot] for worker in range(self._workers))
-            if count:
-                yield (RANGE_PATH, version), count
+        return self._summed(_VERSION_SLOT)
 
     def handled(self) -> Iterator[tuple[tuple[str, int], int]]:
         """((path, status code), count) of the Ranges the workers answered."""
+        return self._summed({int(code): slot for code, slot in _CODE_SLOT.items()})
+
+    def _summed(self, slots: dict) -> Iterator:
+        """((RANGE_PATH, label), count) for each label of ``slots`` that some worker counted."""
         words = self._shared.words
-        for code, slot in _CODE_SLOT.items():
+        for label, slot in slots.items():
             count = sum(words[SLOTS * worker + slot] for worker in range(self._workers))
             if count:
-                yield (RANGE_PATH, int(code)), count
+                yield (RANGE_PATH, label), count
 
     def close(self) -> None:
         self._shared.close()
