@@ -10,9 +10,9 @@ end. The load is `etcdx bench` (etcdx.cli.bench.compare.run_cell, the tool `etcd
 connections spread over every member's endpoint, the leader's first (so one client talks to the leader, in
 both clusters); followers forward writes to the leader and ask it for the read index, as etcd's do. Every cell
 runs once per cluster per round, the clusters back to back (ABAB...), figures are medians over the rounds.
-Server CPU per request is the sum over the members of /proc/<pid>/stat user + system time over the run,
-divided by the requests. The report folder gets report.md (etcdx bench compare's format plus the cluster
-section), results.json and the plots.
+Server CPU per request is the sum over the members (and their read workers) of /proc/<pid>/stat user + system time
+over the run, divided by the requests. The report folder gets report.md (etcdx bench compare's format plus the
+cluster section), results.json and the plots.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import grpc
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from etcdx.cli.bench import compare  # noqa: E402
-from etcdx.cli.bench.proc_cpu import process_cpu_seconds  # noqa: E402
+from etcdx.cli.bench.proc_cpu import server_cpu_seconds  # noqa: E402
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 from etcdx.version import ETCDX_VERSION  # noqa: E402
 from tests.support.procs import ETCD, ServerProcess, etcd_cluster, etcdx_cluster, start_cluster, stop_cluster  # noqa: E402
@@ -87,10 +87,11 @@ def cluster_target(name: str, members: list[ServerProcess], version: str) -> com
 
 
 def run_cell(target: compare.Target, pids: list[int], cell: compare.Cell, options) -> dict:
-    """One `etcdx bench` run against the cluster, with the members' CPU per request added."""
-    before = sum(process_cpu_seconds(pid) for pid in pids)
+    """One `etcdx bench` run against the cluster, with the members' CPU per request added (each member's
+    process and its children: etcdx's read workers)."""
+    before = sum(server_cpu_seconds(pid) for pid in pids)
     result = compare.run_cell(target, cell, options)
-    cpu = sum(process_cpu_seconds(pid) for pid in pids) - before
+    cpu = sum(server_cpu_seconds(pid) for pid in pids) - before
     result["server_cpu_seconds"] = cpu
     result["server_cpu_us_per_request"] = 1e6 * cpu / result["succeeded"] if result["succeeded"] else None
     return result
