@@ -14,9 +14,11 @@ def test_compare_writes_a_report_with_every_cell_for_both_targets(tmp_path):
     out = tmp_path / "report"
     command = [sys.executable, "-m", "etcdx", "bench", "compare", "--start", "etcdx", "--start", "etcd"]
     command += ["--scenarios", "put,range-serializable", "--clients", "1,4", "--repeat", "2", "--duration", "0.3"]
-    command += ["--out", str(out), "--data-root", str(tmp_path)]
+    data_root = tmp_path / "servers" / "data"  # not made yet: compare makes it
+    command += ["--out", str(out), "--data-root", str(data_root)]
     subprocess.run(command, capture_output=True, text=True, timeout=180, check=True)
 
+    assert data_root.is_dir()  # the servers' data dirs were in it (removed as each server stopped)
     report = (out / "report.md").read_text()
     for name in ("report.md", "results.json", "throughput-put.png", "throughput-range-serializable.png"):
         assert (out / name).stat().st_size > 0

@@ -195,7 +195,10 @@ def _wait_ready(target: Target, log_path: str) -> None:
 
 def start_server(kind: str, name: str, options, data_root: str, tree: str = "") -> Target:
     """Starts one single-member server on free ports; the caller stops it with ``stop_server``. ``tree``: run
-    etcdx from that source tree instead of this one."""
+    etcdx from that source tree instead of this one. ``data_root`` (made if missing) holds its data dir; None:
+    the system's temporary directory."""
+    if data_root:
+        os.makedirs(data_root, exist_ok=True)
     client_port, peer_port = _free_ports(2)
     client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
     data_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=data_root)
