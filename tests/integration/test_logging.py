@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import grpc
 import pytest
@@ -28,6 +29,16 @@ BACKUP_NAME = re.compile(r"^etcdx-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.log(\.g
 def _lines(path) -> list[dict]:
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def _wait_for_ready_line(path, timeout: float = 10.0) -> None:
+    """Waits, while the member runs, until its file holds "ready to serve client requests". A member answers its
+    first client (which is when procs' start() returns) a moment before it logs that line, so a member stopped
+    at once may never write it."""
+    deadline = time.monotonic() + timeout
+    while not any(line["msg"] == "ready to serve client requests" for line in _lines(path)):
+        assert time.monotonic() < deadline, f"no ready line in {path} after {timeout}s"
+        time.sleep(0.05)
 
 
 def _zap_lines(path) -> list[dict]:
@@ -50,7 +61,7 @@ def test_file_and_stream_outputs_carry_etcds_line_shape(tmp_path):
     with procs.etcd_process(tmp_path, extra_args=("--log-outputs", f"{etcd_log},stdout")).start():
         pass
     with procs.etcdx_process(tmp_path, extra_args=("--log-outputs", f"{etcdx_log},stdout")).start() as member:
-        pass
+        _wait_for_ready_line(etcdx_log)
     _check_shape(_zap_lines(etcd_log))  # the oracle: the shape holds for etcd's own lines
     lines = _zap_lines(etcdx_log)
     _check_shape(lines)
@@ -101,7 +112,7 @@ def test_member_with_rotation_logs_to_its_file(tmp_path):
     path = tmp_path / "rotated.log"
     flags = ("--enable-log-rotation", "--log-outputs", str(path), "--log-rotation-config-json", '{"maxsize": 1}')
     with procs.etcdx_process(tmp_path, extra_args=flags).start():
-        pass
+        _wait_for_ready_line(path)
     assert any(line["msg"] == "ready to serve client requests" for line in _lines(path))
 
 
