@@ -30,7 +30,7 @@ ruff check .
 ETCDX_REQUIRE_EXTENSIONS=1 python -m pytest -q --durations=25 "$@"
 # The fault campaigns (marker "campaign": kill -9, partitions, pauses against 3-member clusters) exercise the
 # cluster, not the codecs, and run once above, as do the files whose subject no Cython module implements (marker
-# "compiled_once", listed in tests/conftest.py: cluster operations, v2, the gateway, flags, the bench tool);
+# "compiled_once", listed in tests/conftest.py: cluster operations, v2, the gateway, flags, the bench tool, ...);
 # everything else runs again on the pure-Python twins. There the seeded campaigns run other seeds or fewer of
 # them, so the two passes together cover more ground within CI's time: the KV differential test 500 sequences
 # after the first pass's 1000, the RPC fuzzer another seed, half the power cuts, Raft seeds and simulation seeds.
