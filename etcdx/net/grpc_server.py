@@ -6,9 +6,10 @@ write); one task per call runs its handler, except for inline and deferred unary
 hold no task (see their classes). Replies made in a batch go out in one write without waiting for the writer
 task's turn on a plain TCP connection (GrpcConnection._flush_now): the reader's, once it dispatched a read's
 calls; deferred replies, once the work that answered them calls ``flush_deferred_replies`` (the server's
-Ready loop, after each step). That spares a lone request's reply a pass of the scheduler; the writer sends
-whatever the socket did not take, and every reply nobody flushes. Message framing: 1 byte compressed flag + 4 byte
-big-endian length. A call ends with trailers grpc-status / grpc-message.
+Ready loop, after each step; the reader too, after a read's calls, for what they queued on other connections,
+such as a read worker's relayed calls on its member link). That spares a lone request's reply a pass of the
+scheduler; the writer sends whatever the socket did not take, and every reply nobody flushes. Message framing:
+1 byte compressed flag + 4 byte big-endian length. A call ends with trailers grpc-status / grpc-message.
 
 Back-pressure: a unary call holds at most one message (bounded by max_recv_message_bytes) and acknowledges
 bytes as they arrive. A streaming call acknowledges received bytes while fewer than STREAM_BACKLOG_BYTES of
@@ -607,6 +608,7 @@ class GrpcConnection:
                 self._flush_soon()
                 await trio.lowlevel.checkpoint()
                 since = trio.current_time()
+        flush_deferred_replies()  # what the handlers queued elsewhere (a read worker's member link) leaves now
         self._flush_now()
 
     def _on_window(self, stream_id: int) -> None:

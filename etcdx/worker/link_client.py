@@ -19,7 +19,14 @@ import trio
 
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.log import get_logger
-from etcdx.net.grpc_server import DeferredUnaryMethod, Reply, RpcContext, flush_deferred_replies
+from etcdx.net.grpc_server import (
+    DeferredUnaryMethod,
+    Reply,
+    RpcContext,
+    defer_output,
+    flush_deferred_replies,
+    withdraw_deferred_output,
+)
 from etcdx.proxy.forward import upstream_metadata
 from etcdx.worker.link_frames import MAX_TIMEOUT_MS, NO_TIMEOUT, RELAY_MARK, decode_response, encode_request
 from etcdx.worker.link_socket import LinkSocket
@@ -64,6 +71,7 @@ class MemberLink:
             try:
                 await self._socket.run(self._on_frames)
             finally:
+                withdraw_deferred_output(self)
                 self._socket = None
                 pending, self._pending = self._pending, {}
                 for reply in pending.values():
@@ -71,8 +79,19 @@ class MemberLink:
                 flush_deferred_replies()
             log.warning("read worker: the member link closed; connecting again")
 
-    def call(self, path: str, message: bytes, metadata: dict[str, str], deadline: float | None, reply: Reply) -> None:
-        """Sends one call; ``reply`` gets its outcome exactly once (never raises)."""
+    def call(
+        self,
+        path: str,
+        message: bytes,
+        metadata: dict[str, str],
+        deadline: float | None,
+        reply: Reply,
+        batched: bool = False,
+    ) -> None:
+        """Sends one call; ``reply`` gets its outcome exactly once (never raises). A ``batched`` call is queued
+        for the next flush_deferred_replies (the client connection's, once it has dispatched the requests of one
+        read), so the calls of a read leave in one write; the link's writer sends it otherwise, at its next turn.
+        """
         socket = self._socket
         if socket is None or socket.broken:
             reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
@@ -85,7 +104,16 @@ class MemberLink:
         call_id = next(self._ids) & 0xFFFFFFFF
         self._pending[call_id] = reply
         socket.queue(encode_request(call_id, timeout_ms, path, metadata, message))
-        socket.flush_now()
+        if batched:
+            defer_output(self)
+            socket.flush_soon()
+        else:
+            socket.flush_now()
+
+    def _flush_now(self) -> None:  # DeferredOutput
+        socket = self._socket
+        if socket is not None:
+            socket.flush_now()
 
     async def unary(self, path: str, message: bytes, metadata: dict[str, str]) -> bytes:
         """One call, awaited: the response bytes, or the member's EtcdError raised."""
@@ -106,7 +134,7 @@ class MemberLink:
         """A method that relays ``path`` to the member with the client's metadata and deadline."""
 
         def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
-            self.call(path, data, upstream_metadata(ctx), ctx.deadline, reply)
+            self.call(path, data, upstream_metadata(ctx), ctx.deadline, reply, batched=True)
 
         return DeferredUnaryMethod(handler)
 

@@ -15,6 +15,7 @@ from etcdx.net.grpc_server import (
     RpcContext,
     ServerStreamMethod,
     UnaryMethod,
+    flush_deferred_replies,
 )
 from etcdx.net.listener import open_private_unix_listener
 from etcdx.worker.link_client import MemberLink
@@ -173,6 +174,37 @@ async def test_many_calls_at_once_each_get_their_own_answer(linked):
             nursery.start_soon(one, i)
     prefix = (b"inline:", b"async:", b"now:")
     assert answers == {i: prefix[i % 3] + b"%d" % i for i in range(300)}
+
+
+async def test_relayed_calls_of_one_dispatch_leave_together_at_the_flush(linked):
+    """A relayed call (the worker's route for a client's unary call) is queued, not written, until the client
+    connection flushes the deferred output once it has dispatched a read's requests; then the calls queued
+    meanwhile leave together, and each is answered."""
+    _, link, _ = linked
+    relay = link.relay("/t/inline").handler
+    answers: list = []
+    ctx = RpcContext("/t/inline", {}, None, "")
+    for i in range(3):
+        relay(b"%d" % i, ctx, answers.append)
+    queued = link._socket.backlog()
+    assert queued > 0  # nothing written yet: the three wait for the flush
+    flush_deferred_replies()
+    assert link._socket.backlog() == 0  # one flush took all three
+    with trio.fail_after(5):
+        while len(answers) < 3:
+            await trio.sleep(0.001)
+    assert answers == [b"inline:0", b"inline:1", b"inline:2"]
+
+
+async def test_relayed_calls_nobody_flushes_still_leave(linked):
+    _, link, _ = linked
+    relay = link.relay("/t/inline").handler
+    answers: list = []
+    relay(b"x", RpcContext("/t/inline", {}, None, ""), answers.append)
+    with trio.fail_after(5):
+        while not answers:
+            await trio.sleep(0.001)
+    assert answers == [b"inline:x"]
 
 
 async def test_a_large_message_crosses_a_full_socket(linked):
