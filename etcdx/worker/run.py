@@ -107,6 +107,7 @@ async def serve_worker(
             relayed_ranges=ranges.relayed,
             barriers=ranges.barriers,
             failed_with_barrier=ranges.failed_with_barrier,
+            served_by_task=ranges.served_by_task,
         )
 
 

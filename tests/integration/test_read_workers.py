@@ -289,6 +289,65 @@ def test_concurrent_writers_and_linearizable_readers(member):
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
+def test_linearizable_pages_outlasting_a_serving_budget_see_every_acknowledged_write(member):
+    """Many costly linearizable reads at once (500-key pages), so one barrier covers more reads than a worker
+    serves in one go and its serving task serves the rest later: each page must still hold the counter's value
+    acknowledged before the read began (the first key of the page), however late it is served."""
+    first = channel(member.endpoint)
+    try:
+        put = rpc_pb2_grpc.KVStub(first).Put
+        for i in range(600):
+            put(rpc_pb2.PutRequest(key=b"page/%04d" % i, value=b"v" * 200), timeout=10)
+    finally:
+        first.close()
+    acknowledged = [0]  # the counter's last value the writer saw acknowledged
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        write = channel(member.endpoint)
+        try:
+            put = rpc_pb2_grpc.KVStub(write).Put
+            for i in range(1, 100_000):
+                if stop.is_set():
+                    return
+                put(rpc_pb2.PutRequest(key=b"page/!counter", value=b"%d" % i), timeout=10)
+                acknowledged[0] = i
+        except grpc.RpcError as exc:
+            errors.append(f"writer: {exc.code()} {exc.details()}")
+        finally:
+            write.close()
+
+    def reader(n: int) -> None:
+        read = channel(member.endpoint)
+        try:
+            get = rpc_pb2_grpc.KVStub(read).Range
+            for round_ in range(15):
+                before = acknowledged[0]
+                page = get(rpc_pb2.RangeRequest(key=b"page/", range_end=b"page0", limit=500), timeout=10)
+                seen = int(page.kvs[0].value) if page.kvs[0].key == b"page/!counter" else 0
+                if len(page.kvs) != 500 or seen < before:
+                    errors.append(f"reader {n} round {round_}: {len(page.kvs)} keys, counter {seen} < {before}")
+        except grpc.RpcError as exc:
+            errors.append(f"reader {n}: {exc.code()} {exc.details()}")
+        finally:
+            read.close()
+
+    write_thread = threading.Thread(target=writer)
+    write_thread.start()
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    stop.set()
+    write_thread.join(timeout=30)
+    assert not errors, errors[:5]
+    assert acknowledged[0] > 0
+    counts = stop_and_count(member)
+    assert sum(line["served_by_task"] for line in counts) > 0, counts
+
+
 def test_three_member_cluster_with_workers(tmp_path):
     """Workers on followers too: their barrier is the follower's ReadIndex through the leader, so a write made on
     any member is seen by a linearizable read through any member's connections."""
