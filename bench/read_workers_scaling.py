@@ -12,6 +12,15 @@ divided by the requests), the load tool's CPU per request and its share of its c
 of the member and of its workers (CPU seconds over the timed run), medians over the rounds. Not a test:
 nothing is asserted.
 
+Capacity per core (the figure issue 12's scaling check needs on a machine with no free core): the requests each
+worker answered itself are read from the member's served.counts file (worker/served_counts.py) over the run.
+From the 0-worker case, c0 is the member's CPU per request serving alone. In a worker case, a worker-answered read
+costs the worker's CPU per answered read plus the member's share for it: the member's CPU beyond c0 for the
+requests it answered itself (the barriers, the relays), spread over the workers' reads. "added/core" is c0 over
+that cost: the throughput one worker adds on a free core, as a fraction of one process's, if the member has room
+for its share. It is derived from /proc CPU accounting, not measured at saturation: on 2 cores the load tool, the
+member and a worker cannot each have a core.
+
 --page: instead of one key, each request is a Kubernetes list page: the first 500 keys (--page-limit) of a
 prefix holding --keys keys (default then 10,000), as `etcdx bench compare`'s range-page scenarios; a page costs
 the server several times what it costs the load tool, so the pinned tool leaves the server room to scale.
@@ -36,6 +45,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from etcdx.cli.bench.proc_cpu import child_pids, process_cpu_seconds  # noqa: E402
+from etcdx.errors import StatusCode  # noqa: E402
+from etcdx.worker.served_counts import COUNTS_NAME, SLOTS, VERSIONS  # noqa: E402
+from etcdx.worker.shared_words import SharedWords  # noqa: E402
+
+_OK_SLOT = len(VERSIONS) + list(StatusCode).index(StatusCode.OK)  # served_counts.py's layout
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,10 @@ class Sample:
     tool_share: float
     member_share: float
     workers_share: float
+    requests: int = 0
+    member_cpu: float = 0.0  # seconds over the run
+    workers_cpu: float = 0.0
+    worker_answered: int = 0  # Ranges the workers answered themselves (served.counts)
 
 
 def free_ports(count: int) -> list[int]:
@@ -58,6 +76,17 @@ def free_ports(count: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
+
+
+def worker_answered(data_dir: str, workers: int) -> int:
+    """The Ranges ``workers`` workers answered OK so far, from the member's served.counts (0 without workers)."""
+    if not workers:
+        return 0
+    shared = SharedWords.open(os.path.join(data_dir, "member", COUNTS_NAME), SLOTS * workers, writable=False)
+    try:
+        return sum(shared.words[SLOTS * worker + _OK_SLOT] for worker in range(workers))
+    finally:
+        shared.close()
 
 
 def start_member(workdir: str, workers: int, tree: str = ROOT) -> tuple[subprocess.Popen, str]:
@@ -127,9 +156,11 @@ def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, 
         target = ["--range-key", "0", "--prefix", "--limit", str(args.page_limit)] if args.page else [
             "--range-key", f"{args.keys // 2:08d}"]  # fmt: skip
         results = {}
+        data_dir = proc.args[proc.args.index("--data-dir") + 1]
         for consistency in ("s", "l"):
             workers_pids = child_pids(proc.pid)
             member_before, workers_before = server_cpu([proc.pid]), server_cpu(workers_pids)
+            answered_before = worker_answered(data_dir, workers)
             report = bench(endpoint, args, "range", "--consistency", consistency, "--duration", str(args.duration),
                            *target)  # fmt: skip
             timed = report["seconds"]  # the timed run; the server is idle while the tool starts and connects
@@ -143,8 +174,24 @@ def run_case(workdir: str, workers: int, args: argparse.Namespace) -> dict[str, 
                 tool_share=report["tool_cpu_seconds"] / timed,
                 member_share=member_used / timed,
                 workers_share=workers_used / timed,
+                requests=requests,
+                member_cpu=member_used,
+                workers_cpu=workers_used,
+                worker_answered=worker_answered(data_dir, workers) - answered_before,
             )
         return results
+
+
+def added_per_core(runs: list[Sample], c0: float | None) -> str:
+    """The module doc's "added/core": the median over ``runs`` of c0 over a worker-answered read's full cost."""
+    if c0 is None or not all(s.worker_answered for s in runs):
+        return "-"
+    ratios = []
+    for s in runs:
+        own = s.requests - s.worker_answered  # the requests the member answered itself
+        member_share = max(0.0, s.member_cpu - own * c0) / s.worker_answered
+        ratios.append(c0 / (s.workers_cpu / s.worker_answered + member_share))
+    return f"{statistics.median(ratios):.2f}"
 
 
 def main() -> int:
@@ -169,15 +216,19 @@ def main() -> int:
                     print(f"round {round_} workers {workers} range-{consistency}: {sample.rate:.0f} req/s, "
                           f"{sample.server_us:.1f} us server CPU/req, tool {sample.tool_us:.1f} us/req "
                           f"({sample.tool_share:.2f} core), member {sample.member_share:.2f} core, "
-                          f"workers {sample.workers_share:.2f} core", flush=True)  # fmt: skip
+                          f"workers {sample.workers_share:.2f} core, workers answered "
+                          f"{sample.worker_answered}/{sample.requests}", flush=True)  # fmt: skip
     print(
         f"\nmedians of {args.rounds} alternated rounds; load tool pinned to CPU {args.load_cpu}, 64 clients, 16 conns"
     )
-    columns = ("req/s", "x vs 0", "us CPU/req", "tool us/req", "tool core", "member core", "workers core")
+    columns = ("req/s", "x vs 0", "us CPU/req", "tool us/req", "tool core", "member core", "workers core",
+               "by workers", "added/core")  # fmt: skip
     print(f"{'case':<24}{'workers':>8}" + "".join(f"{c:>13}" for c in columns))
     kind = "range-page" if args.page else "range"
     for consistency, name in (("s", f"{kind}-serializable"), ("l", f"{kind}-linearizable")):
         base = statistics.median(s.rate for s in samples[(counts[0], consistency)])
+        alone = samples.get((0, consistency))
+        c0 = statistics.median(s.member_cpu / s.requests for s in alone) if alone else None
         for workers in counts:
             runs = samples[(workers, consistency)]
 
@@ -187,7 +238,9 @@ def main() -> int:
             rate = median("rate")
             figures = (f"{rate:.0f}", f"{rate / base:.2f}", f"{median('server_us'):.1f}", f"{median('tool_us'):.1f}",
                        f"{median('tool_share'):.2f}", f"{median('member_share'):.2f}",
-                       f"{median('workers_share'):.2f}")  # fmt: skip
+                       f"{median('workers_share'):.2f}",
+                       f"{statistics.median(s.worker_answered / s.requests for s in runs):.2f}",
+                       added_per_core(runs, c0))  # fmt: skip
             print(f"{name:<24}{workers:>8}" + "".join(f"{f:>13}" for f in figures))
     return 0
 
