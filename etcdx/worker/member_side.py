@@ -1,7 +1,8 @@
 """What the member serves its read workers on its private unix socket, beside the full client API.
 
 BARRIER_PATH: a worker's linearizable-read barrier. The member waits until a read served now would be
-linearizable (its ReadIndex read: every write acknowledged before the call is applied), commits the batch
+linearizable (its ReadIndex read: every write acknowledged before the call is applied; no wait on the only voter
+once its read index is applied, as for its own reads), commits the batch
 transaction (a worker sees only committed state; the member otherwise commits every --backend-batch-interval)
 and answers its response header: cluster id, member id, raft term, and the revision the worker's snapshot must
 reach. If the ReadIndex read fails (request timed out, leader changed), the barrier fails with that error, which
@@ -23,25 +24,34 @@ from etcdx.worker.link_frames import BARRIER_PATH, IDENTITY_PATH, RELAY_MARK
 
 
 def barrier(server: EtcdServer) -> DeferredUnaryMethod:
-    """No task per barrier: the answer is given when the member's ReadIndex read completes (at once on a member
-    that is the only voter), in whatever task completes it."""
+    """No task per barrier: answered at once when a read served now is linearizable without waiting (the member
+    is the only voter and has applied its read index: ``can_read_now``, as for the member's own linearizable
+    reads), otherwise when the member's ReadIndex read completes, in whatever task completes it."""
 
-    def handler(data: bytes, ctx: RpcContext, reply: Reply) -> None:
+    def answer() -> bytes:
+        try:
+            server.commit_for_readers()
+        except Exception as exc:  # the member stops (its commit failed): the worker relays the read
+            raise EtcdError(StatusCode.UNAVAILABLE, f"{RELAY_MARK}the member cannot commit: {exc}") from exc
+        return server.header().SerializeToString()
+
+    def handler(data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
         if server.is_learner:
             raise EtcdError(StatusCode.UNAVAILABLE, f"{RELAY_MARK}a learner serves no linearizable read")
+        if server.can_read_now():
+            return answer()
 
         def done(error: EtcdError | None) -> None:
             if error is not None:
                 reply(error)
                 return
             try:
-                server.commit_for_readers()
-            except Exception as exc:  # the member stops (its commit failed): the worker relays the read
-                reply(EtcdError(StatusCode.UNAVAILABLE, f"{RELAY_MARK}the member cannot commit: {exc}"))
-                return
-            reply(server.header().SerializeToString())
+                reply(answer())
+            except EtcdError as exc:
+                reply(exc)
 
         server.linearizable_read_nowait(done)
+        return None
 
     return DeferredUnaryMethod(handler)
 
