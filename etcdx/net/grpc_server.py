@@ -124,7 +124,7 @@ class DeferredOutput(Protocol):
 
 # Connections a deferred reply queued output on since the last flush_deferred_replies (see that function).
 # Invariant: only live connections (each removes its own when it ends: withdraw_deferred_output), so it stays
-# bounded in a process that never flushes (a read worker) or between flushes.
+# bounded between flushes, however far apart they are.
 _DEFERRED_OUTPUT: set[DeferredOutput] = set()
 
 
