@@ -46,10 +46,8 @@ sys.path.insert(0, ROOT)
 
 from etcdx.cli.bench.proc_cpu import child_pids, process_cpu_seconds  # noqa: E402
 from etcdx.errors import StatusCode  # noqa: E402
-from etcdx.worker.served_counts import COUNTS_NAME, SLOTS, VERSIONS  # noqa: E402
+from etcdx.worker.served_counts import COUNTS_NAME, SLOTS, code_slot  # noqa: E402
 from etcdx.worker.shared_words import SharedWords  # noqa: E402
-
-_OK_SLOT = len(VERSIONS) + list(StatusCode).index(StatusCode.OK)  # served_counts.py's layout
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,7 @@ def worker_answered(data_dir: str, workers: int) -> int:
         return 0
     shared = SharedWords.open(os.path.join(data_dir, "member", COUNTS_NAME), SLOTS * workers, writable=False)
     try:
-        return sum(shared.words[SLOTS * worker + _OK_SLOT] for worker in range(workers))
+        return sum(shared.words[SLOTS * worker + code_slot(StatusCode.OK)] for worker in range(workers))
     finally:
         shared.close()
 

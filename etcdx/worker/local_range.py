@@ -145,10 +145,23 @@ class LocalRange:
             self._backend = None
         self._backend = ReadOnlyBackend(self._backend_path, self._map_size)
         self._follower = IndexFollower()
+        self._followed = -1
         with self._backend.begin_read() as view:
+            self._catch_up(view)
+        log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
+
+    def _catch_up(self, view) -> None:
+        """Brings the key index up to ``view`` (nothing to do when nothing was committed since it last followed)."""
+        if view.txn_id() != self._followed:
             self._follower.follow(view)
             self._followed = view.txn_id()
-        log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
+
+    def _answer_header(self) -> rpc_pb2.ResponseHeader:
+        """A fresh header with the member's identity, for range_encoded to set the revision of."""
+        assert self._identity is not None
+        header = ResponseHeader()
+        header.CopyFrom(self._identity)
+        return header
 
     # -- the method ------------------------------------------------------------------------------
 
@@ -180,16 +193,12 @@ class LocalRange:
             if _auth_enabled(view):
                 answer = None
             else:
-                if view.txn_id() != self._followed:  # nothing was committed since the last read: nothing to follow
-                    self._follower.follow(view)
-                    self._followed = view.txn_id()
+                self._catch_up(view)
                 if self._follower.current_revision < revision or self._follower.applied_index < applied:
                     raise _NotYet
-                header = ResponseHeader()
-                header.CopyFrom(self._identity)
                 try:
                     check_range(read.request)
-                    answer = SnapshotStore(self._follower, view).range_encoded(read.request, header)
+                    answer = SnapshotStore(self._follower, view).range_encoded(read.request, self._answer_header())
                 except EtcdError as exc:
                     error = exc  # raised once the read transaction is closed
         if error is not None:
@@ -280,9 +289,10 @@ class LocalRange:
 
     def _serve_run(self, until: float) -> int:
         """Serves covered reads from the front, in one read transaction with one header, while the snapshot
-        reaches their barrier's revision and ``until`` has not passed; returns how many it served (0 when the
-        front read needs _finish: auth is enabled, or the snapshot is below its revision). Each answer, or its
-        EtcdError, is counted and given once the transaction is closed, as _serve does."""
+        reaches their barrier's revision and ``until`` has not passed; returns how many it took (0 when the front
+        read needs _finish: the snapshot is below its revision). Each answer, or its EtcdError, is counted and
+        given once the transaction is closed, as _serve does. While auth is enabled it relays every covered
+        read instead (the member checks permissions)."""
         assert self._backend is not None and self._identity is not None
         if self._backend.replaced():
             # A defragmentation or a snapshot install swapped the file since it was opened. The old one may still
@@ -292,14 +302,14 @@ class LocalRange:
         covered, follower = self._covered, self._follower
         outcomes: list[tuple[_Read, bytes | EtcdError]] = []
         with self._backend.begin_read() as view:
-            if _auth_enabled(view):
-                return 0
-            if view.txn_id() != self._followed:
-                follower.follow(view)
-                self._followed = view.txn_id()
-            store = SnapshotStore(follower, view)
-            header = ResponseHeader()
-            header.CopyFrom(self._identity)
+            if _auth_enabled(view):  # the member checks permissions: every covered read goes to it
+                taken = len(covered)
+                while covered:
+                    read = covered.popleft()[0]
+                    self._relay(read.data, read.ctx, read.reply)
+                return taken
+            self._catch_up(view)
+            store, header = SnapshotStore(follower, view), self._answer_header()
             while covered and covered[0][1] <= follower.current_revision:
                 read = covered.popleft()[0]
                 try:

@@ -37,6 +37,11 @@ def counts_path(socket_path: str) -> str:
     return os.path.join(os.path.dirname(socket_path), COUNTS_NAME)
 
 
+def code_slot(code: StatusCode) -> int:
+    """Where a Range answered with ``code`` is counted, within a worker's region."""
+    return _CODE_SLOT[code]
+
+
 def version_slot(metadata: dict[str, str]) -> int | None:
     """Where a call with ``metadata`` is counted as started (None: a version this file has no slot for)."""
     return _VERSION_SLOT.get(metadata.get("client-api-version", "unknown"))
