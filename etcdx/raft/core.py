@@ -479,7 +479,12 @@ class Raft:
     # -- membership ----------------------------------------------------------------------------------------
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
         conf = confchange.apply(self.tracker.conf, cc)
+        known = set(self.tracker.progress)
         self.tracker.set_conf(conf, self.log.last_index() + 1)
+        for member in self.tracker.progress.keys() - known:
+            # A member just added counts as heard from (etcd-io/raft's initProgress): the next check-quorum must
+            # not depose the leader before the new member had a chance to answer (up to one election timeout).
+            self.tracker.progress[member].recent_active = True
         if self.role is not _ROLE.LEADER:
             return conf
         if self.id not in conf.voters:

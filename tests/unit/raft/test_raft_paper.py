@@ -10,6 +10,8 @@ import pytest
 from raft_cluster import Cluster
 
 from etcdx.raft import (
+    ConfChange,
+    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -449,3 +451,25 @@ def test_a_learner_votes_when_a_candidate_asks_it():
     n.step(Message(MessageType.VOTE, to=3, sender=2, term=1, index=0, log_term=0))
     (resp,) = of_type(settle(n), MessageType.VOTE_RESP)
     assert not resp.reject and n.raft.vote == 2
+
+
+def test_a_member_just_added_does_not_depose_the_leader_at_the_next_quorum_check():
+    """A lone leader adds a second voter that has not started yet. The next check-quorum must count the new
+    member as heard from (etcd-io/raft's initProgress), or the leader steps down at once, before the new member
+    could answer: etcd keeps its leader for one more election timeout. The check after that, still without a
+    word from the new member, deposes it."""
+    n = node(voters=(1,), check_quorum=True)
+    n.campaign()
+    settle(n)
+    assert n.raft.role is Role.LEADER
+    n.apply_conf_change(ConfChange(ConfChangeType.ADD_NODE, 2))
+    settle(n)
+    election_timeout = n.raft.cfg.election_tick
+    for _ in range(election_timeout):  # ends with the first quorum check after the change
+        n.tick()
+    settle(n)
+    assert n.raft.role is Role.LEADER
+    for _ in range(election_timeout):
+        n.tick()
+    settle(n)
+    assert n.raft.role is Role.FOLLOWER
