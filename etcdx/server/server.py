@@ -53,6 +53,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+from google.protobuf.message import Message
 
 from etcdx import errors
 from etcdx._native.protowire import read_varint
@@ -90,6 +91,7 @@ from etcdx.server import (
     lease_forward,
     metrics,
     metrics_scrape,
+    proposal_entry,
     snapshot_install,
 )
 from etcdx.server.apply import Applier, ApplyFailed
@@ -1310,6 +1312,19 @@ class EtcdServer:
         EtcdError it failed with. ``on_done`` runs inside the apply loop and must not raise."""
         self._waiters.on_resolve(self._append_proposal(request), lambda result: on_done(self._answer(result)))
 
+    def propose_client_nowait(self, field: str, request: Message, data: bytes, on_done: Callable[[Any], None]) -> None:
+        """``propose_nowait`` of the InternalRequest whose ``field`` (put, delete_range or txn) is ``request``,
+        a client's request parsed from ``data``: the entry embeds ``data`` as it came (proposal_entry.py)."""
+        request_id = self._admit_proposal()
+        stamp = proposal_entry.auth_stamp(caller.current())
+        data = proposal_entry.embedded(request_id, stamp, field, data, self.settings.max_request_bytes)
+        if data is None:  # large: the plain entry, whose size --max-request-bytes judges
+            plain = InternalRequest()
+            getattr(plain, field).CopyFrom(request)
+            data = self._encode_proposal(request_id, plain)
+        self._queue_proposal(request_id, data)
+        self._waiters.on_resolve(request_id, lambda result: on_done(self._answer(result)))
+
     def _answer(self, result: Any) -> Any:
         """A proposal's result as its proposer gets it: the response with its header filled, or the EtcdError."""
         if not isinstance(result, errors.EtcdError):
@@ -1318,16 +1333,24 @@ class EtcdServer:
 
     def _append_proposal(self, request: InternalRequest) -> int:
         """Gives ``request`` a new id, proposes it to the core and wakes the Ready loop; returns the id, which
-        the apply of its entry resolves.
+        the apply of its entry resolves."""
+        request_id = self._admit_proposal()
+        self._queue_proposal(request_id, self._encode_proposal(request_id, request))
+        return request_id
 
-        Admission (etcd's rule): refused with "too many requests" while the log is more than MAX_APPLY_BACKLOG
-        entries ahead of apply. etcd 3.5 counts committed entries; its single member commits an entry as soon
-        as it is appended (etcd-io/etcd#14370), so every accepted proposal counts there, as it does here with
-        the log's last index (this log commits only after the fsync)."""
-        queued = self._proposals
-        if len(queued) + self._log_last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
+    def _admit_proposal(self) -> int:
+        """A new proposal's id; raises "too many requests" instead while the log is more than MAX_APPLY_BACKLOG
+        entries ahead of apply (etcd's rule). etcd 3.5 counts committed entries; its single member commits an
+        entry as soon as it is appended (etcd-io/etcd#14370), so every accepted proposal counts there, as it does
+        here with the log's last index (this log commits only after the fsync)."""
+        if len(self._proposals) + self._log_last_index - self.store.consistent_index > MAX_APPLY_BACKLOG:
             raise errors.ERR_TOO_MANY_REQUESTS
-        request.id = request_id = self._next_request_id()
+        return self._next_request_id()
+
+    def _encode_proposal(self, request_id: int, request: InternalRequest) -> bytes:
+        """``request`` with its id and its caller's stamp, encoded; raises "request is too large" when the
+        encoding is over --max-request-bytes."""
+        request.id = request_id
         info = caller.current()
         if info is not None:  # a client's request: apply checks it as this user, at this auth revision
             if info is caller.ANONYMOUS:
@@ -1338,10 +1361,13 @@ class EtcdServer:
         data = request.SerializeToString()
         if len(data) > self.settings.max_request_bytes:
             raise errors.ERR_REQUEST_TOO_LARGE
-        queued.append((request_id, data))
+        return data
+
+    def _queue_proposal(self, request_id: int, data: bytes) -> None:
+        """Queues an encoded proposal for the core and wakes the Ready loop."""
+        self._proposals.append((request_id, data))
         self._deadlines.add(request_id, trio.current_time())
         self._work.set()
-        return request_id
 
     def _flush_proposals(self) -> None:
         """Hands the core every proposal queued since the last Ready, as one message (one append and one

@@ -59,12 +59,12 @@ class KVService:
         request = decode(rpc_pb2.PutRequest, data)
         if self._server.check_quota_nowait(quota.put_cost(request), reply):
             kv_checks.check_put(request)
-            self._propose(InternalRequest(put=request), reply)
+            self._propose("put", request, data, reply)
 
     def delete_range(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.DeleteRangeRequest, data)
         kv_checks.check_delete_range(request)
-        self._propose(InternalRequest(delete_range=request), reply)
+        self._propose("delete_range", request, data, reply)
 
     def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
@@ -92,17 +92,24 @@ class KVService:
         elif self._server.check_quota_nowait(outline.cost, reply):
             if outline.error is not None:
                 raise outline.error
-            self._propose(InternalRequest(txn=request), reply)
+            self._propose("txn", request, data, reply)
 
     def compact(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.CompactionRequest, data)
-        self._propose(InternalRequest(compaction=request), reply)
+        self._server.propose_nowait(InternalRequest(compaction=request), _answering(reply))
 
-    def _propose(self, request: InternalRequest, reply: Reply) -> None:
-        def done(result: Message | EtcdError) -> None:
-            reply(result if isinstance(result, EtcdError) else result.SerializeToString())
+    def _propose(self, field: str, request: Message, data: bytes, reply: Reply) -> None:
+        """Proposes a client's write, parsed as ``request`` from ``data`` (embedded in the entry as it came)."""
+        self._server.propose_client_nowait(field, request, data, _answering(reply))
 
-        self._server.propose_nowait(request, done)
+
+def _answering(reply: Reply):
+    """A proposal's on_done that replies with the response encoded, or with the EtcdError."""
+
+    def done(result: Message | EtcdError) -> None:
+        reply(result if isinstance(result, EtcdError) else result.SerializeToString())
+
+    return done
 
 
 def _is_serializable(request: rpc_pb2.TxnRequest) -> bool:
