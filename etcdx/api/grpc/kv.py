@@ -68,7 +68,7 @@ class KVService:
 
     def txn(self, data: bytes, ctx: RpcContext, reply: Reply) -> None:
         request = decode(rpc_pb2.TxnRequest, data)
-        outline = kv_checks.outline_txn(request, self._max_txn_ops)
+        outline = kv_checks.outline_txn_bytes(data, request, self._max_txn_ops)
         if outline.read_only:
             # As etcd: served outside the log; it costs no quota, so no quota check can refuse it. Linearizable
             # (through ReadIndex) unless every range in it is serializable.

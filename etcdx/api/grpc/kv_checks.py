@@ -12,10 +12,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from etcdx import errors
+from etcdx._native import load
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.mvcc.txn import is_read_only
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.server import quota
+
+txnscan = load("txnscan")
 
 RangeRequest = rpc_pb2.RangeRequest
 SORT_TARGETS = frozenset(RangeRequest.SortTarget.values())
@@ -83,6 +86,27 @@ def outline_txn(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
     except EtcdError as exc:
         error = exc
     return TxnOutline(read_only, 0 if read_only else quota.txn_cost(r), error)
+
+
+_SCAN_ERRORS = {
+    txnscan.ERR_TOO_MANY_OPS: errors.ERR_TOO_MANY_OPS,
+    txnscan.ERR_EMPTY_KEY: errors.ERR_EMPTY_KEY,
+    txnscan.ERR_VALUE_PROVIDED: errors.ERR_VALUE_PROVIDED,
+    txnscan.ERR_LEASE_PROVIDED: errors.ERR_LEASE_PROVIDED,
+    txnscan.ERR_KEY_NOT_FOUND: errors.ERR_KEY_NOT_FOUND,
+    txnscan.ERR_DUPLICATE_KEY: errors.ERR_DUPLICATE_KEY,
+}
+
+
+def outline_txn_bytes(data: bytes, request: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline:
+    """``outline_txn(request, max_txn_ops)`` for ``request`` parsed from ``data``: read from the bytes by the txnscan
+    module for a plain txn (no nested txn nor unknown field: see etcdx/_native/txnscan_py.py), without building
+    protobuf objects; from ``request`` for any other."""
+    scanned = txnscan.scan(data, max_txn_ops, quota.KV_OVERHEAD)
+    if scanned is None:
+        return outline_txn(request, max_txn_ops)
+    read_only, cost, code = scanned
+    return TxnOutline(read_only, cost, _SCAN_ERRORS[code]() if code else None)
 
 
 def _outline_flat(r: rpc_pb2.TxnRequest, max_txn_ops: int) -> TxnOutline | None:
