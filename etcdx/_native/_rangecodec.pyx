@@ -19,6 +19,24 @@ cdef inline unsigned char *_put_field(unsigned char *p, unsigned char key, bytes
     return p + size
 
 
+cdef inline unsigned char *_put_varint_field(unsigned char *p, unsigned char key, uint64_t value) noexcept:
+    if value:
+        p[0] = key
+        p = write_varint(p + 1, value)
+    return p
+
+
+def encode_header(uint64_t cluster_id, uint64_t member_id, int64_t revision, uint64_t raft_term):
+    """The serialized ResponseHeader with these fields (rangecodec_py.encode_header)."""
+    cdef unsigned char buf[44]  # four keys and four varints of at most 10 bytes
+    cdef unsigned char *p = buf
+    p = _put_varint_field(p, 0x08, cluster_id)
+    p = _put_varint_field(p, 0x10, member_id)
+    p = _put_varint_field(p, 0x18, <uint64_t>revision)  # a negative int64 is written as its two's complement
+    p = _put_varint_field(p, 0x20, raft_term)
+    return PyBytes_FromStringAndSize(<char *>buf, p - buf)
+
+
 def encode(bytes header not None, kvs, bint more, int64_t count):
     """The serialized RangeResponse; ``header`` is a serialized ResponseHeader, ``kvs`` serialized KeyValues."""
     cdef list blobs = kvs if type(kvs) is list else list(kvs)

@@ -208,29 +208,30 @@ class KVStore:
                 refused = exc  # raised below, once the read txn is closed (see ``range``)
         raise refused
 
-    def range_encoded(self, request: rpc_pb2.RangeRequest, header: rpc_pb2.ResponseHeader) -> bytes:
-        """``range(request)`` serialized, with ``header`` as its header: ``header`` brings the identity
-        fields and its revision is set here to the store revision the read saw. Raises EtcdError.
+    def range_encoded(self, request: rpc_pb2.RangeRequest, identity: tuple[int, int, int]) -> bytes:
+        """``range(request)`` serialized, its header holding ``identity`` (cluster_id, member_id, raft_term: who
+        answers) and the store revision the read saw. Raises EtcdError.
 
         Counts, and reads whose response is the stored KeyValues in key order (``_stored_kvs_answer``),
         copy the stored bytes into the response with rangecodec and parse nothing (through the batch
         transaction too); the others serialize ``range``'s response.
         """
         if request.count_only or _stored_kvs_answer(request):
-            return self._range_stored(request, header)
+            return self._range_stored(request, identity)
         response = self.range(request)
-        header.revision = response.header.revision
-        response.header.CopyFrom(header)
+        header = response.header  # range() sets its revision only
+        header.cluster_id, header.member_id, header.raft_term = identity
         return response.SerializeToString()
 
-    def _range_stored(self, r: rpc_pb2.RangeRequest, header: rpc_pb2.ResponseHeader) -> bytes:
+    def _range_stored(self, r: rpc_pb2.RangeRequest, identity: tuple[int, int, int]) -> bytes:
         """ReadView.range's answer for a count or a ``_stored_kvs_answer`` request, encoded directly."""
         self._check_read_revision(r.revision)
         at_main = r.revision if r.revision > 0 else self._current_rev
-        header.revision = self._current_rev
+        cluster_id, member_id, raft_term = identity
+        header = rangecodec.encode_header(cluster_id, member_id, self._current_rev, raft_term)
         if r.count_only:
             count = self.index.count(r.key, range_end(r.range_end), at_main)
-            return rangecodec.encode(header.SerializeToString(), [], False, count)
+            return rangecodec.encode(header, [], False, count)
         if r.limit > 0 and r.sort_order != RangeRequest.DESCEND:
             pairs, count = self.index.page(r.key, range_end(r.range_end), at_main, r.limit)
         else:
@@ -246,7 +247,7 @@ class KVStore:
         found = (txn if txn is not None else self.backend).get_many(KEY_DB, wanted)
         if len(found) != len(wanted):
             raise RuntimeError("mvcc: the key index names revisions the backend does not hold")
-        return rangecodec.encode(header.SerializeToString(), found, more, count)
+        return rangecodec.encode(header, found, more, count)
 
     def _check_read_revision(self, rev: int) -> None:
         if rev > self._current_rev:

@@ -1559,9 +1559,7 @@ class EtcdServer:
     def range_encoded(self, request: rpc_pb2.RangeRequest) -> bytes:
         """``range(request)`` as serialized RangeResponse bytes, encoded from the stored KeyValues where the
         store can (KVStore.range_encoded): the KV service's path, which sends the bytes as they are."""
-        header = rpc_pb2.ResponseHeader()
-        self.fill_identity(header)
-        return self.store.range_encoded(request, header)
+        return self.store.range_encoded(request, (self.cluster_id, self.member_id, self.node.raft.term))
 
     def fill_header(self, header: rpc_pb2.ResponseHeader) -> None:
         self.fill_identity(header)

@@ -101,7 +101,7 @@ class LocalRange:
         self._backend: ReadOnlyBackend | None = None
         self._follower = IndexFollower()
         self._followed = -1  # the LMDB transaction id the follower last followed
-        self._identity: rpc_pb2.ResponseHeader | None = None  # the last barrier's header, revision cleared
+        self._identity: tuple[int, int, int] | None = None  # the last barrier's cluster_id, member_id, raft_term
         self._waiting: list[_Read] = []  # reads for the next barrier
         self._wake = trio.Event()
         self._in_flight = 0  # barriers sent and not answered yet
@@ -156,13 +156,6 @@ class LocalRange:
             self._follower.follow(view)
             self._followed = view.txn_id()
 
-    def _answer_header(self) -> rpc_pb2.ResponseHeader:
-        """A fresh header with the member's identity, for range_encoded to set the revision of."""
-        assert self._identity is not None
-        header = ResponseHeader()
-        header.CopyFrom(self._identity)
-        return header
-
     # -- the method ------------------------------------------------------------------------------
 
     def _range(self, data: bytes, ctx: RpcContext, reply: Reply) -> bytes | None:
@@ -198,7 +191,7 @@ class LocalRange:
                     raise _NotYet
                 try:
                     check_range(read.request)
-                    answer = SnapshotStore(self._follower, view).range_encoded(read.request, self._answer_header())
+                    answer = SnapshotStore(self._follower, view).range_encoded(read.request, self._identity)
                 except EtcdError as exc:
                     error = exc  # raised once the read transaction is closed
         if error is not None:
@@ -227,10 +220,8 @@ class LocalRange:
     def _take_identity(self, answer: bytes) -> int:
         """Keeps a barrier's or an identity refresh's header as the worker's identity; returns its revision."""
         header = ResponseHeader.FromString(answer)
-        revision = header.revision
-        header.revision = 0
-        self._identity = header
-        return revision
+        self._identity = header.cluster_id, header.member_id, header.raft_term
+        return header.revision
 
     def _identity_answered(self, outcome: bytes | EtcdError) -> None:
         if isinstance(outcome, EtcdError):
@@ -309,12 +300,12 @@ class LocalRange:
                     self._relay(read.data, read.ctx, read.reply)
                 return taken
             self._catch_up(view)
-            store, header = SnapshotStore(follower, view), self._answer_header()
+            store, identity = SnapshotStore(follower, view), self._identity
             while covered and covered[0][1] <= follower.current_revision:
                 read = covered.popleft()[0]
                 try:
                     check_range(read.request)
-                    outcomes.append((read, store.range_encoded(read.request, header)))
+                    outcomes.append((read, store.range_encoded(read.request, identity)))
                 except EtcdError as exc:
                     outcomes.append((read, exc))
                 if trio.current_time() >= until:

@@ -62,7 +62,7 @@ def reads(store: Store) -> list[object]:
     out = []
     for rev in range(max(kv.compact_revision, 1), kv.current_revision + 1):
         request = pb.RangeRequest(key=b"\0", range_end=b"\0", revision=rev)
-        out.append(kv.range_encoded(request, pb.ResponseHeader()))
+        out.append(kv.range_encoded(request, (0, 0, 0)))
     first = max(kv.compact_revision, 1)
     out.append(
         [(rev, [e.SerializeToString() for e in events]) for rev, events in kv.history(first, kv.current_revision)]

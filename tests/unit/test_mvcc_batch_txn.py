@@ -31,7 +31,7 @@ def store(request, tmp_path):
 
 
 def encoded_range(kv: KVStore, **fields) -> pb.RangeResponse:
-    return pb.RangeResponse.FromString(kv.range_encoded(pb.RangeRequest(**fields), pb.ResponseHeader()))
+    return pb.RangeResponse.FromString(kv.range_encoded(pb.RangeRequest(**fields), (0, 0, 0)))
 
 
 def test_every_read_sees_applied_writes_before_the_commit(store):

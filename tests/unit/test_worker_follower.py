@@ -16,7 +16,7 @@ from etcdx.worker.snapshot_store import SnapshotStore
 from tests.support.store import Store
 
 KEYS = [b"a", b"a/1", b"a/2", b"b", b"b/1", b"c"]
-HEADER = pb.ResponseHeader(cluster_id=7, member_id=9, raft_term=3)
+IDENTITY = (7, 9, 3)  # cluster_id, member_id, raft_term
 
 
 def answer(call):
@@ -53,13 +53,9 @@ def check_same(store: Store, follower: IndexFollower) -> None:
         reader = SnapshotStore(follower, view)
         low = max(kv.compact_revision - 1, 0)
         for request in requests_at(list(range(low, kv.current_revision + 2))):
-            theirs = answer(lambda r=request: reader.range_encoded(r, pb.ResponseHeader(**_fields())))
-            ours = answer(lambda r=request: kv.range_encoded(r, pb.ResponseHeader(**_fields())))
+            theirs = answer(lambda r=request: reader.range_encoded(r, IDENTITY))
+            ours = answer(lambda r=request: kv.range_encoded(r, IDENTITY))
             assert theirs == ours, request
-
-
-def _fields() -> dict:
-    return {"cluster_id": HEADER.cluster_id, "member_id": HEADER.member_id, "raft_term": HEADER.raft_term}
 
 
 def random_write(store: Store, rng: random.Random) -> None:
