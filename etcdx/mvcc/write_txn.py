@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from etcdx import errors
+from etcdx._native import load
 from etcdx.mvcc.gosort import go_sort
 from etcdx.mvcc.revision import backend_key, pack
 from etcdx.mvcc.schema import KEY_DB
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 RangeRequest = rpc_pb2.RangeRequest
 
 _PUT = kv_pb2.Event.PUT
-_KeyValue = kv_pb2.KeyValue
+encode_key_value = load("kvcodec").encode_key_value
 
 _SORT_KEYS = {
     RangeRequest.KEY: lambda kv: kv.key,
@@ -166,11 +167,8 @@ class WriteTxn(ReadView):
             kv.value = value
             kv.lease = lease
             self.events.append(event)
-        else:
-            kv = _KeyValue(
-                key=key, create_revision=created, mod_revision=main, version=version, value=value, lease=lease
-            )
-        self.txn.put(KEY_DB, backend_key(rev), kv.SerializeToString())
+        # The stored bytes are that KeyValue's serialization, written without building one (kvcodec).
+        self.txn.put(KEY_DB, backend_key(rev), encode_key_value(key, created, main, version, value, lease))
         store.lessor.on_put(key, lease)
         return main
 
