@@ -10,28 +10,16 @@ import importlib
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
-from etcdx.pb.mvccpb import kv_pb2
+from tests.support.pb_strategies import key_values
 
 IMPLEMENTATIONS = ["etcdx._native._kvcodec", "etcdx._native.kvcodec_py"]
 compiled, twin = (importlib.import_module(name) for name in IMPLEMENTATIONS)
 each_codec = pytest.mark.parametrize("codec", [compiled, twin], ids=["compiled", "twin"])
 
-i64 = st.one_of(st.integers(-5, 300), st.integers(-(1 << 63), (1 << 63) - 1))
-key_values = st.builds(
-    kv_pb2.KeyValue,
-    key=st.binary(max_size=300),
-    create_revision=i64,
-    mod_revision=i64,
-    version=i64,
-    value=st.binary(max_size=400),
-    lease=i64,
-)
-
 
 @each_codec
-@given(kv=key_values)
+@given(kv=key_values(max_key=300, max_value=400))
 def test_bytes_equal_protobufs(codec, kv):
     encoded = codec.encode_key_value(kv.key, kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease)
     assert encoded == kv.SerializeToString()

@@ -16,28 +16,16 @@ from hypothesis import strategies as st
 from etcdx import errors
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.mvccpb import kv_pb2
+from tests.support.pb_strategies import headers, i64, key_values, u64
 from tests.support.store import BACKENDS, Store
 
 IMPLEMENTATIONS = ["etcdx._native._rangecodec", "etcdx._native.rangecodec_py"]
 compiled, twin = (importlib.import_module(name) for name in IMPLEMENTATIONS)
 each_codec = pytest.mark.parametrize("codec", [compiled, twin], ids=["compiled", "twin"])
 
-u64 = st.one_of(st.integers(0, 300), st.integers(0, (1 << 64) - 1))
-i64 = st.one_of(st.integers(-5, 300), st.integers(-(1 << 63), (1 << 63) - 1))
-headers = st.builds(rpc_pb2.ResponseHeader, cluster_id=u64, member_id=u64, revision=i64, raft_term=u64)
-key_values = st.builds(
-    kv_pb2.KeyValue,
-    key=st.binary(max_size=20),
-    create_revision=i64,
-    mod_revision=i64,
-    version=i64,
-    value=st.binary(max_size=200),
-    lease=i64,
-)
-
 
 @each_codec
-@given(header=headers, kvs=st.lists(key_values, max_size=8), more=st.booleans(), count=i64)
+@given(header=headers, kvs=st.lists(key_values(), max_size=8), more=st.booleans(), count=i64)
 def test_bytes_equal_protobufs(codec, header, kvs, more, count):
     expected = rpc_pb2.RangeResponse(header=header, kvs=kvs, more=more, count=count).SerializeToString()
     stored = [kv.SerializeToString() for kv in kvs]
