@@ -240,7 +240,7 @@ class GrpcConnection:
         self._known_services = known_services
         self._max_recv = max_recv_message_bytes
         self._limits = limits
-        self._h2 = http2.ServerConnection(
+        self._h2 = http2.server_connection(
             limits.max_concurrent_streams,
             ping_min_time=limits.ping_min_time,
             clock=trio.current_time,

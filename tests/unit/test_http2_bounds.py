@@ -51,12 +51,12 @@ def settings_sent(server: http2.ServerConnection) -> dict[int, int]:
 
 
 def test_the_stream_limit_is_advertised_and_capped_by_the_ceiling():
-    assert settings_sent(http2.ServerConnection(2**32 - 1))[3] == http2.STREAM_CEILING
-    assert settings_sent(http2.ServerConnection(7))[3] == 7
+    assert settings_sent(http2.server_connection(2**32 - 1))[3] == http2.STREAM_CEILING
+    assert settings_sent(http2.server_connection(7))[3] == 7
 
 
 def test_streams_beyond_the_limit_are_refused_and_the_application_never_hears_of_them():
-    server = raw_server(http2.ServerConnection(2))
+    server = raw_server(http2.server_connection(2))
     encoder = hpack.Encoder()
     events = server.receive(b"".join(request_frame(sid, encoder=encoder) for sid in (1, 3, 5)))
     assert [e.stream_id for e in events if isinstance(e, http2.RequestHeaders)] == [1, 3]
@@ -67,9 +67,8 @@ def test_streams_beyond_the_limit_are_refused_and_the_application_never_hears_of
     assert [e.stream_id for e in events if isinstance(e, http2.RequestHeaders)] == [7]
 
 
-def test_open_streams_share_a_header_budget(monkeypatch):
-    monkeypatch.setattr(http2, "HEADER_BUDGET", 3000)
-    server = raw_server()
+def test_open_streams_share_a_header_budget():
+    server = raw_server(http2.server_connection(header_budget=3000))
     headers = [*REQUEST, ("x-big", "b" * 900)]
     encoder = hpack.Encoder()
     events = server.receive(b"".join(request_frame(sid, headers=headers, encoder=encoder) for sid in (1, 3, 5, 7)))
@@ -118,7 +117,7 @@ def rapid_reset(server: http2.ServerConnection, encoder: hpack.Encoder, first: i
 
 def test_resets_beyond_the_burst_and_rate_are_enhance_your_calm():
     clock = Clock()
-    server = raw_server(http2.ServerConnection(clock=clock))
+    server = raw_server(http2.server_connection(clock=clock))
     encoder = hpack.Encoder()
     rapid_reset(server, encoder, 1, http2.RESET_BURST)  # the burst
     clock.now += 1.0  # refills RESET_RATE tokens
@@ -133,7 +132,7 @@ def test_resets_beyond_the_burst_and_rate_are_enhance_your_calm():
 
 def test_resets_of_streams_the_server_already_ended_cost_nothing():
     clock = Clock()
-    server = raw_server(http2.ServerConnection(clock=clock))
+    server = raw_server(http2.server_connection(clock=clock))
     encoder = hpack.Encoder()
     for sid in range(1, 2 * (http2.RESET_BURST + 10), 2):
         server.receive(request_frame(sid, end_stream=True, encoder=encoder))
@@ -148,7 +147,7 @@ def ping(server: http2.ServerConnection) -> bytes:
 
 def test_pings_sooner_than_the_min_time_are_strikes_and_the_third_strike_ends_the_connection():
     clock = Clock()
-    server = raw_server(http2.ServerConnection(ping_min_time=5.0, clock=clock))
+    server = raw_server(http2.server_connection(ping_min_time=5.0, clock=clock))
     server.receive(request_frame(1, encoder=hpack.Encoder()))  # an active stream: the min time applies
     ping(server)  # the first ping is never a strike
     for _ in range(2):
@@ -164,7 +163,7 @@ def test_pings_sooner_than_the_min_time_are_strikes_and_the_third_strike_ends_th
 
 def test_pings_at_the_min_time_or_after_data_was_sent_are_no_strikes():
     clock = Clock()
-    server = raw_server(http2.ServerConnection(ping_min_time=5.0, clock=clock))
+    server = raw_server(http2.server_connection(ping_min_time=5.0, clock=clock))
     server.receive(request_frame(1, encoder=hpack.Encoder()))
     for _ in range(10):
         clock.now += 5.0
@@ -177,7 +176,7 @@ def test_pings_at_the_min_time_or_after_data_was_sent_are_no_strikes():
 
 def test_without_streams_pings_more_often_than_every_two_hours_are_strikes():
     clock = Clock()
-    server = raw_server(http2.ServerConnection(ping_min_time=5.0, clock=clock))
+    server = raw_server(http2.server_connection(ping_min_time=5.0, clock=clock))
     ping(server)
     for _ in range(2):
         clock.now += 60.0
@@ -199,8 +198,8 @@ def test_queued_bytes_counts_output_until_taken():
 def test_a_shared_reset_bucket_limits_connections_together():
     clock = Clock()
     shared = TokenBucket(3, 1.0, clock)
-    first = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
-    second = raw_server(http2.ServerConnection(clock=clock, shared_resets=shared))
+    first = raw_server(http2.server_connection(clock=clock, shared_resets=shared))
+    second = raw_server(http2.server_connection(clock=clock, shared_resets=shared))
     rapid_reset(first, hpack.Encoder(), 1, 2)
     encoder = hpack.Encoder()
     rapid_reset(second, encoder, 1, 1)  # the third reset of the pair: the shared burst is spent

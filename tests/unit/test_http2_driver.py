@@ -76,7 +76,7 @@ def h2_client(**settings) -> h2.connection.H2Connection:
 def pair(server: http2.ServerConnection | None = None, **settings):
     """A connected h2 client and server, both handshakes done."""
     client = h2_client(**settings)
-    server = server or http2.ServerConnection()
+    server = server or http2.server_connection()
     server.receive(client.data_to_send())
     client.receive_data(server.bytes_to_send())
     server.receive(client.data_to_send())
@@ -86,7 +86,7 @@ def pair(server: http2.ServerConnection | None = None, **settings):
 
 def raw_server(server: http2.ServerConnection | None = None) -> http2.ServerConnection:
     """A server past a hand-made handshake: empty SETTINGS from the client, then its ACK; output drained."""
-    server = server or http2.ServerConnection()
+    server = server or http2.server_connection()
     server.receive(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
     server.bytes_to_send()
     return server
@@ -114,7 +114,7 @@ def connection_error(server: http2.ServerConnection, data: bytes, code: int) -> 
 
 
 def test_server_preface_is_settings_then_the_connection_window():
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     settings_frame, window = frames_of(server.bytes_to_send())
     assert settings_frame[:3] == (SETTINGS, 0, 0)
     values = dict(struct.iter_unpack(">HI", settings_frame[3]))
@@ -132,14 +132,14 @@ def test_server_preface_is_settings_then_the_connection_window():
 
 
 def test_client_settings_are_acknowledged():
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     server.bytes_to_send()
     assert server.receive(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", 0x3, 100))) == []
     assert frames_of(server.bytes_to_send()) == [(SETTINGS, ACK, 0, b"")]
 
 
 def test_a_bad_magic_is_refused_before_it_is_complete():
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     server.bytes_to_send()
     connection_error(server, b"GET / HTTP/1.1\r\n", PROTOCOL_ERROR)
 
@@ -422,7 +422,7 @@ TRAILERS = [(b"grpc-status", b"0"), (b"grpc-message", b"")]
 def two_servers_with_a_request(**settings):
     """Two drivers in the same state: an h2 client's request (stream 1, ended) received by both."""
     client = h2_client(**settings)
-    servers = http2.ServerConnection(), http2.ServerConnection()
+    servers = http2.server_connection(), http2.server_connection()
     hello = client.data_to_send()
     for server in servers:
         server.receive(hello)
@@ -484,7 +484,7 @@ def test_push_promise_from_a_client_is_a_protocol_error():
 
 
 def test_concurrent_streams_above_the_limit_are_refused():
-    server = raw_server(http2.ServerConnection(max_concurrent_streams=1))
+    server = raw_server(http2.server_connection(max_concurrent_streams=1))
     [event] = server.receive(request_frame(1))
     assert server.receive(request_frame(3) + frame(DATA, END_STREAM, 3, b"x")) == []
     assert resets(server) == {3: REFUSED_STREAM}

@@ -17,7 +17,7 @@ HEADERS = [(":method", "POST"), (":scheme", "http"), (":path", "/p.S/M"), (":aut
 def pair() -> tuple[h2.connection.H2Connection, http2.ServerConnection]:
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     client.initiate_connection()
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     server.receive(client.data_to_send())
     client.receive_data(server.bytes_to_send())
     server.receive(client.data_to_send())  # the client's SETTINGS ACK
@@ -142,7 +142,7 @@ def test_close_sends_goaway_naming_the_last_stream():
     ],
 )
 def test_a_preface_not_followed_by_settings_is_refused_at_once(after_preface):
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     with pytest.raises(http2.ProtocolError):
         server.receive(PREFACE + after_preface)
 
@@ -150,10 +150,10 @@ def test_a_preface_not_followed_by_settings_is_refused_at_once(after_preface):
 def test_the_first_frame_check_works_byte_by_byte():
     client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
     client.initiate_connection()
-    server = http2.ServerConnection()
+    server = http2.server_connection()
     for byte in client.data_to_send():
         server.receive(bytes([byte]))
-    garbage = http2.ServerConnection()
+    garbage = http2.server_connection()
     with pytest.raises(http2.ProtocolError):
         for byte in PREFACE + b"\x00\x00\x00\x01\x04\x00\x00\x00\x01":
             garbage.receive(bytes([byte]))
