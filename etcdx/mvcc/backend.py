@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import lmdb
 
@@ -89,9 +89,14 @@ class LmdbView:
 
 
 class LmdbWrite(LmdbView):
-    """A TableWriter (tables.py): an LMDB write transaction. It ends on the thread that began it."""
+    """A TableWriter (tables.py): an LMDB write transaction. It ends on the thread that began it. ``committed`` is
+    called after its commit."""
 
-    __slots__ = ()
+    __slots__ = ("_committed",)
+
+    def __init__(self, txn: lmdb.Transaction, dbs: dict[bytes, object], committed: Callable[[], None]) -> None:
+        super().__init__(txn, dbs)
+        self._committed = committed
 
     def __exit__(self, exc_type, *exc_info) -> None:
         if exc_type is None:
@@ -107,6 +112,7 @@ class LmdbWrite(LmdbView):
 
     def commit(self) -> None:
         self._txn.commit()
+        self._committed()
 
     def abort(self) -> None:
         self._txn.abort()
@@ -127,6 +133,10 @@ class Backend:
         )
         _fsync_dir(path)  # data.mdb's directory entry, if LMDB just created it
         self._dbs = {name: self.env.open_db(name) for name in TABLES}
+        # A read transaction that ``get_many`` reuses from one call to the next, saving the begin and end of one per
+        # read. Invariant: None or on the last committed state: dropped when a write begins and when one commits,
+        # and before the environment closes. (So it pins no pages a writer could reuse.)
+        self._reader: lmdb.Transaction | None = None
 
     def sync(self) -> None:
         """Forces committed transactions to disk (blocking: callers run it off the event loop); nothing when
@@ -136,17 +146,29 @@ class Backend:
 
     def close(self) -> None:
         self.sync()
+        self._drop_reader()
         self.env.close()
 
     def begin_write(self) -> LmdbWrite:
-        return LmdbWrite(self.env.begin(write=True), self._dbs)
+        self._drop_reader()
+        return LmdbWrite(self.env.begin(write=True), self._dbs, self._drop_reader)
+
+    def _drop_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.abort()
+            self._reader = None
 
     def begin_read(self) -> LmdbView:
         return LmdbView(self.env.begin(buffers=False), self._dbs)
 
     def get_many(self, table: bytes, keys: list[bytes]) -> list[bytes]:
-        with self.env.begin(buffers=False) as txn:
-            return [value for _, value in txn.cursor(db=self._dbs[table]).getmulti(keys)]
+        reader = self._reader
+        if reader is None:
+            reader = self._reader = self.env.begin(buffers=False)
+        if len(keys) == 1:  # one key, as most reads: a get, without a cursor
+            value = reader.get(keys[0], db=self._dbs[table])
+            return [] if value is None else [value]
+        return [value for _, value in reader.cursor(db=self._dbs[table]).getmulti(keys)]
 
     def snapshot(self) -> bytes:
         """The image (backend_image) of the committed tables, read in one read transaction."""
@@ -157,6 +179,7 @@ class Backend:
         """Replaces every table with the rows of ``image`` in one commit (ValueError, before any change,
         for a bad image). No write transaction may be open."""
         tables = backend_image.decode(image)
+        self._drop_reader()
         with self.env.begin(write=True) as txn:
             for name, rows in tables.items():
                 db = self._dbs[name]
@@ -217,6 +240,7 @@ class Backend:
         reopened and the error raised.
         """
         map_size = self.env.info()["map_size"]
+        self._drop_reader()
         self.env.close()
         with _gate(self.path, fcntl.LOCK_EX):
             try:

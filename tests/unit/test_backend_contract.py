@@ -72,3 +72,24 @@ def test_an_abort_drops_the_transaction(backend):
         txn.put(KEY_DB, b"dropped", b"2")
         raise RuntimeError("the with block fails: the transaction aborts")
     assert table_rows(backend, KEY_DB) == [(b"kept", b"1")]
+
+
+def test_get_many_reads_the_last_committed_state_whenever_it_is_called(backend):
+    """The backend's own get_many (reads outside a write; the LMDB file reuses one read transaction between calls)
+    answers from the last commit: before a write, while one is open (not its writes), after its commit or abort."""
+    with backend.begin_write() as txn:
+        txn.put(KEY_DB, b"a", b"1")
+        txn.put(KEY_DB, b"b", b"1")
+    assert backend.get_many(KEY_DB, [b"a"]) == [b"1"]
+    txn = backend.begin_write()
+    txn.put(KEY_DB, b"a", b"2")
+    assert backend.get_many(KEY_DB, [b"a", b"b"]) == [b"1", b"1"]  # read while the write is open
+    txn.commit()
+    assert backend.get_many(KEY_DB, [b"a"]) == [b"2"] and backend.get_many(KEY_DB, [b"a", b"b"]) == [b"2", b"1"]
+    txn = backend.begin_write()
+    txn.delete(KEY_DB, b"b")
+    txn.abort()
+    assert backend.get_many(KEY_DB, [b"b", b"missing"]) == [b"1"] and backend.get_many(KEY_DB, [b"missing"]) == []
+    with backend.begin_write() as txn:
+        txn.delete(KEY_DB, b"b")
+    assert backend.get_many(KEY_DB, [b"b"]) == [] and backend.get_many(KEY_DB, [b"a", b"b"]) == [b"2"]
