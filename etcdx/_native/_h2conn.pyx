@@ -595,7 +595,7 @@ cdef class ServerConnection:
     def max_frame_size(self):
         return self._peer_max_frame_size
 
-    def reset(self, long long stream_id, int error_code=0):
+    def reset(self, long long stream_id, long long error_code=0):
         found = self._forget(stream_id)
         if found is None:
             return

@@ -100,7 +100,7 @@ server_calls = st.one_of(
     st.tuples(st.just("send_response"), open_ids, st.binary(max_size=30)),
     st.tuples(st.just("send_data"), open_ids, st.binary(max_size=30), st.booleans()),
     st.tuples(st.just("send_headers"), open_ids, st.booleans()),
-    st.tuples(st.just("reset"), open_ids, st.integers(0, 13)),
+    st.tuples(st.just("reset"), open_ids, st.integers(0, 13) | st.just(2**32 - 1)),
     st.tuples(st.just("send_window"), open_ids),
     st.tuples(st.just("ping")),
     st.tuples(st.just("close")),
