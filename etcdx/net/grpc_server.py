@@ -559,7 +559,11 @@ class GrpcConnection:
 
     def _hold(self, call: _Call, size: int) -> None:
         """``call`` now holds ``size`` request bytes (0: handed to its handler, or ended). Calls whose bytes were
-        withheld for the connection's budget get them acknowledged once the connection is back under it."""
+        withheld for the connection's budget get them acknowledged once the connection is back under it. Nothing
+        to do when ``size`` is what the call holds already: the connection's total is unchanged, and every change of
+        it was followed by that check."""
+        if size == call.held:
+            return
         self._held += size - call.held
         call.held = size
         if self._withheld and self._held < self._budget:
@@ -613,10 +617,8 @@ class GrpcConnection:
             call = ready.popleft()
             if call.closed or self._closing:
                 continue
-            if call.held:
-                self._hold(call, 0)
-            if call.unacknowledged:  # (a call is withheld only while it has unacknowledged bytes)
-                self._release_window(call)
+            self._hold(call, 0)
+            self._release_window(call)
             message = call.messages[0]
             if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
                 self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
@@ -903,10 +905,8 @@ class GrpcConnection:
         if COUNTS.timing:
             COUNTS.observe_handling(call.ctx.path, trio.current_time() - call.started_at)
         self._calls.pop(call.stream_id, None)
-        if call.held:
-            self._hold(call, 0)
-        if call.unacknowledged:  # (a call is withheld only while it has unacknowledged bytes)
-            self._release_window(call)
+        self._hold(call, 0)
+        self._release_window(call)
 
     def _end_request_side(self, call: _Call) -> None:
         """After the call's last frame is queued: the request side ends too, and the output goes out."""
