@@ -147,10 +147,18 @@ class RawNode:
         """The answer read_index would give at once, without building a request: this member's commit index
         when it is the only voter and leads with an entry of its term committed (Raft thesis §6.4; no other
         member can have committed more); None when a ReadIndex must go through the core."""
+        start = self.leading_alone_since()
+        if start is not None and self.raft.log.committed >= start:
+            return self.raft.log.committed
+        return None
+
+    def leading_alone_since(self) -> int | None:
+        """The index of this member's first entry of its term when it leads as the only voter (no other member
+        can lead or commit while that holds: any change of the voters is applied here first); None otherwise."""
         r = self.raft
         voters = r.tracker.conf.voters
-        if r.role is _ROLE.LEADER and len(voters) == 1 and r.id in voters and r.log.committed >= r.term_start_index:
-            return r.log.committed
+        if r.role is _ROLE.LEADER and len(voters) == 1 and r.id in voters:
+            return r.term_start_index
         return None
 
     def take_read_states(self) -> list[ReadState]:

@@ -159,7 +159,7 @@ def _nothing() -> None:
     pass
 
 
-def _publish_nowhere(index: int) -> None:
+def _publish_nowhere(index: int, alone: bool) -> None:
     pass
 
 
@@ -203,9 +203,10 @@ class EtcdServer:
         # before it waits: the API layer sends the answers then, in one write per connection, rather than at
         # its writers' next turn (grpc_server.flush_deferred_replies). Must not raise or block.
         self.flush_replies: Callable[[], None] = _nothing
-        # Called with the applied index after each apply step, before any request that step applied is
-        # answered (the read workers' mark, etcdx/worker/applied_mark.py). Must not raise or block.
-        self.publish_applied: Callable[[int], None] = _publish_nowhere
+        # Called with the applied index and whether this member leads alone (_publish_applied) after each apply
+        # step, before any request that step applied is answered, and when its role changes, before it sends
+        # anything (the read workers' mark, etcdx/worker/applied_mark.py). Must not raise or block.
+        self.publish_applied: Callable[[int, bool], None] = _publish_nowhere
         self._log_last_index = 0  # the core's last log index, updated whenever the log changes (for admission)
         self._hard_state_unwritten = None  # a commit-only HardState not in the WAL yet (see _persist)
         self._read_issued = trio.Event()  # set when a ReadIndex goes out (the retry timer starts)
@@ -762,6 +763,7 @@ class EtcdServer:
         lessor when it becomes leader, extending every lease by an election timeout, and demotes it after)."""
         was_leader, previous = self._is_leader, self._leader_id
         self._leader_id, self._is_leader = leader, is_leader
+        self._publish_applied()
         metrics.HAS_LEADER.set(1 if leader else 0)
         metrics.IS_LEADER.set(1 if is_leader else 0)
         if leader and leader != previous:
@@ -781,7 +783,7 @@ class EtcdServer:
     def _apply_committed(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
             results = self._apply_entries(entries)
-        self.publish_applied(self.store.consistent_index)
+        self._publish_applied()
         if self.store.holds_compaction:
             metrics.DB_COMPACTION_LAST.set(time.time())
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
@@ -805,6 +807,14 @@ class EtcdServer:
         if failed:
             metrics.PROPOSALS_FAILED.inc(failed)
         self._reads.on_applied(self.store.consistent_index)
+
+    def _publish_applied(self) -> None:
+        """Publishes the applied index, and whether this member leads alone: the only voter, leading, with its
+        term's first entry applied, so its own linearizable reads need no ReadIndex round and every write it
+        acknowledged is within the applied index (applied_mark.py)."""
+        applied = self.store.consistent_index
+        start = self.node.leading_alone_since()
+        self.publish_applied(applied, start is not None and applied >= start)
 
     def _apply_entries(self, entries: list[Entry]) -> list[tuple[int, Any]]:
         """Applies committed entries in order, inside the store's batch; returns (request id, answer) for each

@@ -7,7 +7,9 @@ encoding answers from it, so the bytes are the member's for the same state):
   write acknowledged before it, through any process, as on etcd. The member commits every
   --backend-batch-interval, so under writes the snapshot is often behind: the read then waits for a barrier, as
   a linearizable read does;
-- a linearizable Range, after a barrier (below).
+- a linearizable Range, the same way while the member leads alone (the only voter, leading, its term's first
+  entry applied: applied_mark.py says why that is linearizable; a single member's case, where the member's own
+  linearizable reads need no ReadIndex round either), otherwise after a barrier (below).
 Relayed to the member unchanged (its answer is the client's): any Range while auth is enabled (read from the
 auth table in the same read transaction: the member checks permissions), one that requires a leader
 (``hasleader``), one that does not parse, one naming a client-api-version the member's /metrics counts keep no
@@ -167,9 +169,10 @@ class LocalRange:
         except DecodeError:
             return self._relay(data, ctx, reply)
         read = _Read(request, data, ctx, reply, slot)
-        if request.serializable:
+        applied = self._mark.read() if request.serializable else self._mark.read_if_alone()
+        if applied is not None:
             try:
-                return self._serve(read, applied=self._mark.read())
+                return self._serve(read, applied=applied)
             except _NotYet:
                 pass  # the member applied more than the snapshot holds: wait for a barrier
         self._waiting.append(read)

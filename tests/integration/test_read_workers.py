@@ -21,7 +21,15 @@ import pytest
 
 from etcdx.config import parse_config
 from etcdx.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.support.procs import ETCDCTL, ServerProcess, etcdx_cluster, etcdx_process, start_cluster, stop_cluster
+from tests.support.procs import (
+    ETCDCTL,
+    ServerProcess,
+    current_leader,
+    etcdx_cluster,
+    etcdx_process,
+    start_cluster,
+    stop_cluster,
+)
 
 WORKERS = 2
 CONNECTIONS = 16
@@ -134,9 +142,11 @@ def test_serializable_reads_see_writes_acknowledged_on_other_connections(member)
     assert sum(line["local_ranges"] for line in counts) > 0, counts
 
 
-def test_serializable_reads_are_served_by_workers_while_nothing_is_written(member):
+@pytest.mark.parametrize("serializable", [True, False], ids=["serializable", "linearizable"])
+def test_reads_are_served_by_workers_while_nothing_is_written(member, serializable):
     """The mark costs an idle member nothing: once the writes are committed, serializable reads are served from
-    the workers' snapshots without a barrier each."""
+    the workers' snapshots without a barrier each, and so are linearizable ones on a single member (it leads
+    alone: applied_mark.py)."""
     kv = rpc_pb2_grpc.KVStub(channel(member.endpoint))
     kv.Put(rpc_pb2.PutRequest(key=b"idle", value=b"v"), timeout=10)
     time.sleep(1.0)  # past --backend-batch-interval: the member has committed the put
@@ -144,7 +154,8 @@ def test_serializable_reads_are_served_by_workers_while_nothing_is_written(membe
     try:
         for c in channels:
             for _ in range(20):
-                got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"idle", serializable=True), timeout=10)
+                request = rpc_pb2.RangeRequest(key=b"idle", serializable=serializable)
+                got = rpc_pb2_grpc.KVStub(c).Range(request, timeout=10)
                 assert [kv.value for kv in got.kvs] == [b"v"]
     finally:
         for c in channels:
@@ -437,6 +448,36 @@ def test_a_linearizable_read_through_a_worker_fails_as_the_members_does_without_
         stop_cluster(members)
     (stopped,) = log_lines(survivor, "read worker stopped")
     assert stopped["failed_with_barrier"] == 1, stopped
+
+
+def test_a_followers_worker_never_answers_a_linearizable_read_from_a_stale_member(tmp_path):
+    """A follower does not lead alone, so its worker serves a linearizable read only after a barrier through the
+    follower: with the follower stopped (SIGSTOP; its worker runs) while the others go on writing, the read
+    through its worker waits instead of answering the follower's old state. Fails if a worker serves linearizable
+    reads from the mark alone, as it may for a member that leads alone."""
+    members = start_cluster(etcdx_cluster(tmp_path, 3, extra_args=("--experimental-read-workers", "1")))
+    try:
+        leader = current_leader(members)
+        assert leader is not None
+        follower = next(m for m in members if m is not leader)
+        wait_workers_ready(follower, 1)
+        (worker,) = children(follower.pid)
+        with channel(leader.endpoint) as to_leader, channel_to_worker(follower, worker) as through_worker:
+            rpc_pb2_grpc.KVStub(to_leader).Put(rpc_pb2.PutRequest(key=b"s", value=b"old"), timeout=10)
+            time.sleep(1.0)  # the follower applied and committed it: its mark and its worker's snapshot hold it
+            os.kill(follower.pid, signal.SIGSTOP)
+            try:
+                rpc_pb2_grpc.KVStub(to_leader).Put(rpc_pb2.PutRequest(key=b"s", value=b"new"), timeout=10)
+                try:
+                    got = rpc_pb2_grpc.KVStub(through_worker).Range(rpc_pb2.RangeRequest(key=b"s"), timeout=2)
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED, exc
+                else:
+                    assert [kv.value for kv in got.kvs] == [b"new"], got
+            finally:
+                os.kill(follower.pid, signal.SIGCONT)
+    finally:
+        stop_cluster(members)
 
 
 def _raw_range(target_channel: grpc.Channel, request: rpc_pb2.RangeRequest):

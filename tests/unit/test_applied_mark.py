@@ -7,6 +7,7 @@ import trio
 
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.server.membership import ChangeKind
 from etcdx.server.server import EtcdServer
 from etcdx.worker.applied_mark import AppliedMark, mark_path
 from tests.support.server_settings import server_settings
@@ -18,10 +19,16 @@ def test_a_reader_sees_what_the_member_publishes(tmp_path):
     reader = AppliedMark.open(path)
     try:
         assert reader.read() == 41
-        member.publish(2**63 + 5)  # the whole unsigned word
+        assert reader.read_if_alone() is None
+        member.publish(2**63 + 5, alone=True)  # the whole unsigned word
         assert reader.read() == 2**63 + 5
-        again = AppliedMark.create(path, 7)  # a restarted member starts the file anew
+        assert reader.read_if_alone() == 2**63 + 5
+        member.publish(2**63 + 6, alone=False)
+        assert reader.read_if_alone() is None
+        member.publish(2**63 + 7, alone=True)
+        again = AppliedMark.create(path, 7)  # a restarted member starts the file anew, not alone yet
         assert reader.read() == 7
+        assert reader.read_if_alone() is None
         again.close()
     finally:
         reader.close()
@@ -36,7 +43,7 @@ def test_the_member_publishes_an_index_before_answering_what_it_applied(tmp_path
         server = EtcdServer(server_settings(str(tmp_path / "data")))
         published: list[int] = []
         seen_by_answers: list[tuple[int, int]] = []
-        server.publish_applied = published.append
+        server.publish_applied = lambda index, alone: published.append(index)
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             with trio.fail_after(20):
@@ -54,5 +61,34 @@ def test_the_member_publishes_an_index_before_answering_what_it_applied(tmp_path
         assert len(seen_by_answers) == 5
         assert all(mark == applied for mark, applied in seen_by_answers), seen_by_answers
         assert published == sorted(published)
+
+    trio.run(main)
+
+
+def test_the_member_publishes_that_it_leads_alone_only_while_it_does(tmp_path):
+    """A single member publishes "alone" once it leads with its term's first entry applied, keeps it while a
+    learner joins (not a voter), and clears it in the apply step that adds a voter, before that change is
+    answered. A member that kept it set after the add fails this; so does one that set it before its term's
+    first entry was applied (every earlier write must be within the mark)."""
+
+    async def main():
+        server = EtcdServer(server_settings(str(tmp_path / "data")))
+        published: list[tuple[int, bool]] = []
+        server.publish_applied = lambda index, alone: published.append((index, alone))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            with trio.fail_after(20):
+                while not (published and published[-1][1]):
+                    await trio.sleep(0.01)
+                first_alone = next(index for index, alone in published if alone)
+                assert first_alone >= server.node.raft.term_start_index
+                learner = rpc_pb2.Member(ID=0x51, peerURLs=["http://127.0.0.1:1"], isLearner=True)
+                await server.change_membership(ChangeKind.ADD, learner)
+                assert published[-1][1], published[-3:]
+                voter = rpc_pb2.Member(ID=0x52, peerURLs=["http://127.0.0.1:2"])
+                await server.change_membership(ChangeKind.ADD, voter)
+                assert published[-1] == (server.applied_index, False), published[-3:]
+            nursery.cancel_scope.cancel()
+        assert [index for index, _ in published] == sorted(index for index, _ in published)
 
     trio.run(main)
