@@ -29,7 +29,9 @@ file, which nobody writes any more, until they reopen. The swap and every read-o
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import mmap
 import os
 from collections.abc import Callable, Iterator
 
@@ -149,6 +151,10 @@ class Backend:
         self._drop_reader()
         self.env.close()
 
+    def release_mapped_pages(self) -> int:
+        """Unmaps from this process the file's pages it touched (release_mapped_pages below); the bytes."""
+        return release_mapped_pages(os.stat(os.path.join(self.path, DATA_FILE)))
+
     def begin_write(self) -> LmdbWrite:
         self._drop_reader()
         return LmdbWrite(self.env.begin(write=True), self._dbs, self._drop_reader)
@@ -265,7 +271,7 @@ class ReadOnlyBackend:
             self.env = lmdb.open(
                 path, map_size=map_size, max_dbs=8, max_readers=1024, readonly=True, lock=True, readahead=False
             )
-            self._inode = os.stat(os.path.join(path, DATA_FILE)).st_ino
+            self._file = os.stat(os.path.join(path, DATA_FILE))
         self._dbs = {name: self.env.open_db(name, create=False) for name in TABLES}
 
     def begin_read(self) -> LmdbView:
@@ -276,15 +282,46 @@ class ReadOnlyBackend:
             txn = self.env.begin(buffers=False)
         return LmdbView(txn, self._dbs)
 
+    def release_mapped_pages(self) -> int:
+        """Unmaps from this process the file's pages it touched (release_mapped_pages below); the bytes."""
+        return release_mapped_pages(self._file)
+
     def replaced(self) -> bool:
         """Whether data.mdb is no longer the file this environment has open."""
         try:
-            return os.stat(os.path.join(self.path, DATA_FILE)).st_ino != self._inode
+            return os.stat(os.path.join(self.path, DATA_FILE)).st_ino != self._file.st_ino
         except FileNotFoundError:
             return True
 
     def close(self) -> None:
         self.env.close()
+
+
+def release_mapped_pages(file: os.stat_result) -> int:
+    """Drops this process's page-table entries for its memory maps of ``file`` (matched by device and inode, so
+    an unlinked file too), with madvise(MADV_DONTNEED); returns the bytes of the maps advised.
+
+    For a full scan, such as building a key index from the whole file at start: every page the scan read stays
+    mapped, counted in the process's RSS and protected from reclaim as a mapped page, though the scan will not
+    read most of them again. The data is not touched: the maps are shared file maps, so the pages stay in the
+    page cache (dirty ones are written back as usual) and the next access maps them again from there. Safe at
+    any time, with read transactions open. Linux: the maps are listed in /proc/self/maps."""
+    device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}"
+    advised = 0
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            if len(fields) >= 5 and fields[3] == device and int(fields[4]) == file.st_ino:
+                start, end = (int(bound, 16) for bound in fields[0].split("-"))
+                if _madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
+                    advised += end - start
+    return advised
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_madvise = _libc.madvise
+_madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_madvise.restype = ctypes.c_int
 
 
 @contextlib.contextmanager

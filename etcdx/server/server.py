@@ -1663,16 +1663,19 @@ class EtcdServer:
 
 def _restore_store(backend: Backend, lessor: Lessor) -> KVStore:
     """The store over the backend's committed state, its key index rebuilt (a few objects per key: millions at
-    scale). The cyclic collector is paused meanwhile (each collection would walk the index built so far), then
-    what exists is frozen, as the member freezes its boot state once it serves (cli/main.py): later collections
-    do not walk the index (it holds no reference cycles; reference counting still frees it). Garbage from
-    before is collected first, so that none is frozen."""
+    scale), then the file's pages the rebuild mapped unmapped from the member (Backend.release_mapped_pages).
+    The cyclic collector is paused meanwhile (each collection would walk the index built so far), then what
+    exists is frozen, as the member freezes its boot state once it serves (cli/main.py): later collections do
+    not walk the index (it holds no reference cycles; reference counting still frees it). Garbage from before
+    is collected first, so that none is frozen."""
     collecting = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
-        return KVStore(backend, lessor)
+        store = KVStore(backend, lessor)
     finally:
         gc.freeze()
         if collecting:
             gc.enable()
+    backend.release_mapped_pages()  # the rebuild read the whole file; few of its pages are read again soon
+    return store

@@ -200,6 +200,7 @@ def _rebuild(server: EtcdServer, snap: Snapshot) -> None:
     if old_lessor.primary:  # a leader is never sent a snapshot; kept for the invariant
         server.lessor.promote(extend=s.election_timeout_ms / 1000)
     server.store = KVStore(server.backend, server.lessor)
+    server.backend.release_mapped_pages()  # the index rebuild read the whole file (as at start: server.py)
     server.store.compaction_batch_limit = s.compaction_batch_limit
     server.applier = Applier(server.store, server.lessor, server.alarms, tokens=server.tokens, now=time.time)
     server.applier.persist_checkpoints = s.lease_checkpoint_persist

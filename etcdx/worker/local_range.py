@@ -150,7 +150,13 @@ class LocalRange:
         self._followed = -1
         with self._backend.begin_read() as view:
             self._catch_up(view)
-        log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
+        released = self._backend.release_mapped_pages()  # the build read every page; reads need few of them
+        log.info(
+            "read worker: key index built",
+            keys=len(self._follower.index),
+            revision=self._follower.seen,
+            unmapped_mib=released >> 20,
+        )
 
     def _catch_up(self, view) -> None:
         """Brings the key index up to ``view`` (nothing to do when nothing was committed since it last followed)."""

@@ -1,0 +1,61 @@
+"""Backend.release_mapped_pages and ReadOnlyBackend.release_mapped_pages (etcdx/mvcc/backend.py): after a full
+scan of a real LMDB file, the pages the scan mapped leave the process's RSS, and every row still reads back."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from etcdx.mvcc.backend import DATA_FILE, Backend, ReadOnlyBackend
+from etcdx.mvcc.schema import KEY_DB
+
+ROWS = 20_000
+VALUE = b"v" * 1000  # about 20 MiB of rows
+
+
+def mapped_kib(path: str) -> int:
+    """The resident KiB of this process's maps of the file at ``path`` (/proc/self/smaps)."""
+    inode = os.stat(path).st_ino
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and fields[4].isdigit():
+                inside = int(fields[4]) == inode
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
+
+
+def fill(path: str) -> None:
+    backend = Backend(path, map_size=1 << 30, fsync=False)
+    write = backend.begin_write()
+    for i in range(ROWS):
+        write.put(KEY_DB, b"%08d" % i, VALUE)
+    write.commit()
+    backend.close()
+
+
+def scan_all(backend) -> int:
+    with backend.begin_read() as view:
+        return sum(len(value) for _, value in view.scan(KEY_DB))
+
+
+@pytest.mark.parametrize("reader", ["member", "worker"])
+def test_a_full_scans_pages_leave_the_rss_and_the_rows_stay(tmp_path, reader):
+    path = str(tmp_path / "backend")
+    fill(path)  # then opened again, so that the scan below maps the pages
+    view = Backend(path, map_size=1 << 30, fsync=False) if reader == "member" else ReadOnlyBackend(path, 1 << 30)
+    try:
+        with view.begin_read() as open_during_release:
+            assert scan_all(view) == ROWS * len(VALUE)
+            data_file = os.path.join(path, DATA_FILE)
+            before = mapped_kib(data_file)
+            assert before > 15 * 1024, before
+            assert view.release_mapped_pages() >= before * 1024
+            assert mapped_kib(data_file) < 1024, mapped_kib(data_file)
+            assert sum(len(value) for _, value in open_during_release.scan(KEY_DB)) == ROWS * len(VALUE)
+        assert scan_all(view) == ROWS * len(VALUE)
+    finally:
+        view.close()
