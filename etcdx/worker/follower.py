@@ -33,6 +33,7 @@ class IndexFollower:
         self.compact_revision = -1
         self.applied_index = 0  # the member's applied (consistent) index in the state last followed
         self.rebuilds = 0  # full rebuilds after the first (a compaction overtook this index)
+        self.rows_read = 0  # key rows read since this follower was made (a full rebuild's included)
 
     def follow(self, view: TableView) -> None:
         """Catches the index up to ``view`` (a committed state at or after the last one followed)."""
@@ -54,7 +55,7 @@ class IndexFollower:
     def _read_rows(self, view: TableView) -> None:
         restore, restore_tombstone = self.index.restore, self.index.restore_tombstone
         decode = kv_pb2.KeyValue.FromString
-        newest = 0
+        newest = read = 0
         for raw_key, value in view.scan(KEY_DB, backend_key(pack(self.seen + 1, 0))):
             rev, tombstone = parse_backend_key(raw_key)
             kv = decode(value)
@@ -63,5 +64,7 @@ class IndexFollower:
             else:
                 restore(kv.key, rev, kv.create_revision, kv.version)
             newest = rev
+            read += 1
+        self.rows_read += read
         if newest:
             self.seen = main_of(newest)

@@ -608,6 +608,48 @@ def test_etcdctl_through_any_connection(member):
     assert json.loads(health.stdout)["health"] == "true"
 
 
+def mapped_mib(pid: int, path: str) -> float:
+    """The resident MiB of process ``pid``'s maps of the file at ``path`` (/proc/<pid>/smaps)."""
+    inode = os.stat(path).st_ino
+    total, inside = 0, False
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and fields[4].isdigit():
+                inside = int(fields[4]) == inode
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total / 1024
+
+
+def test_workers_do_not_keep_the_pages_their_index_followed_mapped(member):
+    """A worker's index reads every new key row once; the pages it read leave the worker's RSS (each 20,000 rows),
+    so the worker does not end up mapping the whole file. About 40 MiB of rows are written; a worker that kept
+    every page it followed mapped holds more than that."""
+    value = b"v" * 1000
+    with channel(member.endpoint) as c:
+        kv = rpc_pb2_grpc.KVStub(c)
+        for batch in range(400):
+            puts = [
+                rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"big/%d/%d" % (batch, i), value=value))
+                for i in range(100)
+            ]
+            kv.Txn(rpc_pb2.TxnRequest(success=puts), timeout=10)
+    time.sleep(1.0)  # past --backend-batch-interval: committed, so the workers' reads follow every row
+    channels = [channel(member.endpoint) for _ in range(CONNECTIONS)]
+    try:
+        for c in channels:
+            got = rpc_pb2_grpc.KVStub(c).Range(rpc_pb2.RangeRequest(key=b"big/", range_end=b"big0", count_only=True))
+            assert got.count == 40_000
+    finally:
+        for c in channels:
+            c.close()
+    data_file = os.path.join(member.data_dir, "member", "kv", "data.mdb")
+    assert os.path.getsize(data_file) > 40 * 2**20
+    mapped = {pid: mapped_mib(pid, data_file) for pid in children(member.pid)}
+    assert len(mapped) == WORKERS and all(mib < 25 for mib in mapped.values()), mapped
+
+
 def test_killed_worker_is_restarted_and_stopping_stops_every_worker(member):
     workers = children(member.pid)
     assert len(workers) == WORKERS

@@ -88,12 +88,14 @@ def test_catch_up_after_puts_and_deletes(tmp_path):
     store.put(b"a", b"1")
     store.put(b"a/1", b"x")
     check_same(store, follower)
+    assert follower.rows_read == 2
     store.put(b"a", b"2")
     store.delete(b"a/1")
     store.put(b"a/1", b"again")
-    store.delete(b"a", b"b")
+    store.delete(b"a", b"b")  # deletes a and a/1
     check_same(store, follower)
     assert follower.rebuilds == 0
+    assert follower.rows_read == 7  # each row once: 2 puts, then a put, a tombstone, a put and 2 tombstones
     store.close()
 
 
