@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from google.protobuf.message import DecodeError
 
+from etcdx._native import load
 from etcdx.pb.etcdxpb import raft_pb2
 from etcdx.raft.messages import ConfState, Entry, EntryType, Message, MessageType, Snapshot
 
@@ -25,6 +26,16 @@ is capped by --max-request-bytes), far below what a hostile length prefix could 
 
 class CodecError(ValueError):
     """Bytes that are not a well-formed peer frame."""
+
+
+_fast = load("peerframe")
+encode_message_frame = _fast.encode_message_frame
+"""(cluster_id, sender, receiver, m) -> the framed Message, the bytes ``message_frame`` gives, for a message without
+a snapshot (etcdx/_native/peerframe_py.py)."""
+decode_message_frame = _fast.decode_message_frame
+"""payload -> (cluster_id, sender, receiver, Message) for a frame holding a Message without a snapshot, as
+``encode_message_frame`` writes it; None for any other payload, which ``decode_frame`` then decodes (and
+refuses if malformed). What it returns is what decode_frame and message_from_pb give (peerframe_py.py)."""
 
 
 _TO_PB = {t: i for i, t in enumerate(MessageType)}

@@ -53,7 +53,9 @@ from etcdx.peer.codec import (
     CodecError,
     FrameReader,
     decode_frame,
+    decode_message_frame,
     encode_frame,
+    encode_message_frame,
     message_from_pb,
     message_to_pb,
 )
@@ -349,6 +351,8 @@ class PeerTransport:
             peer.sent_bytes += len(data)
 
     def _frame(self, m: Message) -> bytes:
+        if m.snapshot is None:  # all but a MsgSnap, whose data follows it as a stream
+            return encode_message_frame(self.cluster_id, self.member_id, m.to, m)
         return encode_frame(
             raft_pb2.PeerFrame(
                 cluster_id=self.cluster_id, sender=self.member_id, receiver=m.to, message=message_to_pb(m)
@@ -463,12 +467,21 @@ class PeerTransport:
                 if not data:
                     return
                 for payload in reader.feed(data):
+                    # A plain message (nearly every frame) is decoded without protobuf's objects; not while a
+                    # snapshot streams, when only its frames may come (_take refuses the rest).
+                    fast = decode_message_frame(payload) if receiving.message is None else None
+                    if fast is not None:
+                        cluster_id, sender, receiver, m = fast
+                        self.received_bytes[sender] += len(payload)
+                        self._check_envelope(cluster_id, sender, receiver)
+                        self._take_message(m, sender, receiver, receiving)
+                        continue
                     frame = decode_frame(payload)
                     self.received_bytes[frame.sender] += len(payload)
                     if frame.WhichOneof("body") == "members_request" and self._members_answer is not None:
                         await stream.send_all(encode_frame(raft_pb2.PeerFrame(members=self._members_answer())))
                         return
-                    self._check_envelope(frame)
+                    self._check_envelope(frame.cluster_id, frame.sender, frame.receiver)
                     await self._take(frame, receiving, stream)
         except _Refused as refused:
             self._log_once(refused.key, refused.reason, remote=remote, **refused.fields)
@@ -481,34 +494,34 @@ class PeerTransport:
         finally:
             await trio.aclose_forcefully(stream)
 
-    def _check_envelope(self, frame: raft_pb2.PeerFrame) -> None:
-        sender = _hex(frame.sender)
-        if frame.cluster_id != self.cluster_id:
+    def _check_envelope(self, cluster_id: int, sender: int, receiver: int) -> None:
+        """Raises _Refused for a frame of another cluster, from a removed member or for another member."""
+        if cluster_id != self.cluster_id:
             raise _Refused(
                 "request cluster ID mismatch",
-                frame.sender,
-                f"cluster {frame.cluster_id:x}",
+                sender,
+                f"cluster {cluster_id:x}",
                 local_member_id=_hex(self.member_id),
                 local_member_cluster_id=_hex(self.cluster_id),
-                remote_peer_id=sender,
-                remote_peer_cluster_id=_hex(frame.cluster_id),
+                remote_peer_id=_hex(sender),
+                remote_peer_cluster_id=_hex(cluster_id),
             )
-        if frame.sender in self._removed:
+        if sender in self._removed:
             raise _Refused(
                 REMOVED_REFUSAL,
-                frame.sender,
-                f"member {sender}",
+                sender,
+                f"member {_hex(sender)}",
                 local_member_id=_hex(self.member_id),
-                remote_peer_id=sender,
+                remote_peer_id=_hex(sender),
             )
-        if frame.receiver != self.member_id:
+        if receiver != self.member_id:
             raise _Refused(
                 "rejected stream from remote peer because it was sent to another member",
-                frame.sender,
-                f"member {sender}",
+                sender,
+                f"member {_hex(sender)}",
                 local_member_id=_hex(self.member_id),
-                remote_peer_id=sender,
-                remote_peer_target_id=_hex(frame.receiver),
+                remote_peer_id=_hex(sender),
+                remote_peer_target_id=_hex(receiver),
             )
 
     async def _take(self, frame: raft_pb2.PeerFrame, receiving: _InboundSnapshot, stream: trio.abc.Stream) -> None:
@@ -528,10 +541,13 @@ class PeerTransport:
             return
         if body != "message":
             raise CodecError(f"unexpected {body} frame")
-        m = message_from_pb(frame.message)
+        self._take_message(message_from_pb(frame.message), frame.sender, frame.receiver, receiving)
+
+    def _take_message(self, m: Message, sender: int, receiver: int, receiving: _InboundSnapshot) -> None:
+        """A Message frame from ``sender`` to ``receiver`` (its envelope), outside a snapshot stream."""
         if m.type in LOCAL_MESSAGES:
             raise CodecError(f"local message type {m.type.value} from the network")
-        if m.sender != frame.sender or m.to != frame.receiver:
+        if m.sender != sender or m.to != receiver:
             raise CodecError("message ids differ from its envelope's")
         if m.type is MessageType.SNAP:
             if m.snapshot is None:
