@@ -151,24 +151,32 @@ cdef inline Py_ssize_t next_field(const unsigned char *b, Py_ssize_t pos, Py_ssi
     return pos
 
 
-cdef object decode_entry(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end):
-    """The Entry in b[pos:end], or None when it is not read here."""
-    cdef uint64_t fields[5]
-    cdef Py_ssize_t data_start = 0, data_len = 0
+cdef bint read_four(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end, uint64_t *fields,
+                    Py_ssize_t *start4, Py_ssize_t *len4) noexcept:
+    """Reads b[pos:end] as a message of fields 1 to 3 (varints, into fields[1..3]) and 4 (length-delimited: its
+    bytes' start and length, left as they are when it is absent), each at most once and in number order, as a
+    PeerFrame's envelope and body and an Entry are written; False for anything else."""
     cdef uint32_t number, last = 0
     cdef unsigned int wire_type
     cdef uint64_t value
-    fields[1] = fields[2] = fields[3] = 0
     while pos < end:
         pos = next_field(b, pos, end, &number, &wire_type, &value)
         if pos < 0 or number <= last or number > 4 or (wire_type == WT_LEN) != (number == 4):
-            return None
+            return False
         last = number
         if number == 4:
-            data_start, data_len = pos - <Py_ssize_t>value, <Py_ssize_t>value
+            start4[0], len4[0] = pos - <Py_ssize_t>value, <Py_ssize_t>value
         else:
             fields[number] = value
-    if fields[3] > 1:
+    return True
+
+
+cdef object decode_entry(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end):
+    """The Entry in b[pos:end], or None when it is not read here."""
+    cdef uint64_t fields[4]
+    cdef Py_ssize_t data_start = 0, data_len = 0
+    fields[1] = fields[2] = fields[3] = 0
+    if not read_four(b, pos, end, fields, &data_start, &data_len) or fields[3] > 1:
         return None
     data = PyBytes_FromStringAndSize(<const char *>b + data_start, data_len)
     return _Entry(fields[1], fields[2], ENTRY_TYPES[fields[3]], data)
@@ -177,7 +185,7 @@ cdef object decode_entry(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end)
 def decode_message_frame(payload):
     cdef const unsigned char[::1] view = payload
     cdef const unsigned char *b = &view[0] if view.shape[0] else NULL
-    cdef Py_ssize_t end = view.shape[0], pos = 0, message_start = -1, message_end = 0
+    cdef Py_ssize_t end = view.shape[0], pos = 0, message_start = -1, message_len = 0
     cdef Py_ssize_t context_start = 0, context_len = 0
     cdef uint64_t envelope[4]
     cdef uint64_t fields[14]
@@ -186,21 +194,12 @@ def decode_message_frame(payload):
     cdef uint64_t value
     cdef int i
     envelope[1] = envelope[2] = envelope[3] = 0
-    while pos < end:
-        pos = next_field(b, pos, end, &number, &wire_type, &value)
-        if pos < 0 or number <= last or number > 4 or (wire_type == WT_LEN) != (number == 4):
-            return None
-        last = number
-        if number == 4:
-            message_start, message_end = pos - <Py_ssize_t>value, pos
-        else:
-            envelope[number] = value
-    if message_start < 0:
-        return None
+    if not read_four(b, 0, end, envelope, &message_start, &message_len) or message_start < 0:
+        return None  # not a frame of four fields as written here, or no message
     for i in range(14):
         fields[i] = 0
     entries = []
-    pos, end, last = message_start, message_end, 0
+    pos, end = message_start, message_start + message_len
     while pos < end:
         pos = next_field(b, pos, end, &number, &wire_type, &value)
         if pos < 0 or number > 13 or number == 9 or number == 10:

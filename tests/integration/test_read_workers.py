@@ -30,6 +30,7 @@ from tests.support.procs import (
     start_cluster,
     stop_cluster,
 )
+from tests.support.smaps import mapped_kib
 
 WORKERS = 2
 CONNECTIONS = 16
@@ -608,20 +609,6 @@ def test_etcdctl_through_any_connection(member):
     assert json.loads(health.stdout)["health"] == "true"
 
 
-def mapped_mib(pid: int, path: str) -> float:
-    """The resident MiB of process ``pid``'s maps of the file at ``path`` (/proc/<pid>/smaps)."""
-    inode = os.stat(path).st_ino
-    total, inside = 0, False
-    with open(f"/proc/{pid}/smaps") as smaps:
-        for line in smaps:
-            fields = line.split()
-            if "-" in fields[0] and len(fields) >= 5 and fields[4].isdigit():
-                inside = int(fields[4]) == inode
-            elif inside and fields[0] == "Rss:":
-                total += int(fields[1])
-    return total / 1024
-
-
 def test_workers_do_not_keep_the_pages_their_index_followed_mapped(member):
     """A worker's index reads every new key row once; the pages it read leave the worker's RSS (each 20,000 rows),
     so the worker does not end up mapping the whole file. About 40 MiB of rows are written; a worker that kept
@@ -646,7 +633,7 @@ def test_workers_do_not_keep_the_pages_their_index_followed_mapped(member):
             c.close()
     data_file = os.path.join(member.data_dir, "member", "kv", "data.mdb")
     assert os.path.getsize(data_file) > 40 * 2**20
-    mapped = {pid: mapped_mib(pid, data_file) for pid in children(member.pid)}
+    mapped = {pid: mapped_kib(data_file, pid) / 1024 for pid in children(member.pid)}
     assert len(mapped) == WORKERS and all(mib < 25 for mib in mapped.values()), mapped
 
 

@@ -9,23 +9,10 @@ import pytest
 
 from etcdx.mvcc.backend import DATA_FILE, Backend, ReadOnlyBackend
 from etcdx.mvcc.schema import KEY_DB
+from tests.support.smaps import mapped_kib
 
 ROWS = 20_000
 VALUE = b"v" * 1000  # about 20 MiB of rows
-
-
-def mapped_kib(path: str) -> int:
-    """The resident KiB of this process's maps of the file at ``path`` (/proc/self/smaps)."""
-    inode = os.stat(path).st_ino
-    total, inside = 0, False
-    with open("/proc/self/smaps") as smaps:
-        for line in smaps:
-            fields = line.split()
-            if "-" in fields[0] and len(fields) >= 5 and fields[4].isdigit():
-                inside = int(fields[4]) == inode
-            elif inside and fields[0] == "Rss:":
-                total += int(fields[1])
-    return total
 
 
 def fill(path: str) -> None:
