@@ -14,6 +14,8 @@ cdef tuple TYPES = tuple(MessageType)  # raft.proto's MessageType numbers are th
 cdef dict TYPE_NUMBERS = {t: n for n, t in enumerate(TYPES)}
 cdef tuple ENTRY_TYPES = (EntryType.NORMAL, EntryType.CONF_CHANGE)
 cdef object _Entry = Entry
+cdef enum:
+    MAX_KEY_BYTES = 5  # a field key or a length takes at most 5 bytes as upb reads them (32 bits)
 cdef object _Message = Message
 
 
@@ -40,11 +42,18 @@ cdef inline bytes as_bytes(object data):
     return data if type(data) is bytes else bytes(data)
 
 
+cdef inline tuple as_entry(object e):
+    """An Entry (a NamedTuple) as the tuple it is; TypeError for anything else."""
+    if not isinstance(e, tuple):
+        raise TypeError(f"an entry must be an Entry, not {type(e).__name__}")
+    return <tuple>e
+
+
 cdef Py_ssize_t entry_size(tuple e) except -1:
     """The bytes of one Entry's body (what follows its key and length)."""
     cdef uint64_t term = e[0], index = e[1]
     cdef int32_t entry_type = e[2]
-    cdef Py_ssize_t data_len = len(e[3])
+    cdef Py_ssize_t data_len = PyBytes_GET_SIZE(as_bytes(e[3]))  # the bytes put_entry writes
     return (
         uint_size(term) + uint_size(index) + uint_size(<uint64_t>(<long long>entry_type))
         + (len_size(data_len) if data_len else 0)
@@ -84,7 +93,7 @@ def encode_message_frame(uint64_t cluster_id, uint64_t sender, uint64_t receiver
         + (len_size(PyBytes_GET_SIZE(context)) if PyBytes_GET_SIZE(context) else 0)
     )
     for i in range(n):
-        body = entry_size(<tuple>entries[i])
+        body = entry_size(as_entry(entries[i]))
         message += 1 + varint_size(<uint64_t>body) + body
     cdef Py_ssize_t frame = uint_size(cluster_id) + uint_size(sender) + uint_size(receiver) + len_size(message)
     out = PyBytes_FromStringAndSize(NULL, 4 + frame)
@@ -106,7 +115,7 @@ def encode_message_frame(uint64_t cluster_id, uint64_t sender, uint64_t receiver
     p = put_uint(p, 0x30, index)
     cdef tuple e
     for i in range(n):
-        e = <tuple>entries[i]
+        e = as_entry(entries[i])
         p = put_entry(p, e, entry_size(e))
     p = put_uint(p, 0x40, commit)
     if reject:
@@ -135,15 +144,18 @@ cdef inline Py_ssize_t next_field(const unsigned char *b, Py_ssize_t pos, Py_ssi
                                   unsigned int *wire_type, uint64_t *value) noexcept nogil:
     """Reads one field at ``pos``: its number, wire type and value (a varint's value, or a length-delimited
     field's length, its bytes then starting at the returned position minus the length). -1 for another wire
-    type or anything that does not fit before ``end``."""
+    type, a key or a length written in more than MAX_KEY_BYTES (upb refuses those), or anything that does not
+    fit before ``end``."""
+    cdef Py_ssize_t start = pos
     pos = read_key(b, pos, end, number, wire_type)
-    if pos < 0:
+    if pos < 0 or pos - start > MAX_KEY_BYTES:
         return -1
+    start = pos
     pos = read_u64(b, pos, end, value)
     if pos < 0:
         return -1
     if wire_type[0] == WT_LEN:
-        if value[0] > <uint64_t>(end - pos):
+        if pos - start > MAX_KEY_BYTES or value[0] > <uint64_t>(end - pos):
             return -1
         return pos + <Py_ssize_t>value[0]
     if wire_type[0] != WT_VARINT:

@@ -19,9 +19,10 @@ its field's range raises OverflowError.
 ``decode_message_frame(payload)``: ``(cluster_id, sender, receiver, message)`` when ``payload`` (a frame
 without its length) holds a Message body written as encode_message_frame writes it: each field at most once
 and in number order (the entries in one run), with its own wire type, no unknown field, no snapshot, a known
-message and entry type, bools of 0 or 1. None for anything else: the caller then decodes the frame with
-protobuf (codec.decode_frame, message_from_pb), which also refuses what is malformed. So whatever this returns
-is exactly what that path gives for the same bytes (tests/unit/test_peerframe_twins.py).
+message and entry type, bools of 0 or 1, keys and lengths of at most 5 bytes. None for anything else: the
+caller then decodes the frame with protobuf (codec.decode_frame, message_from_pb), which also refuses what is
+malformed. So whatever this returns is exactly what that path gives for the same bytes
+(tests/unit/test_peerframe_twins.py).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from etcdx._native.protowire import LEN, VARINT, WireError, check_range, read_ke
 from etcdx.raft.messages import Entry, EntryType, Message, MessageType
 
 U64_MAX = (1 << 64) - 1
+MAX_KEY_BYTES = 5  # a field key or a length takes at most 5 bytes as upb reads them (32 bits); longer: not read
 TYPES = tuple(MessageType)  # raft.proto's MessageType numbers are the enum's order
 TYPE_NUMBERS = {t: n for n, t in enumerate(TYPES)}
 ENTRY_TYPES = (EntryType.NORMAL, EntryType.CONF_CHANGE)
@@ -62,15 +64,16 @@ def _message_fields(m: Message) -> list[bytes]:
         _uint(0x30, m.index, "index"),
     ]
     for e in m.entries:
-        entry = encode_entry(e.term, e.index, e.type, e.data)
+        entry = encode_entry(e.term, e.index, e.type, bytes(e.data))
         fields += (b"\x3a", varint(len(entry)), entry)
     fields += (
         _uint(0x40, m.commit, "commit"),
         b"\x58\x01" if m.reject else b"",
         _uint(0x60, m.reject_hint, "reject_hint"),
     )
-    if m.context:
-        fields += (b"\x6a", varint(len(m.context)), bytes(m.context))
+    context = bytes(m.context)
+    if context:
+        fields += (b"\x6a", varint(len(context)), context)
     return fields
 
 
@@ -92,17 +95,21 @@ def decode_message_frame(payload: bytes) -> tuple[int, int, int, Message] | None
 
 
 def _fields(buf: bytes, start: int, end: int):
-    """(number, wire type, value, position after it) for each field of buf[start:end], in order; the value is
-    an int (varint) or the (start, end) of a length-delimited field. Raises _NotFast for other wire types and
-    for a field that runs past ``end``."""
+    """(number, wire type, value) for each field of buf[start:end], in order; the value is an int (varint) or
+    the (start, end) of a length-delimited field. Raises _NotFast for other wire types, a key or length over
+    MAX_KEY_BYTES, and a field that runs past ``end``."""
     pos = start
     while pos < end:
+        key_start = pos
         number, wire_type, pos = read_key(buf, pos)
+        if pos - key_start > MAX_KEY_BYTES:
+            raise _NotFast
         if wire_type == VARINT:
             value, pos = _read_uint64(buf, pos)
         elif wire_type == LEN:
+            length_start = pos
             length, pos = _read_uint64(buf, pos)
-            if length > end - pos:
+            if pos - length_start > MAX_KEY_BYTES or length > end - pos:
                 raise _NotFast
             value = (pos, pos + length)
             pos += length

@@ -117,6 +117,9 @@ NOT_READ_HERE = {
     "no message": b"\x08\x01",
     "refused": b"\x08\x01\x12\x01x",
     "truncated": b"\x22\x04\x08\x08",
+    "a key of 6 bytes": b"\x88\x80\x80\x80\x80\x00\x05\x22\x00",
+    "a message length of 6 bytes": b"\x22\x80\x80\x80\x80\x80\x00",
+    "an entry length of 6 bytes": b"\x22\x09\x08\x08\x3a\x80\x80\x80\x80\x80\x00",
 }
 
 
@@ -124,6 +127,35 @@ NOT_READ_HERE = {
 def test_what_is_not_read_here_is_left_to_protobuf(modules, payload):
     for module in modules:
         assert module.decode_message_frame(payload) is None
+
+
+def overlong(value: int, width: int) -> bytes:
+    """``value``'s varint padded to ``width`` bytes (continuation bits on zero groups), as some encoders write."""
+    groups = [(value >> (7 * i)) & 0x7F for i in range(width)]
+    return bytes(g | 0x80 for g in groups[:-1]) + bytes([groups[-1]])
+
+
+@given(width=st.integers(1, 10), place=st.sampled_from(["key", "message length", "context length"]))
+def test_keys_and_lengths_of_any_width_decode_as_protobufs_or_not_at_all(modules, width, place):
+    key = overlong(0x22, width) if place == "key" else b"\x22"
+    context = b"\x6a" + (overlong(2, width) if place == "context length" else b"\x02") + b"ab"
+    body = b"\x08\x08" + context
+    length = overlong(len(body), width) if place == "message length" else varint(len(body))
+    payload = key + length + body
+    compiled, twin = modules
+    assert compiled.decode_message_frame(payload) == twin.decode_message_frame(payload)
+    assert agrees(twin, payload)
+
+
+def test_entry_data_of_any_buffer_is_written_as_its_bytes(modules):
+    """An entry's or a context's data given as another buffer (items wider than a byte) is written as its bytes,
+    as protobuf writes bytes(data)."""
+    wide = memoryview(bytes(range(16))).cast("Q")
+    m = Message(MessageType.APP, to=2, sender=1, entries=(Entry(1, 2, EntryType.NORMAL, wide),), context=wide)
+    plain = Message(MessageType.APP, to=2, sender=1, entries=(Entry(1, 2, EntryType.NORMAL, bytes(wide)),))
+    plain.context = bytes(wide)
+    for module in modules:
+        assert module.encode_message_frame(1, 1, 2, m) == codec.message_frame(1, 1, 2, plain)
 
 
 def test_a_10_byte_varint_of_64_bits_is_read(modules):
