@@ -125,6 +125,7 @@ async def _start_workers(
 ) -> None:
     mark = AppliedMark.create(mark_path(workers.socket_path), server.applied_index)
     server.publish_applied = mark.publish
+    server.publish_applied_state()  # not at the next apply: a member that leads alone says so to idle workers now
     link = await open_private_unix_listener(link_path(workers.socket_path))
     private_resolve = with_worker_calls(server, resolve)
     nursery.start_soon(serve_link, link, private_resolve, max_recv + LINK_METADATA_BYTES)

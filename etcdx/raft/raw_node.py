@@ -153,8 +153,9 @@ class RawNode:
         return None
 
     def leading_alone_since(self) -> int | None:
-        """The index of this member's first entry of its term when it leads as the only voter (no other member
-        can lead or commit while that holds: any change of the voters is applied here first); None otherwise."""
+        """The index of this member's first entry of its term when it leads as the only voter; None otherwise.
+        While that holds no other member can lead or commit: that needs this member's vote or acknowledgements,
+        which it gives only after a change of role or of the voters it has applied."""
         r = self.raft
         voters = r.tracker.conf.voters
         if r.role is _ROLE.LEADER and len(voters) == 1 and r.id in voters:

@@ -203,7 +203,7 @@ class EtcdServer:
         # before it waits: the API layer sends the answers then, in one write per connection, rather than at
         # its writers' next turn (grpc_server.flush_deferred_replies). Must not raise or block.
         self.flush_replies: Callable[[], None] = _nothing
-        # Called with the applied index and whether this member leads alone (_publish_applied) after each apply
+        # Called with the applied index and whether this member leads alone (publish_applied_state) after each apply
         # step, before any request that step applied is answered, and when its role changes, before it sends
         # anything (the read workers' mark, etcdx/worker/applied_mark.py). Must not raise or block.
         self.publish_applied: Callable[[int, bool], None] = _publish_nowhere
@@ -635,6 +635,7 @@ class EtcdServer:
                 except Exception as exc:  # a bad image, or a disk that fails: a crash here is safe (see there)
                     raise self._stop(f"raft: cannot install the leader's snapshot, stopping: {exc}") from exc
                 self._backend_bytes = self.backend.size_bytes
+                self.publish_applied_state()  # the workers' old file cannot reach the new mark: they reopen
                 self._reads.on_applied(self.store.consistent_index)
             try:
                 synced = self._persist(rd)
@@ -763,7 +764,7 @@ class EtcdServer:
         lessor when it becomes leader, extending every lease by an election timeout, and demotes it after)."""
         was_leader, previous = self._is_leader, self._leader_id
         self._leader_id, self._is_leader = leader, is_leader
-        self._publish_applied()
+        self.publish_applied_state()
         metrics.HAS_LEADER.set(1 if leader else 0)
         metrics.IS_LEADER.set(1 if is_leader else 0)
         if leader and leader != previous:
@@ -783,7 +784,7 @@ class EtcdServer:
     def _apply_committed(self, entries: list[Entry]) -> None:
         with self.store.apply_batch():
             results = self._apply_entries(entries)
-        self._publish_applied()
+        self.publish_applied_state()
         if self.store.holds_compaction:
             metrics.DB_COMPACTION_LAST.set(time.time())
         if self.store.uncommitted_entries >= self.settings.backend_batch_limit or self.store.holds_compaction:
@@ -808,7 +809,7 @@ class EtcdServer:
             metrics.PROPOSALS_FAILED.inc(failed)
         self._reads.on_applied(self.store.consistent_index)
 
-    def _publish_applied(self) -> None:
+    def publish_applied_state(self) -> None:
         """Publishes the applied index, and whether this member leads alone: the only voter, leading, with its
         term's first entry applied, so its own linearizable reads need no ReadIndex round and every write it
         acknowledged is within the applied index (applied_mark.py)."""

@@ -15,10 +15,11 @@ snapshot that reaches the mark read after it: no other member can have led or ac
 writes completed before the read are the member's, within the mark (Raft thesis §6.4: a lone voter's read index
 is its own commit index, and the entries committed but not applied are writes no one was answered yet).
 
-The mark only grows while a member runs. Each value is one aligned 8-byte word, stored and loaded whole
-(shared_words.py), so a reader never sees a torn value. A reader that sees an older mark is safe: the read
-only waits for a barrier it did not need. A reader that sees "alone" set just after the member cleared it is
-too: the member clears it before it sends anything that could let another member lead.
+The mark only grows while a member runs. The mark and "alone" (its top bit: an applied index stays below 2**63)
+are one aligned 8-byte word, stored and loaded whole (shared_words.py), so a reader never sees a torn value nor
+"alone" from one publication with the mark of another, on any CPU's memory ordering. A reader that sees an
+older word is safe: if "alone" was set then and has been cleared since, the member cleared it before it sent
+anything that could let another member lead; otherwise the read only waits for a barrier it did not need.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ import os
 from etcdx.worker.shared_words import SharedWords
 
 MARK_NAME = "applied.mark"
-_MARK, _ALONE, _WORDS = 0, 1, 2  # word positions, and how many there are
+_ALONE = 1 << 63  # the word's top bit: the member leads alone; the bits below hold the mark
+_WORDS = 1
 
 
 def mark_path(socket_path: str) -> str:
@@ -57,20 +59,17 @@ class AppliedMark:
         return cls(SharedWords.open(path, _WORDS, writable=False), writable=False)
 
     def publish(self, index: int, alone: bool) -> None:
-        """The member's applied index, and whether it leads alone (module doc); the word "alone" is stored
-        last, so a reader that sees it set reads a mark at least as new as the one published with it."""
-        assert self._writable
-        self._word[_MARK] = index
-        self._word[_ALONE] = 1 if alone else 0
+        """The member's applied index (below 2**63), and whether it leads alone (module doc), in one store."""
+        assert self._writable and 0 <= index < _ALONE
+        self._word[0] = index | _ALONE if alone else index
 
     def read(self) -> int:
-        return self._word[_MARK]
+        return self._word[0] & ~_ALONE
 
     def read_if_alone(self) -> int | None:
-        """The mark, read after "alone" was seen set; None while the member does not lead alone."""
-        if not self._word[_ALONE]:
-            return None
-        return self._word[_MARK]
+        """The mark, if the member leads alone (read in the same load); None otherwise."""
+        word = self._word[0]
+        return word & ~_ALONE if word & _ALONE else None
 
     def close(self) -> None:
         self._shared.close()

@@ -20,13 +20,18 @@ class SharedWords:
 
     @classmethod
     def create(cls, path: str, count: int) -> SharedWords:
-        """A new file of ``count`` zero words (replacing any file of that name), mapped read-write."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        """``count`` zero words in the file ``path`` (made if missing), mapped read-write. An existing file is
+        not truncated first, but sized and then zeroed in place: a process still mapping it (a worker of the
+        member's previous run) never touches pages past its end (SIGBUS), it reads zeros."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             os.ftruncate(fd, _size(count))
-            return cls(mmap.mmap(fd, _size(count), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE))
+            shared = cls(mmap.mmap(fd, _size(count), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE))
         finally:
             os.close(fd)
+        for i in range(len(shared.words)):
+            shared.words[i] = 0
+        return shared
 
     @classmethod
     def open(cls, path: str, count: int, writable: bool) -> SharedWords:

@@ -7,6 +7,7 @@ import trio
 
 from etcdx.pb.etcdserverpb import rpc_pb2
 from etcdx.pb.etcdxpb.internal_pb2 import InternalRequest
+from etcdx.raft.messages import Message, MessageType
 from etcdx.server.membership import ChangeKind
 from etcdx.server.server import EtcdServer
 from etcdx.worker.applied_mark import AppliedMark, mark_path
@@ -20,12 +21,12 @@ def test_a_reader_sees_what_the_member_publishes(tmp_path):
     try:
         assert reader.read() == 41
         assert reader.read_if_alone() is None
-        member.publish(2**63 + 5, alone=True)  # the whole unsigned word
-        assert reader.read() == 2**63 + 5
-        assert reader.read_if_alone() == 2**63 + 5
-        member.publish(2**63 + 6, alone=False)
-        assert reader.read_if_alone() is None
-        member.publish(2**63 + 7, alone=True)
+        member.publish(2**63 - 1, alone=True)  # the largest mark, with the top bit that says "alone"
+        assert reader.read() == 2**63 - 1
+        assert reader.read_if_alone() == 2**63 - 1
+        member.publish(2**62 + 6, alone=False)
+        assert (reader.read(), reader.read_if_alone()) == (2**62 + 6, None)
+        member.publish(2**62 + 7, alone=True)
         again = AppliedMark.create(path, 7)  # a restarted member starts the file anew, not alone yet
         assert reader.read() == 7
         assert reader.read_if_alone() is None
@@ -90,5 +91,35 @@ def test_the_member_publishes_that_it_leads_alone_only_while_it_does(tmp_path):
                 assert published[-1] == (server.applied_index, False), published[-3:]
             nursery.cancel_scope.cancel()
         assert [index for index, _ in published] == sorted(index for index, _ in published)
+
+    trio.run(main)
+
+
+def test_a_lone_leader_that_steps_down_clears_alone_before_it_sends_anything(tmp_path):
+    """A message of a later term makes the lone leader a follower (say, from a member it still counts as a peer
+    after a change it has not applied): it must publish "alone" cleared before it sends any message, since its
+    answers (acknowledgements, votes) are what would let another member lead. A member that published the
+    change of role only at its next apply step fails this."""
+
+    async def main():
+        server = EtcdServer(server_settings(str(tmp_path / "data")))
+        events: list[tuple] = []
+        server.publish_applied = lambda index, alone: events.append(("publish", alone))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            send = server.transport.send
+            server.transport.send = lambda messages: (events.append(("send",)), send(messages))
+            with trio.fail_after(20):
+                while ("publish", True) not in events:
+                    await trio.sleep(0.01)
+                mark = len(events)
+                later = Message(MessageType.APP, to=server.member_id, sender=0x99, term=server.raft_term + 5)
+                server._on_peer_message(later)
+                while ("send",) not in events[mark:]:
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        after = events[mark:]
+        assert ("publish", False) in after
+        assert after.index(("publish", False)) < after.index(("send",)), after
 
     trio.run(main)
