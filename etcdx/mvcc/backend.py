@@ -153,7 +153,8 @@ class Backend:
 
     def release_mapped_pages(self) -> int:
         """Unmaps from this process the file's pages it touched (release_mapped_pages below); the bytes."""
-        return release_mapped_pages(os.stat(os.path.join(self.path, DATA_FILE)))
+        data_file = os.path.join(self.path, DATA_FILE)
+        return release_mapped_pages(data_file, os.stat(data_file))
 
     def begin_write(self) -> LmdbWrite:
         self._drop_reader()
@@ -284,7 +285,7 @@ class ReadOnlyBackend:
 
     def release_mapped_pages(self) -> int:
         """Unmaps from this process the file's pages it touched (release_mapped_pages below); the bytes."""
-        return release_mapped_pages(self._file)
+        return release_mapped_pages(os.path.join(self.path, DATA_FILE), self._file)
 
     def replaced(self) -> bool:
         """Whether data.mdb is no longer the file this environment has open."""
@@ -297,24 +298,38 @@ class ReadOnlyBackend:
         self.env.close()
 
 
-def release_mapped_pages(file: os.stat_result) -> int:
-    """Drops this process's page-table entries for its memory maps of ``file`` (matched by device and inode, so
-    an unlinked file too), with madvise(MADV_DONTNEED); returns the bytes of the maps advised.
+def release_mapped_pages(path: str, file: os.stat_result) -> int:
+    """Drops this process's page-table entries for its shared maps of the file at ``path`` whose stat is ``file``,
+    with madvise(MADV_DONTNEED); returns the bytes of the maps advised (their whole length, not what was resident).
 
     For a full scan, such as building a key index from the whole file at start: every page the scan read stays
     mapped, counted in the process's RSS and protected from reclaim as a mapped page, though the scan will not
     read most of them again. The data is not touched: the maps are shared file maps, so the pages stay in the
-    page cache (dirty ones are written back as usual) and the next access maps them again from there. Safe at
-    any time, with read transactions open. Linux: the maps are listed in /proc/self/maps."""
+    page cache (dirty ones are written back as usual) and the next access maps them again from there.
+
+    A map is LMDB's when it is shared (a private map's copied pages would be lost), of the file's inode, and of
+    its device or its path (/proc/self/maps names the superblock's device, which is not stat's on btrfs
+    subvolumes and on some overlayfs kernels; the path tells there). Contract: this process opens, closes and
+    resizes its LMDB environments only from the calling thread (every etcdx process does so on its event loop),
+    so a map listed is still LMDB's when it is advised; read transactions may be open. Best effort: 0 when
+    /proc/self/maps cannot be read (not Linux)."""
     device = f"{os.major(file.st_dev):02x}:{os.minor(file.st_dev):02x}"
+    real = os.path.realpath(path)
     advised = 0
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            if len(fields) >= 5 and fields[3] == device and int(fields[4]) == file.st_ino:
-                start, end = (int(bound, 16) for bound in fields[0].split("-"))
-                if _madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
-                    advised += end - start
+    try:
+        with open("/proc/self/maps") as maps:
+            lines = maps.readlines()
+    except OSError:
+        return 0
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or fields[1][3:4] != "s" or int(fields[4]) != file.st_ino:
+            continue
+        if fields[3] != device and fields[5].rstrip("\n") != real:
+            continue
+        start, end = (int(bound, 16) for bound in fields[0].split("-"))
+        if _madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
+            advised += end - start
     return advised
 
 

@@ -33,7 +33,7 @@ class IndexFollower:
         self.compact_revision = -1
         self.applied_index = 0  # the member's applied (consistent) index in the state last followed
         self.rebuilds = 0  # full rebuilds after the first (a compaction overtook this index)
-        self.rows_read = 0  # key rows read since this follower was made (a full rebuild's included)
+        self.bytes_read = 0  # bytes of key rows (keys and values) read since this follower was made, rebuilds too
 
     def follow(self, view: TableView) -> None:
         """Catches the index up to ``view`` (a committed state at or after the last one followed)."""
@@ -64,7 +64,7 @@ class IndexFollower:
             else:
                 restore(kv.key, rev, kv.create_revision, kv.version)
             newest = rev
-            read += 1
-        self.rows_read += read
+            read += len(raw_key) + len(value)
+        self.bytes_read += read
         if newest:
             self.seen = main_of(newest)

@@ -73,7 +73,7 @@ log = get_logger("etcdx.worker")
 IDENTITY_REFRESH = 1.0  # seconds between identity refreshes
 BARRIER_TIMEOUT = 30.0  # the member answers or fails a barrier within its own request timeout, well below this
 MAX_BARRIERS_IN_FLIGHT = 16  # a barrier is sent per event-loop turn with reads waiting, up to this many at once
-RELEASE_EVERY_ROWS = 20_000  # key rows the index follows between two unmappings of the file's pages (_catch_up)
+RELEASE_EVERY_BYTES = 16 << 20  # key-row bytes the index reads between two unmappings of the file's pages
 SERVE_BUDGET = 0.0005  # seconds of serving a barrier's reads before the rest wait for a checkpoint (module doc)
 RangeRequest = rpc_pb2.RangeRequest
 ResponseHeader = rpc_pb2.ResponseHeader
@@ -104,7 +104,7 @@ class LocalRange:
         self._backend: ReadOnlyBackend | None = None
         self._follower = IndexFollower()
         self._followed = -1  # the LMDB transaction id the follower last followed
-        self._rows_at_release = 0  # the follower's rows_read when the file's pages were last unmapped
+        self._bytes_at_release = 0  # the follower's bytes_read when the file's pages were last unmapped
         self._identity: tuple[int, int, int] | None = None  # the last barrier's cluster_id, member_id, raft_term
         self._waiting: list[_Read] = []  # reads for the next barrier
         self._wake = trio.Event()
@@ -150,22 +150,23 @@ class LocalRange:
         self._backend = ReadOnlyBackend(self._backend_path, self._map_size)
         self._follower = IndexFollower()
         self._followed = -1
-        self._rows_at_release = 0
+        self._bytes_at_release = 0
         with self._backend.begin_read() as view:
             self._catch_up(view)
+        self._backend.release_mapped_pages()  # the build read every page; reads need few of them
         log.info("read worker: key index built", keys=len(self._follower.index), revision=self._follower.seen)
 
     def _catch_up(self, view) -> None:
         """Brings the key index up to ``view`` (nothing to do when nothing was committed since it last followed).
         The follower reads each key row once (all of them when it builds the index), and every page it read stays
-        mapped in this process: so each RELEASE_EVERY_ROWS rows read, the file's pages are unmapped from this
+        mapped in this process: so each RELEASE_EVERY_BYTES of rows read, the file's pages are unmapped from this
         process (Backend.release_mapped_pages); the pages later reads touch are mapped again from the page cache."""
         if view.txn_id() != self._followed:
             follower = self._follower
             follower.follow(view)
             self._followed = view.txn_id()
-            if follower.rows_read - self._rows_at_release >= RELEASE_EVERY_ROWS:
-                self._rows_at_release = follower.rows_read
+            if follower.bytes_read - self._bytes_at_release >= RELEASE_EVERY_BYTES:
+                self._bytes_at_release = follower.bytes_read
                 self._backend.release_mapped_pages()
 
     # -- the method ------------------------------------------------------------------------------

@@ -616,7 +616,7 @@ def test_etcdctl_through_any_connection(member):
 
 
 def test_workers_do_not_keep_the_pages_their_index_followed_mapped(member):
-    """A worker's index reads every new key row once; the pages it read leave the worker's RSS (each 20,000 rows),
+    """A worker's index reads every new key row once; the pages it read leave the worker's RSS (each 16 MiB read),
     so the worker does not end up mapping the whole file. About 40 MiB of rows are written; a worker that kept
     every page it followed mapped holds more than that."""
     value = b"v" * 1000

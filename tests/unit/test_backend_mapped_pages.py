@@ -3,6 +3,7 @@ scan of a real LMDB file, the pages the scan mapped leave the process's RSS, and
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import pytest
@@ -46,3 +47,22 @@ def test_a_full_scans_pages_leave_the_rss_and_the_rows_stay(tmp_path, reader):
         assert scan_all(view) == ROWS * len(VALUE)
     finally:
         view.close()
+
+
+def test_a_private_map_of_the_file_keeps_its_own_pages(tmp_path):
+    """Only shared maps are advised: a private (copy-on-write) map of the same file would lose the pages it
+    changed, so it is left alone. A release that matched any map of the file's inode fails this."""
+    path = str(tmp_path / "backend")
+    fill(path)
+    backend = Backend(path, map_size=1 << 30, fsync=False)
+    data_file = os.path.join(path, DATA_FILE)
+    with open(data_file, "rb") as f:
+        private = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:
+        scan_all(backend)
+        private[:8] = b"changed!"
+        backend.release_mapped_pages()
+        assert private[:8] == b"changed!"
+    finally:
+        private.close()
+        backend.close()
