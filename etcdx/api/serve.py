@@ -128,7 +128,7 @@ async def _start_workers(
     server.publish_applied_state()  # not at the next apply: a member that leads alone says so to idle workers now
     link = await open_private_unix_listener(link_path(workers.socket_path))
     private_resolve = with_worker_calls(server, resolve)
-    nursery.start_soon(serve_link, link, private_resolve, max_recv + LINK_METADATA_BYTES)
+    nursery.start_soon(serve_link, link, private_resolve, services, max_recv + LINK_METADATA_BYTES)
     # workers.sock: gRPC, and HTTP/1.1 relayed from plain ports; secure_http_path: HTTP/1.1 relayed from TLS
     # ports (etcd checks no Host there). Both take the client certificate's CN a worker forwards.
     for path, secure in ((workers.socket_path, False), (secure_http_path(workers.socket_path), True)):

@@ -472,7 +472,7 @@ class GrpcConnection:
         timeout = parse_grpc_timeout(timeout_value) if timeout_value is not None else None
         method = self._resolve(path)
         if method is None:
-            self._send_status(event.stream_id, *self._unimplemented(path))
+            self._send_status(event.stream_id, *unimplemented_status(path, self._known_services))
             if not event.end_stream:
                 self._h2.reset(event.stream_id, _NO_ERROR)
             return
@@ -490,12 +490,6 @@ class GrpcConnection:
             self._nursery.start_soon(self._run_streaming, call, receive)
         if event.end_stream:
             self._on_end(event.stream_id)
-
-    def _unimplemented(self, path: str) -> tuple[int, str]:
-        service, _, method = path.lstrip("/").partition("/")
-        if service in self._known_services:
-            return StatusCode.UNIMPLEMENTED, f"unknown method {method} for service {service}"
-        return StatusCode.UNIMPLEMENTED, f"unknown service {service}"
 
     def _on_data(self, event: http2.Data) -> None:
         """Frames messages out of DATA and acknowledges the bytes as the module doc says."""
@@ -923,6 +917,14 @@ class GrpcConnection:
         ]
         with contextlib.suppress(http2.StreamClosedError):
             self._h2.send_headers(stream_id, trailers, end_stream=True)
+
+
+def unimplemented_status(path: str, known_services: frozenset[str]) -> tuple[int, str]:
+    """The status of a call to ``path`` when no method serves it, in grpc-go's words."""
+    service, _, method = path.lstrip("/").partition("/")
+    if service in known_services:
+        return StatusCode.UNIMPLEMENTED, f"unknown method {method} for service {service}"
+    return StatusCode.UNIMPLEMENTED, f"unknown service {service}"
 
 
 def _deadline(call: _Call) -> float:

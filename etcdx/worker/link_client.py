@@ -1,12 +1,14 @@
-"""A read worker's end of the member link (link_frames.py): its unary calls to the member, many at once on one
-connection, without a task per call.
+"""A read worker's end of the member link (link_frames.py): its calls to the member, many at once on one
+connection. Unary calls cost no task; the streams (and the unary calls that may wait without bound) run as
+link streams (link_stream.py) in their routes' tasks.
 
 ``call`` sends a request and hands the member's answer (the response bytes, or an EtcdError with the member's
 code and text) to a ``reply`` callback, the DeferredUnaryMethod contract, so a relayed call costs the worker no
 task: ``relay(path)`` is such a method. ``unary`` awaits the answer, for the worker's own calls (the barrier).
 When the connection ends, every call waiting on it is answered UNAVAILABLE, and ``run`` connects again (the
 member's listener outlives its connections); a call made while there is no connection is answered UNAVAILABLE
-at once. A call's timeout is its client's remaining deadline, so the member ends it by then.
+at once. A call's timeout is its client's remaining deadline, so the member ends it by then. ``open_stream``
+opens a stream call.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -28,8 +32,26 @@ from etcdx.net.grpc_server import (
     withdraw_deferred_output,
 )
 from etcdx.proxy.forward import upstream_metadata
-from etcdx.worker.link_frames import MAX_TIMEOUT_MS, NO_TIMEOUT, RELAY_MARK, decode_response, encode_request
+from etcdx.worker.link_frames import (
+    ANSWER,
+    CANCEL,
+    CREDIT,
+    END,
+    MAX_TIMEOUT_MS,
+    MESSAGE,
+    NO_TIMEOUT,
+    OPEN,
+    RELAY_MARK,
+    LinkError,
+    decode_credit,
+    decode_message,
+    decode_response,
+    encode_request,
+    encode_signal,
+    kind,
+)
 from etcdx.worker.link_socket import LinkSocket
+from etcdx.worker.link_stream import LinkStream, status_code
 
 log = get_logger("etcdx.worker")
 
@@ -49,6 +71,7 @@ class MemberLink:
         self._max_frame = max_frame
         self._socket: LinkSocket | None = None
         self._pending: dict[int, Reply] = {}
+        self._streams: dict[int, LinkStream] = {}
         self._ids = itertools.count(1)
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -76,6 +99,9 @@ class MemberLink:
                 pending, self._pending = self._pending, {}
                 for reply in pending.values():
                     reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
+                streams, self._streams = self._streams, {}
+                for stream in streams.values():
+                    stream.end(StatusCode.UNAVAILABLE, _UNREACHABLE)
                 flush_deferred_replies()
             log.warning("read worker: the member link closed; connecting again")
 
@@ -96,14 +122,9 @@ class MemberLink:
         if socket is None or socket.broken:
             reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
             return
-        if deadline is None:
-            timeout_ms = NO_TIMEOUT
-        else:
-            left = (deadline - trio.current_time()) * 1000
-            timeout_ms = min(MAX_TIMEOUT_MS, max(0, math.ceil(left)))
         call_id = next(self._ids) & 0xFFFFFFFF
         self._pending[call_id] = reply
-        socket.queue(encode_request(call_id, timeout_ms, path, metadata, message))
+        socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, message))
         if batched:
             defer_output(self)
             socket.flush_soon()
@@ -130,6 +151,27 @@ class MemberLink:
             raise outcome[0]
         return outcome[0]
 
+    @asynccontextmanager
+    async def open_stream(
+        self, path: str, metadata: dict[str, str], deadline: float | None
+    ) -> AsyncIterator[LinkStream]:
+        """A stream call to ``path`` (any method of the member's), open for the block; EtcdError UNAVAILABLE at
+        once if there is no link. Leaving the block before the member ended the call cancels it there."""
+        socket = self._socket
+        if socket is None or socket.broken:
+            raise EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE)
+        call_id = next(self._ids) & 0xFFFFFFFF
+        stream = LinkStream(call_id, socket)
+        self._streams[call_id] = stream
+        socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, b"", OPEN))
+        socket.flush_now()
+        try:
+            yield stream
+        finally:
+            if self._streams.pop(call_id, None) is not None and stream.status is None:
+                socket.queue(encode_signal(CANCEL, call_id))
+                socket.flush_soon()
+
     def relay(self, path: str) -> DeferredUnaryMethod:
         """A method that relays ``path`` to the member with the client's metadata and deadline."""
 
@@ -140,20 +182,41 @@ class MemberLink:
 
     async def _on_frames(self, frames: list[bytes]) -> None:
         pending = self._pending
+        streams = self._streams
         for frame in frames:
-            call_id, code, payload = decode_response(frame)
-            reply = pending.pop(call_id, None)
-            if reply is None:
-                continue  # cannot happen: the member answers each call once
-            if code == StatusCode.OK:
-                reply(payload)
+            frame_kind = kind(frame)
+            if frame_kind == ANSWER:
+                call_id, code, payload = decode_response(frame)
+                reply = pending.pop(call_id, None)
+                if reply is None:
+                    continue  # cannot happen: the member answers each call once
+                if code == StatusCode.OK:
+                    reply(payload)
+                else:
+                    reply(EtcdError(status_code(code), payload.decode(errors="replace")))
+            elif frame_kind == MESSAGE:
+                call_id, message = decode_message(frame)
+                stream = streams.get(call_id)
+                if stream is not None:  # else cancelled here while the message was on its way
+                    stream.deliver(message)
+            elif frame_kind == END:
+                call_id, code, payload = decode_response(frame)
+                stream = streams.pop(call_id, None)
+                if stream is not None:
+                    stream.end(code, payload.decode(errors="replace"))
+            elif frame_kind == CREDIT:
+                call_id, size = decode_credit(frame)
+                stream = streams.get(call_id)
+                if stream is not None:
+                    stream.grant(size)
             else:
-                reply(EtcdError(_status(code), payload.decode(errors="replace")))
+                raise LinkError(f"a frame of kind {frame_kind} from the member")
         flush_deferred_replies()  # the answers of this read leave in one write per client connection
 
 
-def _status(code: int) -> StatusCode:
-    try:
-        return StatusCode(code)
-    except ValueError:
-        return StatusCode.UNKNOWN
+def _timeout_ms(deadline: float | None) -> int:
+    """A call's timeout on the link: its client's remaining deadline."""
+    if deadline is None:
+        return NO_TIMEOUT
+    left = (deadline - trio.current_time()) * 1000
+    return min(MAX_TIMEOUT_MS, max(0, math.ceil(left)))

@@ -1,14 +1,29 @@
-"""The member link's frames: how a read worker relays unary calls to its member without HTTP/2.
+"""The member link's frames: how a read worker relays calls to its member without HTTP/2.
 
-The link is one stream connection (the member's ``<data-dir>/member/link.sock``, mode 0600), on which
-a worker sends request frames and the member answers each with a response frame of the same call id, in any
-order. Every frame is a 4-byte little-endian length, then that many bytes:
+The link is one stream connection (the member's ``<data-dir>/member/link.sock``, mode 0600). Every frame is a
+4-byte little-endian length, then that many bytes: a kind (u8), then the kind's fields. A call id names one
+call of the worker's, unary or stream, for as long as it runs.
 
-- request: call id (u32), timeout in milliseconds (u32; NO_TIMEOUT: none), path length (u16), metadata length
-  (u32), the path (UTF-8), the metadata (pairs of u16 name length, u32 value length, name, value; UTF-8), and
-  the request message (the rest);
-- response: call id (u32), gRPC status code (u16), then the response message if the code is 0 (OK), else the
-  status text (UTF-8).
+Unary calls (no task per call on either side):
+
+- CALL, worker to member: call id (u32), timeout in milliseconds (u32; NO_TIMEOUT: none), path length (u16),
+  metadata length (u32), the path (UTF-8), the metadata (pairs of u16 name length, u32 value length, name,
+  value; UTF-8), and the request message (the rest);
+- ANSWER, member to worker: call id (u32), gRPC status code (u16), then the response message if the code is 0
+  (OK), else the status text (UTF-8).
+
+Streams (any method; the member runs it as its HTTP/2 server would, link_member.py):
+
+- OPEN, worker to member: a CALL's fields with no message; the call's messages follow as MESSAGE frames;
+- MESSAGE, either way: call id (u32), then one gRPC message;
+- HALF_CLOSE, worker to member: call id; the client sends no more messages;
+- CANCEL, worker to member: call id; the client gave up (reset, deadline, connection gone). The member ends
+  the call and sends nothing more for it;
+- END, member to worker: an ANSWER's fields; the call's status, its last frame;
+- CREDIT, either way: call id (u32), bytes (u32): the sender may send that many more message bytes on the
+  call. Each side starts with STREAM_WINDOW of credit for each direction of each stream and may send a MESSAGE
+  only while its credit is above zero (one message may take it below), so neither buffers more than a window
+  and a message per stream: a client that stops reading holds back its own stream only.
 
 Pure: no I/O. ``take_frames`` bounds a frame's size, so a peer cannot make the other side buffer without limit.
 """
@@ -18,9 +33,14 @@ from __future__ import annotations
 import struct
 
 _LENGTH = struct.Struct("<I")
-_REQUEST = struct.Struct("<IIHI")
-_RESPONSE = struct.Struct("<IH")
+_REQUEST = struct.Struct("<BIIHI")
+_RESPONSE = struct.Struct("<BIH")
+_ID = struct.Struct("<BI")
+_CREDIT = struct.Struct("<BII")
 _PAIR = struct.Struct("<HI")
+
+CALL, ANSWER, OPEN, MESSAGE, HALF_CLOSE, CANCEL, END, CREDIT = range(8)
+STREAM_WINDOW = 256 * 1024
 NO_TIMEOUT = 0xFFFFFFFF
 # A worker's own calls (member_side.py), not a client's, so no /metrics series counts them: its read barrier,
 # and the identity refresh (the member's response header, without a read).
@@ -37,7 +57,17 @@ class LinkError(Exception):
     """A frame the link's protocol does not allow: the connection must be closed."""
 
 
-def encode_request(call_id: int, timeout_ms: int, path: str, metadata: dict[str, str], message: bytes) -> bytes:
+def kind(frame: bytes) -> int:
+    """The kind of a frame's body; LinkError if it is empty."""
+    if not frame:
+        raise LinkError("empty frame")
+    return frame[0]
+
+
+def encode_request(
+    call_id: int, timeout_ms: int, path: str, metadata: dict[str, str], message: bytes, kind: int = CALL
+) -> bytes:
+    """A CALL frame, or with ``kind`` OPEN (and no message) an OPEN frame."""
     encoded_path = path.encode()
     pairs = bytearray()
     for name, value in metadata.items():
@@ -45,16 +75,16 @@ def encode_request(call_id: int, timeout_ms: int, path: str, metadata: dict[str,
         pairs += _PAIR.pack(len(name_bytes), len(value_bytes))
         pairs += name_bytes
         pairs += value_bytes
-    head = _REQUEST.pack(call_id, timeout_ms, len(encoded_path), len(pairs))
+    head = _REQUEST.pack(kind, call_id, timeout_ms, len(encoded_path), len(pairs))
     size = len(head) + len(encoded_path) + len(pairs) + len(message)
     return b"".join((_LENGTH.pack(size), head, encoded_path, pairs, message))
 
 
 def decode_request(frame: bytes) -> tuple[int, int, str, dict[str, str], bytes]:
-    """(call id, timeout ms, path, metadata, message) of a request frame's body; LinkError if it is malformed."""
+    """(call id, timeout ms, path, metadata, message) of a CALL or OPEN frame's body; LinkError if malformed."""
     if len(frame) < _REQUEST.size:
         raise LinkError("short request frame")
-    call_id, timeout_ms, path_size, pairs_size = _REQUEST.unpack_from(frame)
+    _, call_id, timeout_ms, path_size, pairs_size = _REQUEST.unpack_from(frame)
     offset = _REQUEST.size
     end = offset + path_size + pairs_size
     if end > len(frame):
@@ -79,17 +109,53 @@ def decode_request(frame: bytes) -> tuple[int, int, str, dict[str, str], bytes]:
     return call_id, timeout_ms, path, metadata, frame[end:]
 
 
-def encode_response(call_id: int, code: int, payload: bytes) -> bytes:
-    """``payload``: the response message if ``code`` is 0, else the status text, encoded."""
-    return b"".join((_LENGTH.pack(_RESPONSE.size + len(payload)), _RESPONSE.pack(call_id, code), payload))
+def encode_response(call_id: int, code: int, payload: bytes, kind: int = ANSWER) -> bytes:
+    """An ANSWER frame (``payload``: the response message if ``code`` is 0, else the status text, encoded), or
+    with ``kind`` END a stream's END frame (``payload``: the status text)."""
+    return b"".join((_LENGTH.pack(_RESPONSE.size + len(payload)), _RESPONSE.pack(kind, call_id, code), payload))
 
 
 def decode_response(frame: bytes) -> tuple[int, int, bytes]:
-    """(call id, status code, message or status text) of a response frame's body; LinkError if malformed."""
+    """(call id, status code, message or status text) of an ANSWER or END frame's body; LinkError if malformed."""
     if len(frame) < _RESPONSE.size:
         raise LinkError("short response frame")
-    call_id, code = _RESPONSE.unpack_from(frame)
+    _, call_id, code = _RESPONSE.unpack_from(frame)
     return call_id, code, frame[_RESPONSE.size :]
+
+
+def encode_message(call_id: int, message: bytes) -> bytes:
+    return b"".join((_LENGTH.pack(_ID.size + len(message)), _ID.pack(MESSAGE, call_id), message))
+
+
+def decode_message(frame: bytes) -> tuple[int, bytes]:
+    """(call id, message) of a MESSAGE frame's body; LinkError if malformed."""
+    if len(frame) < _ID.size:
+        raise LinkError("short message frame")
+    return _ID.unpack_from(frame)[1], frame[_ID.size :]
+
+
+def encode_signal(kind: int, call_id: int) -> bytes:
+    """A HALF_CLOSE or CANCEL frame."""
+    return _LENGTH.pack(_ID.size) + _ID.pack(kind, call_id)
+
+
+def decode_signal(frame: bytes) -> int:
+    """The call id of a HALF_CLOSE or CANCEL frame's body; LinkError if malformed."""
+    if len(frame) != _ID.size:
+        raise LinkError("malformed signal frame")
+    return _ID.unpack_from(frame)[1]
+
+
+def encode_credit(call_id: int, size: int) -> bytes:
+    return _LENGTH.pack(_CREDIT.size) + _CREDIT.pack(CREDIT, call_id, size)
+
+
+def decode_credit(frame: bytes) -> tuple[int, int]:
+    """(call id, bytes) of a CREDIT frame's body; LinkError if malformed."""
+    if len(frame) != _CREDIT.size:
+        raise LinkError("malformed credit frame")
+    _, call_id, size = _CREDIT.unpack(frame)
+    return call_id, size
 
 
 def take_frames(buffer: bytearray, max_frame: int) -> list[bytes]:

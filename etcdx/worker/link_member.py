@@ -1,11 +1,13 @@
-"""The member's end of the member link (link_frames.py): serves its read workers' unary calls.
+"""The member's end of the member link (link_frames.py): serves its read workers' calls.
 
-Each request frame is one unary call of the member's own method table (the private socket's resolver: the
+Each CALL frame is one unary call of the member's own method table (the private socket's resolver: the
 client API plus the barrier), run as the HTTP/2 server runs it (net/grpc_server.py): an inline handler in the
 reader, a deferred one handing its reply to whatever finishes the work (the apply of a proposal), any other in
 a task of its own with the call's deadline. The worker sends its client's deadline as the frame's timeout; a
-call whose deadline passes is answered DEADLINE_EXCEEDED, as on HTTP/2. The link carries no cancellation, so
-workers send on it only calls that end by themselves (worker/routes.py: not Lock or Election's Campaign).
+call whose deadline passes is answered DEADLINE_EXCEEDED, as on HTTP/2. A CALL carries no cancellation, so
+workers send as CALLs only calls that end by themselves (worker/routes.py: not Lock or Election's Campaign).
+Every other call is a stream (OPEN ... END, link_member_stream.py): any method of the table, in a task of its
+own, which the worker's CANCEL ends; a path the table does not know ends UNIMPLEMENTED as on HTTP/2.
 Calls are counted in the gRPC /metrics series as the member's own calls are. Replies queued in one read, or
 in one batch of deferred work (flush_deferred_replies), leave in one write.
 """
@@ -28,9 +30,28 @@ from etcdx.net.grpc_server import (
     UnaryMethod,
     defer_output,
     failure_status,
+    unimplemented_status,
     withdraw_deferred_output,
 )
-from etcdx.worker.link_frames import NO_TIMEOUT, WORKER_PATHS, decode_request, encode_response
+from etcdx.worker.link_frames import (
+    CALL,
+    CANCEL,
+    CREDIT,
+    END,
+    HALF_CLOSE,
+    MESSAGE,
+    NO_TIMEOUT,
+    OPEN,
+    WORKER_PATHS,
+    LinkError,
+    decode_credit,
+    decode_message,
+    decode_request,
+    decode_signal,
+    encode_response,
+    kind,
+)
+from etcdx.worker.link_member_stream import MemberStream
 from etcdx.worker.link_socket import LinkSocket
 
 log = get_logger("etcdx.worker")
@@ -39,20 +60,27 @@ OUTPUT_HIGH_WATER = 1024 * 1024  # queued reply bytes above which no more reques
 _DEADLINE = (StatusCode.DEADLINE_EXCEEDED, b"context deadline exceeded")
 
 
-async def serve_link(listener: trio.SocketListener, resolve: Resolver, max_frame: int) -> None:
-    """Serves every worker connection on ``listener`` until cancelled."""
+async def serve_link(
+    listener: trio.SocketListener, resolve: Resolver, known_services: frozenset[str], max_frame: int
+) -> None:
+    """Serves every worker connection on ``listener`` until cancelled. ``known_services`` as for the member's
+    HTTP/2 server: what an unknown path's UNIMPLEMENTED text says."""
 
     async def serve(stream: trio.SocketStream) -> None:
-        await _MemberEnd(stream, resolve, max_frame).run()
+        await _MemberEnd(stream, resolve, known_services, max_frame).run()
 
     await trio.serve_listeners(serve, [listener])
 
 
 class _MemberEnd:
-    def __init__(self, stream: trio.SocketStream, resolve: Resolver, max_frame: int) -> None:
+    def __init__(
+        self, stream: trio.SocketStream, resolve: Resolver, known_services: frozenset[str], max_frame: int
+    ) -> None:
         self._link = LinkSocket(stream, max_frame)
         self._resolve = resolve
+        self._known_services = known_services
         self._nursery: trio.Nursery | None = None
+        self._streams: dict[int, MemberStream] = {}
 
     async def run(self) -> None:
         try:
@@ -67,8 +95,34 @@ class _MemberEnd:
         self._link.flush_now()
 
     async def _on_frames(self, frames: list[bytes]) -> None:
+        streams = self._streams
         for frame in frames:
-            self._dispatch(*decode_request(frame))
+            frame_kind = kind(frame)
+            if frame_kind == CALL:
+                self._dispatch(*decode_request(frame))
+            elif frame_kind == MESSAGE:
+                call_id, message = decode_message(frame)
+                stream = streams.get(call_id)
+                if stream is not None:  # else it ended here while the message was on its way
+                    stream.deliver(message)
+            elif frame_kind == OPEN:
+                self._open(*decode_request(frame)[:4])
+            elif frame_kind == CREDIT:
+                call_id, size = decode_credit(frame)
+                stream = streams.get(call_id)
+                if stream is not None:
+                    stream.grant(size)
+            elif frame_kind in (HALF_CLOSE, CANCEL):
+                stream = streams.get(decode_signal(frame))
+                if stream is None:
+                    continue
+                if frame_kind == HALF_CLOSE:
+                    stream.half_close()
+                else:
+                    del streams[stream.call_id]
+                    stream.cancel()
+            else:
+                raise LinkError(f"a frame of kind {frame_kind} from a worker")
         self._link.flush_now()
         if self._link.backlog() > OUTPUT_HIGH_WATER:
             await self._link.room()
@@ -101,6 +155,28 @@ class _MemberEnd:
         else:
             text = f"etcdx: the member link serves unary methods only, not {path}"
             self._answer(call_id, path, StatusCode.UNIMPLEMENTED, text.encode())
+
+    def _open(self, call_id: int, timeout_ms: int, path: str, metadata: dict[str, str]) -> None:
+        if call_id in self._streams:
+            raise LinkError(f"call id {call_id} opened twice")
+        COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
+        deadline = None if timeout_ms == NO_TIMEOUT else trio.current_time() + timeout_ms / 1000
+        ctx = RpcContext(path, metadata, deadline, metadata.pop(FORWARDED_CN, ""))
+        stream = MemberStream(call_id, ctx, self._link)
+        method = self._resolve(path)
+        if method is None:
+            self._end(stream, *unimplemented_status(path, self._known_services))
+            return
+        self._streams[call_id] = stream
+        assert self._nursery is not None
+        self._nursery.start_soon(stream.run, method, self._end)
+
+    def _end(self, stream: MemberStream, code: int, text: str) -> None:
+        """A stream call's status: its last frame."""
+        self._streams.pop(stream.call_id, None)
+        COUNTS.handled[stream.ctx.path, code] += 1
+        self._link.queue(encode_response(stream.call_id, code, text.encode(), END))
+        self._link.flush_soon()
 
     async def _run_unary(self, call_id: int, method: UnaryMethod, message: bytes, ctx: RpcContext) -> None:
         with trio.move_on_at(ctx.deadline if ctx.deadline is not None else float("inf")) as scope:

@@ -29,7 +29,6 @@ from etcdx.log import get_logger
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.http1 import HttpRequest, HttpResponse
 from etcdx.net.listener import ListenAddress, serve_client_port
-from etcdx.proxy.upstream import Endpoint, Upstream
 from etcdx.worker.applied_mark import AppliedMark, mark_path
 from etcdx.worker.link_client import MemberLink, link_path
 from etcdx.worker.local_range import LocalRange
@@ -59,12 +58,11 @@ async def serve_worker(
     ports: list[int],
 ) -> None:
     """Serves ``addresses`` (the member's TCP client addresses, with their TLS) on ``ports`` until cancelled."""
-    upstream = Upstream([Endpoint("localhost", 0, False, unix_path=socket_path)])
     link = MemberLink(link_path(socket_path), MAX_ANSWER_BYTES)
     mark = AppliedMark.open(mark_path(socket_path))
     counts = WorkerCounts(counts_path(socket_path), index)
     ranges = LocalRange(backend_path, map_size, link, mark, counts)
-    resolve, services = worker_resolver(upstream, link, ranges)
+    resolve, services = worker_resolver(link, ranges)
     limits = GrpcLimits(
         max_concurrent_streams=config.max_concurrent_streams,
         keepalive_min_time=config.grpc_keepalive_min_time,
@@ -75,7 +73,6 @@ async def serve_worker(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_signal, nursery.cancel_scope)
             nursery.start_soon(_stop_without_parent, parent, nursery.cancel_scope)
-            await nursery.start(upstream.run)
             await nursery.start(link.run)
             await nursery.start(ranges.run)
             for address, port in zip(addresses, ports, strict=True):

@@ -1,5 +1,5 @@
 """The member link (etcdx/worker/link_*.py) end to end in one process: a real unix socket, the member's
-serve_link over a method table of every unary kind, and a worker's MemberLink calling it."""
+serve_link over a method table of every kind, and a worker's MemberLink calling it (unary CALLs and streams)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import trio
 
 from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_server import (
+    BidiStreamMethod,
     DeferredUnaryMethod,
     InlineUnaryMethod,
     RpcContext,
@@ -19,6 +20,7 @@ from etcdx.net.grpc_server import (
 )
 from etcdx.net.listener import open_private_unix_listener
 from etcdx.worker.link_client import MemberLink
+from etcdx.worker.link_frames import STREAM_WINDOW
 from etcdx.worker.link_member import serve_link
 
 MAX_FRAME = 16 * 1024 * 1024
@@ -31,6 +33,8 @@ class Member:
         self.seen: list[RpcContext] = []
         self.later: list = []  # deferred replies not given yet
         self.started = 0
+        self.flood_sent = 0  # messages /t/flood has sent
+        self.ended: list[str] = []  # how stream handlers ended: "cancelled", or "returned"
 
     def resolve(self, path: str):
         return {
@@ -42,6 +46,10 @@ class Member:
             "/t/etcd-error": InlineUnaryMethod(self._etcd_error),
             "/t/bug": InlineUnaryMethod(self._bug),
             "/t/stream": ServerStreamMethod(self._stream),
+            "/t/echo": BidiStreamMethod(self._echo),
+            "/t/count": ServerStreamMethod(self._count),
+            "/t/flood": ServerStreamMethod(self._flood),
+            "/t/forever": BidiStreamMethod(self._forever),
         }.get(path)
 
     def _inline(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -67,6 +75,33 @@ class Member:
 
     async def _stream(self, data, ctx, send) -> None:
         raise AssertionError("never called")
+
+    async def _echo(self, messages, ctx, send) -> None:
+        """Echoes each message with the call's token, then ends OK at the client's half-close, or fails as
+        asked by a message "fail"."""
+        async for message in messages:
+            if message == b"fail":
+                raise EtcdError(StatusCode.FAILED_PRECONDITION, "asked to fail")
+            await send(ctx.metadata.get("token", "").encode() + b":" + message)
+
+    async def _count(self, data, ctx, send) -> None:
+        for i in range(int(data)):
+            await send(b"%d" % i)
+        raise EtcdError(StatusCode.OUT_OF_RANGE, "counted")
+
+    async def _flood(self, data, ctx, send) -> None:
+        chunk = b"f" * 4096
+        while True:
+            await send(chunk)
+            self.flood_sent += 1
+
+    async def _forever(self, messages, ctx, send) -> None:
+        try:
+            await send(b"ready")
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            self.ended.append("cancelled")
+            raise
 
 
 async def call(link: MemberLink, path: str, data: bytes = b"x", metadata=None, deadline=None):
@@ -101,7 +136,7 @@ class Serving:
         with scope:
             listener = await open_private_unix_listener(self.path)
             task_status.started()
-            await serve_link(listener, self.member.resolve, MAX_FRAME)
+            await serve_link(listener, self.member.resolve, frozenset({"t"}), MAX_FRAME)
 
     def stop(self) -> None:
         self.scope.cancel()
@@ -242,3 +277,133 @@ async def test_a_lost_link_answers_unavailable_and_connects_again(linked):
         while (answer := await call(link, "/t/inline", b"z")) != b"inline:z":
             assert answer[0] == StatusCode.UNAVAILABLE
             await trio.sleep(0.02)
+
+
+async def test_a_bidirectional_stream_relays_both_ways_with_metadata_and_ends_ok(linked):
+    _, link, _ = linked
+    async with link.open_stream("/t/echo", {"token": "tok"}, None) as stream:
+        got = []
+        for word in (b"a", b"b", b"c"):
+            await stream.send(word)
+        stream.close_send()
+        with trio.fail_after(5):
+            got = [message async for message in stream.responses()]
+    assert got == [b"tok:a", b"tok:b", b"tok:c"]
+
+
+async def test_a_streams_error_arrives_after_its_messages_with_the_members_code_and_text(linked):
+    _, link, _ = linked
+    count = STREAM_WINDOW // 100  # a few hundred messages: some credit comes back on the way
+    got = []
+    with trio.fail_after(5):
+        async with link.open_stream("/t/count", {}, None) as stream:
+            await stream.send(b"%d" % count)
+            stream.close_send()
+            with pytest.raises(EtcdError) as failed:
+                async for message in stream.responses():
+                    got.append(message)
+    assert got == [b"%d" % i for i in range(count)]
+    assert (failed.value.code, failed.value.message) == (StatusCode.OUT_OF_RANGE, "counted")
+    with trio.fail_after(5):
+        async with link.open_stream("/t/echo", {}, None) as stream:
+            await stream.send(b"fail")
+            with pytest.raises(EtcdError) as failed:
+                async for _ in stream.responses():
+                    pass
+    assert (failed.value.code, failed.value.message) == (StatusCode.FAILED_PRECONDITION, "asked to fail")
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [("/t/inline", b"inline:q"), ("/t/async", b"async:q"), ("/t/at-once", b"now:q")],
+)
+async def test_a_unary_method_answers_a_stream_with_one_message(linked, path, answer):
+    _, link, _ = linked
+    with trio.fail_after(5):
+        async with link.open_stream(path, {}, None) as stream:
+            await stream.send(b"q")
+            stream.close_send()
+            assert [message async for message in stream.responses()] == [answer]
+
+
+async def test_a_stream_without_its_request_or_method_ends_as_grpc_go_ends_it(linked):
+    _, link, _ = linked
+    outcomes = []
+    for path in ("/t/count", "/t/nothing-here", "/elsewhere/x"):
+        with trio.fail_after(5):
+            async with link.open_stream(path, {}, None) as stream:
+                stream.close_send()
+                with pytest.raises(EtcdError) as failed:
+                    async for _ in stream.responses():
+                        pass
+        outcomes.append((failed.value.code, failed.value.message))
+    assert outcomes == [
+        (StatusCode.UNKNOWN, "unexpected EOF"),
+        (StatusCode.UNIMPLEMENTED, "unknown method nothing-here for service t"),
+        (StatusCode.UNIMPLEMENTED, "unknown service elsewhere"),
+    ]
+
+
+async def test_leaving_a_stream_cancels_its_handler_on_the_member(linked):
+    member, link, _ = linked
+    with trio.fail_after(5):
+        async with link.open_stream("/t/forever", {}, None) as stream:
+            async for message in stream.responses():
+                assert message == b"ready"
+                break
+        while not member.ended:
+            await trio.sleep(0.001)
+    assert member.ended == ["cancelled"]
+    assert await call(link, "/t/inline", b"after") == b"inline:after"  # the link is still well
+
+
+async def test_a_streams_deadline_ends_it_on_the_member(linked):
+    member, link, _ = linked
+    with trio.fail_after(5):
+        async with link.open_stream("/t/forever", {}, trio.current_time() + 0.2) as stream:
+            with pytest.raises(EtcdError) as failed:
+                async for _ in stream.responses():
+                    pass
+    assert (failed.value.code, failed.value.message) == (StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+    assert member.ended == ["cancelled"]
+
+
+async def test_a_reader_that_stops_holds_back_only_its_own_stream(linked):
+    """Credit: a member handler that sends without end to a caller that reads nothing is held to about one window,
+    the caller's side buffers no more, and the link's other calls go on. Reading again lets it go on."""
+    member, link, _ = linked
+    window_messages = STREAM_WINDOW // 4096
+    async with link.open_stream("/t/flood", {}, None) as stream:
+        await stream.send(b"")
+        stream.close_send()
+        with trio.fail_after(5):
+            while member.flood_sent < window_messages:
+                await trio.sleep(0.001)
+        await trio.sleep(0.2)  # time to run past the window, were it not held
+        assert member.flood_sent <= window_messages
+        assert len(stream._inbox) <= window_messages + 1
+        assert await call(link, "/t/inline", b"meanwhile") == b"inline:meanwhile"
+        taken = 0
+        with trio.fail_after(5):
+            async for _ in stream.responses():
+                taken += 1
+                if taken == 3 * window_messages:
+                    break
+    assert member.flood_sent >= 3 * window_messages - 1
+
+
+async def test_a_lost_link_ends_its_streams_unavailable(linked):
+    _, link, serving = linked
+    async with link.open_stream("/t/forever", {}, None) as stream:
+        with trio.fail_after(5):
+            async for message in stream.responses():
+                assert message == b"ready"
+                break
+            serving.stop()
+            with pytest.raises(EtcdError) as failed:
+                async for _ in stream.responses():
+                    pass
+    assert (failed.value.code, failed.value.message) == (
+        StatusCode.UNAVAILABLE,
+        "etcdx: the read worker lost its link to the member",
+    )

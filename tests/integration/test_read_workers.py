@@ -784,8 +784,8 @@ def test_flag_is_listed_and_read_from_every_source(tmp_path):
 
 def test_a_lock_given_up_through_a_worker_is_not_taken_later(member):
     """Lock waits until the lock is free. A client that gives up (cancels the call) must leave no waiter behind on
-    the member, on any connection: the member link carries no cancellation, so workers send Lock over HTTP/2,
-    where the member sees the client cancel and removes the waiter's key, as etcd does.
+    the member, on any connection: workers send Lock as a member link stream, whose CANCEL the member sees, and
+    it removes the waiter's key, as etcd does.
 
     The holder unlocks only once the member has had time to see every cancellation: a cancel that crosses the
     unlock on the wire may lose to it, and then that caller was granted the lock before it gave up, on etcd too."""

@@ -1,0 +1,144 @@
+"""One stream call a worker opened on the member link (link_frames.py: OPEN ... END), on the member's side: the
+method runs in a task of its own, as the member's HTTP/2 server runs a streaming call (net/grpc_server.py).
+
+A bidirectional method reads the worker's messages as they come; any other takes the first (UNKNOWN "unexpected
+EOF" if the worker half-closes before one), and a unary method's answer is the call's one message. The call
+ends with the handler's status (``failure_status`` of what it raised), DEADLINE_EXCEEDED once the worker's
+deadline passes, or nothing at all once the worker cancels it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable
+
+import trio
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_metrics import COUNTS
+from etcdx.net.grpc_server import (
+    BidiStreamMethod,
+    DeferredUnaryMethod,
+    InlineUnaryMethod,
+    Method,
+    RpcContext,
+    ServerStreamMethod,
+    failure_status,
+)
+from etcdx.worker.link_credit import StreamCredit
+from etcdx.worker.link_frames import LinkError, encode_credit, encode_message
+from etcdx.worker.link_socket import LinkSocket
+
+_UNEXPECTED_EOF = (StatusCode.UNKNOWN, "unexpected EOF")
+_DEADLINE = (StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+
+
+class MemberStream:
+    def __init__(self, call_id: int, ctx: RpcContext, socket: LinkSocket) -> None:
+        self.call_id = call_id
+        self.ctx = ctx
+        self._socket = socket
+        self._credit = StreamCredit()
+        self._inbox, self._messages = trio.open_memory_channel[bytes](math.inf)  # bounded by the credit
+        self._scope: trio.CancelScope | None = None
+        self.cancelled = False
+
+    # -- the link's reader ------------------------------------------------------------------
+
+    def deliver(self, message: bytes) -> None:
+        self._credit.received(len(message))
+        COUNTS.stream_received[self.ctx.path] += 1
+        try:
+            self._inbox.send_nowait(message)
+        except trio.ClosedResourceError:
+            raise LinkError("a stream message after its HALF_CLOSE") from None
+
+    def grant(self, size: int) -> None:
+        self._credit.granted(size)
+
+    def half_close(self) -> None:
+        self._inbox.close()
+
+    def cancel(self) -> None:
+        """The worker's CANCEL: the handler stops at its next checkpoint and the call ends without a status."""
+        self.cancelled = True
+        COUNTS.handled[self.ctx.path, StatusCode.CANCELLED] += 1  # the client gave up, as grpc-go counts it
+        self._inbox.close()
+        self._credit.close()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    # -- the call's task --------------------------------------------------------------------
+
+    async def run(self, method: Method, end: Callable[[MemberStream, int, str], None]) -> None:
+        """Runs ``method`` for the call, then hands its status to ``end`` (not for a call the worker cancelled)."""
+        if self.cancelled:
+            return
+        code, text = StatusCode.OK, ""
+        with trio.CancelScope(deadline=self.ctx.deadline if self.ctx.deadline is not None else math.inf) as scope:
+            self._scope = scope
+            try:
+                await self._call(method)
+            except Exception as exc:
+                code, text = failure_status(self.ctx.path, exc)
+        if self.cancelled:
+            return
+        if scope.cancelled_caught:
+            code, text = _DEADLINE
+        end(self, code, text)
+
+    async def _call(self, method: Method) -> None:
+        ctx = self.ctx
+        if isinstance(method, BidiStreamMethod):
+            await method.handler(self._requests(), ctx, self.send)
+            return
+        first = None
+        async for message in self._requests():
+            first = message
+            break
+        if first is None:
+            raise EtcdError(*_UNEXPECTED_EOF)
+        if isinstance(method, ServerStreamMethod):
+            await method.handler(first, ctx, self.send)
+        else:
+            await self.send(await _unary(method, first, ctx))
+
+    async def _requests(self) -> AsyncIterator[bytes]:
+        async for message in self._messages:
+            grant = self._credit.consumed(len(message))
+            if grant:
+                self._socket.queue(encode_credit(self.call_id, grant))
+                self._socket.flush_soon()
+            yield message
+
+    async def send(self, message: bytes) -> None:
+        """One message to the worker, once it has room (the client reads as fast as it sends)."""
+        if not await self._credit.wait_to_send():
+            await trio.lowlevel.checkpoint()  # cancelled: the scope ends the handler here
+            return
+        self._credit.sent(len(message))
+        COUNTS.stream_sent[self.ctx.path] += 1
+        self._socket.queue(encode_message(self.call_id, message))
+        self._socket.flush_soon()
+
+
+async def _unary(method: Method, message: bytes, ctx: RpcContext) -> bytes:
+    """A unary method's answer (its EtcdError raised), whichever of the three kinds it is."""
+    if isinstance(method, InlineUnaryMethod):
+        return method.handler(message, ctx)
+    if isinstance(method, DeferredUnaryMethod):
+        done = trio.Event()
+        outcome: list[bytes | EtcdError] = []
+
+        def reply(result: bytes | EtcdError) -> None:
+            outcome.append(result)
+            done.set()
+
+        at_once = method.handler(message, ctx, reply)
+        if at_once is not None:
+            return at_once
+        await done.wait()
+        if isinstance(outcome[0], EtcdError):
+            raise outcome[0]
+        return outcome[0]
+    return await method.handler(message, ctx)  # UnaryMethod

@@ -1,0 +1,86 @@
+"""A read worker's stream call over the member link (link_frames.py: OPEN ... END), as its routes use it: send the
+client's messages, close the sending side, iterate over the member's messages until its status.
+
+The link's reader hands this object the member's frames for the call (``deliver``, ``end``, ``grant``); the
+route's task uses the rest. Only the member's END (or the loss of the link) ends the call; a route that stops
+before then has the link send CANCEL (link_client.MemberLink.open_stream).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterator
+
+import trio
+
+from etcdx.errors import EtcdError, StatusCode
+from etcdx.worker.link_credit import StreamCredit
+from etcdx.worker.link_frames import HALF_CLOSE, encode_credit, encode_message, encode_signal
+from etcdx.worker.link_socket import LinkSocket
+
+
+class LinkStream:
+    def __init__(self, call_id: int, socket: LinkSocket) -> None:
+        self.call_id = call_id
+        self._socket = socket
+        self._credit = StreamCredit()
+        self._inbox: deque[bytes] = deque()
+        self._arrived = trio.Event()
+        self.status: tuple[int, str] | None = None  # the member's END: (code, text)
+
+    # -- the link's reader ------------------------------------------------------------------
+
+    def deliver(self, message: bytes) -> None:
+        self._credit.received(len(message))
+        self._inbox.append(message)
+        self._arrived.set()
+
+    def grant(self, size: int) -> None:
+        self._credit.granted(size)
+
+    def end(self, code: int, text: str) -> None:
+        self.status = (code, text)
+        self._credit.close()
+        self._arrived.set()
+
+    # -- the route's task -------------------------------------------------------------------
+
+    async def send(self, message: bytes) -> None:
+        """Sends one message once the member has room for it; nothing once the call has ended (what follows is
+        its status)."""
+        if await self._credit.wait_to_send():
+            self._credit.sent(len(message))
+            self._socket.queue(encode_message(self.call_id, message))
+            self._socket.flush_now()
+
+    def close_send(self) -> None:
+        if self.status is None:
+            self._socket.queue(encode_signal(HALF_CLOSE, self.call_id))
+            self._socket.flush_now()
+
+    async def responses(self) -> AsyncIterator[bytes]:
+        """The member's messages as they come; ends at its status, raising it as an EtcdError unless OK. A
+        message's credit goes back to the member once the caller has taken it (and asks for the next)."""
+        while True:
+            while self._inbox:
+                message = self._inbox.popleft()
+                yield message
+                grant = self._credit.consumed(len(message))
+                if grant and self.status is None:
+                    self._socket.queue(encode_credit(self.call_id, grant))
+                    self._socket.flush_soon()
+            if self.status is not None:
+                code, text = self.status
+                if code != StatusCode.OK:
+                    raise EtcdError(status_code(code), text)
+                return
+            self._arrived = trio.Event()
+            await self._arrived.wait()
+
+
+def status_code(code: int) -> StatusCode:
+    """The StatusCode of a code the member sent (UNKNOWN for one this build does not know)."""
+    try:
+        return StatusCode(code)
+    except ValueError:
+        return StatusCode.UNKNOWN
