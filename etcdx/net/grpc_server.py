@@ -161,6 +161,33 @@ class DeferredUnaryMethod:
     handler: Callable[[bytes, RpcContext, Reply], bytes | None]
 
 
+class StreamSender:
+    """A streaming handler's ``send``: ``await send(message)`` sends one message, waiting for window as needed.
+
+    ``try_send_nowait(message)`` is for code that runs outside the handler's task, such as a read worker's member
+    link delivering the member's messages: it sends the message only if that needs no wait (window, output room),
+    queues the output for the next flush_deferred_replies and returns True; otherwise it sends nothing and returns
+    False. The caller keeps the call's messages in order: no try_send_nowait while an ``await send`` runs."""
+
+    __slots__ = ("_connection", "_call")
+
+    def __init__(self, connection: GrpcConnection, call: _Call) -> None:
+        self._connection = connection
+        self._call = call
+
+    async def __call__(self, message: bytes) -> None:
+        COUNTS.stream_sent[self._call.ctx.path] += 1
+        await self._connection._send_message(self._call, message)
+
+    def try_send_nowait(self, message: bytes) -> bool:
+        connection = self._connection
+        if not connection._send_message_nowait(self._call, message):
+            return False
+        COUNTS.stream_sent[self._call.ctx.path] += 1
+        defer_output(connection)
+        return True
+
+
 @dataclass(frozen=True)
 class ServerStreamMethod:
     handler: Callable[[bytes, RpcContext, Send], Awaitable[None]]
@@ -749,14 +776,7 @@ class GrpcConnection:
 
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
-
-        sent = COUNTS.stream_sent
-        path = call.ctx.path
-
-        async def send(data: bytes) -> None:
-            sent[path] += 1
-            await self._send_message(call, data)
-
+        send = StreamSender(self, call)
         try:
             with trio.CancelScope(deadline=_deadline(call)) as scope:
                 call.scope = scope

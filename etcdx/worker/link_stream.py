@@ -2,14 +2,17 @@
 client's messages, close the sending side, iterate over the member's messages until its status.
 
 The link's reader hands this object the member's frames for the call (``deliver``, ``end``, ``grant``); the
-route's task uses the rest. Only the member's END (or the loss of the link) ends the call; a route that stops
-before then has the link send CANCEL (link_client.MemberLink.open_stream).
+route's task uses the rest. A route may name where a message can go without its task (``deliver_to``: the client
+call's StreamSender.try_send_nowait): a message that arrives while none waits before it is sent from the reader
+then, with no pass of the scheduler, and leaves with the reader's flush_deferred_replies. Only the member's END
+(or the loss of the link) ends the call; a route that stops before then has the link send CANCEL
+(link_client.MemberLink.open_stream).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import trio
 
@@ -27,11 +30,21 @@ class LinkStream:
         self._inbox: deque[bytes] = deque()
         self._arrived = trio.Event()
         self.status: tuple[int, str] | None = None  # the member's END: (code, text)
+        self._direct: Callable[[bytes], bool] | None = None
+        self._in_hand = False  # the route's task holds a message it has not finished sending
+
+    def deliver_to(self, direct: Callable[[bytes], bool]) -> None:
+        """``direct(message)`` sends a message at once if it can (True), or sends nothing (False)."""
+        self._direct = direct
 
     # -- the link's reader ------------------------------------------------------------------
 
     def deliver(self, message: bytes) -> None:
         self._credit.received(len(message))
+        direct = self._direct
+        if direct is not None and not self._inbox and not self._in_hand and direct(message):
+            self._give_back(len(message))
+            return
         self._inbox.append(message)
         self._arrived.set()
 
@@ -64,11 +77,12 @@ class LinkStream:
         while True:
             while self._inbox:
                 message = self._inbox.popleft()
-                yield message
-                grant = self._credit.consumed(len(message))
-                if grant and self.status is None:
-                    self._socket.queue(encode_credit(self.call_id, grant))
-                    self._socket.flush_soon()
+                self._in_hand = True
+                try:
+                    yield message
+                finally:
+                    self._in_hand = False
+                self._give_back(len(message))
             if self.status is not None:
                 code, text = self.status
                 if code != StatusCode.OK:
@@ -76,6 +90,12 @@ class LinkStream:
                 return
             self._arrived = trio.Event()
             await self._arrived.wait()
+
+    def _give_back(self, size: int) -> None:
+        grant = self._credit.consumed(size)
+        if grant and self.status is None:
+            self._socket.queue(encode_credit(self.call_id, grant))
+            self._socket.flush_soon()
 
 
 def status_code(code: int) -> StatusCode:

@@ -15,6 +15,7 @@ from etcdx.net.grpc_server import BidiStreamMethod, Method, Resolver, RpcContext
 from etcdx.proxy.forward import upstream_metadata
 from etcdx.proxy.routes import BIDI_STREAMS, SERVER_STREAMS, UNARY
 from etcdx.worker.link_client import MemberLink
+from etcdx.worker.link_stream import LinkStream
 from etcdx.worker.local_range import RANGE_PATH, LocalRange
 
 _MORE_UNARY = (
@@ -57,6 +58,7 @@ def _unary_stream(link: MemberLink, path: str) -> UnaryMethod:
 def _server_stream(link: MemberLink, path: str) -> ServerStreamMethod:
     async def handler(data: bytes, ctx: RpcContext, send: Send) -> None:
         async with link.open_stream(path, upstream_metadata(ctx), ctx.deadline) as stream:
+            _deliver_to_client(stream, send)
             await stream.send(data)
             stream.close_send()
             async for message in stream.responses():
@@ -79,9 +81,17 @@ def _bidi_stream(link: MemberLink, path: str) -> BidiStreamMethod:
                     await stream.send(message)
                 stream.close_send()
 
+            _deliver_to_client(stream, send)
             nursery.start_soon(pump_up)
             async for message in stream.responses():
                 await send(message)
             nursery.cancel_scope.cancel()
 
     return BidiStreamMethod(handler)
+
+
+def _deliver_to_client(stream: LinkStream, send: Send) -> None:
+    """The member's messages go to the client from the link's reader when nothing waits before them."""
+    direct = getattr(send, "try_send_nowait", None)  # the client call's StreamSender (net/grpc_server.py)
+    if direct is not None:
+        stream.deliver_to(direct)

@@ -407,3 +407,47 @@ async def test_a_lost_link_ends_its_streams_unavailable(linked):
         StatusCode.UNAVAILABLE,
         "etcdx: the read worker lost its link to the member",
     )
+
+
+async def test_messages_sent_from_the_reader_keep_their_order_with_those_the_route_sends(linked):
+    """deliver_to: a message goes straight to the client only when none waits before it and the route's task is
+    not sending one (its send may wait for the client's window). The client gets every message once, in order."""
+    _, link, _ = linked
+    to_client: list[bytes] = []
+    direct_sent: list[bytes] = []
+    accept = False  # whether the client has room for a message now
+    holding, release = trio.Event(), trio.Event()
+
+    def direct(message: bytes) -> bool:
+        if accept:
+            to_client.append(message)
+            direct_sent.append(message)
+        return accept
+
+    async def route(stream) -> None:
+        async for message in stream.responses():
+            if not holding.is_set():  # the first send waits for window, until released
+                holding.set()
+                await release.wait()
+            to_client.append(message)
+
+    async def until(condition) -> None:
+        while not condition():
+            await trio.sleep(0.001)
+
+    with trio.fail_after(5):
+        async with link.open_stream("/t/echo", {}, None) as stream, trio.open_nursery() as nursery:
+            stream.deliver_to(direct)
+            nursery.start_soon(route, stream)
+            await stream.send(b"0")  # no room: the route's task takes it, and waits
+            await holding.wait()
+            accept = True
+            await stream.send(b"1")  # room now, but the route's task is still sending ":0"
+            await until(lambda: stream._inbox or direct_sent)
+            release.set()
+            await until(lambda: len(to_client) == 2)
+            await stream.send(b"2")  # nothing waits before it: straight to the client
+            await until(lambda: len(to_client) == 3)
+            stream.close_send()
+    assert to_client == [b":0", b":1", b":2"]
+    assert direct_sent == [b":2"]
