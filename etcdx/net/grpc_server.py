@@ -203,6 +203,31 @@ _UNARY = (UnaryMethod, InlineUnaryMethod, DeferredUnaryMethod)
 Resolver = Callable[[str], Method | None]
 
 
+async def await_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
+    """A unary method's response (``method`` is one of the three unary kinds), awaited in the caller's task; its
+    error raised (a deferred method's EtcdError reply too). For callers outside a connection: the JSON gateway,
+    the member link's streams."""
+    if isinstance(method, InlineUnaryMethod):
+        return method.handler(data, ctx)
+    if not isinstance(method, DeferredUnaryMethod):
+        return await method.handler(data, ctx)  # UnaryMethod
+    done = trio.Event()
+    outcome: list[bytes | EtcdError] = []
+
+    def reply(result: bytes | EtcdError) -> None:
+        if not outcome:
+            outcome.append(result)
+            done.set()
+
+    at_once = method.handler(data, ctx, reply)
+    if at_once is not None:
+        return at_once
+    await done.wait()
+    if isinstance(outcome[0], EtcdError):
+        raise outcome[0]
+    return outcome[0]
+
+
 class _Call:
     __slots__ = (
         "stream_id",

@@ -18,11 +18,10 @@ from etcdx.errors import EtcdError, StatusCode
 from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
-    DeferredUnaryMethod,
-    InlineUnaryMethod,
     Method,
     RpcContext,
     ServerStreamMethod,
+    await_unary,
     failure_status,
 )
 from etcdx.worker.link_credit import StreamCredit
@@ -101,7 +100,7 @@ class MemberStream:
         if isinstance(method, ServerStreamMethod):
             await method.handler(first, ctx, self.send)
         else:
-            await self.send(await _unary(method, first, ctx))
+            await self.send(await await_unary(method, first, ctx))
 
     async def _requests(self) -> AsyncIterator[bytes]:
         async for message in self._messages:
@@ -120,25 +119,3 @@ class MemberStream:
         COUNTS.stream_sent[self.ctx.path] += 1
         self._socket.queue(encode_message(self.call_id, message))
         self._socket.flush_soon()
-
-
-async def _unary(method: Method, message: bytes, ctx: RpcContext) -> bytes:
-    """A unary method's answer (its EtcdError raised), whichever of the three kinds it is."""
-    if isinstance(method, InlineUnaryMethod):
-        return method.handler(message, ctx)
-    if isinstance(method, DeferredUnaryMethod):
-        done = trio.Event()
-        outcome: list[bytes | EtcdError] = []
-
-        def reply(result: bytes | EtcdError) -> None:
-            outcome.append(result)
-            done.set()
-
-        at_once = method.handler(message, ctx, reply)
-        if at_once is not None:
-            return at_once
-        await done.wait()
-        if isinstance(outcome[0], EtcdError):
-            raise outcome[0]
-        return outcome[0]
-    return await method.handler(message, ctx)  # UnaryMethod

@@ -19,11 +19,10 @@ from etcdx.log import get_logger
 from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
-    DeferredUnaryMethod,
-    InlineUnaryMethod,
     Method,
     RpcContext,
     ServerStreamMethod,
+    await_unary,
 )
 
 log = get_logger("etcdx.api.gateway")
@@ -80,11 +79,7 @@ async def call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
 async def _call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
     with trio.move_on_at(_deadline(ctx)):
         try:
-            if isinstance(method, InlineUnaryMethod):
-                return method.handler(data, ctx)
-            if isinstance(method, DeferredUnaryMethod):
-                return await _deferred(method, data, ctx)
-            return await method.handler(data, ctx)
+            return await await_unary(method, data, ctx)
         except Exception as exc:
             raise as_etcd_error(exc, ctx.path) from None
     raise DEADLINE_EXCEEDED
@@ -92,24 +87,6 @@ async def _call_unary(method: Method, data: bytes, ctx: RpcContext) -> bytes:
 
 def _deadline(ctx: RpcContext) -> float:
     return ctx.deadline if ctx.deadline is not None else math.inf
-
-
-async def _deferred(method: DeferredUnaryMethod, data: bytes, ctx: RpcContext) -> bytes:
-    done = trio.Event()
-    outcome: list[bytes | EtcdError] = []
-
-    def reply(result: bytes | EtcdError) -> None:
-        if not outcome:
-            outcome.append(result)
-            done.set()
-
-    at_once = method.handler(data, ctx, reply)
-    if at_once is not None:
-        return at_once
-    await done.wait()
-    if isinstance(outcome[0], EtcdError):
-        raise outcome[0]
-    return outcome[0]
 
 
 class Stream:
