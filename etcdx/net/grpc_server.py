@@ -188,6 +188,43 @@ class StreamSender:
         return True
 
 
+class StreamMessages:
+    """A bidirectional handler's request messages: ``async for message in messages``; a request stream that broke
+    a rule raises its EtcdError after the messages before it.
+
+    ``divert(take)`` is for code that can take a message outside the handler's task (a read worker relaying the
+    call on its member link): from then on, a message that arrives while none waits before it and the handler
+    holds none (it has asked for the next) goes to ``take(message)`` from the connection's reader, which sends
+    nothing or queues it for the next flush_deferred_replies and returns True, or returns False and the message
+    waits for the iterator as usual. Order is kept: a diverted message never overtakes one the handler got."""
+
+    __slots__ = ("_connection", "_call", "_receive")
+
+    def __init__(self, connection: GrpcConnection, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
+        self._connection = connection
+        self._call = call
+        self._receive = receive
+
+    def divert(self, take: Callable[[bytes], bool]) -> None:
+        self._call.divert = take
+
+    def __aiter__(self) -> StreamMessages:
+        return self
+
+    async def __anext__(self) -> bytes:
+        call = self._call
+        call.in_hand = False
+        try:
+            message = await self._receive.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        if isinstance(message, EtcdError):
+            raise message
+        self._connection._consumed(call, message)
+        call.in_hand = True
+        return message
+
+
 @dataclass(frozen=True)
 class ServerStreamMethod:
     handler: Callable[[bytes, RpcContext, Send], Awaitable[None]]
@@ -248,6 +285,8 @@ class _Call:
         "held",
         "started_at",
         "connection",
+        "divert",
+        "in_hand",
     )
 
     def __init__(self, stream_id: int, method: Method, ctx: RpcContext, connection: GrpcConnection) -> None:
@@ -269,6 +308,8 @@ class _Call:
         self.backlog = 0  # streaming: framed bytes of the messages waiting in the inbox
         self.held = 0  # request bytes counted in GrpcConnection._held (see GrpcConnection._holding)
         self.started_at = 0.0  # trio time the call started (kept only for --metrics extensive)
+        self.divert: Callable[[bytes], bool] | None = None  # bidirectional: see StreamMessages.divert
+        self.in_hand = False  # bidirectional: the handler took a message and has not asked for the next
 
     def __call__(self, outcome: bytes | EtcdError) -> None:
         """A deferred call's ``reply`` (DeferredUnaryMethod): the call itself, so that none is made per call."""
@@ -580,6 +621,9 @@ class GrpcConnection:
     def _deliver(self, call: _Call, message: bytes) -> None:
         if call.inbox is not None:
             COUNTS.stream_received[call.ctx.path] += 1
+            divert = call.divert
+            if divert is not None and not call.backlog and not call.in_hand and divert(message):
+                return
             call.backlog += 5 + len(message)
             call.inbox.send_nowait(message)
         elif not call.messages:
@@ -810,7 +854,7 @@ class GrpcConnection:
                     if first is not None:
                         await call.method.handler(first, call.ctx, send)
                 else:
-                    await call.method.handler(self._messages(call, receive), call.ctx, send)
+                    await call.method.handler(StreamMessages(self, call, receive), call.ctx, send)
         except Exception as exc:
             code, text = failure_status(call.ctx.path, exc)
         if scope.cancelled_caught:
@@ -828,13 +872,6 @@ class GrpcConnection:
             return message
         self._fail(call, _UNEXPECTED_EOF)
         return None
-
-    async def _messages(self, call: _Call, receive: trio.MemoryReceiveChannel) -> AsyncIterator[bytes]:
-        async for message in receive:
-            if isinstance(message, EtcdError):
-                raise message
-            self._consumed(call, message)
-            yield message
 
     def _consumed(self, call: _Call, message: bytes) -> None:
         call.backlog -= 5 + len(message)

@@ -126,10 +126,17 @@ class MemberLink:
         self._pending[call_id] = reply
         socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, message))
         if batched:
-            defer_output(self)
-            socket.flush_soon()
+            self._flush_later()
         else:
             socket.flush_now()
+
+    def _flush_later(self) -> None:
+        """Output queued outside a read of the link: it leaves at the next flush_deferred_replies, or with the
+        link's writer at its next turn, whichever comes first."""
+        socket = self._socket
+        if socket is not None:
+            defer_output(self)
+            socket.flush_soon()
 
     def _flush_now(self) -> None:  # DeferredOutput
         socket = self._socket
@@ -161,7 +168,7 @@ class MemberLink:
         if socket is None or socket.broken:
             raise EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE)
         call_id = next(self._ids) & 0xFFFFFFFF
-        stream = LinkStream(call_id, socket)
+        stream = LinkStream(call_id, socket, self._flush_later)
         self._streams[call_id] = stream
         socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, b"", OPEN))
         socket.flush_now()

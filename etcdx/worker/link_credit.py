@@ -27,6 +27,10 @@ class StreamCredit:
             await self._room.wait()
         return not self._closed
 
+    def may_send(self) -> bool:
+        """Whether this side may send now (its credit is above zero and the stream has not ended)."""
+        return self._send_left > 0 and not self._closed
+
     def sent(self, size: int) -> None:
         self._send_left -= size
 

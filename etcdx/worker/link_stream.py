@@ -23,9 +23,10 @@ from etcdx.worker.link_socket import LinkSocket
 
 
 class LinkStream:
-    def __init__(self, call_id: int, socket: LinkSocket) -> None:
+    def __init__(self, call_id: int, socket: LinkSocket, flush_later: Callable[[], None]) -> None:
         self.call_id = call_id
         self._socket = socket
+        self._flush_later = flush_later  # the link's output leaves at the next flush_deferred_replies
         self._credit = StreamCredit()
         self._inbox: deque[bytes] = deque()
         self._arrived = trio.Event()
@@ -65,6 +66,19 @@ class LinkStream:
             self._credit.sent(len(message))
             self._socket.queue(encode_message(self.call_id, message))
             self._socket.flush_now()
+
+    def try_send_nowait(self, message: bytes) -> bool:
+        """What ``send`` does if the member has room now, without a wait: the output leaves at the next
+        flush_deferred_replies (the client connection's, once its read is handled). False (nothing sent) if it
+        has none; True once the call has ended (the message is dropped, as ``send`` drops it)."""
+        if self.status is not None:
+            return True
+        if not self._credit.may_send():
+            return False
+        self._credit.sent(len(message))
+        self._socket.queue(encode_message(self.call_id, message))
+        self._flush_later()
+        return True
 
     def close_send(self) -> None:
         if self.status is None:

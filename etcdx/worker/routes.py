@@ -82,6 +82,9 @@ def _bidi_stream(link: MemberLink, path: str) -> BidiStreamMethod:
                 stream.close_send()
 
             _deliver_to_client(stream, send)
+            divert = getattr(messages, "divert", None)  # the client call's StreamMessages (net/grpc_server.py)
+            if divert is not None:
+                divert(stream.try_send_nowait)  # the client's messages go to the link from its connection's reader
             nursery.start_soon(pump_up)
             async for message in stream.responses():
                 await send(message)

@@ -451,3 +451,18 @@ async def test_messages_sent_from_the_reader_keep_their_order_with_those_the_rou
             stream.close_send()
     assert to_client == [b":0", b":1", b":2"]
     assert direct_sent == [b":2"]
+
+
+async def test_a_message_sent_without_a_wait_needs_the_members_credit(linked):
+    """LinkStream.try_send_nowait (a client's messages sent from its connection's reader): True while the member
+    has room, then False (nothing sent) once a window waits unread; and True, dropped, once the call ended."""
+    _, link, _ = linked
+    chunk = b"c" * 4096
+    async with link.open_stream("/t/forever", {}, None) as stream:  # reads none of its requests
+        sent = 0
+        while stream.try_send_nowait(chunk):
+            sent += 1
+            assert sent <= STREAM_WINDOW // len(chunk)
+        assert sent == STREAM_WINDOW // len(chunk)
+        stream.end(StatusCode.OK, "")  # as the member's END would
+        assert stream.try_send_nowait(chunk)

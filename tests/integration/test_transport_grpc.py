@@ -6,6 +6,7 @@ The server is served in-process on 127.0.0.1, port 0, with echo handlers that kn
 from __future__ import annotations
 
 import json
+import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,6 +98,28 @@ class EchoService:
         async for message in requests:
             await send(message)
 
+    async def divert_stream(self, requests, ctx: RpcContext, send) -> None:
+        """Takes about half of the messages from the connection's reader (StreamMessages.divert, when it offers
+        one) and the rest from the iterator, whose each message it holds over a checkpoint before taking the
+        next; answers with the order it took them in and how many were diverted."""
+        taken: list[bytes] = []
+        diverted = 0
+        rng = random.Random(5)
+
+        def take(message: bytes) -> bool:
+            nonlocal diverted
+            if rng.random() < 0.5:
+                return False
+            taken.append(message)
+            diverted += 1
+            return True
+
+        requests.divert(take)
+        async for message in requests:
+            await trio.sleep(0)
+            taken.append(message)
+        await send(json.dumps({"order": [m.decode() for m in taken], "diverted": diverted}).encode())
+
     async def hold_stream(self, requests, ctx: RpcContext, send) -> None:
         try:
             async for _ in requests:
@@ -117,6 +140,7 @@ class EchoService:
             "/test.Echo/SlowCount": ServerStreamMethod(self.slow_count),
             "/test.Echo/EchoStream": BidiStreamMethod(self.echo_stream),
             "/test.Echo/HoldStream": BidiStreamMethod(self.hold_stream),
+            "/test.Echo/DivertStream": BidiStreamMethod(self.divert_stream),
         }.get(path)
 
 
@@ -307,6 +331,20 @@ async def test_bidi_stream_many_messages_both_ways(echo):
         return list(ch.stream_stream("/test.Echo/EchoStream")(iter(requests), timeout=60))
 
     assert await in_thread(echo.port, work) == requests
+
+
+async def test_diverted_messages_keep_their_order_with_those_the_handler_takes(echo):
+    """StreamMessages.divert: a message goes to the taker from the reader only when none waits before it and the
+    handler holds none; whichever way each went, the handler's side sees them all once, in order."""
+    requests = [b"%d" % i for i in range(3000)]
+
+    def work(ch):
+        return list(ch.stream_stream("/test.Echo/DivertStream")(iter(requests), timeout=60))
+
+    (answer,) = await in_thread(echo.port, work)
+    answer = json.loads(answer)
+    assert answer["order"] == [r.decode() for r in requests]
+    assert 0 < answer["diverted"] < len(requests)
 
 
 async def test_deadline_expiry_cancels_the_handler(echo):
