@@ -122,13 +122,20 @@ class MemberLink:
         if socket is None or socket.broken:
             reply(EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE))
             return
-        call_id = next(self._ids) & 0xFFFFFFFF
+        call_id = self._new_id()
         self._pending[call_id] = reply
         socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, message))
         if batched:
             self._flush_later()
         else:
             socket.flush_now()
+
+    def _new_id(self) -> int:
+        """A call id no call in flight has (ids wrap around after 2**32 calls; a watch may outlive that)."""
+        while True:
+            call_id = next(self._ids) & 0xFFFFFFFF
+            if call_id not in self._pending and call_id not in self._streams:
+                return call_id
 
     def _flush_later(self) -> None:
         """Output queued outside a read of the link: it leaves at the next flush_deferred_replies, or with the
@@ -167,7 +174,7 @@ class MemberLink:
         socket = self._socket
         if socket is None or socket.broken:
             raise EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE)
-        call_id = next(self._ids) & 0xFFFFFFFF
+        call_id = self._new_id()
         stream = LinkStream(call_id, socket, self._flush_later)
         self._streams[call_id] = stream
         socket.queue(encode_request(call_id, _timeout_ms(deadline), path, metadata, b"", OPEN))

@@ -90,6 +90,9 @@ class _MemberEnd:
                 nursery.cancel_scope.cancel()  # calls still running answer nobody
         finally:
             withdraw_deferred_output(self)
+            for stream in self._streams.values():  # their clients are gone with the link, as grpc-go counts it
+                COUNTS.handled[stream.ctx.path, StatusCode.CANCELLED] += 1
+            self._streams.clear()
 
     def _flush_now(self) -> None:  # DeferredOutput
         self._link.flush_now()
@@ -159,14 +162,19 @@ class _MemberEnd:
     def _open(self, call_id: int, timeout_ms: int, path: str, metadata: dict[str, str]) -> None:
         if call_id in self._streams:
             raise LinkError(f"call id {call_id} opened twice")
+        # A worker opens streams for its clients only: the worker calls are not theirs to make, and a path no
+        # method serves is answered, not counted, as the member's HTTP/2 server answers it (so a client cannot
+        # grow /metrics with made-up paths).
+        method = None if path in WORKER_PATHS else self._resolve(path)
+        if method is None:
+            code, text = unimplemented_status(path, self._known_services)
+            self._link.queue(encode_response(call_id, code, text.encode(), END))
+            self._link.flush_soon()
+            return
         COUNTS.started[path, metadata.get("client-api-version", "unknown")] += 1
         deadline = None if timeout_ms == NO_TIMEOUT else trio.current_time() + timeout_ms / 1000
         ctx = RpcContext(path, metadata, deadline, metadata.pop(FORWARDED_CN, ""))
         stream = MemberStream(call_id, ctx, self._link)
-        method = self._resolve(path)
-        if method is None:
-            self._end(stream, *unimplemented_status(path, self._known_services))
-            return
         self._streams[call_id] = stream
         assert self._nursery is not None
         self._nursery.start_soon(stream.run, method, self._end)

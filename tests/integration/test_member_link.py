@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from etcdx.errors import EtcdError, StatusCode
+from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_server import (
     BidiStreamMethod,
     DeferredUnaryMethod,
@@ -20,7 +21,8 @@ from etcdx.net.grpc_server import (
 )
 from etcdx.net.listener import open_private_unix_listener
 from etcdx.worker.link_client import MemberLink
-from etcdx.worker.link_frames import STREAM_WINDOW
+from etcdx.worker.link_credit import MESSAGE_COST
+from etcdx.worker.link_frames import BARRIER_PATH, STREAM_WINDOW
 from etcdx.worker.link_member import serve_link
 
 MAX_FRAME = 16 * 1024 * 1024
@@ -45,6 +47,7 @@ class Member:
             "/t/sleep": UnaryMethod(self._sleep),
             "/t/etcd-error": InlineUnaryMethod(self._etcd_error),
             "/t/bug": InlineUnaryMethod(self._bug),
+            BARRIER_PATH: InlineUnaryMethod(lambda data, ctx: b"a worker's own call"),
             "/t/stream": ServerStreamMethod(self._stream),
             "/t/echo": BidiStreamMethod(self._echo),
             "/t/count": ServerStreamMethod(self._count),
@@ -463,6 +466,59 @@ async def test_a_message_sent_without_a_wait_needs_the_members_credit(linked):
         while stream.try_send_nowait(chunk):
             sent += 1
             assert sent <= STREAM_WINDOW // len(chunk)
-        assert sent == STREAM_WINDOW // len(chunk)
+        assert sent == -(-STREAM_WINDOW // (len(chunk) + MESSAGE_COST))  # while credit was above zero
         stream.end(StatusCode.OK, "")  # as the member's END would
         assert stream.try_send_nowait(chunk)
+
+
+async def test_empty_messages_use_credit_too(linked):
+    """A message costs its frame's header beside its bytes: a client sending empty messages (empty protobufs) to a
+    member that reads none cannot make it buffer without bound."""
+    _, link, _ = linked
+    async with link.open_stream("/t/forever", {}, None) as stream:
+        sent = 0
+        while stream.try_send_nowait(b""):
+            sent += 1
+            assert sent <= STREAM_WINDOW // MESSAGE_COST + 1
+        assert sent == -(-STREAM_WINDOW // MESSAGE_COST)
+
+
+async def test_a_path_no_method_serves_and_the_workers_own_calls_are_answered_not_counted(linked):
+    """As the member's HTTP/2 server does: an unknown path is answered UNIMPLEMENTED and leaves no series in
+    /metrics (a client cannot grow it with made-up paths), and a client's stream cannot reach the calls only
+    workers make (the barrier), which the member's public ports do not know either."""
+    _, link, _ = linked
+    outcomes = []
+    for path in ("/made-up/path", BARRIER_PATH):
+        with trio.fail_after(5):
+            async with link.open_stream(path, {}, None) as stream:
+                await stream.send(b"")
+                stream.close_send()
+                with pytest.raises(EtcdError) as failed:
+                    async for _ in stream.responses():
+                        pass
+        outcomes.append((failed.value.code, failed.value.message))
+        assert not any(key[0] == path for key in COUNTS.started)
+        assert not any(key[0] == path for key in COUNTS.handled)
+    assert outcomes == [
+        (StatusCode.UNIMPLEMENTED, "unknown service made-up"),
+        (StatusCode.UNIMPLEMENTED, "unknown service etcdx.worker.Member"),
+    ]
+
+
+async def test_streams_a_lost_link_ends_are_counted_cancelled_on_the_member(linked):
+    _, link, serving = linked
+    before = COUNTS.handled["/t/forever", StatusCode.CANCELLED]
+    async with link.open_stream("/t/forever", {}, None) as stream:
+        with trio.fail_after(5):
+            async for message in stream.responses():
+                assert message == b"ready"
+                break
+            serving.stop()
+            with pytest.raises(EtcdError):
+                async for _ in stream.responses():
+                    pass
+    with trio.fail_after(5):
+        while COUNTS.handled["/t/forever", StatusCode.CANCELLED] == before:
+            await trio.sleep(0.001)
+    assert COUNTS.handled["/t/forever", StatusCode.CANCELLED] == before + 1
