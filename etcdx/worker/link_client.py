@@ -170,7 +170,8 @@ class MemberLink:
         self, path: str, metadata: dict[str, str], deadline: float | None
     ) -> AsyncIterator[LinkStream]:
         """A stream call to ``path`` (any method of the member's), open for the block; EtcdError UNAVAILABLE at
-        once if there is no link. Leaving the block before the member ended the call cancels it there."""
+        once if there is no link. Leaving the block before the member ended the call cancels it there (unless
+        ``deadline`` has passed: the member's own deadline ends it then)."""
         socket = self._socket
         if socket is None or socket.broken:
             raise EtcdError(StatusCode.UNAVAILABLE, _UNREACHABLE)
@@ -182,7 +183,10 @@ class MemberLink:
         try:
             yield stream
         finally:
-            if self._streams.pop(call_id, None) is not None and stream.status is None:
+            # Once the deadline has passed, the member ends the call by the same deadline (sent with OPEN, rounded
+            # up to the millisecond) and counts it DEADLINE_EXCEEDED, as a direct call; else the client gave up.
+            given_up = deadline is None or trio.current_time() < deadline
+            if self._streams.pop(call_id, None) is not None and stream.status is None and given_up:
                 socket.queue(encode_signal(CANCEL, call_id))
                 socket.flush_soon()
 

@@ -22,7 +22,7 @@ from etcdx.net.grpc_server import (
 from etcdx.net.listener import open_private_unix_listener
 from etcdx.worker.link_client import MemberLink
 from etcdx.worker.link_credit import MESSAGE_COST
-from etcdx.worker.link_frames import BARRIER_PATH, STREAM_WINDOW
+from etcdx.worker.link_frames import BARRIER_PATH, CANCEL, STREAM_WINDOW
 from etcdx.worker.link_member import serve_link
 
 MAX_FRAME = 16 * 1024 * 1024
@@ -522,3 +522,34 @@ async def test_streams_a_lost_link_ends_are_counted_cancelled_on_the_member(link
         while COUNTS.handled["/t/forever", StatusCode.CANCELLED] == before:
             await trio.sleep(0.001)
     assert COUNTS.handled["/t/forever", StatusCode.CANCELLED] == before + 1
+
+
+async def test_a_stream_the_worker_leaves_at_its_deadline_is_counted_as_the_members_deadline(linked):
+    """The worker's client call ends at its deadline (the client connection cancels the route): the worker sends
+    no CANCEL then, the member ends its side by the same deadline and counts DEADLINE_EXCEEDED, as for a direct
+    call. A route that leaves before its deadline (the client gave up) cancels the member's side."""
+    member, link, _ = linked
+    kinds: list[int] = []
+    queue = link._socket.queue
+
+    def recording(frame: bytes) -> None:
+        kinds.append(frame[4])  # after the frame's length: its kind
+        queue(frame)
+
+    link._socket.queue = recording
+    exceeded = COUNTS.handled["/t/forever", StatusCode.DEADLINE_EXCEEDED]
+    cancelled = COUNTS.handled["/t/forever", StatusCode.CANCELLED]
+    deadline = trio.current_time() + 0.2
+    with trio.move_on_at(deadline):  # as the worker's connection cancels its route at the client's deadline
+        async with link.open_stream("/t/forever", {}, deadline) as stream:
+            async for _ in stream.responses():
+                pass
+    assert CANCEL not in kinds
+    with trio.fail_after(5):
+        while COUNTS.handled["/t/forever", StatusCode.DEADLINE_EXCEEDED] == exceeded:
+            await trio.sleep(0.001)
+    assert COUNTS.handled["/t/forever", StatusCode.CANCELLED] == cancelled
+    async with link.open_stream("/t/forever", {}, trio.current_time() + 10) as stream:
+        async for _ in stream.responses():
+            break  # the client gives up long before its deadline
+    assert kinds[-1] == CANCEL
