@@ -91,12 +91,11 @@ class MemberStream:
         if isinstance(method, BidiStreamMethod):
             await method.handler(self._requests(), ctx, self.send)
             return
-        first = None
-        async for message in self._requests():
-            first = message
-            break
-        if first is None:
-            raise EtcdError(*_UNEXPECTED_EOF)
+        try:
+            first = await self._messages.receive()
+        except trio.EndOfChannel:
+            raise EtcdError(*_UNEXPECTED_EOF) from None
+        self._took(first)
         if isinstance(method, ServerStreamMethod):
             await method.handler(first, ctx, self.send)
         else:
@@ -104,11 +103,15 @@ class MemberStream:
 
     async def _requests(self) -> AsyncIterator[bytes]:
         async for message in self._messages:
-            grant = self._credit.consumed(len(message))
-            if grant:
-                self._socket.queue(encode_credit(self.call_id, grant))
-                self._socket.flush_soon()
+            self._took(message)
             yield message
+
+    def _took(self, message: bytes) -> None:
+        """The handler took ``message``: its credit goes back to the worker (half a window at a time)."""
+        grant = self._credit.consumed(len(message))
+        if grant:
+            self._socket.queue(encode_credit(self.call_id, grant))
+            self._socket.flush_soon()
 
     async def send(self, message: bytes) -> None:
         """One message to the worker, once it has room (the client reads as fast as it sends)."""
