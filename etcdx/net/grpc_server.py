@@ -169,18 +169,17 @@ class StreamSender:
     queues the output for the next flush_deferred_replies and returns True; otherwise it sends nothing and returns
     False. The caller keeps the call's messages in order: no try_send_nowait while an ``await send`` runs."""
 
-    __slots__ = ("_connection", "_call")
+    __slots__ = ("_call",)
 
-    def __init__(self, connection: GrpcConnection, call: _Call) -> None:
-        self._connection = connection
+    def __init__(self, call: _Call) -> None:
         self._call = call
 
     async def __call__(self, message: bytes) -> None:
         COUNTS.stream_sent[self._call.ctx.path] += 1
-        await self._connection._send_message(self._call, message)
+        await self._call.connection._send_message(self._call, message)
 
     def try_send_nowait(self, message: bytes) -> bool:
-        connection = self._connection
+        connection = self._call.connection
         if not connection._send_message_nowait(self._call, message):
             return False
         COUNTS.stream_sent[self._call.ctx.path] += 1
@@ -198,10 +197,9 @@ class StreamMessages:
     nothing or queues it for the next flush_deferred_replies and returns True, or returns False and the message
     waits for the iterator as usual. Order is kept: a diverted message never overtakes one the handler got."""
 
-    __slots__ = ("_connection", "_call", "_receive")
+    __slots__ = ("_call", "_receive")
 
-    def __init__(self, connection: GrpcConnection, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
-        self._connection = connection
+    def __init__(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         self._call = call
         self._receive = receive
 
@@ -220,7 +218,7 @@ class StreamMessages:
             raise StopAsyncIteration from None
         if isinstance(message, EtcdError):
             raise message
-        self._connection._consumed(call, message)
+        call.connection._consumed(call, message)
         call.in_hand = True
         return message
 
@@ -845,7 +843,7 @@ class GrpcConnection:
 
     async def _run_streaming(self, call: _Call, receive: trio.MemoryReceiveChannel) -> None:
         code, text = StatusCode.OK, ""
-        send = StreamSender(self, call)
+        send = StreamSender(call)
         try:
             with trio.CancelScope(deadline=_deadline(call)) as scope:
                 call.scope = scope
@@ -854,7 +852,7 @@ class GrpcConnection:
                     if first is not None:
                         await call.method.handler(first, call.ctx, send)
                 else:
-                    await call.method.handler(StreamMessages(self, call, receive), call.ctx, send)
+                    await call.method.handler(StreamMessages(call, receive), call.ctx, send)
         except Exception as exc:
             code, text = failure_status(call.ctx.path, exc)
         if scope.cancelled_caught:

@@ -124,6 +124,21 @@ async def call(link: MemberLink, path: str, data: bytes = b"x", metadata=None, d
     return (outcome.code, outcome.message) if isinstance(outcome, EtcdError) else outcome
 
 
+async def failure_of(stream) -> tuple[StatusCode, str]:
+    """(code, text) of the error a stream ends with, its remaining messages read and dropped."""
+    with pytest.raises(EtcdError) as failed:
+        async for _ in stream.responses():
+            pass
+    return failed.value.code, failed.value.message
+
+
+async def first_message(stream) -> bytes:
+    """The member's first message on ``stream``; the rest stay to be read."""
+    async for message in stream.responses():
+        return message
+    raise AssertionError("the stream ended without a message")
+
+
 class Serving:
     """The member's listener and serve_link, which a test can stop and start again."""
 
@@ -310,10 +325,8 @@ async def test_a_streams_error_arrives_after_its_messages_with_the_members_code_
     with trio.fail_after(5):
         async with link.open_stream("/t/echo", {}, None) as stream:
             await stream.send(b"fail")
-            with pytest.raises(EtcdError) as failed:
-                async for _ in stream.responses():
-                    pass
-    assert (failed.value.code, failed.value.message) == (StatusCode.FAILED_PRECONDITION, "asked to fail")
+            outcome = await failure_of(stream)
+    assert outcome == (StatusCode.FAILED_PRECONDITION, "asked to fail")
 
 
 @pytest.mark.parametrize(
@@ -336,10 +349,7 @@ async def test_a_stream_without_its_request_or_method_ends_as_grpc_go_ends_it(li
         with trio.fail_after(5):
             async with link.open_stream(path, {}, None) as stream:
                 stream.close_send()
-                with pytest.raises(EtcdError) as failed:
-                    async for _ in stream.responses():
-                        pass
-        outcomes.append((failed.value.code, failed.value.message))
+                outcomes.append(await failure_of(stream))
     assert outcomes == [
         (StatusCode.UNKNOWN, "unexpected EOF"),
         (StatusCode.UNIMPLEMENTED, "unknown method nothing-here for service t"),
@@ -351,9 +361,7 @@ async def test_leaving_a_stream_cancels_its_handler_on_the_member(linked):
     member, link, _ = linked
     with trio.fail_after(5):
         async with link.open_stream("/t/forever", {}, None) as stream:
-            async for message in stream.responses():
-                assert message == b"ready"
-                break
+            assert await first_message(stream) == b"ready"
         while not member.ended:
             await trio.sleep(0.001)
     assert member.ended == ["cancelled"]
@@ -364,10 +372,8 @@ async def test_a_streams_deadline_ends_it_on_the_member(linked):
     member, link, _ = linked
     with trio.fail_after(5):
         async with link.open_stream("/t/forever", {}, trio.current_time() + 0.2) as stream:
-            with pytest.raises(EtcdError) as failed:
-                async for _ in stream.responses():
-                    pass
-    assert (failed.value.code, failed.value.message) == (StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
+            outcome = await failure_of(stream)
+    assert outcome == (StatusCode.DEADLINE_EXCEEDED, "context deadline exceeded")
     assert member.ended == ["cancelled"]
 
 
@@ -399,14 +405,10 @@ async def test_a_lost_link_ends_its_streams_unavailable(linked):
     _, link, serving = linked
     async with link.open_stream("/t/forever", {}, None) as stream:
         with trio.fail_after(5):
-            async for message in stream.responses():
-                assert message == b"ready"
-                break
+            assert await first_message(stream) == b"ready"
             serving.stop()
-            with pytest.raises(EtcdError) as failed:
-                async for _ in stream.responses():
-                    pass
-    assert (failed.value.code, failed.value.message) == (
+            outcome = await failure_of(stream)
+    assert outcome == (
         StatusCode.UNAVAILABLE,
         "etcdx: the read worker lost its link to the member",
     )
@@ -494,10 +496,7 @@ async def test_a_path_no_method_serves_and_the_workers_own_calls_are_answered_no
             async with link.open_stream(path, {}, None) as stream:
                 await stream.send(b"")
                 stream.close_send()
-                with pytest.raises(EtcdError) as failed:
-                    async for _ in stream.responses():
-                        pass
-        outcomes.append((failed.value.code, failed.value.message))
+                outcomes.append(await failure_of(stream))
         assert not any(key[0] == path for key in COUNTS.started)
         assert not any(key[0] == path for key in COUNTS.handled)
     assert outcomes == [
@@ -511,13 +510,9 @@ async def test_streams_a_lost_link_ends_are_counted_cancelled_on_the_member(link
     before = COUNTS.handled["/t/forever", StatusCode.CANCELLED]
     async with link.open_stream("/t/forever", {}, None) as stream:
         with trio.fail_after(5):
-            async for message in stream.responses():
-                assert message == b"ready"
-                break
+            assert await first_message(stream) == b"ready"
             serving.stop()
-            with pytest.raises(EtcdError):
-                async for _ in stream.responses():
-                    pass
+            await failure_of(stream)
     with trio.fail_after(5):
         while COUNTS.handled["/t/forever", StatusCode.CANCELLED] == before:
             await trio.sleep(0.001)
