@@ -11,6 +11,7 @@ from etcdx.net.conn_limits import READ_CHUNK, ConnectionLimits, ReadBudget
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_server import GrpcConnection, Resolver
 from etcdx.net.http1 import BodyLimit, HttpHandler, is_request_line, may_start_request_line, serve_http1
+from etcdx.net.read_hub import ReadHub
 
 log = get_logger("etcdx.net")
 
@@ -33,6 +34,7 @@ async def serve_connection(
     set_idle: Callable[[bool], None],
     relay_http1: Callable[[trio.abc.Stream, bytes], Awaitable[None]] | None = None,
     trust_forwarded_cn: bool = False,
+    read_hub: ReadHub | None = None,
 ) -> None:
     """Serves ``stream`` until the peer goes; never raises for anything the peer did.
 
@@ -41,7 +43,8 @@ async def serve_connection(
     connection starts idle (the cap may evict it); ``set_idle`` tells the cap when that changes. With
     ``relay_http1`` an HTTP/1.x connection is handed to it, with the bytes read so far, instead of served here
     (a read worker relays it to its member: etcdx/worker/). ``trust_forwarded_cn``: gRPC calls name their client
-    certificate's CN in their metadata (the member's private socket, where its workers relay)."""
+    certificate's CN in their metadata (the member's private socket, where its workers relay). ``read_hub``: where a
+    gRPC connection on a plain socket waits for its reads (net/read_hub.py)."""
     try:
         async with stream:
             head = None
@@ -59,6 +62,7 @@ async def serve_connection(
                     grpc_limits,
                     verified_common_name(stream),
                     trust_forwarded_cn,
+                    read_hub,
                 ).run(head)
                 return
             if relay_http1 is not None:

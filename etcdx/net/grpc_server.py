@@ -58,6 +58,7 @@ from etcdx.net import http2
 from etcdx.net.grpc_limits import GrpcLimits
 from etcdx.net.grpc_metrics import COUNTS
 from etcdx.net.grpc_status import encode_grpc_message, parse_grpc_timeout
+from etcdx.net.read_hub import ReadHub
 
 log = get_logger("etcdx.net.grpc")
 grpchead = load("grpchead")
@@ -81,6 +82,7 @@ _KEEPALIVE_PING = b"etcdxkap"
 _NO_ERROR = 0
 _PROTOCOL_ERROR = 1
 GOAWAY_TIMEOUT = 1.0
+_RESUME = object()  # take_parked: the read hub handled a read in part; the connection's task does the rest
 
 
 @dataclass(slots=True)
@@ -324,12 +326,17 @@ class GrpcConnection:
         limits: GrpcLimits = GrpcLimits(),  # noqa: B008 - frozen
         peer_common_name: str = "",
         trust_forwarded_cn: bool = False,
+        read_hub: ReadHub | None = None,
     ) -> None:
         """``peer_common_name``: the CN this connection's TLS verified; with ``trust_forwarded_cn`` each call's is
-        the one its metadata forwards instead (FORWARDED_CN)."""
+        the one its metadata forwards instead (FORWARDED_CN). ``read_hub``: where a plain socket connection
+        waits for its reads (net/read_hub.py; None: in trio's wait_readable)."""
         self._stream = stream
         # A plain TCP connection's socket, for _flush_now (None: TLS, or any other stream: the writer only).
         self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._hub = read_hub if self._socket is not None else None
+        self._fd = self._socket.fileno() if self._socket is not None else -1  # the number the hub knows it by
+        self._rest = b""  # a read's bytes take_parked left to the task (_take_rest)
         self._unsent = b""  # what _flush_now's write left over: the writer sends it before anything else
         self._peer_common_name = peer_common_name
         self._trust_forwarded_cn = trust_forwarded_cn
@@ -370,33 +377,49 @@ class GrpcConnection:
                     nursery.start_soon(self._keepalive)
                 try:
                     await self._take(initial)
-                    data = initial
+                    drained = len(initial) < READ_SIZE
                     while not self._closing:
-                        data = await self._receive(len(data) < READ_SIZE)
+                        data = await self._receive(drained)
+                        if data is _RESUME:  # the read hub handled a read, short of what needs a wait
+                            await self._take_rest()
+                            await self._output_room()
+                            drained = True
+                            continue
                         if not data:
                             break
                         self._last_read = trio.current_time()
                         COUNTS.received_bytes += len(data)
                         await self._take(data)
                         await self._output_room()
+                        drained = len(data) < READ_SIZE
                 except (http2.ProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
                     pass
                 finally:
                     self._closing = True
                     nursery.cancel_scope.cancel()
         finally:
+            if self._hub is not None:
+                self._hub.forget(self._fd)
             withdraw_deferred_output(self)
             for call in self._calls.values():  # ended with the connection, unanswered: the client is gone
                 COUNTS.handled[call.ctx.path, StatusCode.CANCELLED] += 1
             await self._say_goodbye()
 
-    async def _receive(self, drained: bool) -> bytes:
+    async def _receive(self, drained: bool) -> bytes | object:
         """The next read (b"" at the end of the stream). On a plain TCP connection whose last read was short
         (``drained``: the socket is most likely empty), it waits for readability first and then reads once,
         instead of trio's recv, which would try first, fail with EAGAIN and then wait: one system call and one
-        scheduler pass less per read under load. A reset connection reads as the end of the stream."""
+        scheduler pass less per read under load. A reset connection reads as the end of the stream.
+
+        With a read hub, such a connection parks there instead: the hub handles the reads that need no wait
+        (take_parked) without waking this task, and returns the first one that does, or _RESUME when the hub
+        handled part of it (see take_parked)."""
         if self._socket is None or not drained:
             return await self._stream.receive_some(READ_SIZE)
+        if self._hub is not None and self._hub.running:
+            if self._socket.fileno() < 0:
+                raise trio.ClosedResourceError
+            return await self._hub.wait(self, self._fd)
         while True:
             await trio.lowlevel.wait_readable(self._socket)
             fd = self._socket.fileno()
@@ -515,6 +538,48 @@ class GrpcConnection:
                 return
 
     # -- reading -----------------------------------------------------------------------------
+
+    def take_parked(self, data: bytes) -> object | None:
+        """A read the read hub made while this connection's task is parked in _receive, handled in the hub's task
+        as run's loop would handle it (_take, then _output_room), as far as that needs no wait: None when done;
+        _RESUME when the rest is for the task (_take_rest: the slices after one that made many events, where _take
+        would checkpoint; the calls beyond a dispatch batch or budget; room for a backlog of output). An exception
+        (a protocol error) is raised in the task by the hub."""
+        if self._closing:
+            return _RESUME
+        self._last_read = trio.current_time()
+        COUNTS.received_bytes += len(data)
+        self._batching = True
+        try:
+            if len(data) <= FEED_SLICE:
+                self._feed(data)
+            else:
+                for start in range(0, len(data), FEED_SLICE):
+                    end = start + FEED_SLICE
+                    if self._feed(data[start:end]) >= SLICE_EVENTS and end < len(data):
+                        self._rest = data[end:]
+                        return _RESUME
+                    if self._closing:
+                        break
+            done = self._dispatch_nowait()
+        finally:
+            self._batching = False
+        if not done or self._closing or self._backlog() > OUTPUT_HIGH_WATER:
+            return _RESUME
+        return None
+
+    async def _take_rest(self) -> None:
+        """After take_parked returned _RESUME: the bytes it left (fed as _take feeds a read, which dispatches
+        every call), or the dispatch it left; both end with the flush that ends a read."""
+        rest, self._rest = self._rest, b""
+        if rest:
+            await self._take(rest)
+            return
+        self._batching = True
+        try:
+            await self._dispatch_ready()
+        finally:
+            self._batching = False
 
     async def _take(self, data: bytes) -> None:
         """Handles one read: fed to the driver in slices of FEED_SLICE bytes, with a checkpoint after each slice
@@ -705,17 +770,7 @@ class GrpcConnection:
             call = ready.popleft()
             if call.closed or self._closing:
                 continue
-            self._hold(call, 0)
-            self._release_window(call)
-            message = call.messages[0]
-            if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
-                self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
-            elif isinstance(call.method, InlineUnaryMethod):
-                self._run_inline(call, message)
-            elif isinstance(call.method, DeferredUnaryMethod):
-                self._run_deferred(call, message)
-            else:
-                self._nursery.start_soon(self._run_unary, call, message)
+            self._dispatch(call)
             dispatched += 1
             if dispatched % DISPATCH_BATCH == 0 or time.perf_counter() - since >= DISPATCH_BUDGET:
                 self._flush_soon()
@@ -723,6 +778,42 @@ class GrpcConnection:
                 since = time.perf_counter()
         flush_deferred_replies()  # what the handlers queued elsewhere (a read worker's member link) leaves now
         self._flush_now()
+
+    def _dispatch_nowait(self) -> bool:
+        """_dispatch_ready as far as it goes without a wait (one batch, within the budget, while the backlog
+        allows): True when every ready call ran, and then the output left as _dispatch_ready sends it."""
+        ready = self._ready
+        dispatched = 0
+        since = time.perf_counter()
+        while ready:
+            if (
+                self._backlog() > OUTPUT_HIGH_WATER
+                or dispatched == DISPATCH_BATCH
+                or time.perf_counter() - since >= DISPATCH_BUDGET
+            ):
+                return False
+            call = ready.popleft()
+            if call.closed or self._closing:
+                continue
+            self._dispatch(call)
+            dispatched += 1
+        flush_deferred_replies()
+        self._flush_now()
+        return True
+
+    def _dispatch(self, call: _Call) -> None:
+        """Runs one ready unary call: inline, deferred, or in a task of its own."""
+        self._hold(call, 0)
+        self._release_window(call)
+        message = call.messages[0]
+        if call.ctx.deadline is not None and trio.current_time() >= call.ctx.deadline:
+            self._fail(call, _DEADLINE_EXCEEDED)  # already expired on arrival: no handler runs
+        elif isinstance(call.method, InlineUnaryMethod):
+            self._run_inline(call, message)
+        elif isinstance(call.method, DeferredUnaryMethod):
+            self._run_deferred(call, message)
+        else:
+            self._nursery.start_soon(self._run_unary, call, message)
 
     def _on_window(self, stream_id: int) -> None:
         if stream_id == 0:

@@ -18,8 +18,9 @@ from etcdx.net.admission import ConnectionSlots
 from etcdx.net.conn_limits import DEFAULT_LIMITS, ConnectionLimits, ReadBudget
 from etcdx.net.connection import serve_connection
 from etcdx.net.grpc_limits import GrpcLimits
-from etcdx.net.grpc_server import Resolver
+from etcdx.net.grpc_server import READ_SIZE, Resolver
 from etcdx.net.http1 import BodyLimit, HttpHandler, any_body_up_to
+from etcdx.net.read_hub import ReadHub
 from etcdx.net.sockets import BACKLOG, open_listeners
 from etcdx.net.tls import ServerTls
 
@@ -69,6 +70,7 @@ async def serve_client_port(
     ``trust_forwarded_cn`` takes each gRPC call's client CN from its metadata (net/connection.py)."""
     if listeners is None:
         listeners = await open_listeners(host, port, unix=unix, reuse_port=reuse_port)
+    hub = ReadHub(READ_SIZE)  # where this port's idle gRPC connections on plain sockets wait for their reads
     serve = partial(
         serve_connection,
         resolve=resolve,
@@ -81,9 +83,11 @@ async def serve_client_port(
         budget=ReadBudget(limits.read_budget_bytes),
         relay_http1=relay_http1,
         trust_forwarded_cn=trust_forwarded_cn,
+        read_hub=hub,
     )
     slots = ConnectionSlots(limits.connection_cap())
     async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
         admit = partial(_admit, slots, serve, tls, limits.handshake_timeout)
         await nursery.start(partial(trio.serve_listeners, admit, listeners))
         bound = listeners[0].socket.getsockname()

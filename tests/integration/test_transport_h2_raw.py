@@ -366,3 +366,45 @@ async def test_unknown_method_reset_in_the_same_read_costs_only_that_stream(serv
         events = await client.events_until(lambda seen: None in seen or any(_ended(e, echo) for e in seen))
         assert None not in events, "the server closed the connection"
         assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))[5:] == b"still here"
+
+
+@pytest.mark.parametrize("calls", [40, 400])
+async def test_more_calls_in_one_read_than_the_hub_takes_at_once_are_all_answered(server, calls):
+    """After its first read a connection waits at the port's read hub, which dispatches at most a batch of a
+    read's calls itself (40 calls: about 1.5 KiB, one feed slice) and feeds a large read's slices only while each
+    makes few events (400 calls: about 15 KiB of small frames), leaving the rest to the connection's task: every
+    call of the one write is answered."""
+    client = await Client.connect(server.port)
+    async with client.stream:
+        first = await client.start_call("/t.S/Echo")
+        client.h2.send_data(first, frame(b"first"), end_stream=True)
+        await client.flush()
+        await client.events_until(lambda seen: any(_ended(e, first) for e in seen))
+        sids = []
+        for n in range(calls):
+            sid = client.h2.get_next_available_stream_id()
+            client.h2.send_headers(sid, [*REQUEST_HEADERS[:2], (":path", "/t.S/Echo"), *REQUEST_HEADERS[2:]])
+            client.h2.send_data(sid, frame(b"call %d" % n), end_stream=True)
+            sids.append(sid)
+        await client.flush()  # one write: the server most likely reads it at once
+        events = await client.events_until(lambda seen: all(any(_ended(e, sid) for e in seen) for sid in sids))
+        answers = {sid: b"" for sid in sids}
+        for event in events:
+            if isinstance(event, h2.events.DataReceived):
+                answers[event.stream_id] += event.data
+        assert [answers[sid][5:] for sid in sids] == [b"call %d" % n for n in range(calls)]
+
+
+async def test_large_and_small_requests_on_one_connection_are_answered_in_full(server):
+    """A large request (its read fed in slices) between small ones, on one connection waiting at the read hub."""
+    client = await Client.connect(server.port)
+    async with client.stream:
+        for n in range(6):
+            message = bytes([n]) * (50_000 if n % 2 else 10)  # within the initial stream window
+            sid = await client.start_call("/t.S/Echo")
+            framed = frame(message)
+            for start in range(0, len(framed), 16_000):
+                client.h2.send_data(sid, framed[start : start + 16_000], end_stream=start + 16_000 >= len(framed))
+            await client.flush()
+            events = await client.events_until(lambda seen, sid=sid: any(_ended(e, sid) for e in seen))
+            assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))[5:] == message
