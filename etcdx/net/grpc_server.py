@@ -556,11 +556,12 @@ class GrpcConnection:
             else:
                 for start in range(0, len(data), FEED_SLICE):
                     end = start + FEED_SLICE
-                    if self._feed(data[start:end]) >= SLICE_EVENTS and end < len(data):
-                        self._rest = data[end:]
-                        return _RESUME
+                    events = self._feed(data[start:end])
                     if self._closing:
                         break
+                    if events >= SLICE_EVENTS and end < len(data):
+                        self._rest = data[end:]
+                        return _RESUME
             done = self._dispatch_nowait()
         finally:
             self._batching = False
@@ -791,6 +792,7 @@ class GrpcConnection:
                 or dispatched == DISPATCH_BATCH
                 or time.perf_counter() - since >= DISPATCH_BUDGET
             ):
+                self._flush_now()  # the replies of what ran so far, as _dispatch_ready sends them at a batch's end
                 return False
             call = ready.popleft()
             if call.closed or self._closing:

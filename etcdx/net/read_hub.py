@@ -9,8 +9,11 @@ readable, reads each one and lets the connection handle the read in place (``Par
 waking the connection's task. Only a read the connection cannot handle without waiting (end of stream, an
 error, a read too large to take at once, a backlog of output) wakes its task, with what it must go on with.
 
-Invariant: a socket is armed (EPOLLIN) in the hub's set exactly while its connection is parked; the hub never
-touches a connection that is not parked, so a connection's reads are handled by one task at a time, in order.
+Invariant: a socket is in the hub's set exactly while its connection is parked; the hub never touches a connection
+that is not parked, so a connection's reads are handled by one task at a time, in order.
+
+What a connection does in take_parked runs in the hub's task: a task it starts (a handler's, with the nursery's
+start_soon) copies the hub task's context variables, not the connection task's (the connection path sets none).
 """
 
 from __future__ import annotations
@@ -48,8 +51,11 @@ class ReadHub:
     def __init__(self, read_size: int) -> None:
         self._read_size = read_size  # the most one read takes from a socket
         self._epoll: select.epoll | None = None
+        # Invariant: a socket is in the epoll set exactly while its connection is parked here (registered when it
+        # parks, removed when it is woken, aborted or forgotten): the kernel reports hang-ups and errors of any
+        # registered socket whatever its interest, so a socket left in the set unparked would be reported at
+        # every round of this level-triggered set and keep the hub spinning.
         self._parked: dict[int, _Park] = {}
-        self._registered: dict[int, bool] = {}  # fd -> armed (EPOLLIN) or disarmed (no events), in our set
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serves the parked connections until cancelled."""
@@ -62,9 +68,11 @@ class ReadHub:
                     for fd, _ in epoll.poll(0, MAX_EVENTS):
                         self._serve(fd)
             finally:
+                parked, self._parked = self._parked, {}
                 self._epoll = None
-                for fd in list(self._parked):  # their tasks are being cancelled with ours, or will find it closed
-                    self._wake(fd, error=trio.ClosedResourceError("the read hub stopped"))
+                for park in parked.values():  # their tasks are being cancelled with ours, or will find it closed
+                    park.error = trio.ClosedResourceError("the read hub stopped")
+                    trio.lowlevel.reschedule(park.task)
 
     @property
     def running(self) -> bool:
@@ -73,15 +81,23 @@ class ReadHub:
     async def wait(self, connection: Parked, fd: int) -> object:
         """Parks ``connection`` (its socket ``fd``) until a read needs its task: returns what the connection's
         take_parked returned for it, or the read itself (bytes: b"" at the end of the stream) when the hub did
-        not hand it over; raises what take_parked raised."""
-        if self._epoll is None:
+        not hand it over; raises what take_parked raised, trio.ClosedResourceError for a closed socket or a hub
+        that stopped, and trio.BusyResourceError if another task waits for the same socket."""
+        epoll = self._epoll
+        if epoll is None:
             raise trio.ClosedResourceError("the read hub is not running")
-        self._arm(fd, True)
+        if fd in self._parked:
+            raise trio.BusyResourceError("another task is already waiting for this socket's reads")
+        try:
+            epoll.register(fd, select.EPOLLIN)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:  # EEXIST cannot happen (the invariant); if it did, the socket is in the set
+                raise trio.ClosedResourceError(f"cannot wait for the socket: {exc}") from exc
+            epoll.modify(fd, select.EPOLLIN)
         park = self._parked[fd] = _Park(connection, trio.lowlevel.current_task())
 
         def abort(_: object) -> trio.lowlevel.Abort:
-            self._parked.pop(fd, None)
-            self._arm(fd, False)
+            self._unpark(fd, park)
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
@@ -90,16 +106,17 @@ class ReadHub:
         return park.result
 
     def forget(self, fd: int) -> None:
-        """Before the socket ``fd`` closes: leaves the hub's set (so a later socket with its number starts clean)."""
-        self._parked.pop(fd, None)
-        if self._registered.pop(fd, None) is not None and self._epoll is not None:
-            with contextlib.suppress(OSError):
-                self._epoll.unregister(fd)
+        """Before the socket ``fd`` closes: nothing of it is left in the hub (a later socket with its number starts
+        clean). A no-op unless its connection is parked."""
+        park = self._parked.get(fd)
+        if park is not None:
+            self._unpark(fd, park)
 
     def _serve(self, fd: int) -> None:
         park = self._parked.get(fd)
-        if park is None:
-            return  # reported by the poll, then unparked before its turn in the same round
+        if park is None:  # cannot happen (see the invariant); never spin on it
+            self._unregister(fd)
+            return
         try:
             data = os.read(fd, self._read_size)
         except BlockingIOError:
@@ -107,46 +124,32 @@ class ReadHub:
         except OSError:
             data = b""  # a reset connection reads as the end of the stream
         if not data:
-            self._wake(fd, result=data)
+            self._wake(fd, park, result=data)
             return
         try:
             rest = park.connection.take_parked(data)
         except Exception as exc:  # the connection's task raises it, as if it had handled the read itself
-            self._wake(fd, error=exc)
+            self._wake(fd, park, error=exc)
             return
         if rest is not None:
-            self._wake(fd, result=rest)
+            self._wake(fd, park, result=rest)
 
-    def _wake(self, fd: int, *, result: object = None, error: BaseException | None = None) -> None:
-        park = self._parked.pop(fd)
+    def _wake(self, fd: int, park: _Park, *, result: object = None, error: BaseException | None = None) -> None:
+        """Wakes ``park``'s task with ``result`` or ``error``, unless it left meanwhile (aborted while its
+        connection handled the read)."""
+        if self._parked.get(fd) is not park:
+            return
+        self._unpark(fd, park)
         park.result, park.error = result, error
-        self._arm(fd, False)
         trio.lowlevel.reschedule(park.task)
 
-    def _arm(self, fd: int, armed: bool) -> None:
-        """Sets ``fd``'s interest in our set: EPOLLIN while its connection is parked, none otherwise. Disarming
-        never raises (a socket that closed meanwhile has left the set by itself); arming a closed socket raises
-        trio.ClosedResourceError, in the task that parks."""
-        epoll = self._epoll
-        if epoll is None or self._registered.get(fd) == armed:
-            return
-        flags = select.EPOLLIN if armed else 0
-        try:
-            if fd in self._registered:
-                epoll.modify(fd, flags)
-            else:
-                epoll.register(fd, flags)
-        except OSError as exc:
-            if not armed:
-                self._registered.pop(fd, None)
-                return
-            if exc.errno == errno.ENOENT:  # the kernel dropped it when its file closed: a new socket, same number
-                epoll.register(fd, flags)
-            elif exc.errno == errno.EEXIST:
-                epoll.modify(fd, flags)
-            elif exc.errno == errno.EBADF:
-                self._registered.pop(fd, None)
-                raise trio.ClosedResourceError("the socket is closed") from exc
-            else:
-                raise
-        self._registered[fd] = armed
+    def _unpark(self, fd: int, park: _Park) -> None:
+        if self._parked.get(fd) is park:
+            del self._parked[fd]
+            self._unregister(fd)
+
+    def _unregister(self, fd: int) -> None:
+        """Removes ``fd`` from the set; never raises (a socket that closed has left it by itself)."""
+        if self._epoll is not None:
+            with contextlib.suppress(OSError):
+                self._epoll.unregister(fd)

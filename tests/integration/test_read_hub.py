@@ -130,23 +130,80 @@ async def test_a_connection_whose_task_works_is_not_read_by_the_hub(hub, nursery
     assert connection.received == [b"T-first", b"h-while-working", b""]
 
 
-async def test_planted_a_hub_that_keeps_a_woken_connection_armed_reads_it_while_its_task_works(
+async def test_planted_a_hub_that_keeps_a_woken_connection_parked_reads_it_while_its_task_works(
     hub, nursery, monkeypatch
 ):
-    """The check above catches the fault: a hub that does not disarm a socket when it wakes its task."""
-    arm = ReadHub._arm
-    monkeypatch.setattr(ReadHub, "_arm", lambda self, fd, armed: arm(self, fd, True))
+    """The check above catches the fault: a hub that wakes a connection's task but leaves it parked until the
+    task parks again."""
+    wait = ReadHub.wait
+
+    async def wait_replacing(self, connection, fd):
+        stale = self._parked.get(fd)
+        if stale is not None:
+            self._unpark(fd, stale)
+        return await wait(self, connection, fd)
+
     monkeypatch.setattr(ReadHub, "_wake", _wake_keeping_the_park)
+    monkeypatch.setattr(ReadHub, "wait", wait_replacing)
     connection = await check_no_read_while_the_task_works(hub, nursery)
     assert connection.overlaps == 1
 
 
-def _wake_keeping_the_park(self, fd, *, result=None, error=None):
-    """A planted fault: the task is woken for a read but the connection stays parked (and armed) in the hub
+def _wake_keeping_the_park(self, fd, park, *, result=None, error=None):
+    """A planted fault: the task is woken for a read but its connection stays parked, its socket in the set
     (the end of the stream still unparks it, so that the run can end)."""
-    park = self._parked[fd] if result else self._parked.pop(fd)
+    if not result:
+        self._unpark(fd, park)
     park.result, park.error = result, error
     trio.lowlevel.reschedule(park.task)
+
+
+async def count_reports_of_a_hung_up_socket_while_its_task_works(hub, nursery, monkeypatch) -> int:
+    """How many times the hub is told of a connection's socket while its task works on a read, after the peer
+    closed it (a hang-up: reported by epoll for any registered socket, whatever its interest)."""
+    reports = []
+    serve = ReadHub._serve
+    ours, theirs = pair()
+
+    def counting(self, fd):
+        if fd == ours.fileno():
+            reports.append(fd)
+        serve(self, fd)
+
+    monkeypatch.setattr(ReadHub, "_serve", counting)
+    with ours:
+        connection = Recorder(hub, ours)
+        nursery.start_soon(connection.run, 0.3)
+        theirs.send(b"T-work")
+        await connection.task_got.wait()
+        before = len(reports)
+        theirs.close()  # a unix socket pair: the peer's close is a hang-up at once
+        await trio.sleep(0.2)  # the task still works
+        during = len(reports) - before
+        await until(lambda: connection.received[-1:] == [b""])
+    return during
+
+
+async def test_a_socket_that_hangs_up_while_its_task_works_is_not_reported(hub, nursery, monkeypatch):
+    assert await count_reports_of_a_hung_up_socket_while_its_task_works(hub, nursery, monkeypatch) == 0
+
+
+async def test_planted_a_socket_left_in_the_set_unparked_keeps_the_hub_spinning(hub, nursery, monkeypatch):
+    """The check above catches the fault: leaving a woken connection's socket in the set with no interest."""
+    monkeypatch.setattr(ReadHub, "_unregister", lambda self, fd: self._epoll.modify(fd, 0))
+    assert await count_reports_of_a_hung_up_socket_while_its_task_works(hub, nursery, monkeypatch) > 100
+
+
+async def test_a_second_task_cannot_wait_for_a_parked_socket(hub, nursery):
+    ours, theirs = pair()
+    with ours, theirs:
+        connection = Recorder(hub, ours)
+        nursery.start_soon(connection.run)
+        await until(lambda: ours.fileno() in hub._parked)
+        with pytest.raises(trio.BusyResourceError):
+            await hub.wait(connection, ours.fileno())
+        theirs.send(b"h-still-served")
+        await until(lambda: connection.received == [b"h-still-served"])
 
 
 async def test_an_error_taking_a_read_is_raised_in_the_connections_task(hub, nursery):
