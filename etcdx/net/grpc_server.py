@@ -44,7 +44,7 @@ import os
 import struct
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -551,17 +551,10 @@ class GrpcConnection:
         COUNTS.received_bytes += len(data)
         self._batching = True
         try:
-            if len(data) <= FEED_SLICE:
-                self._feed(data)
-            else:
-                for start in range(0, len(data), FEED_SLICE):
-                    end = start + FEED_SLICE
-                    events = self._feed(data[start:end])
-                    if self._closing:
-                        break
-                    if events >= SLICE_EVENTS and end < len(data):
-                        self._rest = data[end:]
-                        return _RESUME
+            for end in self._feed_slices(data):
+                if end < len(data):
+                    self._rest = data[end:]
+                    return _RESUME
             done = self._dispatch_nowait()
         finally:
             self._batching = False
@@ -588,17 +581,28 @@ class GrpcConnection:
         output leaves at the end (_dispatch_ready's _flush_now)."""
         self._batching = True
         try:
-            if len(data) <= FEED_SLICE:
-                self._feed(data)
-            else:
-                for start in range(0, len(data), FEED_SLICE):
-                    if self._feed(data[start : start + FEED_SLICE]) >= SLICE_EVENTS:
-                        await trio.lowlevel.checkpoint()
-                    if self._closing:
-                        break
+            for _ in self._feed_slices(data):
+                await trio.lowlevel.checkpoint()
             await self._dispatch_ready()
         finally:
             self._batching = False
+
+    def _feed_slices(self, data: bytes) -> Iterator[int]:
+        """Feeds a read to the driver: at once if it is at most FEED_SLICE bytes, else in slices of that size until
+        the connection closes. After each slice that made SLICE_EVENTS events or more (many small frames), yields
+        where the next slice starts, so that the reader can pause there (len(data) after the last one)."""
+        if len(data) <= FEED_SLICE:
+            self._feed(data)
+            return
+        for start in range(0, len(data), FEED_SLICE):
+            end = start + FEED_SLICE
+            events = self._feed(data[start:end])
+            if self._closing:
+                return
+            if events >= SLICE_EVENTS:
+                yield min(end, len(data))
+                if self._closing:
+                    return
 
     def _feed(self, data: bytes) -> int:
         """Feeds ``data`` to the driver and handles its events; returns how many there were."""
