@@ -10,7 +10,7 @@ deadline passes, or nothing at all once the worker cancels it.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import trio
 
@@ -41,26 +41,37 @@ class MemberStream:
         self._inbox, self._messages = trio.open_memory_channel[bytes](math.inf)  # bounded by the credit
         self._scope: trio.CancelScope | None = None
         self.cancelled = False
+        self._divert: Callable[[bytes], bool] | None = None  # see MemberMessages.divert
+        self._in_hand = False  # the handler took a message and has not asked for the next
+        self._queued = 0  # messages in the inbox
+        self._open = True  # until the worker's HALF_CLOSE or CANCEL: a message after it breaks the protocol
 
     # -- the link's reader ------------------------------------------------------------------
 
     def deliver(self, message: bytes) -> None:
         self._credit.received(len(message))
         COUNTS.stream_received[self.ctx.path] += 1
+        divert = self._divert
+        if divert is not None and not self._in_hand and not self._queued and self._open and divert(message):
+            self._took(message)
+            return
         try:
             self._inbox.send_nowait(message)
         except trio.ClosedResourceError:
             raise LinkError("a stream message after its HALF_CLOSE") from None
+        self._queued += 1
 
     def grant(self, size: int) -> None:
         self._credit.granted(size)
 
     def half_close(self) -> None:
+        self._open = False
         self._inbox.close()
 
     def cancel(self) -> None:
         """The worker's CANCEL: the handler stops at its next checkpoint and the call ends without a status."""
         self.cancelled = True
+        self._open = False
         COUNTS.handled[self.ctx.path, StatusCode.CANCELLED] += 1  # the client gave up, as grpc-go counts it
         self._inbox.close()
         self._credit.close()
@@ -89,22 +100,27 @@ class MemberStream:
     async def _call(self, method: Method) -> None:
         ctx = self.ctx
         if isinstance(method, BidiStreamMethod):
-            await method.handler(self._requests(), ctx, self.send)
+            await method.handler(MemberMessages(self), ctx, MemberSender(self))
             return
         try:
             first = await self._messages.receive()
         except trio.EndOfChannel:
             raise EtcdError(*_UNEXPECTED_EOF) from None
+        self._queued -= 1
         self._took(first)
         if isinstance(method, ServerStreamMethod):
             await method.handler(first, ctx, self.send)
         else:
             await self.send(await await_unary(method, first, ctx))
 
-    async def _requests(self) -> AsyncIterator[bytes]:
-        async for message in self._messages:
-            self._took(message)
-            yield message
+    async def next_request(self) -> bytes:
+        """The handler's next message (MemberMessages); EndOfChannel once the worker half-closed."""
+        self._in_hand = False
+        message = await self._messages.receive()
+        self._queued -= 1
+        self._took(message)
+        self._in_hand = True
+        return message
 
     def _took(self, message: bytes) -> None:
         """The handler took ``message``: its credit goes back to the worker (half a window at a time)."""
@@ -122,3 +138,53 @@ class MemberStream:
         COUNTS.stream_sent[self.ctx.path] += 1
         self._socket.queue(encode_message(self.call_id, message))
         self._socket.flush_soon()
+
+    def try_send_nowait(self, message: bytes) -> bool:
+        """MemberSender.try_send_nowait: the message queued on the link if the stream's credit allows, for the
+        flush of the link's read that is being handled; False (nothing sent) otherwise."""
+        if not self._credit.may_send():
+            return False
+        self._credit.sent(len(message))
+        COUNTS.stream_sent[self.ctx.path] += 1
+        self._socket.queue(encode_message(self.call_id, message))
+        return True
+
+
+class MemberMessages:
+    """A bidirectional handler's request messages on the link, as StreamMessages are on HTTP/2 (``async for``,
+    and ``divert(take)``: from then on, a message that arrives while none waits before it and the handler holds
+    none goes to ``take(message)`` from the link's reader, which handles it and returns True, or returns False
+    and the message waits for the iterator as usual; what ``take`` sends through MemberSender.try_send_nowait
+    leaves with the flush that ends the reader's handling of that read)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: MemberStream) -> None:
+        self._stream = stream
+
+    def divert(self, take: Callable[[bytes], bool]) -> None:
+        self._stream._divert = take
+
+    def __aiter__(self) -> MemberMessages:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._stream.next_request()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+
+class MemberSender:
+    """A streaming handler's ``send`` on the link, as StreamSender is on HTTP/2: ``await send(message)``, and
+    ``try_send_nowait(message)`` for code outside the handler's task (it sends only if that needs no wait; the
+    caller keeps the call's messages in order: none while an ``await send`` runs)."""
+
+    __slots__ = ("_stream", "try_send_nowait")
+
+    def __init__(self, stream: MemberStream) -> None:
+        self._stream = stream
+        self.try_send_nowait = stream.try_send_nowait
+
+    async def __call__(self, message: bytes) -> None:
+        await self._stream.send(message)

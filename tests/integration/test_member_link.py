@@ -53,6 +53,7 @@ class Member:
             "/t/count": ServerStreamMethod(self._count),
             "/t/flood": ServerStreamMethod(self._flood),
             "/t/forever": BidiStreamMethod(self._forever),
+            "/t/divert": BidiStreamMethod(self._divert),
         }.get(path)
 
     def _inline(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -97,6 +98,19 @@ class Member:
         while True:
             await send(chunk)
             self.flood_sent += 1
+
+    async def _divert(self, messages, ctx, send) -> None:
+        """Takes the messages the link's reader offers (answering from there), except those marked "task:",
+        which its own loop answers after a pause (so that the next ones arrive while it holds one)."""
+
+        def take(message: bytes) -> bool:
+            return not message.startswith(b"task:") and send.try_send_nowait(b"reader:" + message[:8])
+
+        messages.divert(take)
+        async for message in messages:
+            if message.startswith(b"task:"):
+                await trio.sleep(0.01)
+            await send(b"handler:" + message[:8])
 
     async def _forever(self, messages, ctx, send) -> None:
         try:
@@ -548,3 +562,24 @@ async def test_a_stream_the_worker_leaves_at_its_deadline_is_counted_as_the_memb
         async for _ in stream.responses():
             break  # the client gives up long before its deadline
     assert kinds[-1] == CANCEL
+
+
+async def test_a_stream_handled_from_the_links_reader_keeps_order_and_returns_credit(linked):
+    """MemberMessages.divert / MemberSender.try_send_nowait (the watch's requests inline): a message goes to the
+    reader's ``take`` only while the handler holds none and none waits before it, so the answers keep the order
+    of the messages whoever made them; and a taken message's credit goes back to the worker, so that more than
+    a window of them flows."""
+    _, link, _ = linked
+    padding = b"p" * 4096
+    count = 3 * STREAM_WINDOW // len(padding)
+    words = [(b"task:%03d" if n % 50 == 7 else b"%08d") % n for n in range(count)]
+    async with link.open_stream("/t/divert", {}, None) as stream:
+        with trio.fail_after(20):
+            for word in words:
+                await stream.send(word + padding)
+                await trio.sleep(0.002)  # mostly, the handler has asked for the next message by now
+            stream.close_send()
+            got = [message async for message in stream.responses()]
+    assert [message.split(b":", 1)[1] for message in got] == [word[:8] for word in words]
+    by_reader = sum(message.startswith(b"reader:") for message in got)
+    assert 0 < by_reader < count - len([w for w in words if w.startswith(b"task:")])  # some wait behind a task

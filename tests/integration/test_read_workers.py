@@ -27,8 +27,10 @@ from tests.support.procs import (
     current_leader,
     etcdx_cluster,
     etcdx_process,
+    log_lines,
     start_cluster,
     stop_cluster,
+    wait_workers_ready,
 )
 from tests.support.smaps import mapped_kib
 
@@ -62,22 +64,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def log_lines(member: ServerProcess, message: str) -> list[dict]:
-    lines = []
-    with open(member.log_path, errors="replace") as f:
-        for line in f:
-            if line.startswith("{") and f'"msg":"{message}"' in line:
-                lines.append(json.loads(line))
-    return lines
-
-
-def wait_workers_ready(member: ServerProcess, count: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while len(log_lines(member, "read worker ready")) < count:
-        assert time.monotonic() < deadline, member.log_tail()
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ a gRPC Range answers, and stopped by PID. ``ServerProcess.kill9`` simulates a cr
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -284,3 +285,21 @@ def kill_leftovers() -> None:
             proc.kill()
             proc.wait(timeout=10)
     _live.clear()
+
+
+def log_lines(member: ServerProcess, message: str) -> list[dict]:
+    """The JSON log lines of ``member`` whose message is ``message``."""
+    lines = []
+    with open(member.log_path, errors="replace") as f:
+        for line in f:
+            if line.startswith("{") and f'"msg":"{message}"' in line:
+                lines.append(json.loads(line))
+    return lines
+
+
+def wait_workers_ready(member: ServerProcess, count: int, timeout: float = 30.0) -> None:
+    """Waits until ``count`` read workers of ``member`` said they are ready."""
+    deadline = time.monotonic() + timeout
+    while len(log_lines(member, "read worker ready")) < count:
+        assert time.monotonic() < deadline, member.log_tail()
+        time.sleep(0.1)

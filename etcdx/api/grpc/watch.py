@@ -5,6 +5,16 @@ Control replies (created, canceled, progress) wait for room, so a reader that st
 back-pressures only its own stream; event delivery never waits: a watcher whose queue is full falls
 back to catching up from history (see etcdx.mvcc.watch).
 
+Requests inline, for a call whose requests have ``divert`` and whose ``send`` has ``try_send_nowait``
+(net/grpc_server.py's StreamMessages and StreamSender): while the sender task waits on an empty queue, a
+request is handled in the connection's reader as it arrives, instead of in the handler's task, and its reply
+(created, canceled, progress) is sent from there, leaving with the reader's flush: no pass of the handler, the
+sender task or the connection's writer. Nothing can be ahead of that reply, so order is kept; a reply that
+cannot go at once (no send window) takes the queue, and while anything is queued, requests wait for the
+handler's task as before. Events always take the queue: when a reader falls behind, the queue fills and its
+watchers catch up from history, many events to a message, which a slow client needs (sent one by one as
+they were applied, a busy key's events outran a Python client by seconds).
+
 Refusals, as etcd 3.5.1 answers them: a create the stream's user (its token resolved anew) may not read the
 whole range of, as sent (etcdx.auth.checks.check_watch), is answered created + canceled with the requested watch
 id and DENIED_REASON (etcd's text of the gRPC error); then an empty range or a watch id already in use, with
@@ -39,6 +49,8 @@ DENIED_REASON = f"rpc error: code = PermissionDenied desc = {errors.ERR_PERMISSI
 """The cancel_reason of a watch refused for permission: etcd sends its gRPC error's Error() text."""
 FRAGMENT_OVERHEAD = 512 * 1024
 Create = rpc_pb2.WatchCreateRequest
+_Answer = tuple[rpc_pb2.WatchResponse | None, tuple[Watcher, int] | None]
+"""What a request does, up to its reply (WatchStream._answer)."""
 
 
 class WatchService:
@@ -61,7 +73,10 @@ class WatchService:
                 return None
             return info.username if info is not None else ""
 
-        stream = WatchStream(server, permitted)
+        stream = WatchStream(server, permitted, getattr(send, "try_send_nowait", None))
+        divert = getattr(requests, "divert", None)
+        if divert is not None and stream.sends_inline:
+            divert(stream.take_nowait)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(stream.send_loop, send)
@@ -74,13 +89,23 @@ class WatchService:
 
 
 class WatchStream(ChannelSink):
-    """The WatchSink of every watcher created on one gRPC stream."""
+    """The WatchSink of every watcher created on one gRPC stream.
+
+    ``send_nowait(message)``, if given, sends one serialized response without waiting, or returns False having
+    sent nothing (requests inline: see the module docstring)."""
 
     def __init__(
-        self, server: EtcdServer, permitted: Callable[[bytes, bytes], str | None] = lambda key, end: ""
+        self,
+        server: EtcdServer,
+        permitted: Callable[[bytes, bytes], str | None] = lambda key, end: "",
+        send_nowait: Callable[[bytes], bool] | None = None,
     ) -> None:
         self._server = server
         self._permitted = permitted
+        self._send_nowait = send_nowait
+        # True only while send_loop waits on an empty queue and nothing was queued since: then nothing is
+        # ahead of a new response, which may go inline. Cleared by every put into the queue.
+        self._idle = False
         self._grants: dict[int, tuple[str, bytes, bytes]] = {}  # watch id -> (user, key, range_end) as checked
         self._auth_state = _auth_state(server)
         self._revoked: set[int] = set()  # watch ids the recheck canceled: their queued events are dropped
@@ -90,7 +115,15 @@ class WatchStream(ChannelSink):
         self._next_id = 0
         self._fragment_limit = server.settings.max_request_bytes + FRAGMENT_OVERHEAD
 
-    # -- WatchSink (try_send and has_room from ChannelSink) ----------------------------------
+    @property
+    def sends_inline(self) -> bool:
+        return self._send_nowait is not None
+
+    # -- WatchSink (has_room from ChannelSink) -----------------------------------------------
+
+    def try_send(self, response: rpc_pb2.WatchResponse) -> bool:
+        self._idle = False
+        return super().try_send(response)
 
     def watcher_gone(self, watcher: Watcher) -> None:
         self._watchers.pop(watcher.id, None)
@@ -99,19 +132,45 @@ class WatchStream(ChannelSink):
     # -- requests ----------------------------------------------------------------------------
 
     async def handle(self, request: rpc_pb2.WatchRequest) -> None:
+        """One request, in the handler's task: its reply waits for room in the queue."""
+        reply, start = self._answer(request)
+        if reply is not None:
+            self._idle = False
+            await self.send.send(reply)
+        if start is not None:
+            self._start(*start)
+
+    def take_nowait(self, data: bytes) -> bool:
+        """StreamMessages.divert's ``take``: handles one request now, in the connection's reader, if nothing is
+        queued (so its reply, if it cannot go inline, has room); False (nothing done) otherwise, or if the
+        request does not decode (the handler meets the error again, and ends the call with it)."""
+        if not self._idle:
+            return False
+        try:
+            request = decode(rpc_pb2.WatchRequest, data)
+        except errors.EtcdError:
+            return False
+        reply, start = self._answer(request)
+        if reply is not None and not self._send_inline(reply):
+            self._idle = False
+            self.send.send_nowait(reply)  # the queue was empty: never WouldBlock
+        if start is not None:
+            self._start(*start)
+        return True
+
+    def _answer(self, request: rpc_pb2.WatchRequest) -> _Answer:
+        """What a request does, up to its reply: the reply (None: none is due), and the watcher to start once
+        the reply is queued or sent, with its start revision (None: none)."""
         kind = request.WhichOneof("request_union")
         if kind == "create_request":
-            await self._create(request.create_request)
-        elif kind == "cancel_request":
-            await self._cancel(request.cancel_request.watch_id)
-        elif kind == "progress_request":
-            await self._reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.current_revision)
+            return self._create(request.create_request)
+        if kind == "cancel_request":
+            return self._cancel(request.cancel_request.watch_id), None
+        if kind == "progress_request":
+            return _reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.current_revision), None
+        return None, None
 
-    async def _reply(self, response: rpc_pb2.WatchResponse, revision: int) -> None:
-        response.header.revision = revision
-        await self.send.send(response)
-
-    async def _create(self, create: rpc_pb2.WatchCreateRequest) -> None:
+    def _create(self, create: rpc_pb2.WatchCreateRequest) -> _Answer:
         key = create.key or b"\x00"
         end: bytes | None = create.range_end or None
         if end == b"\x00":
@@ -127,8 +186,7 @@ class WatchStream(ChannelSink):
             error = ERR_DUPLICATE_ID
         if error is not None:
             response = rpc_pb2.WatchResponse(watch_id=refused_id, created=True, canceled=True, cancel_reason=error)
-            await self._reply(response, current)
-            return
+            return _reply(response, current), None
         watch_id = create.watch_id
         if not watch_id:
             while self._next_id in self._watchers:
@@ -149,26 +207,53 @@ class WatchStream(ChannelSink):
         self._watchers[watch_id] = watcher
         self._grants[watch_id] = (user, key, create.range_end)
         self._revoked.discard(watch_id)
-        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, created=True), current)
         # Start 0 means "after the revision in the created reply": writes applied while that reply was
         # queued must still reach this watcher, so it starts from the revision read above.
-        self._hub.add(watcher, create.start_revision or current + 1)
+        return _reply(rpc_pb2.WatchResponse(watch_id=watch_id, created=True), current), (
+            watcher,
+            create.start_revision or current + 1,
+        )
+
+    def _start(self, watcher: Watcher, start_revision: int) -> None:
+        self._hub.add(watcher, start_revision)
         if not watcher.synced:
             self._server.request_watch_sync()
 
-    async def _cancel(self, watch_id: int) -> None:
+    def _cancel(self, watch_id: int) -> rpc_pb2.WatchResponse | None:
         watcher = self._watchers.pop(watch_id, None)
         if watcher is None:
-            return  # unknown IDs are ignored without a reply, as etcd does
+            return None  # unknown IDs are ignored without a reply, as etcd does
         self._grants.pop(watch_id, None)
         self._hub.remove(watcher)
-        await self._reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.current_revision)
+        return _reply(rpc_pb2.WatchResponse(watch_id=watch_id, canceled=True), self._server.current_revision)
 
     # -- sending -----------------------------------------------------------------------------
 
+    def _send_inline(self, response: rpc_pb2.WatchResponse) -> bool:
+        """Sends ``response`` now if the call takes it without waiting; False (nothing sent) otherwise."""
+        if self._send_nowait is None:
+            return False
+        self._server.fill_identity(response.header)
+        return self._send_nowait(response.SerializeToString())
+
     async def send_loop(self, send: Send) -> None:
         fill = self._server.fill_identity
-        async for response in self.receive:
+        receive = self.receive
+        while True:
+            try:
+                response = receive.receive_nowait()
+            except trio.WouldBlock:
+                self._idle = True
+                try:
+                    response = await receive.receive()
+                except trio.EndOfChannel:
+                    return
+            else:
+                # One pass of the scheduler per response, as a blocking receive makes: while a client reads
+                # slower than its watchers' keys change, the queue then fills and they catch up from history,
+                # many events to a message. Drained without it, every event went alone and a Python client fell
+                # seconds behind.
+                await trio.lowlevel.checkpoint()
             if response.events:
                 if _auth_state(self._server) != self._auth_state:
                     await self._recheck(send)
@@ -219,6 +304,11 @@ class WatchStream(ChannelSink):
             self._hub.remove(watcher)
         self._watchers.clear()
         self._grants.clear()
+
+
+def _reply(response: rpc_pb2.WatchResponse, revision: int) -> rpc_pb2.WatchResponse:
+    response.header.revision = revision
+    return response
 
 
 def _auth_state(server: EtcdServer) -> tuple[bool, int]:
