@@ -690,12 +690,26 @@ class GrpcConnection:
         if call.inbox is not None:
             COUNTS.stream_received[call.ctx.path] += 1
             divert = call.divert
-            if divert is not None and not call.backlog and not call.in_hand and divert(message):
+            if divert is not None and not call.backlog and not call.in_hand and self._diverted(call, divert, message):
                 return
             call.backlog += 5 + len(message)
             call.inbox.send_nowait(message)
         elif not call.messages:
             call.messages.append(message)  # a unary call takes its first message; grpc-go ignores the rest
+
+    def _diverted(self, call: _Call, take: Callable[[bytes], bool], message: bytes) -> bool:
+        """``take(message)`` (StreamMessages.divert). What it raises ends that call, as its handler's error would
+        (failure_status), never the connection, whose reader it runs in."""
+        try:
+            return take(message)
+        except Exception as exc:
+            call.failed = True
+            if call.scope is not None:
+                call.scope.cancel()
+            if call.inbox is not None:
+                call.inbox.close()
+            self._finish(call, *failure_status(call.ctx.path, exc))
+            return True
 
     def _reject(self, call: _Call, error: EtcdError) -> None:
         """The request stream broke a rule. A unary call ends now; a streaming handler gets ``error`` from
@@ -987,10 +1001,15 @@ class GrpcConnection:
             return True
 
     def _gone(self, call: _Call) -> None:
-        """The HTTP/2 driver already closed this stream (the peer reset it in the same read): forget the call."""
+        """The HTTP/2 driver already closed this stream: the peer reset it in the same read, and that read's
+        StreamReset event may not be handled yet (a request taken from the same read was answered first). Ends
+        the call now as that event would (_on_reset: a streaming handler is cancelled, its inbox closed), so
+        that the event finds nothing left to do; a call it already ended is only marked closed."""
+        if self._calls.get(call.stream_id) is call:
+            self._on_reset(call.stream_id)
+            return
         call.closed = True
         self._hold(call, 0)
-        self._calls.pop(call.stream_id, None)
 
     def _put_message_nowait(self, call: _Call, message: bytes) -> bool:
         h2c = self._h2

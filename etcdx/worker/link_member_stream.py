@@ -45,14 +45,17 @@ class MemberStream:
         self._in_hand = False  # the handler took a message and has not asked for the next
         self._queued = 0  # messages in the inbox
         self._open = True  # until the worker's HALF_CLOSE or CANCEL: a message after it breaks the protocol
+        self._failure: tuple[int, str] | None = None  # the status a failed divert ended the call with
 
     # -- the link's reader ------------------------------------------------------------------
 
     def deliver(self, message: bytes) -> None:
         self._credit.received(len(message))
         COUNTS.stream_received[self.ctx.path] += 1
+        if self._failure is not None:
+            return  # a divert failed and ended the call: what the worker sent before it saw the END is dropped
         divert = self._divert
-        if divert is not None and not self._in_hand and not self._queued and self._open and divert(message):
+        if divert is not None and not self._in_hand and not self._queued and self._open and self._diverted(message):
             self._took(message)
             return
         try:
@@ -60,6 +63,19 @@ class MemberStream:
         except trio.ClosedResourceError:
             raise LinkError("a stream message after its HALF_CLOSE") from None
         self._queued += 1
+
+    def _diverted(self, message: bytes) -> bool:
+        """The divert's ``take(message)``. What it raises ends this call, as its handler's error would
+        (failure_status), never the link, whose reader it runs in."""
+        assert self._divert is not None
+        try:
+            return self._divert(message)
+        except Exception as exc:
+            self._failure = failure_status(self.ctx.path, exc)
+            self._inbox.close()
+            if self._scope is not None:
+                self._scope.cancel()
+            return True
 
     def grant(self, size: int) -> None:
         self._credit.granted(size)
@@ -93,7 +109,9 @@ class MemberStream:
                 code, text = failure_status(self.ctx.path, exc)
         if self.cancelled:
             return
-        if scope.cancelled_caught:
+        if self._failure is not None:
+            code, text = self._failure
+        elif scope.cancelled_caught:
             code, text = _DEADLINE
         end(self, code, text)
 

@@ -54,6 +54,7 @@ class Member:
             "/t/flood": ServerStreamMethod(self._flood),
             "/t/forever": BidiStreamMethod(self._forever),
             "/t/divert": BidiStreamMethod(self._divert),
+            "/t/divert-bug": BidiStreamMethod(self._divert_bug),
         }.get(path)
 
     def _inline(self, data: bytes, ctx: RpcContext) -> bytes:
@@ -111,6 +112,21 @@ class Member:
             if message.startswith(b"task:"):
                 await trio.sleep(0.01)
             await send(b"handler:" + message[:8])
+
+    async def _divert_bug(self, messages, ctx, send) -> None:
+        """Its reader's ``take`` raises (a bug): the call must end, not the link."""
+
+        def take(message: bytes) -> bool:
+            raise RuntimeError("a bug in take")
+
+        messages.divert(take)
+        try:
+            async for _ in messages:
+                pass
+            await trio.sleep_forever()
+        except trio.Cancelled:
+            self.ended.append("cancelled")
+            raise
 
     async def _forever(self, messages, ctx, send) -> None:
         try:
@@ -583,3 +599,19 @@ async def test_a_stream_handled_from_the_links_reader_keeps_order_and_returns_cr
     assert [message.split(b":", 1)[1] for message in got] == [word[:8] for word in words]
     by_reader = sum(message.startswith(b"reader:") for message in got)
     assert 0 < by_reader < count - len([w for w in words if w.startswith(b"task:")])  # some wait behind a task
+
+
+async def test_a_divert_that_raises_ends_its_call_not_the_link(linked):
+    """What a reader's ``take`` raises ends that call with the status a handler's error gives (UNKNOWN and its
+    text), its handler cancelled; the link, every other call on it and later calls go on."""
+    member, link, _ = linked
+    async with link.open_stream("/t/forever", {}, None) as bystander:
+        assert await first_message(bystander) == b"ready"
+        async with link.open_stream("/t/divert-bug", {}, None) as stream:
+            await trio.sleep(0.05)  # the handler has set its divert and asked for a message
+            await stream.send(b"boom")
+            with trio.fail_after(5):
+                assert await failure_of(stream) == (StatusCode.UNKNOWN, "a bug in take")
+            await stream.send(b"after its end")  # dropped: the member has ended it
+        assert member.ended == ["cancelled"]
+        assert await call(link, "/t/inline", b"still here") == b"inline:still here"

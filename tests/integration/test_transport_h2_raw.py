@@ -49,6 +49,20 @@ class Server:
         finally:
             self.cancelled.set()
 
+    async def divert_bug(self, requests, ctx, send) -> None:
+        """Its reader's ``take`` raises (a bug): that call must end, not the connection."""
+
+        def take(message: bytes) -> bool:
+            raise RuntimeError("a bug in take")
+
+        requests.divert(take)
+        try:
+            async for _ in requests:
+                pass
+            await trio.sleep_forever()
+        finally:
+            self.cancelled.set()
+
     async def gated_echo(self, requests, ctx, send) -> None:
         await self.gate.wait()
         async for message in requests:
@@ -59,6 +73,7 @@ class Server:
             "/t.S/Echo": UnaryMethod(self.echo),
             "/t.S/Hold": BidiStreamMethod(self.hold),
             "/t.S/GatedEcho": BidiStreamMethod(self.gated_echo),
+            "/t.S/DivertBug": BidiStreamMethod(self.divert_bug),
         }.get(path)
 
 
@@ -408,3 +423,24 @@ async def test_large_and_small_requests_on_one_connection_are_answered_in_full(s
             await client.flush()
             events = await client.events_until(lambda seen, sid=sid: any(_ended(e, sid) for e in seen))
             assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))[5:] == message
+
+
+async def test_a_divert_that_raises_ends_its_call_not_the_connection(server):
+    """What a reader's ``take`` (StreamMessages.divert) raises ends that call as its handler's error would
+    (UNKNOWN, the error's text), its handler cancelled; the connection and its other calls go on."""
+    client = await Client.connect(server.port)
+    async with client.stream:
+        sid = await client.start_call("/t.S/DivertBug")
+        await trio.sleep(0.05)  # the handler has set its divert and asked for a message
+        client.h2.send_data(sid, frame(b"boom"))
+        await client.flush()
+        status = await client.call_status(sid)
+        assert (status["grpc-status"], status.get("grpc-message")) == ("2", "a bug in take")
+        with trio.fail_after(5):
+            await server.cancelled.wait()
+        echo = await client.start_call("/t.S/Echo")
+        client.h2.send_data(echo, frame(b"still here"), end_stream=True)
+        await client.flush()
+        events = await client.events_until(lambda seen: any(_ended(e, echo) for e in seen))
+        data = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived) and e.stream_id == echo)
+        assert data[5:] == b"still here"

@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 import time
+import urllib.request
 
 import grpc
 import h2.config
@@ -195,5 +196,45 @@ def test_a_progress_reply_follows_every_event_sent_before_it(tmp_path):
                 newest = response.header.revision
             else:
                 assert response.events[0].kv.mod_revision > newest, "an event came after a progress reply past it"
+    finally:
+        server.stop()
+
+
+def _watch_gauges(port: int) -> tuple[float, float]:
+    """(watch streams, watchers) from /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        values[name] = value
+    return float(values["etcd_debugging_mvcc_watch_stream_total"]), float(values["etcd_debugging_mvcc_watcher_total"])
+
+
+@pytest.mark.parametrize("last", ["cancel", "create"])
+def test_a_stream_reset_in_the_same_write_as_its_last_request_ends(tmp_path, last):
+    """clientv3 cancels a stream's last watcher and resets the stream at once: when the reader takes the request
+    and answers it before it handles the reset, the answer meets a closed stream; the call must still end (its
+    handler and sender gone, its watchers out of the hub), as a reset alone ends it."""
+    server = etcdx_process(tmp_path, extra_args=("--experimental-read-workers", "0"))
+    server.start()
+    try:
+        client = HandDrivenWatches(server.client_port)
+        sid = client.open()
+        client.send(sid, _create(b"quiet"))
+        client.read_until(lambda: client.responses[sid])
+        assert _watch_gauges(server.client_port) == (1, 1)
+        if last == "cancel":
+            request = rpc_pb2.WatchRequest(cancel_request=rpc_pb2.WatchCancelRequest(watch_id=0))
+        else:
+            request = _create(b"quiet2")
+        message = request.SerializeToString()
+        client.h2.send_data(sid, struct.pack(">BI", 0, len(message)) + message)
+        client.h2.reset_stream(sid)
+        client._flush()  # one write: the request's DATA, then RST_STREAM
+        deadline = time.monotonic() + 5
+        while _watch_gauges(server.client_port) != (0, 0):
+            assert time.monotonic() < deadline, _watch_gauges(server.client_port)
+            time.sleep(0.05)
+        client.close()
     finally:
         server.stop()
