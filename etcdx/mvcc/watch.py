@@ -33,6 +33,10 @@ class WatchSink(Protocol):
     def watcher_gone(self, watcher: Watcher) -> None:
         """The hub removed ``watcher`` on its own (compaction)."""
 
+    def watcher_synced(self, watcher: Watcher) -> None:
+        """``sync`` brought ``watcher`` to the head: every event it was due up to the current revision has gone to
+        this sink."""
+
 
 class Watcher:
     __slots__ = (
@@ -219,6 +223,7 @@ class WatchHub:
                 # the watcher joins the head.
                 self._unsynced.discard(watcher)
                 self._add_synced(watcher)
+                watcher.sink.watcher_synced(watcher)
             else:
                 pending.append(watcher)
         if not pending:
@@ -236,6 +241,7 @@ class WatchHub:
             if watcher.next_rev > current:
                 self._unsynced.discard(watcher)
                 self._add_synced(watcher)
+                watcher.sink.watcher_synced(watcher)
 
     def progress(self, revision: int) -> None:
         """Periodic progress notification to idle synced watchers that asked for it."""

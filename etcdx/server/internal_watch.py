@@ -37,6 +37,9 @@ class ChannelSink:
     def watcher_gone(self, watcher: Watcher) -> None:
         self.send.close()
 
+    def watcher_synced(self, watcher: Watcher) -> None:
+        pass
+
 
 @asynccontextmanager
 async def watch(server, key: bytes, end: bytes | None, start_revision: int) -> AsyncIterator[trio.MemoryReceiveChannel]:

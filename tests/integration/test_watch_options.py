@@ -107,3 +107,26 @@ def test_watchers_created_during_writes_miss_nothing(etcdx_server):
     finally:
         watch.close()
         channel.close()
+
+
+def test_a_progress_request_is_answered_after_the_streams_catch_up(tmp_path):
+    """etcd-io/etcd#15220, which etcd 3.5.1 has: a progress reply's revision tells the client it has every event up
+    to that revision, so while a watcher of the stream still catches up from history, the reply waits until it
+    has caught up (etcd 3.5.1 answers at once, ahead of the history: docs/differences.md)."""
+    with etcdx_process(tmp_path, extra_args=("--experimental-read-workers", "0")).start() as server:
+        with grpc.insecure_channel(server.endpoint) as channel:
+            kv = rpc_pb2_grpc.KVStub(channel)
+            revisions = [kv.Put(rpc_pb2.PutRequest(key=b"hist", value=b"%d" % n)).header.revision for n in range(2500)]
+        watch = RecordingWatch(server.endpoint)
+        try:
+            create = rpc_pb2.WatchCreateRequest(key=b"hist", start_revision=1)
+            watch.send(rpc_pb2.WatchRequest(create_request=create))
+            watch.send(rpc_pb2.WatchRequest(progress_request=rpc_pb2.WatchProgressRequest()))
+            progress = watch.wait_for(lambda r: r.watch_id == -1, 0, timeout=10)
+            with watch._lock:
+                before = watch.responses[: watch.responses.index(progress)]
+            seen = [e.kv.mod_revision for r in before for e in r.events]
+            assert progress.header.revision >= revisions[-1]
+            assert seen == revisions, f"{len(seen)} of {len(revisions)} events came before the progress reply"
+        finally:
+            watch.close()

@@ -19,3 +19,6 @@ class Sink:
 
     def watcher_gone(self, watcher: Watcher) -> None:
         pass
+
+    def watcher_synced(self, watcher: Watcher) -> None:
+        pass

@@ -110,6 +110,7 @@ class WatchStream(ChannelSink):
         # ahead of a new response, which may go inline. Cleared by every put into the queue.
         self._idle = False
         self._closed = False  # close() ran: the call is ending, and no request may start a watcher any more
+        self._progress_due = False  # a progress request waits until no watcher of the stream is catching up
         self._grants: dict[int, tuple[str, bytes, bytes]] = {}  # watch id -> (user, key, range_end) as checked
         self._auth_state = _auth_state(server)
         self._revoked: set[int] = set()  # watch ids the recheck canceled: their queued events are dropped
@@ -132,6 +133,10 @@ class WatchStream(ChannelSink):
     def watcher_gone(self, watcher: Watcher) -> None:
         self._watchers.pop(watcher.id, None)
         self._grants.pop(watcher.id, None)
+        self._send_due_progress()
+
+    def watcher_synced(self, watcher: Watcher) -> None:
+        self._send_due_progress()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -143,6 +148,7 @@ class WatchStream(ChannelSink):
             await self.send.send(reply)
         if start is not None:
             self._start(*start)
+        self._send_due_progress()
 
     def take_nowait(self, data: bytes) -> bool:
         """StreamMessages.divert's ``take``: handles one request now, in the connection's reader, if nothing is
@@ -160,6 +166,7 @@ class WatchStream(ChannelSink):
             self.send.send_nowait(reply)  # the queue was empty: never WouldBlock
         if start is not None:
             self._start(*start)
+        self._send_due_progress()
         return True
 
     def _answer(self, request: rpc_pb2.WatchRequest) -> _Answer:
@@ -171,8 +178,35 @@ class WatchStream(ChannelSink):
         if kind == "cancel_request":
             return self._cancel(request.cancel_request.watch_id), None
         if kind == "progress_request":
-            return _reply(rpc_pb2.WatchResponse(watch_id=-1), self._server.current_revision), None
+            if not self._all_synced():
+                self._progress_due = True  # answered once none catches up (_send_due_progress)
+                return None, None
+            self._progress_due = False
+            return _progress(self._server.current_revision), None
         return None, None
+
+    def _all_synced(self) -> bool:
+        return all(watcher.synced for watcher in self._watchers.values())
+
+    def _send_due_progress(self) -> None:
+        """Answers a progress request that was made while some watcher of the stream was catching up, once none
+        is: its revision then says that every event up to it has been queued before it (etcd-io/etcd#15220;
+        etcd 3.5.1 answers at once, ahead of the catch-up's events). Requests made meanwhile get one answer."""
+        if not self._progress_due or not self._all_synced():
+            return
+        self._idle = False
+        try:
+            self.send.send_nowait(_progress(self._server.current_revision))
+        except trio.WouldBlock:
+            return  # a full queue: send_loop answers once it has drained it (_drained_progress)
+        self._progress_due = False
+
+    def _drained_progress(self) -> rpc_pb2.WatchResponse | None:
+        """For send_loop, its queue empty: the answer to a progress request that is due, if one is."""
+        if not self._progress_due or not self._all_synced():
+            return None
+        self._progress_due = False
+        return _progress(self._server.current_revision)
 
     def _create(self, create: rpc_pb2.WatchCreateRequest) -> _Answer:
         key = create.key or b"\x00"
@@ -247,13 +281,15 @@ class WatchStream(ChannelSink):
             try:
                 response = receive.receive_nowait()
             except trio.WouldBlock:
-                self._idle = True
-                try:
-                    response = await receive.receive()
-                except trio.EndOfChannel:
-                    return
-                finally:
-                    self._idle = False  # taken, or leaving (cancelled): either way not waiting any more
+                response = self._drained_progress()
+                if response is None:
+                    self._idle = True
+                    try:
+                        response = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                    finally:
+                        self._idle = False  # taken, or leaving (cancelled): either way not waiting any more
             else:
                 # One pass of the scheduler per response, as a blocking receive makes: while a client reads
                 # slower than its watchers' keys change, the queue then fills and they catch up from history,
@@ -317,6 +353,11 @@ class WatchStream(ChannelSink):
 def _reply(response: rpc_pb2.WatchResponse, revision: int) -> rpc_pb2.WatchResponse:
     response.header.revision = revision
     return response
+
+
+def _progress(revision: int) -> rpc_pb2.WatchResponse:
+    """The answer to a progress request: watch id -1, no events, ``revision`` in its header."""
+    return _reply(rpc_pb2.WatchResponse(watch_id=-1), revision)
 
 
 def _auth_state(server: EtcdServer) -> tuple[bool, int]:
