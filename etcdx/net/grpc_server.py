@@ -703,12 +703,7 @@ class GrpcConnection:
         try:
             return take(message)
         except Exception as exc:
-            call.failed = True
-            if call.scope is not None:
-                call.scope.cancel()
-            if call.inbox is not None:
-                call.inbox.close()
-            self._finish(call, *failure_status(call.ctx.path, exc))
+            self._fail(call, EtcdError(*failure_status(call.ctx.path, exc)))
             return True
 
     def _reject(self, call: _Call, error: EtcdError) -> None:

@@ -192,17 +192,18 @@ class WatchStream(ChannelSink):
         """Answers a progress request that was made while some watcher of the stream was catching up, once none
         is: its revision then says that every event up to it has been queued before it (etcd-io/etcd#15220;
         etcd 3.5.1 answers at once, ahead of the catch-up's events). Requests made meanwhile get one answer."""
-        if not self._progress_due or not self._all_synced():
+        response = self._due_progress()
+        if response is None:
             return
         self._idle = False
         try:
-            self.send.send_nowait(_progress(self._server.current_revision))
+            self.send.send_nowait(response)
         except trio.WouldBlock:
-            return  # a full queue: send_loop answers once it has drained it (_drained_progress)
-        self._progress_due = False
+            self._progress_due = True  # a full queue: send_loop answers once it has drained it
 
-    def _drained_progress(self) -> rpc_pb2.WatchResponse | None:
-        """For send_loop, its queue empty: the answer to a progress request that is due, if one is."""
+    def _due_progress(self) -> rpc_pb2.WatchResponse | None:
+        """The answer to a progress request that is due now (no watcher catches up any more), if one is; it is
+        then no longer due. send_loop takes it too, once its queue is empty."""
         if not self._progress_due or not self._all_synced():
             return None
         self._progress_due = False
@@ -281,7 +282,7 @@ class WatchStream(ChannelSink):
             try:
                 response = receive.receive_nowait()
             except trio.WouldBlock:
-                response = self._drained_progress()
+                response = self._due_progress()
                 if response is None:
                     self._idle = True
                     try:
